@@ -1,0 +1,152 @@
+#pragma once
+// The configuration snapshot: plain structs filled by the YAML loader (the only
+// user of yaml-cpp) and checked by the validator. Shared read-only between workers.
+
+#include "michi/core/secret.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace michi::config {
+
+using duration = std::chrono::milliseconds;
+
+struct tls_config {
+    std::string cert_file;
+    std::string key_file;
+    bool enabled() const { return !cert_file.empty(); }
+};
+
+struct server_config {
+    std::string listen = "0.0.0.0:8080";
+    std::string host = "0.0.0.0";      // derived from listen
+    std::uint16_t port = 8080;          // derived from listen (0 = ephemeral)
+    unsigned threads = 0;               // 0 = one per core
+    std::size_t max_body_bytes = 10485760;
+    std::size_t max_header_bytes = 16384;            // extension
+    duration idle_timeout{std::chrono::seconds(60)};
+    duration read_timeout{std::chrono::seconds(30)}; // extension: whole request must arrive
+    duration drain_timeout{std::chrono::seconds(30)};
+    tls_config tls;
+};
+
+struct admin_config {
+    secret key; // empty: admin API and dashboard disabled
+};
+
+struct store_config {
+    std::string sqlite = "data/michi.db";
+    std::string redis;
+    duration flush_interval{std::chrono::milliseconds(200)};
+};
+
+struct log_config {
+    std::string level = "info";  // trace debug info warn error
+    std::string format = "text"; // text | json
+};
+
+enum class provider_type { openai, anthropic, gemini, azure, echo };
+
+struct provider_config {
+    std::string name;
+    provider_type type = provider_type::openai;
+    std::string base_url;
+    secret api_key;
+    std::map<std::string, std::string> headers;
+    duration connect_timeout{std::chrono::seconds(5)};
+    duration timeout{std::chrono::seconds(600)};
+    unsigned max_connections = 256;
+    std::string api_version; // azure
+    std::string ca_file;     // extension: extra trust anchors (PEM) for this provider
+};
+
+struct model_config {
+    std::string name;     // "provider/model"
+    std::string provider; // "provider"
+    std::string model;    // "model"
+    std::string upstream; // name sent upstream (defaults to model)
+    std::optional<double> input_per_mtok;
+    std::optional<double> output_per_mtok;
+    std::optional<std::uint64_t> context_window;
+    bool supports_tools = true;
+    bool supports_images = true;
+    bool builtin = false; // came from the built-in table, not the config file
+};
+
+enum class route_strategy { fallback, cheapest };
+
+struct route_config {
+    std::string name;
+    route_strategy strategy = route_strategy::fallback;
+    std::vector<std::string> targets; // "provider/model", validated against models
+    duration attempt_timeout{std::chrono::seconds(30)};
+    unsigned retries = 0;
+};
+
+enum class key_class { developer, application, agent };
+
+struct limits {
+    std::optional<std::uint64_t> rpm;
+    std::optional<std::uint64_t> tpm;
+    std::optional<double> daily_usd;
+    std::optional<double> monthly_usd;
+    std::optional<std::uint64_t> loop_max;
+    std::optional<duration> loop_window;
+};
+
+struct key_config {
+    std::string id;
+    key_class cls = key_class::developer;
+    std::string secret_sha256;        // lower-case hex; empty = key disabled
+    std::vector<std::string> models;  // globs; empty = every model and route
+    limits overrides;                 // per-key values, unset = class default
+};
+
+struct config {
+    server_config server;
+    admin_config admin;
+    store_config store;
+    log_config log;
+    std::map<std::string, provider_config> providers;
+    std::map<std::string, model_config> models; // config entries merged over built-ins
+    std::map<std::string, route_config> routes;
+    duration cooldown{std::chrono::seconds(30)};
+    unsigned cooldown_failures = 3;
+    std::map<key_class, limits> key_classes;
+    std::vector<key_config> keys;
+    std::string source_path; // file it was loaded from, for reloads
+
+    // The model entry for "provider/model": from `models:`, else a built-in entry (by
+    // bare model name) for a configured provider; an `echo` provider accepts any model
+    // name at price 0. nullopt when unknown.
+    std::optional<model_config> find_model(const std::string& name) const;
+    // Class default overlaid with the key's own values.
+    limits effective_limits(const key_config& key) const;
+};
+
+// Looks up an environment variable; nullopt when unset.
+using env_lookup = std::function<std::optional<std::string>(const std::string&)>;
+env_lookup process_env();
+
+struct load_result {
+    std::shared_ptr<const config> cfg; // null when errors is non-empty
+    std::vector<std::string> errors;   // every problem, each naming its YAML path
+};
+
+load_result load_file(const std::string& path, const env_lookup& env = process_env());
+load_result load_string(const std::string& yaml_text, const env_lookup& env = process_env());
+
+// Durations like "250ms", "30s", "5m", "1h"; nullopt on bad input.
+std::optional<duration> parse_duration(const std::string& text);
+
+const char* to_string(provider_type t);
+const char* to_string(key_class c);
+std::optional<key_class> parse_key_class(const std::string& s);
+
+} // namespace michi::config

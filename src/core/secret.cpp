@@ -1,0 +1,73 @@
+#include "michi/core/secret.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include <array>
+#include <cctype>
+#include <stdexcept>
+
+namespace michi {
+
+std::string sha256_raw(std::string_view data) {
+    std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
+    unsigned int len = 0;
+    if (EVP_Digest(data.data(), data.size(), md.data(), &len, EVP_sha256(), nullptr) != 1) {
+        throw std::runtime_error("sha256 failed");
+    }
+    return std::string(reinterpret_cast<const char*>(md.data()), len);
+}
+
+std::string sha256_hex(std::string_view data) {
+    static constexpr char hex[] = "0123456789abcdef";
+    const std::string raw = sha256_raw(data);
+    std::string out;
+    out.reserve(raw.size() * 2);
+    for (unsigned char c : raw) {
+        out.push_back(hex[c >> 4]);
+        out.push_back(hex[c & 0xf]);
+    }
+    return out;
+}
+
+bool constant_time_equal(std::string_view a, std::string_view b) noexcept {
+    if (a.size() != b.size()) {
+        return false;
+    }
+    return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::string random_base62(std::size_t n) {
+    static constexpr char alphabet[] =
+        "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    std::string out;
+    out.reserve(n);
+    std::array<unsigned char, 64> buf{};
+    while (out.size() < n) {
+        if (RAND_bytes(buf.data(), static_cast<int>(buf.size())) != 1) {
+            throw std::runtime_error("CSPRNG unavailable");
+        }
+        for (unsigned char c : buf) {
+            // Rejection sampling keeps the distribution uniform: 248 = 62 * 4.
+            if (c < 248 && out.size() < n) {
+                out.push_back(alphabet[c % 62]);
+            }
+        }
+    }
+    return out;
+}
+
+bool is_sha256_hex(std::string_view s) noexcept {
+    if (s.size() != 64) {
+        return false;
+    }
+    for (char c : s) {
+        if (!std::isxdigit(static_cast<unsigned char>(c))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+} // namespace michi
