@@ -142,11 +142,19 @@ struct load_result {
 load_result load_file(const std::string& path, const env_lookup& env = process_env());
 load_result load_string(const std::string& yaml_text, const env_lookup& env = process_env());
 
-// Durations like "250ms", "30s", "5m", "1h"; nullopt on bad input.
+// Cross-field checks on a built snapshot (provider settings by type, dangling provider and
+// model names, duplicate key ids and secrets); every problem names its YAML path. load_*
+// already runs it; run it again on an edited copy (admin API) before swapping it in.
+std::vector<std::string> validate(const config& cfg);
+
+// Durations like "250ms", "30s", "5m", "1h"; a bare integer is seconds; nullopt on bad input.
 std::optional<duration> parse_duration(const std::string& text);
 
 const char* to_string(provider_type t);
 const char* to_string(key_class c);
+const char* to_string(route_strategy s);
 std::optional<key_class> parse_key_class(const std::string& s);
+std::optional<provider_type> parse_provider_type(const std::string& s);
+std::optional<route_strategy> parse_route_strategy(const std::string& s);
 
 } // namespace michi::config

@@ -1,0 +1,726 @@
+// YAML -> config structs; the only user of yaml-cpp. Every scalar goes through ${VAR}
+// interpolation before it is typed, and every problem is collected with its YAML path, so
+// one run reports all of them. Nothing throws out of load_file / load_string.
+
+#include "michi/config/builtin_models.hpp"
+#include "michi/config/config.hpp"
+#include "michi/core/secret.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <concepts>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <limits>
+#include <set>
+#include <string_view>
+#include <utility>
+
+namespace michi::config {
+namespace {
+
+// A YAML node and the path that names it in error messages ("routes.auto.targets[1]").
+struct at {
+    YAML::Node node;
+    std::string path;
+};
+
+using handler = std::function<void(const at&)>;
+using field_table = std::vector<std::pair<std::string_view, handler>>;
+
+// Values read with a lower bound: counts and durations.
+enum class range { non_negative, positive };
+template <class T>
+concept ranged = std::unsigned_integral<T> || std::same_as<T, duration>;
+
+std::string join(const std::string& path, const std::string& key) {
+    return path.empty() ? key : path + "." + key;
+}
+
+std::string in_quotes(std::string_view s) { return "\"" + std::string(s) + "\""; }
+
+std::string describe(const YAML::Node& n) {
+    if (n.IsMap()) {
+        return "a map";
+    }
+    if (n.IsSequence()) {
+        return "a list";
+    }
+    return n.IsScalar() ? in_quotes(n.Scalar()) : "nothing";
+}
+
+bool is_var_name(std::string_view s) {
+    if (s.empty() || std::isdigit(static_cast<unsigned char>(s.front()))) {
+        return false;
+    }
+    for (const char c : s) {
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') {
+            return false;
+        }
+    }
+    return true;
+}
+
+// "host:port", "[v6addr]:port" or ":port" (every interface).
+std::optional<std::pair<std::string, std::uint16_t>> split_host_port(std::string_view s) {
+    std::string_view host;
+    std::string_view port;
+    if (s.starts_with('[')) {
+        const auto close = s.find(']');
+        if (close == std::string_view::npos || s.substr(close + 1, 1) != ":") {
+            return std::nullopt;
+        }
+        host = s.substr(1, close - 1);
+        port = s.substr(close + 2);
+    } else {
+        const auto colon = s.rfind(':');
+        if (colon == std::string_view::npos) {
+            return std::nullopt;
+        }
+        host = s.substr(0, colon);
+        port = s.substr(colon + 1);
+        if (host.find(':') != std::string_view::npos) {
+            return std::nullopt; // an IPv6 address needs brackets
+        }
+    }
+    std::uint16_t n = 0;
+    const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), n);
+    if (port.empty() || ec != std::errc{} || end != port.data() + port.size()) {
+        return std::nullopt;
+    }
+    return std::pair{host.empty() ? std::string("0.0.0.0") : std::string(host), n};
+}
+
+bool is_header_name(std::string_view s) {
+    static constexpr std::string_view specials = "!#$%&'*+-.^_`|~";
+    return !s.empty() && std::ranges::all_of(s, [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) ||
+               specials.find(c) != std::string_view::npos;
+    });
+}
+
+std::optional<std::string> parse_log_level(const std::string& s) {
+    static const std::set<std::string> levels{"trace", "debug", "info", "warn", "error"};
+    return levels.contains(s) ? std::optional(s) : std::nullopt;
+}
+
+std::optional<std::string> parse_log_format(const std::string& s) {
+    return s == "text" || s == "json" ? std::optional(s) : std::nullopt;
+}
+
+template <class T> void set(T& out, std::optional<T> value) {
+    if (value) {
+        out = std::move(*value);
+    }
+}
+
+template <class T> void set(std::optional<T>& out, std::optional<T> value) {
+    if (value) {
+        out = std::move(value);
+    }
+}
+
+template <class T> void fill(std::optional<T>& out, const std::optional<T>& fallback) {
+    if (!out) {
+        out = fallback;
+    }
+}
+
+// Walks the YAML tree into a config, collecting every error on the way.
+class loader {
+public:
+    explicit loader(const env_lookup& env) : env_(env) {}
+
+    std::vector<std::string> load(const YAML::Node& root, config& cfg) {
+        std::optional<at> models; // read after providers: model defaults depend on their type
+        const field_table table{
+            {"server", [&](const at& f) { server(f, cfg.server); }},
+            {"admin",
+             [&](const at& f) {
+                 fields(f, {{"key", to(cfg.admin.key)}});
+             }},
+            {"store", [&](const at& f) { store(f, cfg.store); }},
+            {"log", [&](const at& f) { log(f, cfg.log); }},
+            {"providers",
+             [&](const at& f) {
+                 entries(f, [&](const std::string& name, const at& p) {
+                     provider(name, p, cfg.providers[name]);
+                 });
+             }},
+            {"models", [&](const at& f) { models = f; }},
+            {"routes",
+             [&](const at& f) {
+                 entries(f, [&](const std::string& name, const at& r) {
+                     route(name, r, cfg.routes[name]);
+                 });
+             }},
+            {"cooldown", to(cfg.cooldown)},
+            {"cooldown_failures", to(cfg.cooldown_failures, range::positive)},
+            {"key_classes",
+             [&](const at& f) {
+                 entries(f, [&](const std::string& name, const at& c) {
+                     key_class_limits(name, c, cfg);
+                 });
+             }},
+            {"keys",
+             [&](const at& f) { items(f, [&](const at& k) { key(k, cfg.keys.emplace_back()); }); }},
+        };
+        fields({root, ""}, table);
+        if (models) {
+            entries(*models, [&](const std::string& name, const at& m) { model(name, m, cfg); });
+        }
+        return std::move(errors_);
+    }
+
+private:
+    void error(const std::string& path, const std::string& message) {
+        errors_.push_back((path.empty() ? "top level" : path) + ": " + message);
+    }
+
+    // --- structure: maps, lists, known fields --------------------------------------------
+
+    // Runs one reader; a surprise from yaml-cpp becomes an error at the node's path.
+    void guarded(const at& a, const handler& read) {
+        try {
+            read(a);
+        } catch (const std::exception& e) {
+            error(a.path, e.what());
+        }
+    }
+
+    // fn(key, child) for each entry of a map; null counts as an empty map.
+    void entries(const at& a, const std::function<void(const std::string&, const at&)>& fn) {
+        if (a.node.IsNull()) {
+            return;
+        }
+        if (!a.node.IsMap()) {
+            error(a.path, "expected a map, got " + describe(a.node));
+            return;
+        }
+        std::set<std::string> seen;
+        for (const auto& kv : a.node) {
+            if (!kv.first.IsScalar()) {
+                error(a.path, "expected a name as key, got " + describe(kv.first));
+                continue;
+            }
+            const std::string key = kv.first.Scalar();
+            const at child{kv.second, join(a.path, key)};
+            if (!seen.insert(key).second) {
+                error(child.path, "defined twice");
+                continue;
+            }
+            guarded(child, [&](const at& c) { fn(key, c); });
+        }
+    }
+
+    // A map with a fixed set of fields; any other field is an error.
+    void fields(const at& a, const field_table& table) {
+        entries(a, [&](const std::string& key, const at& f) {
+            for (const auto& [name, read] : table) {
+                if (key == name) {
+                    read(f);
+                    return;
+                }
+            }
+            error(f.path, "unknown field");
+        });
+    }
+
+    // Reports `key` as missing from the map at `a` (a null map lacks every field).
+    void require(const at& a, const char* key) {
+        const bool absent = a.node.IsNull() ||
+                            (a.node.IsMap() && (!a.node[key].IsDefined() || a.node[key].IsNull()));
+        if (absent) {
+            error(join(a.path, key), "missing required field");
+        }
+    }
+
+    // fn(item) for each item of a list; null counts as an empty list.
+    void items(const at& a, const handler& fn) {
+        if (a.node.IsNull()) {
+            return;
+        }
+        if (!a.node.IsSequence()) {
+            error(a.path, "expected a list, got " + describe(a.node));
+            return;
+        }
+        std::size_t i = 0;
+        for (const auto& item : a.node) {
+            guarded({item, a.path + "[" + std::to_string(i++) + "]"}, fn);
+        }
+    }
+
+    // --- scalars ----------------------------------------------------------------------------
+
+    // ${VAR} and ${VAR:-default} (default also when VAR is empty, as in sh); $$ is "$".
+    std::optional<std::string> interpolate(std::string_view in, const std::string& path) {
+        std::string out;
+        bool ok = true;
+        for (std::size_t i = 0; i < in.size(); ++i) {
+            const std::string_view next = in.substr(i + 1, 1);
+            if (in[i] != '$' || (next != "$" && next != "{")) {
+                out += in[i];
+                continue;
+            }
+            if (next == "$") {
+                out += '$';
+                ++i;
+                continue;
+            }
+            const auto close = in.find('}', i);
+            if (close == std::string_view::npos) {
+                error(path, "unterminated \"${\" (write \"$$\" for a literal \"$\")");
+                return std::nullopt;
+            }
+            const std::string_view ref = in.substr(i + 2, close - i - 2);
+            const auto sep = ref.find(":-");
+            const std::string var(ref.substr(0, sep));
+            i = close;
+            if (!is_var_name(var)) {
+                error(path, "invalid environment variable reference " +
+                                in_quotes("${" + std::string(ref) + "}"));
+                ok = false;
+                continue;
+            }
+            const auto value = env_ ? env_(var) : std::nullopt;
+            if (sep != std::string_view::npos && (!value || value->empty())) {
+                out += ref.substr(sep + 2);
+            } else if (value) {
+                out += *value;
+            } else {
+                error(path, "environment variable " + var + " is not set");
+                ok = false;
+            }
+        }
+        return ok ? std::optional(std::move(out)) : std::nullopt;
+    }
+
+    // The scalar's text after interpolation; nullopt when null (keep the default) or wrong.
+    std::optional<std::string> text(const at& f, const std::string& what) {
+        if (f.node.IsNull()) {
+            return std::nullopt;
+        }
+        if (!f.node.IsScalar()) {
+            error(f.path, "expected " + what + ", got " + describe(f.node));
+            return std::nullopt;
+        }
+        return interpolate(f.node.Scalar(), f.path);
+    }
+
+    // Text for a typed value: empty counts as unset, so `rpm: ${RPM:-}` keeps the default.
+    std::optional<std::string> typed_text(const at& f, const std::string& what) {
+        auto t = text(f, what);
+        return t && t->empty() ? std::nullopt : t;
+    }
+
+    std::optional<std::string> str(const at& f) { return text(f, "a string"); }
+
+    template <std::unsigned_integral T>
+    std::optional<T> integer(const at& f, range r = range::non_negative) {
+        const std::string what =
+            r == range::positive ? "a positive integer" : "a non-negative integer";
+        const auto t = typed_text(f, what);
+        if (!t) {
+            return std::nullopt;
+        }
+        std::uint64_t v = 0;
+        const char* end = t->data() + t->size();
+        const auto [p, ec] = std::from_chars(t->data(), end, v);
+        if (ec == std::errc::result_out_of_range ||
+            (ec == std::errc{} && p == end && v > std::numeric_limits<T>::max())) {
+            error(f.path, "expected an integer no greater than " +
+                              std::to_string(std::numeric_limits<T>::max()) + ", got " +
+                              in_quotes(*t));
+            return std::nullopt;
+        }
+        if (ec != std::errc{} || p != end || (r == range::positive && v == 0)) {
+            error(f.path, "expected " + what + ", got " + in_quotes(*t));
+            return std::nullopt;
+        }
+        return static_cast<T>(v);
+    }
+
+    std::optional<double> number(const at& f) {
+        const std::string what = "a non-negative number";
+        const auto t = typed_text(f, what);
+        if (!t) {
+            return std::nullopt;
+        }
+        double v = 0;
+        const char* end = t->data() + t->size();
+        const auto [p, ec] = std::from_chars(t->data(), end, v);
+        if (ec != std::errc{} || p != end || !std::isfinite(v) || v < 0) {
+            error(f.path, "expected " + what + ", got " + in_quotes(*t));
+            return std::nullopt;
+        }
+        return v;
+    }
+
+    std::optional<bool> flag(const at& f) {
+        const auto t = typed_text(f, "true or false");
+        if (t && (*t == "true" || *t == "false")) {
+            return *t == "true";
+        }
+        if (t) {
+            error(f.path, "expected true or false, got " + in_quotes(*t));
+        }
+        return std::nullopt;
+    }
+
+    std::optional<duration> dur(const at& f, range r = range::non_negative) {
+        const std::string what = std::string(r == range::positive ? "a positive" : "a") +
+                                 " duration like 250ms, 30s, 5m or 1h";
+        const auto t = typed_text(f, what);
+        if (!t) {
+            return std::nullopt;
+        }
+        const auto d = parse_duration(*t);
+        if (!d || (r == range::positive && d->count() == 0)) {
+            error(f.path, "expected " + what + ", got " + in_quotes(*t));
+            return std::nullopt;
+        }
+        return d;
+    }
+
+    // One of a fixed set of names; unlike other typed values, empty is not "unset".
+    template <class T>
+    std::optional<T> choice(const at& f, std::optional<T> (*parse)(const std::string&),
+                            const std::string& what, const std::string& expected) {
+        const auto t = text(f, "a " + what);
+        if (!t) {
+            return std::nullopt;
+        }
+        auto v = parse(*t);
+        if (!v) {
+            error(f.path, "unknown " + what + " " + in_quotes(*t) + " (expected " + expected + ")");
+        }
+        return v;
+    }
+
+    std::vector<std::string> strings(const at& a) {
+        std::vector<std::string> out;
+        items(a, [&](const at& f) { set(out.emplace_back(), str(f)); });
+        return out;
+    }
+
+    // --- readers bound to their destination, for the field tables ---------------------------
+
+    handler to(std::string& out) {
+        return [this, &out](const at& f) { set(out, str(f)); };
+    }
+    handler to(secret& out) {
+        return [this, &out](const at& f) {
+            if (auto s = str(f)) {
+                out = secret(std::move(*s));
+            }
+        };
+    }
+    handler to(std::optional<bool>& out) {
+        return [this, &out](const at& f) { set(out, flag(f)); };
+    }
+    handler to(std::optional<double>& out) {
+        return [this, &out](const at& f) { set(out, number(f)); };
+    }
+    handler to(std::vector<std::string>& out) {
+        return [this, &out](const at& f) { out = strings(f); };
+    }
+    template <ranged T> handler to(T& out, range r = range::non_negative) {
+        return [this, &out, r](const at& f) { set(out, scalar<T>(f, r)); };
+    }
+    template <ranged T> handler to(std::optional<T>& out, range r) {
+        return [this, &out, r](const at& f) { set(out, scalar<T>(f, r)); };
+    }
+    template <class T>
+    handler to(T& out, std::optional<T> (*parse)(const std::string&), const char* what,
+               const char* expected) {
+        return [=, this, &out](const at& f) { set(out, choice(f, parse, what, expected)); };
+    }
+
+    template <ranged T> std::optional<T> scalar(const at& f, range r) {
+        if constexpr (std::same_as<T, duration>) {
+            return dur(f, r);
+        } else {
+            return integer<T>(f, r);
+        }
+    }
+
+    // --- sections ---------------------------------------------------------------------------
+
+    void server(const at& a, server_config& s) {
+        const field_table table{
+            {"listen", [&](const at& f) { listen(f, s); }},
+            {"threads", to(s.threads)},
+            {"max_body_bytes", to(s.max_body_bytes, range::positive)},
+            {"max_header_bytes", to(s.max_header_bytes, range::positive)},
+            {"idle_timeout", to(s.idle_timeout, range::positive)},
+            {"read_timeout", to(s.read_timeout, range::positive)},
+            {"drain_timeout", to(s.drain_timeout)},
+            {"tls",
+             [&](const at& f) {
+                 fields(f, {{"cert_file", to(s.tls.cert_file)}, {"key_file", to(s.tls.key_file)}});
+             }},
+        };
+        fields(a, table);
+    }
+
+    void listen(const at& f, server_config& s) {
+        const auto t = typed_text(f, "\"host:port\"");
+        if (!t) {
+            return;
+        }
+        const auto host_port = split_host_port(*t);
+        if (!host_port) {
+            error(f.path, "expected \"host:port\" or \"[ipv6]:port\", got " + in_quotes(*t));
+            return;
+        }
+        s.listen = *t;
+        s.host = host_port->first;
+        s.port = host_port->second;
+    }
+
+    void store(const at& a, store_config& s) {
+        const field_table table{
+            {"sqlite", to(s.sqlite)},
+            {"redis",
+             [&](const at& f) {
+                 set(s.redis, str(f));
+                 if (!s.redis.empty() && !s.redis.starts_with("redis://")) {
+                     error(f.path, "expected a redis:// URL, got " + in_quotes(s.redis));
+                 }
+             }},
+            {"flush_interval", to(s.flush_interval, range::positive)},
+        };
+        fields(a, table);
+    }
+
+    void log(const at& a, log_config& l) {
+        const field_table table{
+            {"level",
+             to(l.level, parse_log_level, "log level", "trace, debug, info, warn or error")},
+            {"format", to(l.format, parse_log_format, "log format", "text or json")},
+        };
+        fields(a, table);
+    }
+
+    void provider(const std::string& name, const at& a, provider_config& p) {
+        p.name = name;
+        if (name.empty() || name.find('/') != std::string::npos) {
+            error(a.path, "a provider name must be non-empty and contain no \"/\"");
+        }
+        require(a, "type");
+        const field_table table{
+            {"type", to(p.type, parse_provider_type, "provider type",
+                        "openai, anthropic, gemini, azure or echo")},
+            {"base_url",
+             [&](const at& f) {
+                 set(p.base_url, str(f));
+                 while (p.base_url.ends_with('/')) {
+                     p.base_url.pop_back();
+                 }
+             }},
+            {"api_key", to(p.api_key)},
+            {"headers", [&](const at& f) { headers(f, p.headers); }},
+            {"connect_timeout", to(p.connect_timeout, range::positive)},
+            {"timeout", to(p.timeout, range::positive)},
+            {"max_connections", to(p.max_connections, range::positive)},
+            {"api_version", to(p.api_version)},
+            {"ca_file", to(p.ca_file)},
+        };
+        fields(a, table);
+    }
+
+    void headers(const at& a, std::map<std::string, std::string>& out) {
+        entries(a, [&](const std::string& name, const at& f) {
+            const auto value = str(f);
+            if (!is_header_name(name)) {
+                error(f.path, "invalid header name");
+            } else if (value &&
+                       value->find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
+                error(f.path, "a header value must not contain line breaks or NUL");
+            } else if (value) {
+                out[name] = *value;
+            }
+        });
+    }
+
+    // A `models:` entry. Unset upstream is the model part; unset prices, context window and
+    // capabilities come from the built-in table (or echo's free defaults) when there is one.
+    void model(const std::string& name, const at& a, config& cfg) {
+        const auto slash = name.find('/');
+        if (slash == std::string::npos || slash == 0 || slash + 1 == name.size()) {
+            error(a.path, "expected a model name like \"provider/model\"");
+            return;
+        }
+        model_config m;
+        m.name = name;
+        m.provider = name.substr(0, slash);
+        m.model = name.substr(slash + 1);
+        std::optional<bool> tools;
+        std::optional<bool> images;
+        const field_table table{
+            {"upstream", to(m.upstream)},
+            {"input_per_mtok", to(m.input_per_mtok)},
+            {"output_per_mtok", to(m.output_per_mtok)},
+            {"context_window", to(m.context_window, range::positive)},
+            {"supports_tools", to(tools)},
+            {"supports_images", to(images)},
+        };
+        fields(a, table);
+        if (m.upstream.empty()) {
+            m.upstream = m.model;
+        }
+        if (const auto base = cfg.find_model(name)) {
+            fill(m.input_per_mtok, base->input_per_mtok);
+            fill(m.output_per_mtok, base->output_per_mtok);
+            fill(m.context_window, base->context_window);
+            fill(tools, std::optional(base->supports_tools));
+            fill(images, std::optional(base->supports_images));
+        }
+        m.supports_tools = tools.value_or(true);
+        m.supports_images = images.value_or(true);
+        cfg.models[name] = std::move(m);
+    }
+
+    void route(const std::string& name, const at& a, route_config& r) {
+        r.name = name;
+        const field_table table{
+            {"strategy", to(r.strategy, parse_route_strategy, "strategy", "fallback or cheapest")},
+            {"targets", to(r.targets)},
+            {"attempt_timeout", to(r.attempt_timeout, range::positive)},
+            {"retries", to(r.retries)},
+        };
+        fields(a, table);
+    }
+
+    field_table limit_fields(limits& l) {
+        return {
+            {"rpm", to(l.rpm, range::positive)},
+            {"tpm", to(l.tpm, range::positive)},
+            {"daily_usd", to(l.daily_usd)},
+            {"monthly_usd", to(l.monthly_usd)},
+            {"loop_max", to(l.loop_max, range::positive)},
+            {"loop_window", to(l.loop_window, range::positive)},
+        };
+    }
+
+    void key_class_limits(const std::string& name, const at& a, config& cfg) {
+        const auto cls = parse_key_class(name);
+        if (!cls) {
+            error(a.path, "unknown key class " + in_quotes(name) +
+                              " (expected developer, application or agent)");
+            return;
+        }
+        fields(a, limit_fields(cfg.key_classes[*cls]));
+    }
+
+    // A `keys:` item. A clear secret is hashed here and goes no further.
+    void key(const at& a, key_config& k) {
+        std::optional<std::string> clear;
+        std::optional<std::string> digest;
+        field_table table{
+            {"id", to(k.id)},
+            {"class", to(k.cls, parse_key_class, "key class", "developer, application or agent")},
+            {"secret", [&](const at& f) { clear = str(f).value_or(""); }},
+            {"secret_sha256", [&](const at& f) { digest = str(f).value_or(""); }},
+            {"models", to(k.models)},
+        };
+        std::ranges::move(limit_fields(k.overrides), std::back_inserter(table));
+        require(a, "class");
+        fields(a, table);
+        if (!a.node.IsMap()) {
+            return; // already reported
+        }
+        const std::string digest_path = join(a.path, "secret_sha256");
+        if (clear && digest) {
+            error(a.path, "set either secret or secret_sha256, not both");
+        } else if (!clear && !digest) {
+            error(digest_path, "missing required field (or give secret)");
+        } else if (clear && !clear->empty()) {
+            k.secret_sha256 = sha256_hex(*clear);
+        } else if (digest && !is_sha256_hex(*digest) && !digest->empty()) {
+            error(digest_path, "expected 64 hex digits (a SHA-256 digest)");
+        } else if (digest) {
+            std::ranges::transform(*digest, digest->begin(), [](unsigned char c) {
+                return static_cast<char>(std::tolower(c));
+            });
+            k.secret_sha256 = *digest;
+        }
+    }
+
+    env_lookup env_;
+    std::vector<std::string> errors_;
+};
+
+load_result parse(const std::string& yaml_text, const env_lookup& env, const std::string& source) {
+    load_result out;
+    try {
+        YAML::Node root;
+        try {
+            root = YAML::Load(yaml_text);
+        } catch (const YAML::Exception& e) {
+            out.errors.push_back(e.mark.is_null()
+                                     ? "syntax error: " + e.msg
+                                     : "syntax error at line " + std::to_string(e.mark.line + 1) +
+                                           ", column " + std::to_string(e.mark.column + 1) + ": " +
+                                           e.msg);
+            return out;
+        }
+        auto cfg = std::make_shared<config>();
+        cfg->source_path = source;
+        out.errors = loader(env).load(root, *cfg);
+        for (auto& e : validate(*cfg)) {
+            out.errors.push_back(std::move(e));
+        }
+        if (out.errors.empty()) {
+            out.cfg = std::move(cfg);
+        }
+    } catch (const std::exception& e) {
+        out.cfg.reset();
+        out.errors.push_back(std::string("internal error while loading the config: ") + e.what());
+    } catch (...) {
+        out.cfg.reset();
+        out.errors.emplace_back("internal error while loading the config");
+    }
+    return out;
+}
+
+} // namespace
+
+load_result load_string(const std::string& yaml_text, const env_lookup& env) {
+    return parse(yaml_text, env, "");
+}
+
+load_result load_file(const std::string& path, const env_lookup& env) {
+    load_result out;
+    try {
+        std::error_code ec;
+        if (std::filesystem::is_directory(path, ec)) {
+            out.errors.push_back(path + ": cannot read file: is a directory");
+            return out;
+        }
+        std::ifstream in(path, std::ios::binary);
+        if (!in) {
+            out.errors.push_back(path + ": cannot read file: " + std::strerror(errno));
+            return out;
+        }
+        std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+        if (in.bad()) {
+            out.errors.push_back(path + ": cannot read file: " + std::strerror(errno));
+            return out;
+        }
+        return parse(text, env, path);
+    } catch (const std::exception& e) {
+        out.errors.push_back(path + ": cannot read file: " + e.what());
+    }
+    return out;
+}
+
+} // namespace michi::config

@@ -1,0 +1,112 @@
+// Cross-field checks on a built config: what no single field can tell on its own.
+
+#include "michi/config/config.hpp"
+
+#include <map>
+#include <string_view>
+
+namespace michi::config {
+namespace {
+
+bool is_http_url(std::string_view url) {
+    return (url.starts_with("http://") && url.size() > 7) ||
+           (url.starts_with("https://") && url.size() > 8);
+}
+
+bool is_key_id(std::string_view id) {
+    if (id.empty()) {
+        return false;
+    }
+    for (const char c : id) {
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                        (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+        if (!ok) {
+            return false;
+        }
+    }
+    return true;
+}
+
+std::string key_path(std::size_t i) { return "keys[" + std::to_string(i) + "]"; }
+
+void check_providers(const config& cfg, std::vector<std::string>& errors) {
+    for (const auto& [name, p] : cfg.providers) {
+        const std::string path = "providers." + name;
+        const std::string type = to_string(p.type);
+        if (p.type == provider_type::echo) {
+            if (!p.base_url.empty()) {
+                errors.push_back(path + ".base_url: not used by provider type echo");
+            }
+        } else if (p.base_url.empty()) {
+            errors.push_back(path + ".base_url: required for provider type " + type);
+        } else if (!is_http_url(p.base_url)) {
+            errors.push_back(path + ".base_url: expected an http:// or https:// URL, got \"" +
+                             p.base_url + "\"");
+        }
+        if (p.type == provider_type::azure && p.api_version.empty()) {
+            errors.push_back(path + ".api_version: required for provider type azure");
+        } else if (p.type != provider_type::azure && !p.api_version.empty()) {
+            errors.push_back(path + ".api_version: not used by provider type " + type);
+        }
+    }
+}
+
+void check_models_and_routes(const config& cfg, std::vector<std::string>& errors) {
+    for (const auto& [name, m] : cfg.models) {
+        if (!cfg.providers.contains(m.provider)) {
+            errors.push_back("models." + name + ": unknown provider \"" + m.provider + "\"");
+        }
+    }
+    for (const auto& [name, r] : cfg.routes) {
+        const std::string path = "routes." + name + ".targets";
+        if (r.targets.empty()) {
+            errors.push_back(path + ": must list at least one model");
+        }
+        for (std::size_t i = 0; i < r.targets.size(); ++i) {
+            if (!cfg.find_model(r.targets[i])) {
+                errors.push_back(path + "[" + std::to_string(i) + "]: unknown model \"" +
+                                 r.targets[i] + "\"");
+            }
+        }
+    }
+}
+
+void check_keys(const config& cfg, std::vector<std::string>& errors) {
+    std::map<std::string, std::size_t> ids;     // id -> first index
+    std::map<std::string, std::size_t> digests; // digest -> first index
+    for (std::size_t i = 0; i < cfg.keys.size(); ++i) {
+        const key_config& k = cfg.keys[i];
+        const std::string path = key_path(i);
+        if (k.id.empty()) {
+            errors.push_back(path + ".id: missing required field");
+        } else if (!is_key_id(k.id)) {
+            errors.push_back(path + ".id: invalid key id \"" + k.id +
+                             "\" (allowed: letters, digits, \".\", \"_\" and \"-\")");
+        } else if (const auto [it, fresh] = ids.emplace(k.id, i); !fresh) {
+            errors.push_back(path + ".id: duplicate key id \"" + k.id + "\" (also " +
+                             key_path(it->second) + ")");
+        }
+        if (k.secret_sha256.empty()) {
+            continue;
+        }
+        if (const auto [it, fresh] = digests.emplace(k.secret_sha256, i); !fresh) {
+            errors.push_back(path + ": same secret as " + key_path(it->second) + " (\"" +
+                             cfg.keys[it->second].id + "\")");
+        }
+    }
+}
+
+} // namespace
+
+std::vector<std::string> validate(const config& cfg) {
+    std::vector<std::string> errors;
+    if (cfg.server.tls.cert_file.empty() != cfg.server.tls.key_file.empty()) {
+        errors.emplace_back("server.tls: cert_file and key_file must be set together");
+    }
+    check_providers(cfg, errors);
+    check_models_and_routes(cfg, errors);
+    check_keys(cfg, errors);
+    return errors;
+}
+
+} // namespace michi::config
