@@ -551,7 +551,7 @@ private:
         });
     }
 
-    // A `models:` entry. Unset upstream is the model part; unset prices, context window and
+    // A `models:` entry. Unset upstream is the built-in entry's upstream name, else the model part; unset prices, context window and
     // capabilities come from the built-in table (or echo's free defaults) when there is one.
     void model(const std::string& name, const at& a, config& cfg) {
         const auto slash = name.find('/');
@@ -574,10 +574,11 @@ private:
             {"supports_images", to(images)},
         };
         fields(a, table);
+        const auto base = cfg.find_model(name);
         if (m.upstream.empty()) {
-            m.upstream = m.model;
+            m.upstream = base ? base->upstream : m.model;
         }
-        if (const auto base = cfg.find_model(name)) {
+        if (base) {
             fill(m.input_per_mtok, base->input_per_mtok);
             fill(m.output_per_mtok, base->output_per_mtok);
             fill(m.context_window, base->context_window);

@@ -549,7 +549,7 @@ models:
     EXPECT_EQ(gpt4o.context_window, 128000u);
     EXPECT_FALSE(gpt4o.builtin);
     const auto& haiku = cfg->models.at("claude/claude-3-5-haiku");
-    EXPECT_EQ(haiku.upstream, "claude-3-5-haiku"); // no upstream given: the model part
+    EXPECT_EQ(haiku.upstream, "claude-3-5-haiku-20241022"); // no upstream given: the built-in one
     EXPECT_EQ(haiku.input_per_mtok, 0.80);
     const auto& llama = cfg->models.at("local/llama3");
     EXPECT_EQ(llama.upstream, "llama3");

@@ -1,0 +1,44 @@
+#pragma once
+// The running gateway: worker threads each with their own event loop and acceptor
+// (SO_REUSEPORT), the shared state, reload and drain. The daemon and the integration
+// tests both drive this class.
+
+#include "michi/app/shared_state.hpp"
+#include "michi/app/worker.hpp"
+
+#include <memory>
+#include <thread>
+#include <vector>
+
+namespace michi {
+
+class gateway {
+public:
+    explicit gateway(std::shared_ptr<const runtime> rt);
+    ~gateway();
+    gateway(const gateway&) = delete;
+    gateway& operator=(const gateway&) = delete;
+
+    // Binds the listeners and starts the workers; throws std::runtime_error on failure.
+    void start();
+    std::uint16_t port() const { return port_; }
+    shared_state& state() { return state_; }
+
+    // Swaps in a new config (listen, threads and server.tls need a restart).
+    bool reload(std::shared_ptr<const config::config> cfg, std::string& error);
+    // Stops accepting and waits for in-flight requests; true when all finished in time.
+    bool drain(std::chrono::milliseconds timeout);
+    // Stops the workers and joins their threads.
+    void stop();
+
+private:
+    shared_state state_;
+    std::unique_ptr<ssl::context> server_tls_;
+    std::vector<std::unique_ptr<worker>> workers_;
+    std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;
+    std::vector<std::thread> threads_;
+    std::uint16_t port_ = 0;
+    bool stopped_ = false;
+};
+
+} // namespace michi

@@ -1,0 +1,51 @@
+#pragma once
+// State shared by every worker: the current runtime snapshot (swapped atomically on
+// reload), readiness, drain flag and the in-flight request count.
+
+#include "michi/app/runtime.hpp"
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+
+namespace michi {
+
+class shared_state {
+public:
+    explicit shared_state(std::shared_ptr<const runtime> rt) : rt_(std::move(rt)) {}
+
+    std::shared_ptr<const runtime> snapshot() const {
+        std::lock_guard lock(mu_);
+        return rt_;
+    }
+    void swap(std::shared_ptr<const runtime> rt) {
+        std::lock_guard lock(mu_);
+        rt_.swap(rt);
+    }
+
+    void request_started() { inflight.fetch_add(1, std::memory_order_relaxed); }
+    void request_finished() {
+        if (inflight.fetch_sub(1, std::memory_order_acq_rel) == 1 && draining) {
+            std::lock_guard lock(idle_mu_);
+            idle_cv_.notify_all();
+        }
+    }
+    // Blocks until no request is in flight or the timeout passes; true when idle.
+    bool wait_idle(std::chrono::milliseconds timeout) {
+        std::unique_lock lock(idle_mu_);
+        return idle_cv_.wait_for(lock, timeout, [this] { return inflight.load() == 0; });
+    }
+
+    std::atomic<bool> ready{false};
+    std::atomic<bool> draining{false};
+    std::atomic<std::int64_t> inflight{0};
+
+private:
+    mutable std::mutex mu_;
+    std::mutex idle_mu_;
+    std::condition_variable idle_cv_;
+    std::shared_ptr<const runtime> rt_;
+};
+
+} // namespace michi

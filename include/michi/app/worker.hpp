@@ -1,0 +1,29 @@
+#pragma once
+// One event loop on one thread, with its own upstream pool and resolver. A client
+// connection and all its upstream work stay on the worker that accepted it.
+
+#include "michi/app/shared_state.hpp"
+#include "michi/core/net.hpp"
+#include "michi/upstream/pool.hpp"
+
+namespace michi {
+
+class worker {
+public:
+    explicit worker(shared_state& state)
+        : state_(state), ioc_(1), resolver_(ioc_.get_executor()) {}
+
+    net::io_context& ioc() { return ioc_; }
+    net::any_io_executor executor() { return ioc_.get_executor(); }
+    shared_state& state() { return state_; }
+    upstream::pool& pool() { return pool_; }
+    tcp::resolver& resolver() { return resolver_; }
+
+private:
+    shared_state& state_;
+    net::io_context ioc_;
+    tcp::resolver resolver_;
+    upstream::pool pool_;
+};
+
+} // namespace michi

@@ -1,0 +1,37 @@
+#pragma once
+// Logging setup (text or JSON lines on stdout) and the access log: one line per
+// request, never a secret or a prompt.
+
+#include "michi/config/config.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace michi::obs {
+
+void setup_logging(const config::log_config& cfg);
+
+// What one request did, written once when it ends.
+struct access_entry {
+    std::string request_id;
+    std::string method;
+    std::string path;
+    std::string key_id;    // empty: unauthenticated
+    std::string key_class;
+    std::string route;     // the requested model or route name
+    std::string model;     // provider/model that served it
+    unsigned status = 0;
+    unsigned attempts = 0;
+    bool stream = false;
+    double latency_ms = 0;
+    double ttfb_ms = 0;
+    std::uint64_t tokens_in = 0;
+    std::uint64_t tokens_out = 0;
+    double cost_usd = 0;
+    std::string error_code; // low-cardinality label when it failed
+};
+
+void write_access_log(const access_entry& e);
+
+} // namespace michi::obs

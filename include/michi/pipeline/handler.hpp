@@ -1,0 +1,20 @@
+#pragma once
+// Routes a complete request to its endpoint and writes the response.
+
+#include "michi/app/worker.hpp"
+#include "michi/core/error.hpp"
+#include "michi/pipeline/request_context.hpp"
+#include "michi/server/client_io.hpp"
+
+namespace michi::pipeline {
+
+awaitable<void> handle(worker& w, server::client_io& io, request_context& ctx);
+
+// A JSON response carrying the request id; used for local answers and errors.
+http::response<http::string_body> json_response(const request_context& ctx, unsigned status,
+                                                std::string body);
+// Writes an OpenAI-shaped error (Anthropic-shaped on /messages) and records it.
+awaitable<void> reply_error(server::client_io& io, request_context& ctx,
+                            const gateway_error& err);
+
+} // namespace michi::pipeline

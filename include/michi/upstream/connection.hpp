@@ -1,0 +1,49 @@
+#pragma once
+// One keep-alive connection to an upstream endpoint, plain or TLS, owned by one worker.
+
+#include "michi/app/runtime.hpp"
+#include "michi/core/net.hpp"
+
+#include <memory>
+#include <variant>
+
+namespace michi::upstream {
+
+class connection {
+public:
+    using plain_stream = beast::tcp_stream;
+    using tls_stream = beast::ssl_stream<beast::tcp_stream>;
+
+    connection(net::any_io_executor ex, const endpoint& ep);
+
+    // Resolves, connects and (for TLS) handshakes with SNI, peer and host-name
+    // verification, all within `timeout`.
+    awaitable<error_code> open(tcp::resolver& resolver, std::chrono::milliseconds timeout);
+
+    // Runs f(stream) on whichever stream this is; f returns an awaitable.
+    template <class F>
+    auto visit(F&& f) {
+        return tls_ ? f(*tls_) : f(*plain_);
+    }
+
+    beast::tcp_stream& lowest() { return tls_ ? beast::get_lowest_layer(*tls_) : *plain_; }
+    void expires_after(std::chrono::milliseconds d) { lowest().expires_after(d); }
+    void expires_never() { lowest().expires_never(); }
+    // Aborts every pending operation; the connection is then unusable.
+    void close();
+
+    const std::string& pool_key() const { return pool_key_; }
+    beast::flat_buffer& buffer() { return buffer_; }
+    bool reused = false;
+    steady_clock::time_point idle_since{};
+
+private:
+    std::string pool_key_;
+    std::string host_;
+    std::string port_;
+    std::unique_ptr<plain_stream> plain_;
+    std::unique_ptr<tls_stream> tls_;
+    beast::flat_buffer buffer_;
+};
+
+} // namespace michi::upstream

@@ -1,0 +1,178 @@
+#include "michi/app/cli.hpp"
+
+#include "michi/app/gateway.hpp"
+#include "michi/core/secret.hpp"
+#include "michi/obs/log.hpp"
+
+#include <boost/asio/signal_set.hpp>
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+#include <string_view>
+#include <vector>
+
+namespace michi {
+namespace {
+
+constexpr std::string_view usage_text =
+    R"(michi-gateway — an LLM gateway: one OpenAI-compatible endpoint for every provider.
+
+Usage:
+  michi-gateway [--config FILE]           run the gateway (default FILE: config/michi.yaml)
+  michi-gateway --config FILE --check     validate the config, print problems, exit 0/1
+  michi-gateway keygen --class developer|application|agent
+                                          print a new client secret and its sha256
+  michi-gateway --version | --help
+
+Signals: SIGTERM/SIGINT drain in-flight requests and exit 0; SIGHUP reloads the config.
+)";
+
+int keygen(const std::vector<std::string_view>& args) {
+    std::string_view cls;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        if (args[i] == "--class" && i + 1 < args.size()) {
+            cls = args[++i];
+        } else if (args[i].starts_with("--class=")) {
+            cls = args[i].substr(8);
+        } else {
+            std::cerr << "keygen: unexpected argument \"" << args[i] << "\"\n";
+            return 2;
+        }
+    }
+    std::string prefix;
+    if (cls == "developer") {
+        prefix = "mk-dev-";
+    } else if (cls == "application") {
+        prefix = "mk-app-";
+    } else if (cls == "agent") {
+        prefix = "mk-agt-";
+    } else {
+        std::cerr << "keygen: --class must be developer, application or agent\n";
+        return 2;
+    }
+    const std::string secret = prefix + random_base62(40);
+    std::cout << "secret: " << secret << "\n"
+              << "secret_sha256: " << sha256_hex(secret) << "\n";
+    return 0;
+}
+
+config::load_result load(const std::string& path) {
+    auto result = config::load_file(path);
+    if (!result.errors.empty()) {
+        std::cerr << path << ": " << result.errors.size() << " problem(s):\n";
+        for (const auto& e : result.errors) {
+            std::cerr << "  " << e << "\n";
+        }
+    }
+    return result;
+}
+
+int run_daemon(const std::string& path) {
+    auto loaded = load(path);
+    if (!loaded.cfg) {
+        return 1;
+    }
+    obs::setup_logging(loaded.cfg->log);
+    std::string error;
+    auto rt = runtime::build(loaded.cfg, error);
+    if (!rt) {
+        spdlog::critical("{}", error);
+        return 1;
+    }
+    const auto drain_timeout = loaded.cfg->server.drain_timeout;
+    gateway gw(rt);
+    try {
+        gw.start();
+    } catch (const std::exception& e) {
+        spdlog::critical("{}", e.what());
+        return 1;
+    }
+    spdlog::info("michi {} listening on {}:{} ({} keys, {} providers)", MICHI_VERSION,
+                 loaded.cfg->server.host, gw.port(), rt->keys.size(),
+                 loaded.cfg->providers.size());
+
+    // Signals are handled on the main thread, away from the workers.
+    net::io_context signals_ctx;
+    net::signal_set signals(signals_ctx, SIGINT, SIGTERM, SIGHUP);
+    std::function<void(const error_code&, int)> on_signal = [&](const error_code& ec, int sig) {
+        if (ec) {
+            return;
+        }
+        if (sig == SIGHUP) {
+            auto next = load(path);
+            std::string why;
+            if (!next.cfg) {
+                spdlog::error("reload rejected: {} problem(s) in {}; the old config stays",
+                              next.errors.size(), path);
+                for (const auto& e : next.errors) {
+                    spdlog::error("  {}", e);
+                }
+            } else if (!gw.reload(next.cfg, why)) {
+                spdlog::error("reload rejected: {}; the old config stays", why);
+            } else {
+                spdlog::info("config reloaded from {}", path);
+            }
+            signals.async_wait(on_signal);
+            return;
+        }
+        spdlog::info("signal {}: draining (up to {} ms)", sig, drain_timeout.count());
+        if (!gw.drain(drain_timeout)) {
+            spdlog::warn("drain timeout: {} request(s) still in flight",
+                         gw.state().inflight.load());
+        }
+        gw.stop();
+        spdlog::info("stopped");
+    };
+    signals.async_wait(on_signal);
+    signals_ctx.run();
+    spdlog::default_logger()->flush();
+    return 0;
+}
+
+} // namespace
+
+int run_cli(int argc, char** argv) {
+    std::vector<std::string_view> args(argv + 1, argv + argc);
+    if (!args.empty() && args[0] == "keygen") {
+        return keygen({args.begin() + 1, args.end()});
+    }
+    std::string path = "config/michi.yaml";
+    bool check = false;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        const auto a = args[i];
+        if (a == "--help" || a == "-h") {
+            std::cout << usage_text;
+            return 0;
+        }
+        if (a == "--version") {
+            std::cout << "michi-gateway " << MICHI_VERSION << "\n";
+            return 0;
+        }
+        if (a == "--check") {
+            check = true;
+        } else if (a == "--config" && i + 1 < args.size()) {
+            path = std::string(args[++i]);
+        } else if (a.starts_with("--config=")) {
+            path = std::string(a.substr(9));
+        } else {
+            std::cerr << "unknown argument \"" << a << "\"\n\n" << usage_text;
+            return 2;
+        }
+    }
+    if (check) {
+        const auto result = load(path);
+        if (!result.cfg) {
+            return 1;
+        }
+        std::string error;
+        if (!runtime::build(result.cfg, error)) {
+            std::cerr << path << ": " << error << "\n";
+            return 1;
+        }
+        std::cout << path << ": OK\n";
+        return 0;
+    }
+    return run_daemon(path);
+}
+
+} // namespace michi

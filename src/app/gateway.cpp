@@ -1,0 +1,137 @@
+#include "michi/app/gateway.hpp"
+
+#include "michi/server/session.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <future>
+#include <stdexcept>
+
+namespace michi {
+namespace {
+
+awaitable<void> accept_loop(worker& w, tcp::acceptor& acceptor, ssl::context* tls) {
+    for (;;) {
+        auto [ec, socket] = co_await acceptor.async_accept(nothrow);
+        if (ec) {
+            if (ec == net::error::operation_aborted || !acceptor.is_open()) {
+                co_return;
+            }
+            // Out of descriptors and the like: back off briefly instead of spinning.
+            spdlog::warn("accept failed: {}", ec.message());
+            net::steady_timer pause(w.executor(), std::chrono::milliseconds(50));
+            co_await pause.async_wait(nothrow);
+            continue;
+        }
+        net::co_spawn(w.ioc(), server::serve_connection(w, std::move(socket), tls),
+                      net::detached);
+    }
+}
+
+std::unique_ptr<ssl::context> make_server_tls(const config::tls_config& tls) {
+    auto ctx = std::make_unique<ssl::context>(ssl::context::tls_server);
+    ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                     ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+    ctx->use_certificate_chain_file(tls.cert_file);
+    ctx->use_private_key_file(tls.key_file, ssl::context::pem);
+    return ctx;
+}
+
+} // namespace
+
+gateway::gateway(std::shared_ptr<const runtime> rt) : state_(std::move(rt)) {}
+
+gateway::~gateway() { stop(); }
+
+void gateway::start() {
+    const auto rt = state_.snapshot();
+    const auto& sc = rt->cfg->server;
+    if (sc.tls.enabled()) {
+        try {
+            server_tls_ = make_server_tls(sc.tls);
+        } catch (const std::exception& e) {
+            throw std::runtime_error("server.tls: " + std::string(e.what()));
+        }
+    }
+    unsigned n = sc.threads != 0 ? sc.threads : std::max(1u, std::thread::hardware_concurrency());
+    error_code ec;
+    const auto address = net::ip::make_address(sc.host, ec);
+    if (ec) {
+        throw std::runtime_error("server.listen: bad address \"" + sc.host + "\"");
+    }
+    std::uint16_t port = sc.port;
+    for (unsigned i = 0; i < n; ++i) {
+        auto w = std::make_unique<worker>(state_);
+        auto acc = std::make_unique<tcp::acceptor>(w->ioc());
+        const tcp::endpoint ep(address, port);
+        acc->open(ep.protocol(), ec);
+        if (!ec) {
+            acc->set_option(tcp::acceptor::reuse_address(true), ec);
+            const int one = 1;
+            ::setsockopt(acc->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+            acc->bind(ep, ec);
+        }
+        if (!ec) {
+            acc->listen(net::socket_base::max_listen_connections, ec);
+        }
+        if (ec) {
+            throw std::runtime_error("cannot listen on " + sc.listen + ": " + ec.message());
+        }
+        port = acc->local_endpoint().port(); // an ephemeral port is shared by all workers
+        workers_.push_back(std::move(w));
+        acceptors_.push_back(std::move(acc));
+    }
+    port_ = port;
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+        auto& w = *workers_[i];
+        net::co_spawn(w.ioc(), accept_loop(w, *acceptors_[i], server_tls_.get()), net::detached);
+        threads_.emplace_back([&w] {
+            auto guard = net::make_work_guard(w.ioc());
+            w.ioc().run();
+        });
+    }
+    state_.ready = true;
+}
+
+bool gateway::reload(std::shared_ptr<const config::config> cfg, std::string& error) {
+    auto rt = runtime::build(std::move(cfg), error);
+    if (!rt) {
+        return false;
+    }
+    state_.swap(std::move(rt));
+    return true;
+}
+
+bool gateway::drain(std::chrono::milliseconds timeout) {
+    state_.draining = true;
+    state_.ready = false;
+    // Close each acceptor on its own worker thread and wait for that to happen.
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+        std::promise<void> closed;
+        net::post(workers_[i]->ioc(), [&, i] {
+            error_code ignored;
+            acceptors_[i]->close(ignored);
+            closed.set_value();
+        });
+        closed.get_future().wait();
+    }
+    return state_.wait_idle(timeout);
+}
+
+void gateway::stop() {
+    if (stopped_) {
+        return;
+    }
+    stopped_ = true;
+    for (auto& w : workers_) {
+        w->ioc().stop();
+    }
+    for (auto& t : threads_) {
+        t.join();
+    }
+    threads_.clear();
+    acceptors_.clear();
+    workers_.clear();
+}
+
+} // namespace michi

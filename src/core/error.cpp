@@ -1,0 +1,66 @@
+#include "michi/core/error.hpp"
+
+namespace michi {
+
+nlohmann::json gateway_error::openai_body() const {
+    nlohmann::json err = {{"message", message}, {"type", type}, {"code", code}};
+    err["param"] = param.empty() ? nlohmann::json(nullptr) : nlohmann::json(param);
+    return {{"error", std::move(err)}};
+}
+
+nlohmann::json gateway_error::anthropic_body() const {
+    // Anthropic's error types, by status.
+    std::string t = "api_error";
+    switch (status) {
+    case 400: t = "invalid_request_error"; break;
+    case 401: t = "authentication_error"; break;
+    case 403: t = "permission_error"; break;
+    case 404: t = "not_found_error"; break;
+    case 413: t = "request_too_large"; break;
+    case 429: t = "rate_limit_error"; break;
+    case 529: t = "overloaded_error"; break;
+    default: break;
+    }
+    return {{"type", "error"}, {"error", {{"type", t}, {"message", message}}}};
+}
+
+namespace errors {
+
+gateway_error invalid_request(std::string message, std::string param) {
+    return {400, "invalid_request_error", "invalid_request_error", std::move(message),
+            std::move(param)};
+}
+gateway_error invalid_api_key(std::string message) {
+    return {401, "invalid_request_error", "invalid_api_key", std::move(message), {}};
+}
+gateway_error model_not_allowed(const std::string& model) {
+    return {403, "permission_error", "model_not_allowed",
+            "This key may not use model \"" + model + "\".", "model"};
+}
+gateway_error model_not_found(const std::string& model) {
+    return {404, "invalid_request_error", "model_not_found",
+            "The model \"" + model + "\" does not exist or is not configured.", "model"};
+}
+gateway_error not_found(const std::string& path) {
+    return {404, "invalid_request_error", "not_found", "Unknown path " + path + ".", {}};
+}
+gateway_error method_not_allowed(const std::string& method, const std::string& path) {
+    return {405, "invalid_request_error", "method_not_allowed",
+            "Method " + method + " is not allowed on " + path + ".", {}};
+}
+gateway_error request_too_large(std::size_t limit) {
+    return {413, "invalid_request_error", "request_too_large",
+            "Request body exceeds the limit of " + std::to_string(limit) + " bytes.", {}};
+}
+gateway_error upstream_error(std::string message) {
+    return {502, "api_error", "upstream_error", std::move(message), {}};
+}
+gateway_error upstream_timeout(std::string message) {
+    return {504, "api_error", "upstream_timeout", std::move(message), {}};
+}
+gateway_error unavailable(std::string message) {
+    return {503, "api_error", "unavailable", std::move(message), {}};
+}
+
+} // namespace errors
+} // namespace michi

@@ -1,0 +1,108 @@
+#include "michi/providers/echo.hpp"
+
+#include "michi/providers/token_estimate.hpp"
+
+namespace michi::providers::echo {
+namespace {
+
+std::string content_text(const nlohmann::json& content) {
+    if (content.is_string()) {
+        return content.get<std::string>();
+    }
+    std::string out;
+    if (content.is_array()) {
+        for (const auto& part : content) {
+            if (part.is_object() && part.contains("text") && part["text"].is_string()) {
+                if (!out.empty()) {
+                    out += ' ';
+                }
+                out += part["text"].get<std::string>();
+            }
+        }
+    }
+    return out;
+}
+
+nlohmann::json usage_json(const reply& r) {
+    return {{"prompt_tokens", r.prompt_tokens},
+            {"completion_tokens", r.completion_tokens},
+            {"total_tokens", r.prompt_tokens + r.completion_tokens}};
+}
+
+nlohmann::json chunk(const std::string& id, std::int64_t created, const std::string& model,
+                     nlohmann::json delta, nlohmann::json finish) {
+    return {{"id", id},
+            {"object", "chat.completion.chunk"},
+            {"created", created},
+            {"model", model},
+            {"choices",
+             nlohmann::json::array({{{"index", 0},
+                                     {"delta", std::move(delta)},
+                                     {"finish_reason", std::move(finish)}}})}};
+}
+
+} // namespace
+
+reply make_reply(const nlohmann::json& request) {
+    reply r;
+    const auto messages = request.find("messages");
+    if (messages != request.end() && messages->is_array()) {
+        for (auto it = messages->rbegin(); it != messages->rend(); ++it) {
+            if (it->is_object() && it->value("role", "") == "user" && it->contains("content")) {
+                r.text = content_text((*it)["content"]);
+                break;
+            }
+        }
+    }
+    r.prompt_tokens = estimate_prompt_tokens(request);
+    r.completion_tokens = std::max<std::uint64_t>(1, estimate_text_tokens(r.text));
+    return r;
+}
+
+nlohmann::json completion(const reply& r, const std::string& model, const std::string& id,
+                          std::int64_t created) {
+    return {{"id", id},
+            {"object", "chat.completion"},
+            {"created", created},
+            {"model", model},
+            {"choices", nlohmann::json::array({{{"index", 0},
+                                                {"message", {{"role", "assistant"},
+                                                             {"content", r.text}}},
+                                                {"logprobs", nullptr},
+                                                {"finish_reason", "stop"}}})},
+            {"usage", usage_json(r)}};
+}
+
+std::vector<std::string> stream_chunks(const reply& r, const std::string& model,
+                                       const std::string& id, std::int64_t created,
+                                       bool include_usage) {
+    std::vector<std::string> out;
+    out.push_back(
+        chunk(id, created, model, {{"role", "assistant"}, {"content", ""}}, nullptr).dump());
+    // One chunk per word, each keeping its leading space, so the pieces join back exactly.
+    std::size_t start = 0;
+    while (start < r.text.size()) {
+        std::size_t end = r.text.find(' ', start + 1);
+        if (end == std::string::npos) {
+            end = r.text.size();
+        }
+        out.push_back(chunk(id, created, model, {{"content", r.text.substr(start, end - start)}},
+                            nullptr)
+                          .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+        start = end;
+    }
+    out.push_back(chunk(id, created, model, nlohmann::json::object(), "stop").dump());
+    if (include_usage) {
+        nlohmann::json u = {{"id", id},
+                            {"object", "chat.completion.chunk"},
+                            {"created", created},
+                            {"model", model},
+                            {"choices", nlohmann::json::array()},
+                            {"usage", usage_json(r)}};
+        out.push_back(u.dump());
+    }
+    out.emplace_back("[DONE]");
+    return out;
+}
+
+} // namespace michi::providers::echo

@@ -1,0 +1,237 @@
+#include "michi/server/session.hpp"
+
+#include "michi/core/ids.hpp"
+#include "michi/pipeline/handler.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <sys/socket.h>
+
+#include <cerrno>
+
+namespace michi::server {
+namespace {
+
+using std::chrono::milliseconds;
+
+// client_io over a concrete stream type.
+template <class Stream>
+class session_io final : public client_io {
+public:
+    session_io(Stream& s, net::any_io_executor ex) : s_(s), done_timer_(ex) {}
+
+    void set_write_timeout(milliseconds t) { write_timeout_ = t; }
+
+    awaitable<error_code> write_response(http::response<http::string_body>& res) override {
+        beast::get_lowest_layer(s_).expires_after(write_timeout_);
+        auto [ec, n] = co_await http::async_write(s_, res, nothrow);
+        co_return ec;
+    }
+
+    awaitable<error_code> write_head(http::response<http::empty_body>& res) override {
+        res.chunked(true);
+        http::response_serializer<http::empty_body> sr{res};
+        beast::get_lowest_layer(s_).expires_after(write_timeout_);
+        auto [ec, n] = co_await http::async_write_header(s_, sr, nothrow);
+        co_return ec;
+    }
+
+    awaitable<error_code> write_chunk(std::string_view data) override {
+        beast::get_lowest_layer(s_).expires_after(write_timeout_);
+        auto [ec, n] = co_await net::async_write(
+            s_, http::make_chunk(net::const_buffer(data.data(), data.size())), nothrow);
+        co_return ec;
+    }
+
+    awaitable<error_code> write_last_chunk() override {
+        beast::get_lowest_layer(s_).expires_after(write_timeout_);
+        auto [ec, n] = co_await net::async_write(s_, http::make_chunk_last(), nothrow);
+        co_return ec;
+    }
+
+    void watch_disconnect(std::function<void()> on_gone) override {
+        auto& sock = beast::get_lowest_layer(s_).socket();
+        watch_done_ = false;
+        // Waits for readability without consuming anything: end of stream or a reset
+        // means the client is gone; bytes mean a pipelined request, left for later.
+        sock.async_wait(tcp::socket::wait_read,
+                        [this, &sock, cb = std::move(on_gone)](error_code ec) {
+                            watch_done_ = true;
+                            done_timer_.cancel();
+                            if (ec) {
+                                return;
+                            }
+                            char c = 0;
+                            const auto n =
+                                ::recv(sock.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+                            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+                                cb();
+                            }
+                        });
+    }
+
+    awaitable<void> unwatch() override {
+        if (watch_done_) {
+            co_return;
+        }
+        done_timer_.expires_at(steady_clock::time_point::max());
+        error_code ignored;
+        beast::get_lowest_layer(s_).socket().cancel(ignored);
+        if (!watch_done_) {
+            co_await done_timer_.async_wait(nothrow);
+        }
+    }
+
+private:
+    Stream& s_;
+    milliseconds write_timeout_{60000};
+    net::steady_timer done_timer_;
+    bool watch_done_ = true;
+};
+
+// Counts a request in flight for the drain logic, whatever way the handler leaves.
+struct inflight_guard {
+    explicit inflight_guard(shared_state& s) : s_(s) { s_.request_started(); }
+    ~inflight_guard() { s_.request_finished(); }
+    inflight_guard(const inflight_guard&) = delete;
+    inflight_guard& operator=(const inflight_guard&) = delete;
+    shared_state& s_;
+};
+
+template <class Stream>
+awaitable<void> write_local_error(session_io<Stream>& io, pipeline::request_context& ctx,
+                                  const gateway_error& err) {
+    ctx.keep_alive = false;
+    co_await pipeline::reply_error(io, ctx, err);
+    ctx.log.latency_ms = ctx.ms_since_arrival();
+    obs::write_access_log(ctx.log);
+}
+
+template <class Stream>
+awaitable<void> run_session(worker& w, Stream& stream) {
+    session_io<Stream> io(stream, w.executor());
+    beast::flat_buffer buffer;
+    for (;;) {
+        auto rt = w.state().snapshot();
+        const auto& sc = rt->cfg->server;
+        io.set_write_timeout(sc.idle_timeout);
+        http::request_parser<http::string_body> parser;
+        parser.header_limit(static_cast<std::uint32_t>(sc.max_header_bytes));
+        parser.body_limit(sc.max_body_bytes);
+        // Waiting for the next request (idle) and receiving its head share one budget.
+        beast::get_lowest_layer(stream).expires_after(sc.idle_timeout);
+        auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, nothrow);
+
+        pipeline::request_context ctx;
+        ctx.rt = rt;
+        ctx.request_id = new_request_id();
+        if (hec) {
+            if (hec == http::error::header_limit) {
+                ctx.log.method = "-";
+                co_await write_local_error(
+                    io, ctx,
+                    gateway_error{431, "invalid_request_error", "headers_too_large",
+                                  "Request headers exceed " +
+                                      std::to_string(sc.max_header_bytes) + " bytes.",
+                                  {}});
+            } else if (hec != http::error::end_of_stream && hec != beast::error::timeout &&
+                       hec != net::error::eof && hec != net::error::connection_reset &&
+                       hec != net::error::operation_aborted && parser.got_some()) {
+                co_await write_local_error(
+                    io, ctx, errors::invalid_request("Malformed HTTP request: " + hec.message()));
+            }
+            break;
+        }
+        const auto& head = parser.get();
+        if (const auto rid = head["x-request-id"]; is_sane_request_id(rid)) {
+            ctx.request_id = std::string(rid);
+        }
+        ctx.log.request_id = ctx.request_id;
+        ctx.log.method = std::string(head.method_string());
+        ctx.log.path = std::string(head.target().substr(0, head.target().find('?')));
+        if (const auto len = parser.content_length(); len && *len > sc.max_body_bytes) {
+            co_await write_local_error(io, ctx, errors::request_too_large(sc.max_body_bytes));
+            break;
+        }
+        if (beast::iequals(head[http::field::expect], "100-continue")) {
+            http::response<http::empty_body> cont{http::status::continue_, 11};
+            beast::get_lowest_layer(stream).expires_after(sc.read_timeout);
+            auto [cec, cn] = co_await http::async_write(stream, cont, nothrow);
+            if (cec) {
+                break;
+            }
+        }
+        beast::get_lowest_layer(stream).expires_after(sc.read_timeout);
+        auto [bec, bn] = co_await http::async_read(stream, buffer, parser, nothrow);
+        if (bec == http::error::body_limit) {
+            co_await write_local_error(io, ctx, errors::request_too_large(sc.max_body_bytes));
+            break;
+        }
+        if (bec) {
+            break;
+        }
+        beast::get_lowest_layer(stream).expires_never();
+        ctx.req = parser.release();
+        ctx.keep_alive = ctx.req.keep_alive() && !w.state().draining;
+        bool crashed = false;
+        {
+            inflight_guard guard(w.state());
+            try {
+                co_await pipeline::handle(w, io, ctx);
+            } catch (const std::exception& e) {
+                spdlog::error("request {} failed: {}", ctx.request_id, e.what());
+                crashed = true;
+            }
+        }
+        if (crashed) {
+            ctx.keep_alive = false;
+            if (ctx.log.status == 0) {
+                co_await write_local_error(
+                    io, ctx,
+                    gateway_error{500, "api_error", "internal_error",
+                                  "Internal error while handling the request.", {}});
+            }
+            break;
+        }
+        ctx.log.latency_ms = ctx.ms_since_arrival();
+        obs::write_access_log(ctx.log);
+        if (!ctx.keep_alive) {
+            break;
+        }
+    }
+}
+
+void close_stream(beast::tcp_stream& s) {
+    error_code ignored;
+    s.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    s.close();
+}
+
+} // namespace
+
+awaitable<void> serve_connection(worker& w, tcp::socket socket, ssl::context* tls) {
+    error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
+    try {
+        if (tls == nullptr) {
+            beast::tcp_stream stream(std::move(socket));
+            co_await run_session(w, stream);
+            close_stream(stream);
+            co_return;
+        }
+        beast::ssl_stream<beast::tcp_stream> stream(std::move(socket), *tls);
+        const auto timeout = w.state().snapshot()->cfg->server.read_timeout;
+        beast::get_lowest_layer(stream).expires_after(timeout);
+        auto [hec] = co_await stream.async_handshake(ssl::stream_base::server, nothrow);
+        if (!hec) {
+            co_await run_session(w, stream);
+            beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(1));
+            auto [sec] = co_await stream.async_shutdown(nothrow);
+        }
+        close_stream(beast::get_lowest_layer(stream));
+    } catch (const std::exception& e) {
+        spdlog::error("connection failed: {}", e.what());
+    }
+}
+
+} // namespace michi::server
