@@ -1,0 +1,510 @@
+#!/usr/bin/env bash
+# Michi benchmark: the same load against
+#   (a) direct      — a static mock upstream (nginx `return 200 '<chat.completion JSON>'`),
+#   (b) nginx-proxy — nginx reverse proxy in front of the mock (pooled keep-alive upstream),
+#   (c) michi       — michi-gateway in front of the mock (openai provider, auth + guards),
+# all in one run, interleaved over several rounds. Prints a table and the Michi/nginx-proxy
+# ratios, and writes bench/results/latest.md. Everything listens on 127.0.0.1, on free
+# ephemeral ports, and every process started here is stopped on exit.
+#
+# Knobs (environment):
+#   MICHI_BIN        michi-gateway binary        (default: build/release/michi-gateway)
+#   DURATION         wrk duration per target, throughput phase   (default 10s)
+#   CONNECTIONS      wrk connections, throughput phase            (default 64)
+#   THREADS          wrk threads, throughput phase                (default 2)
+#   LAT_DURATION     wrk duration per target, latency phase       (default 5s; 0 = skip phase)
+#   LAT_CONNECTIONS  wrk connections (1 thread), latency phase    (default 1)
+#   WARMUP           untimed wrk run before each throughput run   (default 2s; 0 = none)
+#   ROUNDS           rounds; each runs all targets, order rotated (default 3)
+#   WORKERS          Michi server.threads = nginx-proxy worker_processes (default: nproc)
+#   MOCK_WORKERS     worker_processes of the mock upstream        (default 1)
+#   STREAM           1: add a streaming (SSE) phase, same load as the throughput phase (default 0)
+#   NGINX, WRK       binaries (default: from PATH)
+#   OUT              results file (default bench/results/latest.md)
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+
+MICHI_BIN="${MICHI_BIN:-$ROOT/build/release/michi-gateway}"
+DURATION="${DURATION:-10s}"
+CONNECTIONS="${CONNECTIONS:-64}"
+THREADS="${THREADS:-2}"
+LAT_DURATION="${LAT_DURATION:-5s}"
+LAT_CONNECTIONS="${LAT_CONNECTIONS:-1}"
+WARMUP="${WARMUP:-2s}"
+ROUNDS="${ROUNDS:-3}"
+WORKERS="${WORKERS:-$(nproc)}"
+MOCK_WORKERS="${MOCK_WORKERS:-1}"
+STREAM="${STREAM:-0}"
+NGINX="${NGINX:-nginx}"
+WRK="${WRK:-wrk}"
+OUT="${OUT:-$HERE/results/latest.md}"
+LUA="$HERE/chat.lua"
+STREAM_LUA="$HERE/stream.lua"
+CHAT_BODY='{"model":"mock/gpt-bench","messages":[{"role":"user","content":"hello"}]}'
+STREAM_BODY='{"model":"mocksse/gpt-bench","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hello"}]}'
+
+die() { echo "bench: $*" >&2; exit 1; }
+
+[[ -x "$MICHI_BIN" ]] || die "no michi-gateway at $MICHI_BIN (build it, or set MICHI_BIN)"
+MICHI_BIN="$(readlink -f "$MICHI_BIN")"
+command -v "$NGINX" >/dev/null || die "nginx not found ($NGINX)"
+command -v "$WRK" >/dev/null || die "wrk not found ($WRK)"
+command -v curl >/dev/null || die "curl not found"
+command -v python3 >/dev/null || die "python3 not found"
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer"
+
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/michi-bench.XXXXXX")"
+PIDS=()
+SAMPLER_PID=""
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    [[ -n "$SAMPLER_PID" ]] && kill "$SAMPLER_PID" 2>/dev/null || true
+    local p
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    # Give them a moment to stop (nginx fast shutdown, Michi drain), then insist.
+    for _ in $(seq 1 50); do
+        local alive=0
+        for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+        [[ $alive == 0 ]] && break
+        sleep 0.1
+    done
+    for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$TMP"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# VmRSS in kB of a process, 0 if gone.
+rss_kb() { awk '/^VmRSS:/ {print $2; f=1} END {if (!f) print 0}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# RSS of a process plus its direct children (nginx master + workers), kB.
+tree_rss_kb() {
+    local total pid
+    total=$(rss_kb "$1")
+    for pid in $(ps -o pid= --ppid "$1" 2>/dev/null); do
+        total=$((total + $(rss_kb "$pid")))
+    done
+    echo "$total"
+}
+
+# Wait until a POST of BODY to the target answers 200 (max ~20 s).
+wait_ready() {
+    local name=$1 url=$2 pid=$3 log=$4 body=$5
+    for _ in $(seq 1 200); do
+        kill -0 "$pid" 2>/dev/null || { cat "$log" >&2 || true; die "$name exited during startup"; }
+        local code
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 -X POST \
+            -H 'Content-Type: application/json' -H "Authorization: Bearer $MICHI_BENCH_KEY" \
+            --data "$body" "$url" || true)
+        [[ "$code" == 200 ]] && return 0
+        sleep 0.1
+    done
+    cat "$log" >&2 || true
+    die "$name not answering 200 at $url (last status: ${code:-none})"
+}
+
+# ---------------------------------------------------------------- setup
+
+KEYGEN="$("$MICHI_BIN" keygen --class application)"
+MICHI_BENCH_KEY="$(awk '$1 == "secret:" {print $2}' <<<"$KEYGEN")"
+KEY_SHA="$(awk '$1 == "secret_sha256:" {print $2}' <<<"$KEYGEN")"
+[[ -n "$MICHI_BENCH_KEY" && -n "$KEY_SHA" ]] || die "keygen output not understood: $KEYGEN"
+export MICHI_BENCH_KEY
+
+MOCK_PORT=$(free_port)
+PROXY_PORT=$(free_port)
+MICHI_PORT=$(free_port)
+MOCK_SSE_PORT=$(free_port)
+PROXY_SSE_PORT=$(free_port)
+
+MOCK_JSON='{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"gpt-bench","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":9,"total_tokens":18},"system_fingerprint":"fp_bench"}'
+
+# The streaming answer: OpenAI chunks, the usage chunk (include_usage), [DONE].
+SSE_HEAD='"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"gpt-bench"'
+MOCK_SSE="data: {$SSE_HEAD,\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}
+
+data: {$SSE_HEAD,\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello! How can I help you today?\"},\"finish_reason\":null}]}
+
+data: {$SSE_HEAD,\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}
+
+data: {$SSE_HEAD,\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":9,\"total_tokens\":18}}
+
+data: [DONE]
+
+"
+
+# nginx config common to both instances: everything inside the instance's own directory.
+nginx_head() {
+    local dir=$1 workers=$2
+    mkdir -p "$dir/tmp"
+    cat <<EOF
+worker_processes $workers;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    keepalive_requests 1000000;
+    keepalive_timeout 75s;
+EOF
+}
+
+mkdir -p "$TMP/mock" "$TMP/proxy" "$TMP/michi"
+{
+    nginx_head "$TMP/mock" "$MOCK_WORKERS"
+    cat <<EOF
+    server {
+        listen 127.0.0.1:$MOCK_PORT;
+        location = /v1/chat/completions {
+            default_type application/json;
+            return 200 '$MOCK_JSON';
+        }
+        location / { return 404; }
+    }
+    server {
+        listen 127.0.0.1:$MOCK_SSE_PORT;
+        location = /v1/chat/completions {
+            default_type text/event-stream;
+            return 200 '$MOCK_SSE';
+        }
+        location / { return 404; }
+    }
+}
+EOF
+} >"$TMP/mock/nginx.conf"
+
+{
+    nginx_head "$TMP/proxy" "$WORKERS"
+    cat <<EOF
+    upstream mock {
+        server 127.0.0.1:$MOCK_PORT;
+        keepalive 64;
+        keepalive_requests 1000000;
+    }
+    server {
+        listen 127.0.0.1:$PROXY_PORT;
+        location / {
+            proxy_pass http://mock;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+    upstream mocksse {
+        server 127.0.0.1:$MOCK_SSE_PORT;
+        keepalive 64;
+        keepalive_requests 1000000;
+    }
+    server {
+        listen 127.0.0.1:$PROXY_SSE_PORT;
+        location / {
+            proxy_pass http://mocksse;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;       # as one configures nginx for SSE
+        }
+    }
+}
+EOF
+} >"$TMP/proxy/nginx.conf"
+
+cat >"$TMP/michi/michi.yaml" <<EOF
+server:
+  listen: "127.0.0.1:$MICHI_PORT"
+  threads: $WORKERS
+log:
+  level: warn            # access-log lines are info-level: not written during the benchmark
+store:
+  sqlite: $TMP/michi/bench.db
+providers:
+  mock: { type: openai, base_url: "http://127.0.0.1:$MOCK_PORT/v1" }
+  mocksse: { type: openai, base_url: "http://127.0.0.1:$MOCK_SSE_PORT/v1" }
+models:
+  mock/gpt-bench: { input_per_mtok: 0.15, output_per_mtok: 0.6 }
+  mocksse/gpt-bench: { input_per_mtok: 0.15, output_per_mtok: 0.6 }
+keys:
+  # Limits far above what the run can reach: the guards run on every request, never refuse.
+  - id: bench
+    class: application
+    secret_sha256: "$KEY_SHA"
+    rpm: 1000000000
+    tpm: 1000000000000
+EOF
+
+"$NGINX" -t -q -p "$TMP/mock" -c "$TMP/mock/nginx.conf" -e "$TMP/mock/error.log" \
+    || die "mock nginx config rejected"
+"$NGINX" -t -q -p "$TMP/proxy" -c "$TMP/proxy/nginx.conf" -e "$TMP/proxy/error.log" \
+    || die "proxy nginx config rejected"
+
+"$NGINX" -p "$TMP/mock" -c "$TMP/mock/nginx.conf" -e "$TMP/mock/error.log" \
+    >"$TMP/mock/out.log" 2>&1 &
+MOCK_PID=$!; PIDS+=("$MOCK_PID")
+"$NGINX" -p "$TMP/proxy" -c "$TMP/proxy/nginx.conf" -e "$TMP/proxy/error.log" \
+    >"$TMP/proxy/out.log" 2>&1 &
+PROXY_PID=$!; PIDS+=("$PROXY_PID")
+"$MICHI_BIN" --config "$TMP/michi/michi.yaml" >"$TMP/michi/out.log" 2>&1 &
+MICHI_PID=$!; PIDS+=("$MICHI_PID")
+
+declare -A URL=(
+    [direct]="http://127.0.0.1:$MOCK_PORT/v1/chat/completions"
+    [nginx-proxy]="http://127.0.0.1:$PROXY_PORT/v1/chat/completions"
+    [michi]="http://127.0.0.1:$MICHI_PORT/v1/chat/completions"
+)
+declare -A SSE_URL=(
+    [direct]="http://127.0.0.1:$MOCK_SSE_PORT/v1/chat/completions"
+    [nginx-proxy]="http://127.0.0.1:$PROXY_SSE_PORT/v1/chat/completions"
+    [michi]="http://127.0.0.1:$MICHI_PORT/v1/chat/completions"
+)
+declare -A PID_OF=([direct]=$MOCK_PID [nginx-proxy]=$PROXY_PID [michi]=$MICHI_PID)
+declare -A LOG_OF=([direct]="$TMP/mock/error.log" [nginx-proxy]="$TMP/proxy/error.log" [michi]="$TMP/michi/out.log")
+TARGETS=(direct nginx-proxy michi)
+
+rss_of() {  # target -> kB
+    if [[ $1 == michi ]]; then rss_kb "${PID_OF[$1]}"; else tree_rss_kb "${PID_OF[$1]}"; fi
+}
+
+for t in "${TARGETS[@]}"; do wait_ready "$t" "${URL[$t]}" "${PID_OF[$t]}" "${LOG_OF[$t]}" "$CHAT_BODY"; done
+# (Michi's "listening on" line is info-level, so not printed at log level warn: the
+# readiness check above is the POST answering 200.)
+
+# The three answer the same body; Michi must really have gone through the mock.
+MICHI_HDRS=$(curl -s -D - -o "$TMP/michi/probe.json" -X POST -H 'Content-Type: application/json' \
+    -H "Authorization: Bearer $MICHI_BENCH_KEY" \
+    --data "$CHAT_BODY" "${URL[michi]}")
+grep -q '"chat.completion"' "$TMP/michi/probe.json" || die "Michi answer is not the mock's: $(cat "$TMP/michi/probe.json")"
+grep -qi '^x-michi-model: mock/gpt-bench' <<<"$MICHI_HDRS" \
+    || echo "bench: note: Michi answered without 'x-michi-model: mock/gpt-bench'" >&2
+if [[ "$STREAM" == 1 ]]; then
+    for t in "${TARGETS[@]}"; do
+        wait_ready "$t (stream)" "${SSE_URL[$t]}" "${PID_OF[$t]}" "${LOG_OF[$t]}" "$STREAM_BODY"
+        curl -s -X POST -H 'Content-Type: application/json' -H "Authorization: Bearer $MICHI_BENCH_KEY" \
+            --data "$STREAM_BODY" "${SSE_URL[$t]}" >"$TMP/probe.sse"
+        grep -q '^data: \[DONE\]' "$TMP/probe.sse" && grep -q '"usage"' "$TMP/probe.sse" \
+            || die "$t streaming answer lacks the usage chunk or [DONE]: $(head -c 600 "$TMP/probe.sse")"
+    done
+fi
+
+sleep 1
+declare -A RSS_IDLE
+for t in "${TARGETS[@]}"; do RSS_IDLE[$t]=$(rss_of "$t"); done
+
+# ---------------------------------------------------------------- load
+
+RESULTS="$TMP/results.tsv"
+: >"$RESULTS"
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# Peak RSS of a target while wrk runs, sampled every 0.2 s into $1.
+sample_rss() {
+    local file=$1 target=$2 peak=0 v
+    while :; do
+        v=$(rss_of "$target")
+        ((v > peak)) && peak=$v && echo "$peak" >"$file"
+        sleep 0.2
+    done
+}
+
+# run_wrk PHASE TARGET ROUND  (appends a line to $RESULTS)
+run_wrk() {
+    local phase=$1 t=$2 r=$3 c th d lua=$LUA url=${URL[$t]}
+    if [[ $phase == latency ]]; then c=$LAT_CONNECTIONS; th=1; d=$LAT_DURATION
+    else c=$CONNECTIONS; th=$THREADS; d=$DURATION; fi
+    [[ $phase == stream ]] && lua=$STREAM_LUA && url=${SSE_URL[$t]}
+    ((th > c)) && th=$c
+    if [[ $phase != latency && "$WARMUP" != 0 && "$WARMUP" != 0s ]]; then
+        "$WRK" -t "$th" -c "$c" -d "$WARMUP" -s "$lua" "$url" >/dev/null
+    fi
+    local peak_file="$TMP/peak.$t"
+    echo 0 >"$peak_file"
+    sample_rss "$peak_file" "$t" &
+    SAMPLER_PID=$!
+    local out
+    out=$("$WRK" -t "$th" -c "$c" -d "$d" --timeout 5s -s "$lua" "$url")
+    kill "$SAMPLER_PID" 2>/dev/null || true; wait "$SAMPLER_PID" 2>/dev/null || true; SAMPLER_PID=""
+    local after; after=$(rss_of "$t")
+    local line; line=$(grep '^BENCH ' <<<"$out") || { echo "$out" >&2; die "wrk gave no result for $t"; }
+    kill -0 "${PID_OF[$t]}" 2>/dev/null || { cat "${LOG_OF[$t]}" >&2; die "$t died under load"; }
+    printf '%s\t%s\t%s\t%s\tpeak_kb=%s\tafter_kb=%s\n' "$phase" "$t" "$r" "${line#BENCH }" \
+        "$(cat "$peak_file")" "$after" >>"$RESULTS"
+    printf '  %-10s round %d  %-11s %s\n' "$phase" "$r" "$t" "${line#BENCH }"
+}
+
+echo "bench: Michi $("$MICHI_BIN" --version 2>/dev/null | head -1) ($MICHI_BIN)"
+echo "bench: ${ROUNDS} rounds; throughput: wrk -t$THREADS -c$CONNECTIONS -d$DURATION (warm-up $WARMUP);" \
+     "latency: wrk -t1 -c$LAT_CONNECTIONS -d$LAT_DURATION; Michi threads = nginx-proxy workers = $WORKERS"
+for r in $(seq 1 "$ROUNDS"); do
+    # Rotate the order each round so no target always runs first or last.
+    order=()
+    for i in 0 1 2; do order+=("${TARGETS[$(((i + r - 1) % 3))]}"); done
+    for t in "${order[@]}"; do run_wrk throughput "$t" "$r"; done
+    if [[ "$LAT_DURATION" != 0 && "$LAT_DURATION" != 0s ]]; then
+        for t in "${order[@]}"; do run_wrk latency "$t" "$r"; done
+    fi
+    if [[ "$STREAM" == 1 ]]; then
+        for t in "${order[@]}"; do run_wrk stream "$t" "$r"; done
+    fi
+done
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---------------------------------------------------------------- report
+
+mkdir -p "$(dirname "$OUT")"
+CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+case "$MICHI_BIN" in
+    */build/release/*) BUILD_TYPE=release ;;
+    */build/dev/*) BUILD_TYPE="dev (-O0 debug; not representative)" ;;
+    *) BUILD_TYPE="unknown ($MICHI_BIN)" ;;
+esac
+
+export RESULTS OUT CPU_MODEL BUILD_TYPE LOAD_START LOAD_END DURATION CONNECTIONS THREADS \
+    LAT_DURATION LAT_CONNECTIONS WARMUP ROUNDS WORKERS MOCK_WORKERS
+export RSS_IDLE_DIRECT=${RSS_IDLE[direct]} RSS_IDLE_PROXY=${RSS_IDLE[nginx-proxy]} RSS_IDLE_MICHI=${RSS_IDLE[michi]}
+export MICHI_VERSION="$("$MICHI_BIN" --version 2>/dev/null | head -1)"
+export NGINX_VERSION="$("$NGINX" -v 2>&1 | sed 's/^nginx version: //')"
+export WRK_VERSION="$("$WRK" -v 2>&1 | head -1 | awk '{print $1, $2}')"
+
+python3 - <<'PY'
+import os, statistics, datetime
+
+E = os.environ
+rows = []
+for line in open(E["RESULTS"]):
+    phase, target, rnd, *kv = line.rstrip("\n").split("\t")
+    fields = {}
+    for part in kv:
+        for item in part.split():
+            k, v = item.split("=")
+            fields[k] = float(v)
+    fields.update(phase=phase, target=target, round=int(rnd))
+    rows.append(fields)
+
+targets = ["direct", "nginx-proxy", "michi"]
+idle = {"direct": int(E["RSS_IDLE_DIRECT"]), "nginx-proxy": int(E["RSS_IDLE_PROXY"]),
+        "michi": int(E["RSS_IDLE_MICHI"])}
+med = statistics.median
+
+def sel(phase, target):
+    return [r for r in rows if r["phase"] == phase and r["target"] == target]
+
+def summary(phase):
+    out = {}
+    for t in targets:
+        rs = sel(phase, t)
+        if not rs:
+            continue
+        out[t] = dict(
+            rps=med(r["rps"] for r in rs),
+            p50=med(r["p50_us"] for r in rs) / 1000,
+            p99=med(r["p99_us"] for r in rs) / 1000,
+            errors=sum(r["non2xx"] + r["connect_err"] + r["read_err"] + r["write_err"] + r["timeouts"] for r in rs),
+            peak=max(r["peak_kb"] for r in rs) / 1024,
+            after=rs[-1]["after_kb"] / 1024,
+        )
+    return out
+
+def per_round_ratio(phase):
+    ratios = []
+    for rnd in sorted({r["round"] for r in rows}):
+        m = [r for r in rows if r["phase"] == phase and r["round"] == rnd and r["target"] == "michi"]
+        n = [r for r in rows if r["phase"] == phase and r["round"] == rnd and r["target"] == "nginx-proxy"]
+        if m and n and n[0]["rps"] > 0:
+            ratios.append(m[0]["rps"] / n[0]["rps"])
+    return ratios
+
+lines = []
+def emit(s=""):
+    lines.append(s)
+
+def table(phase, title):
+    s = summary(phase)
+    if not s:
+        return s
+    emit(f"### {title}")
+    emit()
+    emit("| target | req/s | p50 ms | p99 ms | RSS idle MB | RSS peak under load MB | errors |")
+    emit("|---|---:|---:|---:|---:|---:|---:|")
+    for t in targets:
+        if t in s:
+            v = s[t]
+            emit(f"| {t} | {v['rps']:.0f} | {v['p50']:.3f} | {v['p99']:.3f} | "
+                 f"{idle[t]/1024:.1f} | {v['peak']:.1f} | {v['errors']:.0f} |")
+    emit()
+    return s
+
+now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+emit(f"# Michi benchmark — {now}")
+emit()
+emit(f"- machine: {os.cpu_count()} CPUs (nproc), {E['CPU_MODEL']}; load average before/after: "
+     f"{E['LOAD_START']} / {E['LOAD_END']}")
+emit(f"- Michi: {E['MICHI_VERSION'] or '?'}, build: {E['BUILD_TYPE']}, server.threads {E['WORKERS']}, log level warn")
+emit(f"- nginx {E['NGINX_VERSION']} (mock: {E['MOCK_WORKERS']} worker; proxy: {E['WORKERS']} workers, "
+     f"upstream keepalive 64), {E['WRK_VERSION']}")
+emit(f"- {E['ROUNDS']} rounds, target order rotated each round; figures are medians over rounds "
+     f"(RSS peak: max over rounds)")
+emit(f"- throughput phase: wrk -t{E['THREADS']} -c{E['CONNECTIONS']} -d{E['DURATION']} after a {E['WARMUP']} warm-up; "
+     f"latency phase: wrk -t1 -c{E['LAT_CONNECTIONS']} -d{E['LAT_DURATION']}")
+emit()
+tp = table("throughput", f"Throughput phase ({E['CONNECTIONS']} connections)")
+lt = table("latency", f"Latency phase ({E['LAT_CONNECTIONS']} connection(s), closed loop)")
+st = table("stream", f"Streaming phase (SSE, {E['CONNECTIONS']} connections)")
+
+emit("### Michi vs nginx-proxy")
+emit()
+verdict = lambda ok: "met" if ok else "NOT met"
+if "michi" in tp and "nginx-proxy" in tp:
+    ratio = tp["michi"]["rps"] / tp["nginx-proxy"]["rps"]
+    rr = per_round_ratio("throughput")
+    emit(f"- throughput ratio Michi/nginx-proxy: **{ratio:.2f}x** "
+         f"(per round: {', '.join(f'{x:.2f}' for x in rr)}) — target >= 0.90x: {verdict(ratio >= 0.9)}")
+    d99 = tp["michi"]["p99"] - tp["nginx-proxy"]["p99"]
+    d50 = tp["michi"]["p50"] - tp["nginx-proxy"]["p50"]
+    emit(f"- throughput phase: p50 Michi - nginx-proxy = {d50:+.3f} ms, p99 = **{d99:+.3f} ms** "
+         f"— target p99 within 0.2 ms: {verdict(d99 <= 0.2)}")
+if "michi" in lt and "nginx-proxy" in lt:
+    d99 = lt["michi"]["p99"] - lt["nginx-proxy"]["p99"]
+    d50 = lt["michi"]["p50"] - lt["nginx-proxy"]["p50"]
+    emit(f"- latency phase: p50 Michi - nginx-proxy = {d50:+.3f} ms, p99 = **{d99:+.3f} ms** "
+         f"— target p99 within 0.2 ms: {verdict(d99 <= 0.2)}")
+if "michi" in st and "nginx-proxy" in st:
+    ratio = st["michi"]["rps"] / st["nginx-proxy"]["rps"]
+    rr = per_round_ratio("stream")
+    d99 = st["michi"]["p99"] - st["nginx-proxy"]["p99"]
+    emit(f"- streaming: ratio Michi/nginx-proxy **{ratio:.2f}x** (per round: {', '.join(f'{x:.2f}' for x in rr)}), "
+         f"p99 Michi - nginx-proxy = {d99:+.3f} ms")
+mi = idle["michi"] / 1024
+emit(f"- Michi RSS: idle **{mi:.1f} MB** — target <= 20 MB: {verdict(mi <= 20)}; "
+     f"peak under load {max(s.get('michi', {}).get('peak', 0) for s in (tp, lt, st)):.1f} MB; "
+     f"nginx-proxy (master + workers): idle {idle['nginx-proxy']/1024:.1f} MB")
+errs = sum(s[t]["errors"] for s in (tp, lt, st) for t in s)
+if errs:
+    emit(f"- WARNING: {errs:.0f} failed or non-2xx responses during the run (see the errors column)")
+emit()
+emit("Per run (phase, target, round, wrk figures in µs, RSS in kB):")
+emit()
+emit("```")
+for line in open(E["RESULTS"]):
+    emit(line.rstrip("\n").replace("\t", "  "))
+emit("```")
+
+text = "\n".join(lines) + "\n"
+open(E["OUT"], "w").write(text)
+print()
+print(text, end="")
+print(f"(written to {E['OUT']})")
+PY
