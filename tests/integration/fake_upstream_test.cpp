@@ -311,6 +311,35 @@ TEST(FakeUpstreamTest, AbortIsSeenDuringChunkDelayWithoutAnyWrite) {
     EXPECT_TRUE(up.wait_until([&] { return up.streams_aborted() == 1; }, 5s));
 }
 
+TEST(FakeUpstreamTest, DestructorStopsWhileResponsesAreSuspended) {
+    asio::io_context client_ioc;
+    tcp::socket delayed_head(client_ioc);
+    tcp::socket delayed_chunk(client_ioc);
+    const auto started = std::chrono::steady_clock::now();
+    {
+        fake_upstream up;
+        up.set_handler([](const michi::test::recorded_request& req) {
+            if (req.target == "/head") {
+                auto res = michi::test::json_response(200, "{}");
+                res.head_delay = 60s;
+                return res;
+            }
+            return long_stream(60s);
+        });
+        const tcp::endpoint endpoint(asio::ip::make_address_v4("127.0.0.1"), up.port());
+        delayed_head.connect(endpoint);
+        delayed_chunk.connect(endpoint);
+        auto head_req = make_request("{}");
+        head_req.target("/head");
+        http::write(delayed_head, head_req);
+        auto chunk_req = make_request("{}");
+        http::write(delayed_chunk, chunk_req);
+        ASSERT_TRUE(up.wait_until([&] { return up.request_count() == 2; }));
+        // Leaving the scope destroys the fake with both coroutines suspended on 60 s timers.
+    }
+    EXPECT_LT(std::chrono::steady_clock::now() - started, 10s);
+}
+
 TEST(FakeUpstreamTest, TlsVerifiesForLocalhostWithTestCa) {
     temp_dir dir;
     auto files = michi::test::make_test_certs(dir.str());

@@ -269,10 +269,11 @@ fake_response default_chat_completion(const recorded_request& req) {
         {"object", "chat.completion"},
         {"created", 1700000000},
         {"model", model},
-        {"choices",
-         nlohmann::json::array({{{"index", 0},
-                                 {"message", {{"role", "assistant"}, {"content", "hello from fake"}}},
-                                 {"finish_reason", "stop"}}})},
+        {"choices", nlohmann::json::array({{
+                        {"index", 0},
+                        {"message", {{"role", "assistant"}, {"content", "hello from fake"}}},
+                        {"finish_reason", "stop"},
+                    }})},
         {"usage", {{"prompt_tokens", 5}, {"completion_tokens", 3}, {"total_tokens", 8}}},
     };
     return json_response(200, body.dump());
@@ -496,8 +497,8 @@ struct fake_upstream::impl {
             }
             // Raw chunk framing: hex size CRLF data CRLF.
             std::string size_line = hex_size(chunk.size()) + "\r\n";
-            std::array<asio::const_buffer, 3> buffers{
-                asio::buffer(size_line), asio::buffer(chunk), asio::buffer(crlf.data(), crlf.size())};
+            std::array<asio::const_buffer, 3> buffers{asio::buffer(size_line), asio::buffer(chunk),
+                                                      asio::buffer(crlf.data(), crlf.size())};
             auto [wec, wn] = co_await asio::async_write(stream, buffers, use_tuple);
             if (wec) {
                 co_return stream_result::aborted;

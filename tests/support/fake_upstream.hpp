@@ -26,13 +26,20 @@ struct recorded_request {
 // What the fake upstream answers to one request.
 struct fake_response {
     unsigned status = 200;
-    std::vector<std::pair<std::string, std::string>> headers; // e.g. {"content-type", "application/json"}
-    std::string body;                         // non-stream body (content-length)
-    std::vector<std::string> chunks;          // if non-empty: chunked transfer-encoding, one HTTP chunk each
-    std::chrono::milliseconds chunk_delay{0}; // delay before each chunk (a timer, not a sleep)
-    bool cut_after_chunks = false;            // close the socket after the chunks, without the final 0-chunk
-    std::chrono::milliseconds head_delay{0};  // delay before sending the response head (for timeouts)
-    bool close_connection = false;            // send Connection: close and close after responding
+    // e.g. {"content-type", "application/json"}
+    std::vector<std::pair<std::string, std::string>> headers;
+    // Non-stream body (content-length).
+    std::string body;
+    // If non-empty: chunked transfer-encoding, one HTTP chunk each (empty strings are skipped).
+    std::vector<std::string> chunks;
+    // Delay before each chunk (a timer, not a sleep).
+    std::chrono::milliseconds chunk_delay{0};
+    // Close the socket after the chunks, without the final 0-chunk (no TLS close_notify either).
+    bool cut_after_chunks = false;
+    // Delay before sending the response head (for timeouts).
+    std::chrono::milliseconds head_delay{0};
+    // Send Connection: close and close after responding.
+    bool close_connection = false;
 };
 
 // A complete JSON response with content-type application/json.
@@ -53,7 +60,8 @@ struct tls_files {
 };
 
 // Makes a throwaway CA and a server certificate for `dns_name` (SAN DNS:<dns_name> only, no IP
-// SAN) signed by it, written under `dir` (created if missing). Throws std::runtime_error on failure.
+// SAN) signed by it, written under `dir` (created if missing) as ca.pem, server.pem and
+// server-key.pem. Throws std::runtime_error on failure.
 tls_files make_test_certs(const std::string& dir, const std::string& dns_name = "localhost");
 
 // The fake upstream server. Thread-safe: every accessor may be called from any thread, and the
@@ -86,7 +94,8 @@ public:
     // Connections that have ended (peer close, close_connection, cut, error, failed handshake).
     std::size_t connections_closed() const;
     // Chunked responses that failed because the peer went away (write error, or EOF/error seen
-    // by the concurrent read while streaming).
+    // by the concurrent read while streaming; a client half-close counts too). A peer leaving
+    // during head_delay is not counted: nothing is streaming yet.
     std::size_t streams_aborted() const;
 
     // Blocks until pred() is true or timeout passes; re-checks whenever the fake records
