@@ -200,9 +200,9 @@ awaitable<void> relay_whole(worker& w, server::client_io& io, request_context& c
     std::string body;
     if (const auto ec = co_await read_body(a, body)) {
         a.conn->close();
-        co_await reply_error(io, ctx,
-                             errors::upstream_error("Upstream " + c.model.name +
-                                                    " broke off its response: " + ec.message()));
+        const auto err = errors::upstream_error("Upstream " + c.model.name +
+                                                " broke off its response: " + ec.message());
+        co_await reply_error(io, ctx, err);
         co_return;
     }
     const auto& up = a.parser->get();

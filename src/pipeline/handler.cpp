@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <variant>
 
 namespace michi::pipeline {
 namespace {
@@ -33,22 +34,19 @@ std::string_view presented_secret(const http::request<http::string_body>& req) {
     return req["x-api-key"];
 }
 
-awaitable<bool> authenticate(server::client_io& io, request_context& ctx) {
+// Admission stage 1: the presented secret must name a live key.
+std::optional<gateway_error> authenticate(request_context& ctx) {
     const auto secret = presented_secret(ctx.req);
     if (secret.empty()) {
-        co_await reply_error(io, ctx,
-                             errors::invalid_api_key(
-                                 "Missing API key: send \"Authorization: Bearer <key>\"."));
-        co_return false;
+        return errors::invalid_api_key("Missing API key: send \"Authorization: Bearer <key>\".");
     }
     ctx.key = ctx.rt->keys.authenticate(secret);
     if (ctx.key == nullptr) {
-        co_await reply_error(io, ctx, errors::invalid_api_key());
-        co_return false;
+        return errors::invalid_api_key();
     }
     ctx.log.key_id = ctx.key->id;
     ctx.log.key_class = config::to_string(ctx.key->cls);
-    co_return true;
+    return std::nullopt;
 }
 
 double expected_cost(const config::model_config& m, const nlohmann::json& body) {
@@ -138,57 +136,55 @@ std::optional<dispatch_plan> resolve(const request_context& ctx, const std::stri
     return std::nullopt;
 }
 
-awaitable<void> chat_completions(worker& w, server::client_io& io, request_context& ctx) {
-    if (!co_await authenticate(io, ctx)) {
-        co_return;
+// Admission for chat completions: synchronous, in memory, a fixed list of checks each
+// of which passes or refuses. The result is a dispatch plan or an error.
+std::variant<dispatch_plan, gateway_error> admit_chat(request_context& ctx) {
+    if (auto err = authenticate(ctx)) {
+        return *err;
     }
     ctx.body = nlohmann::json::parse(ctx.req.body(), nullptr, false);
     if (ctx.body.is_discarded() || !ctx.body.is_object()) {
-        co_await reply_error(io, ctx,
-                             errors::invalid_request("The request body is not a JSON object."));
-        co_return;
+        return errors::invalid_request("The request body is not a JSON object.");
     }
     const auto model = ctx.body.find("model");
-    if (model == ctx.body.end() || !model->is_string() || model->get_ref<const std::string&>().empty()) {
-        co_await reply_error(io, ctx,
-                             errors::invalid_request("Missing required parameter: 'model'.", "model"));
-        co_return;
+    if (model == ctx.body.end() || !model->is_string() ||
+        model->get_ref<const std::string&>().empty()) {
+        return errors::invalid_request("Missing required parameter: 'model'.", "model");
     }
     const auto messages = ctx.body.find("messages");
     if (messages == ctx.body.end() || !messages->is_array() || messages->empty()) {
-        co_await reply_error(
-            io, ctx,
-            errors::invalid_request("'messages' must be a non-empty array.", "messages"));
-        co_return;
+        return errors::invalid_request("'messages' must be a non-empty array.", "messages");
     }
     const auto stream = ctx.body.find("stream");
     if (stream != ctx.body.end() && !stream->is_boolean() && !stream->is_null()) {
-        co_await reply_error(io, ctx,
-                             errors::invalid_request("'stream' must be a boolean.", "stream"));
-        co_return;
+        return errors::invalid_request("'stream' must be a boolean.", "stream");
     }
     ctx.log.stream = stream != ctx.body.end() && stream->is_boolean() && stream->get<bool>();
     const std::string& name = model->get_ref<const std::string&>();
     ctx.log.route = name;
     auto plan = resolve(ctx, name);
     if (!plan) {
-        co_await reply_error(io, ctx, errors::model_not_found(name));
-        co_return;
+        return errors::model_not_found(name);
     }
     if (!auth::model_allowed(*ctx.key, name)) {
-        co_await reply_error(io, ctx, errors::model_not_allowed(name));
-        co_return;
+        return errors::model_not_allowed(name);
     }
     if (plan->candidates.empty()) {
-        co_await reply_error(
-            io, ctx,
-            errors::invalid_request("No target of route \"" + name +
-                                        "\" can serve this request (context window, tools or "
-                                        "images).",
-                                    "model"));
+        return errors::invalid_request("No target of route \"" + name +
+                                           "\" can serve this request (context window, tools "
+                                           "or images).",
+                                       "model");
+    }
+    return std::move(*plan);
+}
+
+awaitable<void> chat_completions(worker& w, server::client_io& io, request_context& ctx) {
+    auto admitted = admit_chat(ctx);
+    if (auto* err = std::get_if<gateway_error>(&admitted)) {
+        co_await reply_error(io, ctx, *err);
         co_return;
     }
-    co_await run_exchange(w, io, ctx, *plan);
+    co_await run_exchange(w, io, ctx, std::get<dispatch_plan>(admitted));
 }
 
 nlohmann::json model_entry(const std::string& id, const std::string& owner) {
@@ -196,7 +192,8 @@ nlohmann::json model_entry(const std::string& id, const std::string& owner) {
 }
 
 awaitable<void> list_models(server::client_io& io, request_context& ctx) {
-    if (!co_await authenticate(io, ctx)) {
+    if (const auto err = authenticate(ctx)) {
+        co_await reply_error(io, ctx, *err);
         co_return;
     }
     const auto& cfg = *ctx.rt->cfg;
@@ -258,7 +255,8 @@ awaitable<void> handle(worker& w, server::client_io& io, request_context& ctx) {
     const auto it = std::find_if(endpoints.begin(), endpoints.end(),
                                  [&](const endpoint_entry& e) { return e.path == ctx.path; });
     if (it == endpoints.end()) {
-        co_await reply_error(io, ctx, errors::not_found(std::string(ctx.req.target())));
+        const auto err = errors::not_found(std::string(ctx.req.target()));
+        co_await reply_error(io, ctx, err);
         co_return;
     }
     if (ctx.req.method() != it->method) {

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <optional>
 
 namespace michi::server {
 namespace {
@@ -126,19 +127,24 @@ awaitable<void> run_session(worker& w, Stream& stream) {
         ctx.rt = rt;
         ctx.request_id = new_request_id();
         if (hec) {
+            // (Errors are named locals: GCC 12 mis-destroys temporaries in some co_awaits.)
+            std::optional<gateway_error> err;
             if (hec == http::error::header_limit) {
-                ctx.log.method = "-";
-                co_await write_local_error(
-                    io, ctx,
-                    gateway_error{431, "invalid_request_error", "headers_too_large",
-                                  "Request headers exceed " +
-                                      std::to_string(sc.max_header_bytes) + " bytes.",
-                                  {}});
+                err = gateway_error{431, "invalid_request_error", "headers_too_large",
+                                    "Request headers exceed " +
+                                        std::to_string(sc.max_header_bytes) + " bytes.",
+                                    {}};
+            } else if (hec == http::error::body_limit) {
+                // Beast checks Content-Length against the limit as soon as the head is in.
+                err = errors::request_too_large(sc.max_body_bytes);
             } else if (hec != http::error::end_of_stream && hec != beast::error::timeout &&
                        hec != net::error::eof && hec != net::error::connection_reset &&
                        hec != net::error::operation_aborted && parser.got_some()) {
-                co_await write_local_error(
-                    io, ctx, errors::invalid_request("Malformed HTTP request: " + hec.message()));
+                err = errors::invalid_request("Malformed HTTP request: " + hec.message());
+            }
+            if (err) {
+                ctx.log.method = "-";
+                co_await write_local_error(io, ctx, *err);
             }
             break;
         }
@@ -149,8 +155,9 @@ awaitable<void> run_session(worker& w, Stream& stream) {
         ctx.log.request_id = ctx.request_id;
         ctx.log.method = std::string(head.method_string());
         ctx.log.path = std::string(head.target().substr(0, head.target().find('?')));
+        const auto too_large = errors::request_too_large(sc.max_body_bytes);
         if (const auto len = parser.content_length(); len && *len > sc.max_body_bytes) {
-            co_await write_local_error(io, ctx, errors::request_too_large(sc.max_body_bytes));
+            co_await write_local_error(io, ctx, too_large);
             break;
         }
         if (beast::iequals(head[http::field::expect], "100-continue")) {
@@ -164,7 +171,7 @@ awaitable<void> run_session(worker& w, Stream& stream) {
         beast::get_lowest_layer(stream).expires_after(sc.read_timeout);
         auto [bec, bn] = co_await http::async_read(stream, buffer, parser, nothrow);
         if (bec == http::error::body_limit) {
-            co_await write_local_error(io, ctx, errors::request_too_large(sc.max_body_bytes));
+            co_await write_local_error(io, ctx, too_large);
             break;
         }
         if (bec) {
@@ -186,10 +193,9 @@ awaitable<void> run_session(worker& w, Stream& stream) {
         if (crashed) {
             ctx.keep_alive = false;
             if (ctx.log.status == 0) {
-                co_await write_local_error(
-                    io, ctx,
-                    gateway_error{500, "api_error", "internal_error",
-                                  "Internal error while handling the request.", {}});
+                const gateway_error internal{500, "api_error", "internal_error",
+                                             "Internal error while handling the request.", {}};
+                co_await write_local_error(io, ctx, internal);
             }
             break;
         }

@@ -1,0 +1,417 @@
+// The real gateway in-process against fake upstreams: what the client gets and what
+// the upstream sees.
+#include "support/fake_upstream.hpp"
+#include "support/gateway_harness.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <thread>
+
+namespace michi::test {
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+const std::string chat_body =
+    R"({"model":"fake/gpt-test","messages":[{"role":"user","content":"hello"}]})";
+const std::string stream_body =
+    R"({"model":"fake/gpt-test","stream":true,"messages":[{"role":"user","content":"hello"}]})";
+
+std::string chunked_request(const std::string& body) {
+    return "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+           std::string(test_secret) + "\r\nContent-Type: application/json\r\nContent-Length: " +
+           std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+TEST(GatewayTest, HealthAndReadiness) {
+    fake_upstream up;
+    gateway_harness gw(basic_config(up.base_url()));
+    for (const auto* path : {"/healthz", "/v1/healthz"}) {
+        const auto r = gw.request(http::verb::get, path, "", {});
+        EXPECT_EQ(r.status, 200u) << path;
+        EXPECT_EQ(json::parse(r.body)["status"], "ok");
+        EXPECT_FALSE(r.headers.at("x-request-id").empty());
+    }
+    EXPECT_EQ(gw.request(http::verb::get, "/readyz", "", {}).status, 200u);
+}
+
+TEST(GatewayTest, UnknownPathIs404AndWrongMethodIs405OpenAIShaped) {
+    fake_upstream up;
+    gateway_harness gw(basic_config(up.base_url()));
+    const auto nf = gw.request(http::verb::get, "/v1/nope");
+    EXPECT_EQ(nf.status, 404u);
+    EXPECT_EQ(json::parse(nf.body)["error"]["code"], "not_found");
+    const auto na = gw.request(http::verb::get, "/v1/chat/completions");
+    EXPECT_EQ(na.status, 405u);
+    EXPECT_EQ(na.headers.at("allow"), "POST");
+    const auto err = json::parse(na.body)["error"];
+    EXPECT_EQ(err["code"], "method_not_allowed");
+    EXPECT_EQ(err["type"], "invalid_request_error");
+    EXPECT_TRUE(err.contains("param"));
+}
+
+TEST(GatewayTest, AuthBearerAndXApiKeyAcceptedWrongKeyRefused) {
+    fake_upstream up;
+    gateway_harness gw(basic_config(up.base_url()));
+    EXPECT_EQ(gw.request(http::verb::get, "/v1/models").status, 200u);
+    EXPECT_EQ(gw.request(http::verb::get, "/models", "", {{"x-api-key", test_secret}}).status,
+              200u);
+    const auto wrong =
+        gw.request(http::verb::get, "/v1/models", "", {{"authorization", "Bearer mk-dev-wrong"}});
+    EXPECT_EQ(wrong.status, 401u);
+    EXPECT_EQ(json::parse(wrong.body)["error"]["code"], "invalid_api_key");
+    EXPECT_EQ(gw.request(http::verb::get, "/v1/models", "", {}).status, 401u);
+    EXPECT_EQ(up.request_count(), 0u);
+}
+
+TEST(GatewayTest, ModelsListsConfiguredModelsAndRoutesTheKeyMayUse) {
+    fake_upstream up;
+    gateway_harness gw(basic_config(up.base_url(), {.rest = R"(routes:
+  smart: { targets: [fake/gpt-test, echo/echo-1] }
+)"}));
+    const auto r = gw.request(http::verb::get, "/v1/models");
+    ASSERT_EQ(r.status, 200u);
+    const auto j = json::parse(r.body);
+    EXPECT_EQ(j["object"], "list");
+    std::vector<std::string> ids;
+    for (const auto& m : j["data"]) {
+        ids.push_back(m["id"]);
+        EXPECT_EQ(m["object"], "model");
+    }
+    EXPECT_NE(std::find(ids.begin(), ids.end(), "fake/gpt-test"), ids.end());
+    EXPECT_NE(std::find(ids.begin(), ids.end(), "smart"), ids.end());
+}
+
+TEST(GatewayTest, NonStreamRelaysUpstreamBytesUnchangedAndRewritesModel) {
+    fake_upstream up;
+    // Odd spacing and key order: the client must get exactly these bytes.
+    const std::string upstream_body =
+        R"({ "id":"x1",  "object":"chat.completion", "choices":[{"index":0,"message":{"role":"assistant","content":"hi there"},"finish_reason":"stop"}],"usage":{"prompt_tokens":11,"completion_tokens":7,"total_tokens":18}})";
+    up.set_handler([&](const recorded_request&) { return json_response(200, upstream_body); });
+    gateway_harness gw(basic_config(up.base_url()));
+    const auto r = gw.chat(chat_body);
+    ASSERT_EQ(r.status, 200u) << r.body;
+    EXPECT_EQ(r.body, upstream_body);
+    EXPECT_EQ(r.headers.at("x-michi-model"), "fake/gpt-test");
+    EXPECT_EQ(r.headers.at("x-michi-attempts"), "1");
+    ASSERT_EQ(up.request_count(), 1u);
+    const auto seen = up.requests().front();
+    EXPECT_EQ(seen.target, "/v1/chat/completions");
+    EXPECT_EQ(json::parse(seen.body)["model"], "gpt-test");
+    // The provider's key goes upstream, never the client's.
+    EXPECT_EQ(seen.headers.at("authorization"), "Bearer sk-upstream-test");
+    EXPECT_EQ(seen.body.find(test_secret), std::string::npos);
+}
+
+TEST(GatewayTest, ClientRequestIdIsKeptAndEchoed) {
+    fake_upstream up;
+    gateway_harness gw(basic_config(up.base_url()));
+    const auto r = gw.request(http::verb::post, "/v1/chat/completions", chat_body,
+                              {{"authorization", std::string("Bearer ") + test_secret},
+                               {"x-request-id", "my-trace-42"}});
+    EXPECT_EQ(r.headers.at("x-request-id"), "my-trace-42");
+    const auto bad = gw.request(http::verb::post, "/v1/chat/completions", chat_body,
+                                {{"authorization", std::string("Bearer ") + test_secret},
+                                 {"x-request-id", "bad id with spaces"}});
+    EXPECT_NE(bad.headers.at("x-request-id"), "bad id with spaces");
+}
+
+TEST(GatewayTest, StreamRelaysEveryUpstreamByteUnchanged) {
+    fake_upstream up;
+    const std::vector<std::string> events = {
+        R"({"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]})",
+        R"({"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"Hel"}}]})",
+        R"({"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"lo"},"finish_reason":"stop"}]})",
+        "[DONE]"};
+    up.set_handler([&](const recorded_request&) { return sse_response(events, 5ms); });
+    gateway_harness gw(basic_config(up.base_url()));
+    const auto r = gw.chat(stream_body);
+    ASSERT_EQ(r.status, 200u);
+    EXPECT_EQ(r.headers.at("content-type"), "text/event-stream");
+    std::string expected;
+    for (const auto& e : events) {
+        expected += "data: " + e + "\n\n";
+    }
+    EXPECT_EQ(r.body, expected);
+    EXPECT_TRUE(json::parse(up.requests().front().body)["stream"].get<bool>());
+}
+
+TEST(GatewayTest, Upstream4xxAnd5xxPassedThroughAsTheyAre) {
+    fake_upstream up;
+    const std::string e400 = R"({"error":{"message":"bad thing","type":"invalid_request_error","param":"messages","code":null}})";
+    const std::string e500 = R"({"error":{"message":"boom","type":"server_error"}})";
+    up.set_handler([&](const recorded_request& req) {
+        return json_response(req.body.find("four") != std::string::npos ? 400 : 500,
+                             req.body.find("four") != std::string::npos ? e400 : e500);
+    });
+    gateway_harness gw(basic_config(up.base_url()));
+    const auto r400 =
+        gw.chat(R"({"model":"fake/gpt-test","messages":[{"role":"user","content":"four"}]})");
+    EXPECT_EQ(r400.status, 400u);
+    EXPECT_EQ(r400.body, e400);
+    const auto r500 = gw.chat(chat_body);
+    EXPECT_EQ(r500.status, 500u);
+    EXPECT_EQ(r500.body, e500);
+}
+
+TEST(GatewayTest, BadRequestsGetClearOpenAIErrors) {
+    fake_upstream up;
+    gateway_harness gw(basic_config(up.base_url()));
+    const auto not_json = gw.chat("{nope");
+    EXPECT_EQ(not_json.status, 400u);
+    EXPECT_EQ(json::parse(not_json.body)["error"]["type"], "invalid_request_error");
+    const auto no_model = gw.chat(R"({"messages":[{"role":"user","content":"x"}]})");
+    EXPECT_EQ(no_model.status, 400u);
+    EXPECT_EQ(json::parse(no_model.body)["error"]["param"], "model");
+    const auto no_messages = gw.chat(R"({"model":"fake/gpt-test"})");
+    EXPECT_EQ(no_messages.status, 400u);
+    const auto unknown = gw.chat(R"({"model":"fake/nope","messages":[{"role":"user","content":"x"}]})");
+    EXPECT_EQ(unknown.status, 404u);
+    EXPECT_EQ(json::parse(unknown.body)["error"]["code"], "model_not_found");
+    EXPECT_EQ(up.request_count(), 0u);
+}
+
+TEST(GatewayTest, SequentialRequestsShareOnePooledUpstreamConnection) {
+    fake_upstream up;
+    gateway_harness gw(basic_config(up.base_url()));
+    for (int i = 0; i < 5; ++i) {
+        ASSERT_EQ(gw.chat(chat_body).status, 200u);
+        ASSERT_EQ(gw.chat(stream_body).status, 200u);
+    }
+    EXPECT_EQ(up.request_count(), 10u);
+    EXPECT_EQ(up.connections_opened(), 1u);
+}
+
+TEST(GatewayTest, ReusedConnectionClosedByUpstreamIsRetriedOnAFreshOne) {
+    fake_upstream up;
+    gateway_harness gw(basic_config(up.base_url()));
+    ASSERT_EQ(gw.chat(chat_body).status, 200u);
+    // The upstream drops its idle connection behind the gateway's back.
+    up.set_handler([](const recorded_request& req) {
+        auto r = default_chat_completion(req);
+        r.close_connection = true;
+        return r;
+    });
+    ASSERT_EQ(gw.chat(chat_body).status, 200u);
+    ASSERT_TRUE(up.wait_until([&] { return up.connections_closed() >= 1; }));
+    EXPECT_EQ(gw.chat(chat_body).status, 200u);
+    EXPECT_EQ(up.connections_opened(), 2u);
+}
+
+TEST(GatewayTest, ClientDisconnectMidStreamCancelsTheUpstreamRequest) {
+    fake_upstream up;
+    std::vector<std::string> many;
+    for (int i = 0; i < 200; ++i) {
+        many.push_back(R"({"choices":[{"index":0,"delta":{"content":"x"}}]})");
+    }
+    up.set_handler([&](const recorded_request& req) {
+        return req.body.find("\"stream\":true") != std::string::npos
+                   ? sse_response(many, 20ms)
+                   : default_chat_completion(req);
+    });
+    gateway_harness gw(basic_config(up.base_url()));
+    {
+        raw_client client(gw.port());
+        client.send(chunked_request(stream_body));
+        const auto got = client.read_until("data: ");
+        ASSERT_NE(got.find("200 OK"), std::string::npos) << got;
+        client.close();
+    }
+    EXPECT_TRUE(up.wait_until([&] { return up.streams_aborted() == 1; }));
+    // That connection is not pooled: the next request opens a new one.
+    ASSERT_EQ(gw.chat(chat_body).status, 200u);
+    EXPECT_EQ(up.connections_opened(), 2u);
+}
+
+TEST(GatewayTest, StreamCutBeforeFirstEventFallsBackAfterItEndsWithErrorEvent) {
+    fake_upstream up;
+    up.set_handler([](const recorded_request& req) {
+        fake_response r;
+        r.headers = {{"content-type", "text/event-stream"}};
+        if (req.body.find("early") != std::string::npos) {
+            r.chunks = {"data: {\"partial"};
+        } else {
+            r.chunks = {"data: {\"choices\":[]}\n\n", "data: {\"more"};
+        }
+        r.cut_after_chunks = true;
+        return r;
+    });
+    gateway_harness gw(basic_config(up.base_url(), {.rest = R"(routes:
+  chain: { targets: [fake/gpt-test, echo/echo-1] }
+)"}));
+    const auto early = gw.chat(
+        R"({"model":"chain","stream":true,"messages":[{"role":"user","content":"early"}]})");
+    ASSERT_EQ(early.status, 200u);
+    EXPECT_EQ(early.headers.at("x-michi-model"), "echo/echo-1");
+    EXPECT_EQ(early.headers.at("x-michi-attempts"), "2");
+    EXPECT_NE(early.body.find("early"), std::string::npos);
+    EXPECT_NE(early.body.find("[DONE]"), std::string::npos);
+
+    raw_client client(gw.port());
+    client.send(chunked_request(
+        R"({"model":"chain","stream":true,"messages":[{"role":"user","content":"late"}]})"));
+    const auto late = client.read_until("\r\n0\r\n\r\n");
+    EXPECT_NE(late.find("data: {\"choices\":[]}"), std::string::npos);
+    EXPECT_NE(late.find("upstream_error"), std::string::npos) << late;
+    EXPECT_EQ(late.find("[DONE]"), std::string::npos);
+}
+
+TEST(GatewayTest, FallbackOn429And5xxButNotOn400) {
+    fake_upstream bad;
+    fake_upstream good;
+    bad.set_handler([](const recorded_request& req) {
+        return json_response(req.body.find("client-error") != std::string::npos ? 400 : 429,
+                             R"({"error":{"message":"no"}})");
+    });
+    gateway_harness gw(basic_config(bad.base_url(),
+                                    {.providers = "  good: { type: openai, base_url: \"" +
+                                                  good.base_url() + "/v1\" }\n",
+                                     .rest = R"(routes:
+  chain: { targets: [fake/gpt-test, good/gpt-4o-mini] }
+)"}));
+    const auto r = gw.chat(R"({"model":"chain","messages":[{"role":"user","content":"x"}]})");
+    EXPECT_EQ(r.status, 200u);
+    EXPECT_EQ(r.headers.at("x-michi-model"), "good/gpt-4o-mini");
+    EXPECT_EQ(good.request_count(), 1u);
+    const auto r400 =
+        gw.chat(R"({"model":"chain","messages":[{"role":"user","content":"client-error"}]})");
+    EXPECT_EQ(r400.status, 400u);
+    EXPECT_EQ(good.request_count(), 1u);
+}
+
+const std::string dead_provider =
+    "  dead: { type: openai, base_url: \"http://127.0.0.1:1/v1\", connect_timeout: 2s }\n";
+
+TEST(GatewayTest, EveryTargetFailingGives502ListingTheAttempts) {
+    fake_upstream up;
+    up.set_handler([](const recorded_request&) { return json_response(503, "{}"); });
+    gateway_harness gw(basic_config(up.base_url(), {.providers = dead_provider, .rest = R"(routes:
+  chain: { targets: [dead/gpt-4o-mini, fake/gpt-test] }
+)"}));
+    const auto r = gw.chat(R"({"model":"chain","messages":[{"role":"user","content":"x"}]})");
+    // The last target's own answer is passed on when it is an HTTP response.
+    EXPECT_EQ(r.status, 503u);
+    up.set_handler([](const recorded_request&) {
+        fake_response slow = json_response(200, "{}");
+        slow.head_delay = 2s;
+        return slow;
+    });
+    gateway_harness gw2(basic_config(up.base_url(), {.providers = dead_provider, .rest = R"(routes:
+  chain: { targets: [fake/gpt-test, dead/gpt-4o-mini], attempt_timeout: 200ms }
+  slow: { targets: [fake/gpt-test], attempt_timeout: 200ms }
+)"}));
+    const auto all = gw2.chat(R"({"model":"chain","messages":[{"role":"user","content":"x"}]})");
+    EXPECT_EQ(all.status, 502u);
+    const auto msg = json::parse(all.body)["error"]["message"].get<std::string>();
+    EXPECT_NE(msg.find("fake/gpt-test: response timeout"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("dead/gpt-4o-mini: connect error"), std::string::npos) << msg;
+    const auto timeout = gw2.chat(R"({"model":"slow","messages":[{"role":"user","content":"x"}]})");
+    EXPECT_EQ(timeout.status, 504u);
+    EXPECT_EQ(json::parse(timeout.body)["error"]["code"], "upstream_timeout");
+}
+
+TEST(GatewayTest, TlsUpstreamVerifiedAgainstTestCaAndWrongHostNameRefused) {
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("michi-tls-" + std::to_string(::getpid()));
+    const auto certs = make_test_certs(dir.string(), "localhost");
+    fake_upstream up(&certs);
+    auto provider = [&](const std::string& name, const std::string& host, bool with_ca) {
+        return "  " + name + ": { type: openai, base_url: \"" + up.base_url(host) + "/v1\"" +
+               (with_ca ? ", ca_file: \"" + certs.ca_file + "\"" : std::string()) + " }\n";
+    };
+    gateway_harness gw(basic_config(
+        up.base_url(), {.providers = provider("tls_ok", "localhost", true) +
+                                     provider("tls_wrong_name", "127.0.0.1", true) +
+                                     provider("tls_untrusted", "localhost", false)}));
+    const auto ok =
+        gw.chat(R"({"model":"tls_ok/gpt-4o-mini","messages":[{"role":"user","content":"x"}]})");
+    EXPECT_EQ(ok.status, 200u) << ok.body;
+    const auto wrong = gw.chat(
+        R"({"model":"tls_wrong_name/gpt-4o-mini","messages":[{"role":"user","content":"x"}]})");
+    EXPECT_EQ(wrong.status, 502u);
+    const auto untrusted = gw.chat(
+        R"({"model":"tls_untrusted/gpt-4o-mini","messages":[{"role":"user","content":"x"}]})");
+    EXPECT_EQ(untrusted.status, 502u);
+    EXPECT_EQ(up.request_count(), 1u); // only the verified connection carried a request
+    std::filesystem::remove_all(dir);
+}
+
+TEST(GatewayTest, SlowClientIsCutOff) {
+    fake_upstream up;
+    gateway_harness gw(basic_config(up.base_url(), {.server = "  idle_timeout: 300ms\n  read_timeout: 300ms\n"}));
+    raw_client client(gw.port());
+    client.send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"); // and then nothing
+    EXPECT_TRUE(client.wait_closed());
+    // A body that never completes is cut off too.
+    raw_client body_client(gw.port());
+    body_client.send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{");
+    EXPECT_TRUE(body_client.wait_closed());
+}
+
+TEST(GatewayTest, OversizedBodyGets413AndOversizedHeaders431) {
+    fake_upstream up;
+    gateway_harness gw(
+        basic_config(up.base_url(),
+                     {.server = "  max_body_bytes: 1024\n  max_header_bytes: 2048\n"}));
+    const std::string big(4096, 'x');
+    const auto r = gw.chat(R"({"model":"fake/gpt-test","messages":[{"role":"user","content":")" +
+                           big + R"("}]})");
+    EXPECT_EQ(r.status, 413u) << r.body;
+    EXPECT_EQ(json::parse(r.body)["error"]["code"], "request_too_large");
+    const auto h = gw.request(http::verb::get, "/healthz", "", {{"x-big", std::string(4096, 'h')}});
+    EXPECT_EQ(h.status, 431u);
+    EXPECT_EQ(up.request_count(), 0u);
+}
+
+TEST(GatewayTest, EchoProviderAnswersAndStreamsWithUsage) {
+    fake_upstream up;
+    gateway_harness gw(basic_config(up.base_url()));
+    const auto r = gw.chat(
+        R"({"model":"echo/echo-1","messages":[{"role":"user","content":"say this back"}]})");
+    ASSERT_EQ(r.status, 200u);
+    const auto j = json::parse(r.body);
+    EXPECT_EQ(j["choices"][0]["message"]["content"], "say this back");
+    EXPECT_GT(j["usage"]["prompt_tokens"].get<int>(), 0);
+    const auto s = gw.chat(
+        R"({"model":"echo/echo-1","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"say this back"}]})");
+    ASSERT_EQ(s.status, 200u);
+    EXPECT_NE(s.body.find(R"("usage":)"), std::string::npos);
+    EXPECT_TRUE(s.body.ends_with("data: [DONE]\n\n"));
+}
+
+TEST(GatewayTest, DrainFinishesInFlightRequestsAndStopsAccepting) {
+    fake_upstream up;
+    up.set_handler([](const recorded_request& req) {
+        auto r = default_chat_completion(req);
+        r.head_delay = 300ms;
+        return r;
+    });
+    gateway_harness gw(basic_config(up.base_url()));
+    http_reply slow;
+    std::thread client([&] { slow = gw.chat(chat_body); });
+    ASSERT_TRUE(up.wait_until([&] { return up.request_count() == 1; }));
+    EXPECT_TRUE(gw.gw().drain(std::chrono::seconds(5)));
+    client.join();
+    EXPECT_EQ(slow.status, 200u);
+    EXPECT_EQ(gw.gw().state().inflight.load(), 0);
+    EXPECT_THROW(gw.request(http::verb::get, "/healthz"), boost::system::system_error);
+}
+
+TEST(GatewayTest, ReloadSwapsConfigForNewRequests) {
+    fake_upstream up;
+    gateway_harness gw(basic_config(up.base_url()));
+    EXPECT_EQ(gw.chat(R"({"model":"fake/other","messages":[{"role":"user","content":"x"}]})").status,
+              404u);
+    auto next = config::load_string(basic_config(up.base_url(), {.models = "  fake/other: {}\n"}));
+    ASSERT_TRUE(next.cfg) << (next.errors.empty() ? "" : next.errors.front());
+    std::string error;
+    ASSERT_TRUE(gw.gw().reload(next.cfg, error)) << error;
+    EXPECT_EQ(gw.chat(R"({"model":"fake/other","messages":[{"role":"user","content":"x"}]})").status,
+              200u);
+}
+
+} // namespace
+} // namespace michi::test

@@ -1,0 +1,73 @@
+#pragma once
+// Runs the real gateway in-process on 127.0.0.1:0 from a YAML text, and talks to it
+// with a small blocking HTTP client.
+
+#include "michi/app/gateway.hpp"
+
+#include <map>
+#include <memory>
+#include <string>
+
+namespace michi::test {
+
+// The client secret every harness config accepts (key id "tester").
+inline constexpr const char* test_secret = "mk-dev-TestSecretTestSecretTestSecretTest1234";
+
+struct http_reply {
+    unsigned status = 0;
+    std::map<std::string, std::string> headers; // lower-cased names
+    std::string body;
+};
+
+// YAML lines added to the sections of basic_config (each indented as its section wants).
+struct config_parts {
+    std::string server;    // "  idle_timeout: 300ms\n"
+    std::string providers; // "  other: { type: openai, base_url: ... }\n"
+    std::string models;
+    std::string rest;      // top-level sections: "routes:\n  ..."
+};
+
+// A config with a `fake` openai-type provider at fake_base_url (+"/v1"), an `echo`
+// provider, model fake/gpt-test (upstream gpt-test), and the test key.
+std::string basic_config(const std::string& fake_base_url, const config_parts& parts = {});
+
+class gateway_harness {
+public:
+    explicit gateway_harness(const std::string& yaml);
+    ~gateway_harness();
+
+    std::uint16_t port() const { return gw_->port(); }
+    gateway& gw() { return *gw_; }
+
+    // One request on a fresh connection; headers default to the test key.
+    http_reply request(http::verb method, const std::string& target, const std::string& body = "",
+                       std::map<std::string, std::string> headers = {{"authorization",
+                                                                      std::string("Bearer ") +
+                                                                          test_secret}});
+    http_reply chat(const std::string& body) {
+        return request(http::verb::post, "/v1/chat/completions", body);
+    }
+
+private:
+    std::unique_ptr<gateway> gw_;
+};
+
+// A connected blocking socket to 127.0.0.1:port with a receive timeout, for tests that
+// need to misbehave (slow clients, hang-ups).
+class raw_client {
+public:
+    explicit raw_client(std::uint16_t port, std::chrono::milliseconds recv_timeout =
+                                                std::chrono::seconds(10));
+    void send(const std::string& bytes);
+    // Reads until `needle` has been seen or the peer closed; returns all bytes read.
+    std::string read_until(const std::string& needle);
+    // Reads until the peer closes; returns true if it did (false on timeout).
+    bool wait_closed();
+    void close();
+
+private:
+    net::io_context ioc_;
+    tcp::socket sock_;
+};
+
+} // namespace michi::test
