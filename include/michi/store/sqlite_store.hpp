@@ -1,0 +1,81 @@
+#pragma once
+// The embedded SQLite spend store (WAL): add() only buffers in memory; a writer thread of its
+// own upserts the buffered charges in one transaction every flush interval, so a crash loses
+// at most one interval of charges and a clean stop (flush or destructor) loses nothing.
+
+#include "michi/store/spend_store.hpp"
+
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace michi::store {
+
+// Spend persisted in one SQLite file, written in batches off the event loops.
+class sqlite_store final : public spend_store {
+public:
+    // Creates the parent directories of path (unless ":memory:"), opens the database in WAL
+    // mode and creates the schema if missing. Throws std::runtime_error naming the path when
+    // any of that fails. The writer thread wakes every flush_interval.
+    sqlite_store(const std::string& path, std::chrono::milliseconds flush_interval);
+    // Stops the writer thread, then writes whatever is still buffered.
+    ~sqlite_store() override;
+
+    sqlite_store(const sqlite_store&) = delete;
+    sqlite_store& operator=(const sqlite_store&) = delete;
+
+    // Every persisted row (not the charges still buffered). Throws std::runtime_error on a
+    // read error.
+    std::vector<spend_row> load() override;
+    // Buffers usd for (key_id, period) under a short lock; no I/O. Non-finite amounts are
+    // dropped (they would poison the sum).
+    void add(const std::string& key_id, const std::string& period, double usd) override;
+    // Writes everything buffered so far, after any batch the writer thread has in progress.
+    // On a write error it logs, keeps the charges buffered for the next attempt and returns.
+    void flush() override;
+
+    const std::string& path() const { return path_; }
+
+private:
+    using batch = std::map<std::pair<std::string, std::string>, double>;
+
+    struct db_closer {
+        void operator()(sqlite3* db) const;
+    };
+    struct stmt_finalizer {
+        void operator()(sqlite3_stmt* stmt) const;
+    };
+
+    void run();
+    // Takes the buffered charges and writes them; on failure puts them back. Returns success.
+    bool write_pending();
+    // One transaction for the whole batch; all or nothing. Returns an error message or "".
+    std::string write_batch(const batch& b);
+
+    std::string path_;
+    std::chrono::milliseconds flush_interval_;
+
+    // Serialises every use of the connection (writer thread, flush, load). Taken before
+    // pending_mu_, never after it.
+    std::mutex db_mu_;
+    std::unique_ptr<sqlite3, db_closer> db_;
+    std::unique_ptr<sqlite3_stmt, stmt_finalizer> upsert_;
+
+    std::mutex pending_mu_; // guards pending_ and stop_
+    std::condition_variable wake_;
+    batch pending_;
+    bool stop_ = false;
+
+    std::thread writer_; // last: started once everything above is ready
+};
+
+} // namespace michi::store

@@ -1,0 +1,266 @@
+#include "michi/store/sqlite_store.hpp"
+
+#include <spdlog/spdlog.h>
+#include <sqlite3.h>
+
+#include <cmath>
+#include <filesystem>
+#include <stdexcept>
+#include <system_error>
+
+namespace michi::store {
+namespace {
+
+constexpr int schema_version = 1;
+
+constexpr const char* schema_sql = R"sql(
+BEGIN IMMEDIATE;
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+INSERT INTO schema_version (version) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM schema_version);
+CREATE TABLE IF NOT EXISTS spend (
+    key_id TEXT NOT NULL,
+    period TEXT NOT NULL,
+    usd REAL NOT NULL,
+    PRIMARY KEY (key_id, period)
+);
+COMMIT;
+)sql";
+
+constexpr const char* upsert_sql =
+    "INSERT INTO spend (key_id, period, usd) VALUES (?1, ?2, ?3) "
+    "ON CONFLICT (key_id, period) DO UPDATE SET usd = usd + excluded.usd";
+
+[[noreturn]] void fail(const std::string& path, const std::string& what) {
+    throw std::runtime_error("sqlite store " + path + ": " + what);
+}
+
+std::string db_error(sqlite3* db) {
+    return db != nullptr ? sqlite3_errmsg(db) : "out of memory";
+}
+
+// Runs sql (no rows expected, or rows ignored); returns an error message or "".
+std::string exec(sqlite3* db, const char* sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db, sql, nullptr, nullptr, &err) == SQLITE_OK) {
+        return {};
+    }
+    std::string msg = err != nullptr ? err : db_error(db);
+    sqlite3_free(err);
+    return msg;
+}
+
+// The first column of the first row of sql, as text ("" when there is none).
+std::string query_text(sqlite3* db, const char* sql, std::string& error) {
+    sqlite3_stmt* raw = nullptr;
+    if (sqlite3_prepare_v2(db, sql, -1, &raw, nullptr) != SQLITE_OK) {
+        error = db_error(db);
+        return {};
+    }
+    std::string out;
+    const int rc = sqlite3_step(raw);
+    if (rc == SQLITE_ROW) {
+        const auto* text = sqlite3_column_text(raw, 0);
+        out = text != nullptr ? reinterpret_cast<const char*>(text) : "";
+    } else if (rc != SQLITE_DONE) {
+        error = db_error(db);
+    }
+    sqlite3_finalize(raw);
+    return out;
+}
+
+} // namespace
+
+void sqlite_store::db_closer::operator()(sqlite3* db) const {
+    sqlite3_close_v2(db);
+}
+
+void sqlite_store::stmt_finalizer::operator()(sqlite3_stmt* stmt) const {
+    sqlite3_finalize(stmt);
+}
+
+sqlite_store::sqlite_store(const std::string& path, std::chrono::milliseconds flush_interval)
+    : path_(path), flush_interval_(flush_interval) {
+    if (path_.empty()) {
+        throw std::runtime_error("sqlite store: empty database path");
+    }
+    if (flush_interval_ <= std::chrono::milliseconds::zero()) {
+        fail(path_, "flush interval must be positive");
+    }
+    if (path_ != ":memory:") {
+        const auto parent = std::filesystem::path(path_).parent_path();
+        std::error_code ec;
+        if (!parent.empty()) {
+            std::filesystem::create_directories(parent, ec);
+        }
+        if (ec) {
+            fail(path_, "cannot create directory " + parent.string() + ": " + ec.message());
+        }
+    }
+
+    sqlite3* raw = nullptr;
+    const int rc = sqlite3_open_v2(path_.c_str(), &raw,
+                                   SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+    db_.reset(raw); // closed on every path below, open failure included
+    if (rc != SQLITE_OK) {
+        fail(path_, "cannot open: " + db_error(raw));
+    }
+    sqlite3_extended_result_codes(raw, 1);
+    sqlite3_busy_timeout(raw, 5000);
+
+    std::string error;
+    const auto mode = query_text(raw, "PRAGMA journal_mode=WAL", error);
+    if (!error.empty()) {
+        fail(path_, "cannot set WAL mode: " + error);
+    }
+    if (mode != "wal" && path_ != ":memory:") {
+        spdlog::warn("sqlite store {}: journal mode is {}, not wal", path_, mode);
+    }
+    if (auto e = exec(raw, "PRAGMA synchronous=NORMAL"); !e.empty()) {
+        fail(path_, "cannot set synchronous=NORMAL: " + e);
+    }
+    if (auto e = exec(raw, schema_sql); !e.empty()) {
+        exec(raw, "ROLLBACK");
+        fail(path_, "cannot create the schema: " + e);
+    }
+    const auto version = query_text(raw, "SELECT MAX(version) FROM schema_version", error);
+    if (!error.empty()) {
+        fail(path_, "cannot read the schema version: " + error);
+    }
+    if (version != std::to_string(schema_version)) {
+        fail(path_, "schema version " + version + " is not the supported version " +
+                        std::to_string(schema_version));
+    }
+
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v3(raw, upsert_sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) !=
+        SQLITE_OK) {
+        fail(path_, "cannot prepare the spend upsert: " + db_error(raw));
+    }
+    upsert_.reset(stmt);
+
+    writer_ = std::thread([this] { run(); });
+}
+
+sqlite_store::~sqlite_store() {
+    {
+        std::lock_guard lock(pending_mu_);
+        stop_ = true;
+    }
+    wake_.notify_all();
+    if (writer_.joinable()) {
+        writer_.join();
+    }
+    // Last write, after the thread has gone: nothing can race with it now.
+    if (!write_pending()) {
+        std::size_t lost = 0;
+        {
+            std::lock_guard lock(pending_mu_);
+            lost = pending_.size();
+        }
+        spdlog::error("sqlite store {}: closing with {} unwritten spend row(s)", path_, lost);
+    }
+}
+
+std::vector<spend_row> sqlite_store::load() {
+    std::lock_guard db_lock(db_mu_);
+    sqlite3_stmt* raw = nullptr;
+    if (sqlite3_prepare_v2(db_.get(), "SELECT key_id, period, usd FROM spend", -1, &raw,
+                           nullptr) != SQLITE_OK) {
+        fail(path_, "cannot read spend: " + db_error(db_.get()));
+    }
+    std::unique_ptr<sqlite3_stmt, stmt_finalizer> stmt(raw);
+    std::vector<spend_row> rows;
+    int rc = SQLITE_OK;
+    while ((rc = sqlite3_step(raw)) == SQLITE_ROW) {
+        const auto* key = sqlite3_column_text(raw, 0);
+        const auto* period = sqlite3_column_text(raw, 1);
+        rows.push_back(spend_row{key != nullptr ? reinterpret_cast<const char*>(key) : "",
+                                 period != nullptr ? reinterpret_cast<const char*>(period) : "",
+                                 sqlite3_column_double(raw, 2)});
+    }
+    if (rc != SQLITE_DONE) {
+        fail(path_, "cannot read spend: " + db_error(db_.get()));
+    }
+    return rows;
+}
+
+void sqlite_store::add(const std::string& key_id, const std::string& period, double usd) {
+    if (!std::isfinite(usd)) {
+        return;
+    }
+    auto key = std::make_pair(key_id, period); // allocate outside the lock
+    std::lock_guard lock(pending_mu_);
+    pending_[std::move(key)] += usd;
+}
+
+void sqlite_store::flush() {
+    write_pending();
+}
+
+void sqlite_store::run() {
+    std::unique_lock lock(pending_mu_);
+    while (!stop_) {
+        wake_.wait_for(lock, flush_interval_, [this] { return stop_; });
+        if (stop_) {
+            break;
+        }
+        lock.unlock();
+        write_pending(); // logs and keeps the batch on failure; the next tick retries
+        lock.lock();
+    }
+}
+
+bool sqlite_store::write_pending() {
+    // db_mu_ first: a flush() that starts while the writer holds a batch waits for it.
+    std::lock_guard db_lock(db_mu_);
+    batch b;
+    {
+        std::lock_guard lock(pending_mu_);
+        b.swap(pending_);
+    }
+    if (b.empty()) {
+        return true;
+    }
+    const auto error = write_batch(b);
+    if (error.empty()) {
+        return true;
+    }
+    spdlog::error("sqlite store {}: writing {} spend row(s) failed, kept for retry: {}", path_,
+                  b.size(), error);
+    // Put the batch back, merged with whatever was added meanwhile: no charge is lost.
+    std::lock_guard lock(pending_mu_);
+    for (auto& [key, usd] : b) {
+        pending_[key] += usd;
+    }
+    return false;
+}
+
+std::string sqlite_store::write_batch(const batch& b) {
+    sqlite3* db = db_.get();
+    if (auto e = exec(db, "BEGIN IMMEDIATE"); !e.empty()) {
+        return "begin: " + e;
+    }
+    sqlite3_stmt* stmt = upsert_.get();
+    for (const auto& [key, usd] : b) {
+        sqlite3_bind_text(stmt, 1, key.first.data(), static_cast<int>(key.first.size()),
+                          SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 2, key.second.data(), static_cast<int>(key.second.size()),
+                          SQLITE_STATIC);
+        sqlite3_bind_double(stmt, 3, usd);
+        const int rc = sqlite3_step(stmt);
+        std::string error = rc == SQLITE_DONE ? "" : db_error(db);
+        sqlite3_reset(stmt);
+        sqlite3_clear_bindings(stmt);
+        if (!error.empty()) {
+            exec(db, "ROLLBACK");
+            return "upsert: " + error;
+        }
+    }
+    if (auto e = exec(db, "COMMIT"); !e.empty()) {
+        exec(db, "ROLLBACK");
+        return "commit: " + e;
+    }
+    return {};
+}
+
+} // namespace michi::store
