@@ -1,0 +1,559 @@
+#include "michi/guard/ledger.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <deque>
+#include <limits>
+#include <list>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+#include <utility>
+
+namespace michi::guard {
+namespace {
+
+using sys_clock = std::chrono::system_clock;
+using time_point = sys_clock::time_point;
+
+constexpr std::size_t shard_count = 16;
+constexpr std::int64_t window_seconds = 60;
+constexpr std::size_t max_fingerprints_per_key = 4096;
+constexpr config::duration default_loop_window = std::chrono::seconds(60);
+constexpr std::int64_t no_period = std::numeric_limits<std::int64_t>::min();
+
+std::int64_t epoch_seconds(time_point t) {
+    return std::chrono::floor<std::chrono::seconds>(t.time_since_epoch()).count();
+}
+
+std::int64_t day_number(time_point t) {
+    return std::chrono::floor<std::chrono::days>(t).time_since_epoch().count();
+}
+
+std::int64_t month_number(time_point t) {
+    const std::chrono::year_month_day ymd{std::chrono::floor<std::chrono::days>(t)};
+    return static_cast<std::int64_t>(static_cast<int>(ymd.year())) * 12 +
+           static_cast<unsigned>(ymd.month()) - 1;
+}
+
+std::uint64_t saturating_add(std::uint64_t a, std::uint64_t b) {
+    const std::uint64_t max = std::numeric_limits<std::uint64_t>::max();
+    return a > max - b ? max : a + b;
+}
+
+std::uint64_t saturating_sub(std::uint64_t a, std::uint64_t b) {
+    return a > b ? a - b : 0;
+}
+
+// A usable USD amount: negative, NaN and infinite inputs count as 0.
+double sane_usd(double usd) {
+    return std::isfinite(usd) && usd > 0 ? usd : 0.0;
+}
+
+// Whole seconds from now until t, rounded up, at least 1.
+std::chrono::seconds seconds_until(time_point t, time_point now) {
+    const auto s = std::chrono::ceil<std::chrono::seconds>(t - now);
+    return std::max(s, std::chrono::seconds(1));
+}
+
+// "$5.00"; amounts under a dollar that are not whole cents keep their digits ("$0.0042").
+std::string money(double usd) {
+    char buf[64];
+    const double cents = usd * 100.0;
+    if (usd >= 1.0 || std::fabs(cents - std::round(cents)) < 1e-9) {
+        std::snprintf(buf, sizeof buf, "$%.2f", usd);
+        return buf;
+    }
+    std::snprintf(buf, sizeof buf, "$%.6f", usd);
+    std::string out = buf;
+    while (out.size() > 5 && out.back() == '0') { // keep at least "$0.00"
+        out.pop_back();
+    }
+    return out;
+}
+
+// "2026-11-28T00:00:00Z".
+std::string iso_utc(time_point t) {
+    const auto day = std::chrono::floor<std::chrono::days>(t);
+    const std::chrono::year_month_day ymd{day};
+    const std::chrono::hh_mm_ss hms{std::chrono::floor<std::chrono::seconds>(t - day)};
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02dZ",
+                  static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
+                  static_cast<unsigned>(ymd.day()), static_cast<int>(hms.hours().count()),
+                  static_cast<int>(hms.minutes().count()),
+                  static_cast<int>(hms.seconds().count()));
+    return buf;
+}
+
+// "60s", or "1500ms" when not a whole number of seconds.
+std::string window_text(config::duration d) {
+    if (d.count() % 1000 == 0) {
+        return std::to_string(d.count() / 1000) + "s";
+    }
+    return std::to_string(d.count()) + "ms";
+}
+
+// Per-second counters over the last 60 s: O(60) memory whatever the rate. A bucket counts
+// while its second is in (now - 60, now]; buckets from a clock that went back are ignored.
+class rolling_window {
+public:
+    std::uint64_t total(std::int64_t now) const {
+        std::uint64_t sum = 0;
+        for (const auto& b : buckets_) {
+            if (live(b, now)) {
+                sum = saturating_add(sum, b.amount);
+            }
+        }
+        return sum;
+    }
+
+    void add(std::int64_t now, std::uint64_t amount) {
+        bucket& b = buckets_[slot(now)];
+        if (b.second != now) {
+            b = bucket{now, 0};
+        }
+        b.amount = saturating_add(b.amount, amount);
+    }
+
+    // Adds delta to the bucket of second `at` if it is still in the window (floor 0).
+    void adjust(std::int64_t at, std::int64_t now, std::int64_t delta) {
+        bucket& b = buckets_[slot(at)];
+        if (b.second != at || !live(b, now)) {
+            return;
+        }
+        if (delta >= 0) {
+            b.amount = saturating_add(b.amount, static_cast<std::uint64_t>(delta));
+        } else {
+            b.amount = saturating_sub(b.amount, static_cast<std::uint64_t>(-(delta + 1)) + 1);
+        }
+    }
+
+    // Seconds until the oldest counted bucket leaves the window; 0 when empty.
+    std::int64_t until_oldest_expires(std::int64_t now) const {
+        for (std::int64_t s = now - window_seconds + 1; s <= now; ++s) {
+            const bucket& b = buckets_[slot(s)];
+            if (b.second == s && b.amount > 0) {
+                return s + window_seconds - now;
+            }
+        }
+        return 0;
+    }
+
+    // Seconds until the total drops below limit, at least 1 (a limit of 0 never frees:
+    // a full window).
+    std::int64_t until_below(std::int64_t now, std::uint64_t limit) const {
+        const std::uint64_t sum = total(now);
+        if (limit == 0) {
+            return window_seconds;
+        }
+        std::uint64_t freed = 0;
+        for (std::int64_t s = now - window_seconds + 1; s <= now; ++s) {
+            const bucket& b = buckets_[slot(s)];
+            if (b.second != s) {
+                continue;
+            }
+            freed = saturating_add(freed, b.amount);
+            if (saturating_sub(sum, freed) < limit) {
+                return std::max<std::int64_t>(s + window_seconds - now, 1);
+            }
+        }
+        return window_seconds;
+    }
+
+private:
+    struct bucket {
+        std::int64_t second = no_period;
+        std::uint64_t amount = 0;
+    };
+
+    static std::size_t slot(std::int64_t second) {
+        return static_cast<std::size_t>(((second % window_seconds) + window_seconds) %
+                                        window_seconds);
+    }
+
+    static bool live(const bucket& b, std::int64_t now) {
+        return b.second > now - window_seconds && b.second <= now;
+    }
+
+    std::array<bucket, window_seconds> buckets_{};
+};
+
+// Settled spend and in-flight reservations of one key in one calendar window.
+struct period_account {
+    std::int64_t id = no_period; // day or month number
+    std::string name;            // "d:YYYY-MM-DD" / "m:YYYY-MM"
+    double spent = 0;
+    double reserved = 0;
+    std::uint64_t in_flight = 0;
+
+    // Moves to the window `id` when it is later than the current one (a clock stepping
+    // back keeps the current window).
+    template <typename Namer>
+    void roll(std::int64_t new_id, time_point now, Namer&& namer) {
+        if (new_id > id) {
+            *this = period_account{new_id, namer(now), 0, 0, 0};
+        }
+    }
+
+    void reserve(double usd) {
+        reserved += usd;
+        ++in_flight;
+    }
+
+    void release(double usd) {
+        if (in_flight > 0) {
+            --in_flight;
+        }
+        reserved = in_flight == 0 ? 0.0 : std::max(0.0, reserved - usd);
+    }
+};
+
+// Recent timestamps of each request fingerprint of one key, bounded in count and age.
+class loop_tracker {
+public:
+    // How many earlier identical requests fall inside the window, after dropping expired
+    // entries; frees_at is when enough of them leave for one more to pass.
+    struct verdict {
+        std::size_t earlier = 0;
+        time_point frees_at{};
+    };
+
+    verdict check(const std::string& fp, time_point now, time_point::duration window,
+                  std::uint64_t loop_max) {
+        purge(now, window);
+        verdict v;
+        const auto it = entries_.find(fp);
+        if (it == entries_.end()) {
+            return v;
+        }
+        auto& seen = it->second.seen;
+        while (!seen.empty() && seen.front() <= now - window) {
+            seen.pop_front();
+        }
+        v.earlier = seen.size();
+        if (v.earlier >= loop_max) {
+            v.frees_at = loop_max == 0 ? now + window : seen[v.earlier - loop_max] + window;
+        }
+        return v;
+    }
+
+    void record(const std::string& fp, time_point now, std::uint64_t loop_max) {
+        auto it = entries_.find(fp);
+        if (it == entries_.end()) {
+            order_.push_back(fp);
+            it = entries_.emplace(fp, entry{{}, std::prev(order_.end())}).first;
+        } else {
+            order_.splice(order_.end(), order_, it->second.pos);
+        }
+        auto& seen = it->second.seen;
+        seen.push_back(now);
+        while (seen.size() > loop_max) { // only the last loop_max decide the next one
+            seen.pop_front();
+        }
+        while (entries_.size() > max_fingerprints_per_key) {
+            entries_.erase(order_.front());
+            order_.pop_front();
+        }
+    }
+
+private:
+    struct entry {
+        std::deque<time_point> seen;
+        std::list<std::string>::iterator pos; // in order_
+    };
+
+    // Drops fingerprints whose last sighting left the window (least recent first).
+    void purge(time_point now, time_point::duration window) {
+        while (!order_.empty()) {
+            const auto it = entries_.find(order_.front());
+            if (!it->second.seen.empty() && it->second.seen.back() > now - window) {
+                break;
+            }
+            entries_.erase(it);
+            order_.pop_front();
+        }
+    }
+
+    std::unordered_map<std::string, entry> entries_;
+    std::list<std::string> order_; // least recently seen first
+};
+
+// Everything the ledger knows about one key.
+struct key_state {
+    period_account day;
+    period_account month;
+    double reserved_total = 0;
+    std::uint64_t in_flight = 0;
+    rolling_window requests;
+    rolling_window tokens;
+    loop_tracker loops;
+
+    void roll(time_point now) {
+        day.roll(day_number(now), now, day_period);
+        month.roll(month_number(now), now, month_period);
+    }
+};
+
+// One lock and the keys hashed to it.
+struct shard {
+    mutable std::mutex mutex;
+    std::unordered_map<std::string, key_state> keys;
+};
+
+void fill_headers(const key_state& st, const config::limits& limits, std::int64_t now_sec,
+                  rate_headers& h) {
+    h = rate_headers{};
+    if (limits.rpm) {
+        h.has_requests = true;
+        h.limit_requests = *limits.rpm;
+        h.remaining_requests = saturating_sub(*limits.rpm, st.requests.total(now_sec));
+        h.reset_requests = std::chrono::seconds(st.requests.until_oldest_expires(now_sec));
+    }
+    if (limits.tpm) {
+        h.has_tokens = true;
+        h.limit_tokens = *limits.tpm;
+        h.remaining_tokens = saturating_sub(*limits.tpm, st.tokens.total(now_sec));
+        h.reset_tokens = std::chrono::seconds(st.tokens.until_oldest_expires(now_sec));
+    }
+}
+
+std::string budget_message(const char* window, double limit, const std::string& key,
+                           const period_account& a, time_point resets) {
+    std::string used = money(a.spent) + " spent";
+    if (a.reserved > 0) {
+        used += ", " + money(a.reserved) + " in flight";
+    }
+    return std::string(window) + " budget of " + money(limit) + " for key \"" + key +
+           "\" is used up (" + used + "); it resets at " + iso_utc(resets) + ".";
+}
+
+} // namespace
+
+// The shards and the clock; the store pointer is used outside the locks only.
+struct ledger::impl {
+    wall_clock now;
+    store::spend_store* persist = nullptr;
+    std::array<shard, shard_count> shards;
+
+    shard& shard_for(const std::string& key_id) {
+        return shards[std::hash<std::string>{}(key_id) % shard_count];
+    }
+    const shard& shard_for(const std::string& key_id) const {
+        return shards[std::hash<std::string>{}(key_id) % shard_count];
+    }
+
+    // Runs f(state) under the key's lock, or returns fallback for an unknown key.
+    template <typename T, typename F>
+    T read(const std::string& key_id, T fallback, F&& f) const {
+        const shard& s = shard_for(key_id);
+        std::lock_guard lock(s.mutex);
+        const auto it = s.keys.find(key_id);
+        return it == s.keys.end() ? fallback : f(it->second);
+    }
+};
+
+ledger::ledger(wall_clock now, store::spend_store* persist)
+    : impl_(std::make_unique<impl>()) {
+    impl_->now = std::move(now);
+    impl_->persist = persist;
+    if (persist == nullptr) {
+        return;
+    }
+    const time_point t = impl_->now();
+    const std::string today = day_period(t);
+    const std::string this_month = month_period(t);
+    for (const auto& row : persist->load()) {
+        if (row.period != today && row.period != this_month) {
+            continue;
+        }
+        shard& s = impl_->shard_for(row.key_id);
+        std::lock_guard lock(s.mutex);
+        key_state& st = s.keys[row.key_id];
+        st.roll(t);
+        period_account& a = row.period == today ? st.day : st.month;
+        a.spent += sane_usd(row.usd);
+    }
+}
+
+ledger::~ledger() = default;
+
+std::variant<reservation, refusal> ledger::admit(const admission_request& req,
+                                                 rate_headers& headers) {
+    const time_point now = impl_->now();
+    const std::int64_t now_sec = epoch_seconds(now);
+    const config::limits& lim = req.limits;
+    const bool loop_guarded = lim.loop_max.has_value() && !req.loop_fingerprint.empty();
+    const config::duration loop_window = lim.loop_window.value_or(default_loop_window);
+    const double est_cost = sane_usd(req.est_cost_usd);
+
+    shard& s = impl_->shard_for(req.key_id);
+    std::lock_guard lock(s.mutex);
+    key_state& st = s.keys[req.key_id];
+    st.roll(now);
+
+    const auto refuse = [&](refusal_kind kind, std::string message, std::chrono::seconds retry) {
+        fill_headers(st, lim, now_sec, headers);
+        return refusal{kind, std::move(message), retry};
+    };
+
+    if (lim.daily_usd && st.day.spent + st.day.reserved >= *lim.daily_usd) {
+        const time_point resets = next_day(now);
+        return refuse(refusal_kind::budget_daily,
+                      budget_message("Daily", *lim.daily_usd, req.key_id, st.day, resets),
+                      seconds_until(resets, now));
+    }
+    if (lim.monthly_usd && st.month.spent + st.month.reserved >= *lim.monthly_usd) {
+        const time_point resets = next_month(now);
+        return refuse(refusal_kind::budget_monthly,
+                      budget_message("Monthly", *lim.monthly_usd, req.key_id, st.month, resets),
+                      seconds_until(resets, now));
+    }
+    if (lim.rpm && st.requests.total(now_sec) >= *lim.rpm) {
+        return refuse(refusal_kind::rpm,
+                      "Rate limit reached for key \"" + req.key_id + "\": " +
+                          std::to_string(*lim.rpm) + " requests per minute.",
+                      std::chrono::seconds(st.requests.until_below(now_sec, *lim.rpm)));
+    }
+    if (lim.tpm && st.tokens.total(now_sec) >= *lim.tpm) {
+        return refuse(refusal_kind::tpm,
+                      "Rate limit reached for key \"" + req.key_id + "\": " +
+                          std::to_string(*lim.tpm) + " tokens per minute.",
+                      std::chrono::seconds(st.tokens.until_below(now_sec, *lim.tpm)));
+    }
+    if (loop_guarded) {
+        const auto v = st.loops.check(req.loop_fingerprint, now, loop_window, *lim.loop_max);
+        if (v.earlier >= *lim.loop_max) {
+            const std::size_t sent = v.earlier + 1;
+            return refuse(refusal_kind::loop,
+                          "Loop detected for key \"" + req.key_id +
+                              "\": the same request was sent " + std::to_string(sent) +
+                              (sent == 1 ? " time" : " times") + " within " +
+                              window_text(loop_window) + ".",
+                          seconds_until(v.frees_at, now));
+        }
+    }
+
+    st.requests.add(now_sec, 1);
+    st.tokens.add(now_sec, req.est_tokens);
+    st.day.reserve(est_cost);
+    st.month.reserve(est_cost);
+    st.reserved_total += est_cost;
+    ++st.in_flight;
+    if (loop_guarded) {
+        st.loops.record(req.loop_fingerprint, now, *lim.loop_max);
+    }
+    fill_headers(st, lim, now_sec, headers);
+
+    reservation r;
+    r.key_id = req.key_id;
+    r.day = st.day.name;
+    r.month = st.month.name;
+    r.cost_usd = est_cost;
+    r.tokens = req.est_tokens;
+    r.at = now;
+    return r;
+}
+
+void ledger::settle(reservation& r, double actual_cost_usd, std::uint64_t actual_tokens) {
+    if (r.settled) {
+        return;
+    }
+    r.settled = true;
+    const double cost = sane_usd(actual_cost_usd);
+    const time_point now = impl_->now();
+    {
+        shard& s = impl_->shard_for(r.key_id);
+        std::lock_guard lock(s.mutex);
+        const auto it = s.keys.find(r.key_id);
+        if (it != s.keys.end()) {
+            key_state& st = it->second;
+            st.roll(now);
+            // A window that has rolled since admission started fresh without this hold.
+            if (st.day.name == r.day) {
+                st.day.release(r.cost_usd);
+                st.day.spent += cost;
+            }
+            if (st.month.name == r.month) {
+                st.month.release(r.cost_usd);
+                st.month.spent += cost;
+            }
+            if (st.in_flight > 0) {
+                --st.in_flight;
+            }
+            st.reserved_total =
+                st.in_flight == 0 ? 0.0 : std::max(0.0, st.reserved_total - r.cost_usd);
+            const auto clamp = [](std::uint64_t v) {
+                return static_cast<std::int64_t>(
+                    std::min<std::uint64_t>(v, std::numeric_limits<std::int64_t>::max()));
+            };
+            st.tokens.adjust(epoch_seconds(r.at), epoch_seconds(now),
+                             clamp(actual_tokens) - clamp(r.tokens));
+        }
+    }
+    if (impl_->persist != nullptr && cost > 0) {
+        impl_->persist->add(r.key_id, r.day, cost);
+        impl_->persist->add(r.key_id, r.month, cost);
+    }
+}
+
+double ledger::spent_today(const std::string& key_id) const {
+    const std::int64_t today = day_number(impl_->now());
+    return impl_->read(key_id, 0.0, [&](const key_state& st) {
+        return st.day.id >= today ? st.day.spent : 0.0;
+    });
+}
+
+double ledger::spent_this_month(const std::string& key_id) const {
+    const std::int64_t month = month_number(impl_->now());
+    return impl_->read(key_id, 0.0, [&](const key_state& st) {
+        return st.month.id >= month ? st.month.spent : 0.0;
+    });
+}
+
+double ledger::reserved(const std::string& key_id) const {
+    return impl_->read(key_id, 0.0, [](const key_state& st) { return st.reserved_total; });
+}
+
+std::uint64_t ledger::requests_last_minute(const std::string& key_id) const {
+    const std::int64_t now_sec = epoch_seconds(impl_->now());
+    return impl_->read(key_id, std::uint64_t{0},
+                       [&](const key_state& st) { return st.requests.total(now_sec); });
+}
+
+std::uint64_t ledger::tokens_last_minute(const std::string& key_id) const {
+    const std::int64_t now_sec = epoch_seconds(impl_->now());
+    return impl_->read(key_id, std::uint64_t{0},
+                       [&](const key_state& st) { return st.tokens.total(now_sec); });
+}
+
+std::string day_period(std::chrono::system_clock::time_point t) {
+    const std::chrono::year_month_day ymd{std::chrono::floor<std::chrono::days>(t)};
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "d:%04d-%02u-%02u", static_cast<int>(ymd.year()),
+                  static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()));
+    return buf;
+}
+
+std::string month_period(std::chrono::system_clock::time_point t) {
+    const std::chrono::year_month_day ymd{std::chrono::floor<std::chrono::days>(t)};
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "m:%04d-%02u", static_cast<int>(ymd.year()),
+                  static_cast<unsigned>(ymd.month()));
+    return buf;
+}
+
+std::chrono::system_clock::time_point next_day(std::chrono::system_clock::time_point t) {
+    return std::chrono::floor<std::chrono::days>(t) + std::chrono::days(1);
+}
+
+std::chrono::system_clock::time_point next_month(std::chrono::system_clock::time_point t) {
+    const std::chrono::year_month_day ymd{std::chrono::floor<std::chrono::days>(t)};
+    const std::chrono::year_month first = ymd.year() / ymd.month();
+    const std::chrono::year_month next = first + std::chrono::months(1);
+    return std::chrono::sys_days(next / std::chrono::day(1));
+}
+
+} // namespace michi::guard
