@@ -80,13 +80,15 @@ int run_daemon(const std::string& path) {
         return 1;
     }
     const auto drain_timeout = loaded.cfg->server.drain_timeout;
-    gateway gw(rt);
+    std::unique_ptr<gateway> owned;
     try {
-        gw.start();
+        owned = std::make_unique<gateway>(rt);
+        owned->start();
     } catch (const std::exception& e) {
         spdlog::critical("{}", e.what());
         return 1;
     }
+    gateway& gw = *owned;
     spdlog::info("michi {} listening on {}:{} ({} keys, {} providers)", MICHI_VERSION,
                  loaded.cfg->server.host, gw.port(), rt->keys.size(),
                  loaded.cfg->providers.size());

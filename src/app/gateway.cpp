@@ -39,7 +39,8 @@ std::unique_ptr<ssl::context> make_server_tls(const config::tls_config& tls) {
 
 } // namespace
 
-gateway::gateway(std::shared_ptr<const runtime> rt) : state_(std::move(rt)) {}
+gateway::gateway(std::shared_ptr<const runtime> rt, guard::wall_clock clock)
+    : state_(std::move(rt), std::move(clock)) {}
 
 gateway::~gateway() { stop(); }
 
@@ -132,6 +133,7 @@ void gateway::stop() {
     threads_.clear();
     acceptors_.clear();
     workers_.clear();
+    state_.store().flush(); // a clean stop loses no charge
 }
 
 } // namespace michi

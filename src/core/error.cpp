@@ -41,6 +41,12 @@ gateway_error model_not_found(const std::string& model) {
     return {404, "invalid_request_error", "model_not_found",
             "The model \"" + model + "\" does not exist or is not configured.", "model"};
 }
+gateway_error model_not_priced(const std::string& model) {
+    return {403, "permission_error", "model_not_priced",
+            "The model \"" + model + "\" has no known price, and this key has a USD budget: "
+            "add input_per_mtok and output_per_mtok for it under models: in the config.",
+            "model"};
+}
 gateway_error not_found(const std::string& path) {
     return {404, "invalid_request_error", "not_found", "Unknown path " + path + ".", {}};
 }

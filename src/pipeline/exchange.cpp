@@ -2,7 +2,9 @@
 
 #include "michi/core/error.hpp"
 #include "michi/pipeline/handler.hpp"
+#include "michi/pipeline/pricing.hpp"
 #include "michi/providers/echo.hpp"
+#include "michi/stream/event_splitter.hpp"
 #include "michi/stream/sse.hpp"
 
 #include <array>
@@ -48,7 +50,7 @@ std::int64_t unix_now() {
 
 // The upstream request for a chat completion, in the provider's dialect.
 http::request<http::string_body> build_upstream_request(const candidate& c,
-                                                        const nlohmann::json& body) {
+                                                        const nlohmann::json& body, bool stream) {
     nlohmann::json out = body;
     http::request<http::string_body> req{http::verb::post, "", 11};
     const auto& p = *c.provider;
@@ -63,6 +65,13 @@ http::request<http::string_body> build_upstream_request(const candidate& c,
     } else {
         out["model"] = c.model.upstream;
         req.target(c.ep->base_path + "/chat/completions");
+    }
+    if (stream) {
+        // Ask for the usage chunk so streams are charged exactly; the relay drops it again
+        // when the client did not ask for it.
+        out["stream_options"]["include_usage"] = true;
+    }
+    if (p.type != config::provider_type::azure) {
         if (!p.api_key.empty()) {
             req.set(http::field::authorization, "Bearer " + p.api_key.reveal());
         }
@@ -152,9 +161,10 @@ void release(worker& w, attempt& a, const candidate& c) {
     a.conn.reset();
 }
 
-void note_usage(request_context& ctx, const nlohmann::json& usage) {
+// Records the upstream's reported usage; false when it carries none.
+bool note_usage(request_context& ctx, const nlohmann::json& usage) {
     if (!usage.is_object()) {
-        return;
+        return false;
     }
     const auto in = usage.find("prompt_tokens");
     const auto out = usage.find("completion_tokens");
@@ -164,10 +174,27 @@ void note_usage(request_context& ctx, const nlohmann::json& usage) {
     if (out != usage.end() && out->is_number_unsigned()) {
         ctx.log.tokens_out = out->get<std::uint64_t>();
     }
+    return true;
+}
+
+// Prices what the request used. Without reported usage (a cut stream, an upstream that
+// does not report it) the prompt estimate and the relayed content stand in.
+void account(request_context& ctx, const candidate& c, bool usage_seen,
+             std::size_t content_chars) {
+    if (!usage_seen) {
+        ctx.log.tokens_in = ctx.est_prompt_tokens;
+        ctx.log.tokens_out = (content_chars + 3) / 4;
+    }
+    ctx.log.cost_usd = cost_usd(c.model, ctx.log.tokens_in, ctx.log.tokens_out);
+}
+
+bool is_usage_only_chunk(std::string_view data) {
+    return data.find("\"usage\":{") != std::string_view::npos &&
+           data.find("\"choices\":[]") != std::string_view::npos;
 }
 
 void set_michi_headers(http::response_header<>& h, const request_context& ctx) {
-    h.set("x-request-id", ctx.request_id);
+    set_guard_headers(h, ctx);
     h.set("x-michi-model", ctx.log.model);
     h.set("x-michi-attempts", std::to_string(ctx.log.attempts));
 }
@@ -209,9 +236,9 @@ awaitable<void> relay_whole(worker& w, server::client_io& io, request_context& c
     const unsigned status = up.result_int();
     if (status / 100 == 2) {
         const auto parsed = nlohmann::json::parse(body, nullptr, false);
-        if (parsed.is_object() && parsed.contains("usage")) {
-            note_usage(ctx, parsed["usage"]);
-        }
+        const bool usage_seen =
+            parsed.is_object() && parsed.contains("usage") && note_usage(ctx, parsed["usage"]);
+        account(ctx, c, usage_seen, usage_seen ? 0 : delta_content_chars(body));
     }
     http::response<http::string_body> res{up.result(), 11};
     const auto type = up[http::field::content_type];
@@ -235,7 +262,8 @@ enum class relay_result { done, failed_before_commit, failed_after_commit, clien
 // upstream event (the commit point); after it, every upstream piece is written as one
 // chunk, and the next upstream read waits for that write (backpressure).
 awaitable<relay_result> relay_stream(worker& w, server::client_io& io, request_context& ctx,
-                                     attempt& a, const candidate& c, std::string& failure) {
+                                     attempt& a, const candidate& c, bool strip_usage,
+                                     std::string& failure) {
     const auto& up = a.parser->get();
     http::response<http::empty_body> head{up.result(), 11};
     head.set(http::field::content_type, "text/event-stream");
@@ -244,15 +272,31 @@ awaitable<relay_result> relay_stream(worker& w, server::client_io& io, request_c
     head.keep_alive(ctx.keep_alive);
 
     stream::sse_parser sse;
-    std::string pending;
+    stream::event_splitter splitter;
+    std::string pending; // bytes held back until the commit point
+    std::string kept;    // this piece's events, when filtering
     bool committed = false;
     bool client_gone = false;
-    auto on_event = [&](stream::sse_event&& ev) {
+    bool usage_seen = false;
+    bool drop_event = false;
+    std::size_t content_chars = 0;
+    // Looks at each upstream event for usage (and the content, in case usage never comes).
+    auto inspect = [&](stream::sse_event&& ev) {
         if (ev.data.find("\"usage\"") != std::string::npos) {
             const auto j = nlohmann::json::parse(ev.data, nullptr, false);
-            if (j.is_object() && j.contains("usage")) {
-                note_usage(ctx, j["usage"]);
+            if (j.is_object() && j.contains("usage") && note_usage(ctx, j["usage"])) {
+                usage_seen = true;
+                drop_event = strip_usage && is_usage_only_chunk(ev.data);
             }
+        }
+        content_chars += delta_content_chars(ev.data);
+    };
+    // Filtering works on whole events so every byte but the dropped event passes unchanged.
+    auto on_raw_event = [&](std::string_view raw) {
+        drop_event = false;
+        sse.feed(raw, inspect);
+        if (!drop_event) {
+            kept.append(raw);
         }
     };
     io.watch_disconnect([&] {
@@ -264,20 +308,26 @@ awaitable<relay_result> relay_stream(worker& w, server::client_io& io, request_c
     while (!a.parser->is_done()) {
         a.conn->expires_after(c.provider->timeout);
         auto [ec, n] = co_await read_piece(a, buf.data(), buf.size());
-        if (n > 0) {
-            const std::string_view piece(buf.data(), n);
-            sse.feed(piece, on_event);
+        std::string_view out(buf.data(), n);
+        if (strip_usage) {
+            kept.clear();
+            splitter.feed(out, on_raw_event);
+            out = kept;
+        } else if (n > 0) {
+            sse.feed(out, inspect);
+        }
+        if (!out.empty()) {
             if (!committed) {
-                pending.append(piece);
+                pending.append(out);
                 if (sse.events() > 0) {
                     committed = true;
                     ctx.log.ttfb_ms = ctx.ms_since_arrival();
                     const auto hec = co_await io.write_head(head);
                     const auto cec = hec ? hec : co_await io.write_chunk(pending);
-                    client_gone = static_cast<bool>(cec);
+                    client_gone = client_gone || static_cast<bool>(cec);
                     pending.clear();
                 }
-            } else if (co_await io.write_chunk(piece)) {
+            } else if (co_await io.write_chunk(out)) {
                 client_gone = true;
             }
         }
@@ -292,11 +342,17 @@ awaitable<relay_result> relay_stream(worker& w, server::client_io& io, request_c
             break;
         }
     }
+    if (result == relay_result::done && splitter.pending_size() > 0) {
+        pending.append(splitter.pending()); // an unterminated last event, passed on as it was
+    }
+    if (result != relay_result::failed_before_commit) {
+        account(ctx, c, usage_seen, content_chars);
+    }
     co_await io.unwatch();
-    if (result == relay_result::done && !committed) {
-        // A stream that ended without a single event: pass on what it had.
+    if (result == relay_result::done && (!committed || !pending.empty())) {
+        // A stream that ended before its first event (or with a partial one): pass it on.
         ctx.log.ttfb_ms = ctx.ms_since_arrival();
-        auto ec = co_await io.write_head(head);
+        auto ec = committed ? error_code{} : co_await io.write_head(head);
         if (!ec && !pending.empty()) {
             ec = co_await io.write_chunk(pending);
         }
@@ -336,6 +392,7 @@ awaitable<void> serve_echo(server::client_io& io, request_context& ctx, const ca
     const std::string id = "chatcmpl-" + ctx.request_id;
     ctx.log.tokens_in = reply.prompt_tokens;
     ctx.log.tokens_out = reply.completion_tokens;
+    ctx.log.cost_usd = cost_usd(c.model, reply.prompt_tokens, reply.completion_tokens);
     ctx.log.status = 200;
     ctx.log.ttfb_ms = ctx.ms_since_arrival();
     if (!ctx.log.stream) {
@@ -379,6 +436,13 @@ awaitable<void> run_exchange(worker& w, server::client_io& io, request_context& 
                              const dispatch_plan& plan) {
     std::string attempts_list;
     bool last_timeout = false;
+    // The gateway asks streams for usage; a client that did not gets no usage chunk.
+    bool strip_usage = false;
+    if (ctx.log.stream) {
+        const auto opts = ctx.body.find("stream_options");
+        strip_usage = opts == ctx.body.end() || !opts->is_object() ||
+                      !opts->value("include_usage", false);
+    }
     for (std::size_t i = 0; i < plan.candidates.size(); ++i) {
         const auto& c = plan.candidates[i];
         const bool last = i + 1 == plan.candidates.size();
@@ -396,7 +460,7 @@ awaitable<void> run_exchange(worker& w, server::client_io& io, request_context& 
                                  config::to_string(c.provider->type) + " not supported; ";
                 break;
             }
-            auto req = build_upstream_request(c, ctx.body);
+            auto req = build_upstream_request(c, ctx.body, ctx.log.stream);
             const auto head_timeout =
                 plan.attempt_timeout.count() > 0 ? plan.attempt_timeout : c.provider->timeout;
             auto a = co_await send(w, c, req, head_timeout);
@@ -422,7 +486,7 @@ awaitable<void> run_exchange(worker& w, server::client_io& io, request_context& 
                 co_return;
             }
             std::string failure;
-            const auto r = co_await relay_stream(w, io, ctx, a, c, failure);
+            const auto r = co_await relay_stream(w, io, ctx, a, c, strip_usage, failure);
             if (r != relay_result::failed_before_commit) {
                 co_return;
             }

@@ -1,6 +1,8 @@
 #include "michi/pipeline/handler.hpp"
 
 #include "michi/auth/key_store.hpp"
+#include "michi/core/secret.hpp"
+#include "michi/pipeline/pricing.hpp"
 #include "michi/pipeline/exchange.hpp"
 #include "michi/providers/token_estimate.hpp"
 
@@ -47,19 +49,6 @@ std::optional<gateway_error> authenticate(request_context& ctx) {
     ctx.log.key_id = ctx.key->id;
     ctx.log.key_class = config::to_string(ctx.key->cls);
     return std::nullopt;
-}
-
-double expected_cost(const config::model_config& m, const nlohmann::json& body) {
-    const auto in = static_cast<double>(providers::estimate_prompt_tokens(body));
-    double out = 256;
-    for (const char* field : {"max_completion_tokens", "max_tokens"}) {
-        const auto it = body.find(field);
-        if (it != body.end() && it->is_number_unsigned()) {
-            out = it->get<double>();
-            break;
-        }
-    }
-    return (in * m.input_per_mtok.value_or(0) + out * m.output_per_mtok.value_or(0)) / 1e6;
 }
 
 bool uses_tools(const nlohmann::json& body) {
@@ -123,8 +112,8 @@ std::optional<dispatch_plan> resolve(const request_context& ctx, const std::stri
             });
             std::stable_sort(plan.candidates.begin(), plan.candidates.end(),
                              [&](const candidate& a, const candidate& b) {
-                                 return expected_cost(a.model, ctx.body) <
-                                        expected_cost(b.model, ctx.body);
+                                 return cost_usd(a.model, prompt, expected_output_tokens(ctx.body)) <
+                                        cost_usd(b.model, prompt, expected_output_tokens(ctx.body));
                              });
         }
         return plan;
@@ -133,6 +122,54 @@ std::optional<dispatch_plan> resolve(const request_context& ctx, const std::stri
         plan.candidates.push_back(make_candidate(*ctx.rt, std::move(*m)));
         return plan;
     }
+    return std::nullopt;
+}
+
+// The OpenAI-shaped refusal for a guard, with its retry-after.
+gateway_error guard_error(request_context& ctx, const guard::refusal& r) {
+    ctx.retry_after = std::max(r.retry_after, std::chrono::seconds(1));
+    switch (r.kind) {
+    case guard::refusal_kind::budget_daily:
+    case guard::refusal_kind::budget_monthly:
+        return {403, "insufficient_quota", "budget_exceeded", r.message, {}};
+    case guard::refusal_kind::loop:
+        return {429, "rate_limit_error", "loop_detected", r.message, {}};
+    case guard::refusal_kind::rpm:
+    case guard::refusal_kind::tpm:
+        break;
+    }
+    return {429, "rate_limit_error", "rate_limit_exceeded", r.message, {}};
+}
+
+// Admission, guard stage: a key with a USD budget may only use priced models; then the
+// ledger checks budgets, RPM, TPM and the loop guard and reserves the estimates.
+std::optional<gateway_error> admit_guards(request_context& ctx, dispatch_plan& plan) {
+    const auto limits = ctx.rt->cfg->effective_limits(*ctx.key);
+    const bool has_budget = limits.daily_usd.has_value() || limits.monthly_usd.has_value();
+    if (has_budget) {
+        const std::string first = plan.candidates.front().model.name;
+        std::erase_if(plan.candidates, [](const candidate& c) { return !is_priced(c.model); });
+        if (plan.candidates.empty()) {
+            return errors::model_not_priced(first);
+        }
+    }
+    ctx.est_prompt_tokens = providers::estimate_prompt_tokens(ctx.body);
+    const auto out = expected_output_tokens(ctx.body);
+    guard::admission_request req;
+    req.key_id = ctx.key->id;
+    req.limits = limits;
+    req.est_tokens = ctx.est_prompt_tokens + out;
+    req.est_cost_usd = cost_usd(plan.candidates.front().model, ctx.est_prompt_tokens, out);
+    if (ctx.key->cls == config::key_class::agent && limits.loop_max) {
+        req.loop_fingerprint = sha256_raw(ctx.req.body());
+    }
+    guard::rate_headers headers;
+    auto result = ctx.ledger->admit(req, headers);
+    ctx.rate = headers;
+    if (auto* refused = std::get_if<guard::refusal>(&result)) {
+        return guard_error(ctx, *refused);
+    }
+    ctx.reservation = std::move(std::get<guard::reservation>(result));
     return std::nullopt;
 }
 
@@ -174,6 +211,9 @@ std::variant<dispatch_plan, gateway_error> admit_chat(request_context& ctx) {
                                            "\" can serve this request (context window, tools "
                                            "or images).",
                                        "model");
+    }
+    if (auto err = admit_guards(ctx, *plan)) {
+        return *err;
     }
     return std::move(*plan);
 }
@@ -227,11 +267,31 @@ constexpr std::array<endpoint_entry, 4> endpoints{{
 
 } // namespace
 
+void set_guard_headers(http::response_header<>& h, const request_context& ctx) {
+    h.set("x-request-id", ctx.request_id);
+    if (ctx.rate) {
+        const auto& r = *ctx.rate;
+        if (r.has_requests) {
+            h.set("x-ratelimit-limit-requests", std::to_string(r.limit_requests));
+            h.set("x-ratelimit-remaining-requests", std::to_string(r.remaining_requests));
+            h.set("x-ratelimit-reset-requests", std::to_string(r.reset_requests.count()) + "s");
+        }
+        if (r.has_tokens) {
+            h.set("x-ratelimit-limit-tokens", std::to_string(r.limit_tokens));
+            h.set("x-ratelimit-remaining-tokens", std::to_string(r.remaining_tokens));
+            h.set("x-ratelimit-reset-tokens", std::to_string(r.reset_tokens.count()) + "s");
+        }
+    }
+    if (ctx.retry_after) {
+        h.set(http::field::retry_after, std::to_string(ctx.retry_after->count()));
+    }
+}
+
 http::response<http::string_body> json_response(const request_context& ctx, unsigned status,
                                                 std::string body) {
     http::response<http::string_body> res{static_cast<http::status>(status), 11};
     res.set(http::field::content_type, json_type);
-    res.set("x-request-id", ctx.request_id);
+    set_guard_headers(res, ctx);
     res.body() = std::move(body);
     res.prepare_payload();
     res.keep_alive(ctx.keep_alive);

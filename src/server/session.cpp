@@ -180,6 +180,7 @@ awaitable<void> run_session(worker& w, Stream& stream) {
         beast::get_lowest_layer(stream).expires_never();
         ctx.req = parser.release();
         ctx.keep_alive = ctx.req.keep_alive() && !w.state().draining;
+        ctx.ledger = &w.state().ledger();
         bool crashed = false;
         {
             inflight_guard guard(w.state());
@@ -189,6 +190,11 @@ awaitable<void> run_session(worker& w, Stream& stream) {
                 spdlog::error("request {} failed: {}", ctx.request_id, e.what());
                 crashed = true;
             }
+        }
+        // Settle: the reservation becomes the actual cost, whatever way the request ended.
+        if (ctx.reservation) {
+            ctx.ledger->settle(*ctx.reservation, ctx.log.cost_usd,
+                               ctx.log.tokens_in + ctx.log.tokens_out);
         }
         if (crashed) {
             ctx.keep_alive = false;

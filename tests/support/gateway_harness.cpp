@@ -23,7 +23,13 @@ std::string basic_config(const std::string& fake_base_url, const config_parts& p
            "keys:\n"
            "  - id: tester\n"
            "    class: developer\n"
-           "    secret_sha256: \"" + sha256_hex(test_secret) + "\"\n" + parts.rest;
+           "    secret_sha256: \"" + sha256_hex(test_secret) + "\"\n" + parts.keys + parts.rest;
+}
+
+std::string key_entry(const std::string& id, const std::string& cls, const std::string& secret,
+                      const std::string& extra) {
+    return "  - id: " + id + "\n    class: " + cls + "\n    secret_sha256: \"" +
+           sha256_hex(secret) + "\"\n" + extra;
 }
 
 gateway_harness::gateway_harness(const std::string& yaml) {

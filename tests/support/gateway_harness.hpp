@@ -24,6 +24,7 @@ struct config_parts {
     std::string server;    // "  idle_timeout: 300ms\n"
     std::string providers; // "  other: { type: openai, base_url: ... }\n"
     std::string models;
+    std::string keys;      // more entries of the keys list: "  - id: x\n    class: agent\n..."
     std::string rest;      // top-level sections: "routes:\n  ..."
 };
 
@@ -44,13 +45,19 @@ public:
                        std::map<std::string, std::string> headers = {{"authorization",
                                                                       std::string("Bearer ") +
                                                                           test_secret}});
-    http_reply chat(const std::string& body) {
-        return request(http::verb::post, "/v1/chat/completions", body);
+    http_reply chat(const std::string& body, const std::string& secret = test_secret) {
+        return request(http::verb::post, "/v1/chat/completions", body,
+                       {{"authorization", "Bearer " + secret}});
     }
 
 private:
     std::unique_ptr<gateway> gw_;
 };
+
+// A key entry for config_parts::keys: id, class, the sha256 of secret, and extra lines
+// ("    daily_usd: 1\n").
+std::string key_entry(const std::string& id, const std::string& cls, const std::string& secret,
+                      const std::string& extra = "");
 
 // A connected blocking socket to 127.0.0.1:port with a receive timeout, for tests that
 // need to misbehave (slow clients, hang-ups).

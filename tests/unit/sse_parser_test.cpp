@@ -426,3 +426,47 @@ TEST(SseParserTest, LongLineByteByByteIsLinear) {
 
 } // namespace
 } // namespace michi::stream
+
+// The raw event splitter used to drop single events while passing every other byte on.
+#include "michi/stream/event_splitter.hpp"
+
+namespace michi::stream {
+namespace {
+
+std::vector<std::string> split_all(const std::vector<std::string_view>& pieces,
+                                   std::string* rest = nullptr) {
+    event_splitter s;
+    std::vector<std::string> out;
+    for (auto p : pieces) {
+        s.feed(p, [&](std::string_view ev) { out.emplace_back(ev); });
+    }
+    if (rest != nullptr) {
+        *rest = std::string(s.pending());
+    }
+    return out;
+}
+
+TEST(EventSplitterTest, SplitsAtBlankLinesAtEverySplitPointKeepingEveryByte) {
+    const std::string input = "data: a\n\nevent: x\r\ndata: b\r\n\r\n: comment\n\ndata: c\r\rdata: tail";
+    const std::vector<std::string> expected = {"data: a\n\n", "event: x\r\ndata: b\r\n\r\n",
+                                               ": comment\n\n", "data: c\r\r"};
+    std::string rest;
+    EXPECT_EQ(split_all({input}, &rest), expected);
+    EXPECT_EQ(rest, "data: tail");
+    for (std::size_t cut = 0; cut <= input.size(); ++cut) {
+        std::string r;
+        const auto got = split_all({std::string_view(input).substr(0, cut),
+                                    std::string_view(input).substr(cut)},
+                                   &r);
+        std::string joined;
+        for (const auto& e : got) {
+            joined += e;
+        }
+        EXPECT_EQ(joined + r, input) << "cut at " << cut;
+        // A "\r\n" split between pieces may leave its "\n" to the next event; nothing is lost.
+        EXPECT_EQ(got.size(), expected.size()) << "cut at " << cut;
+    }
+}
+
+} // namespace
+} // namespace michi::stream

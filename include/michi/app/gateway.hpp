@@ -14,7 +14,9 @@ namespace michi {
 
 class gateway {
 public:
-    explicit gateway(std::shared_ptr<const runtime> rt);
+    // Opens the store and loads the ledger; throws std::runtime_error when it cannot.
+    explicit gateway(std::shared_ptr<const runtime> rt,
+                     guard::wall_clock clock = std::chrono::system_clock::now);
     ~gateway();
     gateway(const gateway&) = delete;
     gateway& operator=(const gateway&) = delete;

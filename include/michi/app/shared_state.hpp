@@ -1,8 +1,10 @@
 #pragma once
 // State shared by every worker: the current runtime snapshot (swapped atomically on
-// reload), readiness, drain flag and the in-flight request count.
+// reload), the ledger and its store, readiness, drain flag and the in-flight count.
 
 #include "michi/app/runtime.hpp"
+#include "michi/guard/ledger.hpp"
+#include "michi/store/spend_store.hpp"
 
 #include <atomic>
 #include <condition_variable>
@@ -13,7 +15,13 @@ namespace michi {
 
 class shared_state {
 public:
-    explicit shared_state(std::shared_ptr<const runtime> rt) : rt_(std::move(rt)) {}
+    // Opens the store named by the config (throws std::runtime_error when it cannot).
+    explicit shared_state(std::shared_ptr<const runtime> rt,
+                          guard::wall_clock clock = std::chrono::system_clock::now);
+    ~shared_state();
+
+    guard::ledger& ledger() { return *ledger_; }
+    store::spend_store& store() { return *store_; }
 
     std::shared_ptr<const runtime> snapshot() const {
         std::lock_guard lock(mu_);
@@ -43,6 +51,8 @@ public:
 
 private:
     mutable std::mutex mu_;
+    std::unique_ptr<store::spend_store> store_;
+    std::unique_ptr<guard::ledger> ledger_;
     std::mutex idle_mu_;
     std::condition_variable idle_cv_;
     std::shared_ptr<const runtime> rt_;

@@ -26,6 +26,7 @@ gateway_error invalid_request(std::string message, std::string param = {});
 gateway_error invalid_api_key(std::string message = "Invalid API key provided.");
 gateway_error model_not_allowed(const std::string& model);
 gateway_error model_not_found(const std::string& model);
+gateway_error model_not_priced(const std::string& model);
 gateway_error not_found(const std::string& path);
 gateway_error method_not_allowed(const std::string& method, const std::string& path);
 gateway_error request_too_large(std::size_t limit);

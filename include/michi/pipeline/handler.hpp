@@ -13,6 +13,8 @@ awaitable<void> handle(worker& w, server::client_io& io, request_context& ctx);
 // A JSON response carrying the request id; used for local answers and errors.
 http::response<http::string_body> json_response(const request_context& ctx, unsigned status,
                                                 std::string body);
+// x-request-id, x-ratelimit-* and retry-after, as the context has them.
+void set_guard_headers(http::response_header<>& h, const request_context& ctx);
 // Writes an OpenAI-shaped error (Anthropic-shaped on /messages) and records it.
 awaitable<void> reply_error(server::client_io& io, request_context& ctx,
                             const gateway_error& err);

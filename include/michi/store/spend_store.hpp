@@ -1,0 +1,30 @@
+#pragma once
+// Where the ledger's spend is persisted: the embedded SQLite file by default, Redis for
+// several replicas (its own issue). The ledger only ever talks to this interface.
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace michi::store {
+
+// Spend of one key in one calendar window: period is "d:YYYY-MM-DD" or "m:YYYY-MM" (UTC).
+struct spend_row {
+    std::string key_id;
+    std::string period;
+    double usd = 0;
+};
+
+class spend_store {
+public:
+    virtual ~spend_store() = default;
+    // Every persisted row (called once at start, before traffic).
+    virtual std::vector<spend_row> load() = 0;
+    // Adds usd to (key_id, period). Cheap and non-blocking for the caller: buffered and
+    // written in batches off the event loops every flush interval.
+    virtual void add(const std::string& key_id, const std::string& period, double usd) = 0;
+    // Writes everything buffered so far before returning (clean stop).
+    virtual void flush() = 0;
+};
+
+} // namespace michi::store

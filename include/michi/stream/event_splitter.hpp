@@ -1,0 +1,27 @@
+#pragma once
+// Splits a text/event-stream byte stream into the raw bytes of each event (up to and
+// including its blank line), so the relay can drop a whole event and pass every other
+// byte on unchanged. Holds only the unfinished event between pieces.
+
+#include <functional>
+#include <string>
+#include <string_view>
+
+namespace michi::stream {
+
+class event_splitter {
+public:
+    // Calls on_event for every event completed by bytes, with its exact bytes.
+    void feed(std::string_view bytes, const std::function<void(std::string_view)>& on_event);
+    // Bytes of the unfinished event.
+    std::string_view pending() const { return std::string_view(buf_).substr(start_); }
+    std::size_t pending_size() const { return buf_.size() - start_; }
+
+private:
+    std::string buf_;
+    std::size_t start_ = 0;      // first byte of the unfinished event
+    bool at_line_start_ = true;  // nothing but line endings since the last line ending
+    bool after_cr_ = false;      // a '\n' next belongs to the preceding '\r'
+};
+
+} // namespace michi::stream

@@ -1,0 +1,20 @@
+#include "michi/app/shared_state.hpp"
+
+#include "michi/store/sqlite_store.hpp"
+
+namespace michi {
+
+shared_state::shared_state(std::shared_ptr<const runtime> rt, guard::wall_clock clock)
+    : rt_(std::move(rt)) {
+    const auto& sc = rt_->cfg->store;
+    store_ = std::make_unique<store::sqlite_store>(sc.sqlite, sc.flush_interval);
+    ledger_ = std::make_unique<guard::ledger>(std::move(clock), store_.get());
+}
+
+shared_state::~shared_state() {
+    if (store_) {
+        store_->flush();
+    }
+}
+
+} // namespace michi

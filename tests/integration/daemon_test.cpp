@@ -1,0 +1,182 @@
+// The michi-gateway binary itself: command line, logs, SIGHUP reload and SIGTERM drain.
+#include "support/daemon_process.hpp"
+#include "support/fake_upstream.hpp"
+#include "support/gateway_harness.hpp"
+
+#include "michi/core/secret.hpp"
+
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <thread>
+
+namespace michi::test {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+class DaemonTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        dir_ = fs::temp_directory_path() /
+               ("michi-daemon-" + std::to_string(::getpid()) + "-" +
+                ::testing::UnitTest::GetInstance()->current_test_info()->name());
+        fs::create_directories(dir_);
+    }
+    void TearDown() override { fs::remove_all(dir_); }
+
+    std::string write_config(const std::string& text, const std::string& name = "michi.yaml") {
+        const auto path = dir_ / name;
+        std::ofstream(path) << text;
+        return path.string();
+    }
+
+    // A config on an ephemeral port with the echo provider, the fake upstream and the test key.
+    std::string daemon_config(const std::string& fake_url, const std::string& extra_keys = "") {
+        std::string cfg = basic_config(fake_url);
+        cfg.replace(cfg.find("log: { level: warn }"), 20, "log: { level: info }");
+        cfg.replace(cfg.find("\":memory:\""), 10, "\"" + (dir_ / "michi.db").string() + "\"");
+        return cfg + extra_keys;
+    }
+
+    fs::path dir_;
+};
+
+http_reply call(std::uint16_t port, const std::string& secret, const std::string& body) {
+    net::io_context ioc;
+    beast::tcp_stream stream(ioc);
+    stream.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+    http::request<http::string_body> req{http::verb::post, "/v1/chat/completions", 11};
+    req.set(http::field::host, "127.0.0.1");
+    req.set(http::field::authorization, "Bearer " + secret);
+    req.set(http::field::content_type, "application/json");
+    req.body() = body;
+    req.prepare_payload();
+    http::write(stream, req);
+    beast::flat_buffer buffer;
+    http::response<http::string_body> res;
+    http::read(stream, buffer, res);
+    return {res.result_int(), {}, res.body()};
+}
+
+TEST_F(DaemonTest, VersionAndHelp) {
+    auto [vcode, vout] = run_binary({"--version"});
+    EXPECT_EQ(vcode, 0);
+    EXPECT_NE(vout.find("michi-gateway "), std::string::npos);
+    auto [hcode, hout] = run_binary({"--help"});
+    EXPECT_EQ(hcode, 0);
+    EXPECT_NE(hout.find("keygen --class"), std::string::npos);
+    auto [bcode, bout] = run_binary({"--bogus"});
+    EXPECT_EQ(bcode, 2);
+}
+
+TEST_F(DaemonTest, KeygenPrintsPrefixedSecretAndItsDigest) {
+    const std::map<std::string, std::string> prefixes = {
+        {"developer", "mk-dev-"}, {"application", "mk-app-"}, {"agent", "mk-agt-"}};
+    std::set<std::string> seen;
+    for (const auto& [cls, prefix] : prefixes) {
+        auto [code, out] = run_binary({"keygen", "--class", cls});
+        ASSERT_EQ(code, 0) << out;
+        std::smatch m;
+        ASSERT_TRUE(std::regex_search(
+            out, m, std::regex("secret: (" + prefix + "[0-9A-Za-z]{32,})\nsecret_sha256: ([0-9a-f]{64})")))
+            << out;
+        EXPECT_EQ(sha256_hex(m[1].str()), m[2].str());
+        EXPECT_TRUE(seen.insert(m[1].str()).second);
+    }
+    auto [code, out] = run_binary({"keygen", "--class", "robot"});
+    EXPECT_EQ(code, 2);
+}
+
+TEST_F(DaemonTest, CheckReportsEveryProblemWithItsPathAndExits1) {
+    const auto bad = write_config(R"(
+server: { threads: many }
+providers:
+  echo: { type: echo }
+routes:
+  r: { targets: [echo/x, nope/y] }
+bogus: 1
+)");
+    auto [code, out] = run_binary({"--config", bad, "--check"});
+    EXPECT_EQ(code, 1);
+    EXPECT_NE(out.find("server.threads"), std::string::npos) << out;
+    EXPECT_NE(out.find("routes.r.targets[1]: unknown model \"nope/y\""), std::string::npos) << out;
+    EXPECT_NE(out.find("bogus: unknown field"), std::string::npos) << out;
+    // The daemon refuses to start on it too.
+    auto [rcode, rout] = run_binary({"--config", bad});
+    EXPECT_EQ(rcode, 1);
+    const auto good = write_config("providers: { echo: { type: echo } }\n", "good.yaml");
+    auto [gcode, gout] = run_binary({"--config", good, "--check"});
+    EXPECT_EQ(gcode, 0) << gout;
+}
+
+TEST_F(DaemonTest, AccessLogLineNamesTheKeyButNeverTheSecretOrPrompt) {
+    fake_upstream up;
+    daemon_process d({"--config", write_config(daemon_config(up.base_url()))});
+    const auto port = d.wait_listening();
+    ASSERT_NE(port, 0) << d.output();
+    const auto r = call(port, test_secret,
+                        R"({"model":"echo/echo-1","messages":[{"role":"user","content":"TOP-SECRET-PROMPT"}]})");
+    EXPECT_EQ(r.status, 200u);
+    ASSERT_TRUE(d.wait_for_line("key=tester")) << d.output();
+    EXPECT_NE(d.output().find("model=echo/echo-1 status=200"), std::string::npos) << d.output();
+    EXPECT_EQ(d.output().find("TOP-SECRET-PROMPT"), std::string::npos);
+    EXPECT_EQ(d.output().find(test_secret), std::string::npos);
+    d.signal(SIGTERM);
+    EXPECT_EQ(d.wait_exit(), 0);
+}
+
+TEST_F(DaemonTest, SighupKeepsOldConfigWhenNewIsBadAndSwapsInAGoodOne) {
+    fake_upstream up;
+    const auto path = write_config(daemon_config(up.base_url()));
+    daemon_process d({"--config", path});
+    const auto port = d.wait_listening();
+    ASSERT_NE(port, 0) << d.output();
+    const std::string second = "mk-dev-SecondKeySecondKeySecondKeySecond99";
+    const std::string body = R"({"model":"echo/echo-1","messages":[{"role":"user","content":"x"}]})";
+    EXPECT_EQ(call(port, second, body).status, 401u);
+
+    write_config("server: { threads: -1 }\n");
+    d.signal(SIGHUP);
+    ASSERT_TRUE(d.wait_for_line("reload rejected")) << d.output();
+    EXPECT_EQ(call(port, test_secret, body).status, 200u);
+
+    write_config(daemon_config(up.base_url(), "  - id: second\n    class: developer\n"
+                                              "    secret_sha256: \"" +
+                                                  sha256_hex(second) + "\"\n"));
+    d.signal(SIGHUP);
+    ASSERT_TRUE(d.wait_for_line("config reloaded")) << d.output();
+    EXPECT_EQ(call(port, second, body).status, 200u);
+    d.signal(SIGTERM);
+    EXPECT_EQ(d.wait_exit(), 0);
+}
+
+TEST_F(DaemonTest, SigtermFinishesInFlightRequestsThenExits0) {
+    fake_upstream up;
+    up.set_handler([](const recorded_request& req) {
+        auto r = default_chat_completion(req);
+        r.head_delay = 500ms;
+        return r;
+    });
+    daemon_process d({"--config", write_config(daemon_config(up.base_url()))});
+    const auto port = d.wait_listening();
+    ASSERT_NE(port, 0) << d.output();
+    http_reply slow;
+    std::thread client([&] {
+        slow = call(port, test_secret,
+                    R"({"model":"fake/gpt-test","messages":[{"role":"user","content":"x"}]})");
+    });
+    ASSERT_TRUE(up.wait_until([&] { return up.request_count() == 1; }));
+    d.signal(SIGTERM);
+    client.join();
+    EXPECT_EQ(slow.status, 200u);
+    EXPECT_EQ(d.wait_exit(), 0) << d.output();
+    EXPECT_NE(d.output().find("draining"), std::string::npos);
+}
+
+} // namespace
+} // namespace michi::test
