@@ -6,6 +6,7 @@
 #include "michi/core/secret.hpp"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <csignal>
 #include <filesystem>
@@ -176,6 +177,97 @@ TEST_F(DaemonTest, SigtermFinishesInFlightRequestsThenExits0) {
     EXPECT_EQ(slow.status, 200u);
     EXPECT_EQ(d.wait_exit(), 0) << d.output();
     EXPECT_NE(d.output().find("draining"), std::string::npos);
+}
+
+} // namespace
+} // namespace michi::test
+
+namespace michi::test {
+namespace {
+
+// An upstream whose every answer costs $0.20 on fake/gpt-test ($2 per million output).
+fake_response costly(const recorded_request&) {
+    return json_response(200, R"({"id":"c","object":"chat.completion","choices":[{"index":0,)"
+                              R"("message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],)"
+                              R"("usage":{"prompt_tokens":0,"completion_tokens":100000,"total_tokens":100000}})");
+}
+
+class LedgerPersistenceTest : public DaemonTest {
+protected:
+    // What the daemon's SQLite file holds for the key, read as another process would.
+    double persisted_spend(const std::string& key) {
+        sqlite3* db = nullptr;
+        double usd = 0;
+        if (sqlite3_open_v2((dir_ / "michi.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr) ==
+            SQLITE_OK) {
+            sqlite3_stmt* st = nullptr;
+            if (sqlite3_prepare_v2(db, "SELECT SUM(usd) FROM spend WHERE key_id = ? AND period LIKE 'd:%'",
+                                   -1, &st, nullptr) == SQLITE_OK) {
+                sqlite3_bind_text(st, 1, key.c_str(), -1, SQLITE_TRANSIENT);
+                if (sqlite3_step(st) == SQLITE_ROW) {
+                    usd = sqlite3_column_double(st, 0);
+                }
+            }
+            sqlite3_finalize(st);
+        }
+        sqlite3_close(db);
+        return usd;
+    }
+
+    std::string budget_config(const std::string& fake_url) {
+        // $0.50 a day: two requests ($0.40) leave room for one more, three exhaust it.
+        return daemon_config(fake_url, key_entry("limited", "developer", limited_, "    daily_usd: 0.5\n"));
+    }
+    const std::string limited_ = "mk-dev-PersistPersistPersistPersistPersist12";
+    const std::string body_ = R"({"model":"fake/gpt-test","max_tokens":10,"messages":[{"role":"user","content":"x"}]})";
+};
+
+TEST_F(LedgerPersistenceTest, SpendSurvivesACleanRestart) {
+    fake_upstream up;
+    up.set_handler(costly);
+    const auto path = write_config(budget_config(up.base_url()));
+    {
+        daemon_process d({"--config", path});
+        const auto port = d.wait_listening();
+        ASSERT_NE(port, 0) << d.output();
+        for (int i = 0; i < 3; ++i) {
+            ASSERT_EQ(call(port, limited_, body_).status, 200u);
+        }
+        d.signal(SIGTERM);
+        ASSERT_EQ(d.wait_exit(), 0) << d.output();
+    }
+    daemon_process again({"--config", path});
+    const auto port = again.wait_listening();
+    ASSERT_NE(port, 0) << again.output();
+    const auto refused = call(port, limited_, body_);
+    EXPECT_EQ(refused.status, 403u) << refused.body;
+    EXPECT_NE(refused.body.find("budget_exceeded"), std::string::npos);
+    EXPECT_EQ(up.request_count(), 3u);
+}
+
+TEST_F(LedgerPersistenceTest, AKill9LosesAtMostTheLastFlushInterval) {
+    fake_upstream up;
+    up.set_handler(costly);
+    auto cfg = budget_config(up.base_url());
+    cfg.replace(cfg.find("store: {"), 8, "store: { flush_interval: 50ms,");
+    const auto path = write_config(cfg);
+    {
+        daemon_process d({"--config", path});
+        const auto port = d.wait_listening();
+        ASSERT_NE(port, 0) << d.output();
+        for (int i = 0; i < 3; ++i) {
+            ASSERT_EQ(call(port, limited_, body_).status, 200u);
+        }
+        // The flush interval passes (observed in the file, not slept): the charges are on disk.
+        ASSERT_TRUE(up.wait_until([&] { return persisted_spend("limited") > 0.6 - 1e-9; },
+                                  std::chrono::seconds(10)));
+        d.signal(SIGKILL);
+        d.wait_exit();
+    }
+    daemon_process again({"--config", path});
+    const auto port = again.wait_listening();
+    ASSERT_NE(port, 0) << again.output();
+    EXPECT_EQ(call(port, limited_, body_).status, 403u);
 }
 
 } // namespace

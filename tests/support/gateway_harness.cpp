@@ -10,7 +10,9 @@
 namespace michi::test {
 
 std::string basic_config(const std::string& fake_base_url, const config_parts& parts) {
-    return "server:\n  listen: \"127.0.0.1:0\"\n  threads: 1\n" + parts.server +
+    const bool own_threads = parts.server.find("threads:") != std::string::npos;
+    return "server:\n  listen: \"127.0.0.1:0\"\n" + std::string(own_threads ? "" : "  threads: 1\n") +
+           parts.server +
            "log: { level: warn }\n"
            "store: { sqlite: \":memory:\" }\n"
            "providers:\n"
