@@ -35,11 +35,12 @@ export function keygen(cls = 'developer') {
 
 /**
  * Starts michi-gateway on an ephemeral port with a config made of `providers` and `models`
- * (plus the echo provider and one developer key) in a fresh temp dir.
+ * (plus the echo provider and one developer key, and any extra `keys` entries) in a fresh
+ * temp dir.
  * Returns { baseURL, secret, output(), stop() }; stop() sends SIGTERM and resolves to
  * { code, signal } once the process has exited.
  */
-export async function startGateway({ providers = {}, models = {} } = {}) {
+export async function startGateway({ providers = {}, models = {}, keys = [] } = {}) {
   const dir = await mkdtemp(path.join(tmpdir(), 'michi-e2e-'));
   const { secret, sha256 } = keygen('developer');
   const config = {
@@ -49,7 +50,7 @@ export async function startGateway({ providers = {}, models = {} } = {}) {
     log: { level: 'info', format: 'text' },
     providers: { echo: { type: 'echo' }, ...providers },
     models: { 'echo/echo-1': { input_per_mtok: 0, output_per_mtok: 0 }, ...models },
-    keys: [{ id: 'e2e', class: 'developer', secret_sha256: sha256 }],
+    keys: [{ id: 'e2e', class: 'developer', secret_sha256: sha256 }, ...keys],
   };
   // JSON is valid YAML, and needs no quoting rules of its own.
   const configFile = path.join(dir, 'michi.yaml');
