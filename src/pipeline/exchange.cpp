@@ -3,30 +3,38 @@
 #include "michi/core/error.hpp"
 #include "michi/pipeline/handler.hpp"
 #include "michi/pipeline/pricing.hpp"
+#include "michi/providers/anthropic.hpp"
 #include "michi/providers/echo.hpp"
+#include "michi/providers/gemini.hpp"
+#include "michi/routing/cooldowns.hpp"
 #include "michi/stream/event_splitter.hpp"
 #include "michi/stream/sse.hpp"
+#include "upstream_request.hpp"
 
 #include <array>
 #include <ctime>
+#include <random>
 
 namespace michi::pipeline {
 namespace {
 
 using response_parser = http::response_parser<http::buffer_body>;
 using std::chrono::milliseconds;
+using config::provider_type;
 
 // A non-streamed upstream body larger than this is refused (a chat completion is far
 // smaller; this only bounds memory against a broken upstream).
 constexpr std::size_t max_upstream_body = 64 * 1024 * 1024;
 constexpr std::size_t relay_buffer_size = 16 * 1024;
+constexpr milliseconds backoff_base{250};
+constexpr milliseconds backoff_cap{4000};
 
 // One upstream attempt whose response head has arrived (or which failed).
 struct attempt {
     std::unique_ptr<upstream::connection> conn;
     std::unique_ptr<response_parser> parser;
     error_code ec;
-    std::string outcome; // for the attempts list: "connect_error", "timeout", "429", …
+    std::string outcome; // for the attempts list: "connect error (…)", "response timeout", …
 };
 
 bool is_timeout(const error_code& ec) {
@@ -48,45 +56,8 @@ std::int64_t unix_now() {
     return static_cast<std::int64_t>(std::time(nullptr));
 }
 
-// The upstream request for a chat completion, in the provider's dialect.
-http::request<http::string_body> build_upstream_request(const candidate& c,
-                                                        const nlohmann::json& body, bool stream) {
-    nlohmann::json out = body;
-    http::request<http::string_body> req{http::verb::post, "", 11};
-    const auto& p = *c.provider;
-    if (p.type == config::provider_type::azure) {
-        // Azure names the deployment in the path and wants its own header.
-        out.erase("model");
-        req.target(c.ep->base_path + "/openai/deployments/" + c.model.upstream +
-                   "/chat/completions?api-version=" + p.api_version);
-        if (!p.api_key.empty()) {
-            req.set("api-key", p.api_key.reveal());
-        }
-    } else {
-        out["model"] = c.model.upstream;
-        req.target(c.ep->base_path + "/chat/completions");
-    }
-    if (stream) {
-        // Ask for the usage chunk so streams are charged exactly; the relay drops it again
-        // when the client did not ask for it.
-        out["stream_options"]["include_usage"] = true;
-    }
-    if (p.type != config::provider_type::azure) {
-        if (!p.api_key.empty()) {
-            req.set(http::field::authorization, "Bearer " + p.api_key.reveal());
-        }
-    }
-    const bool default_port = c.ep->port == (c.ep->tls ? "443" : "80");
-    req.set(http::field::host, default_port ? c.ep->host : c.ep->host + ":" + c.ep->port);
-    req.set(http::field::content_type, "application/json");
-    req.set(http::field::user_agent, "michi/" MICHI_VERSION);
-    for (const auto& [name, value] : p.headers) {
-        req.set(name, value);
-    }
-    req.body() = out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    req.keep_alive(true);
-    req.prepare_payload();
-    return req;
+std::string dump(const nlohmann::json& j) {
+    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 // Sends the request and waits for the response head, on a pooled connection when one
@@ -100,7 +71,8 @@ awaitable<attempt> send(worker& w, const candidate& c, http::request<http::strin
         a.conn = w.pool().take(c.ep->pool_key);
         if (!a.conn) {
             a.conn = std::make_unique<upstream::connection>(w.executor(), *c.ep);
-            a.ec = co_await a.conn->open(w.resolver(), c.provider->connect_timeout);
+            a.ec = co_await a.conn->open(w.resolver(),
+                                         std::min(c.provider->connect_timeout, head_timeout));
             if (a.ec) {
                 a.outcome = describe(a.ec, "connect");
                 co_return a;
@@ -161,7 +133,7 @@ void release(worker& w, attempt& a, const candidate& c) {
     a.conn.reset();
 }
 
-// Records the upstream's reported usage; false when it carries none.
+// Records the upstream's reported usage (OpenAI shape); false when it carries none.
 bool note_usage(request_context& ctx, const nlohmann::json& usage) {
     if (!usage.is_object()) {
         return false;
@@ -186,6 +158,7 @@ void account(request_context& ctx, const candidate& c, bool usage_seen,
         ctx.log.tokens_out = (content_chars + 3) / 4;
     }
     ctx.log.cost_usd = cost_usd(c.model, ctx.log.tokens_in, ctx.log.tokens_out);
+    settle(ctx);
 }
 
 bool is_usage_only_chunk(std::string_view data) {
@@ -197,7 +170,147 @@ void set_michi_headers(http::response_header<>& h, const request_context& ctx) {
     set_guard_headers(h, ctx);
     h.set("x-michi-model", ctx.log.model);
     h.set("x-michi-attempts", std::to_string(ctx.log.attempts));
+    if (!ctx.route_reason.empty()) {
+        h.set("x-michi-route-reason", ctx.route_reason);
+    }
 }
+
+http::response<http::empty_body> stream_head(const request_context& ctx, unsigned status) {
+    http::response<http::empty_body> head{static_cast<http::status>(status), 11};
+    head.set(http::field::content_type, "text/event-stream");
+    head.set(http::field::cache_control, "no-cache");
+    set_michi_headers(head, ctx);
+    head.keep_alive(ctx.keep_alive);
+    return head;
+}
+
+// An OpenAI error body in the client's dialect.
+std::string error_body_for(const request_context& ctx, unsigned status, std::string_view body) {
+    if (ctx.out == dialect::openai) {
+        return std::string(body);
+    }
+    const auto j = nlohmann::json::parse(body, nullptr, false);
+    gateway_error err{status, "api_error", "upstream_error", std::string(body), {}};
+    if (j.is_object() && j.contains("error") && j["error"].is_object()) {
+        err.message = j["error"].value("message", err.message);
+    }
+    return dump(err.anthropic_body());
+}
+
+// Writes OpenAI chat.completion.chunk payloads to the client in its dialect, one HTTP
+// chunk per flush; the response head goes out with the first output (the commit point).
+class chunk_sink {
+public:
+    chunk_sink(server::client_io& io, request_context& ctx, unsigned status)
+        : io_(io), ctx_(ctx), head_(stream_head(ctx, status)) {
+        if (ctx.out == dialect::anthropic) {
+            writer_.emplace("msg_" + ctx.request_id, ctx.client_model);
+        }
+    }
+
+    bool committed() const { return committed_; }
+
+    void add(std::string_view chunk) {
+        if (!writer_) {
+            buf_.append("data: ").append(chunk).append("\n\n");
+            return;
+        }
+        const auto j = nlohmann::json::parse(chunk, nullptr, false);
+        if (j.is_object()) {
+            writer_->on_chunk(j, buf_);
+        }
+    }
+
+    awaitable<error_code> flush() {
+        if (buf_.empty()) {
+            co_return error_code{};
+        }
+        if (!committed_) {
+            committed_ = true;
+            ctx_.log.ttfb_ms = ctx_.ms_since_arrival();
+            if (auto ec = co_await io_.write_head(head_)) {
+                co_return ec;
+            }
+        }
+        auto ec = co_await io_.write_chunk(buf_);
+        buf_.clear();
+        co_return ec;
+    }
+
+    // The clean end: [DONE] or message_stop, then the last HTTP chunk.
+    awaitable<error_code> finish() {
+        if (writer_) {
+            writer_->finish(buf_);
+        } else {
+            buf_.append("data: [DONE]\n\n");
+        }
+        if (auto ec = co_await flush()) {
+            co_return ec;
+        }
+        co_return co_await io_.write_last_chunk();
+    }
+
+    // A stream broken after the commit point: an error event and no [DONE].
+    awaitable<void> fail(const std::string& message) {
+        const gateway_error err = errors::upstream_error(message);
+        buf_.clear();
+        buf_ = writer_ ? providers::anthropic::messages_stream_writer::error_event(message)
+                       : stream::format_sse(dump(err.openai_body()));
+        if (!co_await flush()) {
+            co_await io_.write_last_chunk();
+        }
+    }
+
+private:
+    server::client_io& io_;
+    request_context& ctx_;
+    http::response<http::empty_body> head_;
+    std::optional<providers::anthropic::messages_stream_writer> writer_;
+    std::string buf_;
+    bool committed_ = false;
+};
+
+// OpenAI-type upstream events through chunk_sink (for clients of /v1/messages): passes
+// chunks on, ends at [DONE], notes usage.
+class passthrough_translator final : public providers::chunk_translator {
+public:
+    explicit passthrough_translator(bool keep_usage_chunk) : keep_usage_(keep_usage_chunk) {}
+    bool on_event(const stream::sse_event& ev, std::vector<std::string>& out) override {
+        if (ev.data == "[DONE]") {
+            finished_ = true;
+            return true;
+        }
+        if (ev.data.find("\"usage\"") != std::string::npos) {
+            const auto j = nlohmann::json::parse(ev.data, nullptr, false);
+            if (j.is_object() && j.contains("usage") && j["usage"].is_object()) {
+                usage_.known = true;
+                usage_.prompt_tokens = j["usage"].value("prompt_tokens", std::uint64_t{0});
+                usage_.completion_tokens = j["usage"].value("completion_tokens", std::uint64_t{0});
+                if (!keep_usage_ && is_usage_only_chunk(ev.data)) {
+                    return true;
+                }
+            }
+        }
+        if (ev.data.find("\"error\"") != std::string::npos) {
+            const auto j = nlohmann::json::parse(ev.data, nullptr, false);
+            if (j.is_object() && j.contains("error")) {
+                error_ = dump(j["error"]);
+                return false;
+            }
+        }
+        out.push_back(ev.data);
+        return true;
+    }
+    bool finished() const override { return finished_; }
+    const providers::usage_info& usage() const override { return usage_; }
+    std::string error_message() const override { return error_; }
+
+private:
+    bool keep_usage_;
+    bool finished_ = false;
+    providers::usage_info usage_;
+    std::string error_;
+};
 
 // Reads a whole (non-streamed) upstream body.
 awaitable<error_code> read_body(attempt& a, std::string& out) {
@@ -221,9 +334,41 @@ awaitable<error_code> read_body(attempt& a, std::string& out) {
     co_return error_code{};
 }
 
-// Relays a complete upstream answer (any status) with its body bytes unchanged.
+// The OpenAI-shaped success body of a non-streamed answer (translated when needed), with
+// usage noted; std::nullopt when the upstream's body makes no sense.
+std::optional<std::string> openai_body(request_context& ctx, const candidate& c,
+                                       const std::string& body, bool translated) {
+    const bool bytes_as_is = !translated && ctx.out == dialect::openai;
+    auto parsed = nlohmann::json::parse(body, nullptr, false);
+    if (translated) {
+        if (!parsed.is_object()) {
+            return std::nullopt;
+        }
+        providers::usage_info u;
+        const auto id = "chatcmpl-" + ctx.request_id;
+        if (c.provider->type == provider_type::anthropic) {
+            parsed = providers::anthropic::to_openai(parsed, c.model.name, id, unix_now(), u);
+        } else if (ctx.api == api_kind::chat) {
+            parsed = providers::gemini::to_openai(parsed, c.model.name, id, unix_now(), u);
+        } else {
+            parsed = providers::gemini::embeddings_to_openai(parsed, c.model.name, u);
+        }
+    }
+    const bool usage_seen = parsed.is_object() && parsed.contains("usage") &&
+                            note_usage(ctx, parsed["usage"]);
+    account(ctx, c, usage_seen, usage_seen ? 0 : delta_content_chars(body));
+    if (bytes_as_is) {
+        return body;
+    }
+    if (ctx.out == dialect::anthropic) {
+        return dump(providers::anthropic::response_to_messages(parsed, ctx.client_model));
+    }
+    return dump(parsed);
+}
+
+// Relays a complete upstream answer (any status).
 awaitable<void> relay_whole(worker& w, server::client_io& io, request_context& ctx,
-                            attempt& a, const candidate& c) {
+                            attempt& a, const candidate& c, bool translated) {
     std::string body;
     if (const auto ec = co_await read_body(a, body)) {
         a.conn->close();
@@ -234,43 +379,54 @@ awaitable<void> relay_whole(worker& w, server::client_io& io, request_context& c
     }
     const auto& up = a.parser->get();
     const unsigned status = up.result_int();
+    std::string out;
     if (status / 100 == 2) {
-        const auto parsed = nlohmann::json::parse(body, nullptr, false);
-        const bool usage_seen =
-            parsed.is_object() && parsed.contains("usage") && note_usage(ctx, parsed["usage"]);
-        account(ctx, c, usage_seen, usage_seen ? 0 : delta_content_chars(body));
+        auto converted = openai_body(ctx, c, body, translated);
+        if (!converted) {
+            a.conn->close();
+            const auto err = errors::upstream_error("Upstream " + c.model.name +
+                                                    " answered with a body that is not JSON.");
+            co_await reply_error(io, ctx, err);
+            co_return;
+        }
+        out = std::move(*converted);
+    } else if (translated) {
+        const auto j = c.provider->type == provider_type::anthropic
+                           ? providers::anthropic::error_to_openai(status, body)
+                           : providers::gemini::error_to_openai(status, body);
+        out = error_body_for(ctx, status, dump(j));
+    } else {
+        out = error_body_for(ctx, status, body);
     }
     http::response<http::string_body> res{up.result(), 11};
     const auto type = up[http::field::content_type];
-    res.set(http::field::content_type, type.empty() ? "application/json" : type);
+    res.set(http::field::content_type,
+            type.empty() || translated || ctx.out != dialect::openai ? "application/json" : type);
     if (const auto retry = up[http::field::retry_after]; !retry.empty()) {
         res.set(http::field::retry_after, retry);
     }
     set_michi_headers(res, ctx);
-    res.body() = std::move(body);
+    res.body() = std::move(out);
     res.keep_alive(ctx.keep_alive);
     res.prepare_payload();
     release(w, a, c);
     ctx.log.status = status;
     ctx.log.ttfb_ms = ctx.ms_since_arrival();
+    settle(ctx);
     co_await io.write_response(res);
 }
 
 enum class relay_result { done, failed_before_commit, failed_after_commit, client_gone };
 
-// Relays an upstream SSE stream. Nothing reaches the client before the first complete
-// upstream event (the commit point); after it, every upstream piece is written as one
-// chunk, and the next upstream read waits for that write (backpressure).
-awaitable<relay_result> relay_stream(worker& w, server::client_io& io, request_context& ctx,
-                                     attempt& a, const candidate& c, bool strip_usage,
-                                     std::string& failure) {
+// Relays an OpenAI-type upstream's SSE stream to an OpenAI client byte for byte. Nothing
+// reaches the client before the first complete upstream event (the commit point); after
+// it, every upstream piece is written as one chunk, and the next upstream read waits for
+// that write (backpressure).
+awaitable<relay_result> relay_stream_raw(worker& w, server::client_io& io,
+                                         request_context& ctx, attempt& a, const candidate& c,
+                                         bool strip_usage, std::string& failure) {
     const auto& up = a.parser->get();
-    http::response<http::empty_body> head{up.result(), 11};
-    head.set(http::field::content_type, "text/event-stream");
-    head.set(http::field::cache_control, "no-cache");
-    set_michi_headers(head, ctx);
-    head.keep_alive(ctx.keep_alive);
-
+    auto head = stream_head(ctx, up.result_int());
     stream::sse_parser sse;
     stream::event_splitter splitter;
     std::string pending; // bytes held back until the commit point
@@ -376,132 +532,340 @@ awaitable<relay_result> relay_stream(worker& w, server::client_io& io, request_c
         ctx.log.error_code = "client_closed";
     } else if (result == relay_result::failed_after_commit) {
         // Too late to fall back: end the stream with an error event and no [DONE].
-        gateway_error err = errors::upstream_error("Upstream " + c.model.name +
-                                                   " stream broke off: " + failure);
+        const gateway_error err = errors::upstream_error("Upstream " + c.model.name +
+                                                         " stream broke off: " + failure);
         ctx.log.status = up.result_int();
         ctx.log.error_code = "stream_broken";
-        if (!co_await io.write_chunk(stream::format_sse(err.openai_body().dump()))) {
+        if (!co_await io.write_chunk(stream::format_sse(dump(err.openai_body())))) {
             co_await io.write_last_chunk();
         }
     }
     co_return result;
 }
 
-awaitable<void> serve_echo(server::client_io& io, request_context& ctx, const candidate& c) {
+std::unique_ptr<providers::chunk_translator> make_translator(const request_context& ctx,
+                                                             const candidate& c,
+                                                             bool client_wants_usage) {
+    // /v1/messages needs the usage for its message_delta, whatever the client asked.
+    const bool usage = client_wants_usage || ctx.out == dialect::anthropic;
+    const auto id = "chatcmpl-" + ctx.request_id;
+    switch (c.provider->type) {
+    case provider_type::anthropic:
+        return providers::anthropic::make_stream(id, c.model.name, unix_now(), usage);
+    case provider_type::gemini:
+        return providers::gemini::make_stream(id, c.model.name, unix_now(), usage);
+    default:
+        return std::make_unique<passthrough_translator>(usage);
+    }
+}
+
+// Relays a stream through a translator and the client's dialect: provider events become
+// OpenAI chunks, written as OpenAI SSE or as Anthropic events. Same commit point and
+// backpressure as the raw relay.
+awaitable<relay_result> relay_stream_chunks(worker& w, server::client_io& io,
+                                            request_context& ctx, attempt& a,
+                                            const candidate& c, bool client_wants_usage,
+                                            std::string& failure) {
+    const auto& up = a.parser->get();
+    auto translator = make_translator(ctx, c, client_wants_usage);
+    chunk_sink sink(io, ctx, up.result_int());
+    stream::sse_parser sse;
+    std::vector<std::string> chunks;
+    bool client_gone = false;
+    bool upstream_error = false;
+    std::size_t content_chars = 0;
+    auto on_event = [&](stream::sse_event&& ev) {
+        if (!upstream_error && !translator->on_event(ev, chunks)) {
+            upstream_error = true;
+        }
+    };
+    io.watch_disconnect([&] {
+        client_gone = true;
+        a.conn->close();
+    });
+    std::array<char, relay_buffer_size> buf;
+    relay_result result = relay_result::done;
+    while (!a.parser->is_done() && !translator->finished()) {
+        a.conn->expires_after(c.provider->timeout);
+        auto [ec, n] = co_await read_piece(a, buf.data(), buf.size());
+        chunks.clear();
+        sse.feed(std::string_view(buf.data(), n), on_event);
+        for (const auto& chunk : chunks) {
+            content_chars += delta_content_chars(chunk);
+            sink.add(chunk);
+        }
+        if (!client_gone && co_await sink.flush()) {
+            client_gone = true;
+        }
+        if (client_gone) {
+            result = relay_result::client_gone;
+            break;
+        }
+        if (upstream_error || ec) {
+            failure = upstream_error ? "upstream error event: " + translator->error_message()
+                                     : describe(ec, "stream");
+            result = sink.committed() ? relay_result::failed_after_commit
+                                      : relay_result::failed_before_commit;
+            break;
+        }
+    }
+    if (result == relay_result::done && !translator->finished()) {
+        failure = "stream ended before the provider's end of message";
+        result = sink.committed() ? relay_result::failed_after_commit
+                                  : relay_result::failed_before_commit;
+    }
+    co_await io.unwatch();
+    const auto& u = translator->usage();
+    if (u.known) {
+        ctx.log.tokens_in = u.prompt_tokens;
+        ctx.log.tokens_out = u.completion_tokens;
+    }
+    if (result != relay_result::failed_before_commit) {
+        account(ctx, c, u.known, content_chars);
+    }
+    ctx.log.status = up.result_int();
+    if (result == relay_result::done) {
+        // The provider said its last word: drain what is left of the body so the
+        // connection can be pooled, then end the client's stream cleanly.
+        while (!a.parser->is_done()) {
+            a.conn->expires_after(c.provider->timeout);
+            auto [ec, n] = co_await read_piece(a, buf.data(), buf.size());
+            if (ec) {
+                break;
+            }
+        }
+        release(w, a, c);
+        if (co_await sink.finish()) {
+            ctx.keep_alive = false;
+        }
+        co_return result;
+    }
+    a.conn->close();
+    a.conn.reset();
+    ctx.keep_alive = false;
+    if (result == relay_result::client_gone) {
+        ctx.log.status = 499;
+        ctx.log.error_code = "client_closed";
+    } else if (result == relay_result::failed_after_commit) {
+        ctx.log.error_code = "stream_broken";
+        co_await sink.fail("Upstream " + c.model.name + " stream broke off: " + failure);
+    }
+    co_return result;
+}
+
+awaitable<void> serve_echo(server::client_io& io, request_context& ctx, const candidate& c,
+                           bool client_wants_usage) {
     const auto reply = providers::echo::make_reply(ctx.body);
     const std::string id = "chatcmpl-" + ctx.request_id;
     ctx.log.tokens_in = reply.prompt_tokens;
     ctx.log.tokens_out = reply.completion_tokens;
     ctx.log.cost_usd = cost_usd(c.model, reply.prompt_tokens, reply.completion_tokens);
+    settle(ctx);
     ctx.log.status = 200;
     ctx.log.ttfb_ms = ctx.ms_since_arrival();
-    if (!ctx.log.stream) {
-        auto res = json_response(
-            ctx, 200,
-            providers::echo::completion(reply, c.model.model, id, unix_now())
-                .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    if (ctx.api == api_kind::embeddings) {
+        auto res = json_response(ctx, 200, dump(providers::echo::embeddings(ctx.body, c.model.model)));
         set_michi_headers(res, ctx);
         co_await io.write_response(res);
         co_return;
     }
-    bool include_usage = false;
-    if (const auto opts = ctx.body.find("stream_options");
-        opts != ctx.body.end() && opts->is_object()) {
-        include_usage = opts->value("include_usage", false);
-    }
-    http::response<http::empty_body> head{http::status::ok, 11};
-    head.set(http::field::content_type, "text/event-stream");
-    head.set(http::field::cache_control, "no-cache");
-    set_michi_headers(head, ctx);
-    head.keep_alive(ctx.keep_alive);
-    if (co_await io.write_head(head)) {
-        ctx.keep_alive = false;
+    if (!ctx.log.stream) {
+        auto body = providers::echo::completion(reply, c.model.model, id, unix_now());
+        auto res = json_response(ctx, 200,
+                                 ctx.out == dialect::anthropic
+                                     ? dump(providers::anthropic::response_to_messages(
+                                           body, ctx.client_model))
+                                     : dump(body));
+        set_michi_headers(res, ctx);
+        co_await io.write_response(res);
         co_return;
     }
-    for (const auto& data : providers::echo::stream_chunks(reply, c.model.model, id, unix_now(),
-                                                           include_usage)) {
-        if (co_await io.write_chunk(stream::format_sse(data))) {
+    chunk_sink sink(io, ctx, 200);
+    const bool usage = client_wants_usage || ctx.out == dialect::anthropic;
+    auto chunks = providers::echo::stream_chunks(reply, c.model.model, id, unix_now(), usage);
+    chunks.pop_back(); // "[DONE]": the sink ends the stream in the client's dialect
+    for (const auto& chunk : chunks) {
+        sink.add(chunk);
+        if (co_await sink.flush()) {
             ctx.keep_alive = false;
             co_return;
         }
     }
-    if (co_await io.write_last_chunk()) {
+    if (co_await sink.finish()) {
         ctx.keep_alive = false;
     }
+}
+
+// Seconds in an upstream retry-after header (0 when absent or not a number).
+milliseconds retry_after_of(const response_parser& p) {
+    const auto v = p.get()[http::field::retry_after];
+    unsigned long secs = 0;
+    for (char ch : v) {
+        if (ch < '0' || ch > '9') {
+            return milliseconds{0};
+        }
+        secs = secs * 10 + static_cast<unsigned long>(ch - '0');
+        if (secs > 86400) {
+            break;
+        }
+    }
+    return std::chrono::seconds(std::min(secs, 86400UL));
+}
+
+// Exponential backoff with jitter before retry number `n` (1-based) on one target.
+milliseconds backoff(unsigned n) {
+    thread_local std::mt19937 rng{std::random_device{}()};
+    const auto exp = backoff_base * (1u << std::min(n - 1, 8u));
+    const auto capped = std::min<milliseconds>(exp, backoff_cap);
+    std::uniform_real_distribution<double> jitter(0.5, 1.5);
+    return milliseconds(static_cast<long>(static_cast<double>(capped.count()) * jitter(rng)));
+}
+
+// Candidates not cooling down keep their order and go first; cooling ones follow, the
+// soonest back first, as a last resort.
+std::vector<const candidate*> order_candidates(const dispatch_plan& plan,
+                                               const routing::cooldowns& cd) {
+    std::vector<const candidate*> ready;
+    std::vector<std::pair<steady_clock::time_point, const candidate*>> cooling;
+    const auto now = steady_clock::now();
+    for (const auto& c : plan.candidates) {
+        if (cd.cooling(c.model.name, now)) {
+            cooling.emplace_back(cd.until(c.model.name, now), &c);
+        } else {
+            ready.push_back(&c);
+        }
+    }
+    std::stable_sort(cooling.begin(), cooling.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (const auto& [until, c] : cooling) {
+        ready.push_back(c);
+    }
+    return ready;
 }
 
 } // namespace
 
 awaitable<void> run_exchange(worker& w, server::client_io& io, request_context& ctx,
                              const dispatch_plan& plan) {
+    auto& cd = w.state().cooldowns();
+    const auto& cfg = *ctx.rt->cfg;
     std::string attempts_list;
+    std::string translate_errors;
     bool last_timeout = false;
-    // The gateway asks streams for usage; a client that did not gets no usage chunk.
-    bool strip_usage = false;
-    if (ctx.log.stream) {
-        const auto opts = ctx.body.find("stream_options");
-        strip_usage = opts == ctx.body.end() || !opts->is_object() ||
-                      !opts->value("include_usage", false);
+    bool only_translation_errors = true;
+    bool client_wants_usage = false;
+    if (const auto opts = ctx.body.find("stream_options");
+        opts != ctx.body.end() && opts->is_object()) {
+        client_wants_usage = opts->value("include_usage", false);
     }
-    for (std::size_t i = 0; i < plan.candidates.size(); ++i) {
-        const auto& c = plan.candidates[i];
-        const bool last = i + 1 == plan.candidates.size();
+    // One overall deadline covers every retry and fallback.
+    milliseconds overall{0};
+    for (const auto& c : plan.candidates) {
+        overall = std::max(overall, c.provider->timeout);
+    }
+    const auto deadline = ctx.arrival + overall;
+    auto note = [&](const candidate& c, const std::string& what) {
+        attempts_list += c.model.name + ": " + what + "; ";
+    };
+
+    const auto ordered = order_candidates(plan, cd);
+    for (std::size_t i = 0; i < ordered.size(); ++i) {
+        const auto& c = *ordered[i];
+        const bool last_candidate = i + 1 == ordered.size();
+        milliseconds hint{0}; // the upstream's retry-after, for the next try on this target
         for (unsigned t = 0; t <= plan.retries; ++t) {
-            const bool final_try = last && t == plan.retries;
-            ++ctx.log.attempts;
-            ctx.log.model = c.model.name;
-            if (c.provider->type == config::provider_type::echo) {
-                co_await serve_echo(io, ctx, c);
-                co_return;
+            const bool final_try = last_candidate && t == plan.retries;
+            if (t > 0) {
+                // Back off before trying the same target again, within the deadline.
+                const auto wait = hint.count() > 0 ? hint : backoff(t);
+                if (steady_clock::now() + wait >= deadline) {
+                    break;
+                }
+                net::steady_timer timer(w.executor(), wait);
+                co_await timer.async_wait(nothrow);
             }
-            if (c.provider->type != config::provider_type::openai &&
-                c.provider->type != config::provider_type::azure) {
-                attempts_list += c.model.name + ": provider type " +
-                                 config::to_string(c.provider->type) + " not supported; ";
+            const auto left = std::chrono::duration_cast<milliseconds>(deadline -
+                                                                       steady_clock::now());
+            if (left.count() <= 0) {
+                last_timeout = true;
                 break;
             }
-            auto req = build_upstream_request(c, ctx.body, ctx.log.stream);
-            const auto head_timeout =
-                plan.attempt_timeout.count() > 0 ? plan.attempt_timeout : c.provider->timeout;
-            auto a = co_await send(w, c, req, head_timeout);
+            ++ctx.log.attempts;
+            ctx.log.model = c.model.name;
+            if (c.provider->type == provider_type::echo) {
+                co_await serve_echo(io, ctx, c, client_wants_usage);
+                co_return;
+            }
+            auto prepared = prepare_request(c, ctx);
+            if (prepared.error) {
+                translate_errors += c.model.name + ": " + prepared.error->message + " ";
+                note(c, "cannot translate the request (" + prepared.error->message + ")");
+                break;
+            }
+            only_translation_errors = false;
+            const auto head_timeout = std::min(
+                plan.attempt_timeout.count() > 0 ? plan.attempt_timeout : c.provider->timeout,
+                left);
+            auto a = co_await send(w, c, prepared.req, head_timeout);
             if (a.ec) {
                 last_timeout = is_timeout(a.ec);
-                attempts_list += c.model.name + ": " + a.outcome + "; ";
+                note(c, a.outcome);
+                cd.on_failure(c.model.name, cfg.cooldown_failures, cfg.cooldown);
                 if (a.conn) {
                     a.conn->close();
                 }
+                ++ctx.fallbacks;
                 continue;
             }
             const unsigned status = a.parser->get().result_int();
+            if (status == 429) {
+                hint = retry_after_of(*a.parser);
+                cd.on_rate_limited(c.model.name, hint, cfg.cooldown);
+            } else if (status >= 500) {
+                cd.on_failure(c.model.name, cfg.cooldown_failures, cfg.cooldown);
+            } else {
+                cd.on_success(c.model.name);
+            }
             if (retryable_status(status) && !final_try) {
                 last_timeout = false;
-                attempts_list += c.model.name + ": HTTP " + std::to_string(status) + "; ";
+                note(c, "HTTP " + std::to_string(status));
                 a.conn->close();
+                ++ctx.fallbacks;
                 continue;
             }
             const bool is_sse = a.parser->get()[http::field::content_type].starts_with(
                 "text/event-stream");
             if (status / 100 != 2 || !is_sse) {
-                co_await relay_whole(w, io, ctx, a, c);
+                co_await relay_whole(w, io, ctx, a, c, prepared.translated);
                 co_return;
             }
             std::string failure;
-            const auto r = co_await relay_stream(w, io, ctx, a, c, strip_usage, failure);
+            const bool raw = !prepared.translated && ctx.out == dialect::openai;
+            relay_result r = relay_result::done;
+            if (raw) {
+                r = co_await relay_stream_raw(w, io, ctx, a, c, !client_wants_usage, failure);
+            } else {
+                r = co_await relay_stream_chunks(w, io, ctx, a, c, client_wants_usage, failure);
+            }
             if (r != relay_result::failed_before_commit) {
                 co_return;
             }
+            cd.on_failure(c.model.name, cfg.cooldown_failures, cfg.cooldown);
             last_timeout = failure.find("timeout") != std::string::npos;
-            attempts_list += c.model.name + ": " + failure + " before the first event; ";
+            note(c, failure + " before the first event");
+            ++ctx.fallbacks;
         }
     }
     if (attempts_list.size() >= 2) {
         attempts_list.resize(attempts_list.size() - 2);
     }
-    const std::string message = "Every upstream attempt failed: " + attempts_list + ".";
     // (No conditional operator inside co_await: GCC 12 mis-destroys such temporaries.)
-    gateway_error err = errors::upstream_error(message);
-    if (last_timeout) {
-        err = errors::upstream_timeout(message);
+    gateway_error err = errors::upstream_error("Every upstream attempt failed: " + attempts_list +
+                                               ".");
+    if (only_translation_errors && !translate_errors.empty()) {
+        err = errors::invalid_request(translate_errors);
+    } else if (last_timeout) {
+        err = errors::upstream_timeout("Every upstream attempt failed: " + attempts_list + ".");
     }
     co_await reply_error(io, ctx, err);
 }

@@ -3,6 +3,7 @@
 #include "michi/auth/key_store.hpp"
 #include "michi/core/secret.hpp"
 #include "michi/pipeline/pricing.hpp"
+#include "michi/providers/anthropic.hpp"
 #include "michi/pipeline/exchange.hpp"
 #include "michi/providers/token_estimate.hpp"
 
@@ -87,8 +88,51 @@ candidate make_candidate(const runtime& rt, config::model_config m) {
     return c;
 }
 
-// Resolves the requested name: a route, else a configured provider/model.
-std::optional<dispatch_plan> resolve(const request_context& ctx, const std::string& name) {
+// Orders candidates by expected cost for this request, dropping those that cannot serve
+// it (context window, tools, images), and says why in the route reason.
+void apply_cheapest(request_context& ctx, dispatch_plan& plan) {
+    const bool tools = uses_tools(ctx.body);
+    const bool images = uses_images(ctx.body);
+    const auto prompt = providers::estimate_prompt_tokens(ctx.body);
+    const auto out = expected_output_tokens(ctx.body);
+    std::string excluded;
+    std::erase_if(plan.candidates, [&](const candidate& c) {
+        const char* why = nullptr;
+        if (tools && !c.model.supports_tools) {
+            why = "no tools";
+        } else if (images && !c.model.supports_images) {
+            why = "no images";
+        } else if (c.model.context_window && prompt + out > *c.model.context_window) {
+            why = "context window";
+        } else if (ctx.api == api_kind::chat && !is_priced(c.model)) {
+            why = "no price";
+        }
+        if (why != nullptr) {
+            excluded += (excluded.empty() ? "" : ", ") + c.model.name + " (" + why + ")";
+        }
+        return why != nullptr;
+    });
+    std::stable_sort(plan.candidates.begin(), plan.candidates.end(),
+                     [&](const candidate& a, const candidate& b) {
+                         return cost_usd(a.model, prompt, out) < cost_usd(b.model, prompt, out);
+                     });
+    if (plan.candidates.empty()) {
+        ctx.route_reason = "no eligible target; excluded " + excluded;
+        return;
+    }
+    char cost[32];
+    std::snprintf(cost, sizeof cost, "%.6f", cost_usd(plan.candidates.front().model, prompt, out));
+    ctx.route_reason = "cheapest of " + std::to_string(plan.candidates.size()) +
+                       " eligible for ~" + std::to_string(prompt) + " prompt + " +
+                       std::to_string(out) + " output tokens: " +
+                       plan.candidates.front().model.name + " ($" + cost + ")";
+    if (!excluded.empty()) {
+        ctx.route_reason += "; excluded " + excluded;
+    }
+}
+
+// Resolves the requested name, in order: a route, `auto`, a configured provider/model.
+std::optional<dispatch_plan> resolve(request_context& ctx, const std::string& name) {
     const auto& cfg = *ctx.rt->cfg;
     dispatch_plan plan;
     const auto route = cfg.routes.find(name);
@@ -102,20 +146,19 @@ std::optional<dispatch_plan> resolve(const request_context& ctx, const std::stri
             }
         }
         if (route->second.strategy == config::route_strategy::cheapest) {
-            const bool tools = uses_tools(ctx.body);
-            const bool images = uses_images(ctx.body);
-            const auto prompt = providers::estimate_prompt_tokens(ctx.body);
-            std::erase_if(plan.candidates, [&](const candidate& c) {
-                return (tools && !c.model.supports_tools) ||
-                       (images && !c.model.supports_images) ||
-                       (c.model.context_window && prompt > *c.model.context_window);
-            });
-            std::stable_sort(plan.candidates.begin(), plan.candidates.end(),
-                             [&](const candidate& a, const candidate& b) {
-                                 return cost_usd(a.model, prompt, expected_output_tokens(ctx.body)) <
-                                        cost_usd(b.model, prompt, expected_output_tokens(ctx.body));
-                             });
+            apply_cheapest(ctx, plan);
         }
+        return plan;
+    }
+    if (name == "auto") {
+        // No route named auto: the cheapest of every configured model that fits.
+        plan.route = name;
+        for (const auto& [model_name, m] : cfg.models) {
+            if (cfg.providers.at(m.provider).type != config::provider_type::echo) {
+                plan.candidates.push_back(make_candidate(*ctx.rt, m));
+            }
+        }
+        apply_cheapest(ctx, plan);
         return plan;
     }
     if (auto m = cfg.find_model(name)) {
@@ -154,7 +197,7 @@ std::optional<gateway_error> admit_guards(request_context& ctx, dispatch_plan& p
         }
     }
     ctx.est_prompt_tokens = providers::estimate_prompt_tokens(ctx.body);
-    const auto out = expected_output_tokens(ctx.body);
+    const auto out = ctx.api == api_kind::chat ? expected_output_tokens(ctx.body) : 0;
     guard::admission_request req;
     req.key_id = ctx.key->id;
     req.limits = limits;
@@ -173,31 +216,74 @@ std::optional<gateway_error> admit_guards(request_context& ctx, dispatch_plan& p
     return std::nullopt;
 }
 
-// Admission for chat completions: synchronous, in memory, a fixed list of checks each
-// of which passes or refuses. The result is a dispatch plan or an error.
-std::variant<dispatch_plan, gateway_error> admit_chat(request_context& ctx) {
+// Checks the body of a chat or embeddings request (in OpenAI form).
+std::optional<gateway_error> validate_body(request_context& ctx) {
+    const auto& body = ctx.body;
+    if (ctx.api == api_kind::chat) {
+        const auto messages = body.find("messages");
+        if (messages == body.end() || !messages->is_array() || messages->empty()) {
+            return errors::invalid_request("'messages' must be a non-empty array.", "messages");
+        }
+        for (std::size_t i = 0; i < messages->size(); ++i) {
+            const auto& m = (*messages)[i];
+            if (!m.is_object() || !m.contains("role") || !m["role"].is_string()) {
+                return errors::invalid_request("messages[" + std::to_string(i) +
+                                                   "] must be an object with a string 'role'.",
+                                               "messages");
+            }
+        }
+    } else {
+        const auto input = body.find("input");
+        const bool ok = input != body.end() &&
+                        ((input->is_string() && !input->get_ref<const std::string&>().empty()) ||
+                         (input->is_array() && !input->empty()));
+        if (!ok) {
+            return errors::invalid_request("'input' must be a non-empty string or array.",
+                                           "input");
+        }
+    }
+    const auto stream = body.find("stream");
+    if (stream != body.end() && !stream->is_boolean() && !stream->is_null()) {
+        return errors::invalid_request("'stream' must be a boolean.", "stream");
+    }
+    ctx.log.stream = ctx.api == api_kind::chat && stream != body.end() &&
+                     stream->is_boolean() && stream->get<bool>();
+    return std::nullopt;
+}
+
+// Admission: synchronous, in memory, a fixed list of checks each of which passes or
+// refuses — key, body, model/route, allow-list, guards. A dispatch plan or an error.
+std::variant<dispatch_plan, gateway_error> admit(request_context& ctx) {
     if (auto err = authenticate(ctx)) {
         return *err;
     }
-    ctx.body = nlohmann::json::parse(ctx.req.body(), nullptr, false);
-    if (ctx.body.is_discarded() || !ctx.body.is_object()) {
-        return errors::invalid_request("The request body is not a JSON object.");
+    if (ctx.out == dialect::openai) {
+        ctx.body = nlohmann::json::parse(ctx.req.body(), nullptr, false);
+        if (ctx.body.is_discarded() || !ctx.body.is_object()) {
+            return errors::invalid_request("The request body is not a JSON object.");
+        }
+    } else {
+        // /v1/messages: the Anthropic request becomes the OpenAI one the pipeline speaks.
+        const auto in = nlohmann::json::parse(ctx.req.body(), nullptr, false);
+        if (in.is_discarded() || !in.is_object()) {
+            return errors::invalid_request("The request body is not a JSON object.");
+        }
+        auto converted = providers::anthropic::request_from_messages(in);
+        if (auto* err = std::get_if<providers::translate_error>(&converted)) {
+            return errors::invalid_request(err->message, err->param);
+        }
+        ctx.body = std::move(std::get<nlohmann::json>(converted));
     }
     const auto model = ctx.body.find("model");
     if (model == ctx.body.end() || !model->is_string() ||
         model->get_ref<const std::string&>().empty()) {
         return errors::invalid_request("Missing required parameter: 'model'.", "model");
     }
-    const auto messages = ctx.body.find("messages");
-    if (messages == ctx.body.end() || !messages->is_array() || messages->empty()) {
-        return errors::invalid_request("'messages' must be a non-empty array.", "messages");
+    if (auto err = validate_body(ctx)) {
+        return *err;
     }
-    const auto stream = ctx.body.find("stream");
-    if (stream != ctx.body.end() && !stream->is_boolean() && !stream->is_null()) {
-        return errors::invalid_request("'stream' must be a boolean.", "stream");
-    }
-    ctx.log.stream = stream != ctx.body.end() && stream->is_boolean() && stream->get<bool>();
-    const std::string& name = model->get_ref<const std::string&>();
+    const std::string name = model->get<std::string>();
+    ctx.client_model = name;
     ctx.log.route = name;
     auto plan = resolve(ctx, name);
     if (!plan) {
@@ -208,8 +294,8 @@ std::variant<dispatch_plan, gateway_error> admit_chat(request_context& ctx) {
     }
     if (plan->candidates.empty()) {
         return errors::invalid_request("No target of route \"" + name +
-                                           "\" can serve this request (context window, tools "
-                                           "or images).",
+                                           "\" can serve this request: " + ctx.route_reason +
+                                           ".",
                                        "model");
     }
     if (auto err = admit_guards(ctx, *plan)) {
@@ -218,8 +304,8 @@ std::variant<dispatch_plan, gateway_error> admit_chat(request_context& ctx) {
     return std::move(*plan);
 }
 
-awaitable<void> chat_completions(worker& w, server::client_io& io, request_context& ctx) {
-    auto admitted = admit_chat(ctx);
+awaitable<void> proxy(worker& w, server::client_io& io, request_context& ctx) {
+    auto admitted = admit(ctx);
     if (auto* err = std::get_if<gateway_error>(&admitted)) {
         co_await reply_error(io, ctx, *err);
         co_return;
@@ -258,14 +344,23 @@ struct endpoint_entry {
     http::verb method;
 };
 
-constexpr std::array<endpoint_entry, 4> endpoints{{
+constexpr std::array<endpoint_entry, 6> endpoints{{
     {"/chat/completions", http::verb::post},
+    {"/embeddings", http::verb::post},
+    {"/messages", http::verb::post},
     {"/models", http::verb::get},
     {"/healthz", http::verb::get},
     {"/readyz", http::verb::get},
 }};
 
 } // namespace
+
+void settle(request_context& ctx) {
+    if (ctx.reservation && !ctx.reservation->settled && ctx.ledger != nullptr) {
+        ctx.ledger->settle(*ctx.reservation, ctx.log.cost_usd,
+                           ctx.log.tokens_in + ctx.log.tokens_out);
+    }
+}
 
 void set_guard_headers(http::response_header<>& h, const request_context& ctx) {
     h.set("x-request-id", ctx.request_id);
@@ -300,11 +395,12 @@ http::response<http::string_body> json_response(const request_context& ctx, unsi
 
 awaitable<void> reply_error(server::client_io& io, request_context& ctx,
                             const gateway_error& err) {
-    const bool anthropic = ctx.path == "/messages";
+    const bool anthropic = ctx.out == dialect::anthropic;
     auto res = json_response(ctx, err.status,
                              (anthropic ? err.anthropic_body() : err.openai_body()).dump());
     ctx.log.status = err.status;
     ctx.log.error_code = err.code;
+    settle(ctx);
     co_await io.write_response(res);
 }
 
@@ -329,8 +425,10 @@ awaitable<void> handle(worker& w, server::client_io& io, request_context& ctx) {
         co_await io.write_response(res);
         co_return;
     }
-    if (ctx.path == "/chat/completions") {
-        co_await chat_completions(w, io, ctx);
+    if (ctx.path == "/chat/completions" || ctx.path == "/embeddings" || ctx.path == "/messages") {
+        ctx.api = ctx.path == "/embeddings" ? api_kind::embeddings : api_kind::chat;
+        ctx.out = ctx.path == "/messages" ? dialect::anthropic : dialect::openai;
+        co_await proxy(w, io, ctx);
     } else if (ctx.path == "/models") {
         co_await list_models(io, ctx);
     } else if (ctx.path == "/healthz") {

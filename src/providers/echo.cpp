@@ -105,4 +105,36 @@ std::vector<std::string> stream_chunks(const reply& r, const std::string& model,
     return out;
 }
 
+nlohmann::json embeddings(const nlohmann::json& request, const std::string& model) {
+    std::vector<std::string> inputs;
+    const auto input = request.find("input");
+    if (input != request.end() && input->is_string()) {
+        inputs.push_back(input->get<std::string>());
+    } else if (input != request.end() && input->is_array()) {
+        for (const auto& item : *input) {
+            inputs.push_back(item.is_string() ? item.get<std::string>() : item.dump());
+        }
+    }
+    nlohmann::json data = nlohmann::json::array();
+    std::uint64_t tokens = 0;
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+        // 8 dimensions from a simple rolling hash of the text: same text, same vector.
+        nlohmann::json vec = nlohmann::json::array();
+        std::uint64_t h = 1469598103934665603ULL;
+        for (unsigned char ch : inputs[i]) {
+            h = (h ^ ch) * 1099511628211ULL;
+        }
+        for (int d = 0; d < 8; ++d) {
+            h = h * 6364136223846793005ULL + 1442695040888963407ULL;
+            vec.push_back(static_cast<double>(h >> 40) / static_cast<double>(1ULL << 24) - 0.5);
+        }
+        data.push_back({{"object", "embedding"}, {"index", i}, {"embedding", std::move(vec)}});
+        tokens += estimate_text_tokens(inputs[i]);
+    }
+    return {{"object", "list"},
+            {"data", std::move(data)},
+            {"model", model},
+            {"usage", {{"prompt_tokens", tokens}, {"total_tokens", tokens}}}};
+}
+
 } // namespace michi::providers::echo

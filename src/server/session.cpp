@@ -192,10 +192,7 @@ awaitable<void> run_session(worker& w, Stream& stream) {
             }
         }
         // Settle: the reservation becomes the actual cost, whatever way the request ended.
-        if (ctx.reservation) {
-            ctx.ledger->settle(*ctx.reservation, ctx.log.cost_usd,
-                               ctx.log.tokens_in + ctx.log.tokens_out);
-        }
+        pipeline::settle(ctx);
         if (crashed) {
             ctx.keep_alive = false;
             if (ctx.log.status == 0) {

@@ -271,6 +271,7 @@ TEST(GatewayTest, FallbackOn429And5xxButNotOn400) {
                                                   good.base_url() + "/v1\" }\n",
                                      .rest = R"(routes:
   chain: { targets: [fake/gpt-test, good/gpt-4o-mini] }
+cooldown: 0s
 )"}));
     const auto r = gw.chat(R"({"model":"chain","messages":[{"role":"user","content":"x"}]})");
     EXPECT_EQ(r.status, 200u);

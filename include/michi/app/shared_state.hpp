@@ -4,6 +4,7 @@
 
 #include "michi/app/runtime.hpp"
 #include "michi/guard/ledger.hpp"
+#include "michi/routing/cooldowns.hpp"
 #include "michi/store/spend_store.hpp"
 
 #include <atomic>
@@ -22,6 +23,7 @@ public:
 
     guard::ledger& ledger() { return *ledger_; }
     store::spend_store& store() { return *store_; }
+    routing::cooldowns& cooldowns() { return cooldowns_; }
 
     std::shared_ptr<const runtime> snapshot() const {
         std::lock_guard lock(mu_);
@@ -53,6 +55,7 @@ private:
     mutable std::mutex mu_;
     std::unique_ptr<store::spend_store> store_;
     std::unique_ptr<guard::ledger> ledger_;
+    routing::cooldowns cooldowns_;
     std::mutex idle_mu_;
     std::condition_variable idle_cv_;
     std::shared_ptr<const runtime> rt_;

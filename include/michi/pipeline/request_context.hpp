@@ -15,6 +15,10 @@
 
 namespace michi::pipeline {
 
+// Which API the client called, and the wire format it speaks.
+enum class api_kind { chat, embeddings };
+enum class dialect { openai, anthropic };
+
 struct request_context {
     std::string request_id;
     steady_clock::time_point arrival = steady_clock::now();
@@ -22,7 +26,11 @@ struct request_context {
     std::shared_ptr<const runtime> rt;
     std::string path;       // without query and without the /v1 prefix
     const config::key_config* key = nullptr;
-    nlohmann::json body;    // parsed JSON body (admission)
+    nlohmann::json body;    // parsed JSON body in OpenAI form (admission translates /messages)
+    api_kind api = api_kind::chat;
+    dialect out = dialect::openai;
+    std::string client_model; // the model as the client named it (echoed in /messages replies)
+    std::string route_reason; // x-michi-route-reason, when a strategy chose the order
     bool keep_alive = true; // false: close the connection after this response
     obs::access_entry log;
 
@@ -32,6 +40,7 @@ struct request_context {
     std::optional<guard::rate_headers> rate;       // x-ratelimit-* on every guarded response
     std::optional<std::chrono::seconds> retry_after;
     std::uint64_t est_prompt_tokens = 0;
+    unsigned fallbacks = 0; // attempts that failed over to another try
 
     double ms_since_arrival() const {
         return std::chrono::duration<double, std::milli>(steady_clock::now() - arrival).count();

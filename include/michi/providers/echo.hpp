@@ -26,4 +26,8 @@ std::vector<std::string> stream_chunks(const reply& r, const std::string& model,
                                        const std::string& id, std::int64_t created,
                                        bool include_usage);
 
+// An OpenAI embeddings list for the request's input (one or many strings): small
+// deterministic vectors derived from each text, with usage.
+nlohmann::json embeddings(const nlohmann::json& request, const std::string& model);
+
 } // namespace michi::providers::echo

@@ -1,0 +1,17 @@
+#pragma once
+// Builds the upstream HTTP request for one candidate in its provider's dialect.
+
+#include "michi/pipeline/exchange.hpp"
+#include "michi/providers/translate.hpp"
+
+namespace michi::pipeline {
+
+struct prepared_request {
+    http::request<http::string_body> req;
+    bool translated = false; // the response needs translating back (anthropic, gemini)
+    std::optional<providers::translate_error> error; // the request cannot be expressed
+};
+
+prepared_request prepare_request(const candidate& c, const request_context& ctx);
+
+} // namespace michi::pipeline
