@@ -1,4 +1,5 @@
-// Test helpers: run a real michi-gateway process and a fake OpenAI-compatible upstream.
+// Test helpers: run a real michi-gateway process, and fake upstreams (OpenAI-compatible,
+// Anthropic, Gemini) that record what the gateway sent them.
 import { spawn, execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -37,7 +38,7 @@ export function keygen(cls = 'developer') {
  * Starts michi-gateway on an ephemeral port with a config made of `providers` and `models`
  * (plus the echo provider and one developer key, and any extra `keys` entries) in a fresh
  * temp dir.
- * Returns { baseURL, secret, output(), stop() }; stop() sends SIGTERM and resolves to
+ * Returns { baseURL, origin, secret, output(), stop() }; stop() sends SIGTERM and resolves to
  * { code, signal } once the process has exited.
  */
 export async function startGateway({ providers = {}, models = {}, keys = [] } = {}) {
@@ -84,6 +85,7 @@ export async function startGateway({ providers = {}, models = {}, keys = [] } = 
 
   return {
     baseURL: `http://127.0.0.1:${port}/v1`,
+    origin: `http://127.0.0.1:${port}`, // for SDKs that append /v1/... themselves (Anthropic)
     secret,
     output: () => lines.join('\n'),
     async stop() {
@@ -100,15 +102,26 @@ export async function startGateway({ providers = {}, models = {}, keys = [] } = 
   };
 }
 
+/** `event: <name>\n` (when named) and `data: <JSON or text>\n\n`: one SSE event. */
+export function sseEvent(data, event) {
+  const text = typeof data === 'string' ? data : JSON.stringify(data);
+  return `${event ? `event: ${event}\n` : ''}data: ${text}\n\n`;
+}
+
 /**
- * A fake OpenAI-compatible upstream on an ephemeral port. Every request is recorded in
- * `requests` as { method, path, headers, body } (body parsed as JSON when it is JSON), then
- * answered by `respond(request)`, which returns one of
- *   { status?, json }   a JSON answer (status defaults to 200)
- *   { sse: [objects] }  an SSE stream: one `data: {...}` event per object, then `data: [DONE]`
- * Returns { baseURL, requests, close() }.
+ * A fake HTTP upstream on an ephemeral port. Every request is recorded in `requests` as
+ * { method, path, headers, body } (body parsed as JSON when it is JSON), then answered by
+ * `respond(request)` (which may be async), returning one of
+ *   { status?, json, headers? }   a JSON answer (status defaults to 200)
+ *   { sse: [objects] }            an OpenAI stream: one `data: {...}` event per object, then
+ *                                 `data: [DONE]`
+ *   { events: [{ event?, data }] } an SSE stream of these events as they are (no [DONE]):
+ *                                 Anthropic's named events, or Gemini's `data:` only ones
+ *   { raw, status?, contentType? } raw text
+ * A respond() that throws answers 500 with the error's message.
+ * Returns { origin, requests, close() }.
  */
-export async function startFakeUpstream(respond) {
+export async function startFakeServer(respond) {
   const requests = [];
   const server = http.createServer(async (req, res) => {
     const chunks = [];
@@ -119,14 +132,31 @@ export async function startFakeUpstream(respond) {
     const request = { method: req.method, path: req.url, headers: req.headers, body };
     requests.push(request);
 
-    const answer = respond(request);
-    if (answer.sse) {
-      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
-      for (const event of answer.sse) res.write(`data: ${JSON.stringify(event)}\n\n`);
-      res.end('data: [DONE]\n\n');
+    let answer;
+    try {
+      answer = await respond(request);
+    } catch (err) {
+      answer = { status: 500, json: { error: { message: `fake upstream: ${err?.stack ?? err}` } } };
+    }
+    if (answer.sse || answer.events) {
+      res.writeHead(answer.status ?? 200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+      if (answer.sse) {
+        for (const event of answer.sse) res.write(sseEvent(event));
+        res.end(sseEvent('[DONE]'));
+      } else {
+        for (const { event, data } of answer.events) res.write(sseEvent(data, event));
+        res.end();
+      }
+    } else if (answer.raw !== undefined) {
+      res.writeHead(answer.status ?? 200, {
+        'content-type': answer.contentType ?? 'text/plain',
+        'content-length': Buffer.byteLength(answer.raw),
+      });
+      res.end(answer.raw);
     } else {
       const text = JSON.stringify(answer.json);
       res.writeHead(answer.status ?? 200, {
+        ...answer.headers,
         'content-type': 'application/json',
         'content-length': Buffer.byteLength(text),
       });
@@ -137,7 +167,7 @@ export async function startFakeUpstream(respond) {
   await once(server, 'listening');
 
   return {
-    baseURL: `http://127.0.0.1:${server.address().port}/v1`,
+    origin: `http://127.0.0.1:${server.address().port}`,
     requests,
     async close() {
       server.closeAllConnections();
@@ -145,4 +175,44 @@ export async function startFakeUpstream(respond) {
       await once(server, 'close');
     },
   };
+}
+
+/**
+ * A fake OpenAI-compatible upstream (see startFakeServer for `respond`).
+ * Returns { baseURL, origin, requests, close() }; baseURL ends in /v1, as OpenAI base URLs do.
+ */
+export async function startFakeUpstream(respond) {
+  const fake = await startFakeServer(respond);
+  return { ...fake, baseURL: `${fake.origin}/v1` };
+}
+
+/**
+ * A fake Anthropic Messages API (the gateway posts to {base_url}/v1/messages). `respond` as for
+ * startFakeServer: { json: message } for a message, { events: anthropicStream(...) } for a
+ * stream. Returns { baseURL, origin, requests, close() }; baseURL is the origin, the provider's
+ * base_url.
+ */
+export async function startFakeAnthropic(respond) {
+  const fake = await startFakeServer(respond);
+  return { ...fake, baseURL: fake.origin };
+}
+
+/**
+ * A fake Gemini API (the gateway posts to {base_url}/v1beta/models/<model>:generateContent,
+ * or :streamGenerateContent?alt=sse). `respond` as for startFakeServer: { json: response },
+ * or { events: geminiStream([...responses]) }. Returns { baseURL, origin, requests, close() }.
+ */
+export async function startFakeGemini(respond) {
+  const fake = await startFakeServer(respond);
+  return { ...fake, baseURL: fake.origin };
+}
+
+/** Anthropic SSE events ({ event, data }) from data objects that carry their `type`. */
+export function anthropicStream(datas) {
+  return datas.map((data) => ({ event: data.type, data }));
+}
+
+/** Gemini SSE events (`data:` only) from GenerateContentResponse objects. */
+export function geminiStream(responses) {
+  return responses.map((data) => ({ data }));
 }
