@@ -1,0 +1,457 @@
+#include "michi/obs/metrics.hpp"
+
+#include <array>
+#include <atomic>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+namespace michi::obs {
+namespace {
+
+// Upper bounds of the latency histograms in seconds; +Inf is the extra last bucket.
+constexpr std::array<double, 14> bucket_bounds{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                               1,     2.5,  5,     10,   30,  60,  120};
+constexpr std::size_t bucket_count = bucket_bounds.size() + 1;
+
+constexpr std::string_view other_label = "other";
+constexpr std::string_view none_label = "none";
+constexpr std::array<std::string_view, 6> known_guards{"auth", "budget", "loop",
+                                                       "model_not_allowed", "rpm", "tpm"};
+
+template <std::size_t N>
+using label_view = std::array<std::string_view, N>;
+template <std::size_t N>
+using label_key = std::array<std::string, N>;
+
+// Hashes owned and borrowed label tuples alike, so lookups need no allocation.
+struct label_hash {
+    using is_transparent = void;
+
+    template <std::size_t N>
+    std::size_t operator()(const label_view<N>& v) const noexcept {
+        std::size_t h = 0;
+        for (const auto s : v) {
+            h ^= std::hash<std::string_view>{}(s) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+        }
+        return h;
+    }
+    template <std::size_t N>
+    std::size_t operator()(const label_key<N>& k) const noexcept {
+        return (*this)(view(k));
+    }
+    template <std::size_t N>
+    static label_view<N> view(const label_key<N>& k) noexcept {
+        label_view<N> v;
+        for (std::size_t i = 0; i < N; ++i) {
+            v[i] = k[i];
+        }
+        return v;
+    }
+};
+
+// Compares owned and borrowed label tuples element by element.
+struct label_equal {
+    using is_transparent = void;
+
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const noexcept {
+        for (std::size_t i = 0; i < a.size(); ++i) {
+            if (std::string_view(a[i]) != std::string_view(b[i])) {
+                return false;
+            }
+        }
+        return true;
+    }
+};
+
+template <std::size_t N, typename V>
+using label_map = std::unordered_map<label_key<N>, V, label_hash, label_equal>;
+
+template <std::size_t N>
+label_key<N> own(const label_view<N>& v) {
+    label_key<N> k;
+    for (std::size_t i = 0; i < N; ++i) {
+        k[i] = std::string(v[i]);
+    }
+    return k;
+}
+
+// Fixed buckets (not cumulative) plus sum and count.
+struct histogram {
+    std::array<std::uint64_t, bucket_count> buckets{};
+    double sum = 0;
+    std::uint64_t count = 0;
+
+    void observe(double seconds) {
+        if (!(seconds >= 0) || !std::isfinite(seconds)) {
+            seconds = 0;
+        }
+        std::size_t i = 0;
+        while (i < bucket_bounds.size() && seconds > bucket_bounds[i]) {
+            ++i;
+        }
+        ++buckets[i];
+        sum += seconds;
+        ++count;
+    }
+    void merge(const histogram& o) {
+        for (std::size_t i = 0; i < bucket_count; ++i) {
+            buckets[i] += o.buckets[i];
+        }
+        sum += o.sum;
+        count += o.count;
+    }
+};
+
+// The set of label tuples admitted so far for one family, shared by every shard.
+template <std::size_t N>
+struct admission {
+    std::unordered_set<label_key<N>, label_hash, label_equal> seen;
+    std::size_t limit;
+    std::size_t fold_index;
+
+    admission(std::size_t lim, std::size_t fold) : limit(lim), fold_index(fold) {}
+
+    // The labels to count under: the given ones, or the folded ones once the family is full.
+    label_view<N> admit(const label_view<N>& v) {
+        if (seen.find(v) != seen.end()) {
+            return v;
+        }
+        if (seen.size() < limit) {
+            seen.insert(own(v));
+            return v;
+        }
+        label_view<N> folded = v;
+        folded[fold_index] = other_label;
+        return folded;
+    }
+};
+
+void append_escaped(std::string& out, std::string_view v) {
+    for (const char c : v) {
+        switch (c) {
+        case '\\':
+            out += "\\\\";
+            break;
+        case '"':
+            out += "\\\"";
+            break;
+        case '\n':
+            out += "\\n";
+            break;
+        default:
+            out += c;
+        }
+    }
+}
+
+void append_uint(std::string& out, std::uint64_t v) {
+    char buf[24];
+    const auto r = std::to_chars(buf, buf + sizeof buf, v);
+    out.append(buf, r.ptr);
+}
+
+void append_int(std::string& out, std::int64_t v) {
+    char buf[24];
+    const auto r = std::to_chars(buf, buf + sizeof buf, v);
+    out.append(buf, r.ptr);
+}
+
+void append_double(std::string& out, double v) {
+    if (std::isnan(v)) {
+        out += "NaN";
+        return;
+    }
+    if (std::isinf(v)) {
+        out += v > 0 ? "+Inf" : "-Inf";
+        return;
+    }
+    char buf[40];
+    const int n = std::snprintf(buf, sizeof buf, "%.9g", v);
+    out.append(buf, static_cast<std::size_t>(n));
+}
+
+void append_header(std::string& out, std::string_view name, std::string_view help,
+                   std::string_view type) {
+    out += "# HELP ";
+    out += name;
+    out += ' ';
+    out += help;
+    out += "\n# TYPE ";
+    out += name;
+    out += ' ';
+    out += type;
+    out += '\n';
+}
+
+// Appends `name{n1="v1",...} ` (no braces when there are no labels).
+template <std::size_t N>
+void append_series(std::string& out, std::string_view name,
+                   const std::array<std::string_view, N>& names, const label_key<N>& values) {
+    out += name;
+    if constexpr (N > 0) {
+        out += '{';
+        for (std::size_t i = 0; i < N; ++i) {
+            if (i > 0) {
+                out += ',';
+            }
+            out += names[i];
+            out += "=\"";
+            append_escaped(out, values[i]);
+            out += '"';
+        }
+        out += '}';
+    }
+    out += ' ';
+}
+
+void append_histogram(std::string& out, std::string_view name, std::string_view help,
+                      const histogram& h) {
+    append_header(out, name, help, "histogram");
+    std::uint64_t cumulative = 0;
+    for (std::size_t i = 0; i < bucket_count; ++i) {
+        cumulative += h.buckets[i];
+        out += name;
+        out += "_bucket{le=\"";
+        if (i < bucket_bounds.size()) {
+            char buf[32];
+            const int n = std::snprintf(buf, sizeof buf, "%g", bucket_bounds[i]);
+            out.append(buf, static_cast<std::size_t>(n));
+        } else {
+            out += "+Inf";
+        }
+        out += "\"} ";
+        append_uint(out, cumulative);
+        out += '\n';
+    }
+    out += name;
+    out += "_sum ";
+    append_double(out, h.sum);
+    out += '\n';
+    out += name;
+    out += "_count ";
+    append_uint(out, h.count);
+    out += '\n';
+}
+
+template <std::size_t N, typename V>
+void merge_into(std::map<label_key<N>, V>& dst, const label_map<N, V>& src) {
+    for (const auto& [k, v] : src) {
+        dst[k] += v;
+    }
+}
+
+} // namespace
+
+// One thread's counters; only that thread and the scraper take its mutex.
+struct metrics::shard {
+    std::mutex mu;
+    label_map<3, std::uint64_t> requests;  // key_class, model, status
+    label_map<2, std::uint64_t> attempts;  // provider, outcome
+    label_map<1, std::uint64_t> rate_limited;
+    label_map<1, double> spend;
+    histogram duration;
+    histogram ttfb;
+    std::uint64_t fallbacks = 0;
+    std::uint64_t tokens_in = 0;
+    std::uint64_t tokens_out = 0;
+};
+
+// The registry of shards and the cardinality bounds shared by all of them.
+struct metrics::impl {
+    std::uint64_t id;
+    std::mutex registry_mu;
+    std::vector<std::unique_ptr<shard>> shards;
+    std::unordered_map<std::thread::id, shard*> by_thread;
+
+    std::mutex admission_mu;
+    admission<3> requests{max_request_series, 1};
+    admission<1> spend{max_spend_keys, 0};
+    admission<2> attempts{max_providers, 0};
+    admission<1> rate_limited{max_guards, 0};
+
+    explicit impl(std::uint64_t i) : id(i) {}
+
+    // Adds delta under labels v, admitting (or folding) a tuple this shard has not seen yet.
+    template <std::size_t N, typename V>
+    void add(label_map<N, V>& m, admission<N>& adm, const label_view<N>& v, V delta) {
+        if (const auto it = m.find(v); it != m.end()) {
+            it->second += delta;
+            return;
+        }
+        label_view<N> admitted;
+        {
+            std::lock_guard lock(admission_mu);
+            admitted = adm.admit(v);
+        }
+        if (const auto it = m.find(admitted); it != m.end()) {
+            it->second += delta;
+            return;
+        }
+        m.emplace(own(admitted), delta);
+    }
+};
+
+namespace {
+std::atomic<std::uint64_t> next_metrics_id{1};
+} // namespace
+
+metrics::metrics() : impl_(std::make_unique<impl>(next_metrics_id.fetch_add(1))) {}
+
+metrics::~metrics() = default;
+
+metrics::shard& metrics::local_shard() {
+    // One-entry cache: instance ids are never reused, so a stale entry can never match.
+    thread_local std::uint64_t cached_owner = 0;
+    thread_local shard* cached = nullptr;
+    if (cached_owner == impl_->id) {
+        return *cached;
+    }
+    std::lock_guard lock(impl_->registry_mu);
+    shard*& slot = impl_->by_thread[std::this_thread::get_id()];
+    if (slot == nullptr) {
+        impl_->shards.push_back(std::make_unique<shard>());
+        slot = impl_->shards.back().get();
+    }
+    cached_owner = impl_->id;
+    cached = slot;
+    return *slot;
+}
+
+void metrics::on_request(const access_entry& e) {
+    char status_buf[16];
+    const auto r = std::to_chars(status_buf, status_buf + sizeof status_buf, e.status);
+    const std::string_view status(status_buf, static_cast<std::size_t>(r.ptr - status_buf));
+    const std::string_view key_class = e.key_class.empty() ? none_label : e.key_class;
+    const std::string_view model = e.model.empty() ? none_label : std::string_view(e.model);
+
+    shard& s = local_shard();
+    std::lock_guard lock(s.mu);
+    impl_->add<3, std::uint64_t>(s.requests, impl_->requests, {key_class, model, status}, 1);
+    s.duration.observe(e.latency_ms / 1000.0);
+    if (e.status >= 200 && e.status < 300) {
+        s.ttfb.observe(e.ttfb_ms / 1000.0);
+    }
+    s.tokens_in += e.tokens_in;
+    s.tokens_out += e.tokens_out;
+    if (!e.key_id.empty()) {
+        const double cost = std::isfinite(e.cost_usd) && e.cost_usd > 0 ? e.cost_usd : 0.0;
+        impl_->add<1, double>(s.spend, impl_->spend, {e.key_id}, cost);
+    }
+}
+
+void metrics::on_attempt(std::string_view provider, std::string_view outcome) {
+    shard& s = local_shard();
+    std::lock_guard lock(s.mu);
+    impl_->add<2, std::uint64_t>(s.attempts, impl_->attempts, {provider, outcome}, 1);
+}
+
+void metrics::on_fallback() {
+    shard& s = local_shard();
+    std::lock_guard lock(s.mu);
+    ++s.fallbacks;
+}
+
+void metrics::on_rate_limited(std::string_view guard) {
+    shard& s = local_shard();
+    std::lock_guard lock(s.mu);
+    impl_->add<1, std::uint64_t>(s.rate_limited, impl_->rate_limited, {guard}, 1);
+}
+
+std::string metrics::render(std::int64_t inflight) const {
+    std::map<label_key<3>, std::uint64_t> requests;
+    std::map<label_key<2>, std::uint64_t> attempts;
+    std::map<label_key<1>, std::uint64_t> rate_limited;
+    std::map<label_key<1>, double> spend;
+    histogram duration;
+    histogram ttfb;
+    std::uint64_t fallbacks = 0;
+    std::uint64_t tokens_in = 0;
+    std::uint64_t tokens_out = 0;
+    {
+        std::lock_guard registry_lock(impl_->registry_mu);
+        for (const auto& sp : impl_->shards) {
+            std::lock_guard lock(sp->mu);
+            merge_into(requests, sp->requests);
+            merge_into(attempts, sp->attempts);
+            merge_into(rate_limited, sp->rate_limited);
+            merge_into(spend, sp->spend);
+            duration.merge(sp->duration);
+            ttfb.merge(sp->ttfb);
+            fallbacks += sp->fallbacks;
+            tokens_in += sp->tokens_in;
+            tokens_out += sp->tokens_out;
+        }
+    }
+    for (const auto g : known_guards) {
+        rate_limited.try_emplace(label_key<1>{std::string(g)}, 0);
+    }
+
+    std::string out;
+    out.reserve(4096 + 96 * (requests.size() + attempts.size() + spend.size()));
+
+    append_header(out, "michi_requests_total", "Requests served, by key class, model and status.",
+                  "counter");
+    for (const auto& [k, v] : requests) {
+        append_series<3>(out, "michi_requests_total", {"key_class", "model", "status"}, k);
+        append_uint(out, v);
+        out += '\n';
+    }
+
+    append_histogram(out, "michi_request_duration_seconds",
+                     "Time from request received to response complete.", duration);
+    append_histogram(out, "michi_time_to_first_byte_seconds",
+                     "Time from request received to the first response byte (2xx only).", ttfb);
+
+    append_header(out, "michi_upstream_attempts_total",
+                  "Upstream attempts, by provider and outcome.", "counter");
+    for (const auto& [k, v] : attempts) {
+        append_series<2>(out, "michi_upstream_attempts_total", {"provider", "outcome"}, k);
+        append_uint(out, v);
+        out += '\n';
+    }
+
+    append_header(out, "michi_fallbacks_total", "Times a request moved on to its next target.",
+                  "counter");
+    out += "michi_fallbacks_total ";
+    append_uint(out, fallbacks);
+    out += '\n';
+
+    append_header(out, "michi_tokens_total", "Tokens processed, by direction.", "counter");
+    out += "michi_tokens_total{direction=\"in\"} ";
+    append_uint(out, tokens_in);
+    out += "\nmichi_tokens_total{direction=\"out\"} ";
+    append_uint(out, tokens_out);
+    out += '\n';
+
+    append_header(out, "michi_spend_usd_total", "Spend in USD, by key id.", "counter");
+    for (const auto& [k, v] : spend) {
+        append_series<1>(out, "michi_spend_usd_total", {"key"}, k);
+        append_double(out, v);
+        out += '\n';
+    }
+
+    append_header(out, "michi_rate_limited_total", "Requests refused by a guard, by guard.",
+                  "counter");
+    for (const auto& [k, v] : rate_limited) {
+        append_series<1>(out, "michi_rate_limited_total", {"guard"}, k);
+        append_uint(out, v);
+        out += '\n';
+    }
+
+    append_header(out, "michi_inflight_requests", "Requests in flight.", "gauge");
+    out += "michi_inflight_requests ";
+    append_int(out, inflight);
+    out += '\n';
+    return out;
+}
+
+} // namespace michi::obs
