@@ -1,0 +1,77 @@
+#pragma once
+// Private helpers shared by the Anthropic translator's sources (not a public interface).
+
+#include "michi/providers/translate.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace michi::providers::anthropic::detail {
+
+using json = nlohmann::json;
+
+// Thrown inside the translators and caught at their public boundary.
+struct failure {
+    translate_error error;
+};
+
+[[noreturn]] inline void fail(std::string message, std::string param) {
+    throw failure{{std::move(message), std::move(param)}};
+}
+
+// The member `key` of an object, or nullptr (not an object, no such member, or null).
+inline const json* field(const json& j, const char* key) {
+    if (!j.is_object()) {
+        return nullptr;
+    }
+    const auto it = j.find(key);
+    return it == j.end() || it->is_null() ? nullptr : &*it;
+}
+
+inline std::string string_field(const json& j, const char* key, std::string fallback = {}) {
+    const json* v = field(j, key);
+    return v != nullptr && v->is_string() ? v->get<std::string>() : std::move(fallback);
+}
+
+// A non-negative integer member (a whole float counts too), or nothing.
+inline std::optional<std::uint64_t> uint_field(const json& j, const char* key) {
+    const json* v = field(j, key);
+    if (v == nullptr) {
+        return std::nullopt;
+    }
+    if (v->is_number_unsigned()) {
+        return v->get<std::uint64_t>();
+    }
+    if (v->is_number_integer()) {
+        const auto n = v->get<std::int64_t>();
+        return n < 0 ? std::nullopt : std::optional<std::uint64_t>(static_cast<std::uint64_t>(n));
+    }
+    if (v->is_number_float()) {
+        const double d = v->get<double>();
+        if (d >= 0 && d < 1.8e19 && d == static_cast<double>(static_cast<std::uint64_t>(d))) {
+            return static_cast<std::uint64_t>(d);
+        }
+    }
+    return std::nullopt;
+}
+
+// Serialises without ever throwing on invalid UTF-8 (replaced by U+FFFD).
+inline std::string dump(const json& j) {
+    return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// Bytes made valid UTF-8, so that they can be put in JSON and dumped anywhere.
+inline std::string valid_utf8(std::string_view s) {
+    return json::parse(dump(json(std::string(s)))).get<std::string>();
+}
+
+inline std::string at(std::string_view where, std::size_t i) {
+    return std::string(where) + "[" + std::to_string(i) + "]";
+}
+
+} // namespace michi::providers::anthropic::detail

@@ -1,0 +1,311 @@
+// Anthropic message responses, stream events and error bodies -> OpenAI shapes.
+
+#include "michi/providers/anthropic.hpp"
+
+#include "anthropic_detail.hpp"
+
+#include <map>
+
+namespace michi::providers::anthropic {
+namespace {
+
+using namespace detail;
+
+std::string openai_finish(std::string_view stop_reason) {
+    if (stop_reason == "max_tokens" || stop_reason == "model_context_window_exceeded") {
+        return "length";
+    }
+    if (stop_reason == "tool_use") {
+        return "tool_calls";
+    }
+    if (stop_reason == "refusal") {
+        return "content_filter";
+    }
+    return "stop"; // end_turn, stop_sequence, pause_turn and anything newer
+}
+
+// Anthropic usage: input_tokens excludes the cached parts, which are reported apart.
+struct anthropic_usage {
+    bool known = false;
+    std::uint64_t input = 0;
+    std::uint64_t output = 0;
+    std::uint64_t cache_read = 0;
+    std::uint64_t cache_write = 0;
+
+    // Takes every field the usage object carries (message_delta repeats them cumulatively).
+    void update(const json* u) {
+        if (u == nullptr || !u->is_object()) {
+            return;
+        }
+        known = true;
+        for (auto [key, slot] : {std::pair{"input_tokens", &input},
+                                 std::pair{"output_tokens", &output},
+                                 std::pair{"cache_read_input_tokens", &cache_read},
+                                 std::pair{"cache_creation_input_tokens", &cache_write}}) {
+            if (const auto v = uint_field(*u, key)) {
+                *slot = *v;
+            }
+        }
+    }
+
+    usage_info info() const {
+        return {known, input + cache_read + cache_write, output, cache_read, cache_write};
+    }
+
+    json openai() const {
+        const usage_info i = info();
+        return {{"prompt_tokens", i.prompt_tokens},
+                {"completion_tokens", i.completion_tokens},
+                {"total_tokens", i.prompt_tokens + i.completion_tokens},
+                {"prompt_tokens_details", {{"cached_tokens", cache_read}}}};
+    }
+};
+
+std::string error_type_for(unsigned status) {
+    switch (status) {
+    case 400: return "invalid_request_error";
+    case 401: return "authentication_error";
+    case 403: return "permission_error";
+    case 404: return "not_found_error";
+    case 413: return "request_too_large";
+    case 429: return "rate_limit_error";
+    case 529: return "overloaded_error";
+    default: return "api_error";
+    }
+}
+
+// Raw text made fit for a message: trimmed, at most 1000 bytes, valid UTF-8.
+std::string text_message(std::string_view body) {
+    const auto first = body.find_first_not_of(" \t\r\n");
+    if (first == std::string_view::npos) {
+        return {};
+    }
+    body = body.substr(first, body.find_last_not_of(" \t\r\n") - first + 1);
+    return valid_utf8(body.substr(0, 1000));
+}
+
+class stream_translator final : public chunk_translator {
+public:
+    stream_translator(std::string id, std::string model, std::int64_t created,
+                      bool include_usage)
+        : id_(std::move(id)), model_(std::move(model)), created_(created),
+          include_usage_(include_usage) {}
+
+    bool on_event(const stream::sse_event& ev, std::vector<std::string>& out) override {
+        try {
+            return handle(ev, out);
+        } catch (const std::exception&) {
+            return true; // a malformed event is skipped
+        }
+    }
+    bool finished() const override { return finished_; }
+    const usage_info& usage() const override { return info_; }
+    std::string error_message() const override { return error_; }
+
+private:
+    struct tool_block {
+        std::size_t index = 0; // OpenAI tool_calls index
+        bool has_arguments = false;
+    };
+
+    json chunk(json choices) const {
+        return {{"id", id_},
+                {"object", "chat.completion.chunk"},
+                {"created", created_},
+                {"model", model_},
+                {"choices", std::move(choices)}};
+    }
+    void emit(std::vector<std::string>& out, json delta, json finish = nullptr) const {
+        out.push_back(dump(chunk(json::array(
+            {{{"index", 0}, {"delta", std::move(delta)}, {"finish_reason", std::move(finish)}}}))));
+    }
+    void emit_arguments(std::vector<std::string>& out, tool_block& tool, const std::string& args) {
+        tool.has_arguments = true;
+        emit(out, {{"tool_calls", json::array({{{"index", tool.index},
+                                                {"function", {{"arguments", args}}}}})}});
+    }
+    tool_block* tool_at(const json& data) {
+        const auto index = uint_field(data, "index");
+        const auto it = index ? tools_.find(*index) : tools_.end();
+        return it == tools_.end() ? nullptr : &it->second;
+    }
+
+    bool handle(const stream::sse_event& ev, std::vector<std::string>& out) {
+        if (finished_) {
+            return true;
+        }
+        const json data = json::parse(ev.data, nullptr, false);
+        const std::string type = ev.event.empty() ? string_field(data, "type") : ev.event;
+        if (type == "error") {
+            const json* err = field(data, "error");
+            error_ = err != nullptr ? string_field(*err, "message") : std::string();
+            if (error_.empty()) {
+                error_ = data.is_discarded() ? text_message(ev.data) : std::string();
+            }
+            if (error_.empty()) {
+                error_ = "upstream stream error";
+            }
+            return false;
+        }
+        const json* delta = field(data, "delta");
+        if (type == "message_start") {
+            const json* message = field(data, "message");
+            usage_.update(message != nullptr ? field(*message, "usage") : nullptr);
+            emit(out, {{"role", "assistant"}, {"content", ""}});
+        } else if (type == "content_block_start") {
+            start_block(data, out);
+        } else if (type == "content_block_delta" && delta != nullptr) {
+            const std::string kind = string_field(*delta, "type");
+            const std::string text = string_field(*delta, "text");
+            const std::string thinking = string_field(*delta, "thinking");
+            const std::string partial = string_field(*delta, "partial_json");
+            if (kind == "text_delta" && !text.empty()) {
+                emit(out, {{"content", text}});
+            } else if (kind == "thinking_delta" && !thinking.empty()) {
+                emit(out, {{"reasoning_content", thinking}});
+            } else if (tool_block* tool = tool_at(data);
+                       kind == "input_json_delta" && tool != nullptr && !partial.empty()) {
+                emit_arguments(out, *tool, partial);
+            }
+        } else if (type == "content_block_stop") {
+            // A tool without parameters streams no JSON; OpenAI clients expect "{}".
+            if (tool_block* tool = tool_at(data); tool != nullptr && !tool->has_arguments) {
+                emit_arguments(out, *tool, "{}");
+            }
+        } else if (type == "message_delta") {
+            usage_.update(field(data, "usage"));
+            const std::string stop = delta != nullptr ? string_field(*delta, "stop_reason") : "";
+            if (!stop.empty() && !finish_sent_) {
+                finish_sent_ = true;
+                emit(out, json::object(), openai_finish(stop));
+            }
+        } else if (type == "message_stop") {
+            finished_ = true;
+            if (!finish_sent_) {
+                finish_sent_ = true;
+                emit(out, json::object(), "stop");
+            }
+            if (include_usage_) {
+                json c = chunk(json::array());
+                c["usage"] = usage_.openai();
+                out.push_back(dump(c));
+            }
+        }
+        info_ = usage_.info();
+        return true; // ping and unknown events carry nothing for the client
+    }
+
+    void start_block(const json& data, std::vector<std::string>& out) {
+        const json* block = field(data, "content_block");
+        const auto index = uint_field(data, "index");
+        if (block == nullptr || !index) {
+            return;
+        }
+        const std::string kind = string_field(*block, "type");
+        const std::string text = string_field(*block, "text");
+        if (kind == "text" && !text.empty()) {
+            emit(out, {{"content", text}});
+        } else if (kind == "tool_use") {
+            tool_block& tool = tools_[*index];
+            tool = tool_block{next_tool_++, false};
+            emit(out, {{"tool_calls", json::array({{{"index", tool.index},
+                                                    {"id", string_field(*block, "id")},
+                                                    {"type", "function"},
+                                                    {"function",
+                                                     {{"name", string_field(*block, "name")},
+                                                      {"arguments", ""}}}}})}});
+            const json* input = field(*block, "input");
+            if (input != nullptr && input->is_object() && !input->empty()) {
+                emit_arguments(out, tool, dump(*input));
+            }
+        }
+    }
+
+    std::string id_;
+    std::string model_;
+    std::int64_t created_;
+    bool include_usage_;
+    bool finished_ = false;
+    bool finish_sent_ = false;
+    std::string error_;
+    anthropic_usage usage_;
+    usage_info info_;
+    std::map<std::uint64_t, tool_block> tools_; // by Anthropic content block index
+    std::size_t next_tool_ = 0;
+};
+
+} // namespace
+
+nlohmann::json to_openai(const nlohmann::json& response, const std::string& model,
+                         const std::string& id, std::int64_t created, usage_info& usage) {
+    std::string text;
+    std::string reasoning;
+    bool has_text = false;
+    json tool_calls = json::array();
+    const json* content = field(response, "content");
+    for (std::size_t i = 0; content != nullptr && content->is_array() && i < content->size();
+         ++i) {
+        const json& block = (*content)[i];
+        const std::string type = string_field(block, "type");
+        if (type == "text") {
+            has_text = true;
+            text += string_field(block, "text");
+        } else if (type == "thinking") {
+            reasoning += string_field(block, "thinking");
+        } else if (type == "tool_use") {
+            const json* input = field(block, "input");
+            tool_calls.push_back(
+                {{"id", string_field(block, "id")},
+                 {"type", "function"},
+                 {"function",
+                  {{"name", string_field(block, "name")},
+                   {"arguments", input != nullptr ? dump(*input) : std::string("{}")}}}});
+        }
+    }
+    json message = {{"role", "assistant"},
+                    {"content", has_text ? json(text) : json(nullptr)},
+                    {"refusal", nullptr}};
+    if (!tool_calls.empty()) {
+        message["tool_calls"] = std::move(tool_calls);
+    }
+    if (!reasoning.empty()) {
+        message["reasoning_content"] = reasoning;
+    }
+    anthropic_usage u;
+    u.update(field(response, "usage"));
+    usage = u.info();
+    return {{"id", id},
+            {"object", "chat.completion"},
+            {"created", created},
+            {"model", model},
+            {"choices", json::array({{{"index", 0},
+                                      {"message", std::move(message)},
+                                      {"logprobs", nullptr},
+                                      {"finish_reason",
+                                       openai_finish(string_field(response, "stop_reason"))}}})},
+            {"usage", u.openai()}};
+}
+
+std::unique_ptr<chunk_translator> make_stream(std::string id, std::string model,
+                                              std::int64_t created, bool include_usage) {
+    return std::make_unique<stream_translator>(std::move(id), std::move(model), created,
+                                               include_usage);
+}
+
+nlohmann::json error_to_openai(unsigned status, std::string_view body) {
+    const json parsed = json::parse(body, nullptr, false);
+    const json* err = field(parsed, "error");
+    std::string type = err != nullptr ? string_field(*err, "type") : std::string();
+    std::string message = err == nullptr      ? text_message(body)
+                          : err->is_string() ? err->get<std::string>()
+                                             : string_field(*err, "message");
+    if (type.empty()) {
+        type = error_type_for(status);
+    }
+    if (message.empty()) {
+        message = "upstream error (HTTP " + std::to_string(status) + ")";
+    }
+    return {{"error", {{"message", message}, {"type", type}, {"code", type}, {"param", nullptr}}}};
+}
+
+} // namespace michi::providers::anthropic
