@@ -4,9 +4,7 @@
 #include <sqlite3.h>
 
 #include <cmath>
-#include <filesystem>
 #include <stdexcept>
-#include <system_error>
 
 namespace michi::store {
 namespace {
@@ -34,49 +32,10 @@ constexpr const char* upsert_sql =
     throw std::runtime_error("sqlite store " + path + ": " + what);
 }
 
-std::string db_error(sqlite3* db) {
-    return db != nullptr ? sqlite3_errmsg(db) : "out of memory";
-}
-
-// Runs sql (no rows expected, or rows ignored); returns an error message or "".
-std::string exec(sqlite3* db, const char* sql) {
-    char* err = nullptr;
-    if (sqlite3_exec(db, sql, nullptr, nullptr, &err) == SQLITE_OK) {
-        return {};
-    }
-    std::string msg = err != nullptr ? err : db_error(db);
-    sqlite3_free(err);
-    return msg;
-}
-
-// The first column of the first row of sql, as text ("" when there is none).
-std::string query_text(sqlite3* db, const char* sql, std::string& error) {
-    sqlite3_stmt* raw = nullptr;
-    if (sqlite3_prepare_v2(db, sql, -1, &raw, nullptr) != SQLITE_OK) {
-        error = db_error(db);
-        return {};
-    }
-    std::string out;
-    const int rc = sqlite3_step(raw);
-    if (rc == SQLITE_ROW) {
-        const auto* text = sqlite3_column_text(raw, 0);
-        out = text != nullptr ? reinterpret_cast<const char*>(text) : "";
-    } else if (rc != SQLITE_DONE) {
-        error = db_error(db);
-    }
-    sqlite3_finalize(raw);
-    return out;
-}
+using sqlite::exec;
+using sqlite::query_text;
 
 } // namespace
-
-void sqlite_store::db_closer::operator()(sqlite3* db) const {
-    sqlite3_close_v2(db);
-}
-
-void sqlite_store::stmt_finalizer::operator()(sqlite3_stmt* stmt) const {
-    sqlite3_finalize(stmt);
-}
 
 sqlite_store::sqlite_store(const std::string& path, std::chrono::milliseconds flush_interval)
     : path_(path), flush_interval_(flush_interval) {
@@ -86,38 +45,10 @@ sqlite_store::sqlite_store(const std::string& path, std::chrono::milliseconds fl
     if (flush_interval_ <= std::chrono::milliseconds::zero()) {
         fail(path_, "flush interval must be positive");
     }
-    if (path_ != ":memory:") {
-        const auto parent = std::filesystem::path(path_).parent_path();
-        std::error_code ec;
-        if (!parent.empty()) {
-            std::filesystem::create_directories(parent, ec);
-        }
-        if (ec) {
-            fail(path_, "cannot create directory " + parent.string() + ": " + ec.message());
-        }
-    }
-
-    sqlite3* raw = nullptr;
-    const int rc = sqlite3_open_v2(path_.c_str(), &raw,
-                                   SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
-    db_.reset(raw); // closed on every path below, open failure included
-    if (rc != SQLITE_OK) {
-        fail(path_, "cannot open: " + db_error(raw));
-    }
-    sqlite3_extended_result_codes(raw, 1);
-    sqlite3_busy_timeout(raw, 5000);
-
+    db_ = sqlite::open(path_, "sqlite store");
+    sqlite3* raw = db_.get();
     std::string error;
-    const auto mode = query_text(raw, "PRAGMA journal_mode=WAL", error);
-    if (!error.empty()) {
-        fail(path_, "cannot set WAL mode: " + error);
-    }
-    if (mode != "wal" && path_ != ":memory:") {
-        spdlog::warn("sqlite store {}: journal mode is {}, not wal", path_, mode);
-    }
-    if (auto e = exec(raw, "PRAGMA synchronous=NORMAL"); !e.empty()) {
-        fail(path_, "cannot set synchronous=NORMAL: " + e);
-    }
+
     if (auto e = exec(raw, schema_sql); !e.empty()) {
         exec(raw, "ROLLBACK");
         fail(path_, "cannot create the schema: " + e);
@@ -134,7 +65,7 @@ sqlite_store::sqlite_store(const std::string& path, std::chrono::milliseconds fl
     sqlite3_stmt* stmt = nullptr;
     if (sqlite3_prepare_v3(raw, upsert_sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) !=
         SQLITE_OK) {
-        fail(path_, "cannot prepare the spend upsert: " + db_error(raw));
+        fail(path_, "cannot prepare the spend upsert: " + sqlite::errmsg(raw));
     }
     upsert_.reset(stmt);
 
@@ -166,9 +97,9 @@ std::vector<spend_row> sqlite_store::load() {
     sqlite3_stmt* raw = nullptr;
     if (sqlite3_prepare_v2(db_.get(), "SELECT key_id, period, usd FROM spend", -1, &raw,
                            nullptr) != SQLITE_OK) {
-        fail(path_, "cannot read spend: " + db_error(db_.get()));
+        fail(path_, "cannot read spend: " + sqlite::errmsg(db_.get()));
     }
-    std::unique_ptr<sqlite3_stmt, stmt_finalizer> stmt(raw);
+    sqlite::stmt_ptr stmt(raw);
     std::vector<spend_row> rows;
     int rc = SQLITE_OK;
     while ((rc = sqlite3_step(raw)) == SQLITE_ROW) {
@@ -179,7 +110,7 @@ std::vector<spend_row> sqlite_store::load() {
                                  sqlite3_column_double(raw, 2)});
     }
     if (rc != SQLITE_DONE) {
-        fail(path_, "cannot read spend: " + db_error(db_.get()));
+        fail(path_, "cannot read spend: " + sqlite::errmsg(db_.get()));
     }
     return rows;
 }
@@ -248,7 +179,7 @@ std::string sqlite_store::write_batch(const batch& b) {
                           SQLITE_STATIC);
         sqlite3_bind_double(stmt, 3, usd);
         const int rc = sqlite3_step(stmt);
-        std::string error = rc == SQLITE_DONE ? "" : db_error(db);
+        std::string error = rc == SQLITE_DONE ? "" : sqlite::errmsg(db);
         sqlite3_reset(stmt);
         sqlite3_clear_bindings(stmt);
         if (!error.empty()) {

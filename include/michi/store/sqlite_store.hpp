@@ -4,6 +4,7 @@
 // at most one interval of charges and a clean stop (flush or destructor) loses nothing.
 
 #include "michi/store/spend_store.hpp"
+#include "michi/store/sqlite_db.hpp"
 
 #include <chrono>
 #include <condition_variable>
@@ -14,9 +15,6 @@
 #include <thread>
 #include <utility>
 #include <vector>
-
-struct sqlite3;
-struct sqlite3_stmt;
 
 namespace michi::store {
 
@@ -48,13 +46,6 @@ public:
 private:
     using batch = std::map<std::pair<std::string, std::string>, double>;
 
-    struct db_closer {
-        void operator()(sqlite3* db) const;
-    };
-    struct stmt_finalizer {
-        void operator()(sqlite3_stmt* stmt) const;
-    };
-
     void run();
     // Takes the buffered charges and writes them; on failure puts them back. Returns success.
     bool write_pending();
@@ -67,8 +58,8 @@ private:
     // Serialises every use of the connection (writer thread, flush, load). Taken before
     // pending_mu_, never after it.
     std::mutex db_mu_;
-    std::unique_ptr<sqlite3, db_closer> db_;
-    std::unique_ptr<sqlite3_stmt, stmt_finalizer> upsert_;
+    sqlite::db_ptr db_;
+    sqlite::stmt_ptr upsert_;
 
     std::mutex pending_mu_; // guards pending_ and stop_
     std::condition_variable wake_;
