@@ -1,0 +1,102 @@
+#pragma once
+// Client keys made through the admin API, and revocations of any key id (config-file keys
+// too), persisted in SQLite. Writes are synchronous; requests read an immutable snapshot
+// that every write replaces whole.
+
+#include "michi/config/config.hpp"
+#include "michi/store/sqlite_db.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+namespace michi::store {
+
+// One key created through the admin API (only the digest of its secret is kept).
+struct admin_key {
+    std::string id;
+    config::key_class cls = config::key_class::developer;
+    std::string secret_sha256;       // lower-case hex
+    std::vector<std::string> models; // globs; empty = every model and route
+    config::limits overrides;        // unset = class default
+    bool revoked = false;
+    std::int64_t created_ms = 0; // Unix ms
+
+    // The same key in the shape the auth and guard code use for config-file keys.
+    config::key_config as_key_config() const;
+};
+
+// What requests read: immutable once published.
+struct key_snapshot {
+    std::unordered_map<std::string, admin_key> by_digest; // raw 32-byte digest -> live key
+    std::unordered_set<std::string> revoked;              // every revoked id, config keys too
+    std::vector<admin_key> keys; // every admin key, revoked ones included, ordered by id
+
+    // The live admin key whose secret digest (raw, 32 bytes) is digest, or nullptr.
+    const admin_key* find_digest(const std::string& digest) const;
+    bool is_revoked(const std::string& id) const { return revoked.count(id) != 0; }
+};
+
+// Admin-made keys and revocations in one SQLite file, shared by every worker.
+class key_registry {
+public:
+    using snapshot = key_snapshot;
+
+    // Opens (creating directories, file and tables as needed) and loads everything. Throws
+    // std::runtime_error naming the path on failure.
+    explicit key_registry(const std::string& sqlite_path);
+
+    key_registry(const key_registry&) = delete;
+    key_registry& operator=(const key_registry&) = delete;
+
+    // The current view; cheap (a shared_ptr copy under a short lock). Never null.
+    std::shared_ptr<const snapshot> current() const;
+
+    // Stores a new key. Refused (false, error set) when the id is empty, already used by an
+    // admin key or revoked before, the digest is not 64 hex digits or belongs to another live
+    // admin key, a limit is out of range, or the write fails. The caller checks config ids.
+    // created_ms = 0 is set to now; revoked is ignored.
+    bool create(admin_key k, std::string& error);
+    // Applies edit to a copy of the live admin key id and stores it. The id, created_ms and
+    // revoked cannot be changed by edit. Same refusals as create, plus unknown or revoked id.
+    bool update(const std::string& id, const std::function<void(admin_key&)>& edit,
+                std::string& error);
+    // Revokes id (an admin key or a config-file key), durably; true when it is revoked
+    // (already was, too). False on an empty id or a write error (logged).
+    bool revoke(const std::string& id);
+    // The admin key id (revoked ones too), from the current snapshot.
+    std::optional<admin_key> find(const std::string& id) const;
+
+    // Re-reads both tables (e.g. written by another process) and publishes them. Returns
+    // false, keeping the current view, on a read error (logged).
+    bool reload();
+
+    const std::string& path() const { return path_; }
+
+private:
+    // Reads both tables; returns an error message or "" and fills out.
+    std::string load_locked(std::shared_ptr<const snapshot>& out);
+    void publish(std::shared_ptr<const snapshot> s);
+    // Checks k (normalising the digest to lower case) against the current snapshot;
+    // except_id is the key being updated. Returns an error message or "".
+    std::string check(admin_key& k, const snapshot& s, const std::string& except_id) const;
+    // INSERT or UPDATE of one admin key row; returns an error message or "".
+    std::string write_key(const admin_key& k, bool insert);
+
+    std::string path_;
+
+    std::mutex write_mu_; // serialises writes and every use of db_
+    sqlite::db_ptr db_;
+
+    mutable std::mutex snap_mu_; // guards snap_ (the pointer, not the snapshot)
+    std::shared_ptr<const snapshot> snap_;
+};
+
+} // namespace michi::store

@@ -1,0 +1,434 @@
+#include "michi/store/request_log.hpp"
+
+#include <spdlog/spdlog.h>
+#include <sqlite3.h>
+
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <unordered_map>
+#include <utility>
+
+namespace michi::store {
+namespace {
+
+constexpr auto prune_every = std::chrono::minutes(1);
+
+constexpr const char* schema_sql = R"sql(
+BEGIN IMMEDIATE;
+CREATE TABLE IF NOT EXISTS requests (
+    id TEXT,
+    ts_ms INTEGER,
+    key_id TEXT,
+    key_class TEXT,
+    route TEXT,
+    model TEXT,
+    status INTEGER,
+    attempts INTEGER,
+    fallbacks INTEGER,
+    latency_ms REAL,
+    ttfb_ms REAL,
+    tokens_in INTEGER,
+    tokens_out INTEGER,
+    cost_usd REAL,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS requests_ts_ms ON requests (ts_ms);
+CREATE INDEX IF NOT EXISTS requests_key_id ON requests (key_id);
+COMMIT;
+)sql";
+
+constexpr const char* insert_sql =
+    "INSERT INTO requests (id, ts_ms, key_id, key_class, route, model, status, attempts, "
+    "fallbacks, latency_ms, ttfb_ms, tokens_in, tokens_out, cost_usd, error) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
+
+[[noreturn]] void fail(const std::string& path, const std::string& what) {
+    throw std::runtime_error("request log " + path + ": " + what);
+}
+
+std::int64_t clamp_i64(std::uint64_t v) {
+    constexpr auto max = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+    return static_cast<std::int64_t>(v > max ? max : v);
+}
+
+double finite_or_zero(double v) {
+    return std::isfinite(v) ? v : 0.0;
+}
+
+std::uint64_t non_negative(std::int64_t v) {
+    return v > 0 ? static_cast<std::uint64_t>(v) : 0;
+}
+
+const char* group_expr(usage_group g) {
+    switch (g) {
+    case usage_group::key:
+        return "COALESCE(key_id, '')";
+    case usage_group::model:
+        return "COALESCE(model, '')";
+    case usage_group::day:
+        return "COALESCE(date(ts_ms / 1000, 'unixepoch'), '')";
+    }
+    return "''";
+}
+
+// 1-based nearest rank of percentile pct (0-100] among n sorted values (n > 0).
+std::uint64_t nearest_rank(unsigned pct, std::uint64_t n) {
+    const std::uint64_t rank = (pct * n + 99) / 100;
+    return rank == 0 ? 1 : rank;
+}
+
+} // namespace
+
+request_log::request_log(const std::string& sqlite_path, std::chrono::milliseconds flush_interval,
+                         std::chrono::hours retention, std::size_t max_pending)
+    : path_(sqlite_path),
+      flush_interval_(flush_interval),
+      retention_(retention),
+      max_pending_(max_pending) {
+    if (path_.empty()) {
+        throw std::runtime_error("request log: empty database path");
+    }
+    if (flush_interval_ <= std::chrono::milliseconds::zero()) {
+        fail(path_, "flush interval must be positive");
+    }
+    if (retention_ <= std::chrono::hours::zero()) {
+        fail(path_, "retention must be positive");
+    }
+    if (max_pending_ == 0) {
+        fail(path_, "max pending rows must be positive");
+    }
+    db_ = sqlite::open(path_, "request log");
+    if (auto e = sqlite::exec(db_.get(), schema_sql); !e.empty()) {
+        sqlite::exec(db_.get(), "ROLLBACK");
+        fail(path_, "cannot create the schema: " + e);
+    }
+    if (auto e = insert_.prepare(db_.get(), insert_sql, true); !e.empty()) {
+        fail(path_, "cannot prepare the insert: " + e);
+    }
+    if (path_ != ":memory:") {
+        read_db_ = sqlite::open(path_, "request log", true);
+    }
+    writer_ = std::thread([this] { run(); });
+}
+
+request_log::~request_log() {
+    {
+        std::lock_guard lock(pending_mu_);
+        stop_ = true;
+    }
+    wake_.notify_all();
+    if (writer_.joinable()) {
+        writer_.join();
+    }
+    // Last write, after the thread has gone: nothing can race with it now.
+    if (!write_pending()) {
+        std::size_t lost = 0;
+        {
+            std::lock_guard lock(pending_mu_);
+            lost = pending_.size();
+        }
+        spdlog::error("request log {}: closing with {} unwritten row(s)", path_, lost);
+    }
+}
+
+void request_log::add(const obs::access_entry& e, std::int64_t ts_ms, unsigned fallbacks) {
+    row r; // built outside the lock
+    r.id = e.request_id;
+    r.ts_ms = ts_ms;
+    r.key_id = e.key_id;
+    r.key_class = e.key_class;
+    r.route = e.route;
+    r.model = e.model;
+    r.status = e.status;
+    r.attempts = e.attempts;
+    r.fallbacks = fallbacks;
+    r.latency_ms = finite_or_zero(e.latency_ms);
+    r.ttfb_ms = finite_or_zero(e.ttfb_ms);
+    r.tokens_in = clamp_i64(e.tokens_in);
+    r.tokens_out = clamp_i64(e.tokens_out);
+    r.cost_usd = finite_or_zero(e.cost_usd);
+    r.error = e.error_code;
+
+    bool warn = false;
+    {
+        std::lock_guard lock(pending_mu_);
+        if (pending_.size() >= max_pending_) {
+            pending_.pop_front();
+            ++dropped_;
+            warn = !drop_warned_;
+            drop_warned_ = true;
+        }
+        pending_.push_back(std::move(r));
+    }
+    if (warn) {
+        spdlog::warn("request log {}: {} rows waiting to be written, dropping the oldest", path_,
+                     max_pending_);
+    }
+}
+
+void request_log::flush() {
+    write_pending();
+}
+
+std::uint64_t request_log::dropped() const {
+    std::lock_guard lock(pending_mu_);
+    return dropped_;
+}
+
+void request_log::run() {
+    auto last_prune = std::chrono::steady_clock::time_point{};
+    bool pruned = false;
+    std::unique_lock lock(pending_mu_);
+    while (!stop_) {
+        wake_.wait_for(lock, flush_interval_, [this] { return stop_; });
+        if (stop_) {
+            break;
+        }
+        lock.unlock();
+        write_pending(); // logs and keeps the batch on failure; the next tick retries
+        const auto now = std::chrono::steady_clock::now();
+        if (!pruned || now - last_prune >= prune_every) {
+            pruned = true;
+            last_prune = now;
+            const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::system_clock::now().time_since_epoch())
+                                    .count();
+            prune(now_ms);
+        }
+        lock.lock();
+    }
+}
+
+bool request_log::write_pending() {
+    // db_mu_ first: a flush() that starts while the writer holds a batch waits for it.
+    std::lock_guard db_lock(db_mu_);
+    batch b;
+    {
+        std::lock_guard lock(pending_mu_);
+        b.swap(pending_);
+    }
+    if (b.empty()) {
+        return true;
+    }
+    const auto error = write_batch(b);
+    if (error.empty()) {
+        std::uint64_t newly_dropped = 0;
+        {
+            std::lock_guard lock(pending_mu_);
+            newly_dropped = dropped_ - dropped_reported_;
+            dropped_reported_ = dropped_;
+            drop_warned_ = false;
+        }
+        if (newly_dropped > 0) {
+            spdlog::warn("request log {}: {} row(s) dropped while the buffer was full", path_,
+                         newly_dropped);
+        }
+        return true;
+    }
+    spdlog::error("request log {}: writing {} row(s) failed, kept for retry: {}", path_,
+                  b.size(), error);
+    // Put the batch back in front of whatever was added meanwhile, oldest dropped past the cap.
+    bool warn = false;
+    {
+        std::lock_guard lock(pending_mu_);
+        for (auto& r : pending_) {
+            b.push_back(std::move(r));
+        }
+        pending_.swap(b);
+        while (pending_.size() > max_pending_) {
+            pending_.pop_front();
+            ++dropped_;
+            warn = !drop_warned_;
+            drop_warned_ = true;
+        }
+    }
+    if (warn) {
+        spdlog::warn("request log {}: {} rows waiting to be written, dropping the oldest", path_,
+                     max_pending_);
+    }
+    return false;
+}
+
+std::string request_log::write_batch(const batch& b) {
+    sqlite3* db = db_.get();
+    sqlite::transaction tx(db);
+    if (!tx.error().empty()) {
+        return "begin: " + tx.error();
+    }
+    for (const auto& r : b) {
+        insert_.bind_text(1, r.id);
+        insert_.bind_int(2, r.ts_ms);
+        insert_.bind_text(3, r.key_id);
+        insert_.bind_text(4, r.key_class);
+        insert_.bind_text(5, r.route);
+        insert_.bind_text(6, r.model);
+        insert_.bind_int(7, r.status);
+        insert_.bind_int(8, r.attempts);
+        insert_.bind_int(9, r.fallbacks);
+        insert_.bind_double(10, r.latency_ms);
+        insert_.bind_double(11, r.ttfb_ms);
+        insert_.bind_int(12, r.tokens_in);
+        insert_.bind_int(13, r.tokens_out);
+        insert_.bind_double(14, r.cost_usd);
+        insert_.bind_text(15, r.error);
+        const int rc = insert_.step();
+        std::string error = rc == SQLITE_DONE ? "" : sqlite::errmsg(db);
+        insert_.reset();
+        if (!error.empty()) {
+            return "insert: " + error; // tx rolls back
+        }
+    }
+    if (auto e = tx.commit(); !e.empty()) {
+        return "commit: " + e;
+    }
+    return {};
+}
+
+std::uint64_t request_log::prune(std::int64_t now_ms) {
+    std::lock_guard db_lock(db_mu_);
+    return prune_locked(now_ms);
+}
+
+std::uint64_t request_log::prune_locked(std::int64_t now_ms) {
+    const auto cutoff =
+        now_ms - std::chrono::duration_cast<std::chrono::milliseconds>(retention_).count();
+    sqlite3* db = db_.get();
+    sqlite::statement del;
+    std::string error = del.prepare(db, "DELETE FROM requests WHERE ts_ms < ?1");
+    if (error.empty()) {
+        del.bind_int(1, cutoff);
+        if (del.step() != SQLITE_DONE) {
+            error = sqlite::errmsg(db);
+        }
+    }
+    if (!error.empty()) {
+        spdlog::error("request log {}: pruning rows older than {} ms failed: {}", path_, cutoff,
+                      error);
+        return 0;
+    }
+    const auto n = static_cast<std::uint64_t>(sqlite3_changes64(db));
+    if (n > 0) {
+        spdlog::debug("request log {}: pruned {} row(s) past retention", path_, n);
+    }
+    return n;
+}
+
+std::vector<usage_row> request_log::usage(const usage_filter& filter, usage_group group) {
+    flush(); // an admin query sees what already happened
+
+    std::string where;
+    const auto clause = [&where](const char* c) {
+        where += where.empty() ? " WHERE " : " AND ";
+        where += c;
+    };
+    if (!filter.key.empty()) {
+        clause("key_id = ?");
+    }
+    if (filter.since_ms) {
+        clause("ts_ms >= ?");
+    }
+    if (filter.until_ms) {
+        clause("ts_ms < ?");
+    }
+    const auto bind = [&filter](sqlite::statement& s) {
+        int i = 0;
+        if (!filter.key.empty()) {
+            s.bind_text(++i, filter.key);
+        }
+        if (filter.since_ms) {
+            s.bind_int(++i, *filter.since_ms);
+        }
+        if (filter.until_ms) {
+            s.bind_int(++i, *filter.until_ms);
+        }
+    };
+    const std::string g = group_expr(group);
+    const std::string totals_sql =
+        "SELECT " + g +
+        " AS g, COUNT(*), COALESCE(SUM(tokens_in), 0), COALESCE(SUM(tokens_out), 0), "
+        "COALESCE(SUM(status >= 400), 0), COALESCE(SUM(fallbacks), 0), TOTAL(cost_usd) "
+        "FROM requests" +
+        where + " GROUP BY g ORDER BY g";
+    const std::string latency_sql =
+        "SELECT " + g + " AS g, latency_ms FROM requests" + where + " ORDER BY g, latency_ms";
+
+    // Queries never hold db_mu_ (the writer's) unless there is no second connection.
+    std::unique_lock lock(read_db_ ? read_mu_ : db_mu_);
+    sqlite3* db = read_db_ ? read_db_.get() : db_.get();
+    sqlite::transaction tx(db, "BEGIN"); // both queries see the same rows
+    if (!tx.error().empty()) {
+        fail(path_, "cannot read usage: " + tx.error());
+    }
+
+    std::vector<usage_row> rows;
+    std::unordered_map<std::string, std::size_t> index;
+    {
+        sqlite::statement s;
+        if (auto e = s.prepare(db, totals_sql); !e.empty()) {
+            fail(path_, "cannot read usage: " + e);
+        }
+        bind(s);
+        int rc = SQLITE_OK;
+        while ((rc = s.step()) == SQLITE_ROW) {
+            usage_row r;
+            r.group = s.column_text(0);
+            r.requests = non_negative(s.column_int(1));
+            r.tokens_in = non_negative(s.column_int(2));
+            r.tokens_out = non_negative(s.column_int(3));
+            r.errors = non_negative(s.column_int(4));
+            r.fallbacks = non_negative(s.column_int(5));
+            r.cost_usd = s.column_double(6);
+            index.emplace(r.group, rows.size());
+            rows.push_back(std::move(r));
+        }
+        if (rc != SQLITE_DONE) {
+            fail(path_, "cannot read usage: " + sqlite::errmsg(db));
+        }
+    }
+    {
+        // Latencies arrive sorted within each group, whose size is known: pick the ranks as
+        // they stream past instead of holding them all.
+        sqlite::statement s;
+        if (auto e = s.prepare(db, latency_sql); !e.empty()) {
+            fail(path_, "cannot read latencies: " + e);
+        }
+        bind(s);
+        usage_row* current = nullptr;
+        std::string current_group;
+        std::uint64_t pos = 0;
+        std::uint64_t rank50 = 0;
+        std::uint64_t rank95 = 0;
+        int rc = SQLITE_OK;
+        while ((rc = s.step()) == SQLITE_ROW) {
+            auto name = s.column_text(0);
+            if (current == nullptr || name != current_group) {
+                const auto it = index.find(name);
+                current = it != index.end() ? &rows[it->second] : nullptr;
+                current_group = std::move(name);
+                pos = 0;
+                if (current != nullptr) {
+                    rank50 = nearest_rank(50, current->requests);
+                    rank95 = nearest_rank(95, current->requests);
+                }
+            }
+            if (current == nullptr) {
+                continue;
+            }
+            ++pos;
+            if (pos == rank50) {
+                current->p50_ms = s.column_double(1);
+            }
+            if (pos == rank95) {
+                current->p95_ms = s.column_double(1);
+            }
+        }
+        if (rc != SQLITE_DONE) {
+            fail(path_, "cannot read latencies: " + sqlite::errmsg(db));
+        }
+    }
+    tx.commit();
+    return rows;
+}
+
+} // namespace michi::store

@@ -1,0 +1,385 @@
+// The request log: rows survive flush and reopen, usage groups by key / model / day with exact
+// sums, error and fallback counts and nearest-rank p50/p95, filters by key and time, sees rows
+// still buffered, prunes past retention, drops the oldest rows past its cap, and shares one
+// file with the spend store and the key registry.
+
+#include "michi/store/key_registry.hpp"
+#include "michi/store/request_log.hpp"
+#include "michi/store/sqlite_store.hpp"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace michi::store {
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+constexpr auto never = std::chrono::milliseconds(std::chrono::hours(1));
+constexpr std::int64_t day_ms = 86400000;
+// 2024-03-01T00:00:00Z
+constexpr std::int64_t march_1 = 1709251200000;
+
+// A fresh directory under the system temp dir, removed with everything in it.
+class temp_dir {
+public:
+    temp_dir() {
+        static std::atomic<int> counter{0};
+        path_ = fs::temp_directory_path() / ("michi-reqlog-" + std::to_string(::getpid()) + "-" +
+                                             std::to_string(counter.fetch_add(1)));
+        fs::remove_all(path_);
+    }
+    ~temp_dir() {
+        std::error_code ec;
+        fs::remove_all(path_, ec);
+    }
+    temp_dir(const temp_dir&) = delete;
+    temp_dir& operator=(const temp_dir&) = delete;
+
+    std::string db() const { return (path_ / "sub" / "michi.db").string(); }
+
+private:
+    fs::path path_;
+};
+
+obs::access_entry entry(const std::string& key, const std::string& model, unsigned status,
+                        double latency, std::uint64_t in, std::uint64_t out, double cost) {
+    static std::atomic<int> n{0};
+    obs::access_entry e;
+    e.request_id = "req-" + std::to_string(n.fetch_add(1));
+    e.method = "POST";
+    e.path = "/v1/chat/completions";
+    e.key_id = key;
+    e.key_class = "developer";
+    e.route = model;
+    e.model = model;
+    e.status = status;
+    e.attempts = 1;
+    e.latency_ms = latency;
+    e.ttfb_ms = latency / 2;
+    e.tokens_in = in;
+    e.tokens_out = out;
+    e.cost_usd = cost;
+    e.error_code = status >= 400 ? "upstream_error" : "";
+    return e;
+}
+
+std::map<std::string, usage_row> by_group(const std::vector<usage_row>& rows) {
+    std::map<std::string, usage_row> out;
+    for (const auto& r : rows) {
+        out[r.group] = r;
+    }
+    return out;
+}
+
+// Rows in the file, counted on a connection of its own.
+std::int64_t count_rows(const std::string& path) {
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* stmt = nullptr;
+    std::int64_t n = -1;
+    if (sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM requests", -1, &stmt, nullptr) ==
+            SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW) {
+        n = sqlite3_column_int64(stmt, 0);
+    }
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return n;
+}
+
+std::int64_t now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+// A small data set: alice on two models over two days, bob once, with known sums.
+void fill(request_log& log, std::int64_t base = march_1) {
+    log.add(entry("alice", "openai/gpt-4o-mini", 200, 100, 10, 20, 0.5), base + 1000, 0);
+    log.add(entry("alice", "openai/gpt-4o-mini", 200, 300, 1, 2, 0.25), base + 2000, 1);
+    log.add(entry("alice", "claude/haiku", 502, 200, 5, 0, 0), base + day_ms + 5, 2);
+    log.add(entry("bob", "openai/gpt-4o-mini", 429, 50, 7, 0, 0), base + day_ms + 10, 0);
+}
+
+TEST(RequestLogTest, GroupsByKeyWithExactSums) {
+    temp_dir dir;
+    request_log log(dir.db(), never);
+    fill(log);
+    log.flush();
+    const auto rows = log.usage({}, usage_group::key);
+    ASSERT_EQ(rows.size(), 2U);
+    EXPECT_EQ(rows[0].group, "alice"); // ordered by group
+    EXPECT_EQ(rows[1].group, "bob");
+    const auto& a = rows[0];
+    EXPECT_EQ(a.requests, 3U);
+    EXPECT_EQ(a.tokens_in, 16U);
+    EXPECT_EQ(a.tokens_out, 22U);
+    EXPECT_EQ(a.errors, 1U);
+    EXPECT_EQ(a.fallbacks, 3U);
+    EXPECT_DOUBLE_EQ(a.cost_usd, 0.75);
+    EXPECT_DOUBLE_EQ(a.p50_ms, 200); // 100 200 300
+    EXPECT_DOUBLE_EQ(a.p95_ms, 300);
+    const auto& b = rows[1];
+    EXPECT_EQ(b.requests, 1U);
+    EXPECT_EQ(b.tokens_in, 7U);
+    EXPECT_EQ(b.tokens_out, 0U);
+    EXPECT_EQ(b.errors, 1U);
+    EXPECT_EQ(b.fallbacks, 0U);
+    EXPECT_DOUBLE_EQ(b.cost_usd, 0);
+    EXPECT_DOUBLE_EQ(b.p50_ms, 50);
+    EXPECT_DOUBLE_EQ(b.p95_ms, 50);
+}
+
+TEST(RequestLogTest, GroupsByModelAndByUtcDay) {
+    temp_dir dir;
+    request_log log(dir.db(), never);
+    fill(log);
+    const auto models = by_group(log.usage({}, usage_group::model));
+    ASSERT_EQ(models.size(), 2U);
+    EXPECT_EQ(models.at("openai/gpt-4o-mini").requests, 3U);
+    EXPECT_EQ(models.at("openai/gpt-4o-mini").tokens_in, 18U);
+    EXPECT_EQ(models.at("openai/gpt-4o-mini").errors, 1U);
+    EXPECT_EQ(models.at("openai/gpt-4o-mini").fallbacks, 1U);
+    EXPECT_DOUBLE_EQ(models.at("openai/gpt-4o-mini").cost_usd, 0.75);
+    EXPECT_EQ(models.at("claude/haiku").requests, 1U);
+    EXPECT_EQ(models.at("claude/haiku").fallbacks, 2U);
+
+    const auto days = log.usage({}, usage_group::day);
+    ASSERT_EQ(days.size(), 2U);
+    EXPECT_EQ(days[0].group, "2024-03-01");
+    EXPECT_EQ(days[0].requests, 2U);
+    EXPECT_EQ(days[0].tokens_out, 22U);
+    EXPECT_EQ(days[0].errors, 0U);
+    EXPECT_EQ(days[1].group, "2024-03-02");
+    EXPECT_EQ(days[1].requests, 2U);
+    EXPECT_EQ(days[1].errors, 2U);
+    EXPECT_DOUBLE_EQ(days[1].p50_ms, 50);
+    EXPECT_DOUBLE_EQ(days[1].p95_ms, 200);
+}
+
+TEST(RequestLogTest, PercentilesAreNearestRank) {
+    temp_dir dir;
+    request_log log(dir.db(), never);
+    // 1..100 in a shuffled order for "k100", 1..10 for "k10", 1..20 for "k20".
+    for (int i = 0; i < 100; ++i) {
+        const int v = (i * 37) % 100 + 1;
+        log.add(entry("k100", "m", 200, v, 0, 0, 0), march_1 + i, 0);
+    }
+    for (int v = 10; v >= 1; --v) {
+        log.add(entry("k10", "m", 200, v, 0, 0, 0), march_1, 0);
+    }
+    for (int v = 1; v <= 20; ++v) {
+        log.add(entry("k20", "m", 200, v * 1.5, 0, 0, 0), march_1, 0);
+    }
+    const auto g = by_group(log.usage({}, usage_group::key));
+    EXPECT_DOUBLE_EQ(g.at("k100").p50_ms, 50);
+    EXPECT_DOUBLE_EQ(g.at("k100").p95_ms, 95);
+    EXPECT_DOUBLE_EQ(g.at("k10").p50_ms, 5);  // rank ceil(5) = 5
+    EXPECT_DOUBLE_EQ(g.at("k10").p95_ms, 10); // rank ceil(9.5) = 10
+    EXPECT_DOUBLE_EQ(g.at("k20").p50_ms, 15); // rank 10 -> 10 * 1.5
+    EXPECT_DOUBLE_EQ(g.at("k20").p95_ms, 28.5); // rank 19 -> 19 * 1.5
+}
+
+TEST(RequestLogTest, FiltersByKeySinceAndUntil) {
+    temp_dir dir;
+    request_log log(dir.db(), never);
+    fill(log);
+    usage_filter f;
+    f.key = "alice";
+    auto rows = log.usage(f, usage_group::model);
+    ASSERT_EQ(rows.size(), 2U);
+    EXPECT_EQ(by_group(rows).at("openai/gpt-4o-mini").requests, 2U);
+
+    f = {};
+    f.since_ms = march_1 + 2000; // inclusive
+    rows = log.usage(f, usage_group::key);
+    auto g = by_group(rows);
+    EXPECT_EQ(g.at("alice").requests, 2U);
+    EXPECT_EQ(g.at("bob").requests, 1U);
+
+    f = {};
+    f.until_ms = march_1 + day_ms + 10; // exclusive: bob's row is out
+    rows = log.usage(f, usage_group::key);
+    ASSERT_EQ(rows.size(), 1U);
+    EXPECT_EQ(rows[0].group, "alice");
+    EXPECT_EQ(rows[0].requests, 3U);
+
+    f = {};
+    f.key = "alice";
+    f.since_ms = march_1 + 1500;
+    f.until_ms = march_1 + day_ms;
+    rows = log.usage(f, usage_group::day);
+    ASSERT_EQ(rows.size(), 1U);
+    EXPECT_EQ(rows[0].requests, 1U);
+    EXPECT_DOUBLE_EQ(rows[0].p50_ms, 300);
+
+    f = {};
+    f.key = "nobody";
+    EXPECT_TRUE(log.usage(f, usage_group::key).empty());
+}
+
+TEST(RequestLogTest, UsageSeesRowsStillBuffered) {
+    temp_dir dir;
+    request_log log(dir.db(), never);
+    fill(log);
+    EXPECT_EQ(count_rows(dir.db()), 0); // nothing written yet
+    const auto rows = log.usage({}, usage_group::key);
+    ASSERT_EQ(rows.size(), 2U);
+    EXPECT_EQ(count_rows(dir.db()), 4);
+}
+
+TEST(RequestLogTest, ReopenKeepsRowsAndDestructorFlushes) {
+    temp_dir dir;
+    {
+        request_log log(dir.db(), never);
+        fill(log);
+        log.flush();
+        log.add(entry("carol", "m", 200, 1, 1, 1, 1), march_1, 0); // written by the destructor
+    }
+    request_log log(dir.db(), never);
+    const auto g = by_group(log.usage({}, usage_group::key));
+    ASSERT_EQ(g.size(), 3U);
+    EXPECT_EQ(g.at("alice").requests, 3U);
+    EXPECT_EQ(g.at("carol").requests, 1U);
+}
+
+TEST(RequestLogTest, WriterThreadPersistsWithoutFlush) {
+    temp_dir dir;
+    request_log log(dir.db(), 20ms);
+    fill(log, now_ms() - 2 * day_ms); // inside the retention: the writer's prune keeps them
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (count_rows(dir.db()) != 4 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(10ms);
+    }
+    EXPECT_EQ(count_rows(dir.db()), 4);
+}
+
+TEST(RequestLogTest, PruneDeletesRowsPastRetention) {
+    temp_dir dir;
+    request_log log(dir.db(), never, 24h);
+    const std::int64_t now = march_1 + 10 * day_ms;
+    log.add(entry("old", "m", 200, 1, 1, 1, 1), now - 3 * day_ms, 0);
+    log.add(entry("old", "m", 200, 1, 1, 1, 1), now - day_ms - 1, 0);
+    log.add(entry("new", "m", 200, 1, 1, 1, 1), now - day_ms, 0); // exactly at the cutoff
+    log.add(entry("new", "m", 200, 1, 1, 1, 1), now, 0);
+    log.flush();
+    EXPECT_EQ(log.prune(now), 2U);
+    EXPECT_EQ(log.prune(now), 0U);
+    const auto rows = log.usage({}, usage_group::key);
+    ASSERT_EQ(rows.size(), 1U);
+    EXPECT_EQ(rows[0].group, "new");
+    EXPECT_EQ(rows[0].requests, 2U);
+}
+
+TEST(RequestLogTest, WriterThreadPrunesOnItsFirstTick) {
+    temp_dir dir;
+    const auto now = now_ms();
+    {
+        request_log log(dir.db(), never, 1h);
+        log.add(entry("old", "m", 200, 1, 1, 1, 1), now - 2 * 3600000, 0);
+        log.add(entry("new", "m", 200, 1, 1, 1, 1), now, 0);
+    }
+    ASSERT_EQ(count_rows(dir.db()), 2);
+    request_log log(dir.db(), 20ms, 1h);
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (count_rows(dir.db()) != 1 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(10ms);
+    }
+    EXPECT_EQ(count_rows(dir.db()), 1);
+}
+
+TEST(RequestLogTest, FullBufferDropsTheOldestRows) {
+    temp_dir dir;
+    request_log log(dir.db(), never, 24h, 3);
+    for (int i = 0; i < 5; ++i) {
+        log.add(entry("k" + std::to_string(i), "m", 200, 1, 1, 1, 1), march_1, 0);
+    }
+    EXPECT_EQ(log.dropped(), 2U);
+    const auto rows = log.usage({}, usage_group::key);
+    ASSERT_EQ(rows.size(), 3U);
+    EXPECT_EQ(rows[0].group, "k2");
+    EXPECT_EQ(rows[2].group, "k4");
+}
+
+TEST(RequestLogTest, StoresNoPromptAndTheListedColumns) {
+    temp_dir dir;
+    {
+        request_log log(dir.db(), never);
+        auto e = entry("alice", "openai/gpt-4o-mini", 502, 12.5, 3, 4, 0.01);
+        e.route = "default";
+        e.attempts = 3;
+        log.add(e, march_1, 2);
+    }
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(dir.db().c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* stmt = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(db,
+                                 "SELECT key_class, route, model, status, attempts, fallbacks, "
+                                 "latency_ms, ttfb_ms, error, ts_ms FROM requests",
+                                 -1, &stmt, nullptr),
+              SQLITE_OK);
+    ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+    EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)), "developer");
+    EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 1)), "default");
+    EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 2)),
+                 "openai/gpt-4o-mini");
+    EXPECT_EQ(sqlite3_column_int(stmt, 3), 502);
+    EXPECT_EQ(sqlite3_column_int(stmt, 4), 3);
+    EXPECT_EQ(sqlite3_column_int(stmt, 5), 2);
+    EXPECT_DOUBLE_EQ(sqlite3_column_double(stmt, 6), 12.5);
+    EXPECT_DOUBLE_EQ(sqlite3_column_double(stmt, 7), 6.25);
+    EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 8)), "upstream_error");
+    EXPECT_EQ(sqlite3_column_int64(stmt, 9), march_1);
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+}
+
+TEST(RequestLogTest, SharesOneFileWithTheOtherStores) {
+    temp_dir dir;
+    {
+        sqlite_store spend(dir.db(), never);
+        request_log log(dir.db(), never);
+        key_registry keys(dir.db());
+        spend.add("alice", "2024-03-01", 1.5);
+        fill(log);
+        ASSERT_TRUE(keys.revoke("alice"));
+    }
+    sqlite_store spend(dir.db(), never);
+    request_log log(dir.db(), never);
+    key_registry keys(dir.db());
+    ASSERT_EQ(spend.load().size(), 1U);
+    EXPECT_EQ(log.usage({}, usage_group::key).size(), 2U);
+    EXPECT_TRUE(keys.current()->is_revoked("alice"));
+}
+
+TEST(RequestLogTest, InMemoryDatabaseWorks) {
+    request_log log(":memory:", never);
+    fill(log);
+    EXPECT_EQ(log.usage({}, usage_group::key).size(), 2U);
+}
+
+TEST(RequestLogTest, UnwritableLocationThrowsNamingThePath) {
+    const std::string path = "/proc/michi-no-such-dir/requests.db";
+    try {
+        request_log log(path, never);
+        FAIL() << "expected an exception";
+    } catch (const std::runtime_error& e) {
+        EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+    }
+}
+
+} // namespace
+} // namespace michi::store
