@@ -14,7 +14,20 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 ctest --preset debug -j "$jobs"
 
-echo "== end-to-end (official SDKs)"
+echo "== fuzz (short runs; see README for longer ones)"
+cmake --preset fuzz >/dev/null
+cmake --build --preset fuzz -j "$jobs" --target sse_parser_fuzz anthropic_fuzz gemini_fuzz
+fuzz_secs=${MICHI_FUZZ_SECONDS:-10}
+for target in sse_parser_fuzz anthropic_fuzz gemini_fuzz; do
+  corpus=$(mktemp -d)
+  seeds=tests/fuzz/corpus/${target%_fuzz}
+  [[ $target == sse_parser_fuzz ]] && seeds=tests/fuzz/corpus/sse
+  build/fuzz/tests/fuzz/$target -max_total_time="$fuzz_secs" -print_final_stats=0 \
+    "$corpus" "$seeds" 2>&1 | tail -n 2
+  rm -rf "$corpus"
+done
+
+echo "== end-to-end (official SDKs, dashboard in headless Chromium)"
 (
   cd tests/e2e
   if [[ ! -d node_modules ]] || [[ package-lock.json -nt node_modules ]]; then

@@ -9,11 +9,16 @@ shared_state::shared_state(std::shared_ptr<const runtime> rt, guard::wall_clock 
     const auto& sc = rt_->cfg->store;
     store_ = std::make_unique<store::sqlite_store>(sc.sqlite, sc.flush_interval);
     ledger_ = std::make_unique<guard::ledger>(std::move(clock), store_.get());
+    request_log_ = std::make_unique<store::request_log>(sc.sqlite, sc.flush_interval);
+    key_registry_ = std::make_unique<store::key_registry>(sc.sqlite);
 }
 
 shared_state::~shared_state() {
     if (store_) {
         store_->flush();
+    }
+    if (request_log_) {
+        request_log_->flush();
     }
 }
 

@@ -345,6 +345,7 @@ std::optional<std::string> openai_body(request_context& ctx, const candidate& c,
             return std::nullopt;
         }
         providers::usage_info u;
+        u.prompt_tokens = ctx.est_prompt_tokens; // Gemini embeddings may report no count
         const auto id = "chatcmpl-" + ctx.request_id;
         if (c.provider->type == provider_type::anthropic) {
             parsed = providers::anthropic::to_openai(parsed, c.model.name, id, unix_now(), u);
@@ -764,8 +765,10 @@ awaitable<void> run_exchange(worker& w, server::client_io& io, request_context& 
         overall = std::max(overall, c.provider->timeout);
     }
     const auto deadline = ctx.arrival + overall;
+    auto& metrics = w.state().metrics();
     auto note = [&](const candidate& c, const std::string& what) {
         attempts_list += c.model.name + ": " + what + "; ";
+        ctx.failed.emplace_back(c.model.name, what);
     };
 
     const auto ordered = order_candidates(plan, cd);
@@ -793,6 +796,7 @@ awaitable<void> run_exchange(worker& w, server::client_io& io, request_context& 
             ++ctx.log.attempts;
             ctx.log.model = c.model.name;
             if (c.provider->type == provider_type::echo) {
+                metrics.on_attempt(c.provider->name, "ok");
                 co_await serve_echo(io, ctx, c, client_wants_usage);
                 co_return;
             }
@@ -800,6 +804,7 @@ awaitable<void> run_exchange(worker& w, server::client_io& io, request_context& 
             if (prepared.error) {
                 translate_errors += c.model.name + ": " + prepared.error->message + " ";
                 note(c, "cannot translate the request (" + prepared.error->message + ")");
+                metrics.on_attempt(c.provider->name, "translate_error");
                 break;
             }
             only_translation_errors = false;
@@ -810,6 +815,8 @@ awaitable<void> run_exchange(worker& w, server::client_io& io, request_context& 
             if (a.ec) {
                 last_timeout = is_timeout(a.ec);
                 note(c, a.outcome);
+                metrics.on_attempt(c.provider->name, last_timeout ? "timeout" : "connect_error");
+                metrics.on_fallback();
                 cd.on_failure(c.model.name, cfg.cooldown_failures, cfg.cooldown);
                 if (a.conn) {
                     a.conn->close();
@@ -818,6 +825,10 @@ awaitable<void> run_exchange(worker& w, server::client_io& io, request_context& 
                 continue;
             }
             const unsigned status = a.parser->get().result_int();
+            metrics.on_attempt(c.provider->name, status / 100 == 2 ? "ok"
+                                                 : status == 429   ? "http_429"
+                                                 : status >= 500   ? "http_5xx"
+                                                                   : "http_4xx");
             if (status == 429) {
                 hint = retry_after_of(*a.parser);
                 cd.on_rate_limited(c.model.name, hint, cfg.cooldown);
@@ -829,6 +840,7 @@ awaitable<void> run_exchange(worker& w, server::client_io& io, request_context& 
             if (retryable_status(status) && !final_try) {
                 last_timeout = false;
                 note(c, "HTTP " + std::to_string(status));
+                metrics.on_fallback();
                 a.conn->close();
                 ++ctx.fallbacks;
                 continue;
@@ -853,6 +865,8 @@ awaitable<void> run_exchange(worker& w, server::client_io& io, request_context& 
             cd.on_failure(c.model.name, cfg.cooldown_failures, cfg.cooldown);
             last_timeout = failure.find("timeout") != std::string::npos;
             note(c, failure + " before the first event");
+            metrics.on_attempt(c.provider->name, "stream_error");
+            metrics.on_fallback();
             ++ctx.fallbacks;
         }
     }

@@ -1,5 +1,7 @@
 #include "michi/pipeline/handler.hpp"
 
+#include "michi/admin/admin_api.hpp"
+#include "michi/app/shared_state.hpp"
 #include "michi/auth/key_store.hpp"
 #include "michi/core/secret.hpp"
 #include "michi/pipeline/pricing.hpp"
@@ -44,8 +46,27 @@ std::optional<gateway_error> authenticate(request_context& ctx) {
         return errors::invalid_api_key("Missing API key: send \"Authorization: Bearer <key>\".");
     }
     ctx.key = ctx.rt->keys.authenticate(secret);
+    const auto admin_keys = ctx.state->key_registry().current();
+    if (ctx.key == nullptr) {
+        // Not in the config file: perhaps a key made through the admin API.
+        if (const auto* a = admin_keys->find_digest(sha256_raw(secret))) {
+            config::key_config k;
+            k.id = a->id;
+            k.cls = a->cls;
+            k.secret_sha256 = a->secret_sha256;
+            k.models = a->models;
+            k.overrides = a->overrides;
+            ctx.admin_key = std::move(k);
+            ctx.key = &*ctx.admin_key;
+        }
+    }
     if (ctx.key == nullptr) {
         return errors::invalid_api_key();
+    }
+    if (admin_keys->revoked.contains(ctx.key->id)) {
+        ctx.log.key_id = ctx.key->id;
+        ctx.key = nullptr;
+        return errors::invalid_api_key("This API key has been revoked.");
     }
     ctx.log.key_id = ctx.key->id;
     ctx.log.key_class = config::to_string(ctx.key->cls);
@@ -210,6 +231,8 @@ std::optional<gateway_error> admit_guards(request_context& ctx, dispatch_plan& p
     auto result = ctx.ledger->admit(req, headers);
     ctx.rate = headers;
     if (auto* refused = std::get_if<guard::refusal>(&result)) {
+        static constexpr const char* labels[] = {"budget", "budget", "rpm", "tpm", "loop"};
+        ctx.state->metrics().on_rate_limited(labels[static_cast<int>(refused->kind)]);
         return guard_error(ctx, *refused);
     }
     ctx.reservation = std::move(std::get<guard::reservation>(result));
@@ -408,6 +431,10 @@ awaitable<void> handle(worker& w, server::client_io& io, request_context& ctx) {
     ctx.path = normalize_path(ctx.req.target());
     ctx.log.method = std::string(ctx.req.method_string());
     ctx.log.path = ctx.path;
+    if (admin::owns(ctx.path)) {
+        co_await admin::handle(w, io, ctx);
+        co_return;
+    }
     const auto it = std::find_if(endpoints.begin(), endpoints.end(),
                                  [&](const endpoint_entry& e) { return e.path == ctx.path; });
     if (it == endpoints.end()) {

@@ -99,6 +99,24 @@ struct inflight_guard {
     shared_state& s_;
 };
 
+// The settle stage's telemetry: access-log line, metrics, the request log (API calls
+// only) and the recent-fallbacks list.
+void record(shared_state& st, pipeline::request_context& ctx) {
+    ctx.log.latency_ms = ctx.ms_since_arrival();
+    obs::write_access_log(ctx.log);
+    st.metrics().on_request(ctx.log);
+    if (ctx.path == "/chat/completions" || ctx.path == "/embeddings" || ctx.path == "/messages") {
+        const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count();
+        st.request_log().add(ctx.log, now_ms, ctx.fallbacks);
+        for (const auto& [target, why] : ctx.failed) {
+            st.note_fallback({now_ms, ctx.request_id, ctx.log.route, target,
+                              ctx.log.status < 400 ? ctx.log.model : "", why});
+        }
+    }
+}
+
 template <class Stream>
 awaitable<void> write_local_error(session_io<Stream>& io, pipeline::request_context& ctx,
                                   const gateway_error& err) {
@@ -180,6 +198,7 @@ awaitable<void> run_session(worker& w, Stream& stream) {
         beast::get_lowest_layer(stream).expires_never();
         ctx.req = parser.release();
         ctx.keep_alive = ctx.req.keep_alive() && !w.state().draining;
+        ctx.state = &w.state();
         ctx.ledger = &w.state().ledger();
         bool crashed = false;
         {
@@ -202,8 +221,7 @@ awaitable<void> run_session(worker& w, Stream& stream) {
             }
             break;
         }
-        ctx.log.latency_ms = ctx.ms_since_arrival();
-        obs::write_access_log(ctx.log);
+        record(w.state(), ctx);
         if (!ctx.keep_alive) {
             break;
         }

@@ -4,15 +4,29 @@
 
 #include "michi/app/runtime.hpp"
 #include "michi/guard/ledger.hpp"
+#include "michi/obs/metrics.hpp"
 #include "michi/routing/cooldowns.hpp"
+#include "michi/store/key_registry.hpp"
+#include "michi/store/request_log.hpp"
 #include "michi/store/spend_store.hpp"
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <memory>
 #include <mutex>
 
 namespace michi {
+
+// One fallback, for the admin API's "recent fallbacks".
+struct fallback_event {
+    std::int64_t ts_ms = 0;
+    std::string request_id;
+    std::string route;
+    std::string from;
+    std::string to;
+    std::string reason;
+};
 
 class shared_state {
 public:
@@ -24,6 +38,21 @@ public:
     guard::ledger& ledger() { return *ledger_; }
     store::spend_store& store() { return *store_; }
     routing::cooldowns& cooldowns() { return cooldowns_; }
+    obs::metrics& metrics() { return metrics_; }
+    store::request_log& request_log() { return *request_log_; }
+    store::key_registry& key_registry() { return *key_registry_; }
+
+    void note_fallback(fallback_event e) {
+        std::lock_guard lock(fallback_mu_);
+        fallbacks_.push_back(std::move(e));
+        while (fallbacks_.size() > 50) {
+            fallbacks_.pop_front();
+        }
+    }
+    std::vector<fallback_event> recent_fallbacks() const {
+        std::lock_guard lock(fallback_mu_);
+        return {fallbacks_.rbegin(), fallbacks_.rend()};
+    }
 
     std::shared_ptr<const runtime> snapshot() const {
         std::lock_guard lock(mu_);
@@ -56,6 +85,11 @@ private:
     std::unique_ptr<store::spend_store> store_;
     std::unique_ptr<guard::ledger> ledger_;
     routing::cooldowns cooldowns_;
+    obs::metrics metrics_;
+    std::unique_ptr<store::request_log> request_log_;
+    std::unique_ptr<store::key_registry> key_registry_;
+    mutable std::mutex fallback_mu_;
+    std::deque<fallback_event> fallbacks_;
     std::mutex idle_mu_;
     std::condition_variable idle_cv_;
     std::shared_ptr<const runtime> rt_;

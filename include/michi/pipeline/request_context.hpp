@@ -13,6 +13,10 @@
 
 #include <nlohmann/json.hpp>
 
+namespace michi {
+class shared_state;
+}
+
 namespace michi::pipeline {
 
 // Which API the client called, and the wire format it speaks.
@@ -35,12 +39,15 @@ struct request_context {
     obs::access_entry log;
 
     // Guards: set at admission, settled by the session when the response has ended.
+    shared_state* state = nullptr;                  // the gateway's, set by the session
     guard::ledger* ledger = nullptr;                // the gateway's, set by the session
+    std::optional<config::key_config> admin_key;    // a key made through the admin API
     std::optional<guard::reservation> reservation;
     std::optional<guard::rate_headers> rate;       // x-ratelimit-* on every guarded response
     std::optional<std::chrono::seconds> retry_after;
     std::uint64_t est_prompt_tokens = 0;
     unsigned fallbacks = 0; // attempts that failed over to another try
+    std::vector<std::pair<std::string, std::string>> failed; // (target, why) of each fallback
 
     double ms_since_arrival() const {
         return std::chrono::duration<double, std::milli>(steady_clock::now() - arrival).count();

@@ -1,0 +1,594 @@
+#include "michi/admin/admin_api.hpp"
+
+#include "michi/admin/assets.hpp"
+#include "michi/core/error.hpp"
+#include "michi/core/secret.hpp"
+#include "michi/obs/metrics.hpp"
+#include "michi/pipeline/handler.hpp"
+#include "michi/store/key_registry.hpp"
+#include "michi/store/request_log.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <charconv>
+#include <ctime>
+#include <map>
+
+namespace michi::admin {
+namespace {
+
+using json = nlohmann::json;
+using pipeline::request_context;
+
+std::string dump(const json& j) {
+    return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+awaitable<void> send(server::client_io& io, request_context& ctx, unsigned status,
+                     const json& body) {
+    auto res = pipeline::json_response(ctx, status, dump(body));
+    ctx.log.status = status;
+    co_await io.write_response(res);
+}
+
+std::string percent_decode(std::string_view s) {
+    std::string out;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '+') {
+            out.push_back(' ');
+        } else if (s[i] == '%' && i + 2 < s.size()) {
+            int v = 0;
+            const auto r = std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16);
+            if (r.ec == std::errc{} && r.ptr == s.data() + i + 3) {
+                out.push_back(static_cast<char>(v));
+                i += 2;
+            } else {
+                out.push_back(s[i]);
+            }
+        } else {
+            out.push_back(s[i]);
+        }
+    }
+    return out;
+}
+
+std::map<std::string, std::string> query_of(std::string_view target) {
+    std::map<std::string, std::string> q;
+    const auto qm = target.find('?');
+    if (qm == std::string_view::npos) {
+        return q;
+    }
+    std::string_view rest = target.substr(qm + 1);
+    while (!rest.empty()) {
+        const auto amp = rest.find('&');
+        const auto pair = rest.substr(0, amp);
+        const auto eq = pair.find('=');
+        q[percent_decode(pair.substr(0, eq))] =
+            eq == std::string_view::npos ? "" : percent_decode(pair.substr(eq + 1));
+        rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
+    }
+    return q;
+}
+
+// "2026-11-27", "2026-11-27T10:00:00Z" or unix seconds -> unix milliseconds.
+std::optional<std::int64_t> parse_time_ms(const std::string& s) {
+    if (s.empty()) {
+        return std::nullopt;
+    }
+    if (s.find_first_not_of("0123456789") == std::string::npos && s.size() <= 12) {
+        return std::stoll(s) * 1000;
+    }
+    std::tm tm{};
+    int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
+    const int n = std::sscanf(s.c_str(), "%d-%d-%dT%d:%d:%d", &y, &mo, &d, &h, &mi, &sec);
+    if (n != 3 && n != 6) {
+        return std::nullopt;
+    }
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
+    return static_cast<std::int64_t>(timegm(&tm)) * 1000;
+}
+
+std::string iso_ms(std::int64_t ms) {
+    if (ms <= 0) {
+        return {};
+    }
+    const std::time_t t = ms / 1000;
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+json opt(const std::optional<std::uint64_t>& v) {
+    return v ? json(*v) : json(nullptr);
+}
+json opt(const std::optional<double>& v) {
+    return v ? json(*v) : json(nullptr);
+}
+
+json key_json(shared_state& st, const config::config& cfg, const config::key_config& k,
+              const char* source, bool revoked, std::int64_t created_ms) {
+    const auto lim = cfg.effective_limits(k);
+    auto& ledger = st.ledger();
+    return {{"id", k.id},
+            {"class", config::to_string(k.cls)},
+            {"source", source},
+            {"models", k.models},
+            {"limits",
+             {{"rpm", opt(lim.rpm)},
+              {"tpm", opt(lim.tpm)},
+              {"daily_usd", opt(lim.daily_usd)},
+              {"monthly_usd", opt(lim.monthly_usd)}}},
+            {"spend", {{"today", ledger.spent_today(k.id)}, {"month", ledger.spent_this_month(k.id)}}},
+            {"live",
+             {{"rpm", ledger.requests_last_minute(k.id)}, {"tpm", ledger.tokens_last_minute(k.id)}}},
+            {"revoked", revoked},
+            {"created_at", created_ms > 0 ? json(iso_ms(created_ms)) : json(nullptr)}};
+}
+
+config::key_config as_key_config(const store::admin_key& a) {
+    config::key_config k;
+    k.id = a.id;
+    k.cls = a.cls;
+    k.secret_sha256 = a.secret_sha256;
+    k.models = a.models;
+    k.overrides = a.overrides;
+    return k;
+}
+
+// The key object for id, config or admin; null when unknown.
+json find_key_json(shared_state& st, const config::config& cfg, const std::string& id) {
+    const auto snap = st.key_registry().current();
+    const bool revoked = snap->revoked.contains(id);
+    for (const auto& k : cfg.keys) {
+        if (k.id == id) {
+            return key_json(st, cfg, k, "config", revoked, 0);
+        }
+    }
+    for (const auto& a : snap->keys) {
+        if (a.id == id) {
+            return key_json(st, cfg, as_key_config(a), "admin", revoked || a.revoked,
+                            a.created_ms);
+        }
+    }
+    return nullptr;
+}
+
+// Reads the limit and model fields shared by POST and PATCH; a null value clears one.
+std::optional<gateway_error> read_key_fields(const json& body, config::limits& lim,
+                                             std::vector<std::string>& models) {
+    if (const auto m = body.find("models"); m != body.end() && !m->is_null()) {
+        if (!m->is_array()) {
+            return errors::invalid_request("'models' must be an array of glob strings.", "models");
+        }
+        models.clear();
+        for (const auto& g : *m) {
+            if (!g.is_string() || g.get_ref<const std::string&>().empty()) {
+                return errors::invalid_request("'models' must be an array of glob strings.",
+                                               "models");
+            }
+            models.push_back(g.get<std::string>());
+        }
+    }
+    for (const auto* field : {"daily_usd", "monthly_usd"}) {
+        const auto v = body.find(field);
+        if (v == body.end()) {
+            continue;
+        }
+        auto& target = std::string_view(field) == "daily_usd" ? lim.daily_usd : lim.monthly_usd;
+        if (v->is_null()) {
+            target.reset();
+        } else if (v->is_number() && v->get<double>() >= 0) {
+            target = v->get<double>();
+        } else {
+            return errors::invalid_request(std::string("'") + field +
+                                               "' must be a number of USD >= 0 or null.",
+                                           field);
+        }
+    }
+    for (const auto* field : {"rpm", "tpm"}) {
+        const auto v = body.find(field);
+        if (v == body.end()) {
+            continue;
+        }
+        auto& target = std::string_view(field) == "rpm" ? lim.rpm : lim.tpm;
+        if (v->is_null()) {
+            target.reset();
+        } else if (v->is_number_unsigned() && v->get<std::uint64_t>() >= 1) {
+            target = v->get<std::uint64_t>();
+        } else {
+            return errors::invalid_request(std::string("'") + field +
+                                               "' must be an integer >= 1 or null.",
+                                           field);
+        }
+    }
+    return std::nullopt;
+}
+
+bool valid_id(const std::string& id) {
+    if (id.empty() || id.size() > 64) {
+        return false;
+    }
+    for (char c : id) {
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') {
+            return false;
+        }
+    }
+    return true;
+}
+
+std::string secret_prefix(config::key_class c) {
+    switch (c) {
+    case config::key_class::application: return "mk-app-";
+    case config::key_class::agent: return "mk-agt-";
+    case config::key_class::developer: break;
+    }
+    return "mk-dev-";
+}
+
+awaitable<void> create_key(worker& w, server::client_io& io, request_context& ctx,
+                           const json& body) {
+    auto& st = w.state();
+    const auto& cfg = *ctx.rt->cfg;
+    const auto id = body.value("id", std::string{});
+    std::optional<gateway_error> err;
+    const auto cls = config::parse_key_class(body.value("class", std::string{}));
+    store::admin_key k;
+    if (!body.contains("id") || !body["id"].is_string() || !valid_id(id)) {
+        err = errors::invalid_request("'id' must be 1-64 characters of [A-Za-z0-9._-].", "id");
+    } else if (!body.contains("class") || !body["class"].is_string() || !cls) {
+        err = errors::invalid_request(
+            "'class' must be one of developer, application or agent.", "class");
+    } else {
+        err = read_key_fields(body, k.overrides, k.models);
+    }
+    if (err) {
+        co_await pipeline::reply_error(io, ctx, *err);
+        co_return;
+    }
+    const bool taken = std::any_of(cfg.keys.begin(), cfg.keys.end(),
+                                   [&](const auto& c) { return c.id == id; }) ||
+                       st.key_registry().find(id).has_value();
+    if (taken) {
+        const gateway_error dup{409, "invalid_request_error", "key_exists",
+                                "A key with id \"" + id + "\" already exists.", "id"};
+        co_await pipeline::reply_error(io, ctx, dup);
+        co_return;
+    }
+    const std::string secret = secret_prefix(*cls) + random_base62(40);
+    k.id = id;
+    k.cls = *cls;
+    k.secret_sha256 = sha256_hex(secret);
+    k.created_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+    std::string why;
+    if (!st.key_registry().create(k, why)) {
+        const gateway_error failed{409, "invalid_request_error", "key_exists", why, "id"};
+        co_await pipeline::reply_error(io, ctx, failed);
+        co_return;
+    }
+    auto out = key_json(st, cfg, as_key_config(k), "admin", false, k.created_ms);
+    out["secret"] = secret; // shown this once; only the digest is stored
+    co_await send(io, ctx, 201, out);
+}
+
+json route_json(shared_state& st, const config::route_config& r) {
+    json cooling = json::array();
+    for (const auto& t : r.targets) {
+        if (st.cooldowns().cooling(t)) {
+            cooling.push_back(t);
+        }
+    }
+    return {{"name", r.name},
+            {"strategy", config::to_string(r.strategy)},
+            {"targets", r.targets},
+            {"attempt_timeout_ms", r.attempt_timeout.count()},
+            {"retries", r.retries},
+            {"cooling", cooling}};
+}
+
+awaitable<void> put_route(worker& w, server::client_io& io, request_context& ctx,
+                          const std::string& name, const json& body) {
+    auto& st = w.state();
+    config::route_config r;
+    r.name = name;
+    const auto existing = ctx.rt->cfg->routes.find(name);
+    if (existing != ctx.rt->cfg->routes.end()) {
+        r = existing->second;
+    }
+    std::optional<gateway_error> err;
+    const auto targets = body.find("targets");
+    if (targets == body.end() || !targets->is_array() || targets->empty()) {
+        err = errors::invalid_request("'targets' must be a non-empty array of models.", "targets");
+    } else {
+        r.targets.clear();
+        for (const auto& t : *targets) {
+            if (!t.is_string()) {
+                err = errors::invalid_request("'targets' must hold model names.", "targets");
+                break;
+            }
+            r.targets.push_back(t.get<std::string>());
+        }
+    }
+    if (!err && body.contains("strategy")) {
+        const auto s = body["strategy"].is_string()
+                           ? config::parse_route_strategy(body["strategy"].get<std::string>())
+                           : std::nullopt;
+        if (!s) {
+            err = errors::invalid_request("'strategy' must be fallback or cheapest.", "strategy");
+        } else {
+            r.strategy = *s;
+        }
+    }
+    if (!err && body.contains("attempt_timeout_ms")) {
+        if (!body["attempt_timeout_ms"].is_number_unsigned() ||
+            body["attempt_timeout_ms"].get<std::uint64_t>() == 0) {
+            err = errors::invalid_request("'attempt_timeout_ms' must be an integer > 0.",
+                                          "attempt_timeout_ms");
+        } else {
+            r.attempt_timeout = std::chrono::milliseconds(body["attempt_timeout_ms"].get<long>());
+        }
+    }
+    if (!err && body.contains("retries")) {
+        if (!body["retries"].is_number_unsigned() || body["retries"].get<std::uint64_t>() > 10) {
+            err = errors::invalid_request("'retries' must be an integer from 0 to 10.", "retries");
+        } else {
+            r.retries = body["retries"].get<unsigned>();
+        }
+    }
+    if (!err) {
+        // A new snapshot with the route changed, validated like a config file.
+        auto next = std::make_shared<config::config>(*ctx.rt->cfg);
+        next->routes[name] = r;
+        const auto problems = config::validate(*next);
+        std::string why;
+        if (!problems.empty()) {
+            err = errors::invalid_request(problems.front(), "targets");
+        } else if (auto rt = runtime::build(next, why)) {
+            st.swap(std::move(rt));
+        } else {
+            err = errors::invalid_request(why);
+        }
+    }
+    if (err) {
+        co_await pipeline::reply_error(io, ctx, *err);
+        co_return;
+    }
+    const json out = route_json(st, r);
+    co_await send(io, ctx, 200, out);
+}
+
+awaitable<void> usage(worker& w, server::client_io& io, request_context& ctx) {
+    const auto q = query_of(ctx.req.target());
+    store::usage_filter f;
+    auto get = [&](const char* k) {
+        const auto it = q.find(k);
+        return it == q.end() ? std::string{} : it->second;
+    };
+    f.key = get("key");
+    std::optional<gateway_error> err;
+    if (!get("since").empty() && !(f.since_ms = parse_time_ms(get("since")))) {
+        err = errors::invalid_request("'since' must be a date, a UTC time or unix seconds.", "since");
+    }
+    if (!get("until").empty() && !(f.until_ms = parse_time_ms(get("until")))) {
+        err = errors::invalid_request("'until' must be a date, a UTC time or unix seconds.", "until");
+    }
+    const auto group = get("group_by").empty() ? "key" : get("group_by");
+    store::usage_group g = store::usage_group::key;
+    if (group == "model") {
+        g = store::usage_group::model;
+    } else if (group == "day") {
+        g = store::usage_group::day;
+    } else if (group != "key") {
+        err = errors::invalid_request("'group_by' must be key, model or day.", "group_by");
+    }
+    if (err) {
+        co_await pipeline::reply_error(io, ctx, *err);
+        co_return;
+    }
+    json data = json::array();
+    for (const auto& row : w.state().request_log().usage(f, g)) {
+        data.push_back({{"group", row.group},
+                        {"requests", row.requests},
+                        {"tokens_in", row.tokens_in},
+                        {"tokens_out", row.tokens_out},
+                        {"cost_usd", row.cost_usd},
+                        {"errors", row.errors},
+                        {"fallbacks", row.fallbacks},
+                        {"p50_ms", row.p50_ms},
+                        {"p95_ms", row.p95_ms}});
+    }
+    const json out = {{"object", "list"}, {"group_by", group}, {"data", data}};
+    co_await send(io, ctx, 200, out);
+}
+
+std::optional<gateway_error> check_admin(const request_context& ctx) {
+    const auto& key = ctx.rt->cfg->admin.key;
+    const auto auth = ctx.req[http::field::authorization];
+    const std::string_view presented =
+        auth.starts_with("Bearer ") ? std::string_view(auth.substr(7)) : std::string_view{};
+    if (presented.empty()) {
+        return errors::invalid_api_key("Missing admin key: send \"Authorization: Bearer <admin.key>\".");
+    }
+    if (!constant_time_equal(sha256_raw(presented), sha256_raw(key.reveal()))) {
+        return gateway_error{403, "permission_error", "invalid_admin_key",
+                             "The admin key is not valid.", {}};
+    }
+    return std::nullopt;
+}
+
+awaitable<void> serve_asset(server::client_io& io, request_context& ctx) {
+    std::string_view name = ctx.path;
+    name.remove_prefix(std::string_view("/dashboard").size());
+    if (name.empty() || name == "/") {
+        name = "/index.html";
+    }
+    const auto* a = find_asset(name.substr(1));
+    if (a == nullptr) {
+        const auto err = errors::not_found(std::string(ctx.req.target()));
+        co_await pipeline::reply_error(io, ctx, err);
+        co_return;
+    }
+    http::response<http::string_body> res{http::status::ok, 11};
+    res.set(http::field::content_type, a->content_type);
+    res.set(http::field::cache_control, "no-cache");
+    res.set("x-request-id", ctx.request_id);
+    res.set("x-content-type-options", "nosniff");
+    res.set("content-security-policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'");
+    res.body() = std::string(a->data);
+    res.keep_alive(ctx.keep_alive);
+    res.prepare_payload();
+    ctx.log.status = 200;
+    co_await io.write_response(res);
+}
+
+} // namespace
+
+bool owns(std::string_view path) {
+    return path == "/metrics" || path == "/admin" || path.starts_with("/admin/") ||
+           path == "/dashboard" || path.starts_with("/dashboard/");
+}
+
+awaitable<void> handle(worker& w, server::client_io& io, request_context& ctx) {
+    auto& st = w.state();
+    const auto method = ctx.req.method();
+    if (ctx.path == "/metrics") {
+        http::response<http::string_body> res{http::status::ok, 11};
+        res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+        res.set("x-request-id", ctx.request_id);
+        res.body() = st.metrics().render(st.inflight.load());
+        res.keep_alive(ctx.keep_alive);
+        res.prepare_payload();
+        ctx.log.status = 200;
+        co_await io.write_response(res);
+        co_return;
+    }
+    if (ctx.rt->cfg->admin.key.empty()) {
+        const auto err = errors::not_found(std::string(ctx.req.target()));
+        co_await pipeline::reply_error(io, ctx, err);
+        co_return;
+    }
+    if (ctx.path.starts_with("/dashboard")) {
+        if (ctx.path == "/dashboard") {
+            http::response<http::string_body> res{http::status::moved_permanently, 11};
+            res.set(http::field::location, "/dashboard/");
+            res.keep_alive(ctx.keep_alive);
+            res.prepare_payload();
+            ctx.log.status = 301;
+            co_await io.write_response(res);
+            co_return;
+        }
+        co_await serve_asset(io, ctx);
+        co_return;
+    }
+    if (auto err = check_admin(ctx)) {
+        co_await pipeline::reply_error(io, ctx, *err);
+        co_return;
+    }
+    ctx.log.key_id = "admin";
+    json body;
+    if (method == http::verb::post || method == http::verb::put || method == http::verb::patch) {
+        body = json::parse(ctx.req.body(), nullptr, false);
+        if (body.is_discarded() || !body.is_object()) {
+            const auto err = errors::invalid_request("The request body is not a JSON object.");
+            co_await pipeline::reply_error(io, ctx, err);
+            co_return;
+        }
+    }
+    const auto& cfg = *ctx.rt->cfg;
+    const std::string_view path = ctx.path;
+    const std::string keys_prefix = "/admin/keys/";
+    const std::string routes_prefix = "/admin/routes/";
+    if (path == "/admin/keys" && method == http::verb::get) {
+        const auto snap = st.key_registry().current();
+        json data = json::array();
+        for (const auto& k : cfg.keys) {
+            data.push_back(key_json(st, cfg, k, "config", snap->revoked.contains(k.id), 0));
+        }
+        for (const auto& a : snap->keys) {
+            data.push_back(key_json(st, cfg, as_key_config(a), "admin",
+                                    a.revoked || snap->revoked.contains(a.id), a.created_ms));
+        }
+        const json out = {{"object", "list"}, {"data", data}};
+        co_await send(io, ctx, 200, out);
+    } else if (path == "/admin/keys" && method == http::verb::post) {
+        co_await create_key(w, io, ctx, body);
+    } else if (path.starts_with(keys_prefix) && path.size() > keys_prefix.size()) {
+        const std::string id = percent_decode(path.substr(keys_prefix.size()));
+        auto found = find_key_json(st, cfg, id);
+        std::optional<gateway_error> err;
+        if (found.is_null()) {
+            err = gateway_error{404, "invalid_request_error", "key_not_found",
+                                "No key with id \"" + id + "\".", "id"};
+        } else if (method == http::verb::get) {
+            co_await send(io, ctx, 200, found);
+        } else if (method == http::verb::delete_) {
+            st.key_registry().revoke(id);
+            const json out = {{"id", id}, {"revoked", true}};
+            co_await send(io, ctx, 200, out);
+        } else if (method == http::verb::patch) {
+            if (found["source"] == "config") {
+                err = gateway_error{409, "invalid_request_error", "config_key",
+                                    "Key \"" + id + "\" comes from the config file; change it there.",
+                                    "id"};
+            } else {
+                // Validate on a copy; store only a fully valid change.
+                auto edited = *st.key_registry().find(id);
+                err = read_key_fields(body, edited.overrides, edited.models);
+                std::string why;
+                if (!err && !st.key_registry().update(
+                                id,
+                                [&](store::admin_key& a) {
+                                    a.overrides = edited.overrides;
+                                    a.models = edited.models;
+                                },
+                                why)) {
+                    err = errors::invalid_request(why);
+                }
+                if (!err) {
+                    const json out = find_key_json(st, cfg, id);
+                    co_await send(io, ctx, 200, out);
+                }
+            }
+        } else {
+            err = errors::method_not_allowed(std::string(ctx.req.method_string()), ctx.path);
+        }
+        if (err) {
+            co_await pipeline::reply_error(io, ctx, *err);
+        }
+    } else if (path == "/admin/usage" && method == http::verb::get) {
+        co_await usage(w, io, ctx);
+    } else if (path == "/admin/routes" && method == http::verb::get) {
+        json data = json::array();
+        for (const auto& [name, r] : cfg.routes) {
+            data.push_back(route_json(st, r));
+        }
+        json recent = json::array();
+        for (const auto& f : st.recent_fallbacks()) {
+            recent.push_back({{"time", iso_ms(f.ts_ms)},
+                              {"request_id", f.request_id},
+                              {"route", f.route},
+                              {"from", f.from},
+                              {"to", f.to},
+                              {"reason", f.reason}});
+        }
+        const json out = {{"data", data}, {"recent_fallbacks", recent}};
+        co_await send(io, ctx, 200, out);
+    } else if (path.starts_with(routes_prefix) && path.size() > routes_prefix.size() &&
+               method == http::verb::put) {
+        co_await put_route(w, io, ctx, percent_decode(path.substr(routes_prefix.size())), body);
+    } else {
+        const auto err = errors::not_found(std::string(ctx.req.target()));
+        co_await pipeline::reply_error(io, ctx, err);
+    }
+}
+
+} // namespace michi::admin
