@@ -1,6 +1,7 @@
 // Test helpers: run a real michi-gateway process, and fake upstreams (OpenAI-compatible,
 // Anthropic, Gemini) that record what the gateway sent them.
 import { spawn, execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -37,21 +38,26 @@ export function keygen(cls = 'developer') {
 /**
  * Starts michi-gateway on an ephemeral port with a config made of `providers` and `models`
  * (plus the echo provider and one developer key, and any extra `keys` entries) in a fresh
- * temp dir.
- * Returns { baseURL, origin, secret, output(), stop() }; stop() sends SIGTERM and resolves to
- * { code, signal } once the process has exited.
+ * temp dir, with `routes` when given. `admin: true` turns the admin API and dashboard on with
+ * a random admin key (a string is used as the key itself); it is returned as `adminKey`.
+ * Returns { baseURL, origin, secret, adminKey, output(), stop() }; stop() sends SIGTERM and
+ * resolves to { code, signal } once the process has exited.
  */
-export async function startGateway({ providers = {}, models = {}, keys = [] } = {}) {
+export async function startGateway({ providers = {}, models = {}, keys = [], routes, admin = false } = {}) {
   const dir = await mkdtemp(path.join(tmpdir(), 'michi-e2e-'));
   const { secret, sha256 } = keygen('developer');
+  const adminKey = !admin ? undefined
+    : typeof admin === 'string' ? admin : `adm-${randomBytes(24).toString('base64url')}`;
   const config = {
     server: { listen: '127.0.0.1:0', drain_timeout: '5s' },
+    ...(adminKey ? { admin: { key: adminKey } } : {}),
     store: { sqlite: path.join(dir, 'michi.db') },
     // `info`, not `warn`: the "listening on" line is logged at info level.
     log: { level: 'info', format: 'text' },
     providers: { echo: { type: 'echo' }, ...providers },
     models: { 'echo/echo-1': { input_per_mtok: 0, output_per_mtok: 0 }, ...models },
     keys: [{ id: 'e2e', class: 'developer', secret_sha256: sha256 }, ...keys],
+    ...(routes ? { routes } : {}),
   };
   // JSON is valid YAML, and needs no quoting rules of its own.
   const configFile = path.join(dir, 'michi.yaml');
@@ -87,6 +93,7 @@ export async function startGateway({ providers = {}, models = {}, keys = [] } = 
     baseURL: `http://127.0.0.1:${port}/v1`,
     origin: `http://127.0.0.1:${port}`, // for SDKs that append /v1/... themselves (Anthropic)
     secret,
+    adminKey,
     output: () => lines.join('\n'),
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
