@@ -31,7 +31,7 @@ class ApiError extends Error {
 async function api(method, path, body) {
   let res;
   try {
-    res = await fetch(path, {
+    res = await fetch(`..${path}`, { // relative to /dashboard/: works behind a path prefix too
       method,
       headers: { Authorization: `Bearer ${adminKey}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
       body: body ? JSON.stringify(body) : undefined,
