@@ -2,6 +2,8 @@
 
 #include "michi/store/sqlite_store.hpp"
 
+#include <algorithm>
+
 namespace michi {
 
 shared_state::shared_state(std::shared_ptr<const runtime> rt, guard::wall_clock clock)
@@ -9,7 +11,10 @@ shared_state::shared_state(std::shared_ptr<const runtime> rt, guard::wall_clock 
     const auto& sc = rt_->cfg->store;
     store_ = std::make_unique<store::sqlite_store>(sc.sqlite, sc.flush_interval);
     ledger_ = std::make_unique<guard::ledger>(std::move(clock), store_.get());
-    request_log_ = std::make_unique<store::request_log>(sc.sqlite, sc.flush_interval);
+    request_log_ = std::make_unique<store::request_log>(
+        sc.sqlite, sc.flush_interval,
+        std::max(std::chrono::hours(1),
+                 std::chrono::duration_cast<std::chrono::hours>(sc.log_retention)));
     key_registry_ = std::make_unique<store::key_registry>(sc.sqlite);
 }
 

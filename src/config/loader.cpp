@@ -497,6 +497,7 @@ private:
                  }
              }},
             {"flush_interval", to(s.flush_interval, range::positive)},
+            {"log_retention", to(s.log_retention, range::positive)},
         };
         fields(a, table);
     }

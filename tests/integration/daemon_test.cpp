@@ -272,3 +272,16 @@ TEST_F(LedgerPersistenceTest, AKill9LosesAtMostTheLastFlushInterval) {
 
 } // namespace
 } // namespace michi::test
+
+namespace michi::test {
+namespace {
+
+TEST(ShippedConfigTest, EveryConfigInTheRepositoryPassesCheck) {
+    for (const auto* file : {"config/michi.yaml", "config/providers.example.yaml"}) {
+        auto [code, out] = run_binary({"--config", std::string(MICHI_SOURCE_DIR) + "/" + file, "--check"});
+        EXPECT_EQ(code, 0) << file << ":\n" << out;
+    }
+}
+
+} // namespace
+} // namespace michi::test

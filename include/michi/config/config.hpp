@@ -44,6 +44,7 @@ struct store_config {
     std::string sqlite = "data/michi.db";
     std::string redis;
     duration flush_interval{std::chrono::milliseconds(200)};
+    duration log_retention{std::chrono::hours(24 * 30)}; // extension: request-log rows kept
 };
 
 struct log_config {
