@@ -3,26 +3,6 @@
 #include "michi/core/secret.hpp"
 
 namespace michi::auth {
-namespace {
-
-std::string hex_to_raw(std::string_view hex) {
-    auto nibble = [](char c) -> unsigned {
-        if (c >= '0' && c <= '9') {
-            return static_cast<unsigned>(c - '0');
-        }
-        if (c >= 'a' && c <= 'f') {
-            return static_cast<unsigned>(c - 'a' + 10);
-        }
-        return static_cast<unsigned>(c - 'A' + 10);
-    };
-    std::string out(hex.size() / 2, '\0');
-    for (std::size_t i = 0; i < out.size(); ++i) {
-        out[i] = static_cast<char>((nibble(hex[2 * i]) << 4) | nibble(hex[2 * i + 1]));
-    }
-    return out;
-}
-
-} // namespace
 
 key_store::key_store(const config::config& cfg) {
     for (const auto& key : cfg.keys) {

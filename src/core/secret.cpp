@@ -58,6 +58,23 @@ std::string random_base62(std::size_t n) {
     return out;
 }
 
+std::string hex_to_raw(std::string_view hex) {
+    auto nibble = [](char c) -> unsigned {
+        if (c >= '0' && c <= '9') {
+            return static_cast<unsigned>(c - '0');
+        }
+        if (c >= 'a' && c <= 'f') {
+            return static_cast<unsigned>(c - 'a' + 10);
+        }
+        return static_cast<unsigned>(c - 'A' + 10);
+    };
+    std::string out(hex.size() / 2, '\0');
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        out[i] = static_cast<char>((nibble(hex[2 * i]) << 4) | nibble(hex[2 * i + 1]));
+    }
+    return out;
+}
+
 bool is_sha256_hex(std::string_view s) noexcept {
     if (s.size() != 64) {
         return false;

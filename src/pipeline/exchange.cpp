@@ -419,6 +419,18 @@ awaitable<void> relay_whole(worker& w, server::client_io& io, request_context& c
 
 enum class relay_result { done, failed_before_commit, failed_after_commit, client_gone };
 
+// A stream that did not end cleanly: its connection is never pooled, and the client's
+// connection closes after this response.
+void abandon(attempt& a, request_context& ctx, relay_result result) {
+    a.conn->close();
+    a.conn.reset();
+    ctx.keep_alive = false;
+    if (result == relay_result::client_gone) {
+        ctx.log.status = 499;
+        ctx.log.error_code = "client_closed";
+    }
+}
+
 // Relays an OpenAI-type upstream's SSE stream to an OpenAI client byte for byte. Nothing
 // reaches the client before the first complete upstream event (the commit point); after
 // it, every upstream piece is written as one chunk, and the next upstream read waits for
@@ -525,13 +537,8 @@ awaitable<relay_result> relay_stream_raw(worker& w, server::client_io& io,
         ctx.log.status = up.result_int();
         co_return result;
     }
-    a.conn->close();
-    a.conn.reset();
-    ctx.keep_alive = false;
-    if (result == relay_result::client_gone) {
-        ctx.log.status = 499;
-        ctx.log.error_code = "client_closed";
-    } else if (result == relay_result::failed_after_commit) {
+    abandon(a, ctx, result);
+    if (result == relay_result::failed_after_commit) {
         // Too late to fall back: end the stream with an error event and no [DONE].
         const gateway_error err = errors::upstream_error("Upstream " + c.model.name +
                                                          " stream broke off: " + failure);
@@ -641,13 +648,8 @@ awaitable<relay_result> relay_stream_chunks(worker& w, server::client_io& io,
         }
         co_return result;
     }
-    a.conn->close();
-    a.conn.reset();
-    ctx.keep_alive = false;
-    if (result == relay_result::client_gone) {
-        ctx.log.status = 499;
-        ctx.log.error_code = "client_closed";
-    } else if (result == relay_result::failed_after_commit) {
+    abandon(a, ctx, result);
+    if (result == relay_result::failed_after_commit) {
         ctx.log.error_code = "stream_broken";
         co_await sink.fail("Upstream " + c.model.name + " stream broke off: " + failure);
     }

@@ -166,6 +166,9 @@ awaitable<void> run_session(worker& w, Stream& stream) {
             }
             break;
         }
+        // The request is served on the config current now, not the one in force when this
+        // connection went idle (a reload or a route change may have happened meanwhile).
+        ctx.rt = w.state().snapshot();
         const auto& head = parser.get();
         if (const auto rid = head["x-request-id"]; is_sane_request_id(rid)) {
             ctx.request_id = std::string(rid);

@@ -61,23 +61,6 @@ std::int64_t now_ms() {
         .count();
 }
 
-std::string hex_to_raw(std::string_view hex) {
-    const auto nibble = [](char c) -> unsigned {
-        if (c >= '0' && c <= '9') {
-            return static_cast<unsigned>(c - '0');
-        }
-        if (c >= 'a' && c <= 'f') {
-            return static_cast<unsigned>(c - 'a' + 10);
-        }
-        return static_cast<unsigned>(c - 'A' + 10);
-    };
-    std::string out(hex.size() / 2, '\0');
-    for (std::size_t i = 0; i < out.size(); ++i) {
-        out[i] = static_cast<char>((nibble(hex[2 * i]) << 4) | nibble(hex[2 * i + 1]));
-    }
-    return out;
-}
-
 void bind_opt_int(sqlite::statement& s, int i, const std::optional<std::uint64_t>& v) {
     if (v) {
         s.bind_int(i, static_cast<std::int64_t>(*v));

@@ -29,6 +29,8 @@ std::string sha256_raw(std::string_view data);
 bool constant_time_equal(std::string_view a, std::string_view b) noexcept;
 // `n` characters of base62 from the OS CSPRNG.
 std::string random_base62(std::size_t n);
+// Bytes of a hex string (even length, hex digits only: check first).
+std::string hex_to_raw(std::string_view hex);
 // True when s is exactly 64 hex digits.
 bool is_sha256_hex(std::string_view s) noexcept;
 
