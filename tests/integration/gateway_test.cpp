@@ -416,3 +416,46 @@ TEST(GatewayTest, ReloadSwapsConfigForNewRequests) {
 
 } // namespace
 } // namespace michi::test
+
+namespace michi::test {
+namespace {
+
+TEST(GatewayTlsFrontTest, ServesHttpsWhenServerTlsIsSet) {
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("michi-front-" + std::to_string(::getpid()));
+    const auto certs = make_test_certs(dir.string(), "localhost");
+    fake_upstream up;
+    gateway_harness gw(basic_config(
+        up.base_url(), {.server = "  tls: { cert_file: \"" + certs.cert_file + "\", key_file: \"" +
+                                  certs.key_file + "\" }\n"}));
+    net::io_context ioc;
+    ssl::context ctx(ssl::context::tls_client);
+    ctx.load_verify_file(certs.ca_file);
+    beast::ssl_stream<beast::tcp_stream> stream(ioc, ctx);
+    stream.set_verify_mode(ssl::verify_peer);
+    stream.set_verify_callback(ssl::host_name_verification("localhost"));
+    SSL_set_tlsext_host_name(stream.native_handle(), "localhost");
+    beast::get_lowest_layer(stream).connect(
+        tcp::endpoint(net::ip::make_address("127.0.0.1"), gw.port()));
+    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(10));
+    stream.handshake(ssl::stream_base::client);
+    http::request<http::string_body> req{http::verb::post, "/v1/chat/completions", 11};
+    req.set(http::field::host, "localhost");
+    req.set(http::field::authorization, std::string("Bearer ") + test_secret);
+    req.body() = chat_body;
+    req.prepare_payload();
+    http::write(stream, req);
+    beast::flat_buffer buffer;
+    http::response<http::string_body> res;
+    http::read(stream, buffer, res);
+    EXPECT_EQ(res.result_int(), 200u);
+    EXPECT_EQ(json::parse(res.body())["choices"][0]["message"]["content"], "hello from fake");
+    // Plain HTTP to the TLS port does not get an answer.
+    raw_client plain(gw.port());
+    plain.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_EQ(plain.read_until("200 OK").find("200 OK"), std::string::npos);
+    std::filesystem::remove_all(dir);
+}
+
+} // namespace
+} // namespace michi::test

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Guard overhead: the same wrk load through one Michi, alternating between a key with no
+# limits and a key with every guard set (daily and monthly budgets, RPM, TPM, and the agent
+# loop guard), limits far above what the run reaches so nothing is refused. Reports req/s
+# and p50/p99 of each and the ratio guarded/free (target: guards cost <= 5% of throughput).
+#   bench/guards.sh            env: MICHI_BIN DURATION (8s) CONNECTIONS (64) ROUNDS (3) WORKERS
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+MICHI_BIN="${MICHI_BIN:-$HERE/../build/release/michi-gateway}"
+DURATION="${DURATION:-8s}"
+CONNECTIONS="${CONNECTIONS:-64}"
+ROUNDS="${ROUNDS:-3}"
+WORKERS="${WORKERS:-$(nproc)}"
+[[ -x "$MICHI_BIN" ]] || { echo "no michi-gateway at $MICHI_BIN" >&2; exit 1; }
+
+TMP="$(mktemp -d)"
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$TMP"' EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+keygen() { "$MICHI_BIN" keygen --class "$1" > "$TMP/$2.key"; }
+field() { awk -v f="$1:" '$1 == f {print $2}' "$TMP/$2.key"; }
+
+# The mock upstream: nginx answering a static chat completion.
+MOCK=$(port)
+mkdir -p "$TMP/nginx"
+cat > "$TMP/nginx/nginx.conf" <<NGINX
+daemon off; worker_processes 1; pid $TMP/nginx/pid; error_log $TMP/nginx/error.log;
+events { worker_connections 4096; }
+http { access_log off; client_body_temp_path $TMP/nginx;
+  server { listen 127.0.0.1:$MOCK; default_type application/json;
+    location / { return 200 '{"id":"c","object":"chat.completion","created":1,"model":"gpt-bench","choices":[{"index":0,"message":{"role":"assistant","content":"Hello!"},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":3,"total_tokens":12}}'; } } }
+NGINX
+nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" & PIDS+=($!)
+
+keygen application free
+keygen agent guarded
+MICHI=$(port)
+cat > "$TMP/michi.yaml" <<YAML
+server: { listen: "127.0.0.1:$MICHI", threads: $WORKERS }
+log: { level: warn }
+store: { sqlite: "$TMP/michi.db" }
+providers: { mock: { type: openai, base_url: "http://127.0.0.1:$MOCK/v1" } }
+models: { mock/gpt-bench: { input_per_mtok: 0.15, output_per_mtok: 0.6 } }
+keys:
+  - { id: free, class: application, secret_sha256: "$(field secret_sha256 free)" }
+  - { id: guarded, class: agent, secret_sha256: "$(field secret_sha256 guarded)",
+      daily_usd: 1000000, monthly_usd: 1000000, rpm: 1000000000, tpm: 1000000000000,
+      loop_max: 20, loop_window: 60s }
+YAML
+"$MICHI_BIN" --config "$TMP/michi.yaml" > "$TMP/michi.log" 2>&1 & PIDS+=($!)
+for _ in $(seq 100); do
+  code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $(field secret free)" \
+    -d '{"model":"mock/gpt-bench","messages":[{"role":"user","content":"x"}]}' \
+    "http://127.0.0.1:$MICHI/v1/chat/completions" || true)
+  [[ $code == 200 ]] && break
+  sleep 0.1
+done
+[[ $code == 200 ]] || { cat "$TMP/michi.log"; exit 1; }
+
+run() { # key -> "rps p50 p99"
+  MICHI_BENCH_KEY="$(field secret "$1")" wrk -t2 -c"$CONNECTIONS" -d"$DURATION" \
+    -s "$HERE/guards.lua" "http://127.0.0.1:$MICHI" | awk '/^BENCH/ {
+      for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+      if (v["non2xx"] + v["errors"] > 0) { print "errors: " $0 > "/dev/stderr"; exit 1 }
+      print v["rps"], v["p50_us"], v["p99_us"] }'
+}
+declare -a FREE GUARDED
+for r in $(seq "$ROUNDS"); do
+  # Alternate the order so neither key always runs first.
+  if (( r % 2 )); then FREE+=("$(run free)"); GUARDED+=("$(run guarded)");
+  else GUARDED+=("$(run guarded)"); FREE+=("$(run free)"); fi
+  echo "round $r: free ${FREE[-1]} | guarded ${GUARDED[-1]}  (req/s p50_us p99_us)"
+done
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+col() { printf '%s\n' "${@:2}" | awk -v c="$1" '{print $c}' | median; }
+f_rps=$(col 1 "${FREE[@]}"); g_rps=$(col 1 "${GUARDED[@]}")
+printf '\n| key | req/s | p50 | p99 |\n|---|---|---|---|\n'
+printf '| no guards | %.0f | %.2f ms | %.2f ms |\n' "$f_rps" "$(col 2 "${FREE[@]}")e-3" "$(col 3 "${FREE[@]}")e-3"
+printf '| every guard | %.0f | %.2f ms | %.2f ms |\n' "$g_rps" "$(col 2 "${GUARDED[@]}")e-3" "$(col 3 "${GUARDED[@]}")e-3"
+awk -v g="$g_rps" -v f="$f_rps" 'BEGIN { printf "\nguarded/free throughput: %.3f (guards cost %.1f%%; target <= 5%%)\n", g/f, (1-g/f)*100 }'
