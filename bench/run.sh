@@ -62,7 +62,7 @@ SAMPLER_PID=""
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
-    [[ -n "$SAMPLER_PID" ]] && kill "$SAMPLER_PID" 2>/dev/null || true
+    if [[ -n "$SAMPLER_PID" ]]; then kill "$SAMPLER_PID" 2>/dev/null || true; fi
     local p
     for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
     # Give them a moment to stop (nginx fast shutdown, Michi drain), then insist.
@@ -85,17 +85,30 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# VmRSS in kB of a process, 0 if gone.
-rss_kb() { awk '/^VmRSS:/ {print $2; f=1} END {if (!f) print 0}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# The readers below use bash builtins only (no fork), so that sampling during a run costs
+# next to nothing on a 2-core machine. They take a list of pids and set REPLY.
 
-# RSS of a process plus its direct children (nginx master + workers), kB.
-tree_rss_kb() {
-    local total pid
-    total=$(rss_kb "$1")
-    for pid in $(ps -o pid= --ppid "$1" 2>/dev/null); do
-        total=$((total + $(rss_kb "$pid")))
+# Sum of VmRSS (kB) of the pids; a pid that is gone counts 0.
+rss_kb() {
+    local total=0 pid k v _
+    for pid in "$@"; do
+        [[ -r /proc/$pid/status ]] || continue
+        while read -r k v _; do
+            [[ $k == VmRSS: ]] && total=$((total + v)) && break
+        done <"/proc/$pid/status"
     done
-    echo "$total"
+    REPLY=$total
+}
+
+# Sum of utime + stime (clock ticks, all threads) of the pids.
+cpu_ticks() {
+    local total=0 pid line f
+    for pid in "$@"; do
+        { read -r line <"/proc/$pid/stat"; } 2>/dev/null || continue
+        read -ra f <<<"${line##*) }"
+        total=$((total + f[11] + f[12]))
+    done
+    REPLY=$total
 }
 
 # Wait until a POST of BODY to the target answers 200 (max ~20 s).
@@ -275,11 +288,19 @@ declare -A PID_OF=([direct]=$MOCK_PID [nginx-proxy]=$PROXY_PID [michi]=$MICHI_PI
 declare -A LOG_OF=([direct]="$TMP/mock/error.log" [nginx-proxy]="$TMP/proxy/error.log" [michi]="$TMP/michi/out.log")
 TARGETS=(direct nginx-proxy michi)
 
-rss_of() {  # target -> kB
-    if [[ $1 == michi ]]; then rss_kb "${PID_OF[$1]}"; else tree_rss_kb "${PID_OF[$1]}"; fi
-}
-
 for t in "${TARGETS[@]}"; do wait_ready "$t" "${URL[$t]}" "${PID_OF[$t]}" "${LOG_OF[$t]}" "$CHAT_BODY"; done
+
+# The processes of each target: Michi's one; nginx's master and its workers (looked up once,
+# now that they are up).
+declare -A PROCS_OF
+for t in "${TARGETS[@]}"; do
+    PROCS_OF[$t]="${PID_OF[$t]}"
+    [[ $t == michi ]] || PROCS_OF[$t]+=" $(ps -o pid= --ppid "${PID_OF[$t]}" | tr '\n' ' ')"
+done
+# shellcheck disable=SC2086  # the pid lists are meant to split
+rss_of() { rss_kb ${PROCS_OF[$1]}; }  # target -> REPLY (kB)
+# shellcheck disable=SC2086
+cpu_of() { cpu_ticks ${PROCS_OF[$1]}; }  # target -> REPLY (clock ticks used so far)
 # (Michi's "listening on" line is info-level, so not printed at log level warn: the
 # readiness check above is the POST answering 200.)
 
@@ -295,14 +316,14 @@ if [[ "$STREAM" == 1 ]]; then
         wait_ready "$t (stream)" "${SSE_URL[$t]}" "${PID_OF[$t]}" "${LOG_OF[$t]}" "$STREAM_BODY"
         curl -s -X POST -H 'Content-Type: application/json' -H "Authorization: Bearer $MICHI_BENCH_KEY" \
             --data "$STREAM_BODY" "${SSE_URL[$t]}" >"$TMP/probe.sse"
-        grep -q '^data: \[DONE\]' "$TMP/probe.sse" && grep -q '"usage"' "$TMP/probe.sse" \
+        { grep -q '^data: \[DONE\]' "$TMP/probe.sse" && grep -q '"usage"' "$TMP/probe.sse"; } \
             || die "$t streaming answer lacks the usage chunk or [DONE]: $(head -c 600 "$TMP/probe.sse")"
     done
 fi
 
 sleep 1
 declare -A RSS_IDLE
-for t in "${TARGETS[@]}"; do RSS_IDLE[$t]=$(rss_of "$t"); done
+for t in "${TARGETS[@]}"; do rss_of "$t"; RSS_IDLE[$t]=$REPLY; done
 
 # ---------------------------------------------------------------- load
 
@@ -310,19 +331,20 @@ RESULTS="$TMP/results.tsv"
 : >"$RESULTS"
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
-# Peak RSS of a target while wrk runs, sampled every 0.2 s into $1.
+# Peak RSS of a target while wrk runs, sampled every 0.25 s into $1.
 sample_rss() {
-    local file=$1 target=$2 peak=0 v
+    local file=$1 target=$2 peak=0
     while :; do
-        v=$(rss_of "$target")
-        ((v > peak)) && peak=$v && echo "$peak" >"$file"
-        sleep 0.2
+        rss_of "$target"
+        ((REPLY > peak)) && peak=$REPLY && echo "$peak" >"$file"
+        sleep 0.25
     done
 }
 
 # run_wrk PHASE TARGET ROUND  (appends a line to $RESULTS)
 run_wrk() {
-    local phase=$1 t=$2 r=$3 c th d lua=$LUA url=${URL[$t]}
+    local phase=$1 t=$2 r=$3 c th d
+    local lua=$LUA url=${URL[$2]}
     if [[ $phase == latency ]]; then c=$LAT_CONNECTIONS; th=1; d=$LAT_DURATION
     else c=$CONNECTIONS; th=$THREADS; d=$DURATION; fi
     [[ $phase == stream ]] && lua=$STREAM_LUA && url=${SSE_URL[$t]}
@@ -334,14 +356,16 @@ run_wrk() {
     echo 0 >"$peak_file"
     sample_rss "$peak_file" "$t" &
     SAMPLER_PID=$!
-    local out
+    local out cpu0 cpu1
+    cpu_of "$t"; cpu0=$REPLY
     out=$("$WRK" -t "$th" -c "$c" -d "$d" --timeout 5s -s "$lua" "$url")
+    cpu_of "$t"; cpu1=$REPLY
     kill "$SAMPLER_PID" 2>/dev/null || true; wait "$SAMPLER_PID" 2>/dev/null || true; SAMPLER_PID=""
-    local after; after=$(rss_of "$t")
+    local after; rss_of "$t"; after=$REPLY
     local line; line=$(grep '^BENCH ' <<<"$out") || { echo "$out" >&2; die "wrk gave no result for $t"; }
     kill -0 "${PID_OF[$t]}" 2>/dev/null || { cat "${LOG_OF[$t]}" >&2; die "$t died under load"; }
-    printf '%s\t%s\t%s\t%s\tpeak_kb=%s\tafter_kb=%s\n' "$phase" "$t" "$r" "${line#BENCH }" \
-        "$(cat "$peak_file")" "$after" >>"$RESULTS"
+    printf '%s\t%s\t%s\t%s\tpeak_kb=%s\tafter_kb=%s\tcpu_ticks=%s\n' "$phase" "$t" "$r" "${line#BENCH }" \
+        "$(cat "$peak_file")" "$after" "$((cpu1 - cpu0))" >>"$RESULTS"
     printf '  %-10s round %d  %-11s %s\n' "$phase" "$r" "$t" "${line#BENCH }"
 }
 
@@ -372,12 +396,14 @@ case "$MICHI_BIN" in
     *) BUILD_TYPE="unknown ($MICHI_BIN)" ;;
 esac
 
+CLK_TCK="$(getconf CLK_TCK)"
+MICHI_VERSION="$("$MICHI_BIN" --version 2>/dev/null | head -1 || true)"
+NGINX_VERSION="$("$NGINX" -v 2>&1 | sed 's/^nginx version: //')"
+WRK_VERSION="$("$WRK" -v 2>&1 | head -1 | awk '{print $1, $2}' || true)"  # wrk -v exits 1
+export CLK_TCK MICHI_VERSION NGINX_VERSION WRK_VERSION
 export RESULTS OUT CPU_MODEL BUILD_TYPE LOAD_START LOAD_END DURATION CONNECTIONS THREADS \
     LAT_DURATION LAT_CONNECTIONS WARMUP ROUNDS WORKERS MOCK_WORKERS
 export RSS_IDLE_DIRECT=${RSS_IDLE[direct]} RSS_IDLE_PROXY=${RSS_IDLE[nginx-proxy]} RSS_IDLE_MICHI=${RSS_IDLE[michi]}
-export MICHI_VERSION="$("$MICHI_BIN" --version 2>/dev/null | head -1)"
-export NGINX_VERSION="$("$NGINX" -v 2>&1 | sed 's/^nginx version: //')"
-export WRK_VERSION="$("$WRK" -v 2>&1 | head -1 | awk '{print $1, $2}')"
 
 python3 - <<'PY'
 import os, statistics, datetime
@@ -415,6 +441,9 @@ def summary(phase):
             errors=sum(r["non2xx"] + r["connect_err"] + r["read_err"] + r["write_err"] + r["timeouts"] for r in rs),
             peak=max(r["peak_kb"] for r in rs) / 1024,
             after=rs[-1]["after_kb"] / 1024,
+            # CPU time the target's processes used per request (µs): robust to noise from
+            # other processes, unlike req/s.
+            cpu_us=med(r["cpu_ticks"] / int(E["CLK_TCK"]) * 1e6 / max(r["requests"], 1) for r in rs),
         )
     return out
 
@@ -437,12 +466,12 @@ def table(phase, title):
         return s
     emit(f"### {title}")
     emit()
-    emit("| target | req/s | p50 ms | p99 ms | RSS idle MB | RSS peak under load MB | errors |")
-    emit("|---|---:|---:|---:|---:|---:|---:|")
+    emit("| target | req/s | p50 ms | p99 ms | CPU µs/req | RSS idle MB | RSS peak under load MB | errors |")
+    emit("|---|---:|---:|---:|---:|---:|---:|---:|")
     for t in targets:
         if t in s:
             v = s[t]
-            emit(f"| {t} | {v['rps']:.0f} | {v['p50']:.3f} | {v['p99']:.3f} | "
+            emit(f"| {t} | {v['rps']:.0f} | {v['p50']:.3f} | {v['p99']:.3f} | {v['cpu_us']:.1f} | "
                  f"{idle[t]/1024:.1f} | {v['peak']:.1f} | {v['errors']:.0f} |")
     emit()
     return s
@@ -474,6 +503,8 @@ if "michi" in tp and "nginx-proxy" in tp:
          f"(per round: {', '.join(f'{x:.2f}' for x in rr)}) — target >= 0.90x: {verdict(ratio >= 0.9)}")
     d99 = tp["michi"]["p99"] - tp["nginx-proxy"]["p99"]
     d50 = tp["michi"]["p50"] - tp["nginx-proxy"]["p50"]
+    emit(f"- CPU per request, Michi/nginx-proxy: **{tp['michi']['cpu_us'] / max(tp['nginx-proxy']['cpu_us'], 1e-9):.2f}x** "
+         f"({tp['michi']['cpu_us']:.1f} vs {tp['nginx-proxy']['cpu_us']:.1f} µs; the mock's own: {tp.get('direct', {}).get('cpu_us', 0):.1f} µs)")
     emit(f"- throughput phase: p50 Michi - nginx-proxy = {d50:+.3f} ms, p99 = **{d99:+.3f} ms** "
          f"— target p99 within 0.2 ms: {verdict(d99 <= 0.2)}")
 if "michi" in lt and "nginx-proxy" in lt:
@@ -486,7 +517,8 @@ if "michi" in st and "nginx-proxy" in st:
     rr = per_round_ratio("stream")
     d99 = st["michi"]["p99"] - st["nginx-proxy"]["p99"]
     emit(f"- streaming: ratio Michi/nginx-proxy **{ratio:.2f}x** (per round: {', '.join(f'{x:.2f}' for x in rr)}), "
-         f"p99 Michi - nginx-proxy = {d99:+.3f} ms")
+         f"p99 Michi - nginx-proxy = {d99:+.3f} ms, CPU per request {st['michi']['cpu_us']:.1f} vs {st['nginx-proxy']['cpu_us']:.1f} µs "
+         f"({st['michi']['cpu_us'] / max(st['nginx-proxy']['cpu_us'], 1e-9):.2f}x)")
 mi = idle["michi"] / 1024
 emit(f"- Michi RSS: idle **{mi:.1f} MB** — target <= 20 MB: {verdict(mi <= 20)}; "
      f"peak under load {max(s.get('michi', {}).get('peak', 0) for s in (tp, lt, st)):.1f} MB; "
@@ -495,7 +527,7 @@ errs = sum(s[t]["errors"] for s in (tp, lt, st) for t in s)
 if errs:
     emit(f"- WARNING: {errs:.0f} failed or non-2xx responses during the run (see the errors column)")
 emit()
-emit("Per run (phase, target, round, wrk figures in µs, RSS in kB):")
+emit(f"Per run (phase, target, round, wrk figures in µs, RSS in kB, CPU in ticks of 1/{E['CLK_TCK']} s):")
 emit()
 emit("```")
 for line in open(E["RESULTS"]):
