@@ -83,13 +83,13 @@ std::uint64_t nearest_rank(unsigned pct, std::uint64_t n) {
 request_log::request_log(const std::string& sqlite_path, std::chrono::milliseconds flush_interval,
                          std::chrono::hours retention, std::size_t max_pending)
     : path_(sqlite_path),
-      flush_interval_(flush_interval),
       retention_(retention),
-      max_pending_(max_pending) {
+      max_pending_(max_pending),
+      writer_(flush_interval) {
     if (path_.empty()) {
         throw std::runtime_error("request log: empty database path");
     }
-    if (flush_interval_ <= std::chrono::milliseconds::zero()) {
+    if (flush_interval <= std::chrono::milliseconds::zero()) {
         fail(path_, "flush interval must be positive");
     }
     if (retention_ <= std::chrono::hours::zero()) {
@@ -109,18 +109,11 @@ request_log::request_log(const std::string& sqlite_path, std::chrono::millisecon
     if (path_ != ":memory:") {
         read_db_ = sqlite::open(path_, "request log", true);
     }
-    writer_ = std::thread([this] { run(); });
+    writer_.start([this] { tick(); });
 }
 
 request_log::~request_log() {
-    {
-        std::lock_guard lock(pending_mu_);
-        stop_ = true;
-    }
-    wake_.notify_all();
-    if (writer_.joinable()) {
-        writer_.join();
-    }
+    writer_.stop();
     // Last write, after the thread has gone: nothing can race with it now.
     if (!write_pending()) {
         std::size_t lost = 0;
@@ -176,27 +169,16 @@ std::uint64_t request_log::dropped() const {
     return dropped_;
 }
 
-void request_log::run() {
-    auto last_prune = std::chrono::steady_clock::time_point{};
-    bool pruned = false;
-    std::unique_lock lock(pending_mu_);
-    while (!stop_) {
-        wake_.wait_for(lock, flush_interval_, [this] { return stop_; });
-        if (stop_) {
-            break;
-        }
-        lock.unlock();
-        write_pending(); // logs and keeps the batch on failure; the next tick retries
-        const auto now = std::chrono::steady_clock::now();
-        if (!pruned || now - last_prune >= prune_every) {
-            pruned = true;
-            last_prune = now;
-            const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                    std::chrono::system_clock::now().time_since_epoch())
-                                    .count();
-            prune(now_ms);
-        }
-        lock.lock();
+void request_log::tick() {
+    write_pending(); // logs and keeps the batch on failure; the next tick retries
+    const auto now = std::chrono::steady_clock::now();
+    if (!pruned_ || now - last_prune_ >= prune_every) {
+        pruned_ = true;
+        last_prune_ = now;
+        const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count();
+        prune(now_ms);
     }
 }
 

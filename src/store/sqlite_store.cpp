@@ -38,11 +38,11 @@ using sqlite::query_text;
 } // namespace
 
 sqlite_store::sqlite_store(const std::string& path, std::chrono::milliseconds flush_interval)
-    : path_(path), flush_interval_(flush_interval) {
+    : path_(path), writer_(flush_interval) {
     if (path_.empty()) {
         throw std::runtime_error("sqlite store: empty database path");
     }
-    if (flush_interval_ <= std::chrono::milliseconds::zero()) {
+    if (flush_interval <= std::chrono::milliseconds::zero()) {
         fail(path_, "flush interval must be positive");
     }
     db_ = sqlite::open(path_, "sqlite store");
@@ -69,18 +69,12 @@ sqlite_store::sqlite_store(const std::string& path, std::chrono::milliseconds fl
     }
     upsert_.reset(stmt);
 
-    writer_ = std::thread([this] { run(); });
+    // On failure write_pending() logs and keeps the batch; the next tick retries.
+    writer_.start([this] { write_pending(); });
 }
 
 sqlite_store::~sqlite_store() {
-    {
-        std::lock_guard lock(pending_mu_);
-        stop_ = true;
-    }
-    wake_.notify_all();
-    if (writer_.joinable()) {
-        writer_.join();
-    }
+    writer_.stop();
     // Last write, after the thread has gone: nothing can race with it now.
     if (!write_pending()) {
         std::size_t lost = 0;
@@ -126,19 +120,6 @@ void sqlite_store::add(const std::string& key_id, const std::string& period, dou
 
 void sqlite_store::flush() {
     write_pending();
-}
-
-void sqlite_store::run() {
-    std::unique_lock lock(pending_mu_);
-    while (!stop_) {
-        wake_.wait_for(lock, flush_interval_, [this] { return stop_; });
-        if (stop_) {
-            break;
-        }
-        lock.unlock();
-        write_pending(); // logs and keeps the batch on failure; the next tick retries
-        lock.lock();
-    }
 }
 
 bool sqlite_store::write_pending() {

@@ -4,17 +4,16 @@
 // in batches by a writer thread, old rows pruned after the retention period.
 
 #include "michi/obs/log.hpp"
+#include "michi/store/batch_writer.hpp"
 #include "michi/store/sqlite_db.hpp"
 
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 namespace michi::store {
@@ -97,7 +96,8 @@ private:
     };
     using batch = std::deque<row>;
 
-    void run();
+    // One writer-thread tick: writes the buffered rows, prunes about once a minute.
+    void tick();
     // Takes the buffered rows and writes them; on failure puts them back. Returns success.
     bool write_pending();
     // One transaction for the whole batch; all or nothing. Returns an error message or "".
@@ -106,7 +106,6 @@ private:
     std::uint64_t prune_locked(std::int64_t now_ms);
 
     std::string path_;
-    std::chrono::milliseconds flush_interval_;
     std::chrono::hours retention_;
     std::size_t max_pending_;
 
@@ -119,15 +118,17 @@ private:
     std::mutex read_mu_;
     sqlite::db_ptr read_db_;
 
-    mutable std::mutex pending_mu_; // guards pending_, the drop counters and stop_
-    std::condition_variable wake_;
+    mutable std::mutex pending_mu_; // guards pending_ and the drop counters
     batch pending_;
     std::uint64_t dropped_ = 0;
     std::uint64_t dropped_reported_ = 0; // part of dropped_ already logged by the writer
     bool drop_warned_ = false;           // add() warned since the last report
-    bool stop_ = false;
 
-    std::thread writer_; // last: started once everything above is ready
+    // Used by the writer thread only.
+    std::chrono::steady_clock::time_point last_prune_{};
+    bool pruned_ = false;
+
+    batch_writer writer_; // last: started once everything above is ready
 };
 
 } // namespace michi::store

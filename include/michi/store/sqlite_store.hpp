@@ -3,16 +3,15 @@
 // own upserts the buffered charges in one transaction every flush interval, so a crash loses
 // at most one interval of charges and a clean stop (flush or destructor) loses nothing.
 
+#include "michi/store/batch_writer.hpp"
 #include "michi/store/spend_store.hpp"
 #include "michi/store/sqlite_db.hpp"
 
 #include <chrono>
-#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -46,14 +45,12 @@ public:
 private:
     using batch = std::map<std::pair<std::string, std::string>, double>;
 
-    void run();
     // Takes the buffered charges and writes them; on failure puts them back. Returns success.
     bool write_pending();
     // One transaction for the whole batch; all or nothing. Returns an error message or "".
     std::string write_batch(const batch& b);
 
     std::string path_;
-    std::chrono::milliseconds flush_interval_;
 
     // Serialises every use of the connection (writer thread, flush, load). Taken before
     // pending_mu_, never after it.
@@ -61,12 +58,10 @@ private:
     sqlite::db_ptr db_;
     sqlite::stmt_ptr upsert_;
 
-    std::mutex pending_mu_; // guards pending_ and stop_
-    std::condition_variable wake_;
+    std::mutex pending_mu_; // guards pending_
     batch pending_;
-    bool stop_ = false;
 
-    std::thread writer_; // last: started once everything above is ready
+    batch_writer writer_; // last: started once everything above is ready
 };
 
 } // namespace michi::store

@@ -1,0 +1,67 @@
+#pragma once
+// The writer thread shared by the stores that buffer in memory and write in batches: it calls
+// a function every interval until stopped. The store keeps its own buffer and lock; the write
+// function runs on the thread with none of this class's locks held.
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <utility>
+
+namespace michi::store {
+
+class batch_writer {
+public:
+    explicit batch_writer(std::chrono::milliseconds interval) : interval_(interval) {}
+    ~batch_writer() { stop(); }
+
+    batch_writer(const batch_writer&) = delete;
+    batch_writer& operator=(const batch_writer&) = delete;
+
+    // Starts the thread, which calls write every interval until stop(). Call once, when
+    // everything write touches is ready.
+    void start(std::function<void()> write) {
+        write_ = std::move(write);
+        thread_ = std::thread([this] { run(); });
+    }
+
+    // Wakes the thread and waits for it to end (after the write in progress, if any). Safe to
+    // call more than once, or without start().
+    void stop() {
+        {
+            std::lock_guard lock(mu_);
+            stop_ = true;
+        }
+        wake_.notify_all();
+        if (thread_.joinable()) {
+            thread_.join();
+        }
+    }
+
+    std::chrono::milliseconds interval() const { return interval_; }
+
+private:
+    void run() {
+        std::unique_lock lock(mu_);
+        while (!stop_) {
+            wake_.wait_for(lock, interval_, [this] { return stop_; });
+            if (stop_) {
+                break;
+            }
+            lock.unlock();
+            write_();
+            lock.lock();
+        }
+    }
+
+    const std::chrono::milliseconds interval_;
+    std::function<void()> write_;
+    std::mutex mu_; // guards stop_
+    std::condition_variable wake_;
+    bool stop_ = false;
+    std::thread thread_; // last: started by start() once everything above is ready
+};
+
+} // namespace michi::store
