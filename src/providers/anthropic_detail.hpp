@@ -3,6 +3,8 @@
 
 #include "michi/providers/translate.hpp"
 
+#include "translate_util.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -60,18 +62,20 @@ inline std::optional<std::uint64_t> uint_field(const json& j, const char* key) {
     return std::nullopt;
 }
 
-// Serialises without ever throwing on invalid UTF-8 (replaced by U+FFFD).
-inline std::string dump(const json& j) {
-    return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
-// Bytes made valid UTF-8, so that they can be put in JSON and dumped anywhere.
-inline std::string valid_utf8(std::string_view s) {
-    return json::parse(dump(json(std::string(s)))).get<std::string>();
-}
+using translate_util::dump;
 
 inline std::string at(std::string_view where, std::size_t i) {
     return std::string(where) + "[" + std::to_string(i) + "]";
+}
+
+// An Anthropic tool_use block as an OpenAI tool call (arguments "{}" without an input).
+inline json openai_tool_call(const json& block) {
+    const json* input = field(block, "input");
+    return {{"id", string_field(block, "id")},
+            {"type", "function"},
+            {"function",
+             {{"name", string_field(block, "name")},
+              {"arguments", input != nullptr ? dump(*input) : std::string("{}")}}}};
 }
 
 } // namespace michi::providers::anthropic::detail

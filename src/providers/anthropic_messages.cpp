@@ -81,13 +81,7 @@ void map_turn(const json& msg, const std::string& where, json& out) {
         } else if (type == "image" && role == "user") {
             parts.push_back(image_part(block, block_at));
         } else if (type == "tool_use" && role == "assistant") {
-            const json* input = field(block, "input");
-            tool_calls.push_back(
-                {{"id", string_field(block, "id")},
-                 {"type", "function"},
-                 {"function",
-                  {{"name", string_field(block, "name")},
-                   {"arguments", input != nullptr ? dump(*input) : std::string("{}")}}}});
+            tool_calls.push_back(openai_tool_call(block));
         } else if (type == "tool_result" && role == "user") {
             const json* result = field(block, "content");
             tool_results.push_back(

@@ -10,6 +10,7 @@ namespace michi::providers::anthropic {
 namespace {
 
 using namespace detail;
+using translate_util::clean_text;
 
 std::string openai_finish(std::string_view stop_reason) {
     if (stop_reason == "max_tokens" || stop_reason == "model_context_window_exceeded") {
@@ -74,22 +75,9 @@ std::string error_type_for(unsigned status) {
     }
 }
 
-// Raw text made fit for a message: trimmed, at most 1000 bytes, valid UTF-8.
-std::string text_message(std::string_view body) {
-    const auto first = body.find_first_not_of(" \t\r\n");
-    if (first == std::string_view::npos) {
-        return {};
-    }
-    body = body.substr(first, body.find_last_not_of(" \t\r\n") - first + 1);
-    return valid_utf8(body.substr(0, 1000));
-}
-
-class stream_translator final : public chunk_translator {
+class stream_translator final : public translate_util::openai_chunk_stream {
 public:
-    stream_translator(std::string id, std::string model, std::int64_t created,
-                      bool include_usage)
-        : id_(std::move(id)), model_(std::move(model)), created_(created),
-          include_usage_(include_usage) {}
+    using openai_chunk_stream::openai_chunk_stream;
 
     bool on_event(const stream::sse_event& ev, std::vector<std::string>& out) override {
         try {
@@ -109,11 +97,9 @@ private:
     };
 
     json chunk(json choices) const {
-        return {{"id", id_},
-                {"object", "chat.completion.chunk"},
-                {"created", created_},
-                {"model", model_},
-                {"choices", std::move(choices)}};
+        json c = base_chunk();
+        c["choices"] = std::move(choices);
+        return c;
     }
     void emit(std::vector<std::string>& out, json delta, json finish = nullptr) const {
         out.push_back(dump(chunk(json::array(
@@ -140,7 +126,7 @@ private:
             const json* err = field(data, "error");
             error_ = err != nullptr ? string_field(*err, "message") : std::string();
             if (error_.empty()) {
-                error_ = data.is_discarded() ? text_message(ev.data) : std::string();
+                error_ = data.is_discarded() ? clean_text(ev.data, 1000) : std::string();
             }
             if (error_.empty()) {
                 error_ = "upstream stream error";
@@ -221,10 +207,6 @@ private:
         }
     }
 
-    std::string id_;
-    std::string model_;
-    std::int64_t created_;
-    bool include_usage_;
     bool finished_ = false;
     bool finish_sent_ = false;
     std::string error_;
@@ -253,13 +235,7 @@ nlohmann::json to_openai(const nlohmann::json& response, const std::string& mode
         } else if (type == "thinking") {
             reasoning += string_field(block, "thinking");
         } else if (type == "tool_use") {
-            const json* input = field(block, "input");
-            tool_calls.push_back(
-                {{"id", string_field(block, "id")},
-                 {"type", "function"},
-                 {"function",
-                  {{"name", string_field(block, "name")},
-                   {"arguments", input != nullptr ? dump(*input) : std::string("{}")}}}});
+            tool_calls.push_back(openai_tool_call(block));
         }
     }
     json message = {{"role", "assistant"},
@@ -296,7 +272,7 @@ nlohmann::json error_to_openai(unsigned status, std::string_view body) {
     const json parsed = json::parse(body, nullptr, false);
     const json* err = field(parsed, "error");
     std::string type = err != nullptr ? string_field(*err, "type") : std::string();
-    std::string message = err == nullptr      ? text_message(body)
+    std::string message = err == nullptr      ? clean_text(body, 1000)
                           : err->is_string() ? err->get<std::string>()
                                              : string_field(*err, "message");
     if (type.empty()) {

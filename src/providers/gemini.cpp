@@ -12,10 +12,12 @@ namespace michi::providers::gemini {
 namespace {
 
 using detail::count_at;
+using detail::dump;
 using detail::fail;
 using detail::find;
 using detail::json;
 using detail::string_at;
+using translate_util::clean_text;
 
 // Deeper JSON schemas are refused rather than walked (the walk is recursive).
 constexpr int max_schema_depth = 64;
@@ -44,10 +46,6 @@ json single(const std::string& key, json value) {
     json j = json::object();
     j[key] = std::move(value);
     return j;
-}
-
-std::string dump(const json& j) {
-    return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 // ---- OpenAI request -> Gemini request ----
@@ -557,16 +555,6 @@ json completion(const json& response, const std::string& model, const std::strin
 
 // ---- Gemini stream -> OpenAI chunks ----
 
-// The first max bytes of text, trimmed, as valid UTF-8 (bad bytes become U+FFFD).
-std::string clean_text(std::string_view text, std::size_t max) {
-    const std::size_t begin = text.find_first_not_of(" \t\r\n");
-    if (begin == std::string_view::npos) {
-        return {};
-    }
-    text = text.substr(begin, text.find_last_not_of(" \t\r\n") + 1 - begin).substr(0, max);
-    return json::parse(dump(json(std::string(text))), nullptr, false).get<std::string>();
-}
-
 std::string error_text(const json& error) {
     if (error.is_string()) {
         return error.get<std::string>();
@@ -579,12 +567,9 @@ std::string error_text(const json& error) {
     return status.empty() ? message : status + ": " + message;
 }
 
-class stream_translator final : public chunk_translator {
+class stream_translator final : public translate_util::openai_chunk_stream {
 public:
-    stream_translator(std::string id, std::string model, std::int64_t created,
-                      bool include_usage)
-        : id_(std::move(id)), model_(std::move(model)), created_(created),
-          include_usage_(include_usage) {}
+    using openai_chunk_stream::openai_chunk_stream;
 
     bool on_event(const stream::sse_event& ev, std::vector<std::string>& out) override {
         try {
@@ -706,17 +691,6 @@ private:
         out.push_back(dump(chunk));
     }
 
-    json base_chunk() const {
-        return {{"id", id_},
-                {"object", "chat.completion.chunk"},
-                {"created", created_},
-                {"model", model_}};
-    }
-
-    std::string id_;
-    std::string model_;
-    std::int64_t created_;
-    bool include_usage_;
     bool usage_sent_ = false;
     std::size_t next_call_ = 0;
     std::array<candidate_state, max_candidates> candidates_{};

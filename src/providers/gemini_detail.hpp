@@ -4,6 +4,8 @@
 
 #include "michi/providers/translate.hpp"
 
+#include "translate_util.hpp"
+
 #include <algorithm>
 #include <cstdint>
 #include <exception>
@@ -14,6 +16,7 @@
 namespace michi::providers::gemini::detail {
 
 using json = nlohmann::json;
+using translate_util::dump;
 
 // Thrown by fail() while a request is translated; guarded() turns it into the result.
 struct request_error {
@@ -76,7 +79,7 @@ inline upstream_request make_request(std::string path, const std::string& api_ke
         r.headers.emplace_back("x-goog-api-key", api_key);
     }
     r.headers.emplace_back("content-type", "application/json");
-    r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+    r.body = dump(body);
     return r;
 }
 
