@@ -291,3 +291,31 @@ TEST(RoutingTest, EmbeddingsRoutedToOpenAIAndEcho) {
 
 } // namespace
 } // namespace michi::test
+
+namespace michi::test {
+namespace {
+
+TEST(RoutingStallTest, AStreamThatStallsAfterItsFirstEventEndsWithAnErrorEvent) {
+    fake_upstream up;
+    up.set_handler([](const recorded_request&) {
+        fake_response r = sse_response({R"({"choices":[{"index":0,"delta":{"content":"first"}}]})"});
+        r.end_delay = std::chrono::seconds(5); // then silence, far past the idle timeout
+        return r;
+    });
+    gateway_harness gw(basic_config(
+        up.base_url(), {.providers = "  slow: { type: openai, base_url: \"" + up.base_url() +
+                                     "/v1\", timeout: 300ms }\n"}));
+    raw_client client(gw.port());
+    const std::string body = chat("slow/gpt-4o-mini", true);
+    client.send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                std::string(test_secret) + "\r\nContent-Length: " + std::to_string(body.size()) +
+                "\r\n\r\n" + body);
+    const auto got = client.read_until("\r\n0\r\n\r\n");
+    EXPECT_NE(got.find("first"), std::string::npos) << got;
+    EXPECT_NE(got.find("upstream_error"), std::string::npos) << got;
+    EXPECT_NE(got.find("stream timeout"), std::string::npos) << got;
+    EXPECT_EQ(got.find("[DONE]"), std::string::npos);
+}
+
+} // namespace
+} // namespace michi::test

@@ -504,6 +504,13 @@ struct fake_upstream::impl {
                 co_return stream_result::aborted;
             }
         }
+        if (res.end_delay.count() > 0) {
+            timer.expires_after(res.end_delay);
+            auto [tec] = co_await timer.async_wait(use_tuple);
+            if (tec) {
+                co_return stream_result::aborted;
+            }
+        }
         if (res.cut_after_chunks) {
             co_return stream_result::cut;
         }
