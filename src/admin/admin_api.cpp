@@ -132,16 +132,6 @@ json key_json(shared_state& st, const config::config& cfg, const config::key_con
             {"created_at", created_ms > 0 ? json(iso_ms(created_ms)) : json(nullptr)}};
 }
 
-config::key_config as_key_config(const store::admin_key& a) {
-    config::key_config k;
-    k.id = a.id;
-    k.cls = a.cls;
-    k.secret_sha256 = a.secret_sha256;
-    k.models = a.models;
-    k.overrides = a.overrides;
-    return k;
-}
-
 // The key object for id, config or admin; null when unknown.
 json find_key_json(shared_state& st, const config::config& cfg, const std::string& id) {
     const auto snap = st.key_registry().current();
@@ -153,7 +143,7 @@ json find_key_json(shared_state& st, const config::config& cfg, const std::strin
     }
     for (const auto& a : snap->keys) {
         if (a.id == id) {
-            return key_json(st, cfg, as_key_config(a), "admin", revoked || a.revoked,
+            return key_json(st, cfg, a.as_key_config(), "admin", revoked || a.revoked,
                             a.created_ms);
         }
     }
@@ -274,7 +264,7 @@ awaitable<void> create_key(worker& w, server::client_io& io, request_context& ct
         co_await pipeline::reply_error(io, ctx, failed);
         co_return;
     }
-    auto out = key_json(st, cfg, as_key_config(k), "admin", false, k.created_ms);
+    auto out = key_json(st, cfg, k.as_key_config(), "admin", false, k.created_ms);
     out["secret"] = secret; // shown this once; only the digest is stored
     co_await send(io, ctx, 201, out);
 }
@@ -514,7 +504,7 @@ awaitable<void> handle(worker& w, server::client_io& io, request_context& ctx) {
             data.push_back(key_json(st, cfg, k, "config", snap->revoked.contains(k.id), 0));
         }
         for (const auto& a : snap->keys) {
-            data.push_back(key_json(st, cfg, as_key_config(a), "admin",
+            data.push_back(key_json(st, cfg, a.as_key_config(), "admin",
                                     a.revoked || snap->revoked.contains(a.id), a.created_ms));
         }
         const json out = {{"object", "list"}, {"data", data}};

@@ -50,13 +50,7 @@ std::optional<gateway_error> authenticate(request_context& ctx) {
     if (ctx.key == nullptr) {
         // Not in the config file: perhaps a key made through the admin API.
         if (const auto* a = admin_keys->find_digest(sha256_raw(secret))) {
-            config::key_config k;
-            k.id = a->id;
-            k.cls = a->cls;
-            k.secret_sha256 = a->secret_sha256;
-            k.models = a->models;
-            k.overrides = a->overrides;
-            ctx.admin_key = std::move(k);
+            ctx.admin_key = a->as_key_config();
             ctx.key = &*ctx.admin_key;
         }
     }
@@ -114,7 +108,7 @@ candidate make_candidate(const runtime& rt, config::model_config m) {
 void apply_cheapest(request_context& ctx, dispatch_plan& plan) {
     const bool tools = uses_tools(ctx.body);
     const bool images = uses_images(ctx.body);
-    const auto prompt = providers::estimate_prompt_tokens(ctx.body);
+    const auto prompt = ctx.est_prompt_tokens;
     const auto out = expected_output_tokens(ctx.body);
     std::string excluded;
     std::erase_if(plan.candidates, [&](const candidate& c) {
@@ -217,7 +211,6 @@ std::optional<gateway_error> admit_guards(request_context& ctx, dispatch_plan& p
             return errors::model_not_priced(first);
         }
     }
-    ctx.est_prompt_tokens = providers::estimate_prompt_tokens(ctx.body);
     const auto out = ctx.api == api_kind::chat ? expected_output_tokens(ctx.body) : 0;
     guard::admission_request req;
     req.key_id = ctx.key->id;
@@ -305,6 +298,8 @@ std::variant<dispatch_plan, gateway_error> admit(request_context& ctx) {
     if (auto err = validate_body(ctx)) {
         return *err;
     }
+    // Estimated once: routing (cheapest) and the guards' reservation both use it.
+    ctx.est_prompt_tokens = providers::estimate_prompt_tokens(ctx.body);
     const std::string name = model->get<std::string>();
     ctx.client_model = name;
     ctx.log.route = name;
