@@ -28,7 +28,7 @@ awaitable<void> send(server::client_io& io, request_context& ctx, unsigned statu
                      const json& body) {
     auto res = pipeline::json_response(ctx, status, dump(body));
     ctx.log.status = status;
-    co_await io.write_response(res);
+    co_await pipeline::write_reply(io, ctx, res);
 }
 
 std::string percent_decode(std::string_view s) {

@@ -13,7 +13,10 @@ namespace michi {
 std::string sha256_raw(std::string_view data) {
     std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
     unsigned int len = 0;
-    if (EVP_Digest(data.data(), data.size(), md.data(), &len, EVP_sha256(), nullptr) != 1) {
+    // Fetched once: EVP_sha256() alone makes every digest look the algorithm up again.
+    static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    if (sha256 == nullptr ||
+        EVP_Digest(data.data(), data.size(), md.data(), &len, sha256, nullptr) != 1) {
         throw std::runtime_error("sha256 failed");
     }
     return std::string(reinterpret_cast<const char*>(md.data()), len);

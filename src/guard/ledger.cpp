@@ -98,16 +98,13 @@ std::string window_text(config::duration d) {
 
 // Per-second counters over the last 60 s: O(60) memory whatever the rate. A bucket counts
 // while its second is in (now - 60, now]; buckets from a clock that went back are ignored.
+// The total and the oldest counted second are kept for the current second, so the reads
+// on every request are O(1) and the buckets are walked once per second.
 class rolling_window {
 public:
     std::uint64_t total(std::int64_t now) const {
-        std::uint64_t sum = 0;
-        for (const auto& b : buckets_) {
-            if (live(b, now)) {
-                sum = saturating_add(sum, b.amount);
-            }
-        }
-        return sum;
+        refresh(now);
+        return cached_total_;
     }
 
     void add(std::int64_t now, std::uint64_t amount) {
@@ -116,6 +113,13 @@ public:
             b = bucket{now, 0};
         }
         b.amount = saturating_add(b.amount, amount);
+        if (cached_at_ == now) {
+            // (saturating sums of non-negative amounts: the same as summing again)
+            cached_total_ = saturating_add(cached_total_, amount);
+            if (cached_oldest_ == no_period && b.amount > 0) {
+                cached_oldest_ = now;
+            }
+        }
     }
 
     // Adds delta to the bucket of second `at` if it is still in the window (floor 0).
@@ -129,17 +133,13 @@ public:
         } else {
             b.amount = saturating_sub(b.amount, static_cast<std::uint64_t>(-(delta + 1)) + 1);
         }
+        cached_at_ = no_period;
     }
 
     // Seconds until the oldest counted bucket leaves the window; 0 when empty.
     std::int64_t until_oldest_expires(std::int64_t now) const {
-        for (std::int64_t s = now - window_seconds + 1; s <= now; ++s) {
-            const bucket& b = buckets_[slot(s)];
-            if (b.second == s && b.amount > 0) {
-                return s + window_seconds - now;
-            }
-        }
-        return 0;
+        refresh(now);
+        return cached_oldest_ == no_period ? 0 : cached_oldest_ + window_seconds - now;
     }
 
     // Seconds until the total drops below limit, at least 1 (a limit of 0 never frees:
@@ -178,7 +178,32 @@ private:
         return b.second > now - window_seconds && b.second <= now;
     }
 
+    // Sums the buckets again when the second has changed (or a settlement adjusted one).
+    void refresh(std::int64_t now) const {
+        if (cached_at_ == now) {
+            return;
+        }
+        std::uint64_t sum = 0;
+        std::int64_t oldest = no_period;
+        for (std::int64_t s = now - window_seconds + 1; s <= now; ++s) {
+            const bucket& b = buckets_[slot(s)];
+            if (b.second != s) {
+                continue;
+            }
+            sum = saturating_add(sum, b.amount);
+            if (oldest == no_period && b.amount > 0) {
+                oldest = s;
+            }
+        }
+        cached_at_ = now;
+        cached_total_ = sum;
+        cached_oldest_ = oldest;
+    }
+
     std::array<bucket, window_seconds> buckets_{};
+    mutable std::int64_t cached_at_ = no_period;
+    mutable std::uint64_t cached_total_ = 0;
+    mutable std::int64_t cached_oldest_ = no_period; // oldest second with an amount
 };
 
 // Settled spend and in-flight reservations of one key in one calendar window.

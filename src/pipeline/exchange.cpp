@@ -1,6 +1,8 @@
 #include "michi/pipeline/exchange.hpp"
 
 #include "michi/core/error.hpp"
+#include "michi/core/http_wire.hpp"
+#include "michi/core/json_scan.hpp"
 #include "michi/pipeline/handler.hpp"
 #include "michi/pipeline/pricing.hpp"
 #include "michi/providers/anthropic.hpp"
@@ -12,6 +14,7 @@
 #include "upstream_request.hpp"
 
 #include <array>
+#include <charconv>
 #include <ctime>
 #include <random>
 
@@ -80,7 +83,7 @@ awaitable<attempt> send(worker& w, const candidate& c, http::request<http::strin
         }
         a.conn->expires_after(head_timeout);
         auto [wec, wn] = co_await a.conn->visit(
-            [&](auto& s) { return http::async_write(s, req, nothrow); });
+            [&](auto& s) { return wire::write_message(s, req); });
         if (wec) {
             if (a.conn->reused && !is_timeout(wec)) {
                 continue;
@@ -149,6 +152,27 @@ bool note_usage(request_context& ctx, const nlohmann::json& usage) {
     return true;
 }
 
+// The same from the raw text of the usage member, without building a DOM: the numbers
+// are read where they are written (an unsigned integer each, as above).
+bool note_usage(request_context& ctx, std::string_view usage) {
+    if (usage.empty() || usage.front() != '{') {
+        return false;
+    }
+    return json_scan::for_each_member(usage, [&](const json_scan::member& m) {
+        const bool in = m.key_raw == "prompt_tokens";
+        if (!in && m.key_raw != "completion_tokens") {
+            return;
+        }
+        const char* first = usage.data() + m.value_begin;
+        const char* last = usage.data() + m.value_end;
+        std::uint64_t n = 0;
+        if (const auto [end, ec] = std::from_chars(first, last, n);
+            ec == std::errc{} && end == last) {
+            (in ? ctx.log.tokens_in : ctx.log.tokens_out) = n;
+        }
+    });
+}
+
 // Prices what the request used. Without reported usage (a cut stream, an upstream that
 // does not report it) the prompt estimate and the relayed content stand in.
 void account(request_context& ctx, const candidate& c, bool usage_seen,
@@ -166,20 +190,21 @@ bool is_usage_only_chunk(std::string_view data) {
            data.find("\"choices\":[]") != std::string_view::npos;
 }
 
-void set_michi_headers(http::response_header<>& h, const request_context& ctx) {
-    set_guard_headers(h, ctx);
-    h.set("x-michi-model", ctx.log.model);
-    h.set("x-michi-attempts", std::to_string(ctx.log.attempts));
+// The fields of a response a target served: guard_fields and x-michi-*.
+std::string michi_fields(const request_context& ctx) {
+    std::string out = guard_fields(ctx);
+    wire::append_field(out, "x-michi-model", ctx.log.model);
+    wire::append_field(out, "x-michi-attempts", std::to_string(ctx.log.attempts));
     if (!ctx.route_reason.empty()) {
-        h.set("x-michi-route-reason", ctx.route_reason);
+        wire::append_field(out, "x-michi-route-reason", ctx.route_reason);
     }
+    return out;
 }
 
 http::response<http::empty_body> stream_head(const request_context& ctx, unsigned status) {
     http::response<http::empty_body> head{static_cast<http::status>(status), 11};
     head.set(http::field::content_type, "text/event-stream");
     head.set(http::field::cache_control, "no-cache");
-    set_michi_headers(head, ctx);
     head.keep_alive(ctx.keep_alive);
     return head;
 }
@@ -202,7 +227,7 @@ std::string error_body_for(const request_context& ctx, unsigned status, std::str
 class chunk_sink {
 public:
     chunk_sink(server::client_io& io, request_context& ctx, unsigned status)
-        : io_(io), ctx_(ctx), head_(stream_head(ctx, status)) {
+        : io_(io), ctx_(ctx), head_(stream_head(ctx, status)), fields_(michi_fields(ctx)) {
         if (ctx.out == dialect::anthropic) {
             writer_.emplace("msg_" + ctx.request_id, ctx.client_model);
         }
@@ -228,7 +253,7 @@ public:
         if (!committed_) {
             committed_ = true;
             ctx_.log.ttfb_ms = ctx_.ms_since_arrival();
-            if (auto ec = co_await io_.write_head(head_)) {
+            if (auto ec = co_await io_.write_head(head_, fields_)) {
                 co_return ec;
             }
         }
@@ -265,6 +290,7 @@ private:
     server::client_io& io_;
     request_context& ctx_;
     http::response<http::empty_body> head_;
+    std::string fields_;
     std::optional<providers::anthropic::messages_stream_writer> writer_;
     std::string buf_;
     bool committed_ = false;
@@ -320,10 +346,17 @@ awaitable<error_code> read_body(attempt& a, std::string& out) {
         }
         out.reserve(static_cast<std::size_t>(*len));
     }
-    std::array<char, relay_buffer_size> buf;
+    // Read straight into `out` (no bounce buffer in this coroutine's frame): the announced
+    // length in one go, or pieces of a chunked body.
+    const auto announced = a.parser->content_length();
     while (!a.parser->is_done()) {
-        auto [ec, n] = co_await read_piece(a, buf.data(), buf.size());
-        out.append(buf.data(), n);
+        const std::size_t at = out.size();
+        const std::size_t want =
+            announced && *announced > at ? static_cast<std::size_t>(*announced) - at
+                                         : relay_buffer_size;
+        out.resize(at + want);
+        auto [ec, n] = co_await read_piece(a, out.data() + at, want);
+        out.resize(at + n);
         if (ec) {
             co_return ec;
         }
@@ -337,8 +370,17 @@ awaitable<error_code> read_body(attempt& a, std::string& out) {
 // The OpenAI-shaped success body of a non-streamed answer (translated when needed), with
 // usage noted; std::nullopt when the upstream's body makes no sense.
 std::optional<std::string> openai_body(request_context& ctx, const candidate& c,
-                                       const std::string& body, bool translated) {
+                                       std::string& body, bool translated) {
     const bool bytes_as_is = !translated && ctx.out == dialect::openai;
+    if (bytes_as_is) {
+        // The bytes go out as they came: only "usage" is read, without parsing the rest.
+        bool usage_seen = false;
+        if (const auto usage = json_scan::find_unique(body, "usage")) {
+            usage_seen = note_usage(ctx, *usage);
+        }
+        account(ctx, c, usage_seen, usage_seen ? 0 : delta_content_chars(body));
+        return std::move(body);
+    }
     auto parsed = nlohmann::json::parse(body, nullptr, false);
     if (translated) {
         if (!parsed.is_object()) {
@@ -358,9 +400,6 @@ std::optional<std::string> openai_body(request_context& ctx, const candidate& c,
     const bool usage_seen = parsed.is_object() && parsed.contains("usage") &&
                             note_usage(ctx, parsed["usage"]);
     account(ctx, c, usage_seen, usage_seen ? 0 : delta_content_chars(body));
-    if (bytes_as_is) {
-        return body;
-    }
     if (ctx.out == dialect::anthropic) {
         return dump(providers::anthropic::response_to_messages(parsed, ctx.client_model));
     }
@@ -403,10 +442,10 @@ awaitable<void> relay_whole(worker& w, server::client_io& io, request_context& c
     const auto type = up[http::field::content_type];
     res.set(http::field::content_type,
             type.empty() || translated || ctx.out != dialect::openai ? "application/json" : type);
-    if (const auto retry = up[http::field::retry_after]; !retry.empty()) {
+    if (const auto retry = up[http::field::retry_after]; !retry.empty() && !ctx.retry_after) {
         res.set(http::field::retry_after, retry);
     }
-    set_michi_headers(res, ctx);
+    const std::string fields = michi_fields(ctx);
     res.body() = std::move(out);
     res.keep_alive(ctx.keep_alive);
     res.prepare_payload();
@@ -414,7 +453,7 @@ awaitable<void> relay_whole(worker& w, server::client_io& io, request_context& c
     ctx.log.status = status;
     ctx.log.ttfb_ms = ctx.ms_since_arrival();
     settle(ctx);
-    co_await io.write_response(res);
+    co_await io.write_response(res, fields);
 }
 
 enum class relay_result { done, failed_before_commit, failed_after_commit, client_gone };
@@ -440,6 +479,7 @@ awaitable<relay_result> relay_stream_raw(worker& w, server::client_io& io,
                                          bool strip_usage, std::string& failure) {
     const auto& up = a.parser->get();
     auto head = stream_head(ctx, up.result_int());
+    const std::string fields = michi_fields(ctx);
     stream::sse_parser sse;
     stream::event_splitter splitter;
     std::string pending; // bytes held back until the commit point
@@ -452,8 +492,8 @@ awaitable<relay_result> relay_stream_raw(worker& w, server::client_io& io,
     // Looks at each upstream event for usage (and the content, in case usage never comes).
     auto inspect = [&](stream::sse_event&& ev) {
         if (ev.data.find("\"usage\"") != std::string::npos) {
-            const auto j = nlohmann::json::parse(ev.data, nullptr, false);
-            if (j.is_object() && j.contains("usage") && note_usage(ctx, j["usage"])) {
+            const auto usage = json_scan::find_unique(ev.data, "usage");
+            if (usage && note_usage(ctx, *usage)) {
                 usage_seen = true;
                 drop_event = strip_usage && is_usage_only_chunk(ev.data);
             }
@@ -491,7 +531,7 @@ awaitable<relay_result> relay_stream_raw(worker& w, server::client_io& io,
                 if (sse.events() > 0) {
                     committed = true;
                     ctx.log.ttfb_ms = ctx.ms_since_arrival();
-                    const auto hec = co_await io.write_head(head);
+                    const auto hec = co_await io.write_head(head, fields);
                     const auto cec = hec ? hec : co_await io.write_chunk(pending);
                     client_gone = client_gone || static_cast<bool>(cec);
                     pending.clear();
@@ -521,7 +561,7 @@ awaitable<relay_result> relay_stream_raw(worker& w, server::client_io& io,
     if (result == relay_result::done && (!committed || !pending.empty())) {
         // A stream that ended before its first event (or with a partial one): pass it on.
         ctx.log.ttfb_ms = ctx.ms_since_arrival();
-        auto ec = committed ? error_code{} : co_await io.write_head(head);
+        auto ec = committed ? error_code{} : co_await io.write_head(head, fields);
         if (!ec && !pending.empty()) {
             ec = co_await io.write_chunk(pending);
         }
@@ -668,8 +708,8 @@ awaitable<void> serve_echo(server::client_io& io, request_context& ctx, const ca
     ctx.log.ttfb_ms = ctx.ms_since_arrival();
     if (ctx.api == api_kind::embeddings) {
         auto res = json_response(ctx, 200, dump(providers::echo::embeddings(ctx.body, c.model.model)));
-        set_michi_headers(res, ctx);
-        co_await io.write_response(res);
+        const std::string fields = michi_fields(ctx);
+        co_await io.write_response(res, fields);
         co_return;
     }
     if (!ctx.log.stream) {
@@ -679,8 +719,8 @@ awaitable<void> serve_echo(server::client_io& io, request_context& ctx, const ca
                                      ? dump(providers::anthropic::response_to_messages(
                                            body, ctx.client_model))
                                      : dump(body));
-        set_michi_headers(res, ctx);
-        co_await io.write_response(res);
+        const std::string fields = michi_fields(ctx);
+        co_await io.write_response(res, fields);
         co_return;
     }
     chunk_sink sink(io, ctx, 200);
@@ -759,7 +799,8 @@ awaitable<void> run_exchange(worker& w, server::client_io& io, request_context& 
     bool client_wants_usage = false;
     if (const auto opts = ctx.body.find("stream_options");
         opts != ctx.body.end() && opts->is_object()) {
-        client_wants_usage = opts->value("include_usage", false);
+        const auto usage = opts->find("include_usage");
+        client_wants_usage = usage != opts->end() && *usage == true;
     }
     // One overall deadline covers every retry and fallback.
     milliseconds overall{0};

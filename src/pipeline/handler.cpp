@@ -3,6 +3,7 @@
 #include "michi/admin/admin_api.hpp"
 #include "michi/app/shared_state.hpp"
 #include "michi/auth/key_store.hpp"
+#include "michi/core/http_wire.hpp"
 #include "michi/core/secret.hpp"
 #include "michi/pipeline/pricing.hpp"
 #include "michi/providers/anthropic.hpp"
@@ -262,6 +263,15 @@ std::optional<gateway_error> validate_body(request_context& ctx) {
     if (stream != body.end() && !stream->is_boolean() && !stream->is_null()) {
         return errors::invalid_request("'stream' must be a boolean.", "stream");
     }
+    if (const auto opts = body.find("stream_options"); opts != body.end() && !opts->is_null()) {
+        const auto usage = opts->is_object() ? opts->find("include_usage") : opts->end();
+        if (!opts->is_object() ||
+            (usage != opts->end() && !usage->is_boolean() && !usage->is_null())) {
+            return errors::invalid_request(
+                "'stream_options' must be an object whose 'include_usage' is a boolean.",
+                "stream_options");
+        }
+    }
     ctx.log.stream = ctx.api == api_kind::chat && stream != body.end() &&
                      stream->is_boolean() && stream->get<bool>();
     return std::nullopt;
@@ -354,7 +364,7 @@ awaitable<void> list_models(server::client_io& io, request_context& ctx) {
     }
     auto res = json_response(ctx, 200, nlohmann::json{{"object", "list"}, {"data", data}}.dump());
     ctx.log.status = 200;
-    co_await io.write_response(res);
+    co_await write_reply(io, ctx, res);
 }
 
 struct endpoint_entry {
@@ -380,35 +390,48 @@ void settle(request_context& ctx) {
     }
 }
 
-void set_guard_headers(http::response_header<>& h, const request_context& ctx) {
-    h.set("x-request-id", ctx.request_id);
+std::string guard_fields(const request_context& ctx) {
+    std::string out;
+    out.reserve(256);
+    wire::append_field(out, "x-request-id", ctx.request_id);
     if (ctx.rate) {
         const auto& r = *ctx.rate;
         if (r.has_requests) {
-            h.set("x-ratelimit-limit-requests", std::to_string(r.limit_requests));
-            h.set("x-ratelimit-remaining-requests", std::to_string(r.remaining_requests));
-            h.set("x-ratelimit-reset-requests", std::to_string(r.reset_requests.count()) + "s");
+            wire::append_field(out, "x-ratelimit-limit-requests",
+                               std::to_string(r.limit_requests));
+            wire::append_field(out, "x-ratelimit-remaining-requests",
+                               std::to_string(r.remaining_requests));
+            wire::append_field(out, "x-ratelimit-reset-requests",
+                               std::to_string(r.reset_requests.count()) + "s");
         }
         if (r.has_tokens) {
-            h.set("x-ratelimit-limit-tokens", std::to_string(r.limit_tokens));
-            h.set("x-ratelimit-remaining-tokens", std::to_string(r.remaining_tokens));
-            h.set("x-ratelimit-reset-tokens", std::to_string(r.reset_tokens.count()) + "s");
+            wire::append_field(out, "x-ratelimit-limit-tokens", std::to_string(r.limit_tokens));
+            wire::append_field(out, "x-ratelimit-remaining-tokens",
+                               std::to_string(r.remaining_tokens));
+            wire::append_field(out, "x-ratelimit-reset-tokens",
+                               std::to_string(r.reset_tokens.count()) + "s");
         }
     }
     if (ctx.retry_after) {
-        h.set(http::field::retry_after, std::to_string(ctx.retry_after->count()));
+        wire::append_field(out, "retry-after", std::to_string(ctx.retry_after->count()));
     }
+    return out;
 }
 
 http::response<http::string_body> json_response(const request_context& ctx, unsigned status,
                                                 std::string body) {
     http::response<http::string_body> res{static_cast<http::status>(status), 11};
     res.set(http::field::content_type, json_type);
-    set_guard_headers(res, ctx);
     res.body() = std::move(body);
     res.prepare_payload();
     res.keep_alive(ctx.keep_alive);
     return res;
+}
+
+awaitable<error_code> write_reply(server::client_io& io, const request_context& ctx,
+                                  http::response<http::string_body>& res) {
+    const std::string fields = guard_fields(ctx);
+    co_return co_await io.write_response(res, fields);
 }
 
 awaitable<void> reply_error(server::client_io& io, request_context& ctx,
@@ -419,7 +442,7 @@ awaitable<void> reply_error(server::client_io& io, request_context& ctx,
     ctx.log.status = err.status;
     ctx.log.error_code = err.code;
     settle(ctx);
-    co_await io.write_response(res);
+    co_await write_reply(io, ctx, res);
 }
 
 awaitable<void> handle(worker& w, server::client_io& io, request_context& ctx) {
@@ -444,7 +467,7 @@ awaitable<void> handle(worker& w, server::client_io& io, request_context& ctx) {
             errors::method_not_allowed(ctx.log.method, ctx.path).openai_body().dump());
         res.set(http::field::allow, http::to_string(it->method));
         ctx.log.error_code = "method_not_allowed";
-        co_await io.write_response(res);
+        co_await write_reply(io, ctx, res);
         co_return;
     }
     if (ctx.path == "/chat/completions" || ctx.path == "/embeddings" || ctx.path == "/messages") {
@@ -456,13 +479,13 @@ awaitable<void> handle(worker& w, server::client_io& io, request_context& ctx) {
     } else if (ctx.path == "/healthz") {
         ctx.log.status = 200;
         auto res = json_response(ctx, 200, R"({"status":"ok"})");
-        co_await io.write_response(res);
+        co_await write_reply(io, ctx, res);
     } else if (ctx.path == "/readyz") {
         const bool ready = w.state().ready && !w.state().draining;
         ctx.log.status = ready ? 200 : 503;
         auto res = json_response(ctx, ctx.log.status,
                                  ready ? R"({"status":"ready"})" : R"({"status":"not ready"})");
-        co_await io.write_response(res);
+        co_await write_reply(io, ctx, res);
     }
 }
 

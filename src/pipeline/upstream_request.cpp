@@ -1,5 +1,6 @@
 #include "upstream_request.hpp"
 
+#include "michi/core/json_scan.hpp"
 #include "michi/providers/anthropic.hpp"
 #include "michi/providers/gemini.hpp"
 
@@ -18,26 +19,90 @@ void set_common_headers(http::request<http::string_body>& req, const candidate& 
     }
 }
 
+// The client's own bytes with only the model's value replaced, and for a stream that
+// does not ask for usage yet, "stream_options":{"include_usage":true} put in first: no
+// copy and re-serialisation of the parsed body. nullopt when the body needs the full
+// path: an Anthropic-dialect request, a duplicated or escaped key (the upstream might
+// read a different "model" than admission did), stream_options set without usage.
+std::optional<std::string> splice_openai_body(const request_context& ctx,
+                                              const std::string& upstream_model) {
+    if (ctx.out != dialect::openai) {
+        return std::nullopt;
+    }
+    bool add_usage_option = false;
+    if (ctx.log.stream) {
+        const auto opts = ctx.body.find("stream_options");
+        if (opts == ctx.body.end()) {
+            add_usage_option = true;
+        } else {
+            const auto usage = opts->is_object() ? opts->find("include_usage") : opts->end();
+            if (!opts->is_object() || usage == opts->end() || *usage != true) {
+                return std::nullopt;
+            }
+        }
+    }
+    const std::string_view raw = ctx.req.body();
+    std::size_t model_begin = 0;
+    std::size_t model_end = 0;
+    int models = 0;
+    bool escaped_key = false;
+    const bool ok = json_scan::for_each_member(raw, [&](const json_scan::member& m) {
+        if (m.key_raw.find('\\') != std::string_view::npos) {
+            escaped_key = true;
+        } else if (m.key_raw == "model") {
+            ++models;
+            model_begin = m.value_begin;
+            model_end = m.value_end;
+        }
+    });
+    if (!ok || escaped_key || models != 1) {
+        return std::nullopt;
+    }
+    const std::string quoted = nlohmann::json(upstream_model).dump();
+    constexpr std::string_view usage_option = R"("stream_options":{"include_usage":true},)";
+    std::string out;
+    out.reserve(raw.size() + quoted.size() + usage_option.size());
+    std::size_t from = 0;
+    if (add_usage_option) {
+        const std::size_t open = raw.find('{') + 1; // the object has a member: "model"
+        out.append(raw.substr(0, open));
+        out.append(usage_option);
+        from = open;
+    }
+    out.append(raw.substr(from, model_begin - from));
+    out.append(quoted);
+    out.append(raw.substr(model_end));
+    return out;
+}
+
 // OpenAI and Azure: the client's body with the model rewritten (Azure names the
 // deployment in the path instead); streams ask for usage.
 prepared_request openai_style(const candidate& c, const request_context& ctx) {
     prepared_request out;
-    nlohmann::json body = ctx.body;
     const auto& p = *c.provider;
     const std::string op = ctx.api == api_kind::chat ? "chat/completions" : "embeddings";
-    if (p.type == provider_type::azure) {
-        body.erase("model");
+    const bool azure = p.type == provider_type::azure;
+    if (azure) {
         out.req.target(c.ep->base_path + "/openai/deployments/" + c.model.upstream + "/" + op +
                        "?api-version=" + p.api_version);
         if (!p.api_key.empty()) {
             out.req.set("api-key", p.api_key.reveal());
         }
     } else {
-        body["model"] = c.model.upstream;
         out.req.target(c.ep->base_path + "/" + op);
         if (!p.api_key.empty()) {
             out.req.set(http::field::authorization, "Bearer " + p.api_key.reveal());
         }
+        if (auto spliced = splice_openai_body(ctx, c.model.upstream)) {
+            out.req.body() = std::move(*spliced);
+            return out;
+        }
+    }
+    nlohmann::json body = ctx.body;
+    if (azure) {
+        body.erase("model");
+    } else {
+        body["model"] = c.model.upstream;
     }
     if (ctx.log.stream) {
         // Ask for the usage chunk so streams are charged exactly; the relay drops it again

@@ -1,5 +1,6 @@
 #include "michi/server/session.hpp"
 
+#include "michi/core/http_wire.hpp"
 #include "michi/core/ids.hpp"
 #include "michi/pipeline/handler.hpp"
 
@@ -7,6 +8,7 @@
 
 #include <sys/socket.h>
 
+#include <array>
 #include <cerrno>
 #include <optional>
 
@@ -23,30 +25,39 @@ public:
 
     void set_write_timeout(milliseconds t) { write_timeout_ = t; }
 
-    awaitable<error_code> write_response(http::response<http::string_body>& res) override {
+    awaitable<error_code> write_response(http::response<http::string_body>& res,
+                                         std::string_view extra_fields) override {
         beast::get_lowest_layer(s_).expires_after(write_timeout_);
-        auto [ec, n] = co_await http::async_write(s_, res, nothrow);
+        auto [ec, n] = co_await wire::write_message(s_, res, extra_fields);
         co_return ec;
     }
 
-    awaitable<error_code> write_head(http::response<http::empty_body>& res) override {
+    awaitable<error_code> write_head(http::response<http::empty_body>& res,
+                                     std::string_view extra_fields) override {
         res.chunked(true);
-        http::response_serializer<http::empty_body> sr{res};
+        const std::string h = wire::head(res, extra_fields);
         beast::get_lowest_layer(s_).expires_after(write_timeout_);
-        auto [ec, n] = co_await http::async_write_header(s_, sr, nothrow);
+        auto [ec, n] = co_await net::async_write(s_, net::buffer(h), nothrow);
         co_return ec;
     }
 
     awaitable<error_code> write_chunk(std::string_view data) override {
+        if (data.empty()) {
+            co_return error_code{}; // an empty chunk would end the body
+        }
+        const std::string size_line = wire::chunk_size_line(data.size());
+        const std::array<net::const_buffer, 3> bufs{net::buffer(size_line),
+                                                    net::buffer(data.data(), data.size()),
+                                                    net::buffer(wire::crlf.data(), 2)};
         beast::get_lowest_layer(s_).expires_after(write_timeout_);
-        auto [ec, n] = co_await net::async_write(
-            s_, http::make_chunk(net::const_buffer(data.data(), data.size())), nothrow);
+        auto [ec, n] = co_await net::async_write(s_, bufs, nothrow);
         co_return ec;
     }
 
     awaitable<error_code> write_last_chunk() override {
         beast::get_lowest_layer(s_).expires_after(write_timeout_);
-        auto [ec, n] = co_await net::async_write(s_, http::make_chunk_last(), nothrow);
+        auto [ec, n] = co_await net::async_write(
+            s_, net::buffer(wire::last_chunk.data(), wire::last_chunk.size()), nothrow);
         co_return ec;
     }
 

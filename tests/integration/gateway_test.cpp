@@ -106,6 +106,59 @@ TEST(GatewayTest, NonStreamRelaysUpstreamBytesUnchangedAndRewritesModel) {
     EXPECT_EQ(seen.body.find(test_secret), std::string::npos);
 }
 
+TEST(GatewayTest, UpstreamGetsTheClientsBytesWithOnlyTheModelReplaced) {
+    fake_upstream up;
+    gateway_harness gw(basic_config(up.base_url()));
+    // Spacing, key order and number spelling (0.50, 1e0) survive: no re-serialisation.
+    const std::string body =
+        R"({ "temperature" : 0.50, "model" : "fake/gpt-test",)"
+        "\n"
+        R"( "messages":[{"role":"user","content":"h\u00e9llo"}], "top_p": 1e0 })";
+    ASSERT_EQ(gw.chat(body).status, 200u);
+    EXPECT_EQ(up.requests().back().body,
+              R"({ "temperature" : 0.50, "model" : "gpt-test",)"
+              "\n"
+              R"( "messages":[{"role":"user","content":"h\u00e9llo"}], "top_p": 1e0 })");
+
+    // A stream that did not ask for usage is sent with it asked for, first.
+    ASSERT_EQ(gw.chat(stream_body).status, 200u);
+    EXPECT_EQ(up.requests().back().body,
+              R"({"stream_options":{"include_usage":true},"model":"gpt-test","stream":true,)"
+              R"("messages":[{"role":"user","content":"hello"}]})");
+    // One that asked for it goes as it is; other stream options are kept beside it.
+    ASSERT_EQ(gw.chat(R"({"model":"fake/gpt-test","stream":true,"stream_options":)"
+                      R"({"include_usage":true},"messages":[{"role":"user","content":"x"}]})")
+                  .status,
+              200u);
+    EXPECT_EQ(up.requests().back().body,
+              R"({"model":"gpt-test","stream":true,"stream_options":{"include_usage":true},)"
+              R"("messages":[{"role":"user","content":"x"}]})");
+    ASSERT_EQ(gw.chat(R"({"model":"fake/gpt-test","stream":true,"stream_options":)"
+                      R"({"include_obfuscation":false},"messages":[{"role":"user","content":"x"}]})")
+                  .status,
+              200u);
+    EXPECT_EQ(json::parse(up.requests().back().body)["stream_options"],
+              json::parse(R"({"include_obfuscation":false,"include_usage":true})"));
+}
+
+TEST(GatewayTest, AmbiguousModelKeysNeverReachTheUpstreamUnrewritten) {
+    fake_upstream up;
+    gateway_harness gw(basic_config(up.base_url()));
+    // Admission reads the last "model" (and decodes escaped keys); the upstream must get
+    // exactly one model, the rewritten one.
+    for (const std::string body :
+         {R"({"model":"fake/other","model":"fake/gpt-test","messages":[{"role":"user","content":"x"}]})",
+          R"({"\u006dodel":"fake/gpt-test","messages":[{"role":"user","content":"x"}]})",
+          R"({"model":"fake/gpt-test","\u006dodel":"fake/gpt-test","messages":[{"role":"user","content":"x"}]})"}) {
+        const auto r = gw.chat(body);
+        ASSERT_EQ(r.status, 200u) << body << r.body;
+        const std::string seen = up.requests().back().body;
+        EXPECT_EQ(json::parse(seen)["model"], "gpt-test") << body;
+        EXPECT_EQ(seen.find("fake/"), std::string::npos) << seen;
+        EXPECT_EQ(seen.find("odel"), seen.rfind("odel")) << "one model key only: " << seen;
+    }
+}
+
 TEST(GatewayTest, ClientRequestIdIsKeptAndEchoed) {
     fake_upstream up;
     gateway_harness gw(basic_config(up.base_url()));
@@ -168,6 +221,12 @@ TEST(GatewayTest, BadRequestsGetClearOpenAIErrors) {
     EXPECT_EQ(json::parse(no_model.body)["error"]["param"], "model");
     const auto no_messages = gw.chat(R"({"model":"fake/gpt-test"})");
     EXPECT_EQ(no_messages.status, 400u);
+    for (const std::string opts : {R"("yes")", R"([])", R"({"include_usage":"yes"})"}) {
+        const auto bad_opts = gw.chat(R"({"model":"fake/gpt-test","stream":true,"stream_options":)" +
+                                      opts + R"(,"messages":[{"role":"user","content":"x"}]})");
+        EXPECT_EQ(bad_opts.status, 400u) << opts;
+        EXPECT_EQ(json::parse(bad_opts.body)["error"]["param"], "stream_options") << opts;
+    }
     const auto unknown = gw.chat(R"({"model":"fake/nope","messages":[{"role":"user","content":"x"}]})");
     EXPECT_EQ(unknown.status, 404u);
     EXPECT_EQ(json::parse(unknown.body)["error"]["code"], "model_not_found");

@@ -429,6 +429,28 @@ TEST_F(LedgerTest, RpmRollsOverSixtySeconds) {
     admitted(l->admit(req("alice", rate(60)), h));
 }
 
+TEST_F(LedgerTest, RateWindowsIgnoreRequestsFromAClockThatWentBack) {
+    auto l = make();
+    rate_headers h;
+    const time_point t0 = now_;
+    for (int i = 0; i < 3; ++i) {
+        admitted(l->admit(req("alice", rate(3)), h));
+    }
+    EXPECT_EQ(h.remaining_requests, 0u);
+    refused(l->admit(req("alice", rate(3)), h));
+    now_ = t0 - 5s; // the clock stepped back: t0's requests lie in the future, not counted
+    EXPECT_EQ(l->requests_last_minute("alice"), 0u);
+    admitted(l->admit(req("alice", rate(3)), h));
+    EXPECT_EQ(h.remaining_requests, 2u);
+    EXPECT_EQ(h.reset_requests, 60s);
+    now_ = t0; // and forward again: both seconds count
+    EXPECT_EQ(l->requests_last_minute("alice"), 4u);
+    const auto f = refused(l->admit(req("alice", rate(3)), h));
+    EXPECT_EQ(f.retry_after, 60s); // when t0-5's request leaves, three remain: still full
+    EXPECT_EQ(h.remaining_requests, 0u);
+    EXPECT_EQ(h.reset_requests, 55s); // the oldest counted request leaves in 55 s
+}
+
 TEST_F(LedgerTest, RpmPartialExpiry) {
     auto l = make();
     rate_headers h;

@@ -11,9 +11,13 @@ namespace michi::server {
 class client_io {
 public:
     virtual ~client_io() = default;
-    virtual awaitable<error_code> write_response(http::response<http::string_body>& res) = 0;
+    // extra_fields: more header lines, already serialised ("name: value\r\n" each, see
+    // wire::append_field), written after the response's own fields.
+    virtual awaitable<error_code> write_response(http::response<http::string_body>& res,
+                                                 std::string_view extra_fields = {}) = 0;
     // Writes the head of a chunked response (res.chunked(true) is set here).
-    virtual awaitable<error_code> write_head(http::response<http::empty_body>& res) = 0;
+    virtual awaitable<error_code> write_head(http::response<http::empty_body>& res,
+                                             std::string_view extra_fields = {}) = 0;
     virtual awaitable<error_code> write_chunk(std::string_view data) = 0;
     virtual awaitable<error_code> write_last_chunk() = 0;
     // Calls on_gone (once) if the client hangs up while watched. Only between writes

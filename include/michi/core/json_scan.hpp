@@ -1,0 +1,102 @@
+#pragma once
+// A structural scan of a JSON object's top level, without building a DOM: where each
+// member's value starts and ends in the text. For the hot path, where a full parse
+// would only be used to read one member (the upstream's "usage") or to rewrite one
+// (the request's "model").
+//
+// The scan follows strings (with escapes) and nesting only; it does not validate
+// scalars. Text it cannot follow makes it fail, and callers then fall back to a full
+// parse.
+
+#include <cstddef>
+#include <optional>
+#include <string_view>
+
+namespace michi::json_scan {
+
+// One top-level member: the key as written between its quotes (escapes not decoded) and
+// the value's bytes [value_begin, value_end) in the scanned text.
+struct member {
+    std::string_view key_raw;
+    std::size_t value_begin = 0;
+    std::size_t value_end = 0;
+};
+
+// Where the value of a member ends: the index just past it, or npos when the text
+// breaks off or is not JSON-shaped there.
+std::size_t skip_value(std::string_view text, std::size_t pos) noexcept;
+
+// Calls visit(const member&) for each top-level member of the object `text`, in order.
+// Returns false when text is not one JSON object (visit may have been called for the
+// members before the point of failure).
+template <class Visit>
+bool for_each_member(std::string_view text, Visit&& visit);
+
+// The value bytes of the member named `key`, when text is an object in which exactly
+// one member has that name and no key is written with escapes (an escaped key could
+// spell `key` too). nullopt otherwise: absent, duplicated, escaped keys, not an object.
+std::optional<std::string_view> find_unique(std::string_view text, std::string_view key);
+
+// ---------------------------------------------------------------- implementation
+
+namespace detail {
+inline bool is_ws(char c) noexcept {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+inline std::size_t skip_ws(std::string_view t, std::size_t i) noexcept {
+    while (i < t.size() && is_ws(t[i])) {
+        ++i;
+    }
+    return i;
+}
+// t[i] is the opening quote; returns the index just past the closing one, or npos.
+std::size_t skip_string(std::string_view t, std::size_t i) noexcept;
+} // namespace detail
+
+template <class Visit>
+bool for_each_member(std::string_view text, Visit&& visit) {
+    using detail::skip_ws;
+    constexpr auto npos = std::string_view::npos;
+    std::size_t i = skip_ws(text, 0);
+    if (i >= text.size() || text[i] != '{') {
+        return false;
+    }
+    i = skip_ws(text, i + 1);
+    if (i < text.size() && text[i] == '}') {
+        return skip_ws(text, i + 1) == text.size();
+    }
+    for (;;) {
+        if (i >= text.size() || text[i] != '"') {
+            return false;
+        }
+        const std::size_t key_end = detail::skip_string(text, i);
+        if (key_end == npos) {
+            return false;
+        }
+        member m;
+        m.key_raw = text.substr(i + 1, key_end - i - 2);
+        i = skip_ws(text, key_end);
+        if (i >= text.size() || text[i] != ':') {
+            return false;
+        }
+        m.value_begin = skip_ws(text, i + 1);
+        m.value_end = skip_value(text, m.value_begin);
+        if (m.value_end == npos) {
+            return false;
+        }
+        visit(static_cast<const member&>(m));
+        i = skip_ws(text, m.value_end);
+        if (i >= text.size()) {
+            return false;
+        }
+        if (text[i] == '}') {
+            return skip_ws(text, i + 1) == text.size();
+        }
+        if (text[i] != ',') {
+            return false;
+        }
+        i = skip_ws(text, i + 1);
+    }
+}
+
+} // namespace michi::json_scan

@@ -1,0 +1,88 @@
+#include "michi/core/http_wire.hpp"
+
+#include <charconv>
+
+namespace michi::wire {
+namespace {
+
+void append_version(std::string& out, unsigned version) {
+    out.append("HTTP/");
+    out.push_back(static_cast<char>('0' + version / 10));
+    out.push_back('.');
+    out.push_back(static_cast<char>('0' + version % 10));
+}
+
+void append_fields(std::string& out, const http::fields& f, std::string_view extra = {}) {
+    for (const auto& field : f) {
+        out.append(field.name_string());
+        out.append(": ");
+        out.append(field.value());
+        out.append(crlf);
+    }
+    out.append(extra);
+    out.append(crlf);
+}
+
+std::size_t fields_size(const http::fields& f) {
+    std::size_t n = 2;
+    for (const auto& field : f) {
+        n += field.name_string().size() + field.value().size() + 4;
+    }
+    return n;
+}
+
+} // namespace
+
+std::string head(const http::response_header<>& h, std::string_view extra_fields) {
+    std::string out;
+    const auto reason = h.reason();
+    out.reserve(16 + reason.size() + fields_size(h) + extra_fields.size());
+    append_version(out, h.version());
+    out.push_back(' ');
+    char code[8];
+    const auto end = std::to_chars(code, code + sizeof code, h.result_int()).ptr;
+    out.append(code, end);
+    out.push_back(' ');
+    out.append(reason);
+    out.append(crlf);
+    append_fields(out, h, extra_fields);
+    return out;
+}
+
+std::string head(const http::request_header<>& h) {
+    std::string out;
+    const auto method = h.method_string();
+    const auto target = h.target();
+    out.reserve(16 + method.size() + target.size() + fields_size(h));
+    out.append(method);
+    out.push_back(' ');
+    out.append(target);
+    out.push_back(' ');
+    append_version(out, h.version());
+    out.append(crlf);
+    append_fields(out, h);
+    return out;
+}
+
+void append_field(std::string& out, std::string_view name, std::string_view value) {
+    out.append(name);
+    out.append(": ");
+    const std::size_t at = out.size();
+    out.append(value);
+    for (std::size_t i = at; i < out.size(); ++i) {
+        if (out[i] == '\r' || out[i] == '\n') {
+            out[i] = ' ';
+        }
+    }
+    out.append(crlf);
+}
+
+std::string chunk_size_line(std::size_t size) {
+    char buf[24];
+    auto end = std::to_chars(buf, buf + 20, size, 16).ptr;
+    *end++ = '\r';
+    *end++ = '\n';
+    return std::string(buf, end);
+}
+
+} // namespace michi::wire

@@ -1,0 +1,108 @@
+#include "michi/core/json_scan.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace michi::json_scan {
+namespace {
+
+using members = std::vector<std::pair<std::string, std::string>>;
+
+// (key as written, value text) of each top-level member; nullopt when the scan fails.
+std::optional<members> scan(std::string_view text) {
+    members out;
+    const bool ok = for_each_member(text, [&](const member& m) {
+        out.emplace_back(std::string(m.key_raw),
+                         std::string(text.substr(m.value_begin, m.value_end - m.value_begin)));
+    });
+    if (!ok) {
+        return std::nullopt;
+    }
+    return out;
+}
+
+TEST(JsonScanTest, FindsEachTopLevelMemberAndItsValueBytes) {
+    const std::string text =
+        R"( { "model" : "gpt-4o" , "n":2,"stop":null,"ok":true, "x":-1.5e3,)"
+        R"( "messages":[{"role":"user","content":"a \"quoted\" } ] { text"}],)"
+        R"( "meta":{"a":[1,{"b":"}"}]}} )";
+    const auto got = scan(text);
+    ASSERT_TRUE(got.has_value());
+    const members want{
+        {"model", R"("gpt-4o")"},
+        {"n", "2"},
+        {"stop", "null"},
+        {"ok", "true"},
+        {"x", "-1.5e3"},
+        {"messages", R"([{"role":"user","content":"a \"quoted\" } ] { text"}])"},
+        {"meta", R"({"a":[1,{"b":"}"}]})"},
+    };
+    EXPECT_EQ(*got, want);
+}
+
+TEST(JsonScanTest, EmptyObjectHasNoMembers) {
+    EXPECT_EQ(scan("{}"), members{});
+    EXPECT_EQ(scan(" \r\n{ \t}\n"), members{});
+}
+
+TEST(JsonScanTest, TextThatIsNotOneObjectFails) {
+    for (const std::string_view bad :
+         {"", "[]", "\"s\"", "42", "{", "{\"a\"", "{\"a\":", "{\"a\":1", "{\"a\":1,}",
+          "{\"a\" 1}", "{a:1}", "{\"a\":\"unterminated}", "{\"a\":[1,2}", "{\"a\":1} x",
+          "{\"a\":1}{}", "{\"a\":{\"b\":1}", "{,}", "{\"a\":}"}) {
+        EXPECT_FALSE(scan(bad).has_value()) << bad;
+    }
+}
+
+TEST(JsonScanTest, ScanAgreesWithAFullParseOnValidDocuments) {
+    const std::vector<std::string> docs{
+        R"({"usage":{"prompt_tokens":9,"completion_tokens":12,"total_tokens":21}})",
+        R"({"a":"\\","b":"\\\"","c":"\u00e9\ud83d\ude00","d":[[],[[]],{}],"e":""})",
+        R"({"id":"x","choices":[{"message":{"content":"{\"usage\":1}"}}],"usage":null})",
+    };
+    for (const auto& doc : docs) {
+        const auto parsed = nlohmann::json::parse(doc);
+        const auto got = scan(doc);
+        ASSERT_TRUE(got.has_value()) << doc;
+        ASSERT_EQ(got->size(), parsed.size()) << doc;
+        for (const auto& [key, value] : *got) {
+            EXPECT_EQ(nlohmann::json::parse(value), parsed.at(key)) << doc << " key " << key;
+        }
+    }
+}
+
+TEST(JsonScanTest, FindUniqueReadsOnlyTheTopLevel) {
+    const std::string body =
+        R"({"choices":[{"message":{"content":"\"usage\":{\"prompt_tokens\":999}"}}],)"
+        R"("usage":{"prompt_tokens":9}})";
+    EXPECT_EQ(find_unique(body, "usage"), std::optional<std::string_view>(R"({"prompt_tokens":9})"));
+    EXPECT_EQ(find_unique(body, "prompt_tokens"), std::nullopt); // nested: not top-level
+    EXPECT_EQ(find_unique(body, "missing"), std::nullopt);
+}
+
+TEST(JsonScanTest, FindUniqueRefusesDuplicatesEscapedKeysAndBrokenText) {
+    EXPECT_EQ(find_unique(R"({"model":"a","model":"b"})", "model"), std::nullopt);
+    // "\u006dodel" spells "model": a reader that decodes escapes would see a second one.
+    EXPECT_EQ(find_unique(R"({"model":"a","\u006dodel":"b"})", "model"), std::nullopt);
+    EXPECT_EQ(find_unique(R"({"model":"a",)", "model"), std::nullopt);
+    EXPECT_EQ(find_unique(R"(["model"])", "model"), std::nullopt);
+}
+
+TEST(JsonScanTest, SkipValueStopsAtTheEndOfOneValue) {
+    const std::string_view t = R"([1,"]",{"a":[]}] tail)";
+    EXPECT_EQ(skip_value(t, 0), t.find(" tail"));
+    EXPECT_EQ(skip_value("123,", 0), 3u);
+    EXPECT_EQ(skip_value("\"a\\\"b\" x", 0), 6u);
+    EXPECT_EQ(skip_value("", 0), std::string_view::npos);
+    EXPECT_EQ(skip_value(",", 0), std::string_view::npos);
+    EXPECT_EQ(skip_value("[1,2", 0), std::string_view::npos);
+    EXPECT_EQ(skip_value("\"open", 0), std::string_view::npos);
+}
+
+} // namespace
+} // namespace michi::json_scan
