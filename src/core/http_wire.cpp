@@ -77,6 +77,17 @@ void append_field(std::string& out, std::string_view name, std::string_view valu
     out.append(crlf);
 }
 
+void append_field(std::string& out, std::string_view name, std::uint64_t value,
+                  std::string_view suffix) {
+    char digits[24];
+    const auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
+    out.append(name);
+    out.append(": ");
+    out.append(digits, end);
+    out.append(suffix);
+    out.append(crlf);
+}
+
 std::string chunk_size_line(std::size_t size) {
     char buf[24];
     auto end = std::to_chars(buf, buf + 20, size, 16).ptr;

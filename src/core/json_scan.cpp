@@ -1,16 +1,32 @@
 #include "michi/core/json_scan.hpp"
 
+#include <array>
+#include <cstring>
+
 namespace michi::json_scan {
 
 namespace detail {
 
 std::size_t skip_string(std::string_view t, std::size_t i) noexcept {
-    for (++i; i < t.size(); ++i) {
-        if (t[i] == '\\') {
-            ++i; // the escaped character (for \uXXXX the hex digits are plain characters)
-        } else if (t[i] == '"') {
-            return i + 1;
+    // memchr to each quote, then the backslashes right before it decide: an even run
+    // (none included) leaves the quote unescaped. (A run never reaches back past `from`:
+    // the character before `from` is a quote.)
+    const char* const begin = t.data();
+    const char* const end = begin + t.size();
+    const char* from = begin + i + 1;
+    while (from < end) {
+        const auto* quote = static_cast<const char*>(std::memchr(from, '"', end - from));
+        if (quote == nullptr) {
+            break;
         }
+        const char* run = quote;
+        while (run > from && run[-1] == '\\') {
+            --run;
+        }
+        if ((quote - run) % 2 == 0) {
+            return static_cast<std::size_t>(quote - begin) + 1;
+        }
+        from = quote + 1;
     }
     return std::string_view::npos;
 }
@@ -28,9 +44,20 @@ std::size_t skip_value(std::string_view t, std::size_t i) noexcept {
     }
     if (first == '{' || first == '[') {
         // Nesting depth only: brackets inside strings are skipped with the strings.
+        static constexpr auto structural = [] {
+            std::array<bool, 256> table{};
+            for (const unsigned char c : {'"', '{', '}', '[', ']'}) {
+                table[c] = true;
+            }
+            return table;
+        }();
         std::size_t depth = 0;
         while (i < t.size()) {
             const char c = t[i];
+            if (!structural[static_cast<unsigned char>(c)]) {
+                ++i;
+                continue;
+            }
             if (c == '"') {
                 i = detail::skip_string(t, i);
                 if (i == npos) {

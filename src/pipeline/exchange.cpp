@@ -194,7 +194,7 @@ bool is_usage_only_chunk(std::string_view data) {
 std::string michi_fields(const request_context& ctx) {
     std::string out = guard_fields(ctx);
     wire::append_field(out, "x-michi-model", ctx.log.model);
-    wire::append_field(out, "x-michi-attempts", std::to_string(ctx.log.attempts));
+    wire::append_field(out, "x-michi-attempts", std::uint64_t{ctx.log.attempts});
     if (!ctx.route_reason.empty()) {
         wire::append_field(out, "x-michi-route-reason", ctx.route_reason);
     }

@@ -392,28 +392,26 @@ void settle(request_context& ctx) {
 
 std::string guard_fields(const request_context& ctx) {
     std::string out;
-    out.reserve(256);
+    out.reserve(320);
     wire::append_field(out, "x-request-id", ctx.request_id);
+    const auto secs = [](std::chrono::seconds s) {
+        return static_cast<std::uint64_t>(std::max<std::int64_t>(s.count(), 0));
+    };
     if (ctx.rate) {
         const auto& r = *ctx.rate;
         if (r.has_requests) {
-            wire::append_field(out, "x-ratelimit-limit-requests",
-                               std::to_string(r.limit_requests));
-            wire::append_field(out, "x-ratelimit-remaining-requests",
-                               std::to_string(r.remaining_requests));
-            wire::append_field(out, "x-ratelimit-reset-requests",
-                               std::to_string(r.reset_requests.count()) + "s");
+            wire::append_field(out, "x-ratelimit-limit-requests", r.limit_requests);
+            wire::append_field(out, "x-ratelimit-remaining-requests", r.remaining_requests);
+            wire::append_field(out, "x-ratelimit-reset-requests", secs(r.reset_requests), "s");
         }
         if (r.has_tokens) {
-            wire::append_field(out, "x-ratelimit-limit-tokens", std::to_string(r.limit_tokens));
-            wire::append_field(out, "x-ratelimit-remaining-tokens",
-                               std::to_string(r.remaining_tokens));
-            wire::append_field(out, "x-ratelimit-reset-tokens",
-                               std::to_string(r.reset_tokens.count()) + "s");
+            wire::append_field(out, "x-ratelimit-limit-tokens", r.limit_tokens);
+            wire::append_field(out, "x-ratelimit-remaining-tokens", r.remaining_tokens);
+            wire::append_field(out, "x-ratelimit-reset-tokens", secs(r.reset_tokens), "s");
         }
     }
     if (ctx.retry_after) {
-        wire::append_field(out, "retry-after", std::to_string(ctx.retry_after->count()));
+        wire::append_field(out, "retry-after", secs(*ctx.retry_after));
     }
     return out;
 }

@@ -98,7 +98,8 @@ request_log::request_log(const std::string& sqlite_path, std::chrono::millisecon
     if (max_pending_ == 0) {
         fail(path_, "max pending rows must be positive");
     }
-    db_ = sqlite::open(path_, "request log");
+    // Both connections are only used under db_mu_ / read_mu_.
+    db_ = sqlite::open(path_, "request log", false, sqlite::serialised_by::caller);
     if (auto e = sqlite::exec(db_.get(), schema_sql); !e.empty()) {
         sqlite::exec(db_.get(), "ROLLBACK");
         fail(path_, "cannot create the schema: " + e);
@@ -107,7 +108,7 @@ request_log::request_log(const std::string& sqlite_path, std::chrono::millisecon
         fail(path_, "cannot prepare the insert: " + e);
     }
     if (path_ != ":memory:") {
-        read_db_ = sqlite::open(path_, "request log", true);
+        read_db_ = sqlite::open(path_, "request log", true, sqlite::serialised_by::caller);
     }
     writer_.start([this] { tick(); });
 }

@@ -47,7 +47,8 @@ std::string query_text(sqlite3* db, const char* sql, std::string& error) {
     return {};
 }
 
-db_ptr open(const std::string& path, const std::string& what, bool query_only) {
+db_ptr open(const std::string& path, const std::string& what, bool query_only,
+            serialised_by serialised) {
     const auto fail = [&](const std::string& msg) {
         throw std::runtime_error(what + " " + path + ": " + msg);
     };
@@ -67,7 +68,8 @@ db_ptr open(const std::string& path, const std::string& what, bool query_only) {
     }
 
     sqlite3* raw = nullptr;
-    const int flags = SQLITE_OPEN_READWRITE | (query_only ? 0 : SQLITE_OPEN_CREATE);
+    const int flags = SQLITE_OPEN_READWRITE | (query_only ? 0 : SQLITE_OPEN_CREATE) |
+                      (serialised == serialised_by::caller ? SQLITE_OPEN_NOMUTEX : 0);
     const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
     db_ptr db(raw); // closed on every path below, open failure included
     if (rc != SQLITE_OK) {

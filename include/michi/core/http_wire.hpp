@@ -19,6 +19,9 @@ std::string head(const http::request_header<>& h);
 // Appends "name: value\r\n"; a CR or LF in the value becomes a space (no header
 // injection through a configured name).
 void append_field(std::string& out, std::string_view name, std::string_view value);
+// "name: 123<suffix>\r\n".
+void append_field(std::string& out, std::string_view name, std::uint64_t value,
+                  std::string_view suffix = {});
 
 // The chunk-size line of one chunk of a chunked body ("1a2\r\n").
 std::string chunk_size_line(std::size_t size);

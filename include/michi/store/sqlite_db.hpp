@@ -26,7 +26,11 @@ using stmt_ptr = std::unique_ptr<sqlite3_stmt, stmt_finalizer>;
 // turns on extended result codes, a 5 s busy timeout, WAL and synchronous=NORMAL. With
 // query_only the file must exist and the connection refuses writes. Throws
 // std::runtime_error "<what> <path>: …" on failure.
-db_ptr open(const std::string& path, const std::string& what, bool query_only = false);
+// serialised_by::caller: every use of the connection is under one lock of the caller's,
+// so SQLite's own per-call mutexes are left out (SQLITE_OPEN_NOMUTEX).
+enum class serialised_by { sqlite, caller };
+db_ptr open(const std::string& path, const std::string& what, bool query_only = false,
+            serialised_by serialised = serialised_by::sqlite);
 
 // The connection's last error message ("out of memory" for a null connection).
 std::string errmsg(sqlite3* db);
