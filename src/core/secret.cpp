@@ -6,17 +6,24 @@
 
 #include <array>
 #include <cctype>
+#include <memory>
 #include <stdexcept>
 
 namespace michi {
 
 std::string sha256_raw(std::string_view data) {
+    // One digest context per thread, fetched algorithm and context reused: a fresh
+    // EVP_Digest allocates and sets up both on every call, several times the hashing itself.
+    static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    struct ctx_free {
+        void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+    };
+    thread_local const std::unique_ptr<EVP_MD_CTX, ctx_free> ctx(EVP_MD_CTX_new());
     std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
     unsigned int len = 0;
-    // Fetched once: EVP_sha256() alone makes every digest look the algorithm up again.
-    static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-    if (sha256 == nullptr ||
-        EVP_Digest(data.data(), data.size(), md.data(), &len, sha256, nullptr) != 1) {
+    if (sha256 == nullptr || !ctx || EVP_DigestInit_ex2(ctx.get(), sha256, nullptr) != 1 ||
+        EVP_DigestUpdate(ctx.get(), data.data(), data.size()) != 1 ||
+        EVP_DigestFinal_ex(ctx.get(), md.data(), &len) != 1) {
         throw std::runtime_error("sha256 failed");
     }
     return std::string(reinterpret_cast<const char*>(md.data()), len);

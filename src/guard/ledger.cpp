@@ -4,7 +4,7 @@
 #include <array>
 #include <cmath>
 #include <cstdio>
-#include <deque>
+#include <vector>
 #include <limits>
 #include <list>
 #include <mutex>
@@ -255,9 +255,9 @@ public:
             return v;
         }
         auto& seen = it->second.seen;
-        while (!seen.empty() && seen.front() <= now - window) {
-            seen.pop_front();
-        }
+        const auto live = std::find_if(seen.begin(), seen.end(),
+                                       [&](time_point t) { return t > now - window; });
+        seen.erase(seen.begin(), live);
         v.earlier = seen.size();
         if (v.earlier >= loop_max) {
             v.frees_at = loop_max == 0 ? now + window : seen[v.earlier - loop_max] + window;
@@ -275,8 +275,8 @@ public:
         }
         auto& seen = it->second.seen;
         seen.push_back(now);
-        while (seen.size() > loop_max) { // only the last loop_max decide the next one
-            seen.pop_front();
+        if (seen.size() > loop_max) { // only the last loop_max decide the next one
+            seen.erase(seen.begin(), seen.end() - static_cast<std::ptrdiff_t>(loop_max));
         }
         while (entries_.size() > max_fingerprints_per_key) {
             entries_.erase(order_.front());
@@ -286,7 +286,9 @@ public:
 
 private:
     struct entry {
-        std::deque<time_point> seen;
+        // At most loop_max times, oldest first: a vector (a deque would allocate its
+        // blocks for every new fingerprint, that is for nearly every request).
+        std::vector<time_point> seen;
         std::list<std::string>::iterator pos; // in order_
     };
 

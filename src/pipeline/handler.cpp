@@ -219,7 +219,11 @@ std::optional<gateway_error> admit_guards(request_context& ctx, dispatch_plan& p
     req.est_tokens = ctx.est_prompt_tokens + out;
     req.est_cost_usd = cost_usd(plan.candidates.front().model, ctx.est_prompt_tokens, out);
     if (ctx.key->cls == config::key_class::agent && limits.loop_max) {
-        req.loop_fingerprint = sha256_raw(ctx.req.body());
+        // A 64-bit hash is fingerprint enough: it is only compared with the same key's
+        // own recent bodies (a collision could refuse nothing but the sender's own
+        // request), at a fraction of a SHA-256's cost.
+        const std::uint64_t h = std::hash<std::string_view>{}(ctx.req.body());
+        req.loop_fingerprint.assign(reinterpret_cast<const char*>(&h), sizeof h);
     }
     guard::rate_headers headers;
     auto result = ctx.ledger->admit(req, headers);

@@ -187,8 +187,8 @@ awaitable<void> run_session(worker& w, Stream& stream) {
         ctx.log.request_id = ctx.request_id;
         ctx.log.method = std::string(head.method_string());
         ctx.log.path = std::string(head.target().substr(0, head.target().find('?')));
-        const auto too_large = errors::request_too_large(sc.max_body_bytes);
         if (const auto len = parser.content_length(); len && *len > sc.max_body_bytes) {
+            const auto too_large = errors::request_too_large(sc.max_body_bytes);
             co_await write_local_error(io, ctx, too_large);
             break;
         }
@@ -203,6 +203,7 @@ awaitable<void> run_session(worker& w, Stream& stream) {
         beast::get_lowest_layer(stream).expires_after(sc.read_timeout);
         auto [bec, bn] = co_await http::async_read(stream, buffer, parser, nothrow);
         if (bec == http::error::body_limit) {
+            const auto too_large = errors::request_too_large(sc.max_body_bytes);
             co_await write_local_error(io, ctx, too_large);
             break;
         }
@@ -267,7 +268,8 @@ awaitable<void> serve_connection(worker& w, tcp::socket socket, ssl::context* tl
         if (!hec) {
             co_await run_session(w, stream);
             beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(1));
-            auto [sec] = co_await stream.async_shutdown(nothrow);
+            // (The close_notify exchange may fail against a client that just hangs up.)
+            [[maybe_unused]] auto [sec] = co_await stream.async_shutdown(nothrow);
         }
         close_stream(beast::get_lowest_layer(stream));
     } catch (const std::exception& e) {

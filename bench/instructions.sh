@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Instructions per request, counted by valgrind's callgrind: a figure that does not move with
+# the load on a shared machine, where req/s does by tens of percent.
+#
+#   nginx-proxy  the same nginx reverse proxy as bench/run.sh (1 worker, pooled keep-alive)
+#   michi/free   Michi, a key with no limits
+#   michi/guard  Michi, a key with every guard set (daily and monthly budgets, RPM, TPM, the
+#                agent loop guard), limits far above what the run reaches
+#
+# All three proxy the same mock upstream (nginx, not counted). Each target gets WARMUP
+# requests, then its counters are zeroed, REQUESTS requests are sent over CONNECTIONS
+# keep-alive connections, and the counters are dumped: instructions / REQUESTS, all threads
+# of the process (Michi's request-log writer included). Every request body differs, as a
+# real agent's do, so the loop guard sees a new fingerprint each time.
+#
+#   bench/instructions.sh   env: MICHI_BIN REQUESTS (2000) CONNECTIONS (4) WARMUP (200)
+#                           needs valgrind, nginx, python3, curl
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+MICHI_BIN="${MICHI_BIN:-$HERE/../build/release/michi-gateway}"
+REQUESTS="${REQUESTS:-2000}"
+CONNECTIONS="${CONNECTIONS:-4}"
+WARMUP="${WARMUP:-200}"
+for tool in valgrind callgrind_control nginx python3 curl; do
+    command -v "$tool" >/dev/null || { echo "bench: $tool not found" >&2; exit 1; }
+done
+[[ -x "$MICHI_BIN" ]] || { echo "bench: no michi-gateway at $MICHI_BIN" >&2; exit 1; }
+
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/michi-instr.XXXXXX")"
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+keygen() { "$MICHI_BIN" keygen --class "$1" >"$TMP/$2.key"; }
+field() { awk -v f="$1:" '$1 == f {print $2}' "$TMP/$2.key"; }
+
+MOCK=$(port)
+PROXY=$(port)
+MICHI=$(port)
+mkdir -p "$TMP/mock" "$TMP/proxy"
+common() { # dir -> nginx main/http preamble
+    cat <<NGINX
+worker_processes 1; pid $1/pid; error_log $1/error.log warn;
+events { worker_connections 1024; }
+http { access_log off; client_body_temp_path $1; proxy_temp_path $1;
+  keepalive_requests 1000000;
+NGINX
+}
+{
+    common "$TMP/mock"
+    cat <<NGINX
+  server { listen 127.0.0.1:$MOCK; default_type application/json;
+    location / { return 200 '{"id":"c","object":"chat.completion","created":1,"model":"gpt-bench","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?"},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":9,"total_tokens":18}}'; } } }
+NGINX
+} >"$TMP/mock/nginx.conf"
+{
+    common "$TMP/proxy"
+    cat <<NGINX
+  upstream mock { server 127.0.0.1:$MOCK; keepalive 64; keepalive_requests 1000000; }
+  server { listen 127.0.0.1:$PROXY;
+    location / { proxy_pass http://mock; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
+NGINX
+} >"$TMP/proxy/nginx.conf"
+
+keygen application free
+keygen agent guarded
+cat >"$TMP/michi.yaml" <<YAML
+server: { listen: "127.0.0.1:$MICHI", threads: 1 }
+log: { level: warn }
+store: { sqlite: "$TMP/michi.db" }
+providers: { mock: { type: openai, base_url: "http://127.0.0.1:$MOCK/v1" } }
+models: { mock/gpt-bench: { input_per_mtok: 0.15, output_per_mtok: 0.6 } }
+keys:
+  - { id: free, class: application, secret_sha256: "$(field secret_sha256 free)" }
+  - { id: guarded, class: agent, secret_sha256: "$(field secret_sha256 guarded)",
+      daily_usd: 1000000, monthly_usd: 1000000, rpm: 1000000000, tpm: 1000000000000,
+      loop_max: 20, loop_window: 60s }
+YAML
+
+nginx -p "$TMP/mock" -c "$TMP/mock/nginx.conf" -g 'daemon off;' >"$TMP/mock/out.log" 2>&1 &
+PIDS+=($!)
+# Under callgrind: nginx as one process (no master), Michi with one worker.
+valgrind --tool=callgrind --callgrind-out-file="$TMP/proxy.cg" \
+    nginx -p "$TMP/proxy" -c "$TMP/proxy/nginx.conf" -g 'daemon off; master_process off;' \
+    >"$TMP/proxy/out.log" 2>&1 &
+PROXY_PID=$!
+PIDS+=($PROXY_PID)
+valgrind --tool=callgrind --callgrind-out-file="$TMP/michi.cg" \
+    "$MICHI_BIN" --config "$TMP/michi.yaml" >"$TMP/michi.log" 2>&1 &
+MICHI_PID=$!
+PIDS+=($MICHI_PID)
+
+# N requests over C keep-alive connections, each body distinct; fails on any non-200.
+cat >"$TMP/load.py" <<'PY'
+import http.client, sys, threading
+port, n, c, key, tag = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+bad = []
+def run(t, count):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    for i in range(count):
+        body = ('{"model":"mock/gpt-bench","max_tokens":16,"messages":[{"role":"user",'
+                '"content":"hello %s %d %d"}]}' % (tag, t, i))
+        conn.request("POST", "/v1/chat/completions", body,
+                     {"Authorization": "Bearer " + key, "Content-Type": "application/json"})
+        r = conn.getresponse()
+        r.read()
+        if r.status != 200:
+            bad.append(r.status)
+threads = [threading.Thread(target=run, args=(t, n // c + (t < n % c))) for t in range(c)]
+for t in threads: t.start()
+for t in threads: t.join()
+if bad:
+    sys.exit("%d of %d requests failed, e.g. status %d" % (len(bad), n, bad[0]))
+PY
+
+ready() { # port key -> waits for a 200 (valgrind starts slowly)
+    local code=""
+    for _ in $(seq 300); do
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H "Authorization: Bearer $2" \
+            -d '{"model":"mock/gpt-bench","messages":[{"role":"user","content":"x"}]}' \
+            "http://127.0.0.1:$1/v1/chat/completions" || true)
+        [[ $code == 200 ]] && return 0
+        sleep 0.2
+    done
+    echo "bench: port $1 not answering 200 (last: ${code:-none})" >&2
+    cat "$TMP/michi.log" >&2
+    exit 1
+}
+ready "$PROXY" none
+ready "$MICHI" "$(field secret free)"
+
+measure() { # name pid port key dump-prefix -> instructions per request
+    local name=$1 pid=$2 port=$3 key=$4 prefix=$5
+    python3 "$TMP/load.py" "$port" "$WARMUP" "$CONNECTIONS" "$key" "warm-$name"
+    callgrind_control -z "$pid" >/dev/null 2>&1
+    python3 "$TMP/load.py" "$port" "$REQUESTS" "$CONNECTIONS" "$key" "$name"
+    callgrind_control --dump="$name" "$pid" >/dev/null 2>&1
+    local dump
+    dump=$(ls -t "$prefix".* | head -1)
+    awk -v n="$REQUESTS" '$1 == "totals:" {printf "%.0f\n", $2 / n}' "$dump"
+}
+
+PROXY_I=$(measure proxy "$PROXY_PID" "$PROXY" none "$TMP/proxy.cg")
+FREE_I=$(measure free "$MICHI_PID" "$MICHI" "$(field secret free)" "$TMP/michi.cg")
+GUARD_I=$(measure guarded "$MICHI_PID" "$MICHI" "$(field secret guarded)" "$TMP/michi.cg")
+
+echo "instructions per request ($REQUESTS requests over $CONNECTIONS connections, after $WARMUP warm-up)"
+printf '  %-12s %8s\n' nginx-proxy "$PROXY_I" michi/free "$FREE_I" michi/guard "$GUARD_I"
+awk -v p="$PROXY_I" -v f="$FREE_I" -v g="$GUARD_I" 'BEGIN {
+    printf "  michi/free / nginx-proxy: %.2fx\n", f / p
+    printf "  guards cost: %+.1f%% instructions (michi/guard / michi/free = %.3f)\n", 100 * (g - f) / f, g / f }'
