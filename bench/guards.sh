@@ -16,9 +16,8 @@ WORKERS="${WORKERS:-$(nproc)}"
 TMP="$(mktemp -d)"
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$TMP"' EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-keygen() { "$MICHI_BIN" keygen --class "$1" > "$TMP/$2.key"; }
-field() { awk -v f="$1:" '$1 == f {print $2}' "$TMP/$2.key"; }
+# shellcheck source=bench/guard_keys.sh
+source "$HERE/guard_keys.sh"
 
 # The mock upstream: nginx answering a static chat completion.
 MOCK=$(port)
@@ -32,21 +31,8 @@ http { access_log off; client_body_temp_path $TMP/nginx;
 NGINX
 nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" & PIDS+=($!)
 
-keygen application free
-keygen agent guarded
 MICHI=$(port)
-cat > "$TMP/michi.yaml" <<YAML
-server: { listen: "127.0.0.1:$MICHI", threads: $WORKERS }
-log: { level: warn }
-store: { sqlite: "$TMP/michi.db" }
-providers: { mock: { type: openai, base_url: "http://127.0.0.1:$MOCK/v1" } }
-models: { mock/gpt-bench: { input_per_mtok: 0.15, output_per_mtok: 0.6 } }
-keys:
-  - { id: free, class: application, secret_sha256: "$(field secret_sha256 free)" }
-  - { id: guarded, class: agent, secret_sha256: "$(field secret_sha256 guarded)",
-      daily_usd: 1000000, monthly_usd: 1000000, rpm: 1000000000, tpm: 1000000000000,
-      loop_max: 20, loop_window: 60s }
-YAML
+guard_keys_config "$MICHI" "$MOCK" "$WORKERS"
 "$MICHI_BIN" --config "$TMP/michi.yaml" > "$TMP/michi.log" 2>&1 & PIDS+=($!)
 for _ in $(seq 100); do
   code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $(field secret free)" \

@@ -35,9 +35,8 @@ cleanup() {
     rm -rf "$TMP"
 }
 trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-keygen() { "$MICHI_BIN" keygen --class "$1" >"$TMP/$2.key"; }
-field() { awk -v f="$1:" '$1 == f {print $2}' "$TMP/$2.key"; }
+# shellcheck source=bench/guard_keys.sh
+source "$HERE/guard_keys.sh"
 
 MOCK=$(port)
 PROXY=$(port)
@@ -67,20 +66,7 @@ NGINX
 NGINX
 } >"$TMP/proxy/nginx.conf"
 
-keygen application free
-keygen agent guarded
-cat >"$TMP/michi.yaml" <<YAML
-server: { listen: "127.0.0.1:$MICHI", threads: 1 }
-log: { level: warn }
-store: { sqlite: "$TMP/michi.db" }
-providers: { mock: { type: openai, base_url: "http://127.0.0.1:$MOCK/v1" } }
-models: { mock/gpt-bench: { input_per_mtok: 0.15, output_per_mtok: 0.6 } }
-keys:
-  - { id: free, class: application, secret_sha256: "$(field secret_sha256 free)" }
-  - { id: guarded, class: agent, secret_sha256: "$(field secret_sha256 guarded)",
-      daily_usd: 1000000, monthly_usd: 1000000, rpm: 1000000000, tpm: 1000000000000,
-      loop_max: 20, loop_window: 60s }
-YAML
+guard_keys_config "$MICHI" "$MOCK" 1
 
 nginx -p "$TMP/mock" -c "$TMP/mock/nginx.conf" -g 'daemon off;' >"$TMP/mock/out.log" 2>&1 &
 PIDS+=($!)

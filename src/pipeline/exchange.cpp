@@ -796,12 +796,7 @@ awaitable<void> run_exchange(worker& w, server::client_io& io, request_context& 
     std::string translate_errors;
     bool last_timeout = false;
     bool only_translation_errors = true;
-    bool client_wants_usage = false;
-    if (const auto opts = ctx.body.find("stream_options");
-        opts != ctx.body.end() && opts->is_object()) {
-        const auto usage = opts->find("include_usage");
-        client_wants_usage = usage != opts->end() && *usage == true;
-    }
+    const bool client_wants_usage = ctx.wants_usage;
     // One overall deadline covers every retry and fallback.
     milliseconds overall{0};
     for (const auto& c : plan.candidates) {

@@ -275,6 +275,7 @@ std::optional<gateway_error> validate_body(request_context& ctx) {
                 "'stream_options' must be an object whose 'include_usage' is a boolean.",
                 "stream_options");
         }
+        ctx.wants_usage = usage != opts->end() && *usage == true;
     }
     ctx.log.stream = ctx.api == api_kind::chat && stream != body.end() &&
                      stream->is_boolean() && stream->get<bool>();

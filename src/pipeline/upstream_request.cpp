@@ -29,35 +29,17 @@ std::optional<std::string> splice_openai_body(const request_context& ctx,
     if (ctx.out != dialect::openai) {
         return std::nullopt;
     }
-    bool add_usage_option = false;
-    if (ctx.log.stream) {
-        const auto opts = ctx.body.find("stream_options");
-        if (opts == ctx.body.end()) {
-            add_usage_option = true;
-        } else {
-            const auto usage = opts->is_object() ? opts->find("include_usage") : opts->end();
-            if (!opts->is_object() || usage == opts->end() || *usage != true) {
-                return std::nullopt;
-            }
-        }
+    const bool add_usage_option = ctx.log.stream && !ctx.wants_usage;
+    if (add_usage_option && ctx.body.contains("stream_options")) {
+        return std::nullopt; // other stream options: merged by the full path
     }
     const std::string_view raw = ctx.req.body();
-    std::size_t model_begin = 0;
-    std::size_t model_end = 0;
-    int models = 0;
-    bool escaped_key = false;
-    const bool ok = json_scan::for_each_member(raw, [&](const json_scan::member& m) {
-        if (m.key_raw.find('\\') != std::string_view::npos) {
-            escaped_key = true;
-        } else if (m.key_raw == "model") {
-            ++models;
-            model_begin = m.value_begin;
-            model_end = m.value_end;
-        }
-    });
-    if (!ok || escaped_key || models != 1) {
+    const auto model = json_scan::find_unique(raw, "model");
+    if (!model) {
         return std::nullopt;
     }
+    const std::size_t model_begin = static_cast<std::size_t>(model->data() - raw.data());
+    const std::size_t model_end = model_begin + model->size();
     const std::string quoted = nlohmann::json(upstream_model).dump();
     constexpr std::string_view usage_option = R"("stream_options":{"include_usage":true},)";
     std::string out;

@@ -35,6 +35,7 @@ struct request_context {
     dialect out = dialect::openai;
     std::string client_model; // the model as the client named it (echoed in /messages replies)
     std::string route_reason; // x-michi-route-reason, when a strategy chose the order
+    bool wants_usage = false; // the client set stream_options.include_usage
     bool keep_alive = true; // false: close the connection after this response
     obs::access_entry log;
 
