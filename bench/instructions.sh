@@ -8,19 +8,21 @@
 #                agent loop guard), limits far above what the run reaches
 #
 # All three proxy the same mock upstream (nginx, not counted). Each target gets WARMUP
-# requests, then its counters are zeroed, REQUESTS requests are sent over CONNECTIONS
+# requests (by default enough to fill the loop guard's table of 4096 recent bodies, so the
+# guarded key is measured as a long-running gateway serves it, not while its tables grow),
+# then its counters are zeroed, REQUESTS requests are sent over CONNECTIONS
 # keep-alive connections, and the counters are dumped: instructions / REQUESTS, all threads
 # of the process (Michi's request-log writer included). Every request body differs, as a
 # real agent's do, so the loop guard sees a new fingerprint each time.
 #
-#   bench/instructions.sh   env: MICHI_BIN REQUESTS (2000) CONNECTIONS (4) WARMUP (200)
+#   bench/instructions.sh   env: MICHI_BIN REQUESTS (2000) CONNECTIONS (4) WARMUP (5000)
 #                           needs valgrind, nginx, python3, curl
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 MICHI_BIN="${MICHI_BIN:-$HERE/../build/release/michi-gateway}"
 REQUESTS="${REQUESTS:-2000}"
 CONNECTIONS="${CONNECTIONS:-4}"
-WARMUP="${WARMUP:-200}"
+WARMUP="${WARMUP:-5000}"
 for tool in valgrind callgrind_control nginx python3 curl; do
     command -v "$tool" >/dev/null || { echo "bench: $tool not found" >&2; exit 1; }
 done

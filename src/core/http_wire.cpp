@@ -1,6 +1,7 @@
 #include "michi/core/http_wire.hpp"
 
 #include <charconv>
+#include <cstring>
 
 namespace michi::wire {
 namespace {
@@ -65,13 +66,18 @@ std::string head(const http::request_header<>& h) {
 }
 
 void append_field(std::string& out, std::string_view name, std::string_view value) {
+    out.reserve(out.size() + name.size() + value.size() + 4);
     out.append(name);
     out.append(": ");
     const std::size_t at = out.size();
     out.append(value);
-    for (std::size_t i = at; i < out.size(); ++i) {
-        if (out[i] == '\r' || out[i] == '\n') {
-            out[i] = ' ';
+    // (memchr first: a value almost never has a line break, and memchr skips it quickly)
+    if (!value.empty() && (std::memchr(value.data(), '\r', value.size()) != nullptr ||
+                           std::memchr(value.data(), '\n', value.size()) != nullptr)) {
+        for (std::size_t i = at; i < out.size(); ++i) {
+            if (out[i] == '\r' || out[i] == '\n') {
+                out[i] = ' ';
+            }
         }
     }
     out.append(crlf);
@@ -79,13 +85,26 @@ void append_field(std::string& out, std::string_view name, std::string_view valu
 
 void append_field(std::string& out, std::string_view name, std::uint64_t value,
                   std::string_view suffix) {
-    char digits[24];
-    const auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
-    out.append(name);
-    out.append(": ");
-    out.append(digits, end);
-    out.append(suffix);
-    out.append(crlf);
+    // One append of a line built on the stack (the names are Michi's own, short).
+    char line[160];
+    if (name.size() + suffix.size() > sizeof line - 2 - 20 - 2) {
+        char digits[24];
+        const auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
+        append_field(out, name, std::string(digits, end) + std::string(suffix));
+        return;
+    }
+    std::memcpy(line, name.data(), name.size());
+    char* p = line + name.size();
+    *p++ = ':';
+    *p++ = ' ';
+    p = std::to_chars(p, p + 20, value).ptr;
+    if (!suffix.empty()) {
+        std::memcpy(p, suffix.data(), suffix.size());
+        p += suffix.size();
+    }
+    *p++ = '\r';
+    *p++ = '\n';
+    out.append(line, p);
 }
 
 std::string chunk_size_line(std::size_t size) {

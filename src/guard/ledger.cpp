@@ -6,7 +6,6 @@
 #include <cstdio>
 #include <vector>
 #include <limits>
-#include <list>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
@@ -128,12 +127,30 @@ public:
         if (b.second != at || !live(b, now)) {
             return;
         }
+        const std::uint64_t before = b.amount;
         if (delta >= 0) {
             b.amount = saturating_add(b.amount, static_cast<std::uint64_t>(delta));
         } else {
             b.amount = saturating_sub(b.amount, static_cast<std::uint64_t>(-(delta + 1)) + 1);
         }
-        cached_at_ = no_period;
+        // The cached total follows the change (every settlement adjusts one bucket: summing
+        // the window again each time would cost the next admission a walk of 60 buckets).
+        // A saturated total, or an oldest bucket that emptied, is summed again instead.
+        const bool recount = cached_at_ != now ||
+                             cached_total_ == std::numeric_limits<std::uint64_t>::max() ||
+                             (b.amount == 0 && at == cached_oldest_);
+        if (recount) {
+            cached_at_ = no_period;
+            return;
+        }
+        if (b.amount >= before) {
+            cached_total_ = saturating_add(cached_total_, b.amount - before);
+        } else {
+            cached_total_ -= std::min(cached_total_, before - b.amount);
+        }
+        if (b.amount > 0 && (cached_oldest_ == no_period || at < cached_oldest_)) {
+            cached_oldest_ = at;
+        }
     }
 
     // Seconds until the oldest counted bucket leaves the window; 0 when empty.
@@ -237,6 +254,10 @@ struct period_account {
 };
 
 // Recent timestamps of each request fingerprint of one key, bounded in count and age.
+// Fingerprints are already hashes, so the table hashes them by identity; the least
+// recently seen order is a list threaded through the entries themselves (the table's
+// elements never move), and dropped entries are kept for reuse, so a key whose every
+// request is new (the usual case) allocates nothing once warm.
 class loop_tracker {
 public:
     // How many earlier identical requests fall inside the window, after dropping expired
@@ -246,7 +267,11 @@ public:
         time_point frees_at{};
     };
 
-    verdict check(const std::string& fp, time_point now, time_point::duration window,
+    loop_tracker() = default;
+    loop_tracker(const loop_tracker&) = delete;
+    loop_tracker& operator=(const loop_tracker&) = delete;
+
+    verdict check(std::uint64_t fp, time_point now, time_point::duration window,
                   std::uint64_t loop_max) {
         purge(now, window);
         verdict v;
@@ -265,47 +290,87 @@ public:
         return v;
     }
 
-    void record(const std::string& fp, time_point now, std::uint64_t loop_max) {
+    void record(std::uint64_t fp, time_point now, std::uint64_t loop_max) {
         auto it = entries_.find(fp);
         if (it == entries_.end()) {
-            order_.push_back(fp);
-            it = entries_.emplace(fp, entry{{}, std::prev(order_.end())}).first;
+            it = insert(fp);
         } else {
-            order_.splice(order_.end(), order_, it->second.pos);
+            unlink(it->second);
         }
-        auto& seen = it->second.seen;
-        seen.push_back(now);
-        if (seen.size() > loop_max) { // only the last loop_max decide the next one
-            seen.erase(seen.begin(), seen.end() - static_cast<std::ptrdiff_t>(loop_max));
+        entry& e = it->second;
+        link_last(e);
+        e.seen.push_back(now);
+        if (e.seen.size() > loop_max) { // only the last loop_max decide the next one
+            e.seen.erase(e.seen.begin(),
+                         e.seen.end() - static_cast<std::ptrdiff_t>(loop_max));
         }
         while (entries_.size() > max_fingerprints_per_key) {
-            entries_.erase(order_.front());
-            order_.pop_front();
+            drop(*first_);
         }
     }
 
 private:
     struct entry {
-        // At most loop_max times, oldest first: a vector (a deque would allocate its
-        // blocks for every new fingerprint, that is for nearly every request).
+        std::uint64_t fp = 0;
+        // At most loop_max times, oldest first.
         std::vector<time_point> seen;
-        std::list<std::string>::iterator pos; // in order_
+        entry* prev = nullptr; // less recently seen
+        entry* next = nullptr; // more recently seen
     };
+    struct identity {
+        std::size_t operator()(std::uint64_t fp) const { return static_cast<std::size_t>(fp); }
+    };
+    using table = std::unordered_map<std::uint64_t, entry, identity>;
+    static constexpr std::size_t max_spare = 16;
 
-    // Drops fingerprints whose last sighting left the window (least recent first).
-    void purge(time_point now, time_point::duration window) {
-        while (!order_.empty()) {
-            const auto it = entries_.find(order_.front());
-            if (!it->second.seen.empty() && it->second.seen.back() > now - window) {
-                break;
-            }
-            entries_.erase(it);
-            order_.pop_front();
+    // A new entry for fp, in a node dropped earlier when there is one.
+    table::iterator insert(std::uint64_t fp) {
+        if (spare_.empty()) {
+            const auto it = entries_.try_emplace(fp).first;
+            it->second.fp = fp;
+            return it;
+        }
+        table::node_type node = std::move(spare_.back());
+        spare_.pop_back();
+        node.key() = fp;
+        node.mapped().fp = fp;
+        node.mapped().seen.clear(); // keeps its capacity
+        return entries_.insert(std::move(node)).position;
+    }
+
+    void drop(entry& e) {
+        unlink(e);
+        auto node = entries_.extract(e.fp);
+        if (spare_.size() < max_spare) {
+            spare_.push_back(std::move(node));
         }
     }
 
-    std::unordered_map<std::string, entry> entries_;
-    std::list<std::string> order_; // least recently seen first
+    void unlink(entry& e) {
+        (e.prev != nullptr ? e.prev->next : first_) = e.next;
+        (e.next != nullptr ? e.next->prev : last_) = e.prev;
+        e.prev = e.next = nullptr;
+    }
+
+    void link_last(entry& e) {
+        e.prev = last_;
+        e.next = nullptr;
+        (last_ != nullptr ? last_->next : first_) = &e;
+        last_ = &e;
+    }
+
+    // Drops fingerprints whose last sighting left the window (least recent first).
+    void purge(time_point now, time_point::duration window) {
+        while (first_ != nullptr &&
+               (first_->seen.empty() || first_->seen.back() <= now - window)) {
+            drop(*first_);
+        }
+    }
+
+    table entries_;
+    entry* first_ = nullptr; // least recently seen
+    entry* last_ = nullptr;  // most recently seen
+    std::vector<table::node_type> spare_;
 };
 
 // Everything the ledger knows about one key.
@@ -412,7 +477,7 @@ std::variant<reservation, refusal> ledger::admit(const admission_request& req,
     const time_point now = impl_->now();
     const std::int64_t now_sec = epoch_seconds(now);
     const config::limits& lim = req.limits;
-    const bool loop_guarded = lim.loop_max.has_value() && !req.loop_fingerprint.empty();
+    const bool loop_guarded = lim.loop_max.has_value() && req.loop_fingerprint.has_value();
     const config::duration loop_window = lim.loop_window.value_or(default_loop_window);
     const double est_cost = sane_usd(req.est_cost_usd);
 
@@ -451,7 +516,7 @@ std::variant<reservation, refusal> ledger::admit(const admission_request& req,
                       std::chrono::seconds(st.tokens.until_below(now_sec, *lim.tpm)));
     }
     if (loop_guarded) {
-        const auto v = st.loops.check(req.loop_fingerprint, now, loop_window, *lim.loop_max);
+        const auto v = st.loops.check(*req.loop_fingerprint, now, loop_window, *lim.loop_max);
         if (v.earlier >= *lim.loop_max) {
             const std::size_t sent = v.earlier + 1;
             return refuse(refusal_kind::loop,
@@ -470,7 +535,7 @@ std::variant<reservation, refusal> ledger::admit(const admission_request& req,
     st.reserved_total += est_cost;
     ++st.in_flight;
     if (loop_guarded) {
-        st.loops.record(req.loop_fingerprint, now, *lim.loop_max);
+        st.loops.record(*req.loop_fingerprint, now, *lim.loop_max);
     }
     fill_headers(st, lim, now_sec, headers);
 
@@ -521,8 +586,7 @@ void ledger::settle(reservation& r, double actual_cost_usd, std::uint64_t actual
         }
     }
     if (impl_->persist != nullptr && cost > 0) {
-        impl_->persist->add(r.key_id, r.day, cost);
-        impl_->persist->add(r.key_id, r.month, cost);
+        impl_->persist->add(r.key_id, r.day, r.month, cost);
     }
 }
 

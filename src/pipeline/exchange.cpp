@@ -190,9 +190,11 @@ bool is_usage_only_chunk(std::string_view data) {
            data.find("\"choices\":[]") != std::string_view::npos;
 }
 
-// The fields of a response a target served: guard_fields and x-michi-*.
+// The fields of a response a target served: the guard fields and x-michi-*.
 std::string michi_fields(const request_context& ctx) {
-    std::string out = guard_fields(ctx);
+    std::string out;
+    out.reserve(512);
+    append_guard_fields(out, ctx);
     wire::append_field(out, "x-michi-model", ctx.log.model);
     wire::append_field(out, "x-michi-attempts", std::uint64_t{ctx.log.attempts});
     if (!ctx.route_reason.empty()) {

@@ -222,8 +222,7 @@ std::optional<gateway_error> admit_guards(request_context& ctx, dispatch_plan& p
         // A 64-bit hash is fingerprint enough: it is only compared with the same key's
         // own recent bodies (a collision could refuse nothing but the sender's own
         // request), at a fraction of a SHA-256's cost.
-        const std::uint64_t h = std::hash<std::string_view>{}(ctx.req.body());
-        req.loop_fingerprint.assign(reinterpret_cast<const char*>(&h), sizeof h);
+        req.loop_fingerprint = std::hash<std::string_view>{}(ctx.req.body());
     }
     guard::rate_headers headers;
     auto result = ctx.ledger->admit(req, headers);
@@ -395,9 +394,7 @@ void settle(request_context& ctx) {
     }
 }
 
-std::string guard_fields(const request_context& ctx) {
-    std::string out;
-    out.reserve(320);
+void append_guard_fields(std::string& out, const request_context& ctx) {
     wire::append_field(out, "x-request-id", ctx.request_id);
     const auto secs = [](std::chrono::seconds s) {
         return static_cast<std::uint64_t>(std::max<std::int64_t>(s.count(), 0));
@@ -418,7 +415,6 @@ std::string guard_fields(const request_context& ctx) {
     if (ctx.retry_after) {
         wire::append_field(out, "retry-after", secs(*ctx.retry_after));
     }
-    return out;
 }
 
 http::response<http::string_body> json_response(const request_context& ctx, unsigned status,
@@ -433,7 +429,9 @@ http::response<http::string_body> json_response(const request_context& ctx, unsi
 
 awaitable<error_code> write_reply(server::client_io& io, const request_context& ctx,
                                   http::response<http::string_body>& res) {
-    const std::string fields = guard_fields(ctx);
+    std::string fields;
+    fields.reserve(320);
+    append_guard_fields(fields, ctx);
     co_return co_await io.write_response(res, fields);
 }
 

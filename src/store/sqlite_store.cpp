@@ -113,9 +113,29 @@ void sqlite_store::add(const std::string& key_id, const std::string& period, dou
     if (!std::isfinite(usd)) {
         return;
     }
-    auto key = std::make_pair(key_id, period); // allocate outside the lock
     std::lock_guard lock(pending_mu_);
-    pending_[std::move(key)] += usd;
+    add_locked(key_id, period, usd);
+}
+
+void sqlite_store::add(const std::string& key_id, const std::string& day,
+                       const std::string& month, double usd) {
+    if (!std::isfinite(usd)) {
+        return;
+    }
+    std::lock_guard lock(pending_mu_);
+    add_locked(key_id, day, usd);
+    add_locked(key_id, month, usd);
+}
+
+void sqlite_store::add_locked(std::string_view key_id, std::string_view period, double usd) {
+    const std::pair<std::string_view, std::string_view> row(key_id, period);
+    const auto it = pending_.lower_bound(row);
+    if (it != pending_.end() && !pending_.key_comp()(row, it->first)) {
+        it->second += usd;
+        return;
+    }
+    // A new row: once per key and window per flush interval.
+    pending_.emplace_hint(it, std::pair<std::string, std::string>(key_id, period), usd);
 }
 
 void sqlite_store::flush() {

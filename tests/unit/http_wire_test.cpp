@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 namespace michi::wire {
 namespace {
 
@@ -42,6 +44,19 @@ TEST(HttpWireTest, ExtraFieldsGoAfterTheMessagesOwnBeforeTheBlankLine) {
     EXPECT_EQ(head(res, extra),
               "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nx-request-id: req_1\r\n"
               "x-michi-model: evil  set-cookie: a=b\r\n\r\n");
+}
+
+TEST(HttpWireTest, NumericFieldsWithAndWithoutSuffix) {
+    std::string out = "a: b\r\n";
+    append_field(out, "x-ratelimit-remaining-tokens", std::uint64_t{0});
+    append_field(out, "x-ratelimit-reset-requests", std::uint64_t{60}, "s");
+    append_field(out, "x-max", std::numeric_limits<std::uint64_t>::max());
+    EXPECT_EQ(out, "a: b\r\nx-ratelimit-remaining-tokens: 0\r\n"
+                   "x-ratelimit-reset-requests: 60s\r\nx-max: 18446744073709551615\r\n");
+    std::string long_name(300, 'n'); // longer than the stack line: the same bytes all the same
+    std::string lng;
+    append_field(lng, long_name, std::uint64_t{7}, "ms");
+    EXPECT_EQ(lng, long_name + ": 7ms\r\n");
 }
 
 TEST(HttpWireTest, UnknownStatusAndHttp10) {

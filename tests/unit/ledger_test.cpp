@@ -92,7 +92,9 @@ protected:
         r.limits = std::move(lim);
         r.est_cost_usd = cost;
         r.est_tokens = tokens;
-        r.loop_fingerprint = std::move(fp);
+        if (!fp.empty()) { // the gateway hashes the body; any 64-bit value will do here
+            r.loop_fingerprint = std::hash<std::string>{}(fp);
+        }
         return r;
     }
 
@@ -517,6 +519,26 @@ TEST_F(LedgerTest, TpmCountsTheEstimateThenCorrectsAtSettle) {
     admitted(l->admit(req("alice", rate(std::nullopt, 1000), 0, 10), h));
 }
 
+TEST_F(LedgerTest, TokenHeadersFollowSettlementsWithinTheSameSecond) {
+    auto l = make();
+    rate_headers h;
+    const time_point t0 = now_;
+    const auto lim = rate(std::nullopt, 1000);
+    auto a = admitted(l->admit(req("alice", lim, 0, 100), h));
+    now_ = t0 + 10s;
+    auto b = admitted(l->admit(req("alice", lim, 0, 100), h));
+    EXPECT_EQ(h.remaining_tokens, 800u);
+    EXPECT_EQ(h.reset_tokens, 50s); // t0's tokens leave first
+    l->settle(a, 0, 0);             // t0's bucket empties: the window now starts at t0+10
+    admitted(l->admit(req("alice", lim, 0, 10), h));
+    EXPECT_EQ(h.remaining_tokens, 890u);
+    EXPECT_EQ(h.reset_tokens, 60s);
+    l->settle(b, 0, 300); // more than its estimate, in the second it was admitted
+    admitted(l->admit(req("alice", lim, 0, 10), h));
+    EXPECT_EQ(h.remaining_tokens, 680u);
+    EXPECT_EQ(l->tokens_last_minute("alice"), 320u);
+}
+
 TEST_F(LedgerTest, TpmSettleNeverGoesBelowZero) {
     auto l = make();
     rate_headers h;
@@ -608,6 +630,26 @@ TEST_F(LedgerTest, LoopGuardForgetsTheOldestFingerprintsBeyondTheCap) {
     }
     admitted(l->admit(req("bot", lim, 0, 0, "first"), h)); // evicted, so forgotten
     refused(l->admit(req("bot", lim, 0, 0, "body-4095"), h));
+}
+
+TEST_F(LedgerTest, LoopGuardCountsAfreshForBodiesWhoseEntriesWereRecycled) {
+    // Entries dropped (by the cap or when their window passes) are reused for new bodies;
+    // a reused entry must not carry the sightings of the body it held before.
+    auto l = make();
+    rate_headers h;
+    const auto lim = loop(2, config::duration(1s));
+    for (int i = 0; i < 4096 + 20; ++i) { // the first 20 are dropped by the cap, still live
+        admitted(l->admit(req("bot", lim, 0, 0, "body-" + std::to_string(i)), h));
+    }
+    for (int i = 0; i < 2; ++i) {
+        admitted(l->admit(req("bot", lim, 0, 0, "fresh"), h));
+    }
+    refused(l->admit(req("bot", lim, 0, 0, "fresh"), h));
+    now_ += 2s; // now every entry expires at the next check
+    for (int i = 0; i < 2; ++i) {
+        admitted(l->admit(req("bot", lim, 0, 0, "later"), h));
+    }
+    refused(l->admit(req("bot", lim, 0, 0, "later"), h));
 }
 
 // --- order of the checks and what a refusal records ----------------------------------

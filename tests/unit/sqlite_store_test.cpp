@@ -103,6 +103,22 @@ TEST(SqliteStoreTest, AddFlushThenReopenLoadsTheSums) {
     EXPECT_EQ(again.load().size(), 3u); // one row per (key_id, period)
 }
 
+TEST(SqliteStoreTest, OneChargeToBothWindowsLandsInEachRow) {
+    temp_dir dir;
+    sqlite_store s(dir.db(), never);
+    s.add("k1", "d:2025-01-02", "m:2025-01", 0.5);
+    s.add("k1", "d:2025-01-03", "m:2025-01", 0.25); // a new day, the same month
+    s.add("k2", "d:2025-01-02", "m:2025-01", 1.0);
+    s.add("k1", "d:2025-01-02", "m:2025-01", std::numeric_limits<double>::infinity());
+    s.flush();
+    const sums want{{{"k1", "d:2025-01-02"}, 0.5},
+                    {{"k1", "d:2025-01-03"}, 0.25},
+                    {{"k1", "m:2025-01"}, 0.75},
+                    {{"k2", "d:2025-01-02"}, 1.0},
+                    {{"k2", "m:2025-01"}, 1.0}};
+    EXPECT_EQ(by_key(s.load()), want);
+}
+
 TEST(SqliteStoreTest, LoadShowsOnlyPersistedRows) {
     temp_dir dir;
     sqlite_store s(dir.db(), never);

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <variant>
 
@@ -55,7 +56,7 @@ struct admission_request {
     config::limits limits;       // effective limits (class defaults + key overrides)
     double est_cost_usd = 0;     // estimated prompt + max output at the model's prices
     std::uint64_t est_tokens = 0;
-    std::string loop_fingerprint; // hash of the body for agent keys, else empty
+    std::optional<std::uint64_t> loop_fingerprint; // hash of the body for agent keys
 };
 
 class ledger {

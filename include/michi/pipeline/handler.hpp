@@ -13,7 +13,7 @@ awaitable<void> handle(worker& w, server::client_io& io, request_context& ctx);
 // A JSON response; used for local answers and errors (write it with write_reply).
 http::response<http::string_body> json_response(const request_context& ctx, unsigned status,
                                                 std::string body);
-// Writes a response to an API request with its guard_fields.
+// Writes a response to an API request with its guard fields (append_guard_fields).
 awaitable<error_code> write_reply(server::client_io& io, const request_context& ctx,
                                   http::response<http::string_body>& res);
 // Settles the request's reservation to its cost so far (once; later calls do nothing).
@@ -21,9 +21,9 @@ awaitable<error_code> write_reply(server::client_io& io, const request_context& 
 // client that got its answer also sees the spend.
 void settle(request_context& ctx);
 
-// x-request-id, x-ratelimit-* and retry-after as the context has them, serialised for
-// client_io's extra_fields.
-std::string guard_fields(const request_context& ctx);
+// Appends x-request-id, x-ratelimit-* and retry-after as the context has them to out,
+// serialised for client_io's extra_fields.
+void append_guard_fields(std::string& out, const request_context& ctx);
 // Writes an OpenAI-shaped error (Anthropic-shaped on /messages) and records it.
 awaitable<void> reply_error(server::client_io& io, request_context& ctx,
                             const gateway_error& err);

@@ -23,6 +23,12 @@ public:
     // Adds usd to (key_id, period). Cheap and non-blocking for the caller: buffered and
     // written in batches off the event loops every flush interval.
     virtual void add(const std::string& key_id, const std::string& period, double usd) = 0;
+    // Adds usd to both windows of one charge, (key_id, day) and (key_id, month).
+    virtual void add(const std::string& key_id, const std::string& day, const std::string& month,
+                     double usd) {
+        add(key_id, day, usd);
+        add(key_id, month, usd);
+    }
     // Writes everything buffered so far before returning (clean stop).
     virtual void flush() = 0;
 };

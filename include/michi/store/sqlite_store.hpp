@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -36,6 +37,9 @@ public:
     // Buffers usd for (key_id, period) under a short lock; no I/O. Non-finite amounts are
     // dropped (they would poison the sum).
     void add(const std::string& key_id, const std::string& period, double usd) override;
+    // Both windows of one charge under one lock.
+    void add(const std::string& key_id, const std::string& day, const std::string& month,
+             double usd) override;
     // Writes everything buffered so far, after any batch the writer thread has in progress.
     // On a write error it logs, keeps the charges buffered for the next attempt and returns.
     void flush() override;
@@ -43,7 +47,19 @@ public:
     const std::string& path() const { return path_; }
 
 private:
-    using batch = std::map<std::pair<std::string, std::string>, double>;
+    // (key_id, period) -> usd; looked up by string_views, so a charge to a row already
+    // buffered copies no strings.
+    struct row_less {
+        using is_transparent = void;
+        template <typename A, typename B>
+        bool operator()(const A& a, const B& b) const {
+            return std::pair<std::string_view, std::string_view>(a.first, a.second) <
+                   std::pair<std::string_view, std::string_view>(b.first, b.second);
+        }
+    };
+    using batch = std::map<std::pair<std::string, std::string>, double, row_less>;
+    // Adds usd to one row of pending_ (pending_mu_ held).
+    void add_locked(std::string_view key_id, std::string_view period, double usd);
 
     // Takes the buffered charges and writes them; on failure puts them back. Returns success.
     bool write_pending();
