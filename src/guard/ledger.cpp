@@ -1,5 +1,7 @@
 #include "michi/guard/ledger.hpp"
 
+#include "michi/core/adaptive_mutex.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -389,9 +391,10 @@ struct key_state {
     }
 };
 
-// One lock and the keys hashed to it.
-struct shard {
-    mutable std::mutex mutex;
+// One lock and the keys hashed to it, each on cache lines of its own (a worker busy with
+// one key does not slow down another's lock on a neighbouring shard).
+struct alignas(64) shard {
+    mutable adaptive_mutex mutex;
     std::unordered_map<std::string, key_state> keys;
 };
 

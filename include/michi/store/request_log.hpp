@@ -3,6 +3,7 @@
 // status, latency, tokens, cost; never a prompt or a secret), buffered in memory and written
 // in batches by a writer thread, old rows pruned after the retention period.
 
+#include "michi/core/adaptive_mutex.hpp"
 #include "michi/obs/log.hpp"
 #include "michi/store/batch_writer.hpp"
 #include "michi/store/sqlite_db.hpp"
@@ -118,7 +119,7 @@ private:
     std::mutex read_mu_;
     sqlite::db_ptr read_db_;
 
-    mutable std::mutex pending_mu_; // guards pending_ and the drop counters
+    mutable adaptive_mutex pending_mu_; // guards pending_ and the drop counters
     batch pending_;
     std::uint64_t dropped_ = 0;
     std::uint64_t dropped_reported_ = 0; // part of dropped_ already logged by the writer

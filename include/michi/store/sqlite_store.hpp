@@ -3,6 +3,7 @@
 // own upserts the buffered charges in one transaction every flush interval, so a crash loses
 // at most one interval of charges and a clean stop (flush or destructor) loses nothing.
 
+#include "michi/core/adaptive_mutex.hpp"
 #include "michi/store/batch_writer.hpp"
 #include "michi/store/spend_store.hpp"
 #include "michi/store/sqlite_db.hpp"
@@ -74,7 +75,7 @@ private:
     sqlite::db_ptr db_;
     sqlite::stmt_ptr upsert_;
 
-    std::mutex pending_mu_; // guards pending_
+    adaptive_mutex pending_mu_; // guards pending_
     batch pending_;
 
     batch_writer writer_; // last: started once everything above is ready
