@@ -14,7 +14,7 @@ end
 
 function done(summary, latency, requests)
   local e = summary.errors
-  io.write(string.format("BENCH rps=%.1f p50_us=%d p99_us=%d non2xx=%d errors=%d\n",
-    summary.requests / (summary.duration / 1e6), latency:percentile(50),
+  io.write(string.format("BENCH rps=%.1f requests=%d p50_us=%d p99_us=%d non2xx=%d errors=%d\n",
+    summary.requests / (summary.duration / 1e6), summary.requests, latency:percentile(50),
     latency:percentile(99), e.status, e.connect + e.read + e.write + e.timeout))
 end
