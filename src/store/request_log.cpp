@@ -240,12 +240,13 @@ std::string request_log::write_batch(const batch& b) {
         return "begin: " + tx.error();
     }
     for (const auto& r : b) {
-        insert_.bind_text(1, r.id);
+        // The row's strings live in b until after the step and reset: bound without copies.
+        insert_.bind_text_unowned(1, r.id);
         insert_.bind_int(2, r.ts_ms);
-        insert_.bind_text(3, r.key_id);
-        insert_.bind_text(4, r.key_class);
-        insert_.bind_text(5, r.route);
-        insert_.bind_text(6, r.model);
+        insert_.bind_text_unowned(3, r.key_id);
+        insert_.bind_text_unowned(4, r.key_class);
+        insert_.bind_text_unowned(5, r.route);
+        insert_.bind_text_unowned(6, r.model);
         insert_.bind_int(7, r.status);
         insert_.bind_int(8, r.attempts);
         insert_.bind_int(9, r.fallbacks);
@@ -254,7 +255,7 @@ std::string request_log::write_batch(const batch& b) {
         insert_.bind_int(12, r.tokens_in);
         insert_.bind_int(13, r.tokens_out);
         insert_.bind_double(14, r.cost_usd);
-        insert_.bind_text(15, r.error);
+        insert_.bind_text_unowned(15, r.error);
         const int rc = insert_.step();
         std::string error = rc == SQLITE_DONE ? "" : sqlite::errmsg(db);
         insert_.reset();

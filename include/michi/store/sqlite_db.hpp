@@ -51,6 +51,9 @@ public:
 
     // Text is copied by SQLite, so temporaries are fine.
     void bind_text(int index, std::string_view text);
+    // Binds text without copying it: the caller keeps it alive and unchanged until the
+    // statement is reset or the parameter bound again.
+    void bind_text_unowned(int index, std::string_view text);
     void bind_int(int index, std::int64_t value);
     void bind_double(int index, double value);
     void bind_null(int index);
