@@ -475,7 +475,7 @@ void abandon(attempt& a, request_context& ctx, relay_result result) {
 // Relays an OpenAI-type upstream's SSE stream to an OpenAI client byte for byte. Nothing
 // reaches the client before the first complete upstream event (the commit point); after
 // it, every upstream piece is written as one chunk, and the next upstream read waits for
-// that write (backpressure).
+// that write (backpressure). The last piece goes out with the last chunk.
 awaitable<relay_result> relay_stream_raw(worker& w, server::client_io& io,
                                          request_context& ctx, attempt& a, const candidate& c,
                                          bool strip_usage, std::string& failure) {
@@ -527,17 +527,22 @@ awaitable<relay_result> relay_stream_raw(worker& w, server::client_io& io,
         } else if (n > 0) {
             sse.feed(out, inspect);
         }
+        // The upstream's last piece waits for the end of the stream below, so that it goes
+        // out in one write with the last chunk (and the head, when nothing went out yet).
+        const bool last_piece = !ec && a.parser->is_done();
         if (!out.empty()) {
             if (!committed) {
                 pending.append(out);
-                if (sse.events() > 0) {
+                if (sse.events() > 0 && !last_piece) {
                     committed = true;
                     ctx.log.ttfb_ms = ctx.ms_since_arrival();
-                    const auto hec = co_await io.write_head(head, fields);
-                    const auto cec = hec ? hec : co_await io.write_chunk(pending);
-                    client_gone = client_gone || static_cast<bool>(cec);
+                    if (co_await io.write_stream(&head, fields, pending, false)) {
+                        client_gone = true;
+                    }
                     pending.clear();
                 }
+            } else if (last_piece) {
+                pending.append(out);
             } else if (co_await io.write_chunk(out)) {
                 client_gone = true;
             }
@@ -560,23 +565,24 @@ awaitable<relay_result> relay_stream_raw(worker& w, server::client_io& io,
         account(ctx, c, usage_seen, content_chars);
     }
     co_await io.unwatch();
-    if (result == relay_result::done && (!committed || !pending.empty())) {
-        // A stream that ended before its first event (or with a partial one): pass it on.
-        ctx.log.ttfb_ms = ctx.ms_since_arrival();
-        auto ec = committed ? error_code{} : co_await io.write_head(head, fields);
-        if (!ec && !pending.empty()) {
-            ec = co_await io.write_chunk(pending);
-        }
-        if (ec) {
-            result = relay_result::client_gone;
-        }
-    }
     if (result == relay_result::done) {
-        release(w, a, c);
-        if (co_await io.write_last_chunk()) {
-            ctx.keep_alive = false;
+        // The rest in one write: the head if nothing went out yet, what was held back (the
+        // last piece, or a stream that ended before its first event or with a partial one),
+        // and the last chunk.
+        if (!committed) {
+            ctx.log.ttfb_ms = ctx.ms_since_arrival();
         }
+        release(w, a, c);
+        http::response<http::empty_body>* head_now = committed ? nullptr : &head;
         ctx.log.status = up.result_int();
+        if (co_await io.write_stream(head_now, fields, pending, true)) {
+            ctx.keep_alive = false;
+            if (!committed || !pending.empty()) { // the client missed part of the answer
+                ctx.log.status = 499;
+                ctx.log.error_code = "client_closed";
+                co_return relay_result::client_gone;
+            }
+        }
         co_return result;
     }
     abandon(a, ctx, result);

@@ -32,32 +32,34 @@ public:
         co_return ec;
     }
 
-    awaitable<error_code> write_head(http::response<http::empty_body>& res,
-                                     std::string_view extra_fields) override {
-        res.chunked(true);
-        const std::string h = wire::head(res, extra_fields);
-        beast::get_lowest_layer(s_).expires_after(write_timeout_);
-        auto [ec, n] = co_await net::async_write(s_, net::buffer(h), nothrow);
-        co_return ec;
-    }
-
-    awaitable<error_code> write_chunk(std::string_view data) override {
-        if (data.empty()) {
-            co_return error_code{}; // an empty chunk would end the body
+    awaitable<error_code> write_stream(http::response<http::empty_body>* head,
+                                       std::string_view extra_fields, std::string_view data,
+                                       bool last) override {
+        // prefix: the head and the chunk's size line; suffix: the chunk's CRLF and the last
+        // chunk ("\r\n" "0\r\n\r\n"), as much of it as applies.
+        static constexpr std::string_view tail = "\r\n0\r\n\r\n";
+        std::string prefix;
+        if (head != nullptr) {
+            head->chunked(true);
+            prefix = wire::head(*head, extra_fields);
         }
-        const std::string size_line = wire::chunk_size_line(data.size());
-        const std::array<net::const_buffer, 3> bufs{net::buffer(size_line),
-                                                    net::buffer(data.data(), data.size()),
-                                                    net::buffer(wire::crlf.data(), 2)};
+        if (!data.empty()) {
+            prefix += wire::chunk_size_line(data.size());
+        }
+        std::string_view suffix;
+        if (!data.empty()) {
+            suffix = last ? tail : tail.substr(0, 2);
+        } else if (last) {
+            suffix = tail.substr(2);
+        }
+        if (prefix.empty() && suffix.empty()) {
+            co_return error_code{};
+        }
+        const std::array<net::const_buffer, 3> bufs{
+            net::buffer(prefix), net::buffer(data.data(), data.size()),
+            net::buffer(suffix.data(), suffix.size())};
         beast::get_lowest_layer(s_).expires_after(write_timeout_);
         auto [ec, n] = co_await net::async_write(s_, bufs, nothrow);
-        co_return ec;
-    }
-
-    awaitable<error_code> write_last_chunk() override {
-        beast::get_lowest_layer(s_).expires_after(write_timeout_);
-        auto [ec, n] = co_await net::async_write(
-            s_, net::buffer(wire::last_chunk.data(), wire::last_chunk.size()), nothrow);
         co_return ec;
     }
 

@@ -1,6 +1,7 @@
 #include "michi/stream/sse.hpp"
 
 #include <charconv>
+#include <cstring>
 #include <system_error>
 #include <utility>
 
@@ -10,14 +11,21 @@ namespace {
 
 constexpr std::string_view utf8_bom = "\xEF\xBB\xBF";
 
-// Index of the first '\r' or '\n' in s at or after from, or npos.
+// Index of the first '\r' or '\n' in s at or after from, or npos. (memchr: lines are long
+// and a byte loop was most of the parser's cost.)
 std::size_t find_line_end(std::string_view s, std::size_t from) noexcept {
-    for (std::size_t i = from; i < s.size(); ++i) {
-        if (s[i] == '\n' || s[i] == '\r') {
-            return i;
-        }
+    if (from >= s.size()) {
+        return std::string_view::npos;
     }
-    return std::string_view::npos;
+    const char* begin = s.data() + from;
+    const std::size_t len = s.size() - from;
+    const void* lf = std::memchr(begin, '\n', len);
+    // A '\r' ends the line only when it comes before the first '\n' (or there is none).
+    const std::size_t scan = lf != nullptr ? static_cast<const char*>(lf) - begin : len;
+    if (const void* cr = std::memchr(begin, '\r', scan); cr != nullptr) {
+        return from + static_cast<std::size_t>(static_cast<const char*>(cr) - begin);
+    }
+    return lf != nullptr ? from + scan : std::string_view::npos;
 }
 
 // A retry value is valid when it is ASCII digits only and fits 64 bits.
@@ -164,23 +172,28 @@ void sse_parser::process_line(std::string_view line,
 
 void sse_parser::dispatch(const std::function<void(sse_event&&)>& on_event) {
     const bool dispatchable = has_data_ || has_event_;
-    sse_event event;
-    if (dispatchable) {
-        event.event = std::move(event_);
-        event.data = std::move(data_);
-        event.id = last_id_;
-        event.retry = retry_;
-    }
-    event_.clear();
-    data_.clear();
+    const std::optional<std::uint64_t> retry = retry_;
     retry_.reset();
     has_data_ = false;
     has_event_ = false;
     block_open_ = false;
-    if (dispatchable) {
-        ++events_;
-        on_event(std::move(event));
+    if (!dispatchable) {
+        event_.clear();
+        data_.clear();
+        return;
     }
+    // The event borrows the parser's buffers and hands them back afterwards (unless on_event
+    // moved them out), so a stream reuses one allocation instead of making one per event.
+    out_.event.swap(event_);
+    out_.data.swap(data_);
+    out_.id.assign(last_id_);
+    out_.retry = retry;
+    ++events_;
+    on_event(std::move(out_));
+    event_.swap(out_.event);
+    data_.swap(out_.data);
+    event_.clear();
+    data_.clear();
 }
 
 std::string format_sse(std::string_view data, std::string_view event) {

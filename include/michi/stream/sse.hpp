@@ -75,6 +75,7 @@ private:
     std::string data_;
     std::string last_id_;
     std::optional<std::uint64_t> retry_;
+    sse_event out_; // the event handed to on_event; its buffers return to event_ and data_
     std::uint64_t events_ = 0;
     std::size_t bom_matched_ = 0;
     bool bom_checked_ = false;
