@@ -5,6 +5,7 @@
 #include "michi/auth/key_store.hpp"
 #include "michi/core/http_wire.hpp"
 #include "michi/core/secret.hpp"
+#include "michi/pipeline/body_scan.hpp"
 #include "michi/pipeline/pricing.hpp"
 #include "michi/providers/anthropic.hpp"
 #include "michi/pipeline/exchange.hpp"
@@ -107,10 +108,10 @@ candidate make_candidate(const runtime& rt, config::model_config m) {
 // Orders candidates by expected cost for this request, dropping those that cannot serve
 // it (context window, tools, images), and says why in the route reason.
 void apply_cheapest(request_context& ctx, dispatch_plan& plan) {
-    const bool tools = uses_tools(ctx.body);
-    const bool images = uses_images(ctx.body);
+    const bool tools = ctx.uses_tools;
+    const bool images = ctx.uses_images;
     const auto prompt = ctx.est_prompt_tokens;
-    const auto out = expected_output_tokens(ctx.body);
+    const auto out = ctx.max_output_tokens;
     std::string excluded;
     std::erase_if(plan.candidates, [&](const candidate& c) {
         const char* why = nullptr;
@@ -212,7 +213,7 @@ std::optional<gateway_error> admit_guards(request_context& ctx, dispatch_plan& p
             return errors::model_not_priced(first);
         }
     }
-    const auto out = ctx.api == api_kind::chat ? expected_output_tokens(ctx.body) : 0;
+    const auto out = ctx.api == api_kind::chat ? ctx.max_output_tokens : 0;
     guard::admission_request req;
     req.key_id = ctx.key->id;
     req.limits = limits;
@@ -283,10 +284,9 @@ std::optional<gateway_error> validate_body(request_context& ctx) {
 
 // Admission: synchronous, in memory, a fixed list of checks each of which passes or
 // refuses — key, body, model/route, allow-list, guards. A dispatch plan or an error.
-std::variant<dispatch_plan, gateway_error> admit(request_context& ctx) {
-    if (auto err = authenticate(ctx)) {
-        return *err;
-    }
+// The body parsed into ctx.body (OpenAI form: /v1/messages is translated), checked, and
+// its facts read from the parse: the full path.
+std::optional<gateway_error> parse_body(request_context& ctx) {
     if (ctx.out == dialect::openai) {
         ctx.body = nlohmann::json::parse(ctx.req.body(), nullptr, false);
         if (ctx.body.is_discarded() || !ctx.body.is_object()) {
@@ -304,6 +304,7 @@ std::variant<dispatch_plan, gateway_error> admit(request_context& ctx) {
         }
         ctx.body = std::move(std::get<nlohmann::json>(converted));
     }
+    ctx.body_parsed = true;
     const auto model = ctx.body.find("model");
     if (model == ctx.body.end() || !model->is_string() ||
         model->get_ref<const std::string&>().empty()) {
@@ -312,10 +313,62 @@ std::variant<dispatch_plan, gateway_error> admit(request_context& ctx) {
     if (auto err = validate_body(ctx)) {
         return *err;
     }
+    ctx.client_model = model->get<std::string>();
     // Estimated once: routing (cheapest) and the guards' reservation both use it.
     ctx.est_prompt_tokens = providers::estimate_prompt_tokens(ctx.body);
-    const std::string name = model->get<std::string>();
-    ctx.client_model = name;
+    ctx.max_output_tokens = expected_output_tokens(ctx.body);
+    ctx.uses_tools = uses_tools(ctx.body);
+    ctx.uses_images = uses_images(ctx.body);
+    ctx.has_stream_options = ctx.body.contains("stream_options");
+    return std::nullopt;
+}
+
+// Reads a plain chat request's facts from its bytes (body_scan); false when the full
+// parse has to decide.
+bool scan_body(request_context& ctx) {
+    if (ctx.out != dialect::openai || ctx.api != api_kind::chat) {
+        return false;
+    }
+    auto facts = scan_chat_body(ctx.req.body());
+    if (!facts) {
+        return false;
+    }
+    ctx.client_model = std::move(facts->model);
+    ctx.model_begin = facts->model_begin;
+    ctx.model_end = facts->model_end;
+    ctx.log.stream = facts->stream;
+    ctx.wants_usage = facts->wants_usage;
+    ctx.est_prompt_tokens = facts->prompt_tokens;
+    ctx.max_output_tokens = facts->max_output;
+    ctx.uses_tools = facts->tools;
+    ctx.uses_images = facts->images;
+    ctx.has_stream_options = facts->has_stream_options;
+    return true;
+}
+
+// Whether a target of the plan reads the parsed body: every provider but the OpenAI type
+// (translated, Azure's rewrite, echo), and a stream whose stream_options must be merged.
+bool needs_parsed_body(const request_context& ctx, const dispatch_plan& plan) {
+    if (ctx.log.stream && !ctx.wants_usage && ctx.has_stream_options) {
+        return true;
+    }
+    return std::any_of(plan.candidates.begin(), plan.candidates.end(), [](const candidate& c) {
+        return c.provider->type != config::provider_type::openai;
+    });
+}
+
+// Admission: synchronous, in memory, a fixed list of checks each of which passes or
+// refuses — key, body, model/route, allow-list, guards. A dispatch plan or an error.
+std::variant<dispatch_plan, gateway_error> admit(request_context& ctx) {
+    if (auto err = authenticate(ctx)) {
+        return *err;
+    }
+    if (!scan_body(ctx)) {
+        if (auto err = parse_body(ctx)) {
+            return *err;
+        }
+    }
+    const std::string name = ctx.client_model;
     ctx.log.route = name;
     auto plan = resolve(ctx, name);
     if (!plan) {
@@ -329,6 +382,11 @@ std::variant<dispatch_plan, gateway_error> admit(request_context& ctx) {
                                            "\" can serve this request: " + ctx.route_reason +
                                            ".",
                                        "model");
+    }
+    if (!ctx.body_parsed && needs_parsed_body(ctx, *plan)) {
+        if (auto err = parse_body(ctx)) {
+            return *err;
+        }
     }
     if (auto err = admit_guards(ctx, *plan)) {
         return *err;

@@ -30,16 +30,20 @@ std::optional<std::string> splice_openai_body(const request_context& ctx,
         return std::nullopt;
     }
     const bool add_usage_option = ctx.log.stream && !ctx.wants_usage;
-    if (add_usage_option && ctx.body.contains("stream_options")) {
+    if (add_usage_option && ctx.has_stream_options) {
         return std::nullopt; // other stream options: merged by the full path
     }
     const std::string_view raw = ctx.req.body();
-    const auto model = json_scan::find_unique(raw, "model");
-    if (!model) {
-        return std::nullopt;
+    std::size_t model_begin = ctx.model_begin;
+    std::size_t model_end = ctx.model_end;
+    if (model_end == 0) { // the body was parsed, not scanned: find the model's bytes
+        const auto model = json_scan::find_unique(raw, "model");
+        if (!model) {
+            return std::nullopt;
+        }
+        model_begin = static_cast<std::size_t>(model->data() - raw.data());
+        model_end = model_begin + model->size();
     }
-    const std::size_t model_begin = static_cast<std::size_t>(model->data() - raw.data());
-    const std::size_t model_end = model_begin + model->size();
     const std::string quoted = nlohmann::json(upstream_model).dump();
     constexpr std::string_view usage_option = R"("stream_options":{"include_usage":true},)";
     std::string out;

@@ -3,8 +3,6 @@
 namespace michi::providers {
 namespace {
 
-constexpr std::uint64_t per_message_overhead = 4;
-constexpr std::uint64_t per_image = 765;
 
 std::uint64_t content_tokens(const nlohmann::json& content) noexcept {
     if (content.is_string()) {
@@ -30,7 +28,11 @@ std::uint64_t content_tokens(const nlohmann::json& content) noexcept {
 } // namespace
 
 std::uint64_t estimate_text_tokens(std::string_view text) noexcept {
-    return (text.size() + 3) / 4;
+    return estimate_text_tokens(text.size());
+}
+
+std::uint64_t estimate_text_tokens(std::size_t bytes) noexcept {
+    return (static_cast<std::uint64_t>(bytes) + 3) / 4;
 }
 
 std::uint64_t estimate_prompt_tokens(const nlohmann::json& request) noexcept {

@@ -230,6 +230,20 @@ TEST(GatewayTest, BadRequestsGetClearOpenAIErrors) {
     const auto unknown = gw.chat(R"({"model":"fake/nope","messages":[{"role":"user","content":"x"}]})");
     EXPECT_EQ(unknown.status, 404u);
     EXPECT_EQ(json::parse(unknown.body)["error"]["code"], "model_not_found");
+    // Bodies the admission scan leaves to the full parse get the parse's errors.
+    const auto bad_escape =
+        gw.chat(R"({"model":"fake/gpt-test","messages":[{"role":"user","content":"a \q"}]})");
+    EXPECT_EQ(bad_escape.status, 400u);
+    EXPECT_EQ(json::parse(bad_escape.body)["error"]["message"],
+              "The request body is not a JSON object.");
+    const auto no_role = gw.chat(
+        R"({"model":"fake/gpt-test","messages":[{"role":"user","content":"a"},{"content":"b"}]})");
+    EXPECT_EQ(no_role.status, 400u);
+    EXPECT_EQ(json::parse(no_role.body)["error"]["message"],
+              "messages[1] must be an object with a string 'role'.");
+    const auto twice = gw.chat(
+        R"({"model":"fake/gpt-test","messages":[{"role":"user","role":7,"content":"a"}]})");
+    EXPECT_EQ(twice.status, 400u); // the last "role" counts, as in any JSON parser
     EXPECT_EQ(up.request_count(), 0u);
 }
 

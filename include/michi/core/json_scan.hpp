@@ -32,6 +32,11 @@ std::size_t skip_value(std::string_view text, std::size_t pos) noexcept;
 template <class Visit>
 bool for_each_member(std::string_view text, Visit&& visit);
 
+// Calls visit(begin, end) with the bounds of each element of the array `text` (which must
+// be exactly one array), in order. Returns false when text is not one JSON array.
+template <class Visit>
+bool for_each_element(std::string_view text, Visit&& visit);
+
 // The value bytes of the member named `key`, when text is an object in which exactly
 // one member has that name and no key is written with escapes (an escaped key could
 // spell `key` too). nullopt otherwise: absent, duplicated, escaped keys, not an object.
@@ -90,6 +95,37 @@ bool for_each_member(std::string_view text, Visit&& visit) {
             return false;
         }
         if (text[i] == '}') {
+            return skip_ws(text, i + 1) == text.size();
+        }
+        if (text[i] != ',') {
+            return false;
+        }
+        i = skip_ws(text, i + 1);
+    }
+}
+
+template <class Visit>
+bool for_each_element(std::string_view text, Visit&& visit) {
+    using detail::skip_ws;
+    std::size_t i = skip_ws(text, 0);
+    if (i >= text.size() || text[i] != '[') {
+        return false;
+    }
+    i = skip_ws(text, i + 1);
+    if (i < text.size() && text[i] == ']') {
+        return skip_ws(text, i + 1) == text.size();
+    }
+    for (;;) {
+        const std::size_t end = skip_value(text, i);
+        if (end == std::string_view::npos) {
+            return false;
+        }
+        visit(i, end);
+        i = skip_ws(text, end);
+        if (i >= text.size()) {
+            return false;
+        }
+        if (text[i] == ']') {
             return skip_ws(text, i + 1) == text.size();
         }
         if (text[i] != ',') {

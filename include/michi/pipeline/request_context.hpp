@@ -30,7 +30,11 @@ struct request_context {
     std::shared_ptr<const runtime> rt;
     std::string path;       // without query and without the /v1 prefix
     const config::key_config* key = nullptr;
-    nlohmann::json body;    // parsed JSON body in OpenAI form (admission translates /messages)
+    // The parsed JSON body in OpenAI form (admission translates /messages); parsed only when
+    // body_parsed: a plain chat request for OpenAI-type targets is read by a scan of its
+    // bytes instead (the facts below), and goes upstream spliced.
+    nlohmann::json body;
+    bool body_parsed = false;
     api_kind api = api_kind::chat;
     dialect out = dialect::openai;
     std::string client_model; // the model as the client named it (echoed in /messages replies)
@@ -46,7 +50,16 @@ struct request_context {
     std::optional<guard::reservation> reservation;
     std::optional<guard::rate_headers> rate;       // x-ratelimit-* on every guarded response
     std::optional<std::chrono::seconds> retry_after;
+    // Facts of the body read at admission (by the scan or from the parse).
     std::uint64_t est_prompt_tokens = 0;
+    std::uint64_t max_output_tokens = 0; // max_completion_tokens, max_tokens or the default
+    bool uses_tools = false;             // a non-empty "tools" array
+    bool uses_images = false;            // an image_url content part
+    bool has_stream_options = false;     // the body has a "stream_options" member
+    // Where the scan found the model's value in req.body() ([begin, end), the quoted
+    // string; end 0 when the body was parsed instead).
+    std::size_t model_begin = 0;
+    std::size_t model_end = 0;
     unsigned fallbacks = 0; // attempts that failed over to another try
     std::vector<std::pair<std::string, std::string>> failed; // (target, why) of each fallback
 
