@@ -1,7 +1,14 @@
 -- wrk script: the same non-streaming chat completion against every target.
--- Env: MICHI_BENCH_KEY (client secret; sent to every target so the requests are identical).
+-- Env: MICHI_BENCH_KEY (client secret; sent to every target so the requests are identical),
+-- MICHI_BENCH_BODY_FILE (optional: the request body, read once).
 wrk.method = "POST"
 wrk.body = '{"model":"mock/gpt-bench","messages":[{"role":"user","content":"hello"}]}'
+local body_file = os.getenv("MICHI_BENCH_BODY_FILE")
+if body_file and body_file ~= "" then
+  local f = assert(io.open(body_file, "rb"))
+  wrk.body = f:read("*a")
+  f:close()
+end
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. (os.getenv("MICHI_BENCH_KEY") or "none")
 

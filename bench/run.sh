@@ -19,6 +19,8 @@
 #   WORKERS          Michi server.threads = nginx-proxy worker_processes (default: nproc)
 #   MOCK_WORKERS     worker_processes of the mock upstream        (default 1)
 #   STREAM           1: add a streaming (SSE) phase, same load as the throughput phase (default 0)
+#   BODY_FILE        the chat request body of the throughput and latency phases (default: a
+#                    one-line "hello"; bench/bodies/conversation-11k.json is a 40-message one)
 #   NGINX, WRK       binaries (default: from PATH)
 #   OUT              results file (default bench/results/latest.md)
 set -euo pipefail
@@ -43,6 +45,13 @@ OUT="${OUT:-$HERE/results/latest.md}"
 LUA="$HERE/chat.lua"
 STREAM_LUA="$HERE/stream.lua"
 CHAT_BODY='{"model":"mock/gpt-bench","messages":[{"role":"user","content":"hello"}]}'
+BODY_FILE="${BODY_FILE:-}"
+if [[ -n "$BODY_FILE" ]]; then
+    [[ -r "$BODY_FILE" ]] || { echo "bench: cannot read BODY_FILE $BODY_FILE" >&2; exit 1; }
+    BODY_FILE="$(readlink -f "$BODY_FILE")"
+    CHAT_BODY="$(cat "$BODY_FILE")"
+fi
+export MICHI_BENCH_BODY_FILE="$BODY_FILE"
 STREAM_BODY='{"model":"mocksse/gpt-bench","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hello"}]}'
 
 die() { echo "bench: $*" >&2; exit 1; }
@@ -176,6 +185,7 @@ http {
     scgi_temp_path $dir/tmp/scgi;
     keepalive_requests 1000000;
     keepalive_timeout 75s;
+    client_body_buffer_size 1m;  # bodies stay in memory, as in Michi (no temp files)
 EOF
 }
 
@@ -488,6 +498,7 @@ emit(f"- {E['ROUNDS']} rounds, target order rotated each round; figures are medi
      f"(RSS peak: max over rounds)")
 emit(f"- throughput phase: wrk -t{E['THREADS']} -c{E['CONNECTIONS']} -d{E['DURATION']} after a {E['WARMUP']} warm-up; "
      f"latency phase: wrk -t1 -c{E['LAT_CONNECTIONS']} -d{E['LAT_DURATION']}")
+emit(f"- request body: {os.path.basename(E['MICHI_BENCH_BODY_FILE']) if E['MICHI_BENCH_BODY_FILE'] else 'one short message'}")
 emit()
 tp = table("throughput", f"Throughput phase ({E['CONNECTIONS']} connections)")
 lt = table("latency", f"Latency phase ({E['LAT_CONNECTIONS']} connection(s), closed loop)")
