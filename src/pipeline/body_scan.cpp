@@ -70,106 +70,108 @@ bool add_text_tokens(std::string_view token, std::uint64_t& tokens) {
     return true;
 }
 
+constexpr auto npos = std::string_view::npos;
+
+// The scans below walk the body once: each returns the index just past the value it read
+// (the value starting at pos in s.text), or npos for "leave it to the full parse".
+
 // One content part: {"type": ..., "text": ...} or an image. Mirrors token_estimate's
 // content_tokens and the router's image check.
-bool scan_part(std::string_view part, scan& s) {
-    if (part.front() != '{') {
-        return true; // not an object: counts nothing, as in the full path
+std::size_t scan_part(scan& s, std::size_t pos) {
+    const std::string_view t = s.text;
+    if (t[pos] != '{') {
+        return json_scan::skip_value(t, pos); // not an object: counts nothing, as in the full path
     }
     enum : unsigned { text = 1, image_url = 2, source = 4, type = 8 };
     unsigned seen = 0;
     std::string_view text_value;
-    bool ok = true;
-    const bool object = json_scan::for_each_member(part, [&](const member& m) {
-        if (!plain(m)) {
-            ok = false;
-            return;
-        }
-        const std::string_view v = part.substr(m.value_begin, m.value_end - m.value_begin);
-        unsigned bit = 0;
-        if (m.key_raw == "text") {
-            bit = text;
-            text_value = v;
-        } else if (m.key_raw == "image_url") {
-            bit = image_url;
-        } else if (m.key_raw == "source") {
-            bit = source;
-        } else if (m.key_raw == "type") {
-            bit = type;
-            if (!is_string(v)) {
-                ok = false; // the router reads it as a string
-            } else if (v == "\"image_url\"") {
-                s.facts.images = true;
+    const std::size_t end =
+        json_scan::walk_object(t, pos, [&](std::string_view key, std::size_t begin) {
+            const std::size_t value_end = json_scan::skip_value(t, begin);
+            if (value_end == npos || key.find('\\') != npos) {
+                return npos;
             }
-        }
-        if (bit != 0 && !first_time(seen, bit)) {
-            ok = false;
-        }
-    });
-    if (!object || !ok) {
-        return false;
+            const std::string_view v = t.substr(begin, value_end - begin);
+            unsigned bit = 0;
+            if (key == "text") {
+                bit = text;
+                text_value = v;
+            } else if (key == "image_url") {
+                bit = image_url;
+            } else if (key == "source") {
+                bit = source;
+            } else if (key == "type") {
+                bit = type;
+                if (!is_string(v)) {
+                    return npos; // the router reads it as a string
+                }
+                s.facts.images = s.facts.images || v == "\"image_url\"";
+            }
+            if (bit != 0 && !first_time(seen, bit)) {
+                return npos;
+            }
+            return value_end;
+        });
+    if (end == npos) {
+        return npos;
     }
     if (is_string(text_value)) {
-        return add_text_tokens(text_value, s.facts.prompt_tokens);
+        return add_text_tokens(text_value, s.facts.prompt_tokens) ? end : npos;
     }
     if ((seen & (image_url | source)) != 0) {
         s.facts.prompt_tokens += providers::per_image;
     }
-    return true;
+    return end;
 }
 
 // One message: an object with a string "role"; its "content" counted.
-bool scan_message(std::string_view message, scan& s) {
-    if (message.front() != '{') {
-        return false; // the full path refuses it, with its index
+std::size_t scan_message(scan& s, std::size_t pos) {
+    const std::string_view t = s.text;
+    if (t[pos] != '{') {
+        return npos; // the full path refuses it, with its index
     }
     enum : unsigned { role = 1, content = 2 };
     unsigned seen = 0;
-    std::string_view content_value;
-    bool ok = true;
-    const bool object = json_scan::for_each_member(message, [&](const member& m) {
-        if (!plain(m)) {
-            ok = false;
-            return;
-        }
-        const std::string_view v = message.substr(m.value_begin, m.value_end - m.value_begin);
-        if (m.key_raw == "role") {
-            ok = ok && first_time(seen, role) && is_string(v);
-        } else if (m.key_raw == "content") {
-            ok = ok && first_time(seen, content);
-            content_value = v;
-        }
-    });
-    if (!object || !ok || (seen & role) == 0) {
-        return false;
+    const std::size_t end =
+        json_scan::walk_object(t, pos, [&](std::string_view key, std::size_t begin) {
+            if (key.find('\\') != npos) {
+                return npos;
+            }
+            if (key == "content") {
+                if (!first_time(seen, content)) {
+                    return npos;
+                }
+                if (t[begin] == '[') { // parts, counted as they are walked
+                    return json_scan::walk_array(
+                        t, begin, [&](std::size_t part) { return scan_part(s, part); });
+                }
+                const std::size_t value_end = json_scan::skip_value(t, begin);
+                if (value_end != npos && t[begin] == '"' &&
+                    !add_text_tokens(t.substr(begin, value_end - begin), s.facts.prompt_tokens)) {
+                    return npos;
+                }
+                return value_end; // null or another type: no tokens, as in the full path
+            }
+            const std::size_t value_end = json_scan::skip_value(t, begin);
+            if (key == "role" && (!first_time(seen, role) || t[begin] != '"')) {
+                return npos;
+            }
+            return value_end;
+        });
+    if (end == npos || (seen & role) == 0) {
+        return npos;
     }
     s.facts.prompt_tokens += providers::per_message_overhead;
-    if (is_string(content_value)) {
-        return add_text_tokens(content_value, s.facts.prompt_tokens);
-    }
-    if (!content_value.empty() && content_value.front() == '[') {
-        bool parts_ok = true;
-        const bool array = json_scan::for_each_element(
-            content_value, [&](std::size_t begin, std::size_t end) {
-                parts_ok = parts_ok && scan_part(content_value.substr(begin, end - begin), s);
-            });
-        return array && parts_ok;
-    }
-    return true; // null or another type: no tokens, as in the full path
+    return end;
 }
 
-bool scan_messages(std::string_view messages, scan& s) {
-    if (messages.empty() || messages.front() != '[') {
-        return false;
-    }
+std::size_t scan_messages(scan& s, std::size_t pos) {
     std::size_t count = 0;
-    bool ok = true;
-    const bool array =
-        json_scan::for_each_element(messages, [&](std::size_t begin, std::size_t end) {
-            ++count;
-            ok = ok && scan_message(messages.substr(begin, end - begin), s);
-        });
-    return array && ok && count > 0;
+    const std::size_t end = json_scan::walk_array(s.text, pos, [&](std::size_t message) {
+        ++count;
+        return scan_message(s, message);
+    });
+    return count > 0 ? end : npos;
 }
 
 bool scan_stream_options(std::string_view v, scan& s) {
@@ -267,51 +269,55 @@ std::optional<body_facts> scan_chat_body(std::string_view body) {
         max_completion_tokens = 64,
     };
     unsigned seen = 0;
-    bool ok = true;
     std::optional<std::uint64_t> max_tokens_value;
     std::optional<std::uint64_t> max_completion_value;
-    const bool object = json_scan::for_each_member(body, [&](const member& m) {
-        if (!ok) {
-            return;
-        }
-        if (!plain(m)) {
-            ok = false;
-            return;
-        }
-        const std::string_view k = m.key_raw;
-        const std::string_view v = s.value(m);
-        if (k == "model") {
-            ok = first_time(seen, model) && is_string(v) && v.size() > 2 &&
-                 string_body(v).find('\\') == std::string_view::npos;
-            if (ok) {
-                s.facts.model = std::string(string_body(v));
-                s.facts.model_begin = m.value_begin;
-                s.facts.model_end = m.value_end;
+    const std::size_t start = json_scan::detail::skip_ws(body, 0);
+    const std::size_t end =
+        json_scan::walk_object(body, start, [&](std::string_view k, std::size_t begin) {
+            if (k.find('\\') != npos) {
+                return npos;
             }
-        } else if (k == "messages") {
-            ok = first_time(seen, messages) && scan_messages(v, s);
-        } else if (k == "stream") {
-            ok = first_time(seen, stream) && (v == "true" || v == "false" || v == "null");
-            s.facts.stream = v == "true";
-        } else if (k == "stream_options") {
-            ok = first_time(seen, stream_options) && scan_stream_options(v, s);
-        } else if (k == "tools") {
-            ok = first_time(seen, tools);
-            if (v.front() == '[') {
-                const std::size_t next = json_scan::detail::skip_ws(v, 1);
-                s.facts.tools = next < v.size() && v[next] != ']';
+            if (k == "messages") {
+                return first_time(seen, messages) ? scan_messages(s, begin) : npos;
             }
-        } else if (k == "max_tokens") {
-            ok = first_time(seen, max_tokens);
-            max_tokens_value = unsigned_token(v);
-        } else if (k == "max_completion_tokens") {
-            ok = first_time(seen, max_completion_tokens);
-            max_completion_value = unsigned_token(v);
-        } else if (k == "system" || k == "input") {
-            ok = false; // counted by the full path's estimate
-        }
-    });
-    if (!object || !ok || (seen & model) == 0 || (seen & messages) == 0) {
+            const std::size_t value_end = json_scan::skip_value(body, begin);
+            if (value_end == npos) {
+                return npos;
+            }
+            const std::string_view v = body.substr(begin, value_end - begin);
+            bool ok = true;
+            if (k == "model") {
+                ok = first_time(seen, model) && is_string(v) && v.size() > 2 &&
+                     string_body(v).find('\\') == npos;
+                if (ok) {
+                    s.facts.model = std::string(string_body(v));
+                    s.facts.model_begin = begin;
+                    s.facts.model_end = value_end;
+                }
+            } else if (k == "stream") {
+                ok = first_time(seen, stream) && (v == "true" || v == "false" || v == "null");
+                s.facts.stream = v == "true";
+            } else if (k == "stream_options") {
+                ok = first_time(seen, stream_options) && scan_stream_options(v, s);
+            } else if (k == "tools") {
+                ok = first_time(seen, tools);
+                if (v.front() == '[') {
+                    const std::size_t next = json_scan::detail::skip_ws(v, 1);
+                    s.facts.tools = next < v.size() && v[next] != ']';
+                }
+            } else if (k == "max_tokens") {
+                ok = first_time(seen, max_tokens);
+                max_tokens_value = unsigned_token(v);
+            } else if (k == "max_completion_tokens") {
+                ok = first_time(seen, max_completion_tokens);
+                max_completion_value = unsigned_token(v);
+            } else if (k == "system" || k == "input") {
+                ok = false; // counted by the full path's estimate
+            }
+            return ok ? value_end : npos;
+        });
+    if (end == npos || json_scan::detail::skip_ws(body, end) != body.size() ||
+        (seen & model) == 0 || (seen & messages) == 0) {
         return std::nullopt;
     }
     s.facts.max_output = max_completion_value ? *max_completion_value

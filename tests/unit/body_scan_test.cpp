@@ -130,6 +130,12 @@ TEST(BodyScanTest, LeavesEverythingUnusualToTheFullParse) {
         R"({"model":"m","messages":[{"role":"user","content":[{"type":7}]}]})",
         R"({"model":"m","messages":[{"role":"user","content":[{"text":"a","text":"b"}]}]})",
         R"({"model":"m","max_tokens":1,"max_tokens":2,"messages":[{"role":"user","content":"a"}]})",
+        // cut off (a value expected at the end of the text must not be read past it)
+        R"({"model":)",
+        R"({"model":"m","messages":[)",
+        R"({"model":"m","messages":[{"role":"user","content":[)",
+        R"({"model":"m","messages":[{"role":"user","content":[{"type":)",
+        R"({"model":"m","messages":[{"role":"user","content":"a"},   )",
     };
     for (const auto& body : bodies) {
         EXPECT_FALSE(scan_chat_body(body)) << body;

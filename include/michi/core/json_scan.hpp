@@ -37,6 +37,16 @@ bool for_each_member(std::string_view text, Visit&& visit);
 template <class Visit>
 bool for_each_element(std::string_view text, Visit&& visit);
 
+// One pass over the object (array) that starts at text[pos], for callers that read a value
+// as they go instead of skipping it first: visit(key_raw, value_begin) (visit(begin) for an
+// array) returns the index just past the value, having read it or called skip_value, or
+// npos to stop. A visit's position is always inside the text. Returns the index just past the object (array), or npos when the text is not
+// JSON-shaped there or a visit returned npos. Nothing after the object is looked at.
+template <class Visit>
+std::size_t walk_object(std::string_view text, std::size_t pos, Visit&& visit);
+template <class Visit>
+std::size_t walk_array(std::string_view text, std::size_t pos, Visit&& visit);
+
 // The value bytes of the member named `key`, when text is an object in which exactly
 // one member has that name and no key is written with escapes (an escaped key could
 // spell `key` too). nullopt otherwise: absent, duplicated, escaped keys, not an object.
@@ -59,80 +69,107 @@ std::size_t skip_string(std::string_view t, std::size_t i) noexcept;
 } // namespace detail
 
 template <class Visit>
-bool for_each_member(std::string_view text, Visit&& visit) {
+std::size_t walk_object(std::string_view text, std::size_t pos, Visit&& visit) {
     using detail::skip_ws;
     constexpr auto npos = std::string_view::npos;
-    std::size_t i = skip_ws(text, 0);
-    if (i >= text.size() || text[i] != '{') {
-        return false;
+    if (pos >= text.size() || text[pos] != '{') {
+        return npos;
     }
-    i = skip_ws(text, i + 1);
+    std::size_t i = skip_ws(text, pos + 1);
     if (i < text.size() && text[i] == '}') {
-        return skip_ws(text, i + 1) == text.size();
+        return i + 1;
     }
     for (;;) {
         if (i >= text.size() || text[i] != '"') {
-            return false;
+            return npos;
         }
         const std::size_t key_end = detail::skip_string(text, i);
         if (key_end == npos) {
-            return false;
+            return npos;
         }
-        member m;
-        m.key_raw = text.substr(i + 1, key_end - i - 2);
+        const std::string_view key_raw = text.substr(i + 1, key_end - i - 2);
         i = skip_ws(text, key_end);
         if (i >= text.size() || text[i] != ':') {
-            return false;
+            return npos;
         }
-        m.value_begin = skip_ws(text, i + 1);
-        m.value_end = skip_value(text, m.value_begin);
-        if (m.value_end == npos) {
-            return false;
+        const std::size_t value_begin = skip_ws(text, i + 1);
+        if (value_begin >= text.size()) {
+            return npos;
         }
-        visit(static_cast<const member&>(m));
-        i = skip_ws(text, m.value_end);
+        const std::size_t value_end = visit(key_raw, value_begin);
+        if (value_end == npos || value_end <= value_begin || value_end > text.size()) {
+            return npos;
+        }
+        i = skip_ws(text, value_end);
         if (i >= text.size()) {
-            return false;
+            return npos;
         }
         if (text[i] == '}') {
-            return skip_ws(text, i + 1) == text.size();
+            return i + 1;
         }
         if (text[i] != ',') {
-            return false;
+            return npos;
         }
         i = skip_ws(text, i + 1);
     }
 }
 
 template <class Visit>
-bool for_each_element(std::string_view text, Visit&& visit) {
+std::size_t walk_array(std::string_view text, std::size_t pos, Visit&& visit) {
     using detail::skip_ws;
-    std::size_t i = skip_ws(text, 0);
-    if (i >= text.size() || text[i] != '[') {
-        return false;
+    constexpr auto npos = std::string_view::npos;
+    if (pos >= text.size() || text[pos] != '[') {
+        return npos;
     }
-    i = skip_ws(text, i + 1);
+    std::size_t i = skip_ws(text, pos + 1);
     if (i < text.size() && text[i] == ']') {
-        return skip_ws(text, i + 1) == text.size();
+        return i + 1;
     }
     for (;;) {
-        const std::size_t end = skip_value(text, i);
-        if (end == std::string_view::npos) {
-            return false;
+        if (i >= text.size()) {
+            return npos;
         }
-        visit(i, end);
+        const std::size_t end = visit(i);
+        if (end == npos || end <= i || end > text.size()) {
+            return npos;
+        }
         i = skip_ws(text, end);
         if (i >= text.size()) {
-            return false;
+            return npos;
         }
         if (text[i] == ']') {
-            return skip_ws(text, i + 1) == text.size();
+            return i + 1;
         }
         if (text[i] != ',') {
-            return false;
+            return npos;
         }
         i = skip_ws(text, i + 1);
     }
+}
+
+template <class Visit>
+bool for_each_member(std::string_view text, Visit&& visit) {
+    const std::size_t end =
+        walk_object(text, detail::skip_ws(text, 0), [&](std::string_view key, std::size_t begin) {
+            const std::size_t value_end = skip_value(text, begin);
+            if (value_end != std::string_view::npos) {
+                visit(static_cast<const member&>(member{key, begin, value_end}));
+            }
+            return value_end;
+        });
+    return end != std::string_view::npos && detail::skip_ws(text, end) == text.size();
+}
+
+template <class Visit>
+bool for_each_element(std::string_view text, Visit&& visit) {
+    const std::size_t end = walk_array(text, detail::skip_ws(text, 0), [&](std::size_t begin) {
+        const std::size_t value_end = skip_value(text, begin);
+        if (value_end != std::string_view::npos) {
+            visit(begin, value_end);
+        }
+        return value_end;
+    });
+    return end != std::string_view::npos && detail::skip_ws(text, end) == text.size();
 }
 
 } // namespace michi::json_scan
