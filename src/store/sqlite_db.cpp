@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 
 #include <filesystem>
+#include <mutex>
 #include <stdexcept>
 #include <system_error>
 
@@ -66,6 +67,11 @@ db_ptr open(const std::string& path, const std::string& what, bool query_only,
             fail("cannot create directory " + parent.string() + ": " + ec.message());
         }
     }
+
+    // SQLite's memory statistics take a global mutex around every allocation it makes; Michi
+    // never reads them. (Only possible before SQLite's first use; later it just says so.)
+    static std::once_flag no_memstatus;
+    std::call_once(no_memstatus, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
 
     sqlite3* raw = nullptr;
     const int flags = SQLITE_OPEN_READWRITE | (query_only ? 0 : SQLITE_OPEN_CREATE) |
