@@ -12,15 +12,10 @@ namespace {
 
 using json_scan::member;
 
-// The text being scanned and what has been read of it. The scan functions return false
-// for "leave it to the full parse".
+// The text being scanned and what has been read of it.
 struct scan {
     std::string_view text;
     body_facts facts;
-
-    std::string_view value(const member& m) const {
-        return text.substr(m.value_begin, m.value_end - m.value_begin);
-    }
 };
 
 bool is_string(std::string_view v) {
@@ -33,8 +28,8 @@ std::string_view string_body(std::string_view v) {
 }
 
 // A key written with escapes could spell any name: the scan does not read such objects.
-bool plain(const member& m) {
-    return m.key_raw.find('\\') == std::string_view::npos;
+bool plain(std::string_view key_raw) {
+    return key_raw.find('\\') == std::string_view::npos;
 }
 
 // Marks `bit` seen; false when it was seen before (a duplicated key).
@@ -88,7 +83,7 @@ std::size_t scan_part(scan& s, std::size_t pos) {
     const std::size_t end =
         json_scan::walk_object(t, pos, [&](std::string_view key, std::size_t begin) {
             const std::size_t value_end = json_scan::skip_value(t, begin);
-            if (value_end == npos || key.find('\\') != npos) {
+            if (value_end == npos || !plain(key)) {
                 return npos;
             }
             const std::string_view v = t.substr(begin, value_end - begin);
@@ -134,7 +129,7 @@ std::size_t scan_message(scan& s, std::size_t pos) {
     unsigned seen = 0;
     const std::size_t end =
         json_scan::walk_object(t, pos, [&](std::string_view key, std::size_t begin) {
-            if (key.find('\\') != npos) {
+            if (!plain(key)) {
                 return npos;
             }
             if (key == "content") {
@@ -185,7 +180,7 @@ bool scan_stream_options(std::string_view v, scan& s) {
     bool seen = false;
     bool ok = true;
     const bool object = json_scan::for_each_member(v, [&](const member& m) {
-        if (!plain(m)) {
+        if (!plain(m.key_raw)) {
             ok = false;
         } else if (m.key_raw == "include_usage") {
             const std::string_view u = v.substr(m.value_begin, m.value_end - m.value_begin);
@@ -274,7 +269,7 @@ std::optional<body_facts> scan_chat_body(std::string_view body) {
     const std::size_t start = json_scan::detail::skip_ws(body, 0);
     const std::size_t end =
         json_scan::walk_object(body, start, [&](std::string_view k, std::size_t begin) {
-            if (k.find('\\') != npos) {
+            if (!plain(k)) {
                 return npos;
             }
             if (k == "messages") {
