@@ -68,43 +68,34 @@ inline std::size_t skip_ws(std::string_view t, std::size_t i) noexcept {
 std::size_t skip_string(std::string_view t, std::size_t i) noexcept;
 } // namespace detail
 
-template <class Visit>
-std::size_t walk_object(std::string_view text, std::size_t pos, Visit&& visit) {
-    using detail::skip_ws;
+namespace detail {
+// The list that opens with text[pos] == open: item(i) reads the item starting at i (always
+// inside the text) and returns the index just past it, or npos; items are separated by ','
+// and the list ends at close. Returns the index just past close, or npos.
+template <class Item>
+std::size_t walk_list(std::string_view text, std::size_t pos, char open, char close,
+                      Item&& item) {
     constexpr auto npos = std::string_view::npos;
-    if (pos >= text.size() || text[pos] != '{') {
+    if (pos >= text.size() || text[pos] != open) {
         return npos;
     }
     std::size_t i = skip_ws(text, pos + 1);
-    if (i < text.size() && text[i] == '}') {
+    if (i < text.size() && text[i] == close) {
         return i + 1;
     }
     for (;;) {
-        if (i >= text.size() || text[i] != '"') {
-            return npos;
-        }
-        const std::size_t key_end = detail::skip_string(text, i);
-        if (key_end == npos) {
-            return npos;
-        }
-        const std::string_view key_raw = text.substr(i + 1, key_end - i - 2);
-        i = skip_ws(text, key_end);
-        if (i >= text.size() || text[i] != ':') {
-            return npos;
-        }
-        const std::size_t value_begin = skip_ws(text, i + 1);
-        if (value_begin >= text.size()) {
-            return npos;
-        }
-        const std::size_t value_end = visit(key_raw, value_begin);
-        if (value_end == npos || value_end <= value_begin || value_end > text.size()) {
-            return npos;
-        }
-        i = skip_ws(text, value_end);
         if (i >= text.size()) {
             return npos;
         }
-        if (text[i] == '}') {
+        const std::size_t end = item(i);
+        if (end == npos || end <= i || end > text.size()) {
+            return npos;
+        }
+        i = skip_ws(text, end);
+        if (i >= text.size()) {
+            return npos;
+        }
+        if (text[i] == close) {
             return i + 1;
         }
         if (text[i] != ',') {
@@ -113,38 +104,36 @@ std::size_t walk_object(std::string_view text, std::size_t pos, Visit&& visit) {
         i = skip_ws(text, i + 1);
     }
 }
+} // namespace detail
+
+template <class Visit>
+std::size_t walk_object(std::string_view text, std::size_t pos, Visit&& visit) {
+    constexpr auto npos = std::string_view::npos;
+    return detail::walk_list(text, pos, '{', '}', [&](std::size_t i) {
+        if (text[i] != '"') {
+            return npos;
+        }
+        const std::size_t key_end = detail::skip_string(text, i);
+        if (key_end == npos) {
+            return npos;
+        }
+        const std::string_view key_raw = text.substr(i + 1, key_end - i - 2);
+        const std::size_t colon = detail::skip_ws(text, key_end);
+        if (colon >= text.size() || text[colon] != ':') {
+            return npos;
+        }
+        const std::size_t value_begin = detail::skip_ws(text, colon + 1);
+        if (value_begin >= text.size()) {
+            return npos;
+        }
+        const std::size_t value_end = visit(key_raw, value_begin);
+        return value_end != npos && value_end > value_begin ? value_end : npos;
+    });
+}
 
 template <class Visit>
 std::size_t walk_array(std::string_view text, std::size_t pos, Visit&& visit) {
-    using detail::skip_ws;
-    constexpr auto npos = std::string_view::npos;
-    if (pos >= text.size() || text[pos] != '[') {
-        return npos;
-    }
-    std::size_t i = skip_ws(text, pos + 1);
-    if (i < text.size() && text[i] == ']') {
-        return i + 1;
-    }
-    for (;;) {
-        if (i >= text.size()) {
-            return npos;
-        }
-        const std::size_t end = visit(i);
-        if (end == npos || end <= i || end > text.size()) {
-            return npos;
-        }
-        i = skip_ws(text, end);
-        if (i >= text.size()) {
-            return npos;
-        }
-        if (text[i] == ']') {
-            return i + 1;
-        }
-        if (text[i] != ',') {
-            return npos;
-        }
-        i = skip_ws(text, i + 1);
-    }
+    return detail::walk_list(text, pos, '[', ']', visit);
 }
 
 template <class Visit>
