@@ -178,7 +178,7 @@ bool note_usage(request_context& ctx, std::string_view usage) {
 void account(request_context& ctx, const candidate& c, bool usage_seen,
              std::size_t content_chars) {
     if (!usage_seen) {
-        ctx.log.tokens_in = ctx.est_prompt_tokens;
+        ctx.log.tokens_in = ctx.facts.prompt_tokens;
         ctx.log.tokens_out = (content_chars + 3) / 4;
     }
     ctx.log.cost_usd = cost_usd(c.model, ctx.log.tokens_in, ctx.log.tokens_out);
@@ -389,7 +389,7 @@ std::optional<std::string> openai_body(request_context& ctx, const candidate& c,
             return std::nullopt;
         }
         providers::usage_info u;
-        u.prompt_tokens = ctx.est_prompt_tokens; // Gemini embeddings may report no count
+        u.prompt_tokens = ctx.facts.prompt_tokens; // Gemini embeddings may report no count
         const auto id = "chatcmpl-" + ctx.request_id;
         if (c.provider->type == provider_type::anthropic) {
             parsed = providers::anthropic::to_openai(parsed, c.model.name, id, unix_now(), u);

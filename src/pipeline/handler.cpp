@@ -108,10 +108,10 @@ candidate make_candidate(const runtime& rt, config::model_config m) {
 // Orders candidates by expected cost for this request, dropping those that cannot serve
 // it (context window, tools, images), and says why in the route reason.
 void apply_cheapest(request_context& ctx, dispatch_plan& plan) {
-    const bool tools = ctx.uses_tools;
-    const bool images = ctx.uses_images;
-    const auto prompt = ctx.est_prompt_tokens;
-    const auto out = ctx.max_output_tokens;
+    const bool tools = ctx.facts.tools;
+    const bool images = ctx.facts.images;
+    const auto prompt = ctx.facts.prompt_tokens;
+    const auto out = ctx.facts.max_output;
     std::string excluded;
     std::erase_if(plan.candidates, [&](const candidate& c) {
         const char* why = nullptr;
@@ -213,12 +213,12 @@ std::optional<gateway_error> admit_guards(request_context& ctx, dispatch_plan& p
             return errors::model_not_priced(first);
         }
     }
-    const auto out = ctx.api == api_kind::chat ? ctx.max_output_tokens : 0;
+    const auto out = ctx.api == api_kind::chat ? ctx.facts.max_output : 0;
     guard::admission_request req;
     req.key_id = ctx.key->id;
     req.limits = limits;
-    req.est_tokens = ctx.est_prompt_tokens + out;
-    req.est_cost_usd = cost_usd(plan.candidates.front().model, ctx.est_prompt_tokens, out);
+    req.est_tokens = ctx.facts.prompt_tokens + out;
+    req.est_cost_usd = cost_usd(plan.candidates.front().model, ctx.facts.prompt_tokens, out);
     if (ctx.key->cls == config::key_class::agent && limits.loop_max) {
         // A 64-bit hash is fingerprint enough: it is only compared with the same key's
         // own recent bodies (a collision could refuse nothing but the sender's own
@@ -315,11 +315,14 @@ std::optional<gateway_error> parse_body(request_context& ctx) {
     }
     ctx.client_model = model->get<std::string>();
     // Estimated once: routing (cheapest) and the guards' reservation both use it.
-    ctx.est_prompt_tokens = providers::estimate_prompt_tokens(ctx.body);
-    ctx.max_output_tokens = expected_output_tokens(ctx.body);
-    ctx.uses_tools = uses_tools(ctx.body);
-    ctx.uses_images = uses_images(ctx.body);
-    ctx.has_stream_options = ctx.body.contains("stream_options");
+    ctx.facts.model = ctx.client_model;
+    ctx.facts.stream = ctx.log.stream;
+    ctx.facts.wants_usage = ctx.wants_usage;
+    ctx.facts.prompt_tokens = providers::estimate_prompt_tokens(ctx.body);
+    ctx.facts.max_output = expected_output_tokens(ctx.body);
+    ctx.facts.tools = uses_tools(ctx.body);
+    ctx.facts.images = uses_images(ctx.body);
+    ctx.facts.has_stream_options = ctx.body.contains("stream_options");
     return std::nullopt;
 }
 
@@ -333,23 +336,17 @@ bool scan_body(request_context& ctx) {
     if (!facts) {
         return false;
     }
-    ctx.client_model = std::move(facts->model);
-    ctx.model_begin = facts->model_begin;
-    ctx.model_end = facts->model_end;
+    ctx.client_model = facts->model;
     ctx.log.stream = facts->stream;
     ctx.wants_usage = facts->wants_usage;
-    ctx.est_prompt_tokens = facts->prompt_tokens;
-    ctx.max_output_tokens = facts->max_output;
-    ctx.uses_tools = facts->tools;
-    ctx.uses_images = facts->images;
-    ctx.has_stream_options = facts->has_stream_options;
+    ctx.facts = std::move(*facts);
     return true;
 }
 
 // Whether a target of the plan reads the parsed body: every provider but the OpenAI type
 // (translated, Azure's rewrite, echo), and a stream whose stream_options must be merged.
 bool needs_parsed_body(const request_context& ctx, const dispatch_plan& plan) {
-    if (ctx.log.stream && !ctx.wants_usage && ctx.has_stream_options) {
+    if (ctx.log.stream && !ctx.wants_usage && ctx.facts.has_stream_options) {
         return true;
     }
     return std::any_of(plan.candidates.begin(), plan.candidates.end(), [](const candidate& c) {

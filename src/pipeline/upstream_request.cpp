@@ -30,12 +30,12 @@ std::optional<std::string> splice_openai_body(const request_context& ctx,
         return std::nullopt;
     }
     const bool add_usage_option = ctx.log.stream && !ctx.wants_usage;
-    if (add_usage_option && ctx.has_stream_options) {
+    if (add_usage_option && ctx.facts.has_stream_options) {
         return std::nullopt; // other stream options: merged by the full path
     }
     const std::string_view raw = ctx.req.body();
-    std::size_t model_begin = ctx.model_begin;
-    std::size_t model_end = ctx.model_end;
+    std::size_t model_begin = ctx.facts.model_begin;
+    std::size_t model_end = ctx.facts.model_end;
     if (model_end == 0) { // the body was parsed, not scanned: find the model's bytes
         const auto model = json_scan::find_unique(raw, "model");
         if (!model) {

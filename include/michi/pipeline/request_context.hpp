@@ -10,6 +10,7 @@
 #include "michi/core/net.hpp"
 #include "michi/guard/ledger.hpp"
 #include "michi/obs/log.hpp"
+#include "michi/pipeline/body_scan.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -50,16 +51,9 @@ struct request_context {
     std::optional<guard::reservation> reservation;
     std::optional<guard::rate_headers> rate;       // x-ratelimit-* on every guarded response
     std::optional<std::chrono::seconds> retry_after;
-    // Facts of the body read at admission (by the scan or from the parse).
-    std::uint64_t est_prompt_tokens = 0;
-    std::uint64_t max_output_tokens = 0; // max_completion_tokens, max_tokens or the default
-    bool uses_tools = false;             // a non-empty "tools" array
-    bool uses_images = false;            // an image_url content part
-    bool has_stream_options = false;     // the body has a "stream_options" member
-    // Where the scan found the model's value in req.body() ([begin, end), the quoted
-    // string; end 0 when the body was parsed instead).
-    std::size_t model_begin = 0;
-    std::size_t model_end = 0;
+    // Facts of the body read at admission (by the scan or from the parse); model, stream and
+    // include_usage are also in client_model, log.stream and wants_usage.
+    body_facts facts;
     unsigned fallbacks = 0; // attempts that failed over to another try
     std::vector<std::pair<std::string, std::string>> failed; // (target, why) of each fallback
 
