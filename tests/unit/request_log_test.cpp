@@ -347,6 +347,47 @@ TEST(RequestLogTest, StoresNoPromptAndTheListedColumns) {
     sqlite3_close(db);
 }
 
+// The per-key index of earlier versions cost each written row a third B-tree insert; a file
+// that has it loses it on open and keeps its rows, and per-key queries still answer.
+TEST(RequestLogTest, DropsTheOldPerKeyIndexAndKeepsTheRows) {
+    temp_dir dir;
+    fs::create_directories(fs::path(dir.db()).parent_path());
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(dir.db().c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "CREATE TABLE requests (id TEXT, ts_ms INTEGER, key_id TEXT, "
+                           "key_class TEXT, route TEXT, model TEXT, status INTEGER, attempts "
+                           "INTEGER, fallbacks INTEGER, latency_ms REAL, ttfb_ms REAL, tokens_in "
+                           "INTEGER, tokens_out INTEGER, cost_usd REAL, error TEXT);"
+                           "CREATE INDEX requests_key_id ON requests (key_id);"
+                           "INSERT INTO requests (id, ts_ms, key_id, model, status, tokens_in) "
+                           "VALUES ('r1', 1709251200000, 'alice', 'm', 200, 7);",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+
+    request_log log(dir.db(), never);
+    log.add(entry("bob", "m", 200, 1, 1, 1, 1), march_1, 0);
+    usage_filter only_alice;
+    only_alice.key = "alice";
+    const auto rows = log.usage(only_alice, usage_group::key);
+    ASSERT_EQ(rows.size(), 1U);
+    EXPECT_EQ(rows[0].group, "alice");
+    EXPECT_EQ(rows[0].tokens_in, 7U);
+
+    ASSERT_EQ(sqlite3_open(dir.db().c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* stmt = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(db,
+                                 "SELECT group_concat(name) FROM sqlite_master WHERE type = "
+                                 "'index' AND tbl_name = 'requests'",
+                                 -1, &stmt, nullptr),
+              SQLITE_OK);
+    ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+    EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)), "requests_ts_ms");
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+}
+
 TEST(RequestLogTest, SharesOneFileWithTheOtherStores) {
     temp_dir dir;
     {
