@@ -50,21 +50,6 @@ std::string head(const http::response_header<>& h, std::string_view extra_fields
     return out;
 }
 
-std::string head(const http::request_header<>& h) {
-    std::string out;
-    const auto method = h.method_string();
-    const auto target = h.target();
-    out.reserve(16 + method.size() + target.size() + fields_size(h));
-    out.append(method);
-    out.push_back(' ');
-    out.append(target);
-    out.push_back(' ');
-    append_version(out, h.version());
-    out.append(crlf);
-    append_fields(out, h);
-    return out;
-}
-
 void append_field(std::string& out, std::string_view name, std::string_view value) {
     out.reserve(out.size() + name.size() + value.size() + 4);
     out.append(name);

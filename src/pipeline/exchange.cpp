@@ -66,8 +66,9 @@ std::string dump(const nlohmann::json& j) {
 // Sends the request and waits for the response head, on a pooled connection when one
 // is idle. A reused connection that fails before any response byte is retried once on
 // a fresh one (the provider may have closed it while it sat in the pool).
-awaitable<attempt> send(worker& w, const candidate& c, http::request<http::string_body>& req,
+awaitable<attempt> send(worker& w, const candidate& c, const prepared_request& req,
                         milliseconds head_timeout) {
+    const std::array<net::const_buffer, 2> bufs{net::buffer(req.head), net::buffer(req.body)};
     attempt a;
     for (int tries = 0; tries < 2; ++tries) {
         a = attempt{};
@@ -83,7 +84,7 @@ awaitable<attempt> send(worker& w, const candidate& c, http::request<http::strin
         }
         a.conn->expires_after(head_timeout);
         auto [wec, wn] = co_await a.conn->visit(
-            [&](auto& s) { return wire::write_message(s, req); });
+            [&](auto& s) { return net::async_write(s, bufs, nothrow); });
         if (wec) {
             if (a.conn->reused && !is_timeout(wec)) {
                 continue;
@@ -857,7 +858,7 @@ awaitable<void> run_exchange(worker& w, server::client_io& io, request_context& 
             const auto head_timeout = std::min(
                 plan.attempt_timeout.count() > 0 ? plan.attempt_timeout : c.provider->timeout,
                 left);
-            auto a = co_await send(w, c, prepared.req, head_timeout);
+            auto a = co_await send(w, c, prepared, head_timeout);
             if (a.ec) {
                 last_timeout = is_timeout(a.ec);
                 note(c, a.outcome);

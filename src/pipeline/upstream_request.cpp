@@ -1,22 +1,93 @@
 #include "upstream_request.hpp"
 
+#include "michi/core/http_wire.hpp"
 #include "michi/core/json_scan.hpp"
 #include "michi/providers/anthropic.hpp"
 #include "michi/providers/gemini.hpp"
+
+#include <algorithm>
 
 namespace michi::pipeline {
 namespace {
 
 using config::provider_type;
 
-void set_common_headers(http::request<http::string_body>& req, const candidate& c) {
-    const bool default_port = c.ep->port == (c.ep->tls ? "443" : "80");
-    req.set(http::field::host, default_port ? c.ep->host : c.ep->host + ":" + c.ep->port);
-    req.set(http::field::content_type, "application/json");
-    req.set(http::field::user_agent, "michi/" MICHI_VERSION);
-    for (const auto& [name, value] : c.provider->headers) {
-        req.set(name, value);
+// The fields of one upstream request, set by name as Beast's fields would (a later set of
+// the same name, in any case, replaces the earlier), without building a Beast field set:
+// the head is written out once, straight from here.
+class field_list {
+public:
+    field_list() { fields_.reserve(6); }
+    void set(std::string_view name, std::string value) {
+        for (auto& [n, v] : fields_) {
+            if (beast::iequals(n, name)) {
+                v = std::move(value);
+                return;
+            }
+        }
+        fields_.emplace_back(std::string(name), std::move(value));
     }
+    const auto& fields() const { return fields_; }
+
+private:
+    std::vector<std::pair<std::string, std::string>> fields_;
+};
+
+// "POST target HTTP/1.1", Host, the request's own fields, Content-Type and User-Agent, the
+// provider's configured headers (which override any of these but the framing),
+// Content-Length.
+std::string request_head(const candidate& c, std::string_view target, field_list&& own,
+                         std::size_t body_size) {
+    own.set("Content-Type", "application/json");
+    own.set("User-Agent", "michi/" MICHI_VERSION);
+    for (const auto& [name, value] : c.provider->headers) {
+        // The body's framing is Michi's own: a configured one would contradict it.
+        if (!beast::iequals(name, "content-length") &&
+            !beast::iequals(name, "transfer-encoding")) {
+            own.set(name, value);
+        }
+    }
+    const bool default_port = c.ep->port == (c.ep->tls ? "443" : "80");
+    std::string out;
+    out.reserve(160 + target.size());
+    out.append("POST ");
+    out.append(target);
+    out.append(" HTTP/1.1\r\n");
+    bool host_set = false;
+    for (const auto& [name, value] : own.fields()) {
+        host_set = host_set || beast::iequals(name, "host");
+    }
+    if (!host_set) {
+        out.append("Host: ");
+        out.append(c.ep->host);
+        if (!default_port) {
+            out.push_back(':');
+            out.append(c.ep->port);
+        }
+        out.append(wire::crlf);
+    }
+    for (const auto& [name, value] : own.fields()) {
+        wire::append_field(out, name, value);
+    }
+    wire::append_field(out, "Content-Length", std::uint64_t{body_size});
+    out.append(wire::crlf);
+    return out;
+}
+
+// Appends the JSON string literal of s: a model name needs no escapes as a rule, and is
+// then only quoted; anything else is escaped by the JSON library.
+void append_json_string(std::string& out, std::string_view s) {
+    const bool plain = std::all_of(s.begin(), s.end(), [](char ch) {
+        return static_cast<unsigned char>(ch) >= 0x20 && ch != '"' && ch != '\\';
+    });
+    if (!plain) {
+        out.append(
+            nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+        return;
+    }
+    out.push_back('"');
+    out.append(s);
+    out.push_back('"');
 }
 
 // The client's own bytes with only the model's value replaced, and for a stream that
@@ -44,10 +115,9 @@ std::optional<std::string> splice_openai_body(const request_context& ctx,
         model_begin = static_cast<std::size_t>(model->data() - raw.data());
         model_end = model_begin + model->size();
     }
-    const std::string quoted = nlohmann::json(upstream_model).dump();
     constexpr std::string_view usage_option = R"("stream_options":{"include_usage":true},)";
     std::string out;
-    out.reserve(raw.size() + quoted.size() + usage_option.size());
+    out.reserve(raw.size() + upstream_model.size() + 2 + usage_option.size());
     std::size_t from = 0;
     if (add_usage_option) {
         const std::size_t open = raw.find('{') + 1; // the object has a member: "model"
@@ -56,7 +126,7 @@ std::optional<std::string> splice_openai_body(const request_context& ctx,
         from = open;
     }
     out.append(raw.substr(from, model_begin - from));
-    out.append(quoted);
+    append_json_string(out, upstream_model);
     out.append(raw.substr(model_end));
     return out;
 }
@@ -66,21 +136,25 @@ std::optional<std::string> splice_openai_body(const request_context& ctx,
 prepared_request openai_style(const candidate& c, const request_context& ctx) {
     prepared_request out;
     const auto& p = *c.provider;
-    const std::string op = ctx.api == api_kind::chat ? "chat/completions" : "embeddings";
+    const std::string_view op = ctx.api == api_kind::chat ? "chat/completions" : "embeddings";
     const bool azure = p.type == provider_type::azure;
+    field_list fields;
+    std::string target;
     if (azure) {
-        out.req.target(c.ep->base_path + "/openai/deployments/" + c.model.upstream + "/" + op +
-                       "?api-version=" + p.api_version);
+        target = c.ep->base_path + "/openai/deployments/" + c.model.upstream + "/" +
+                 std::string(op) + "?api-version=" + p.api_version;
         if (!p.api_key.empty()) {
-            out.req.set("api-key", p.api_key.reveal());
+            fields.set("api-key", p.api_key.reveal());
         }
     } else {
-        out.req.target(c.ep->base_path + "/" + op);
+        target.reserve(c.ep->base_path.size() + 1 + op.size());
+        target.append(c.ep->base_path).append("/").append(op);
         if (!p.api_key.empty()) {
-            out.req.set(http::field::authorization, "Bearer " + p.api_key.reveal());
+            fields.set("Authorization", "Bearer " + p.api_key.reveal());
         }
         if (auto spliced = splice_openai_body(ctx, c.model.upstream)) {
-            out.req.body() = std::move(*spliced);
+            out.body = std::move(*spliced);
+            out.head = request_head(c, target, std::move(fields), out.body.size());
             return out;
         }
     }
@@ -95,7 +169,8 @@ prepared_request openai_style(const candidate& c, const request_context& ctx) {
         // when the client did not ask for it.
         body["stream_options"]["include_usage"] = true;
     }
-    out.req.body() = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    out.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    out.head = request_head(c, target, std::move(fields), out.body.size());
     return out;
 }
 
@@ -120,11 +195,12 @@ prepared_request translated_style(const candidate& c, const request_context& ctx
         return out;
     }
     auto& r = std::get<providers::upstream_request>(call);
-    out.req.target(c.ep->base_path + r.path);
-    for (const auto& [name, value] : r.headers) {
-        out.req.set(name, value);
+    field_list fields;
+    for (auto& [name, value] : r.headers) {
+        fields.set(name, std::move(value));
     }
-    out.req.body() = std::move(r.body);
+    out.body = std::move(r.body);
+    out.head = request_head(c, c.ep->base_path + r.path, std::move(fields), out.body.size());
     return out;
 }
 
@@ -132,18 +208,9 @@ prepared_request translated_style(const candidate& c, const request_context& ctx
 
 prepared_request prepare_request(const candidate& c, const request_context& ctx) {
     const auto type = c.provider->type;
-    prepared_request out = type == provider_type::anthropic || type == provider_type::gemini
-                               ? translated_style(c, ctx)
-                               : openai_style(c, ctx);
-    if (out.error) {
-        return out;
-    }
-    out.req.method(http::verb::post);
-    out.req.version(11);
-    set_common_headers(out.req, c);
-    out.req.keep_alive(true);
-    out.req.prepare_payload();
-    return out;
+    return type == provider_type::anthropic || type == provider_type::gemini
+               ? translated_style(c, ctx)
+               : openai_style(c, ctx);
 }
 
 } // namespace michi::pipeline

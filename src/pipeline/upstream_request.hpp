@@ -7,7 +7,8 @@
 namespace michi::pipeline {
 
 struct prepared_request {
-    http::request<http::string_body> req;
+    std::string head; // "POST … HTTP/1.1", the fields and the blank line, as sent
+    std::string body;
     bool translated = false; // the response needs translating back (anthropic, gemini)
     std::optional<providers::translate_error> error; // the request cannot be expressed
 };

@@ -106,6 +106,36 @@ TEST(GatewayTest, NonStreamRelaysUpstreamBytesUnchangedAndRewritesModel) {
     EXPECT_EQ(seen.body.find(test_secret), std::string::npos);
 }
 
+// The upstream request's head: Host with the port, the JSON type, Michi's agent, the
+// provider's key; configured headers added or replacing those (never the body's framing);
+// an upstream model name that needs JSON escapes is escaped in the spliced body.
+TEST(GatewayTest, UpstreamHeadCarriesHostTypeKeyAndConfiguredHeaders) {
+    fake_upstream up;
+    gateway_harness gw(basic_config(
+        up.base_url(),
+        {.providers = "  hdr: { type: openai, base_url: \"" + up.base_url() +
+                      "/v1\", api_key: \"sk-hdr\", headers: { User-Agent: custom/1, X-Org: "
+                      "acme, Content-Length: \"5\" } }\n",
+         .models = R"(  hdr/odd: { upstream: "we\"ird\\model", input_per_mtok: 1, output_per_mtok: 1 }
+)"}));
+    ASSERT_EQ(gw.chat(chat_body).status, 200u);
+    const auto plain = up.requests().back();
+    EXPECT_EQ(plain.method, "POST");
+    EXPECT_EQ(plain.headers.at("host"), up.base_url().substr(std::string("http://").size()));
+    EXPECT_EQ(plain.headers.at("content-type"), "application/json");
+    EXPECT_TRUE(plain.headers.at("user-agent").starts_with("michi/"));
+    EXPECT_EQ(plain.headers.at("content-length"), std::to_string(plain.body.size()));
+
+    const auto r = gw.chat(R"({"model":"hdr/odd","messages":[{"role":"user","content":"x"}]})");
+    ASSERT_EQ(r.status, 200u) << r.body;
+    const auto seen = up.requests().back();
+    EXPECT_EQ(seen.headers.at("user-agent"), "custom/1");
+    EXPECT_EQ(seen.headers.at("x-org"), "acme");
+    EXPECT_EQ(seen.headers.at("authorization"), "Bearer sk-hdr");
+    EXPECT_EQ(seen.headers.at("content-length"), std::to_string(seen.body.size()));
+    EXPECT_EQ(json::parse(seen.body)["model"], "we\"ird\\model");
+}
+
 TEST(GatewayTest, UpstreamGetsTheClientsBytesWithOnlyTheModelReplaced) {
     fake_upstream up;
     gateway_harness gw(basic_config(up.base_url()));

@@ -26,15 +26,6 @@ TEST(HttpWireTest, ResponseBytesAreTheSameAsBeastWrites) {
     EXPECT_TRUE(head(res).starts_with("HTTP/1.1 429 Too Many Requests\r\n"));
 }
 
-TEST(HttpWireTest, RequestBytesAreTheSameAsBeastWrites) {
-    http::request<http::string_body> req{http::verb::post, "/v1/chat/completions?x=1", 11};
-    req.set(http::field::host, "api.example.com");
-    req.set(http::field::authorization, "Bearer k");
-    req.body() = R"({"model":"m"})";
-    req.prepare_payload();
-    EXPECT_EQ(head(req) + req.body(), beast_bytes(req));
-}
-
 TEST(HttpWireTest, ExtraFieldsGoAfterTheMessagesOwnBeforeTheBlankLine) {
     http::response<http::string_body> res{http::status::ok, 11};
     res.set(http::field::content_length, "0");

@@ -14,7 +14,6 @@ namespace michi::wire {
 // Start line, fields, `extra_fields` (already serialised lines, see append_field) and the
 // blank line, as sent.
 std::string head(const http::response_header<>& h, std::string_view extra_fields = {});
-std::string head(const http::request_header<>& h);
 
 // Appends "name: value\r\n"; a CR or LF in the value becomes a space (no header
 // injection through a configured name).
@@ -28,19 +27,6 @@ std::string chunk_size_line(std::size_t size);
 
 inline constexpr std::string_view crlf = "\r\n";
 inline constexpr std::string_view last_chunk = "0\r\n\r\n";
-
-// Writes a request with a string body. A chunked one goes through Beast's serializer,
-// which encodes the body.
-template <class Stream>
-awaitable<std::tuple<error_code, std::size_t>>
-write_message(Stream& s, const http::request<http::string_body>& m) {
-    if (m.chunked()) {
-        co_return co_await http::async_write(s, m, nothrow);
-    }
-    const std::string h = head(m);
-    const std::array<net::const_buffer, 2> bufs{net::buffer(h), net::buffer(m.body())};
-    co_return co_await net::async_write(s, bufs, nothrow);
-}
 
 // A response, with extra serialised fields after its own (never chunked: the body is
 // whole; a chunked response is written with a head and chunks instead).
