@@ -10,7 +10,7 @@
 namespace michi {
 namespace {
 
-awaitable<void> accept_loop(worker& w, tcp::acceptor& acceptor, ssl::context* tls) {
+awaitable<void> accept_loop(worker& w, tcp_acceptor& acceptor, ssl::context* tls) {
     for (;;) {
         auto [ec, socket] = co_await acceptor.async_accept(nothrow);
         if (ec) {
@@ -19,7 +19,7 @@ awaitable<void> accept_loop(worker& w, tcp::acceptor& acceptor, ssl::context* tl
             }
             // Out of descriptors and the like: back off briefly instead of spinning.
             spdlog::warn("accept failed: {}", ec.message());
-            net::steady_timer pause(w.executor(), std::chrono::milliseconds(50));
+            steady_timer pause(w.executor(), std::chrono::milliseconds(50));
             co_await pause.async_wait(nothrow);
             continue;
         }
@@ -63,7 +63,7 @@ void gateway::start() {
     std::uint16_t port = sc.port;
     for (unsigned i = 0; i < n; ++i) {
         auto w = std::make_unique<worker>(state_);
-        auto acc = std::make_unique<tcp::acceptor>(w->ioc());
+        auto acc = std::make_unique<tcp_acceptor>(w->ioc());
         const tcp::endpoint ep(address, port);
         acc->open(ep.protocol(), ec);
         if (!ec) {

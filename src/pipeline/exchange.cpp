@@ -831,7 +831,7 @@ awaitable<void> run_exchange(worker& w, server::client_io& io, request_context& 
                 if (steady_clock::now() + wait >= deadline) {
                     break;
                 }
-                net::steady_timer timer(w.executor(), wait);
+                steady_timer timer(w.executor(), wait);
                 co_await timer.async_wait(nothrow);
             }
             const auto left = std::chrono::duration_cast<milliseconds>(deadline -

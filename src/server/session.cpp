@@ -21,7 +21,7 @@ using std::chrono::milliseconds;
 template <class Stream>
 class session_io final : public client_io {
 public:
-    session_io(Stream& s, net::any_io_executor ex) : s_(s), done_timer_(ex) {}
+    session_io(Stream& s, executor ex) : s_(s), done_timer_(ex) {}
 
     void set_write_timeout(milliseconds t) { write_timeout_ = t; }
 
@@ -99,7 +99,7 @@ public:
 private:
     Stream& s_;
     milliseconds write_timeout_{60000};
-    net::steady_timer done_timer_;
+    steady_timer done_timer_;
     bool watch_done_ = true;
 };
 
@@ -245,7 +245,7 @@ awaitable<void> run_session(worker& w, Stream& stream) {
     }
 }
 
-void close_stream(beast::tcp_stream& s) {
+void close_stream(tcp_stream& s) {
     error_code ignored;
     s.socket().shutdown(tcp::socket::shutdown_send, ignored);
     s.close();
@@ -253,17 +253,17 @@ void close_stream(beast::tcp_stream& s) {
 
 } // namespace
 
-awaitable<void> serve_connection(worker& w, tcp::socket socket, ssl::context* tls) {
+awaitable<void> serve_connection(worker& w, tcp_socket socket, ssl::context* tls) {
     error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
     try {
         if (tls == nullptr) {
-            beast::tcp_stream stream(std::move(socket));
+            tcp_stream stream(std::move(socket));
             co_await run_session(w, stream);
             close_stream(stream);
             co_return;
         }
-        beast::ssl_stream<beast::tcp_stream> stream(std::move(socket), *tls);
+        beast::ssl_stream<tcp_stream> stream(std::move(socket), *tls);
         const auto timeout = w.state().snapshot()->cfg->server.read_timeout;
         beast::get_lowest_layer(stream).expires_after(timeout);
         auto [hec] = co_await stream.async_handshake(ssl::stream_base::server, nothrow);

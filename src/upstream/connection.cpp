@@ -4,7 +4,7 @@
 
 namespace michi::upstream {
 
-connection::connection(net::any_io_executor ex, const endpoint& ep)
+connection::connection(executor ex, const endpoint& ep)
     : pool_key_(ep.pool_key), host_(ep.host), port_(ep.port) {
     if (ep.tls) {
         tls_ = std::make_unique<tls_stream>(ex, *ep.tls_ctx);
@@ -13,7 +13,7 @@ connection::connection(net::any_io_executor ex, const endpoint& ep)
     }
 }
 
-awaitable<error_code> connection::open(tcp::resolver& resolver,
+awaitable<error_code> connection::open(tcp_resolver& resolver,
                                        std::chrono::milliseconds timeout) {
     auto [rec, results] = co_await resolver.async_resolve(host_, port_, nothrow);
     if (rec) {

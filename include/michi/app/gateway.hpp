@@ -37,7 +37,7 @@ private:
     shared_state state_;
     std::unique_ptr<ssl::context> server_tls_;
     std::vector<std::unique_ptr<worker>> workers_;
-    std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;
+    std::vector<std::unique_ptr<tcp_acceptor>> acceptors_;
     std::vector<std::thread> threads_;
     std::uint16_t port_ = 0;
     bool stopped_ = false;

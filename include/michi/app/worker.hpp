@@ -14,15 +14,15 @@ public:
         : state_(state), ioc_(1), resolver_(ioc_.get_executor()) {}
 
     net::io_context& ioc() { return ioc_; }
-    net::any_io_executor executor() { return ioc_.get_executor(); }
+    michi::executor executor() { return ioc_.get_executor(); }
     shared_state& state() { return state_; }
     upstream::pool& pool() { return pool_; }
-    tcp::resolver& resolver() { return resolver_; }
+    tcp_resolver& resolver() { return resolver_; }
 
 private:
     shared_state& state_;
     net::io_context ioc_;
-    tcp::resolver resolver_;
+    tcp_resolver resolver_;
     upstream::pool pool_;
 };
 

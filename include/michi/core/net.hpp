@@ -22,11 +22,22 @@ namespace http = beast::http;
 namespace ssl = boost::asio::ssl;
 using tcp = net::ip::tcp;
 using error_code = boost::system::error_code;
-template <class T>
-using awaitable = net::awaitable<T>;
 using steady_clock = std::chrono::steady_clock;
 
+// Every I/O object and coroutine runs on its worker's io_context, so they name its
+// executor type itself rather than the type-erased any_io_executor: no erased copy, move
+// and dispatch per operation (a tenth of a proxied request's instructions).
+using executor = net::io_context::executor_type;
+template <class T>
+using awaitable = net::awaitable<T, executor>;
+using tcp_socket = net::basic_stream_socket<tcp, executor>;
+using tcp_acceptor = net::basic_socket_acceptor<tcp, executor>;
+using tcp_resolver = net::ip::basic_resolver<tcp, executor>;
+using tcp_stream = beast::basic_stream<tcp, executor, beast::unlimited_rate_policy>;
+using steady_timer =
+    net::basic_waitable_timer<steady_clock, net::wait_traits<steady_clock>, executor>;
+
 // Completion token that returns errors as values: auto [ec, n] = co_await op(nothrow).
-inline constexpr auto nothrow = net::as_tuple(net::use_awaitable);
+inline constexpr auto nothrow = net::as_tuple(net::use_awaitable_t<executor>{});
 
 } // namespace michi

@@ -9,6 +9,6 @@
 namespace michi::server {
 
 // Runs the connection to its end; never throws.
-awaitable<void> serve_connection(worker& w, tcp::socket socket, ssl::context* tls);
+awaitable<void> serve_connection(worker& w, tcp_socket socket, ssl::context* tls);
 
 } // namespace michi::server

@@ -11,14 +11,14 @@ namespace michi::upstream {
 
 class connection {
 public:
-    using plain_stream = beast::tcp_stream;
-    using tls_stream = beast::ssl_stream<beast::tcp_stream>;
+    using plain_stream = tcp_stream;
+    using tls_stream = beast::ssl_stream<tcp_stream>;
 
-    connection(net::any_io_executor ex, const endpoint& ep);
+    connection(executor ex, const endpoint& ep);
 
     // Resolves, connects and (for TLS) handshakes with SNI, peer and host-name
     // verification, all within `timeout`.
-    awaitable<error_code> open(tcp::resolver& resolver, std::chrono::milliseconds timeout);
+    awaitable<error_code> open(tcp_resolver& resolver, std::chrono::milliseconds timeout);
 
     // Runs f(stream) on whichever stream this is; f returns an awaitable.
     template <class F>
@@ -26,7 +26,7 @@ public:
         return tls_ ? f(*tls_) : f(*plain_);
     }
 
-    beast::tcp_stream& lowest() { return tls_ ? beast::get_lowest_layer(*tls_) : *plain_; }
+    tcp_stream& lowest() { return tls_ ? beast::get_lowest_layer(*tls_) : *plain_; }
     void expires_after(std::chrono::milliseconds d) { lowest().expires_after(d); }
     void expires_never() { lowest().expires_never(); }
     // Aborts every pending operation; the connection is then unusable.
