@@ -11,6 +11,7 @@
 #include "michi/routing/cooldowns.hpp"
 #include "michi/stream/event_splitter.hpp"
 #include "michi/stream/sse.hpp"
+#include "michi/upstream/response_parser.hpp"
 #include "upstream_request.hpp"
 
 #include <array>
@@ -21,7 +22,7 @@
 namespace michi::pipeline {
 namespace {
 
-using response_parser = http::response_parser<http::buffer_body>;
+using upstream::response_parser;
 using std::chrono::milliseconds;
 using config::provider_type;
 
@@ -114,21 +115,19 @@ awaitable<attempt> send(worker& w, const candidate& c, const prepared_request& r
 // Reads the next piece of the upstream body into buf.
 awaitable<std::pair<error_code, std::size_t>> read_piece(attempt& a, char* buf,
                                                          std::size_t cap) {
-    auto& body = a.parser->get().body();
-    body.data = buf;
-    body.size = cap;
+    a.parser->lend(buf, cap);
     auto [ec, n] = co_await a.conn->visit([&](auto& s) {
         return http::async_read_some(s, a.conn->buffer(), *a.parser, nothrow);
     });
     if (ec == http::error::need_buffer) {
         ec = {};
     }
-    co_return std::pair{ec, cap - body.size};
+    co_return std::pair{ec, cap - a.parser->left()};
 }
 
 // Returns the connection to this worker's pool when its message ended cleanly.
 void release(worker& w, attempt& a, const candidate& c) {
-    if (a.conn && a.parser && a.parser->is_done() && a.parser->get().keep_alive() &&
+    if (a.conn && a.parser && a.parser->is_done() && a.parser->keep_alive() &&
         a.conn->buffer().size() == 0) {
         w.pool().put(std::move(a.conn), c.provider->max_connections);
     } else if (a.conn) {
@@ -420,8 +419,8 @@ awaitable<void> relay_whole(worker& w, server::client_io& io, request_context& c
         co_await reply_error(io, ctx, err);
         co_return;
     }
-    const auto& up = a.parser->get();
-    const unsigned status = up.result_int();
+    const auto& up = *a.parser;
+    const unsigned status = up.status();
     std::string out;
     if (status / 100 == 2) {
         auto converted = openai_body(ctx, c, body, translated);
@@ -441,11 +440,13 @@ awaitable<void> relay_whole(worker& w, server::client_io& io, request_context& c
     } else {
         out = error_body_for(ctx, status, body);
     }
-    http::response<http::string_body> res{up.result(), 11};
-    const auto type = up[http::field::content_type];
+    http::response<http::string_body> res;
+    res.version(11);
+    res.result(status);
+    const auto type = up.content_type();
     res.set(http::field::content_type,
             type.empty() || translated || ctx.out != dialect::openai ? "application/json" : type);
-    if (const auto retry = up[http::field::retry_after]; !retry.empty() && !ctx.retry_after) {
+    if (const auto retry = up.retry_after(); !retry.empty() && !ctx.retry_after) {
         res.set(http::field::retry_after, retry);
     }
     const std::string fields = michi_fields(ctx);
@@ -480,8 +481,8 @@ void abandon(attempt& a, request_context& ctx, relay_result result) {
 awaitable<relay_result> relay_stream_raw(worker& w, server::client_io& io,
                                          request_context& ctx, attempt& a, const candidate& c,
                                          bool strip_usage, std::string& failure) {
-    const auto& up = a.parser->get();
-    auto head = stream_head(ctx, up.result_int());
+    const auto& up = *a.parser;
+    auto head = stream_head(ctx, up.status());
     const std::string fields = michi_fields(ctx);
     stream::sse_parser sse;
     stream::event_splitter splitter;
@@ -575,7 +576,7 @@ awaitable<relay_result> relay_stream_raw(worker& w, server::client_io& io,
         }
         release(w, a, c);
         http::response<http::empty_body>* head_now = committed ? nullptr : &head;
-        ctx.log.status = up.result_int();
+        ctx.log.status = up.status();
         if (co_await io.write_stream(head_now, fields, pending, true)) {
             ctx.keep_alive = false;
             if (!committed || !pending.empty()) { // the client missed part of the answer
@@ -591,7 +592,7 @@ awaitable<relay_result> relay_stream_raw(worker& w, server::client_io& io,
         // Too late to fall back: end the stream with an error event and no [DONE].
         const gateway_error err = errors::upstream_error("Upstream " + c.model.name +
                                                          " stream broke off: " + failure);
-        ctx.log.status = up.result_int();
+        ctx.log.status = up.status();
         ctx.log.error_code = "stream_broken";
         if (!co_await io.write_chunk(stream::format_sse(dump(err.openai_body())))) {
             co_await io.write_last_chunk();
@@ -623,9 +624,9 @@ awaitable<relay_result> relay_stream_chunks(worker& w, server::client_io& io,
                                             request_context& ctx, attempt& a,
                                             const candidate& c, bool client_wants_usage,
                                             std::string& failure) {
-    const auto& up = a.parser->get();
+    const auto& up = *a.parser;
     auto translator = make_translator(ctx, c, client_wants_usage);
-    chunk_sink sink(io, ctx, up.result_int());
+    chunk_sink sink(io, ctx, up.status());
     stream::sse_parser sse;
     std::vector<std::string> chunks;
     bool client_gone = false;
@@ -680,7 +681,7 @@ awaitable<relay_result> relay_stream_chunks(worker& w, server::client_io& io,
     if (result != relay_result::failed_before_commit) {
         account(ctx, c, u.known, content_chars);
     }
-    ctx.log.status = up.result_int();
+    ctx.log.status = up.status();
     if (result == relay_result::done) {
         // The provider said its last word: drain what is left of the body so the
         // connection can be pooled, then end the client's stream cleanly.
@@ -750,7 +751,7 @@ awaitable<void> serve_echo(server::client_io& io, request_context& ctx, const ca
 
 // Seconds in an upstream retry-after header (0 when absent or not a number).
 milliseconds retry_after_of(const response_parser& p) {
-    const auto v = p.get()[http::field::retry_after];
+    const auto v = p.retry_after();
     unsigned long secs = 0;
     for (char ch : v) {
         if (ch < '0' || ch > '9') {
@@ -871,7 +872,7 @@ awaitable<void> run_exchange(worker& w, server::client_io& io, request_context& 
                 ++ctx.fallbacks;
                 continue;
             }
-            const unsigned status = a.parser->get().result_int();
+            const unsigned status = a.parser->status();
             metrics.on_attempt(c.provider->name, status / 100 == 2 ? "ok"
                                                  : status == 429   ? "http_429"
                                                  : status >= 500   ? "http_5xx"
@@ -892,7 +893,7 @@ awaitable<void> run_exchange(worker& w, server::client_io& io, request_context& 
                 ++ctx.fallbacks;
                 continue;
             }
-            const bool is_sse = a.parser->get()[http::field::content_type].starts_with(
+            const bool is_sse = a.parser->content_type().starts_with(
                 "text/event-stream");
             if (status / 100 != 2 || !is_sse) {
                 co_await relay_whole(w, io, ctx, a, c, prepared.translated);
