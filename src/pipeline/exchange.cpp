@@ -191,15 +191,19 @@ bool is_usage_only_chunk(std::string_view data) {
 }
 
 // The fields of a response a target served: the guard fields and x-michi-*.
-std::string michi_fields(const request_context& ctx) {
-    std::string out;
-    out.reserve(512);
+void append_michi_fields(std::string& out, const request_context& ctx) {
     append_guard_fields(out, ctx);
     wire::append_field(out, "x-michi-model", ctx.log.model);
     wire::append_field(out, "x-michi-attempts", std::uint64_t{ctx.log.attempts});
     if (!ctx.route_reason.empty()) {
         wire::append_field(out, "x-michi-route-reason", ctx.route_reason);
     }
+}
+
+std::string michi_fields(const request_context& ctx) {
+    std::string out;
+    out.reserve(512);
+    append_michi_fields(out, ctx);
     return out;
 }
 
@@ -440,19 +444,30 @@ awaitable<void> relay_whole(worker& w, server::client_io& io, request_context& c
     } else {
         out = error_body_for(ctx, status, body);
     }
+    // The head's fields go straight into the serialised lines (no Beast field set).
+    std::string fields;
+    fields.reserve(768);
+    const auto type = up.content_type();
+    wire::append_field(fields, "Content-Type",
+                       type.empty() || translated || ctx.out != dialect::openai
+                           ? std::string_view("application/json")
+                           : type);
+    if (const auto retry = up.retry_after(); !retry.empty() && !ctx.retry_after) {
+        wire::append_field(fields, "Retry-After", retry);
+    }
+    if (status / 100 == 1 || status == 204 || status == 304) {
+        out.clear(); // a status that has no body, and no Content-Length either
+    } else {
+        wire::append_field(fields, "Content-Length", std::uint64_t{out.size()});
+    }
+    if (!ctx.keep_alive) {
+        fields.append("Connection: close\r\n");
+    }
+    append_michi_fields(fields, ctx);
     http::response<http::string_body> res;
     res.version(11);
     res.result(status);
-    const auto type = up.content_type();
-    res.set(http::field::content_type,
-            type.empty() || translated || ctx.out != dialect::openai ? "application/json" : type);
-    if (const auto retry = up.retry_after(); !retry.empty() && !ctx.retry_after) {
-        res.set(http::field::retry_after, retry);
-    }
-    const std::string fields = michi_fields(ctx);
     res.body() = std::move(out);
-    res.keep_alive(ctx.keep_alive);
-    res.prepare_payload();
     release(w, a, c);
     ctx.log.status = status;
     ctx.log.ttfb_ms = ctx.ms_since_arrival();
