@@ -227,14 +227,21 @@ TEST(GatewayTest, Upstream4xxAnd5xxPassedThroughAsTheyAre) {
     const std::string e400 = R"({"error":{"message":"bad thing","type":"invalid_request_error","param":"messages","code":null}})";
     const std::string e500 = R"({"error":{"message":"boom","type":"server_error"}})";
     up.set_handler([&](const recorded_request& req) {
-        return json_response(req.body.find("four") != std::string::npos ? 400 : 500,
-                             req.body.find("four") != std::string::npos ? e400 : e500);
+        const bool four = req.body.find("four") != std::string::npos;
+        auto r = json_response(four ? 400 : 500, four ? e400 : e500);
+        if (four) { // the upstream's type and Retry-After reach the client
+            r.headers = {{"content-type", "application/problem+json"}, {"retry-after", "17"}};
+        }
+        return r;
     });
     gateway_harness gw(basic_config(up.base_url()));
     const auto r400 =
         gw.chat(R"({"model":"fake/gpt-test","messages":[{"role":"user","content":"four"}]})");
     EXPECT_EQ(r400.status, 400u);
     EXPECT_EQ(r400.body, e400);
+    EXPECT_EQ(r400.headers.at("content-type"), "application/problem+json");
+    EXPECT_EQ(r400.headers.at("retry-after"), "17");
+    EXPECT_EQ(r400.headers.at("content-length"), std::to_string(e400.size()));
     const auto r500 = gw.chat(chat_body);
     EXPECT_EQ(r500.status, 500u);
     EXPECT_EQ(r500.body, e500);
