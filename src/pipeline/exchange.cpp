@@ -186,8 +186,8 @@ void account(request_context& ctx, const candidate& c, bool usage_seen,
 }
 
 bool is_usage_only_chunk(std::string_view data) {
-    return data.find("\"usage\":{") != std::string_view::npos &&
-           data.find("\"choices\":[]") != std::string_view::npos;
+    return json_scan::find_text(data, "\"usage\":{") != std::string_view::npos &&
+           json_scan::find_text(data, "\"choices\":[]") != std::string_view::npos;
 }
 
 // The fields of a response a target served: the guard fields and x-michi-*.
@@ -312,7 +312,7 @@ public:
             finished_ = true;
             return true;
         }
-        if (ev.data.find("\"usage\"") != std::string::npos) {
+        if (json_scan::find_text(ev.data, "\"usage\"") != std::string::npos) {
             const auto j = nlohmann::json::parse(ev.data, nullptr, false);
             if (j.is_object() && j.contains("usage") && j["usage"].is_object()) {
                 usage_.known = true;
@@ -507,23 +507,35 @@ awaitable<relay_result> relay_stream_raw(worker& w, server::client_io& io,
     bool client_gone = false;
     bool usage_seen = false;
     bool drop_event = false;
+    bool first_event = true;
+    std::uint64_t events = 0;
     std::size_t content_chars = 0;
     // Looks at each upstream event for usage (and the content, in case usage never comes).
-    auto inspect = [&](stream::sse_event&& ev) {
-        if (ev.data.find("\"usage\"") != std::string::npos) {
-            const auto usage = json_scan::find_unique(ev.data, "usage");
+    auto inspect_data = [&](std::string_view data) {
+        ++events;
+        if (json_scan::find_text(data, "\"usage\"") != std::string_view::npos) {
+            const auto usage = json_scan::find_unique(data, "usage");
             if (usage && note_usage(ctx, *usage)) {
                 usage_seen = true;
-                drop_event = strip_usage && is_usage_only_chunk(ev.data);
+                drop_event = strip_usage && is_usage_only_chunk(data);
             }
         }
-        content_chars += delta_content_chars(ev.data);
+        content_chars += delta_content_chars(data);
     };
-    // Filtering works on whole events so every byte but the dropped event passes unchanged.
+    auto inspect = [&](stream::sse_event&& ev) { inspect_data(ev.data); };
+    // Whole events, so that filtering can drop one and pass every other byte unchanged. The
+    // usual event, one "data:" line, is read where it is; anything else (and the first
+    // event, which may carry a byte-order mark) goes through the SSE parser.
     auto on_raw_event = [&](std::string_view raw) {
         drop_event = false;
-        sse.feed(raw, inspect);
-        if (!drop_event) {
+        const auto data = first_event ? std::nullopt : stream::single_data_line(raw);
+        first_event = false;
+        if (data) {
+            inspect_data(*data);
+        } else {
+            sse.feed(raw, inspect);
+        }
+        if (strip_usage && !drop_event) {
             kept.append(raw);
         }
     };
@@ -537,12 +549,13 @@ awaitable<relay_result> relay_stream_raw(worker& w, server::client_io& io,
         a.conn->expires_after(c.provider->timeout);
         auto [ec, n] = co_await read_piece(a, buf.data(), buf.size());
         std::string_view out(buf.data(), n);
+        kept.clear();
+        splitter.feed(out, on_raw_event);
         if (strip_usage) {
-            kept.clear();
-            splitter.feed(out, on_raw_event);
             out = kept;
-        } else if (n > 0) {
-            sse.feed(out, inspect);
+        }
+        if (!ec && splitter.pending_size() > stream::sse_parser::default_max_event_bytes) {
+            ec = http::error::body_limit; // an event that never ends is not held without end
         }
         // The upstream's last piece waits for the end of the stream below, so that it goes
         // out in one write with the last chunk (and the head, when nothing went out yet).
@@ -550,7 +563,7 @@ awaitable<relay_result> relay_stream_raw(worker& w, server::client_io& io,
         if (!out.empty()) {
             if (!committed) {
                 pending.append(out);
-                if (sse.events() > 0 && !last_piece) {
+                if (events > 0 && !last_piece) {
                     committed = true;
                     ctx.log.ttfb_ms = ctx.ms_since_arrival();
                     if (co_await io.write_stream(&head, fields, pending, false)) {
@@ -575,7 +588,7 @@ awaitable<relay_result> relay_stream_raw(worker& w, server::client_io& io,
             break;
         }
     }
-    if (result == relay_result::done && splitter.pending_size() > 0) {
+    if (result == relay_result::done && strip_usage && splitter.pending_size() > 0) {
         pending.append(splitter.pending()); // an unterminated last event, passed on as it was
     }
     if (result != relay_result::failed_before_commit) {

@@ -1,5 +1,7 @@
 #include "michi/pipeline/pricing.hpp"
 
+#include "michi/core/json_scan.hpp"
+
 namespace michi::pipeline {
 
 bool is_priced(const config::model_config& m) noexcept {
@@ -26,7 +28,7 @@ std::size_t delta_content_chars(std::string_view data) noexcept {
     constexpr std::string_view key = "\"content\":\"";
     std::size_t chars = 0;
     std::size_t pos = 0;
-    while ((pos = data.find(key, pos)) != std::string_view::npos) {
+    while ((pos = json_scan::find_text(data, key, pos)) != std::string_view::npos) {
         pos += key.size();
         while (pos < data.size() && data[pos] != '"') {
             if (data[pos] == '\\') {

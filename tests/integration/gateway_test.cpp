@@ -369,6 +369,28 @@ TEST(GatewayTest, StreamCutBeforeFirstEventFallsBackAfterItEndsWithErrorEvent) {
     EXPECT_EQ(late.find("[DONE]"), std::string::npos);
 }
 
+// An upstream event that never ends is not held without bound: past the event size cap
+// (4 MiB) the stream ends with an error event, after the events before it.
+TEST(GatewayTest, StreamEventPastTheSizeCapEndsTheStream) {
+    fake_upstream up;
+    up.set_handler([](const recorded_request&) {
+        fake_response r;
+        r.headers = {{"content-type", "text/event-stream"}};
+        r.chunks = {"data: {\"choices\":[]}\n\n"};
+        for (int i = 0; i < 5; ++i) {
+            r.chunks.push_back("data: " + std::string(1024 * 1024, 'x')); // no line end
+        }
+        return r;
+    });
+    gateway_harness gw(basic_config(up.base_url()));
+    raw_client client(gw.port());
+    client.send(chunked_request(stream_body));
+    const auto got = client.read_until("\r\n0\r\n\r\n");
+    EXPECT_NE(got.find("data: {\"choices\":[]}"), std::string::npos);
+    EXPECT_NE(got.find("upstream_error"), std::string::npos) << got.substr(0, 300);
+    EXPECT_EQ(got.find("[DONE]"), std::string::npos);
+}
+
 TEST(GatewayTest, FallbackOn429And5xxButNotOn400) {
     fake_upstream bad;
     fake_upstream good;

@@ -468,5 +468,43 @@ TEST(EventSplitterTest, SplitsAtBlankLinesAtEverySplitPointKeepingEveryByte) {
     }
 }
 
+// Long lines without a '\r' are skipped to their line end: every split of such a stream,
+// in three pieces, gives the same events, and the events pass straight from the pieces.
+TEST(EventSplitterTest, LongLinesWithoutCarriageReturnsInThreePieces) {
+    std::string input;
+    std::vector<std::string> expected;
+    for (int i = 0; i < 4; ++i) {
+        expected.push_back("data: {\"n\":" + std::to_string(i) + ",\"pad\":\"" +
+                           std::string(40 + i, 'x') + "\"}\n\n");
+        input += expected.back();
+    }
+    input += "data: [DONE]";
+    for (std::size_t a = 0; a <= input.size(); a += 7) {
+        for (std::size_t b = a; b <= input.size(); b += 5) {
+            const std::string_view in(input);
+            std::string rest;
+            EXPECT_EQ(split_all({in.substr(0, a), in.substr(a, b - a), in.substr(b)}, &rest),
+                      expected)
+                << a << " " << b;
+            EXPECT_EQ(rest, "data: [DONE]");
+        }
+    }
+}
+
+TEST(EventSplitterTest, SingleDataLineReadsOnlyTheUsualShape) {
+    EXPECT_EQ(single_data_line("data: {\"a\":1}\n\n"), "{\"a\":1}");
+    EXPECT_EQ(single_data_line("data:[DONE]\n\n"), "[DONE]");
+    EXPECT_EQ(single_data_line("data:  two\n\n"), " two"); // one space is stripped
+    EXPECT_EQ(single_data_line("data:\n\n"), "");
+    // Anything else is for the SSE parser: other fields, two lines, CRs, comments, no end.
+    EXPECT_EQ(single_data_line("event: x\ndata: y\n\n"), std::nullopt);
+    EXPECT_EQ(single_data_line("data: a\ndata: b\n\n"), std::nullopt);
+    EXPECT_EQ(single_data_line("data: a\r\n\r\n"), std::nullopt);
+    EXPECT_EQ(single_data_line("data: a\r\n\n"), std::nullopt);
+    EXPECT_EQ(single_data_line(": ping\n\n"), std::nullopt);
+    EXPECT_EQ(single_data_line("data: a\n"), std::nullopt);
+    EXPECT_EQ(single_data_line("datum: a\n\n"), std::nullopt);
+}
+
 } // namespace
 } // namespace michi::stream

@@ -4,6 +4,7 @@
 // byte on unchanged. Holds only the unfinished event between pieces.
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -18,10 +19,19 @@ public:
     std::size_t pending_size() const { return buf_.size() - start_; }
 
 private:
+    // Scans text from i (the event under way began at start); calls on_event for each
+    // event ending in it and returns where the unfinished one begins.
+    std::size_t scan(std::string_view text, std::size_t i, std::size_t start,
+                     const std::function<void(std::string_view)>& on_event);
+
     std::string buf_;
     std::size_t start_ = 0;      // first byte of the unfinished event
     bool at_line_start_ = true;  // nothing but line endings since the last line ending
     bool after_cr_ = false;      // a '\n' next belongs to the preceding '\r'
 };
+
+// The data of a raw event that is one "data:" line ended by "\n\n" (what OpenAI-type
+// upstreams send), as an SSE parser would dispatch it: nullopt for any other shape.
+std::optional<std::string_view> single_data_line(std::string_view raw) noexcept;
 
 } // namespace michi::stream
