@@ -12,6 +12,7 @@ namespace michi::obs {
 namespace {
 
 std::atomic<bool> json_format{false};
+std::atomic<bool> access_enabled{true}; // the access logger's level lets info through
 
 // Formats every record as one JSON object per line, message escaped.
 class json_formatter final : public spdlog::formatter {
@@ -68,6 +69,7 @@ void setup_logging(const config::log_config& cfg) {
     const auto level = spdlog::level::from_str(cfg.level);
     main_logger->set_level(level);
     access_logger->set_level(level);
+    access_enabled = access_logger->should_log(spdlog::level::info);
     main_logger->flush_on(spdlog::level::warn);
     spdlog::drop("access");
     spdlog::register_logger(access_logger);
@@ -75,6 +77,9 @@ void setup_logging(const config::log_config& cfg) {
 }
 
 void write_access_log(const access_entry& e) {
+    if (!access_enabled.load(std::memory_order_relaxed)) {
+        return; // below the level: no registry lookup (a lock) per request
+    }
     auto logger = spdlog::get("access");
     if (!logger || !logger->should_log(spdlog::level::info)) {
         return;
