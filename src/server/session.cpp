@@ -2,6 +2,7 @@
 
 #include "michi/core/http_wire.hpp"
 #include "michi/core/ids.hpp"
+#include "michi/core/tcp_stream.hpp"
 #include "michi/pipeline/handler.hpp"
 
 #include <spdlog/spdlog.h>

@@ -21,9 +21,9 @@ awaitable<error_code> connection::open(tcp_resolver& resolver,
     }
     auto& tcp_layer = lowest();
     tcp_layer.expires_after(timeout);
-    auto [cec, ep] = co_await tcp_layer.async_connect(results, nothrow);
+    auto [cec, ep] = co_await net::async_connect(tcp_layer.socket(), results, nothrow);
     if (cec) {
-        co_return cec;
+        co_return tcp_layer.timed_out() ? error_code(beast::error::timeout) : cec;
     }
     tcp_layer.socket().set_option(tcp::no_delay(true));
     if (tls_) {

@@ -33,7 +33,6 @@ using awaitable = net::awaitable<T, executor>;
 using tcp_socket = net::basic_stream_socket<tcp, executor>;
 using tcp_acceptor = net::basic_socket_acceptor<tcp, executor>;
 using tcp_resolver = net::ip::basic_resolver<tcp, executor>;
-using tcp_stream = beast::basic_stream<tcp, executor, beast::unlimited_rate_policy>;
 using steady_timer =
     net::basic_waitable_timer<steady_clock, net::wait_traits<steady_clock>, executor>;
 

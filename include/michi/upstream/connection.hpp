@@ -3,6 +3,7 @@
 
 #include "michi/app/runtime.hpp"
 #include "michi/core/net.hpp"
+#include "michi/core/tcp_stream.hpp"
 
 #include <memory>
 #include <variant>

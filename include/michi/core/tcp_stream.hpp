@@ -1,0 +1,148 @@
+#pragma once
+// A TCP socket with a deadline, for Beast's HTTP functions and Asio's TLS stream, used as
+// beast::tcp_stream is: expires_after / expires_never set the deadline of the reads and
+// writes that follow; one still pending when it passes fails with beast::error::timeout,
+// and the socket is closed.
+//
+// beast::basic_stream sets and cancels a timer around every read and write: two timer-queue
+// operations under the reactor's lock and one more completion each, several of them per
+// proxied request. Here the deadline is a stored time. One wait per stream sleeps until the
+// earliest deadline set; when it wakes it closes the socket if the deadline in force has
+// passed, or sleeps again until it. Moving a deadline later (every request does) costs a
+// clock read and a store.
+
+#include "michi/core/net.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <type_traits>
+#include <utility>
+
+namespace michi {
+
+class tcp_stream {
+    using time_point = steady_clock::time_point;
+
+    // What the wait shares with the stream; the stream clears `socket` when it goes away.
+    struct watch {
+        watch(executor ex, tcp_socket* s) : timer(ex), socket(s) {}
+        steady_timer timer;
+        tcp_socket* socket;
+        time_point deadline = time_point::max();
+        time_point armed_for = time_point::max(); // when the pending wait wakes; max: none
+        std::uint64_t generation = 0;             // of the pending wait
+        bool timed_out = false;
+    };
+
+    // Passes the completion on, an error after the deadline closed the socket reported
+    // as a timeout. Keeps the wrapped handler's executor and allocator.
+    template <class Handler>
+    struct timeout_handler {
+        Handler handler;
+        std::shared_ptr<watch> w;
+
+        using executor_type = net::associated_executor_t<Handler, executor>;
+        executor_type get_executor() const noexcept {
+            return net::get_associated_executor(handler, w->timer.get_executor());
+        }
+        using allocator_type = net::associated_allocator_t<Handler>;
+        allocator_type get_allocator() const noexcept {
+            return net::get_associated_allocator(handler);
+        }
+
+        void operator()(error_code ec, std::size_t n) {
+            if (ec && w->timed_out) {
+                ec = beast::error::timeout;
+            }
+            std::move(handler)(ec, n);
+        }
+    };
+
+public:
+    using executor_type = executor;
+    using lowest_layer_type = tcp_socket;
+
+    explicit tcp_stream(executor ex) : tcp_stream(tcp_socket(ex)) {}
+    explicit tcp_stream(tcp_socket socket)
+        : socket_(std::move(socket)),
+          w_(std::make_shared<watch>(socket_.get_executor(), &socket_)) {}
+    ~tcp_stream() {
+        w_->socket = nullptr;
+        w_->timer.cancel();
+    }
+    tcp_stream(const tcp_stream&) = delete;
+    tcp_stream& operator=(const tcp_stream&) = delete;
+
+    executor_type get_executor() noexcept { return socket_.get_executor(); }
+    tcp_socket& socket() noexcept { return socket_; }
+    tcp_socket& lowest_layer() noexcept { return socket_; }
+
+    void expires_after(steady_clock::duration d) { expires_at(steady_clock::now() + d); }
+    void expires_at(time_point t) {
+        w_->deadline = t;
+        w_->timed_out = false;
+        if (t < w_->armed_for) {
+            arm(w_, t);
+        }
+    }
+    // No deadline (a wait still pending finds nothing to do when it wakes).
+    void expires_never() { w_->deadline = time_point::max(); }
+    // The socket was closed because a deadline passed.
+    bool timed_out() const noexcept { return w_->timed_out; }
+    void close() {
+        error_code ignored;
+        socket_.close(ignored);
+    }
+
+    template <class MutableBuffers, class Token>
+    auto async_read_some(const MutableBuffers& buffers, Token&& token) {
+        return net::async_initiate<Token, void(error_code, std::size_t)>(
+            [this](auto handler, const MutableBuffers& b) {
+                socket_.async_read_some(
+                    b, timeout_handler<std::decay_t<decltype(handler)>>{std::move(handler), w_});
+            },
+            token, buffers);
+    }
+
+    template <class ConstBuffers, class Token>
+    auto async_write_some(const ConstBuffers& buffers, Token&& token) {
+        return net::async_initiate<Token, void(error_code, std::size_t)>(
+            [this](auto handler, const ConstBuffers& b) {
+                socket_.async_write_some(
+                    b, timeout_handler<std::decay_t<decltype(handler)>>{std::move(handler), w_});
+            },
+            token, buffers);
+    }
+
+private:
+    static void arm(const std::shared_ptr<watch>& w, time_point t) {
+        w->armed_for = t;
+        const auto generation = ++w->generation;
+        w->timer.expires_at(t);
+        w->timer.async_wait([w, generation](error_code ec) { wake(w, generation, ec); });
+    }
+
+    static void wake(const std::shared_ptr<watch>& w, std::uint64_t generation, error_code ec) {
+        // Cancelled, replaced by a wait for an earlier deadline, or the stream is gone.
+        if (ec == net::error::operation_aborted || generation != w->generation ||
+            w->socket == nullptr) {
+            return;
+        }
+        w->armed_for = time_point::max();
+        if (w->deadline == time_point::max()) {
+            return;
+        }
+        if (steady_clock::now() >= w->deadline) {
+            w->timed_out = true;
+            error_code ignored;
+            w->socket->close(ignored);
+            return;
+        }
+        arm(w, w->deadline);
+    }
+
+    tcp_socket socket_;
+    std::shared_ptr<watch> w_;
+};
+
+} // namespace michi

@@ -1,0 +1,92 @@
+// The deadline stream: a read still pending at its deadline fails with beast's timeout and
+// the socket is closed; a deadline moved later, or removed, before the wait wakes lets the
+// read finish when the data comes.
+
+#include "michi/core/tcp_stream.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <optional>
+
+namespace michi {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A connected pair on the loopback: `stream` under test, `peer` a plain socket.
+struct pair {
+    net::io_context ioc{1};
+    std::optional<tcp_stream> stream;
+    std::optional<tcp_socket> peer;
+
+    pair() {
+        tcp_acceptor acceptor(ioc, {net::ip::make_address("127.0.0.1"), 0});
+        tcp_socket client(ioc.get_executor());
+        client.connect(acceptor.local_endpoint());
+        peer.emplace(acceptor.accept());
+        stream.emplace(std::move(client));
+    }
+};
+
+// Reads one byte on the stream; runs the loop (bounded) until the read completes.
+error_code read_one(pair& p) {
+    std::optional<error_code> result;
+    char c = 0;
+    p.stream->async_read_some(net::buffer(&c, 1),
+                              [&](error_code ec, std::size_t) { result = ec; });
+    // Handler by handler until the read is done (the deadline's wait may stay pending).
+    for (int i = 0; i < 100 && !result; ++i) {
+        if (p.ioc.run_one_for(10s) == 0) {
+            break;
+        }
+    }
+    EXPECT_TRUE(result.has_value()) << "the read never completed";
+    return result.value_or(net::error::would_block);
+}
+
+// The peer writes one byte after `delay` (on the same loop).
+void write_later(pair& p, steady_timer& t, std::chrono::milliseconds delay) {
+    t.expires_after(delay);
+    t.async_wait([&p](error_code) {
+        error_code ignored;
+        net::write(*p.peer, net::buffer("x", 1), ignored);
+    });
+}
+
+TEST(TcpStreamTest, AReadPendingAtTheDeadlineTimesOutAndClosesTheSocket) {
+    pair p;
+    p.stream->expires_after(50ms);
+    EXPECT_EQ(read_one(p), beast::error::timeout);
+    EXPECT_TRUE(p.stream->timed_out());
+    EXPECT_FALSE(p.stream->socket().is_open());
+}
+
+TEST(TcpStreamTest, ADeadlineMovedLaterKeepsTheReadWaiting) {
+    pair p;
+    steady_timer later(p.ioc.get_executor());
+    p.stream->expires_after(50ms); // the wait wakes here, finds a later deadline, sleeps again
+    p.stream->expires_after(10s);
+    write_later(p, later, 300ms);
+    EXPECT_EQ(read_one(p), error_code{});
+    EXPECT_FALSE(p.stream->timed_out());
+}
+
+TEST(TcpStreamTest, NoDeadlineKeepsTheReadWaiting) {
+    pair p;
+    steady_timer later(p.ioc.get_executor());
+    p.stream->expires_after(50ms);
+    p.stream->expires_never();
+    write_later(p, later, 300ms);
+    EXPECT_EQ(read_one(p), error_code{});
+}
+
+TEST(TcpStreamTest, AnEarlierDeadlineReplacesALaterOne) {
+    pair p;
+    p.stream->expires_after(10s);
+    p.stream->expires_after(50ms);
+    EXPECT_EQ(read_one(p), beast::error::timeout);
+}
+
+} // namespace
+} // namespace michi
