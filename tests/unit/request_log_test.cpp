@@ -388,6 +388,54 @@ TEST(RequestLogTest, DropsTheOldPerKeyIndexAndKeepsTheRows) {
     sqlite3_close(db);
 }
 
+// Rows are written sixteen to an insert while there are as many; every column of every row,
+// in a batch of 35 (two bulk inserts and three single ones), is what was added.
+TEST(RequestLogTest, ABigBatchKeepsEveryColumnOfEveryRow) {
+    temp_dir dir;
+    constexpr int n = 35;
+    {
+        request_log log(dir.db(), never);
+        for (int i = 0; i < n; ++i) {
+            auto e = entry("k" + std::to_string(i), "m" + std::to_string(i), 200 + i, i + 0.5,
+                           static_cast<std::uint64_t>(i), static_cast<std::uint64_t>(2 * i),
+                           i * 0.25);
+            e.request_id = "r" + std::to_string(i);
+            e.attempts = static_cast<unsigned>(i % 4);
+            log.add(e, march_1 + i, static_cast<unsigned>(i % 3));
+        }
+        log.flush();
+    }
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(dir.db().c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* stmt = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(db,
+                                 "SELECT id, ts_ms, key_id, model, status, attempts, fallbacks, "
+                                 "latency_ms, tokens_in, tokens_out, cost_usd FROM requests "
+                                 "ORDER BY ts_ms",
+                                 -1, &stmt, nullptr),
+              SQLITE_OK);
+    int i = 0;
+    for (; sqlite3_step(stmt) == SQLITE_ROW; ++i) {
+        const auto text = [&](int c) {
+            return std::string(reinterpret_cast<const char*>(sqlite3_column_text(stmt, c)));
+        };
+        EXPECT_EQ(text(0), "r" + std::to_string(i));
+        EXPECT_EQ(sqlite3_column_int64(stmt, 1), march_1 + i);
+        EXPECT_EQ(text(2), "k" + std::to_string(i));
+        EXPECT_EQ(text(3), "m" + std::to_string(i));
+        EXPECT_EQ(sqlite3_column_int(stmt, 4), 200 + i);
+        EXPECT_EQ(sqlite3_column_int(stmt, 5), i % 4);
+        EXPECT_EQ(sqlite3_column_int(stmt, 6), i % 3);
+        EXPECT_DOUBLE_EQ(sqlite3_column_double(stmt, 7), i + 0.5);
+        EXPECT_EQ(sqlite3_column_int(stmt, 8), i);
+        EXPECT_EQ(sqlite3_column_int(stmt, 9), 2 * i);
+        EXPECT_DOUBLE_EQ(sqlite3_column_double(stmt, 10), i * 0.25);
+    }
+    EXPECT_EQ(i, n);
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+}
+
 TEST(RequestLogTest, SharesOneFileWithTheOtherStores) {
     temp_dir dir;
     {

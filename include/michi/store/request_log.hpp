@@ -113,7 +113,8 @@ private:
     // Serialises every use of the write connection. Taken before pending_mu_, never after.
     std::mutex db_mu_;
     sqlite::db_ptr db_;
-    sqlite::statement insert_;
+    sqlite::statement insert_;      // one row
+    sqlite::statement insert_bulk_; // sixteen rows
 
     // Queries run on a connection of their own (":memory:" has none: they use db_ then).
     std::mutex read_mu_;
