@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <sched.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -434,6 +435,24 @@ TEST(RequestLogTest, ABigBatchKeepsEveryColumnOfEveryRow) {
     EXPECT_EQ(i, n);
     sqlite3_finalize(stmt);
     sqlite3_close(db);
+}
+
+// Threads of this process under SCHED_BATCH.
+int batch_threads() {
+    int n = 0;
+    for (const auto& task : fs::directory_iterator("/proc/self/task")) {
+        const auto tid = static_cast<pid_t>(std::stol(task.path().filename().string()));
+        n += sched_getscheduler(tid) == SCHED_BATCH ? 1 : 0;
+    }
+    return n;
+}
+
+// The writer thread gives way to the event loops: it runs under batch scheduling.
+TEST(RequestLogTest, WriterThreadRunsUnderBatchScheduling) {
+    temp_dir dir;
+    const int before = batch_threads();
+    request_log log(dir.db(), never);
+    EXPECT_EQ(batch_threads(), before + 1);
 }
 
 TEST(RequestLogTest, SharesOneFileWithTheOtherStores) {
