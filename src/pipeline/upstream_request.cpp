@@ -14,10 +14,14 @@ using config::provider_type;
 
 // The fields of one upstream request, set by name as Beast's fields would (a later set of
 // the same name, in any case, replaces the earlier), without building a Beast field set:
-// the head is written out once, straight from here.
+// the head is written out once, straight from here. Host comes first, the endpoint's.
 class field_list {
 public:
-    field_list() { fields_.reserve(6); }
+    explicit field_list(const endpoint& ep) {
+        fields_.reserve(6);
+        const bool default_port = ep.port == (ep.tls ? "443" : "80");
+        set("Host", default_port ? ep.host : ep.host + ":" + ep.port);
+    }
     void set(std::string_view name, std::string value) {
         for (auto& [n, v] : fields_) {
             if (beast::iequals(n, name)) {
@@ -33,8 +37,8 @@ private:
     std::vector<std::pair<std::string, std::string>> fields_;
 };
 
-// "POST target HTTP/1.1", Host, the request's own fields, Content-Type and User-Agent, the
-// provider's configured headers (which override any of these but the framing),
+// "POST target HTTP/1.1", Host and the request's own fields, Content-Type and User-Agent,
+// the provider's configured headers (which override any of these but the framing),
 // Content-Length.
 std::string request_head(const candidate& c, std::string_view target, field_list&& own,
                          std::size_t body_size) {
@@ -47,25 +51,11 @@ std::string request_head(const candidate& c, std::string_view target, field_list
             own.set(name, value);
         }
     }
-    const bool default_port = c.ep->port == (c.ep->tls ? "443" : "80");
     std::string out;
     out.reserve(160 + target.size());
     out.append("POST ");
     out.append(target);
     out.append(" HTTP/1.1\r\n");
-    bool host_set = false;
-    for (const auto& [name, value] : own.fields()) {
-        host_set = host_set || beast::iequals(name, "host");
-    }
-    if (!host_set) {
-        out.append("Host: ");
-        out.append(c.ep->host);
-        if (!default_port) {
-            out.push_back(':');
-            out.append(c.ep->port);
-        }
-        out.append(wire::crlf);
-    }
     for (const auto& [name, value] : own.fields()) {
         wire::append_field(out, name, value);
     }
@@ -138,7 +128,7 @@ prepared_request openai_style(const candidate& c, const request_context& ctx) {
     const auto& p = *c.provider;
     const std::string_view op = ctx.api == api_kind::chat ? "chat/completions" : "embeddings";
     const bool azure = p.type == provider_type::azure;
-    field_list fields;
+    field_list fields(*c.ep);
     std::string target;
     if (azure) {
         target = c.ep->base_path + "/openai/deployments/" + c.model.upstream + "/" +
@@ -195,7 +185,7 @@ prepared_request translated_style(const candidate& c, const request_context& ctx
         return out;
     }
     auto& r = std::get<providers::upstream_request>(call);
-    field_list fields;
+    field_list fields(*c.ep);
     for (auto& [name, value] : r.headers) {
         fields.set(name, std::move(value));
     }
