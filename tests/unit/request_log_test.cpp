@@ -85,20 +85,39 @@ std::map<std::string, usage_row> by_group(const std::vector<usage_row>& rows) {
     return out;
 }
 
+// One query on a connection of its own to the file; its rows are read with next().
+class file_query {
+public:
+    file_query(const std::string& path, const char* sql) {
+        EXPECT_EQ(sqlite3_open(path.c_str(), &db_), SQLITE_OK);
+        EXPECT_EQ(sqlite3_prepare_v2(db_, sql, -1, &stmt_, nullptr), SQLITE_OK)
+            << sqlite3_errmsg(db_);
+    }
+    ~file_query() {
+        sqlite3_finalize(stmt_);
+        sqlite3_close(db_);
+    }
+    file_query(const file_query&) = delete;
+    file_query& operator=(const file_query&) = delete;
+
+    bool next() { return stmt_ != nullptr && sqlite3_step(stmt_) == SQLITE_ROW; }
+    // A text column ("" for NULL).
+    std::string text(int column) const {
+        const auto* t = sqlite3_column_text(stmt_, column);
+        return t == nullptr ? "" : reinterpret_cast<const char*>(t);
+    }
+    std::int64_t integer(int column) const { return sqlite3_column_int64(stmt_, column); }
+    double real(int column) const { return sqlite3_column_double(stmt_, column); }
+
+private:
+    sqlite3* db_ = nullptr;
+    sqlite3_stmt* stmt_ = nullptr;
+};
+
 // Rows in the file, counted on a connection of its own.
 std::int64_t count_rows(const std::string& path) {
-    sqlite3* db = nullptr;
-    EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-    sqlite3_stmt* stmt = nullptr;
-    std::int64_t n = -1;
-    if (sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM requests", -1, &stmt, nullptr) ==
-            SQLITE_OK &&
-        sqlite3_step(stmt) == SQLITE_ROW) {
-        n = sqlite3_column_int64(stmt, 0);
-    }
-    sqlite3_finalize(stmt);
-    sqlite3_close(db);
-    return n;
+    file_query q(path, "SELECT COUNT(*) FROM requests");
+    return q.next() ? q.integer(0) : -1;
 }
 
 std::int64_t now_ms() {
@@ -324,28 +343,19 @@ TEST(RequestLogTest, StoresNoPromptAndTheListedColumns) {
         e.attempts = 3;
         log.add(e, march_1, 2);
     }
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(dir.db().c_str(), &db), SQLITE_OK);
-    sqlite3_stmt* stmt = nullptr;
-    ASSERT_EQ(sqlite3_prepare_v2(db,
-                                 "SELECT key_class, route, model, status, attempts, fallbacks, "
-                                 "latency_ms, ttfb_ms, error, ts_ms FROM requests",
-                                 -1, &stmt, nullptr),
-              SQLITE_OK);
-    ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
-    EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)), "developer");
-    EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 1)), "default");
-    EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 2)),
-                 "openai/gpt-4o-mini");
-    EXPECT_EQ(sqlite3_column_int(stmt, 3), 502);
-    EXPECT_EQ(sqlite3_column_int(stmt, 4), 3);
-    EXPECT_EQ(sqlite3_column_int(stmt, 5), 2);
-    EXPECT_DOUBLE_EQ(sqlite3_column_double(stmt, 6), 12.5);
-    EXPECT_DOUBLE_EQ(sqlite3_column_double(stmt, 7), 6.25);
-    EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 8)), "upstream_error");
-    EXPECT_EQ(sqlite3_column_int64(stmt, 9), march_1);
-    sqlite3_finalize(stmt);
-    sqlite3_close(db);
+    file_query q(dir.db(), "SELECT key_class, route, model, status, attempts, fallbacks, "
+                           "latency_ms, ttfb_ms, error, ts_ms FROM requests");
+    ASSERT_TRUE(q.next());
+    EXPECT_EQ(q.text(0), "developer");
+    EXPECT_EQ(q.text(1), "default");
+    EXPECT_EQ(q.text(2), "openai/gpt-4o-mini");
+    EXPECT_EQ(q.integer(3), 502);
+    EXPECT_EQ(q.integer(4), 3);
+    EXPECT_EQ(q.integer(5), 2);
+    EXPECT_DOUBLE_EQ(q.real(6), 12.5);
+    EXPECT_DOUBLE_EQ(q.real(7), 6.25);
+    EXPECT_EQ(q.text(8), "upstream_error");
+    EXPECT_EQ(q.integer(9), march_1);
 }
 
 // The per-key index of earlier versions cost each written row a third B-tree insert; a file
@@ -376,17 +386,10 @@ TEST(RequestLogTest, DropsTheOldPerKeyIndexAndKeepsTheRows) {
     EXPECT_EQ(rows[0].group, "alice");
     EXPECT_EQ(rows[0].tokens_in, 7U);
 
-    ASSERT_EQ(sqlite3_open(dir.db().c_str(), &db), SQLITE_OK);
-    sqlite3_stmt* stmt = nullptr;
-    ASSERT_EQ(sqlite3_prepare_v2(db,
-                                 "SELECT group_concat(name) FROM sqlite_master WHERE type = "
-                                 "'index' AND tbl_name = 'requests'",
-                                 -1, &stmt, nullptr),
-              SQLITE_OK);
-    ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
-    EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)), "requests_ts_ms");
-    sqlite3_finalize(stmt);
-    sqlite3_close(db);
+    file_query q(dir.db(), "SELECT group_concat(name) FROM sqlite_master WHERE type = "
+                           "'index' AND tbl_name = 'requests'");
+    ASSERT_TRUE(q.next());
+    EXPECT_EQ(q.text(0), "requests_ts_ms");
 }
 
 // Rows are written sixteen to an insert while there are as many; every column of every row,
@@ -406,35 +409,24 @@ TEST(RequestLogTest, ABigBatchKeepsEveryColumnOfEveryRow) {
         }
         log.flush();
     }
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(dir.db().c_str(), &db), SQLITE_OK);
-    sqlite3_stmt* stmt = nullptr;
-    ASSERT_EQ(sqlite3_prepare_v2(db,
-                                 "SELECT id, ts_ms, key_id, model, status, attempts, fallbacks, "
-                                 "latency_ms, tokens_in, tokens_out, cost_usd FROM requests "
-                                 "ORDER BY ts_ms",
-                                 -1, &stmt, nullptr),
-              SQLITE_OK);
+    file_query q(dir.db(), "SELECT id, ts_ms, key_id, model, status, attempts, fallbacks, "
+                           "latency_ms, tokens_in, tokens_out, cost_usd FROM requests "
+                           "ORDER BY ts_ms");
     int i = 0;
-    for (; sqlite3_step(stmt) == SQLITE_ROW; ++i) {
-        const auto text = [&](int c) {
-            return std::string(reinterpret_cast<const char*>(sqlite3_column_text(stmt, c)));
-        };
-        EXPECT_EQ(text(0), "r" + std::to_string(i));
-        EXPECT_EQ(sqlite3_column_int64(stmt, 1), march_1 + i);
-        EXPECT_EQ(text(2), "k" + std::to_string(i));
-        EXPECT_EQ(text(3), "m" + std::to_string(i));
-        EXPECT_EQ(sqlite3_column_int(stmt, 4), 200 + i);
-        EXPECT_EQ(sqlite3_column_int(stmt, 5), i % 4);
-        EXPECT_EQ(sqlite3_column_int(stmt, 6), i % 3);
-        EXPECT_DOUBLE_EQ(sqlite3_column_double(stmt, 7), i + 0.5);
-        EXPECT_EQ(sqlite3_column_int(stmt, 8), i);
-        EXPECT_EQ(sqlite3_column_int(stmt, 9), 2 * i);
-        EXPECT_DOUBLE_EQ(sqlite3_column_double(stmt, 10), i * 0.25);
+    for (; q.next(); ++i) {
+        EXPECT_EQ(q.text(0), "r" + std::to_string(i));
+        EXPECT_EQ(q.integer(1), march_1 + i);
+        EXPECT_EQ(q.text(2), "k" + std::to_string(i));
+        EXPECT_EQ(q.text(3), "m" + std::to_string(i));
+        EXPECT_EQ(q.integer(4), 200 + i);
+        EXPECT_EQ(q.integer(5), i % 4);
+        EXPECT_EQ(q.integer(6), i % 3);
+        EXPECT_DOUBLE_EQ(q.real(7), i + 0.5);
+        EXPECT_EQ(q.integer(8), i);
+        EXPECT_EQ(q.integer(9), 2 * i);
+        EXPECT_DOUBLE_EQ(q.real(10), i * 0.25);
     }
     EXPECT_EQ(i, n);
-    sqlite3_finalize(stmt);
-    sqlite3_close(db);
 }
 
 // Threads of this process under SCHED_BATCH.
