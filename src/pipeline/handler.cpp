@@ -282,8 +282,6 @@ std::optional<gateway_error> validate_body(request_context& ctx) {
     return std::nullopt;
 }
 
-// Admission: synchronous, in memory, a fixed list of checks each of which passes or
-// refuses — key, body, model/route, allow-list, guards. A dispatch plan or an error.
 // The body parsed into ctx.body (OpenAI form: /v1/messages is translated), checked, and
 // its facts read from the parse: the full path.
 std::optional<gateway_error> parse_body(request_context& ctx) {

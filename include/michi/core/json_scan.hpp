@@ -45,8 +45,9 @@ bool for_each_element(std::string_view text, Visit&& visit);
 // One pass over the object (array) that starts at text[pos], for callers that read a value
 // as they go instead of skipping it first: visit(key_raw, value_begin) (visit(begin) for an
 // array) returns the index just past the value, having read it or called skip_value, or
-// npos to stop. A visit's position is always inside the text. Returns the index just past the object (array), or npos when the text is not
-// JSON-shaped there or a visit returned npos. Nothing after the object is looked at.
+// npos to stop. A visit's position is always inside the text. Returns the index just past
+// the object (array), or npos when the text is not JSON-shaped there or a visit returned
+// npos. Nothing after the object is looked at.
 template <class Visit>
 std::size_t walk_object(std::string_view text, std::size_t pos, Visit&& visit);
 template <class Visit>
