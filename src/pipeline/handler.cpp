@@ -33,7 +33,7 @@ std::string normalize_path(std::string_view target) {
 }
 
 // The presented secret: "Authorization: Bearer X", else "x-api-key: X".
-std::string_view presented_secret(const http::request<http::string_body>& req) {
+std::string_view presented_secret(const server::request& req) {
     const auto auth = req[http::field::authorization];
     if (auth.size() > 7 && (auth.substr(0, 7) == "Bearer " || auth.substr(0, 7) == "bearer ")) {
         return auth.substr(7);

@@ -4,6 +4,7 @@
 #include "michi/core/ids.hpp"
 #include "michi/core/tcp_stream.hpp"
 #include "michi/pipeline/handler.hpp"
+#include "michi/server/request_parser.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -148,7 +149,7 @@ awaitable<void> run_session(worker& w, Stream& stream) {
         auto rt = w.state().snapshot();
         const auto& sc = rt->cfg->server;
         io.set_write_timeout(sc.idle_timeout);
-        http::request_parser<http::string_body> parser;
+        request_parser parser;
         parser.header_limit(static_cast<std::uint32_t>(sc.max_header_bytes));
         parser.body_limit(sc.max_body_bytes);
         // Waiting for the next request (idle) and receiving its head share one budget.

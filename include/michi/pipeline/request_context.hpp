@@ -11,6 +11,7 @@
 #include "michi/guard/ledger.hpp"
 #include "michi/obs/log.hpp"
 #include "michi/pipeline/body_scan.hpp"
+#include "michi/server/request_parser.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -27,7 +28,7 @@ enum class dialect { openai, anthropic };
 struct request_context {
     std::string request_id;
     steady_clock::time_point arrival = steady_clock::now();
-    http::request<http::string_body> req;
+    server::request req;
     std::shared_ptr<const runtime> rt;
     std::string path;       // without query and without the /v1 prefix
     const config::key_config* key = nullptr;

@@ -1,0 +1,82 @@
+#pragma once
+// A client's request read by Beast's HTTP/1 parser into a flat record: the start line, every
+// field's name and value appended to one string in arrival order, and the whole body.
+// Beast's message parser puts each field into an allocated node of a case-insensitively
+// ordered set first; Michi reads four fields of a request, so a scan of a short list costs
+// less than building the set. Limits, framing and keep-alive are the parser's own.
+
+#include "michi/core/net.hpp"
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace michi::server {
+
+class request {
+public:
+    http::verb method() const { return method_; }
+    std::string_view method_string() const { return method_string_; }
+    std::string_view target() const { return target_; }
+    unsigned version() const { return version_; }
+    // Whether the connection may carry another request after this one's response.
+    bool keep_alive() const { return keep_alive_; }
+
+    // The first field of that name (names compare case-insensitively); empty when absent.
+    std::string_view operator[](http::field name) const;
+    std::string_view operator[](std::string_view name) const;
+
+    const std::string& body() const { return body_; }
+
+private:
+    friend class request_parser;
+
+    struct field_ref {
+        http::field id;
+        std::uint32_t name_at, name_size, value_at, value_size;
+    };
+
+    http::verb method_ = http::verb::unknown;
+    std::string method_string_;
+    std::string target_;
+    unsigned version_ = 11;
+    bool keep_alive_ = false;
+    std::string text_; // field names and values, back to back
+    std::vector<field_ref> fields_;
+    std::string body_;
+};
+
+class request_parser final : public http::basic_parser<true> {
+    using string_view = beast::string_view; // Beast's, as its virtual functions take
+
+public:
+    request_parser() = default;
+
+    // The request read so far (its fields complete once the header is done).
+    const request& get() const { return req_; }
+    // Takes the request out; the parser is then spent.
+    request release() {
+        req_.keep_alive_ = keep_alive();
+        return std::move(req_);
+    }
+
+private:
+    void on_request_impl(http::verb method, string_view method_string, string_view target,
+                         int version, error_code&) override;
+    void on_response_impl(int, string_view, int, error_code& ec) override {
+        ec = http::error::bad_version; // never called for a request parser
+    }
+    void on_field_impl(http::field name, string_view name_string, string_view value,
+                       error_code&) override;
+    void on_header_impl(error_code&) override {}
+    void on_body_init_impl(const boost::optional<std::uint64_t>& length, error_code&) override;
+    std::size_t on_body_impl(string_view body, error_code&) override;
+    void on_chunk_header_impl(std::uint64_t, string_view, error_code&) override {}
+    std::size_t on_chunk_body_impl(std::uint64_t, string_view body, error_code&) override;
+    void on_finish_impl(error_code&) override {}
+
+    request req_;
+};
+
+} // namespace michi::server

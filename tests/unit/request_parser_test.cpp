@@ -1,0 +1,119 @@
+// The client request parser: start line, fields looked up by name or by Beast's field id
+// (the first of a repeated name, case-insensitively), keep-alive, and the whole body (plain
+// or chunked), fed in every split; Beast's limits still apply.
+
+#include "michi/server/request_parser.hpp"
+
+#include <gtest/gtest.h>
+
+#include <optional>
+#include <string>
+
+namespace michi::server {
+namespace {
+
+// Feeds `wire` to a fresh parser `split` bytes at a time, as reads would deliver it.
+// nullopt (with the error in `error`) when the parser refused the input.
+std::optional<request> parse(const std::string& wire, std::size_t split,
+                             error_code* error = nullptr, std::uint64_t body_limit = 1 << 20,
+                             std::uint32_t header_limit = 8192) {
+    request_parser p;
+    p.eager(true);
+    p.body_limit(body_limit);
+    p.header_limit(header_limit);
+    std::string pending;
+    std::size_t at = 0;
+    while (!p.is_done()) {
+        if (at >= wire.size()) {
+            return std::nullopt; // the input ended early
+        }
+        pending += wire.substr(at, split);
+        at += split;
+        error_code ec;
+        pending.erase(0, p.put(net::buffer(pending), ec));
+        if (ec && ec != http::error::need_more) {
+            if (error != nullptr) {
+                *error = ec;
+            }
+            return std::nullopt;
+        }
+    }
+    return p.release();
+}
+
+TEST(RequestParserTest, ReadsStartLineFieldsAndBodyInEverySplit) {
+    const std::string body = R"({"model":"m","messages":[{"role":"user","content":"hi"}]})";
+    const std::string wire = "POST /v1/chat/completions?x=1 HTTP/1.1\r\nHost: gw\r\n"
+                             "authorization: Bearer sk-1\r\nX-Request-Id: abc\r\n"
+                             "x-custom: one\r\nX-CUSTOM: two\r\nContent-Type: application/json\r\n"
+                             "Content-Length: " +
+                             std::to_string(body.size()) + "\r\n\r\n" + body;
+    for (std::size_t split = 1; split <= wire.size(); ++split) {
+        const auto r = parse(wire, split);
+        ASSERT_TRUE(r) << split;
+        EXPECT_EQ(r->method(), http::verb::post);
+        EXPECT_EQ(r->method_string(), "POST");
+        EXPECT_EQ(r->target(), "/v1/chat/completions?x=1");
+        EXPECT_EQ(r->version(), 11u);
+        EXPECT_TRUE(r->keep_alive());
+        EXPECT_EQ((*r)[http::field::authorization], "Bearer sk-1");
+        EXPECT_EQ((*r)["Authorization"], "Bearer sk-1");
+        EXPECT_EQ((*r)["x-request-id"], "abc");
+        EXPECT_EQ((*r)["x-custom"], "one"); // the first of a repeated name
+        EXPECT_EQ((*r)[http::field::content_type], "application/json");
+        EXPECT_EQ((*r)["x-api-key"], "");
+        EXPECT_EQ((*r)[http::field::expect], "");
+        EXPECT_EQ(r->body(), body) << split;
+    }
+}
+
+TEST(RequestParserTest, ChunkedBodyIsJoinedAndConnectionCloseEndsKeepAlive) {
+    const std::string wire = "POST /v1/embeddings HTTP/1.1\r\nConnection: close\r\n"
+                             "Transfer-Encoding: chunked\r\n\r\n"
+                             "4\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\n\r\n";
+    for (std::size_t split = 1; split <= wire.size(); ++split) {
+        const auto r = parse(wire, split);
+        ASSERT_TRUE(r) << split;
+        EXPECT_EQ(r->body(), "{\"a\":1}");
+        EXPECT_FALSE(r->keep_alive());
+    }
+}
+
+TEST(RequestParserTest, Http10KeepsAliveOnlyWhenAsked) {
+    const auto plain = parse("GET /healthz HTTP/1.0\r\n\r\n", 4096);
+    ASSERT_TRUE(plain);
+    EXPECT_EQ(plain->version(), 10u);
+    EXPECT_FALSE(plain->keep_alive());
+    EXPECT_EQ(plain->body(), "");
+    const auto asked = parse("GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", 4096);
+    ASSERT_TRUE(asked);
+    EXPECT_TRUE(asked->keep_alive());
+}
+
+TEST(RequestParserTest, UnknownMethodKeepsItsName) {
+    const auto r = parse("BREW /pot HTTP/1.1\r\nContent-Length: 0\r\n\r\n", 4096);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->method(), http::verb::unknown);
+    EXPECT_EQ(r->method_string(), "BREW");
+}
+
+TEST(RequestParserTest, BodyAndHeaderLimitsAndMalformedInputAreRefused) {
+    error_code ec;
+    EXPECT_FALSE(parse("POST / HTTP/1.1\r\nContent-Length: 11\r\n\r\nhello world", 4096, &ec, 10));
+    EXPECT_EQ(ec, http::error::body_limit);
+    EXPECT_FALSE(parse("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       "6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n",
+                       4096, &ec, 10));
+    EXPECT_EQ(ec, http::error::body_limit);
+    EXPECT_FALSE(parse("GET / HTTP/1.1\r\nX-Long: " + std::string(200, 'a') + "\r\n\r\n", 4096,
+                       &ec, 1 << 20, 100));
+    EXPECT_EQ(ec, http::error::header_limit);
+    EXPECT_FALSE(parse("POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+                       4096, &ec));
+    EXPECT_EQ(ec, http::error::multiple_content_length);
+    EXPECT_FALSE(parse("GET / HTTP/1.1\r\nBad Name: x\r\n\r\n", 4096, &ec));
+    EXPECT_TRUE(ec);
+}
+
+} // namespace
+} // namespace michi::server
