@@ -116,9 +116,13 @@ awaitable<attempt> send(worker& w, const candidate& c, const prepared_request& r
 awaitable<std::pair<error_code, std::size_t>> read_piece(attempt& a, char* buf,
                                                          std::size_t cap) {
     a.parser->lend(buf, cap);
-    auto [ec, n] = co_await a.conn->visit([&](auto& s) {
-        return http::async_read_some(s, a.conn->buffer(), *a.parser, nothrow);
-    });
+    error_code ec;
+    if (!wire::put_buffered(*a.parser, a.conn->buffer(), ec)) {
+        auto [rec, n] = co_await a.conn->visit([&](auto& s) {
+            return http::async_read_some(s, a.conn->buffer(), *a.parser, nothrow);
+        });
+        ec = rec;
+    }
     if (ec == http::error::need_buffer) {
         ec = {};
     }

@@ -204,8 +204,17 @@ awaitable<void> run_session(worker& w, Stream& stream) {
                 break;
             }
         }
-        beast::get_lowest_layer(stream).expires_after(sc.read_timeout);
-        auto [bec, bn] = co_await http::async_read(stream, buffer, parser, nothrow);
+        // The body (or its start) usually came with the head.
+        error_code bec;
+        if (!parser.is_done()) {
+            parser.eager(true);
+            wire::put_buffered(parser, buffer, bec);
+        }
+        if (!bec && !parser.is_done()) {
+            beast::get_lowest_layer(stream).expires_after(sc.read_timeout);
+            auto [rec, rn] = co_await http::async_read(stream, buffer, parser, nothrow);
+            bec = rec;
+        }
         if (bec == http::error::body_limit) {
             const auto too_large = errors::request_too_large(sc.max_body_bytes);
             co_await write_local_error(io, ctx, too_large);

@@ -28,6 +28,22 @@ std::string chunk_size_line(std::size_t size);
 inline constexpr std::string_view crlf = "\r\n";
 inline constexpr std::string_view last_chunk = "0\r\n\r\n";
 
+// Feeds the parser what `buffer` already holds, as Beast's reads do first; true when that
+// settled the read (progress, the end, or an error in `ec`) so that no read from the stream
+// is needed. Beast's read would deliver the same result through a posted completion.
+template <bool isRequest>
+bool put_buffered(http::basic_parser<isRequest>& p, beast::flat_buffer& b, error_code& ec) {
+    if (b.size() == 0) {
+        return false;
+    }
+    b.consume(p.put(b.data(), ec));
+    if (ec == http::error::need_more) {
+        ec = {};
+        return false;
+    }
+    return true;
+}
+
 // A response, with extra serialised fields after its own (never chunked: the body is
 // whole; a chunked response is written with a head and chunks instead).
 template <class Stream>
