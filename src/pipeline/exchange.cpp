@@ -17,6 +17,7 @@
 #include <array>
 #include <charconv>
 #include <ctime>
+#include <functional>
 #include <random>
 
 namespace michi::pipeline {
@@ -112,12 +113,17 @@ awaitable<attempt> send(worker& w, const candidate& c, const prepared_request& r
     co_return a;
 }
 
-// Reads the next piece of the upstream body into buf.
-awaitable<std::pair<error_code, std::size_t>> read_piece(attempt& a, char* buf,
-                                                         std::size_t cap) {
+// Reads the next piece of the upstream body into buf. `before_wait`, when given, runs before
+// a read from the socket (not when the piece was already buffered).
+awaitable<std::pair<error_code, std::size_t>>
+read_piece(attempt& a, char* buf, std::size_t cap,
+           const std::function<void()>* before_wait = nullptr) {
     a.parser->lend(buf, cap);
     error_code ec;
     if (!wire::put_buffered(*a.parser, a.conn->buffer(), ec)) {
+        if (before_wait != nullptr) {
+            (*before_wait)();
+        }
         auto [rec, n] = co_await a.conn->visit([&](auto& s) {
             return http::async_read_some(s, a.conn->buffer(), *a.parser, nothrow);
         });
@@ -127,6 +133,22 @@ awaitable<std::pair<error_code, std::size_t>> read_piece(attempt& a, char* buf,
         ec = {};
     }
     co_return std::pair{ec, cap - a.parser->left()};
+}
+
+// For a stream relay: starts watching the client for a disconnect, once, the first time the
+// relay waits for the upstream (a disconnect sets `client_gone` and aborts the upstream
+// read). A stream whose answer was whole in the first read never waits, and never pays for
+// the watch's reactor registration.
+std::function<void()> watch_client(server::client_io& io, attempt& a, bool& client_gone) {
+    return [&io, &a, &client_gone, watching = false]() mutable {
+        if (!watching) {
+            watching = true;
+            io.watch_disconnect([&a, &client_gone] {
+                client_gone = true;
+                a.conn->close(); // aborts the pending upstream read
+            });
+        }
+    };
 }
 
 // Returns the connection to this worker's pool when its message ended cleanly.
@@ -543,15 +565,12 @@ awaitable<relay_result> relay_stream_raw(worker& w, server::client_io& io,
             kept.append(raw);
         }
     };
-    io.watch_disconnect([&] {
-        client_gone = true;
-        a.conn->close(); // aborts the pending upstream read
-    });
+    const auto watch = watch_client(io, a, client_gone);
     std::array<char, relay_buffer_size> buf;
     relay_result result = relay_result::done;
     while (!a.parser->is_done()) {
         a.conn->expires_after(c.provider->timeout);
-        auto [ec, n] = co_await read_piece(a, buf.data(), buf.size());
+        auto [ec, n] = co_await read_piece(a, buf.data(), buf.size(), &watch);
         std::string_view out(buf.data(), n);
         kept.clear();
         splitter.feed(out, on_raw_event);
@@ -669,15 +688,12 @@ awaitable<relay_result> relay_stream_chunks(worker& w, server::client_io& io,
             upstream_error = true;
         }
     };
-    io.watch_disconnect([&] {
-        client_gone = true;
-        a.conn->close();
-    });
+    const auto watch = watch_client(io, a, client_gone);
     std::array<char, relay_buffer_size> buf;
     relay_result result = relay_result::done;
     while (!a.parser->is_done() && !translator->finished()) {
         a.conn->expires_after(c.provider->timeout);
-        auto [ec, n] = co_await read_piece(a, buf.data(), buf.size());
+        auto [ec, n] = co_await read_piece(a, buf.data(), buf.size(), &watch);
         chunks.clear();
         sse.feed(std::string_view(buf.data(), n), on_event);
         for (const auto& chunk : chunks) {

@@ -19,6 +19,14 @@ namespace {
 
 using std::chrono::milliseconds;
 
+// The connection's read buffer. Beast reads as much as the buffer has room for (at least 512
+// bytes), and the parser empties it into the request as it goes, so its room sets the read
+// size: a request head of an SDK (often over 512 bytes) and a small body come in one read;
+// a larger body gets room for all of it once its length is known. Room past the cap is given
+// back after the request, so an idle connection does not keep a large body's buffer.
+constexpr std::size_t read_buffer_bytes = 4 * 1024;
+constexpr std::size_t read_buffer_cap = 64 * 1024;
+
 // client_io over a concrete stream type.
 template <class Stream>
 class session_io final : public client_io {
@@ -145,6 +153,7 @@ template <class Stream>
 awaitable<void> run_session(worker& w, Stream& stream) {
     session_io<Stream> io(stream, w.executor());
     beast::flat_buffer buffer;
+    buffer.reserve(read_buffer_bytes);
     for (;;) {
         auto rt = w.state().snapshot();
         const auto& sc = rt->cfg->server;
@@ -204,7 +213,12 @@ awaitable<void> run_session(worker& w, Stream& stream) {
                 break;
             }
         }
-        // The body (or its start) usually came with the head.
+        // The body (or its start) usually came with the head; room for the rest, known to be
+        // within the body limit, lets one read take it.
+        if (const auto rest = parser.content_length_remaining();
+            rest && *rest > buffer.capacity() - buffer.size()) {
+            buffer.reserve(buffer.size() + static_cast<std::size_t>(*rest));
+        }
         error_code bec;
         if (!parser.is_done()) {
             parser.eager(true);
@@ -252,6 +266,10 @@ awaitable<void> run_session(worker& w, Stream& stream) {
         record(w.state(), ctx);
         if (!ctx.keep_alive) {
             break;
+        }
+        if (buffer.capacity() > read_buffer_cap && buffer.size() == 0) {
+            buffer = beast::flat_buffer();
+            buffer.reserve(read_buffer_bytes);
         }
     }
 }

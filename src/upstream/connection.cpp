@@ -6,6 +6,7 @@ namespace michi::upstream {
 
 connection::connection(executor ex, const endpoint& ep)
     : pool_key_(ep.pool_key), host_(ep.host), port_(ep.port) {
+    buffer_.reserve(read_buffer_bytes);
     if (ep.tls) {
         tls_ = std::make_unique<tls_stream>(ex, *ep.tls_ctx);
     } else {

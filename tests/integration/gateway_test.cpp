@@ -222,6 +222,69 @@ TEST(GatewayTest, StreamRelaysEveryUpstreamByteUnchanged) {
     EXPECT_TRUE(json::parse(up.requests().front().body)["stream"].get<bool>());
 }
 
+TEST(GatewayTest, LargeBodiesAndAnswersPassWholeOnOneKeptAliveConnection) {
+    fake_upstream up;
+    // A large answer, and a stream whose events all come at once: relayed byte for byte
+    // whether they take one read or many.
+    const std::string big_content(200 * 1024, 'a');
+    std::vector<std::string> events;
+    for (int i = 0; i < 400; ++i) {
+        events.push_back(R"({"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"piece )" +
+                         std::to_string(i) + R"("}}]})");
+    }
+    events.push_back("[DONE]");
+    up.set_handler([&](const recorded_request& req) {
+        if (req.body.find("\"stream\":true") != std::string::npos) {
+            return sse_response(events);
+        }
+        auto r = default_chat_completion(req);
+        auto body = json::parse(r.body);
+        body["choices"][0]["message"]["content"] = big_content;
+        r.body = body.dump();
+        return r;
+    });
+    gateway_harness gw(basic_config(up.base_url()));
+
+    // Requests of a few hundred bytes to three megabytes, one after another on one
+    // connection: each reaches the upstream whole, each answer comes back whole.
+    net::io_context ioc;
+    tcp::socket sock(ioc);
+    sock.connect({net::ip::make_address("127.0.0.1"), gw.port()});
+    beast::flat_buffer buffer;
+    for (const std::size_t size : {std::size_t{10}, std::size_t{3} << 20, std::size_t{100},
+                                   std::size_t{5000}, std::size_t{10}}) {
+        const std::string content(size, 'q');
+        for (const bool stream : {false, true}) {
+            http::request<http::string_body> req{http::verb::post, "/v1/chat/completions", 11};
+            req.set(http::field::authorization, std::string("Bearer ") + test_secret);
+            req.set(http::field::content_type, "application/json");
+            req.body() = json{{"model", "fake/gpt-test"},
+                              {"stream", stream},
+                              {"messages", {{{"role", "user"}, {"content", content}}}}}
+                             .dump();
+            req.prepare_payload();
+            http::write(sock, req);
+            http::response<http::string_body> res;
+            http::read(sock, buffer, res);
+            ASSERT_EQ(res.result_int(), 200u) << size << " " << res.body();
+            const auto seen = json::parse(up.requests().back().body);
+            EXPECT_EQ(seen["messages"][0]["content"], content) << size;
+            if (stream) {
+                std::string expected;
+                for (const auto& e : events) {
+                    expected += "data: " + e + "\n\n";
+                }
+                EXPECT_EQ(res.body(), expected) << size;
+            } else {
+                EXPECT_EQ(json::parse(res.body())["choices"][0]["message"]["content"],
+                          big_content)
+                    << size;
+            }
+            ASSERT_TRUE(res.keep_alive());
+        }
+    }
+}
+
 TEST(GatewayTest, Upstream4xxAnd5xxPassedThroughAsTheyAre) {
     fake_upstream up;
     const std::string e400 = R"({"error":{"message":"bad thing","type":"invalid_request_error","param":"messages","code":null}})";
