@@ -10,6 +10,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <optional>
@@ -22,10 +23,11 @@ using std::chrono::milliseconds;
 // The connection's read buffer. Beast reads as much as the buffer has room for (at least 512
 // bytes), and the parser empties it into the request as it goes, so its room sets the read
 // size: a request head of an SDK (often over 512 bytes) and a small body come in one read;
-// a larger body gets room for all of it once its length is known. Room past the cap is given
-// back after the request, so an idle connection does not keep a large body's buffer.
+// a larger body gets room for up to 64 KiB of it at a time once its length is known (the
+// request's body string holds it whole; the buffer only passes it through). The extra room
+// is given back after the request, so an idle connection keeps 4 KiB.
 constexpr std::size_t read_buffer_bytes = 4 * 1024;
-constexpr std::size_t read_buffer_cap = 64 * 1024;
+constexpr std::size_t body_read_room = 64 * 1024;
 
 // client_io over a concrete stream type.
 template <class Stream>
@@ -213,11 +215,14 @@ awaitable<void> run_session(worker& w, Stream& stream) {
                 break;
             }
         }
-        // The body (or its start) usually came with the head; room for the rest, known to be
-        // within the body limit, lets one read take it.
-        if (const auto rest = parser.content_length_remaining();
-            rest && *rest > buffer.capacity() - buffer.size()) {
-            buffer.reserve(buffer.size() + static_cast<std::size_t>(*rest));
+        // The body (or its start) usually came with the head; room for the rest lets one
+        // read take it (up to 64 KiB at a time).
+        if (const auto rest = parser.content_length_remaining()) {
+            const auto room = static_cast<std::size_t>(
+                std::min<std::uint64_t>(*rest, body_read_room));
+            if (room > buffer.capacity() - buffer.size()) {
+                buffer.reserve(buffer.size() + room);
+            }
         }
         error_code bec;
         if (!parser.is_done()) {
@@ -267,7 +272,7 @@ awaitable<void> run_session(worker& w, Stream& stream) {
         if (!ctx.keep_alive) {
             break;
         }
-        if (buffer.capacity() > read_buffer_cap && buffer.size() == 0) {
+        if (buffer.capacity() > 2 * read_buffer_bytes && buffer.size() == 0) {
             buffer = beast::flat_buffer();
             buffer.reserve(read_buffer_bytes);
         }
