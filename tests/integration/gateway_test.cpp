@@ -229,7 +229,8 @@ TEST(GatewayTest, LargeBodiesAndAnswersPassWholeOnOneKeptAliveConnection) {
     const std::string big_content(200 * 1024, 'a');
     std::vector<std::string> events;
     for (int i = 0; i < 400; ++i) {
-        events.push_back(R"({"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"piece )" +
+        events.push_back(R"({"id":"c1","object":"chat.completion.chunk",)"
+                         R"("choices":[{"index":0,"delta":{"content":"piece )" +
                          std::to_string(i) + R"("}}]})");
     }
     events.push_back("[DONE]");

@@ -104,5 +104,29 @@ TEST(JsonScanTest, SkipValueStopsAtTheEndOfOneValue) {
     EXPECT_EQ(skip_value("\"open", 0), std::string_view::npos);
 }
 
+TEST(JsonScanTest, FindTextFindsTheFirstPlaceAtOrAfterFrom) {
+    const std::string_view t = R"({"usage":1,"x":"\"usage\"","usage":{"u":"uu"}})";
+    EXPECT_EQ(find_text(t, "\"usage\""), 1u);
+    EXPECT_EQ(find_text(t, "\"usage\"", 2), t.find("\"usage\"", 2));
+    EXPECT_EQ(find_text(t, "\"usage\":{"), t.find("\"usage\":{"));
+    EXPECT_EQ(find_text(t, "}}"), t.size() - 2); // at the very end
+    EXPECT_EQ(find_text(t, t), 0u);              // the whole text
+    EXPECT_EQ(find_text(t, "\"missing\""), std::string_view::npos);
+    EXPECT_EQ(find_text(t, "x"), t.find('x'));   // one character
+    EXPECT_EQ(find_text(t, ""), 0u);
+    EXPECT_EQ(find_text(t, "", 5), 5u);
+    EXPECT_EQ(find_text(t, "}}", t.size() - 1), std::string_view::npos); // no room left
+    EXPECT_EQ(find_text(t, "\"", t.size() + 1), std::string_view::npos); // past the end
+    EXPECT_EQ(find_text("ab", "abc"), std::string_view::npos);
+    // Every needle and start against string_view::find, on text full of near misses.
+    const std::string text = "aab aaab abab aabb abba ba ab";
+    for (const std::string needle : {"ab", "aab", "abab", "ba ab", "bb", "b a", "zz", "ab "}) {
+        for (std::size_t from = 0; from <= text.size() + 1; ++from) {
+            EXPECT_EQ(find_text(text, needle, from), std::string_view(text).find(needle, from))
+                << needle << " from " << from;
+        }
+    }
+}
+
 } // namespace
 } // namespace michi::json_scan
