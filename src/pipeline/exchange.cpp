@@ -550,11 +550,15 @@ awaitable<relay_result> relay_stream_raw(worker& w, server::client_io& io,
     };
     auto inspect = [&](stream::sse_event&& ev) { inspect_data(ev.data); };
     // Whole events, so that filtering can drop one and pass every other byte unchanged. The
-    // usual event, one "data:" line, is read where it is; anything else (and the first
-    // event, which may carry a byte-order mark) goes through the SSE parser.
+    // usual event, one "data:" line, is read where it is; anything else goes through the SSE
+    // parser (a first event led by a byte-order mark, which the parser drops, is not a plain
+    // "data:" line either).
     auto on_raw_event = [&](std::string_view raw) {
         drop_event = false;
-        const auto data = first_event ? std::nullopt : stream::single_data_line(raw);
+        const auto data = stream::single_data_line(raw);
+        if (first_event && data) {
+            sse.started_without_bom(); // (a BOM would have failed single_data_line)
+        }
         first_event = false;
         if (data) {
             inspect_data(*data);

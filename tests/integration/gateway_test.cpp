@@ -222,6 +222,33 @@ TEST(GatewayTest, StreamRelaysEveryUpstreamByteUnchanged) {
     EXPECT_TRUE(json::parse(up.requests().front().body)["stream"].get<bool>());
 }
 
+// A stream led by a byte-order mark: relayed with it, and its events still read (the usage
+// chunk Michi asked for is found and dropped, as the client did not ask for it),
+// whether the events come one per read or all in one.
+TEST(GatewayTest, StreamLedByAByteOrderMarkIsRelayedAndRead) {
+    fake_upstream up;
+    const std::string bom = "\xEF\xBB\xBF";
+    const std::string first = R"(data: {"id":"c1","choices":[{"index":0,"delta":{"content":"Hi"}}]})"
+                              "\n\n";
+    const std::string usage =
+        R"(data: {"id":"c1","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1,)"
+        R"("total_tokens":4}})"
+        "\n\n";
+    const std::string done = "data: [DONE]\n\n";
+    for (const auto delay : {5ms, 0ms}) {
+        up.set_handler([&](const recorded_request&) {
+            fake_response r = sse_response({});
+            r.chunks = {bom + first, usage, done};
+            r.chunk_delay = delay;
+            return r;
+        });
+        gateway_harness gw(basic_config(up.base_url()));
+        const auto r = gw.chat(stream_body);
+        ASSERT_EQ(r.status, 200u);
+        EXPECT_EQ(r.body, bom + first + done) << delay.count();
+    }
+}
+
 TEST(GatewayTest, LargeBodiesAndAnswersPassWholeOnOneKeptAliveConnection) {
     fake_upstream up;
     // A large answer, and a stream whose events all come at once: relayed byte for byte

@@ -275,6 +275,22 @@ TEST(SseParserTest, LeadingBomDroppedOnce) {
     EXPECT_FALSE(parse_whole("\xEF\xBB").at_boundary);
 }
 
+// A relay that read the stream's first event itself tells the parser the start has passed: a
+// BOM fed afterwards is then part of a field name, as after any first event.
+TEST(SseParserTest, StartedWithoutBomKeepsALaterBom) {
+    const std::string bom = "\xEF\xBB\xBF";
+    std::vector<sse_event> got;
+    const auto sink = [&](sse_event&& e) { got.push_back(std::move(e)); };
+    sse_parser told;
+    told.started_without_bom();
+    EXPECT_TRUE(told.feed(bom + "data: y\n\ndata: z\n\n", sink));
+    EXPECT_EQ(got, std::vector<sse_event>{ev("z")});
+    got.clear();
+    sse_parser fresh; // not told: that BOM starts the stream and is dropped
+    EXPECT_TRUE(fresh.feed(bom + "data: y\n\ndata: z\n\n", sink));
+    EXPECT_EQ(got, (std::vector<sse_event>{ev("y"), ev("z")}));
+}
+
 TEST(SseParserTest, IdAndRetryFields) {
     const std::string input =
         "id: 1\nretry: 3000\ndata: a\n\n"

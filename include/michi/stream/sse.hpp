@@ -50,6 +50,15 @@ public:
     // then stays failed and ignores further input. on_event must not throw.
     bool feed(std::string_view bytes, const std::function<void(sse_event&&)>& on_event);
 
+    // The stream's start has passed without a BOM: its first bytes were read elsewhere (a
+    // relay reads a plain first "data:" event itself). A BOM fed after this is not dropped.
+    // Only before the first feed.
+    void started_without_bom() noexcept {
+        if (bom_matched_ == 0) {
+            bom_checked_ = true;
+        }
+    }
+
     // Events dispatched so far.
     std::uint64_t events() const noexcept { return events_; }
 
