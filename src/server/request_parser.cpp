@@ -56,9 +56,9 @@ std::size_t request_parser::on_body_impl(string_view body, error_code&) {
     return body.size();
 }
 
-std::size_t request_parser::on_chunk_body_impl(std::uint64_t, string_view body, error_code&) {
-    req_.body_.append(body.data(), body.size());
-    return body.size();
+std::size_t request_parser::on_chunk_body_impl(std::uint64_t, string_view body,
+                                               error_code& ec) {
+    return on_body_impl(body, ec); // a chunk's bytes join the body as plain ones do
 }
 
 } // namespace michi::server
