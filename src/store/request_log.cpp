@@ -147,14 +147,59 @@ request_log::~request_log() {
     }
 }
 
+void request_log::batch::clear() {
+    rows.clear();
+    text.clear();
+    first = 0;
+}
+
+void request_log::batch::push(const row& numbers, const std::string_view (&strings)[6]) {
+    row r = numbers;
+    r.text_at = text.size();
+    for (int i = 0; i < 6; ++i) {
+        r.len[i] = static_cast<std::uint32_t>(strings[i].size());
+        text.append(strings[i]);
+    }
+    rows.push_back(r);
+}
+
+void request_log::batch::append(const batch& other) {
+    for (auto i = other.first; i < other.rows.size(); ++i) {
+        const row& r = other.rows[i];
+        const std::string_view strings[6] = {other.string(r, 0), other.string(r, 1),
+                                             other.string(r, 2), other.string(r, 3),
+                                             other.string(r, 4), other.string(r, 5)};
+        push(r, strings);
+    }
+}
+
+void request_log::batch::drop_front() {
+    ++first;
+    // Once half the rows are dropped ones, move the live ones to the front: each drop
+    // costs a constant amortised, and a full buffer stays within twice its cap.
+    if (first < 64 || first * 2 < rows.size()) {
+        return;
+    }
+    const std::size_t cut = first < rows.size() ? rows[first].text_at : text.size();
+    rows.erase(rows.begin(), rows.begin() + static_cast<std::ptrdiff_t>(first));
+    text.erase(0, cut);
+    for (auto& r : rows) {
+        r.text_at -= cut;
+    }
+    first = 0;
+}
+
+std::string_view request_log::batch::string(const row& r, int i) const {
+    std::size_t at = r.text_at;
+    for (int k = 0; k < i; ++k) {
+        at += r.len[k];
+    }
+    return std::string_view(text).substr(at, r.len[i]);
+}
+
 void request_log::add(const obs::access_entry& e, std::int64_t ts_ms, unsigned fallbacks) {
-    row r; // built outside the lock
-    r.id = e.request_id;
+    row r;
     r.ts_ms = ts_ms;
-    r.key_id = e.key_id;
-    r.key_class = e.key_class;
-    r.route = e.route;
-    r.model = e.model;
     r.status = e.status;
     r.attempts = e.attempts;
     r.fallbacks = fallbacks;
@@ -163,18 +208,19 @@ void request_log::add(const obs::access_entry& e, std::int64_t ts_ms, unsigned f
     r.tokens_in = clamp_i64(e.tokens_in);
     r.tokens_out = clamp_i64(e.tokens_out);
     r.cost_usd = finite_or_zero(e.cost_usd);
-    r.error = e.error_code;
+    const std::string_view strings[6] = {e.request_id, e.key_id, e.key_class,
+                                         e.route,      e.model,  e.error_code};
 
     bool warn = false;
     {
         std::lock_guard lock(pending_mu_);
         if (pending_.size() >= max_pending_) {
-            pending_.pop_front();
+            pending_.drop_front();
             ++dropped_;
             warn = !drop_warned_;
             drop_warned_ = true;
         }
-        pending_.push_back(std::move(r));
+        pending_.push(r, strings);
     }
     if (warn) {
         spdlog::warn("request log {}: {} rows waiting to be written, dropping the oldest", path_,
@@ -207,12 +253,13 @@ void request_log::tick() {
 bool request_log::write_pending() {
     // db_mu_ first: a flush() that starts while the writer holds a batch waits for it.
     std::lock_guard db_lock(db_mu_);
-    batch b;
+    batch& b = spare_; // empty; swapped with the buffer, which goes on in its capacity
     {
         std::lock_guard lock(pending_mu_);
         b.swap(pending_);
     }
     if (b.empty()) {
+        b.clear();
         return true;
     }
     const auto error = write_batch(b);
@@ -228,6 +275,11 @@ bool request_log::write_pending() {
             spdlog::warn("request log {}: {} row(s) dropped while the buffer was full", path_,
                          newly_dropped);
         }
+        // Keep the room for the next batch, unless a burst left far more than it needs.
+        if (b.rows.capacity() > 4096 && b.rows.size() * 8 < b.rows.capacity()) {
+            b = batch{};
+        }
+        b.clear();
         return true;
     }
     spdlog::error("request log {}: writing {} row(s) failed, kept for retry: {}", path_,
@@ -236,17 +288,16 @@ bool request_log::write_pending() {
     bool warn = false;
     {
         std::lock_guard lock(pending_mu_);
-        for (auto& r : pending_) {
-            b.push_back(std::move(r));
-        }
+        b.append(pending_);
         pending_.swap(b);
         while (pending_.size() > max_pending_) {
-            pending_.pop_front();
+            pending_.drop_front();
             ++dropped_;
             warn = !drop_warned_;
             drop_warned_ = true;
         }
     }
+    b.clear();
     if (warn) {
         spdlog::warn("request log {}: {} rows waiting to be written, dropping the oldest", path_,
                      max_pending_);
@@ -261,14 +312,14 @@ std::string request_log::write_batch(const batch& b) {
         return "begin: " + tx.error();
     }
     // Sixteen rows per execution while there are, then one by one. The rows' strings live
-    // in b until after the step and reset: bound without copies.
-    const auto bind_row = [](sqlite::statement& st, int first, const row& r) {
-        st.bind_text_unowned(first + 1, r.id);
+    // in b's text until after the step and reset: bound without copies.
+    const auto bind_row = [&b](sqlite::statement& st, int first, const row& r) {
+        st.bind_text_unowned(first + 1, b.string(r, 0));
         st.bind_int(first + 2, r.ts_ms);
-        st.bind_text_unowned(first + 3, r.key_id);
-        st.bind_text_unowned(first + 4, r.key_class);
-        st.bind_text_unowned(first + 5, r.route);
-        st.bind_text_unowned(first + 6, r.model);
+        st.bind_text_unowned(first + 3, b.string(r, 1));
+        st.bind_text_unowned(first + 4, b.string(r, 2));
+        st.bind_text_unowned(first + 5, b.string(r, 3));
+        st.bind_text_unowned(first + 6, b.string(r, 4));
         st.bind_int(first + 7, r.status);
         st.bind_int(first + 8, r.attempts);
         st.bind_int(first + 9, r.fallbacks);
@@ -277,11 +328,11 @@ std::string request_log::write_batch(const batch& b) {
         st.bind_int(first + 12, r.tokens_in);
         st.bind_int(first + 13, r.tokens_out);
         st.bind_double(first + 14, r.cost_usd);
-        st.bind_text_unowned(first + 15, r.error);
+        st.bind_text_unowned(first + 15, b.string(r, 5));
     };
-    auto it = b.begin();
-    while (it != b.end()) {
-        const bool bulk = b.end() - it >= bulk_rows;
+    auto it = b.rows.begin() + static_cast<std::ptrdiff_t>(b.first);
+    while (it != b.rows.end()) {
+        const bool bulk = b.rows.end() - it >= bulk_rows;
         auto& st = bulk ? insert_bulk_ : insert_;
         const int rows = bulk ? bulk_rows : 1;
         for (int i = 0; i < rows; ++i, ++it) {

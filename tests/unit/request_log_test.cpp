@@ -334,6 +334,60 @@ TEST(RequestLogTest, FullBufferDropsTheOldestRows) {
     EXPECT_EQ(rows[2].group, "k4");
 }
 
+// Far past the cap the buffer still holds exactly the newest rows, every string intact.
+TEST(RequestLogTest, LongPastTheCapTheNewestRowsKeepTheirStrings) {
+    temp_dir dir;
+    constexpr int cap = 100;
+    constexpr int n = 1000;
+    {
+        request_log log(dir.db(), never, 24h, cap);
+        for (int i = 0; i < n; ++i) {
+            auto e = entry("key-" + std::to_string(i), "model-" + std::to_string(i), 200, 1, 1,
+                           1, 1);
+            e.request_id = "request-" + std::to_string(i);
+            log.add(e, march_1 + i, 0);
+        }
+        EXPECT_EQ(log.dropped(), static_cast<std::uint64_t>(n - cap));
+    }
+    file_query q(dir.db(), "SELECT id, key_id, model FROM requests ORDER BY ts_ms");
+    int i = n - cap;
+    for (; q.next(); ++i) {
+        EXPECT_EQ(q.text(0), "request-" + std::to_string(i));
+        EXPECT_EQ(q.text(1), "key-" + std::to_string(i));
+        EXPECT_EQ(q.text(2), "model-" + std::to_string(i));
+    }
+    EXPECT_EQ(i, n);
+}
+
+// A batch that cannot be written stays buffered, ahead of the rows added meanwhile, and
+// goes in whole once writing works again.
+TEST(RequestLogTest, AFailedWriteKeepsTheRowsInOrderForTheNextOne) {
+    temp_dir dir;
+    request_log log(dir.db(), never);
+    log.add(entry("first", "m", 200, 1, 1, 1, 1), march_1 + 1, 0);
+    log.add(entry("second", "m", 200, 1, 1, 1, 1), march_1 + 2, 0);
+    const auto other_connection = [&](const char* sql) {
+        sqlite3* db = nullptr;
+        ASSERT_EQ(sqlite3_open(dir.db().c_str(), &db), SQLITE_OK);
+        EXPECT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK)
+            << sqlite3_errmsg(db);
+        sqlite3_close(db);
+    };
+    other_connection("ALTER TABLE requests RENAME TO parked");
+    log.flush(); // fails: no table to insert into
+    log.add(entry("third", "m", 200, 1, 1, 1, 1), march_1 + 3, 0);
+    other_connection("ALTER TABLE parked RENAME TO requests");
+    EXPECT_EQ(count_rows(dir.db()), 0);
+    log.flush();
+    file_query q(dir.db(), "SELECT key_id, ts_ms FROM requests ORDER BY rowid");
+    std::vector<std::string> keys;
+    while (q.next()) {
+        keys.push_back(q.text(0) + "@" + std::to_string(q.integer(1) - march_1));
+    }
+    EXPECT_EQ(keys, (std::vector<std::string>{"first@1", "second@2", "third@3"}));
+    EXPECT_EQ(log.dropped(), 0U);
+}
+
 TEST(RequestLogTest, StoresNoPromptAndTheListedColumns) {
     temp_dir dir;
     {

@@ -11,10 +11,11 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 namespace michi::store {
@@ -78,13 +79,13 @@ public:
     const std::string& path() const { return path_; }
 
 private:
+    // One buffered row: its numbers, and where its strings sit in the batch's text. Rows
+    // hold no allocation of their own, so a row costs the worker that adds it no malloc
+    // and the writer thread that writes it no free of another thread's memory.
     struct row {
-        std::string id;
+        std::size_t text_at = 0; // offset of the first string in batch::text
+        std::uint32_t len[6] = {}; // id, key_id, key_class, route, model, error
         std::int64_t ts_ms = 0;
-        std::string key_id;
-        std::string key_class;
-        std::string route;
-        std::string model;
         std::int64_t status = 0;
         std::int64_t attempts = 0;
         std::int64_t fallbacks = 0;
@@ -93,9 +94,32 @@ private:
         std::int64_t tokens_in = 0;
         std::int64_t tokens_out = 0;
         double cost_usd = 0;
-        std::string error;
     };
-    using batch = std::deque<row>;
+    // Rows in the order they were added, their strings back to back in one buffer. The
+    // writer swaps the whole batch with an empty one that keeps its capacity. Dropping the
+    // oldest row advances `first`; the dropped rows' room is reclaimed by compact().
+    struct batch {
+        std::vector<row> rows;
+        std::string text;
+        std::size_t first = 0; // rows[0, first) were dropped
+
+        std::size_t size() const { return rows.size() - first; }
+        bool empty() const { return size() == 0; }
+        void clear();
+        void swap(batch& other) noexcept {
+            rows.swap(other.rows);
+            text.swap(other.text);
+            std::swap(first, other.first);
+        }
+        // Appends one row given its numbers and its six strings.
+        void push(const row& numbers, const std::string_view (&strings)[6]);
+        // Appends the live rows of another batch.
+        void append(const batch& other);
+        // Drops the oldest live row.
+        void drop_front();
+        // The row's i-th string (see row::len).
+        std::string_view string(const row& r, int i) const;
+    };
 
     // One writer-thread tick: writes the buffered rows, prunes about once a minute.
     void tick();
@@ -122,6 +146,7 @@ private:
 
     mutable adaptive_mutex pending_mu_; // guards pending_ and the drop counters
     batch pending_;
+    batch spare_; // under db_mu_: the written batch, emptied, swapped in at the next write
     std::uint64_t dropped_ = 0;
     std::uint64_t dropped_reported_ = 0; // part of dropped_ already logged by the writer
     bool drop_warned_ = false;           // add() warned since the last report
