@@ -370,24 +370,60 @@ private:
     std::string error_;
 };
 
-// Reads a whole (non-streamed) upstream body.
-awaitable<error_code> read_body(attempt& a, std::string& out) {
-    if (const auto len = a.parser->content_length()) {
-        if (*len > max_upstream_body) {
-            co_return http::error::body_limit;
-        }
-        out.reserve(static_cast<std::size_t>(*len));
-    }
-    // Read straight into `out` (no bounce buffer in this coroutine's frame): the announced
-    // length in one go, or pieces of a chunked body.
+// Room at the end of `out` for the next piece of a whole body: the rest of an announced
+// length, or a relay buffer's worth of a chunked one. Returns where the room starts.
+std::size_t make_room(const attempt& a, std::string& out) {
+    const std::size_t at = out.size();
     const auto announced = a.parser->content_length();
+    const std::size_t want = announced && *announced > at
+                                 ? static_cast<std::size_t>(*announced) - at
+                                 : relay_buffer_size;
+    out.resize(at + want);
+    return at;
+}
+
+// Takes into `out` what the connection has already buffered of a whole (non-streamed)
+// body, straight into the string (no bounce buffer). True when that settled it: the body
+// is complete, or failed with `ec`; false when the rest has to be read (read_body). A
+// small answer usually came with its head: then no coroutine frame is needed for it.
+bool body_from_buffer(attempt& a, std::string& out, error_code& ec) {
+    if (out.empty()) {
+        if (const auto len = a.parser->content_length()) {
+            if (*len > max_upstream_body) {
+                ec = http::error::body_limit;
+                return true;
+            }
+            out.reserve(static_cast<std::size_t>(*len));
+        }
+    }
     while (!a.parser->is_done()) {
-        const std::size_t at = out.size();
-        const std::size_t want =
-            announced && *announced > at ? static_cast<std::size_t>(*announced) - at
-                                         : relay_buffer_size;
-        out.resize(at + want);
-        auto [ec, n] = co_await read_piece(a, out.data() + at, want);
+        const std::size_t at = make_room(a, out);
+        const std::size_t cap = out.size() - at;
+        a.parser->lend(out.data() + at, cap);
+        const bool settled = wire::put_buffered(*a.parser, a.conn->buffer(), ec);
+        out.resize(at + (cap - a.parser->left()));
+        if (ec == http::error::need_buffer) {
+            ec = {};
+        }
+        if (ec) {
+            return true;
+        }
+        if (out.size() > max_upstream_body) {
+            ec = http::error::body_limit;
+            return true;
+        }
+        if (!settled) {
+            return false;
+        }
+    }
+    return true;
+}
+
+// Reads the rest of a whole (non-streamed) upstream body, after body_from_buffer.
+awaitable<error_code> read_body(attempt& a, std::string& out) {
+    while (!a.parser->is_done()) {
+        const std::size_t at = make_room(a, out);
+        auto [ec, n] = co_await read_piece(a, out.data() + at, out.size() - at);
         out.resize(at + n);
         if (ec) {
             co_return ec;
@@ -442,7 +478,11 @@ std::optional<std::string> openai_body(request_context& ctx, const candidate& c,
 awaitable<void> relay_whole(worker& w, server::client_io& io, request_context& ctx,
                             attempt& a, const candidate& c, bool translated) {
     std::string body;
-    if (const auto ec = co_await read_body(a, body)) {
+    error_code ec;
+    if (!body_from_buffer(a, body, ec)) {
+        ec = co_await read_body(a, body);
+    }
+    if (ec) {
         a.conn->close();
         const auto err = errors::upstream_error("Upstream " + c.model.name +
                                                 " broke off its response: " + ec.message());

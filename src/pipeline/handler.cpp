@@ -389,15 +389,6 @@ std::variant<dispatch_plan, gateway_error> admit(request_context& ctx) {
     return std::move(*plan);
 }
 
-awaitable<void> proxy(worker& w, server::client_io& io, request_context& ctx) {
-    auto admitted = admit(ctx);
-    if (auto* err = std::get_if<gateway_error>(&admitted)) {
-        co_await reply_error(io, ctx, *err);
-        co_return;
-    }
-    co_await run_exchange(w, io, ctx, std::get<dispatch_plan>(admitted));
-}
-
 nlohmann::json model_entry(const std::string& id, const std::string& owner) {
     return {{"id", id}, {"object", "model"}, {"created", 0}, {"owned_by", owner}};
 }
@@ -527,7 +518,13 @@ awaitable<void> handle(worker& w, server::client_io& io, request_context& ctx) {
     if (ctx.path == "/chat/completions" || ctx.path == "/embeddings" || ctx.path == "/messages") {
         ctx.api = ctx.path == "/embeddings" ? api_kind::embeddings : api_kind::chat;
         ctx.out = ctx.path == "/messages" ? dialect::anthropic : dialect::openai;
-        co_await proxy(w, io, ctx);
+        // (In this frame rather than a coroutine of its own: one frame fewer per request.)
+        auto admitted = admit(ctx);
+        if (auto* err = std::get_if<gateway_error>(&admitted)) {
+            co_await reply_error(io, ctx, *err);
+            co_return;
+        }
+        co_await run_exchange(w, io, ctx, std::get<dispatch_plan>(admitted));
     } else if (ctx.path == "/models") {
         co_await list_models(io, ctx);
     } else if (ctx.path == "/healthz") {

@@ -21,6 +21,25 @@ std::string_view request::operator[](std::string_view name) const {
     return {};
 }
 
+namespace {
+// Room a reused request keeps for its body; a larger one is given back.
+constexpr std::size_t kept_body_room = 64 * 1024;
+} // namespace
+
+request_parser::request_parser(request&& spent) : req_(std::move(spent)) {
+    req_.method_ = http::verb::unknown;
+    req_.method_string_.clear();
+    req_.target_.clear();
+    req_.version_ = 11;
+    req_.keep_alive_ = false;
+    req_.text_.clear();
+    req_.fields_.clear();
+    if (req_.body_.capacity() > kept_body_room) {
+        std::string().swap(req_.body_);
+    }
+    req_.body_.clear();
+}
+
 void request_parser::on_request_impl(http::verb method, string_view method_string,
                                      string_view target, int version, error_code&) {
     req_.method_ = method;

@@ -39,8 +39,11 @@ public:
 
     awaitable<error_code> write_response(http::response<http::string_body>& res,
                                          std::string_view extra_fields) override {
+        // A whole response (never chunked: a chunked one goes through write_stream).
+        const std::string h = wire::head(res, extra_fields);
+        const std::array<net::const_buffer, 2> bufs{net::buffer(h), net::buffer(res.body())};
         beast::get_lowest_layer(s_).expires_after(write_timeout_);
-        auto [ec, n] = co_await wire::write_message(s_, res, extra_fields);
+        auto [ec, n] = co_await net::async_write(s_, bufs, nothrow);
         co_return ec;
     }
 
@@ -156,11 +159,12 @@ awaitable<void> run_session(worker& w, Stream& stream) {
     session_io<Stream> io(stream, w.executor());
     beast::flat_buffer buffer;
     buffer.reserve(read_buffer_bytes);
+    request spent; // the previous request: the next one is read into its storage
     for (;;) {
         auto rt = w.state().snapshot();
         const auto& sc = rt->cfg->server;
         io.set_write_timeout(sc.idle_timeout);
-        request_parser parser;
+        request_parser parser(std::move(spent));
         parser.header_limit(static_cast<std::uint32_t>(sc.max_header_bytes));
         parser.body_limit(sc.max_body_bytes);
         // Waiting for the next request (idle) and receiving its head share one budget.
@@ -272,6 +276,7 @@ awaitable<void> run_session(worker& w, Stream& stream) {
         if (!ctx.keep_alive) {
             break;
         }
+        spent = std::move(ctx.req);
         if (buffer.capacity() > 2 * read_buffer_bytes && buffer.size() == 0) {
             buffer = beast::flat_buffer();
             buffer.reserve(read_buffer_bytes);

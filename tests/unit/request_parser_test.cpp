@@ -16,8 +16,14 @@ namespace {
 // nullopt (with the error in `error`) when the parser refused the input.
 std::optional<request> parse(const std::string& wire, std::size_t split,
                              error_code* error = nullptr, std::uint64_t body_limit = 1 << 20,
-                             std::uint32_t header_limit = 8192) {
-    request_parser p;
+                             std::uint32_t header_limit = 8192, request* reuse = nullptr) {
+    std::optional<request_parser> made;
+    if (reuse != nullptr) {
+        made.emplace(std::move(*reuse));
+    } else {
+        made.emplace();
+    }
+    request_parser& p = *made;
     p.eager(true);
     p.body_limit(body_limit);
     p.header_limit(header_limit);
@@ -65,6 +71,36 @@ TEST(RequestParserTest, ReadsStartLineFieldsAndBodyInEverySplit) {
         EXPECT_EQ((*r)[http::field::expect], "");
         EXPECT_EQ(r->body(), body) << split;
     }
+}
+
+// The next request on a connection reuses the previous one's storage: nothing of the
+// previous request shows through (fields, target, body, keep-alive).
+TEST(RequestParserTest, AReusedRequestCarriesNothingOver) {
+    const std::string big(100 * 1024, 'x');
+    auto first = parse("PUT /first/long/target HTTP/1.1\r\nX-Old: stale\r\nAuthorization: "
+                       "Bearer one\r\nContent-Length: " +
+                           std::to_string(big.size()) + "\r\n\r\n" + big,
+                       64 * 1024);
+    ASSERT_TRUE(first);
+    EXPECT_EQ((*first)["x-old"], "stale");
+    auto second = parse("GET /v1/models HTTP/1.0\r\nAuthorization: Bearer two\r\n\r\n", 7,
+                        nullptr, 1 << 20, 8192, &*first);
+    ASSERT_TRUE(second);
+    EXPECT_EQ(second->method(), http::verb::get);
+    EXPECT_EQ(second->method_string(), "GET");
+    EXPECT_EQ(second->target(), "/v1/models");
+    EXPECT_EQ(second->version(), 10u);
+    EXPECT_FALSE(second->keep_alive());
+    EXPECT_EQ((*second)["x-old"], "");
+    EXPECT_EQ((*second)[http::field::authorization], "Bearer two");
+    EXPECT_EQ(second->body(), "");
+    const std::string small = "{}";
+    auto third = parse("POST /a HTTP/1.1\r\nContent-Length: 2\r\n\r\n" + small, 3, nullptr,
+                       1 << 20, 8192, &*second);
+    ASSERT_TRUE(third);
+    EXPECT_EQ(third->body(), small);
+    EXPECT_EQ((*third)["authorization"], "");
+    EXPECT_TRUE(third->keep_alive());
 }
 
 TEST(RequestParserTest, ChunkedBodyIsJoinedAndConnectionCloseEndsKeepAlive) {

@@ -1,13 +1,11 @@
 #pragma once
 // HTTP/1.1 messages written with one gather write of (head, body), the head serialised
-// here into one string. Beast's serializer walks a deep buffer-sequence view per write,
+// here into one string (see session_io::write_response). Beast's serializer walks a deep buffer-sequence view per write,
 // which costs more than the rest of a proxied request's own work; the bytes are the same.
 
 #include "michi/core/net.hpp"
 
-#include <array>
 #include <string>
-#include <tuple>
 
 namespace michi::wire {
 
@@ -42,17 +40,6 @@ bool put_buffered(http::basic_parser<isRequest>& p, beast::flat_buffer& b, error
         return false;
     }
     return true;
-}
-
-// A response, with extra serialised fields after its own (never chunked: the body is
-// whole; a chunked response is written with a head and chunks instead).
-template <class Stream>
-awaitable<std::tuple<error_code, std::size_t>>
-write_message(Stream& s, const http::response<http::string_body>& m,
-              std::string_view extra_fields) {
-    const std::string h = head(m, extra_fields);
-    const std::array<net::const_buffer, 2> bufs{net::buffer(h), net::buffer(m.body())};
-    co_return co_await net::async_write(s, bufs, nothrow);
 }
 
 } // namespace michi::wire

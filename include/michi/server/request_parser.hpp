@@ -52,6 +52,9 @@ class request_parser final : public http::basic_parser<true> {
 
 public:
     request_parser() = default;
+    // Reads into the storage of a request done with (the previous one on the connection):
+    // its strings are emptied and keep their room, unless a large body left a lot of it.
+    explicit request_parser(request&& spent);
 
     // The request read so far (its fields complete once the header is done).
     const request& get() const { return req_; }
