@@ -97,9 +97,15 @@ awaitable<attempt> send(worker& w, const candidate& c, const prepared_request& r
         }
         a.parser = std::make_unique<response_parser>();
         a.parser->body_limit(boost::none);
-        auto [rec, rn] = co_await a.conn->visit([&](auto& s) {
-            return http::async_read_header(s, a.conn->buffer(), *a.parser, nothrow);
-        });
+        error_code rec;
+        auto& buffer = a.conn->buffer();
+        while (wire::wants_more(*a.parser, buffer, true, rec)) {
+            auto [ec, n] = co_await a.conn->visit(
+                [&](auto& s) { return s.async_read_some(wire::read_room(buffer), nothrow); });
+            if (!wire::took_read(*a.parser, buffer, ec, n, rec)) {
+                break;
+            }
+        }
         if (rec) {
             if (a.conn->reused && !is_timeout(rec) && !a.parser->got_some()) {
                 continue;
@@ -124,10 +130,16 @@ read_piece(attempt& a, char* buf, std::size_t cap,
         if (before_wait != nullptr) {
             (*before_wait)();
         }
-        auto [rec, n] = co_await a.conn->visit([&](auto& s) {
-            return http::async_read_some(s, a.conn->buffer(), *a.parser, nothrow);
-        });
-        ec = rec;
+        // Reads until the parser moves: a read may bring only part of a chunk's framing.
+        auto& buffer = a.conn->buffer();
+        for (;;) {
+            auto [rec, n] = co_await a.conn->visit(
+                [&](auto& s) { return s.async_read_some(wire::read_room(buffer), nothrow); });
+            if (!wire::took_read(*a.parser, buffer, rec, n, ec) ||
+                wire::put_buffered(*a.parser, buffer, ec)) {
+                break;
+            }
+        }
     }
     if (ec == http::error::need_buffer) {
         ec = {};

@@ -169,7 +169,13 @@ awaitable<void> run_session(worker& w, Stream& stream) {
         parser.body_limit(sc.max_body_bytes);
         // Waiting for the next request (idle) and receiving its head share one budget.
         beast::get_lowest_layer(stream).expires_after(sc.idle_timeout);
-        auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, nothrow);
+        error_code hec;
+        while (wire::wants_more(parser, buffer, true, hec)) {
+            auto [rec, rn] = co_await stream.async_read_some(wire::read_room(buffer), nothrow);
+            if (!wire::took_read(parser, buffer, rec, rn, hec)) {
+                break;
+            }
+        }
 
         pipeline::request_context ctx;
         ctx.rt = rt;
@@ -229,14 +235,16 @@ awaitable<void> run_session(worker& w, Stream& stream) {
             }
         }
         error_code bec;
-        if (!parser.is_done()) {
-            parser.eager(true);
-            wire::put_buffered(parser, buffer, bec);
-        }
-        if (!bec && !parser.is_done()) {
+        parser.eager(true);
+        if (wire::wants_more(parser, buffer, false, bec)) {
             beast::get_lowest_layer(stream).expires_after(sc.read_timeout);
-            auto [rec, rn] = co_await http::async_read(stream, buffer, parser, nothrow);
-            bec = rec;
+            do {
+                auto [rec, rn] =
+                    co_await stream.async_read_some(wire::read_room(buffer), nothrow);
+                if (!wire::took_read(parser, buffer, rec, rn, bec)) {
+                    break;
+                }
+            } while (wire::wants_more(parser, buffer, false, bec));
         }
         if (bec == http::error::body_limit) {
             const auto too_large = errors::request_too_large(sc.max_body_bytes);

@@ -386,6 +386,27 @@ TEST(GatewayTest, SequentialRequestsShareOnePooledUpstreamConnection) {
     EXPECT_EQ(up.connections_opened(), 1u);
 }
 
+// An upstream answer without Content-Length ends where the upstream closes: relayed whole
+// (with its length), and that connection is not pooled.
+TEST(GatewayTest, AnswerEndingAtTheUpstreamsCloseIsRelayedWhole) {
+    fake_upstream up;
+    const std::string body = R"({"id":"c1","object":"chat.completion","choices":[],)"
+                             R"("usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}})";
+    up.set_handler([&](const recorded_request&) {
+        auto r = json_response(200, body);
+        r.body_until_close = true;
+        return r;
+    });
+    gateway_harness gw(basic_config(up.base_url()));
+    for (int i = 0; i < 2; ++i) {
+        const auto r = gw.chat(chat_body);
+        ASSERT_EQ(r.status, 200u) << r.body;
+        EXPECT_EQ(r.body, body);
+        EXPECT_EQ(r.headers.at("content-length"), std::to_string(body.size()));
+    }
+    EXPECT_EQ(up.connections_opened(), 2u);
+}
+
 TEST(GatewayTest, ReusedConnectionClosedByUpstreamIsRetriedOnAFreshOne) {
     fake_upstream up;
     gateway_harness gw(basic_config(up.base_url()));

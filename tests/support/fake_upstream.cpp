@@ -423,7 +423,7 @@ struct fake_upstream::impl {
             record([&] { requests_.push_back(req); });
 
             fake_response res = call_handler(req);
-            keep_alive = keep_alive && !res.close_connection;
+            keep_alive = keep_alive && !res.close_connection && !res.body_until_close;
 
             if (res.head_delay.count() > 0) {
                 asio::steady_timer timer(co_await asio::this_coro::executor, res.head_delay);
@@ -434,7 +434,9 @@ struct fake_upstream::impl {
                 http::response<http::string_body> out;
                 apply_head(out, res, keep_alive);
                 out.body() = res.body;
-                out.prepare_payload();
+                if (!res.body_until_close) {
+                    out.prepare_payload();
+                }
                 auto [wec, wn] = co_await http::async_write(stream, out, use_tuple);
                 if (wec) {
                     co_return connection_end::drop;

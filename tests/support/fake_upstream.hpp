@@ -41,6 +41,8 @@ struct fake_response {
     std::chrono::milliseconds head_delay{0};
     // Send Connection: close and close after responding.
     bool close_connection = false;
+    // No Content-Length: the body ends where the connection closes (implies close_connection).
+    bool body_until_close = false;
 };
 
 // A complete JSON response with content-type application/json.

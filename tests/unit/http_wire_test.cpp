@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstring>
 #include <limits>
+#include <string>
 
 namespace michi::wire {
 namespace {
@@ -60,6 +63,79 @@ TEST(HttpWireTest, ChunkSizeLinesAreLowercaseHex) {
     EXPECT_EQ(chunk_size_line(255), "ff\r\n");
     EXPECT_EQ(chunk_size_line(16384), "4000\r\n");
     EXPECT_EQ(chunk_size_line(0xabcdef), "abcdef\r\n");
+}
+
+// Feeds `wire` to the parser in pieces of `split` bytes as reads would bring them, then the
+// end of the stream, the way a read loop over wants_more / took_read does.
+error_code read_all(http::response_parser<http::string_body>& p, const std::string& wire,
+                    std::size_t split, bool head_only) {
+    beast::flat_buffer b;
+    error_code ec;
+    std::size_t at = 0;
+    while (wants_more(p, b, head_only, ec)) {
+        const auto room = read_room(b);
+        EXPECT_GE(room.size(), 512u);
+        EXPECT_LE(room.size(), 65536u);
+        const std::size_t n = std::min({split, room.size(), wire.size() - at});
+        std::memcpy(room.data(), wire.data() + at, n);
+        at += n;
+        const error_code rec = n == 0 ? error_code(net::error::eof) : error_code{};
+        if (!took_read(p, b, rec, n, ec)) {
+            break;
+        }
+    }
+    return ec;
+}
+
+TEST(HttpWireTest, AReadLoopGetsTheHeadThenTheWholeMessageInEverySplit) {
+    const std::string wire =
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 7\r\n\r\n{\"a\":1}";
+    for (std::size_t split = 1; split <= wire.size(); ++split) {
+        http::response_parser<http::string_body> head;
+        EXPECT_FALSE(read_all(head, wire, split, true)) << split;
+        EXPECT_TRUE(head.is_header_done());
+        EXPECT_EQ(head.get()[http::field::content_type], "application/json");
+        http::response_parser<http::string_body> whole;
+        whole.eager(true);
+        EXPECT_FALSE(read_all(whole, wire, split, false)) << split;
+        ASSERT_TRUE(whole.is_done());
+        EXPECT_EQ(whole.get().body(), R"({"a":1})");
+    }
+}
+
+TEST(HttpWireTest, TheEndOfTheStreamEndsABodyWithoutLengthAndFailsAPartialMessage) {
+    http::response_parser<http::string_body> until_close;
+    until_close.eager(true);
+    EXPECT_FALSE(read_all(until_close, "HTTP/1.1 200 OK\r\n\r\nall of it", 4, false));
+    ASSERT_TRUE(until_close.is_done());
+    EXPECT_EQ(until_close.get().body(), "all of it");
+
+    http::response_parser<http::string_body> nothing;
+    EXPECT_EQ(read_all(nothing, "", 4, true), http::error::end_of_stream);
+
+    http::response_parser<http::string_body> half_head;
+    EXPECT_EQ(read_all(half_head, "HTTP/1.1 200 OK\r\nContent-", 4, true),
+              http::error::partial_message);
+
+    http::response_parser<http::string_body> short_body;
+    short_body.eager(true);
+    EXPECT_EQ(read_all(short_body, "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc", 4, false),
+              http::error::partial_message);
+}
+
+TEST(HttpWireTest, AReadErrorAndTheParsersLimitsEndTheLoop) {
+    http::response_parser<http::string_body> p;
+    beast::flat_buffer b;
+    error_code ec;
+    ASSERT_TRUE(wants_more(p, b, true, ec));
+    EXPECT_FALSE(took_read(p, b, net::error::connection_reset, 0, ec));
+    EXPECT_EQ(ec, net::error::connection_reset);
+
+    http::response_parser<http::string_body> limited;
+    limited.header_limit(64);
+    EXPECT_EQ(read_all(limited, "HTTP/1.1 200 OK\r\nX-Long: " + std::string(200, 'v') + "\r\n\r\n",
+                       16, true),
+              http::error::header_limit);
 }
 
 } // namespace

@@ -42,4 +42,59 @@ bool put_buffered(http::basic_parser<isRequest>& p, beast::flat_buffer& b, error
     return true;
 }
 
+// Reading a message without Beast's http::async_read* operations, which run each read
+// through two composed operations, and complete through the scheduler when the buffer
+// already had what was asked. A read loop is, with `head_only` for just the head:
+//
+//     while (wire::wants_more(p, b, head_only, ec)) {
+//         auto [rec, n] = co_await stream.async_read_some(wire::read_room(b), nothrow);
+//         if (!wire::took_read(p, b, rec, n, ec)) break;
+//     }
+//
+// The parser's own limits (head and body size) apply as with Beast's reads.
+
+// Parses what `b` holds until the parser has the head (head_only) or the whole message.
+// True when that needs bytes `b` does not hold yet; false when it is done or failed (`ec`).
+template <bool isRequest>
+bool wants_more(http::basic_parser<isRequest>& p, beast::flat_buffer& b, bool head_only,
+                error_code& ec) {
+    while (!(head_only ? p.is_header_done() : p.is_done())) {
+        if (!put_buffered(p, b, ec)) {
+            return true;
+        }
+        if (ec) {
+            return false;
+        }
+    }
+    return false;
+}
+
+// Room for the next read into `b`: what it has spare, at least 512 bytes and at most 64 KiB,
+// as Beast's reads size themselves.
+inline net::mutable_buffer read_room(beast::flat_buffer& b) {
+    const std::size_t spare = b.capacity() - b.size();
+    return b.prepare(spare < 512 ? 512 : spare > 65536 ? 65536 : spare);
+}
+
+// Takes the result of a read into read_room(b): commits what came. False when the read
+// settled the message: an error in `ec`, or the end of the stream, which completes a
+// message delimited by it, fails a partial one (http::error::partial_message) and reports
+// http::error::end_of_stream when nothing of a message had come.
+template <bool isRequest>
+bool took_read(http::basic_parser<isRequest>& p, beast::flat_buffer& b, error_code rec,
+               std::size_t n, error_code& ec) {
+    b.commit(n);
+    if (rec == net::error::eof) {
+        ec = {};
+        if (p.got_some()) {
+            p.put_eof(ec);
+        } else {
+            ec = http::error::end_of_stream;
+        }
+        return false;
+    }
+    ec = rec;
+    return !rec;
+}
+
 } // namespace michi::wire
