@@ -36,6 +36,12 @@ std::size_t fields_size(const http::fields& f) {
 
 std::string head(const http::response_header<>& h, std::string_view extra_fields) {
     std::string out;
+    head(out, h, extra_fields);
+    return out;
+}
+
+void head(std::string& out, const http::response_header<>& h, std::string_view extra_fields) {
+    out.clear();
     const auto reason = h.reason();
     out.reserve(16 + reason.size() + fields_size(h) + extra_fields.size());
     append_version(out, h.version());
@@ -47,7 +53,6 @@ std::string head(const http::response_header<>& h, std::string_view extra_fields
     out.append(reason);
     out.append(crlf);
     append_fields(out, h, extra_fields);
-    return out;
 }
 
 void append_field(std::string& out, std::string_view name, std::string_view value) {

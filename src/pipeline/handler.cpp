@@ -476,7 +476,8 @@ awaitable<error_code> write_reply(server::client_io& io, const request_context& 
     std::string fields;
     fields.reserve(320);
     append_guard_fields(fields, ctx);
-    co_return co_await io.write_response(res, fields);
+    auto [ec, n] = co_await io.write_response(res, fields);
+    co_return ec;
 }
 
 awaitable<void> reply_error(server::client_io& io, request_context& ctx,

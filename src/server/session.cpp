@@ -37,14 +37,16 @@ public:
 
     void set_write_timeout(milliseconds t) { write_timeout_ = t; }
 
-    awaitable<error_code> write_response(http::response<http::string_body>& res,
-                                         std::string_view extra_fields) override {
-        // A whole response (never chunked: a chunked one goes through write_stream).
-        const std::string h = wire::head(res, extra_fields);
-        const std::array<net::const_buffer, 2> bufs{net::buffer(h), net::buffer(res.body())};
+    // A whole response (never chunked: a chunked one goes through write_stream). Not a
+    // coroutine: the write's own operation is returned, and the head is kept here, in a
+    // string reused by every response on the connection, until the write is done.
+    awaitable<std::tuple<error_code, std::size_t>>
+    write_response(http::response<http::string_body>& res,
+                   std::string_view extra_fields) override {
+        wire::head(head_, res, extra_fields);
+        const std::array<net::const_buffer, 2> bufs{net::buffer(head_), net::buffer(res.body())};
         beast::get_lowest_layer(s_).expires_after(write_timeout_);
-        auto [ec, n] = co_await net::async_write(s_, bufs, nothrow);
-        co_return ec;
+        return net::async_write(s_, bufs, nothrow);
     }
 
     awaitable<error_code> write_stream(http::response<http::empty_body>* head,
@@ -116,6 +118,7 @@ private:
     milliseconds write_timeout_{60000};
     steady_timer done_timer_;
     bool watch_done_ = true;
+    std::string head_; // the head of the whole response being written
 };
 
 // Counts a request in flight for the drain logic, whatever way the handler leaves.

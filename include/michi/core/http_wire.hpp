@@ -1,7 +1,8 @@
 #pragma once
 // HTTP/1.1 messages written with one gather write of (head, body), the head serialised
-// here into one string (see session_io::write_response). Beast's serializer walks a deep buffer-sequence view per write,
-// which costs more than the rest of a proxied request's own work; the bytes are the same.
+// here into one string (see session_io::write_response). Beast's serializer walks a deep
+// buffer-sequence view per write, which costs more than the rest of a proxied request's own
+// work; the bytes are the same.
 
 #include "michi/core/net.hpp"
 
@@ -12,6 +13,8 @@ namespace michi::wire {
 // Start line, fields, `extra_fields` (already serialised lines, see append_field) and the
 // blank line, as sent.
 std::string head(const http::response_header<>& h, std::string_view extra_fields = {});
+// The same into `out`, replacing what it held (its room is reused).
+void head(std::string& out, const http::response_header<>& h, std::string_view extra_fields);
 
 // Appends "name: value\r\n"; a CR or LF in the value becomes a space (no header
 // injection through a configured name).

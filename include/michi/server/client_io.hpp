@@ -4,7 +4,9 @@
 
 #include "michi/core/net.hpp"
 
+#include <cstddef>
 #include <functional>
+#include <tuple>
 
 namespace michi::server {
 
@@ -12,9 +14,11 @@ class client_io {
 public:
     virtual ~client_io() = default;
     // extra_fields: more header lines, already serialised ("name: value\r\n" each, see
-    // wire::append_field), written after the response's own fields.
-    virtual awaitable<error_code> write_response(http::response<http::string_body>& res,
-                                                 std::string_view extra_fields = {}) = 0;
+    // wire::append_field), written after the response's own fields. The response must live
+    // until the returned operation completes (the caller awaits it at once).
+    virtual awaitable<std::tuple<error_code, std::size_t>>
+    write_response(http::response<http::string_body>& res,
+                   std::string_view extra_fields = {}) = 0;
     // Writes, in one write, the parts of a chunked response given: its head when head is not
     // null (head->chunked(true) is set here), data as one chunk when not empty, and the last
     // chunk when last. One write instead of three saves a stream that fits in one upstream
