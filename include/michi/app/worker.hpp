@@ -10,8 +10,14 @@ namespace michi {
 
 class worker {
 public:
+    // Every socket, acceptor and timer of a worker is used on its thread only (the
+    // acceptor is closed through a post to it): the reactor needs no lock around each
+    // socket's operations. Posting to the worker from other threads stays safe (the
+    // scheduler and the reactor's registrations keep theirs).
     explicit worker(shared_state& state)
-        : state_(state), ioc_(1), resolver_(ioc_.get_executor()) {}
+        : state_(state),
+          ioc_(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO),
+          resolver_(ioc_.get_executor()) {}
 
     net::io_context& ioc() { return ioc_; }
     michi::executor executor() { return ioc_.get_executor(); }
