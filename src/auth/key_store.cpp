@@ -16,7 +16,10 @@ const config::key_config* key_store::authenticate(std::string_view presented) co
     if (presented.empty() || presented.size() > 512) {
         return nullptr;
     }
-    const std::string digest = sha256_raw(presented);
+    return find_digest(sha256_raw(presented));
+}
+
+const config::key_config* key_store::find_digest(const std::string& digest) const {
     const auto it = by_digest_.find(digest);
     // The map lookup hashes a digest the caller cannot steer; the final comparison is
     // constant time all the same.

@@ -14,6 +14,8 @@ public:
     explicit key_store(const config::config& cfg);
     // The key whose digest equals sha256(presented), or nullptr.
     const config::key_config* authenticate(std::string_view presented) const;
+    // The key with this raw SHA-256 digest (of a presented secret), or nullptr.
+    const config::key_config* find_digest(const std::string& digest) const;
     std::size_t size() const noexcept { return by_digest_.size(); }
 
 private:
