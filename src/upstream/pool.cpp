@@ -8,7 +8,7 @@ std::unique_ptr<connection> pool::take(const std::string& key) {
         return nullptr;
     }
     auto& list = it->second;
-    const auto now = steady_clock::now();
+    const auto now = coarse_now(); // idle ages are counted in seconds
     // Oldest at the front: drop the expired ones, then reuse the newest.
     while (!list.empty() && now - list.front()->idle_since > idle_expiry) {
         list.front()->close();
@@ -29,7 +29,7 @@ void pool::put(std::unique_ptr<connection> c, std::size_t cap) {
         c->close();
         return;
     }
-    c->idle_since = steady_clock::now();
+    c->idle_since = coarse_now();
     c->expires_never();
     list.push_back(std::move(c));
 }

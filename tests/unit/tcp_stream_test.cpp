@@ -54,6 +54,18 @@ void write_later(pair& p, steady_timer& t, std::chrono::milliseconds delay) {
     });
 }
 
+// Deadlines are set from the coarse clock: steady_clock's own time, at most a few timer
+// ticks behind it, never ahead.
+TEST(TcpStreamTest, TheCoarseClockIsSteadyClockAFewTicksBehind) {
+    for (int i = 0; i < 100; ++i) {
+        const auto before = steady_clock::now();
+        const auto coarse = coarse_now();
+        const auto after = steady_clock::now();
+        EXPECT_LE(coarse, after);
+        EXPECT_GT(coarse, before - 50ms);
+    }
+}
+
 TEST(TcpStreamTest, AReadPendingAtTheDeadlineTimesOutAndClosesTheSocket) {
     pair p;
     p.stream->expires_after(50ms);

@@ -14,6 +14,10 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include <time.h>
+
+#include <chrono>
+
 namespace michi {
 
 namespace net = boost::asio;
@@ -23,6 +27,16 @@ namespace ssl = boost::asio::ssl;
 using tcp = net::ip::tcp;
 using error_code = boost::system::error_code;
 using steady_clock = std::chrono::steady_clock;
+
+// steady_clock's time at the kernel's last timer tick (a few milliseconds behind; read
+// without the cycle counter, several times cheaper): for deadlines and idle ages counted
+// in seconds, never for measuring. Same clock as steady_clock (CLOCK_MONOTONIC).
+inline steady_clock::time_point coarse_now() noexcept {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return steady_clock::time_point(std::chrono::duration_cast<steady_clock::duration>(
+        std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec)));
+}
 
 // Every I/O object and coroutine runs on its worker's io_context, so they name its
 // executor type itself rather than the type-erased any_io_executor: no erased copy, move

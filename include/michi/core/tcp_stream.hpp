@@ -77,7 +77,8 @@ public:
     tcp_socket& socket() noexcept { return socket_; }
     tcp_socket& lowest_layer() noexcept { return socket_; }
 
-    void expires_after(steady_clock::duration d) { expires_at(steady_clock::now() + d); }
+    // (From the coarse clock: timeouts are seconds long, and this runs on every operation.)
+    void expires_after(steady_clock::duration d) { expires_at(coarse_now() + d); }
     void expires_at(time_point t) {
         w_->deadline = t;
         w_->timed_out = false;
