@@ -98,6 +98,10 @@ std::shared_ptr<const runtime> runtime::build(std::shared_ptr<const config::conf
             }
         }
         ep->pool_key = (ep->tls ? "https://" : "http://") + ep->host + ":" + ep->port + "#" + name;
+        if (p.type == config::provider_type::openai) {
+            ep->chat_head = pipeline::openai_head_prefix(p, *ep, "chat/completions");
+            ep->embeddings_head = pipeline::openai_head_prefix(p, *ep, "embeddings");
+        }
         rt->endpoints.emplace(name, std::move(*ep));
     }
     return rt;

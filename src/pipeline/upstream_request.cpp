@@ -38,13 +38,13 @@ private:
 };
 
 // "POST target HTTP/1.1", Host and the request's own fields, Content-Type and User-Agent,
-// the provider's configured headers (which override any of these but the framing),
-// Content-Length.
-std::string request_head(const candidate& c, std::string_view target, field_list&& own,
-                         std::size_t body_size) {
+// the provider's configured headers (which override any of these but the framing): the
+// head up to its Content-Length (see finish_head).
+std::string head_prefix(const config::provider_config& p, std::string_view target,
+                        field_list&& own) {
     own.set("Content-Type", "application/json");
     own.set("User-Agent", "michi/" MICHI_VERSION);
-    for (const auto& [name, value] : c.provider->headers) {
+    for (const auto& [name, value] : p.headers) {
         // The body's framing is Michi's own: a configured one would contradict it.
         if (!beast::iequals(name, "content-length") &&
             !beast::iequals(name, "transfer-encoding")) {
@@ -59,9 +59,20 @@ std::string request_head(const candidate& c, std::string_view target, field_list
     for (const auto& [name, value] : own.fields()) {
         wire::append_field(out, name, value);
     }
-    wire::append_field(out, "Content-Length", std::uint64_t{body_size});
-    out.append(wire::crlf);
     return out;
+}
+
+// Ends a head: Content-Length and the blank line.
+void finish_head(std::string& head, std::size_t body_size) {
+    wire::append_field(head, "Content-Length", std::uint64_t{body_size});
+    head.append(wire::crlf);
+}
+
+std::string request_head(const candidate& c, std::string_view target, field_list&& own,
+                         std::size_t body_size) {
+    auto head = head_prefix(*c.provider, target, std::move(own));
+    finish_head(head, body_size);
+    return head;
 }
 
 // Appends the JSON string literal of s: a model name needs no escapes as a rule, and is
@@ -128,23 +139,24 @@ prepared_request openai_style(const candidate& c, const request_context& ctx) {
     const auto& p = *c.provider;
     const std::string_view op = ctx.api == api_kind::chat ? "chat/completions" : "embeddings";
     const bool azure = p.type == provider_type::azure;
-    field_list fields(*c.ep);
-    std::string target;
+    // The head up to Content-Length. Azure: the deployment and API version in the target,
+    // its own key field. Others: ready with the runtime snapshot.
+    std::string head;
     if (azure) {
-        target = c.ep->base_path + "/openai/deployments/" + c.model.upstream + "/" +
-                 std::string(op) + "?api-version=" + p.api_version;
+        field_list fields(*c.ep);
         if (!p.api_key.empty()) {
             fields.set("api-key", p.api_key.reveal());
         }
+        const auto target = c.ep->base_path + "/openai/deployments/" + c.model.upstream + "/" +
+                            std::string(op) + "?api-version=" + p.api_version;
+        head = head_prefix(p, target, std::move(fields));
     } else {
-        target.reserve(c.ep->base_path.size() + 1 + op.size());
-        target.append(c.ep->base_path).append("/").append(op);
-        if (!p.api_key.empty()) {
-            fields.set("Authorization", "Bearer " + p.api_key.reveal());
-        }
+        const auto& ready = ctx.api == api_kind::chat ? c.ep->chat_head : c.ep->embeddings_head;
+        head = ready.empty() ? openai_head_prefix(p, *c.ep, op) : ready;
         if (auto spliced = splice_openai_body(ctx, c.model.upstream)) {
             out.body = std::move(*spliced);
-            out.head = request_head(c, target, std::move(fields), out.body.size());
+            finish_head(head, out.body.size());
+            out.head = std::move(head);
             return out;
         }
     }
@@ -160,7 +172,8 @@ prepared_request openai_style(const candidate& c, const request_context& ctx) {
         body["stream_options"]["include_usage"] = true;
     }
     out.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    out.head = request_head(c, target, std::move(fields), out.body.size());
+    finish_head(head, out.body.size());
+    out.head = std::move(head);
     return out;
 }
 
@@ -195,6 +208,18 @@ prepared_request translated_style(const candidate& c, const request_context& ctx
 }
 
 } // namespace
+
+std::string openai_head_prefix(const config::provider_config& p, const endpoint& ep,
+                               std::string_view op) {
+    std::string target;
+    target.reserve(ep.base_path.size() + 1 + op.size());
+    target.append(ep.base_path).append("/").append(op);
+    field_list fields(ep);
+    if (!p.api_key.empty()) {
+        fields.set("Authorization", "Bearer " + p.api_key.reveal());
+    }
+    return head_prefix(p, target, std::move(fields));
+}
 
 prepared_request prepare_request(const candidate& c, const request_context& ctx) {
     const auto type = c.provider->type;

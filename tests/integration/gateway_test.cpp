@@ -645,6 +645,39 @@ TEST(GatewayTest, DrainFinishesInFlightRequestsAndStopsAccepting) {
     EXPECT_THROW(gw.request(http::verb::get, "/healthz"), boost::system::system_error);
 }
 
+// The upstream request's head is built once per config: a reload that rotates the
+// provider's key and adds a header takes effect on the next chat and embeddings requests.
+TEST(GatewayTest, ReloadRotatesTheProvidersKeyAndHeadersInTheUpstreamHead) {
+    fake_upstream up;
+    gateway_harness gw(basic_config(up.base_url()));
+    const std::string embeddings = R"({"model":"fake/gpt-test","input":"hello"})";
+    ASSERT_EQ(gw.chat(chat_body).status, 200u);
+    EXPECT_EQ(up.requests().back().headers.at("authorization"), "Bearer sk-upstream-test");
+    EXPECT_EQ(up.requests().back().headers.count("x-team"), 0u);
+
+    auto yaml = basic_config(up.base_url());
+    const std::string old_key = "api_key: \"sk-upstream-test\"";
+    ASSERT_NE(yaml.find(old_key), std::string::npos);
+    yaml.replace(yaml.find(old_key), old_key.size(),
+                 "api_key: \"sk-rotated\", headers: { X-Team: blue }");
+    auto next = config::load_string(yaml);
+    ASSERT_TRUE(next.cfg) << (next.errors.empty() ? "" : next.errors.front());
+    std::string error;
+    ASSERT_TRUE(gw.gw().reload(next.cfg, error)) << error;
+
+    ASSERT_EQ(gw.chat(chat_body).status, 200u);
+    const auto chat = up.requests().back();
+    EXPECT_EQ(chat.target, "/v1/chat/completions");
+    EXPECT_EQ(chat.headers.at("authorization"), "Bearer sk-rotated");
+    EXPECT_EQ(chat.headers.at("x-team"), "blue");
+    ASSERT_EQ(gw.request(http::verb::post, "/v1/embeddings", embeddings).status, 200u);
+    const auto emb = up.requests().back();
+    EXPECT_EQ(emb.target, "/v1/embeddings");
+    EXPECT_EQ(emb.headers.at("authorization"), "Bearer sk-rotated");
+    EXPECT_EQ(emb.headers.at("x-team"), "blue");
+    EXPECT_EQ(emb.headers.at("content-length"), std::to_string(emb.body.size()));
+}
+
 TEST(GatewayTest, ReloadSwapsConfigForNewRequests) {
     fake_upstream up;
     gateway_harness gw(basic_config(up.base_url()));

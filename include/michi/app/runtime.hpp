@@ -21,7 +21,21 @@ struct endpoint {
     std::string base_path; // no trailing slash
     std::string pool_key;  // "https://host:port#provider": one idle list per endpoint
     std::shared_ptr<ssl::context> tls_ctx;
+    // For an OpenAI-type provider (not Azure): the head of a chat and of an embeddings
+    // request up to their Content-Length, the same for every request, built with the
+    // snapshot (see pipeline::openai_head_prefix). Empty for other types.
+    std::string chat_head;
+    std::string embeddings_head;
 };
+
+namespace pipeline {
+// "POST <base path>/<op> HTTP/1.1", Host, Authorization, Content-Type, User-Agent and the
+// provider's configured headers, as every request of an OpenAI-type provider (not Azure)
+// to that operation ("chat/completions", "embeddings") starts. Defined with the upstream
+// request (pipeline/upstream_request.cpp).
+std::string openai_head_prefix(const config::provider_config& p, const endpoint& ep,
+                               std::string_view op);
+} // namespace pipeline
 
 // Parses "http(s)://host[:port][/path]"; nullopt when malformed.
 std::optional<endpoint> parse_base_url(const std::string& url);
