@@ -89,13 +89,14 @@ int run_daemon(const std::string& path) {
         return 1;
     }
     gateway& gw = *owned;
+    // Signals are handled on the main thread, away from the workers. The handlers are in
+    // place before "listening" is logged: a supervisor that signals the daemon as soon as it
+    // reads that line must not meet the default action (SIGHUP would end the process).
+    net::io_context signals_ctx;
+    net::signal_set signals(signals_ctx, SIGINT, SIGTERM, SIGHUP);
     spdlog::info("michi {} listening on {}:{} ({} keys, {} providers)", MICHI_VERSION,
                  loaded.cfg->server.host, gw.port(), rt->keys.size(),
                  loaded.cfg->providers.size());
-
-    // Signals are handled on the main thread, away from the workers.
-    net::io_context signals_ctx;
-    net::signal_set signals(signals_ctx, SIGINT, SIGTERM, SIGHUP);
     std::function<void(const error_code&, int)> on_signal = [&](const error_code& ec, int sig) {
         if (ec) {
             return;
