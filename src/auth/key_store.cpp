@@ -13,7 +13,7 @@ key_store::key_store(const config::config& cfg) {
 }
 
 const config::key_config* key_store::authenticate(std::string_view presented) const {
-    if (presented.empty() || presented.size() > 512) {
+    if (presented.empty() || presented.size() > max_secret_bytes) {
         return nullptr;
     }
     return find_digest(sha256_raw(presented));

@@ -48,7 +48,7 @@ std::optional<gateway_error> authenticate(request_context& ctx) {
     if (secret.empty()) {
         return errors::invalid_api_key("Missing API key: send \"Authorization: Bearer <key>\".");
     }
-    if (secret.size() > 512) {
+    if (secret.size() > auth::key_store::max_secret_bytes) {
         return errors::invalid_api_key();
     }
     const std::string digest = sha256_raw(secret); // once, for both key sets

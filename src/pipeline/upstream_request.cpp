@@ -151,8 +151,7 @@ prepared_request openai_style(const candidate& c, const request_context& ctx) {
                             std::string(op) + "?api-version=" + p.api_version;
         head = head_prefix(p, target, std::move(fields));
     } else {
-        const auto& ready = ctx.api == api_kind::chat ? c.ep->chat_head : c.ep->embeddings_head;
-        head = ready.empty() ? openai_head_prefix(p, *c.ep, op) : ready;
+        head = ctx.api == api_kind::chat ? c.ep->chat_head : c.ep->embeddings_head;
         if (auto spliced = splice_openai_body(ctx, c.model.upstream)) {
             out.body = std::move(*spliced);
             finish_head(head, out.body.size());

@@ -20,9 +20,9 @@ namespace {
 
 using std::chrono::milliseconds;
 
-// The connection's read buffer. Beast reads as much as the buffer has room for (at least 512
-// bytes), and the parser empties it into the request as it goes, so its room sets the read
-// size: a request head of an SDK (often over 512 bytes) and a small body come in one read;
+// The connection's read buffer. A read takes as much as the buffer has room for (at least 512
+// bytes, wire::read_room), and the parser empties it into the request as it goes, so its
+// room sets the read size: a request head of an SDK (often over 512 bytes) and a small body come in one read;
 // a larger body gets room for up to 64 KiB of it at a time once its length is known (the
 // request's body string holds it whole; the buffer only passes it through). The extra room
 // is given back after the request, so an idle connection keeps 4 KiB.

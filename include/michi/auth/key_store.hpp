@@ -4,6 +4,7 @@
 
 #include "michi/config/config.hpp"
 
+#include <cstddef>
 #include <string_view>
 #include <unordered_map>
 
@@ -11,6 +12,9 @@ namespace michi::auth {
 
 class key_store {
 public:
+    // Longer presented secrets are refused without hashing (Michi's keys are far shorter).
+    static constexpr std::size_t max_secret_bytes = 512;
+
     explicit key_store(const config::config& cfg);
     // The key whose digest equals sha256(presented), or nullptr.
     const config::key_config* authenticate(std::string_view presented) const;

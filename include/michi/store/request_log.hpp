@@ -97,7 +97,7 @@ private:
     };
     // Rows in the order they were added, their strings back to back in one buffer. The
     // writer swaps the whole batch with an empty one that keeps its capacity. Dropping the
-    // oldest row advances `first`; the dropped rows' room is reclaimed by compact().
+    // oldest row advances `first`; drop_front() reclaims the dropped rows' room.
     struct batch {
         std::vector<row> rows;
         std::string text;

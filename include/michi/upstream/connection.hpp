@@ -13,8 +13,9 @@ namespace michi::upstream {
 class connection {
 public:
     // The read buffer's room, kept for the connection's life: a response head and a small
-    // body (or a burst of stream events) come in one read. Beast reads as much as the buffer
-    // has room for, at least 512 bytes: an empty buffer read a 900-byte answer in two.
+    // body (or a burst of stream events) come in one read. A read takes as much as the buffer
+    // has room for, at least 512 bytes (wire::read_room): an empty buffer took a 900-byte
+    // answer in two.
     static constexpr std::size_t read_buffer_bytes = 8 * 1024;
 
     using plain_stream = tcp_stream;
