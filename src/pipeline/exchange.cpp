@@ -86,7 +86,7 @@ awaitable<attempt> send(worker& w, const candidate& c, const prepared_request& r
         }
         a.conn->expires_after(head_timeout);
         auto [wec, wn] = co_await a.conn->visit(
-            [&](auto& s) { return write_all(s, bufs); });
+            [&](auto& s) { return net::async_write(s, bufs, nothrow); });
         if (wec) {
             if (a.conn->reused && !is_timeout(wec)) {
                 continue;

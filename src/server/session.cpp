@@ -46,7 +46,7 @@ public:
         wire::head(head_, res, extra_fields);
         const std::array<net::const_buffer, 2> bufs{net::buffer(head_), net::buffer(res.body())};
         beast::get_lowest_layer(s_).expires_after(write_timeout_);
-        return write_all(s_, bufs);
+        return net::async_write(s_, bufs, nothrow);
     }
 
     awaitable<error_code> write_stream(http::response<http::empty_body>* head,
@@ -76,7 +76,7 @@ public:
             net::buffer(prefix), net::buffer(data.data(), data.size()),
             net::buffer(suffix.data(), suffix.size())};
         beast::get_lowest_layer(s_).expires_after(write_timeout_);
-        auto [ec, n] = co_await write_all(s_, bufs);
+        auto [ec, n] = co_await net::async_write(s_, bufs, nothrow);
         co_return ec;
     }
 

@@ -13,28 +13,12 @@
 
 #include "michi/core/net.hpp"
 
-#include <sys/socket.h>
-#include <sys/uio.h>
-
-#include <cerrno>
 #include <cstdint>
 #include <memory>
-#include <tuple>
 #include <type_traits>
 #include <utility>
 
 namespace michi {
-
-class tcp_stream;
-
-namespace detail {
-inline awaitable<std::tuple<error_code, std::size_t>> completed(error_code ec, std::size_t n) {
-    co_return std::tuple<error_code, std::size_t>{ec, n};
-}
-template <class ConstBuffers>
-awaitable<std::tuple<error_code, std::size_t>> write_rest(tcp_stream& s, ConstBuffers buffers,
-                                                          std::size_t done);
-} // namespace detail
 
 class tcp_stream {
     using time_point = steady_clock::time_point;
@@ -131,41 +115,6 @@ public:
             token, buffers);
     }
 
-    // Writes what the socket takes now, without waiting: the count of bytes written, 0 when
-    // its send buffer is full; `ec` is set on a failure. Only while no write is pending.
-    // Gathers up to 8 buffers (more are left for the next write).
-    template <class ConstBuffers>
-    std::size_t write_now(const ConstBuffers& buffers, error_code& ec) {
-        ::iovec iov[8];
-        std::size_t count = 0;
-        for (auto it = net::buffer_sequence_begin(buffers);
-             it != net::buffer_sequence_end(buffers) && count < 8; ++it) {
-            const net::const_buffer b(*it);
-            if (b.size() != 0) {
-                iov[count++] = {const_cast<void*>(b.data()), b.size()};
-            }
-        }
-        if (count == 0) {
-            return 0;
-        }
-        ::msghdr msg{};
-        msg.msg_iov = iov;
-        msg.msg_iovlen = count;
-        for (;;) {
-            const auto n = ::sendmsg(socket_.native_handle(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
-            if (n >= 0) {
-                return static_cast<std::size_t>(n);
-            }
-            if (errno == EINTR) {
-                continue;
-            }
-            if (errno != EAGAIN && errno != EWOULDBLOCK) {
-                ec = error_code(errno, net::error::get_system_category());
-            }
-            return 0;
-        }
-    }
-
 private:
     static void arm(const std::shared_ptr<watch>& w, time_point t) {
         w->armed_for = t;
@@ -196,38 +145,5 @@ private:
     tcp_socket socket_;
     std::shared_ptr<watch> w_;
 };
-
-namespace detail {
-template <class ConstBuffers>
-awaitable<std::tuple<error_code, std::size_t>> write_rest(tcp_stream& s, ConstBuffers buffers,
-                                                          std::size_t done) {
-    beast::buffers_suffix<ConstBuffers> rest(buffers);
-    rest.consume(done);
-    auto [ec, n] = co_await net::async_write(s, rest, nothrow);
-    co_return std::tuple<error_code, std::size_t>{ec, done + n};
-}
-} // namespace detail
-
-// Writes `buffers` whole. On a plain TCP stream the bytes the socket takes at once are
-// written here, without suspending; only what it has no room for goes through an
-// asynchronous write. A small response, the usual case, so costs one system call and no
-// completion through the scheduler (an asynchronous write of it, which also succeeds at
-// once, still suspends the coroutine and resumes it through the scheduler). A TLS stream
-// writes asynchronously. The buffers' bytes must live until the operation completes.
-template <class ConstBuffers>
-awaitable<std::tuple<error_code, std::size_t>> write_all(tcp_stream& s,
-                                                         const ConstBuffers& buffers) {
-    error_code ec;
-    const std::size_t n = s.socket().is_open() ? s.write_now(buffers, ec) : 0;
-    if (ec || n == net::buffer_size(buffers)) {
-        return detail::completed(ec, n);
-    }
-    return detail::write_rest(s, buffers, n);
-}
-
-template <class Stream, class ConstBuffers>
-awaitable<std::tuple<error_code, std::size_t>> write_all(Stream& s, const ConstBuffers& buffers) {
-    return net::async_write(s, buffers, nothrow);
-}
 
 } // namespace michi
