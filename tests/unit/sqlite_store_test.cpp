@@ -103,6 +103,52 @@ TEST(SqliteStoreTest, AddFlushThenReopenLoadsTheSums) {
     EXPECT_EQ(again.load().size(), 3u); // one row per (key_id, period)
 }
 
+// The page size of a database file, read on a connection of its own.
+long page_size_of(const std::string& path) {
+    sqlite3* db = nullptr;
+    long size = -1;
+    if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+        sqlite3_stmt* st = nullptr;
+        if (sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &st, nullptr) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW) {
+            size = sqlite3_column_int(st, 0);
+        }
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+    return size;
+}
+
+TEST(SqliteStoreTest, ANewFileGetsSixteenKilobytePages) {
+    temp_dir dir;
+    {
+        sqlite_store s(dir.db(), never);
+        s.add("k1", "d:2025-01-02", 0.5);
+        s.flush();
+    }
+    EXPECT_EQ(page_size_of(dir.db()), 16384);
+}
+
+// A file an earlier version made (SQLite's default 4 KiB pages, WAL mode) opens as it is:
+// its pages stay 4 KiB and its sums load and grow.
+TEST(SqliteStoreTest, AFileWithFourKilobytePagesKeepsThemAndItsSums) {
+    temp_dir dir;
+    fs::create_directories(fs::path(dir.db()).parent_path());
+    exec_other(dir.db(), "PRAGMA page_size=4096; PRAGMA journal_mode=WAL;");
+    {
+        sqlite_store s(dir.db(), never);
+        s.add("k1", "d:2025-01-02", 0.5);
+        s.flush();
+    }
+    ASSERT_EQ(page_size_of(dir.db()), 4096);
+    sqlite_store again(dir.db(), never);
+    again.add("k1", "d:2025-01-02", 0.25);
+    again.flush();
+    const sums want{{{"k1", "d:2025-01-02"}, 0.75}};
+    EXPECT_EQ(by_key(again.load()), want);
+    EXPECT_EQ(page_size_of(dir.db()), 4096);
+}
+
 TEST(SqliteStoreTest, OneChargeToBothWindowsLandsInEachRow) {
     temp_dir dir;
     sqlite_store s(dir.db(), never);
