@@ -522,8 +522,12 @@ awaitable<void> relay_whole(worker& w, server::client_io& io, request_context& c
     } else {
         out = error_body_for(ctx, status, body);
     }
-    // The head's fields go straight into the serialised lines (no Beast field set).
-    std::string fields;
+    // The head's fields go straight into the serialised lines (no Beast field set), in a
+    // string this thread reuses: write_response copies them into the head before it
+    // returns, and nothing suspends in between, so no other request on this thread can
+    // touch it meanwhile.
+    thread_local std::string fields;
+    fields.clear();
     fields.reserve(768);
     const auto type = up.content_type();
     wire::append_field(fields, "Content-Type",

@@ -151,7 +151,12 @@ prepared_request openai_style(const candidate& c, const request_context& ctx) {
                             std::string(op) + "?api-version=" + p.api_version;
         head = head_prefix(p, target, std::move(fields));
     } else {
-        head = ctx.api == api_kind::chat ? c.ep->chat_head : c.ep->embeddings_head;
+        const std::string& prefix =
+            ctx.api == api_kind::chat ? c.ep->chat_head : c.ep->embeddings_head;
+        // Room for the Content-Length line and the blank line too: one allocation, not a
+        // copy of the prefix and a larger one when finish_head outgrows it.
+        head.reserve(prefix.size() + 40);
+        head.append(prefix);
         if (auto spliced = splice_openai_body(ctx, c.model.upstream)) {
             out.body = std::move(*spliced);
             finish_head(head, out.body.size());

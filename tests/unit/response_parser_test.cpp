@@ -90,6 +90,19 @@ TEST(ResponseParserTest, ChunkedBodyIsJoinedAndConnectionCloseIsSeen) {
     }
 }
 
+// A Content-Type is kept whole whatever its length (a short one inline, a long one not),
+// and the first one counts either way.
+TEST(ResponseParserTest, ContentTypesOfEveryLengthAreKeptWhole) {
+    for (const std::size_t extra : {0u, 43u, 44u, 45u, 200u}) { // 64 bytes inline
+        const std::string type = "application/json; p=" + std::string(extra, 'x');
+        const auto r = parse("HTTP/1.1 200 OK\r\nContent-Type: " + type +
+                                 "\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n\r\n",
+                             7, 16);
+        ASSERT_TRUE(r.done) << extra;
+        EXPECT_EQ(r.type, type) << extra;
+    }
+}
+
 TEST(ResponseParserTest, UnknownStatusIsKeptAndNoFieldsMeanEmptyValues) {
     const auto r = parse("HTTP/1.1 599 Whatever\r\nContent-Length: 0\r\n\r\n", 4096, 16);
     ASSERT_TRUE(r.done);

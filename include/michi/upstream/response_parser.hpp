@@ -8,6 +8,7 @@
 #include "michi/core/net.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -20,7 +21,10 @@ class response_parser final : public http::basic_parser<false> {
 public:
     unsigned status() const { return status_; }
     // The first such field's value; empty when absent.
-    std::string_view content_type() const { return content_type_; }
+    std::string_view content_type() const {
+        return type_long_.empty() ? std::string_view(type_.data(), type_size_)
+                                  : std::string_view(type_long_);
+    }
     std::string_view retry_after() const { return retry_after_; }
 
     // The next body bytes go to [data, data + size); left() is what is still free.
@@ -39,7 +43,14 @@ private:
     }
     void on_field_impl(http::field name, string_view, string_view value, error_code&) override {
         if (name == http::field::content_type && !seen_type_) {
-            content_type_.assign(value.data(), value.size());
+            // Kept inline when short, as every usual type is ("application/json" would
+            // need an allocation in a std::string).
+            if (value.size() <= type_.size()) {
+                std::memcpy(type_.data(), value.data(), value.size());
+                type_size_ = value.size();
+            } else {
+                type_long_.assign(value.data(), value.size());
+            }
             seen_type_ = true;
         } else if (name == http::field::retry_after && !seen_retry_) {
             retry_after_.assign(value.data(), value.size());
@@ -72,7 +83,9 @@ private:
     }
 
     unsigned status_ = 0;
-    std::string content_type_;
+    std::array<char, 64> type_{};
+    std::size_t type_size_ = 0;
+    std::string type_long_;
     std::string retry_after_;
     bool seen_type_ = false;
     bool seen_retry_ = false;
