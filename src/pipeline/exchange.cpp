@@ -524,8 +524,8 @@ awaitable<void> relay_whole(worker& w, server::client_io& io, request_context& c
     }
     // The head's fields go straight into the serialised lines (no Beast field set), in a
     // string this thread reuses: write_response copies them into the head before it
-    // returns, and nothing suspends in between, so no other request on this thread can
-    // touch it meanwhile.
+    // returns (client_io's contract), and nothing suspends in between, so no other request
+    // on this thread can touch it meanwhile.
     thread_local std::string fields;
     fields.clear();
     fields.reserve(768);

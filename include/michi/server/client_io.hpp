@@ -14,8 +14,10 @@ class client_io {
 public:
     virtual ~client_io() = default;
     // extra_fields: more header lines, already serialised ("name: value\r\n" each, see
-    // wire::append_field), written after the response's own fields. The response must live
-    // until the returned operation completes (the caller awaits it at once).
+    // wire::append_field), written after the response's own fields, copied into the head
+    // before this returns (a caller may reuse their string at once: relay_whole does). The
+    // response must live until the returned operation completes (the caller awaits it at
+    // once).
     virtual awaitable<std::tuple<error_code, std::size_t>>
     write_response(http::response<http::string_body>& res,
                    std::string_view extra_fields = {}) = 0;
