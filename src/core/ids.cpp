@@ -5,9 +5,9 @@
 
 namespace michi {
 
-std::string new_request_id() {
+void new_request_id(std::string& out) {
     // Not a secret: a per-thread PRNG seeded from the OS is enough and far cheaper. The
-    // 24 characters are written into a buffer on the stack, then copied once.
+    // 28 characters are written into a buffer on the stack, then copied once.
     static constexpr char alphabet[] =
         "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -20,7 +20,13 @@ std::string new_request_id() {
             r /= 62;
         }
     }
-    return std::string(id.data(), id.size());
+    out.assign(id.data(), id.size());
+}
+
+std::string new_request_id() {
+    std::string id;
+    new_request_id(id);
+    return id;
 }
 
 bool is_sane_request_id(std::string_view id) noexcept {

@@ -11,7 +11,7 @@
 
 namespace michi {
 
-std::string sha256_raw(std::string_view data) {
+void sha256_raw(std::string_view data, std::string& out) {
     // One digest context per thread, fetched algorithm and context reused: a fresh
     // EVP_Digest allocates and sets up both on every call, several times the hashing itself.
     static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
@@ -26,7 +26,13 @@ std::string sha256_raw(std::string_view data) {
         EVP_DigestFinal_ex(ctx.get(), md.data(), &len) != 1) {
         throw std::runtime_error("sha256 failed");
     }
-    return std::string(reinterpret_cast<const char*>(md.data()), len);
+    out.assign(reinterpret_cast<const char*>(md.data()), len);
+}
+
+std::string sha256_raw(std::string_view data) {
+    std::string out;
+    sha256_raw(data, out);
+    return out;
 }
 
 std::string sha256_hex(std::string_view data) {

@@ -883,25 +883,33 @@ milliseconds backoff(unsigned n) {
 }
 
 // Candidates not cooling down keep their order and go first; cooling ones follow, the
-// soonest back first, as a last resort.
+// soonest back first, as a last resort. Empty when none is cooling down (the usual case):
+// the plan's own order stands, and nothing is allocated for it.
 std::vector<const candidate*> order_candidates(const dispatch_plan& plan,
                                                const routing::cooldowns& cd) {
-    std::vector<const candidate*> ready;
-    std::vector<std::pair<steady_clock::time_point, const candidate*>> cooling;
     const auto now = steady_clock::now();
+    std::vector<std::pair<steady_clock::time_point, const candidate*>> cooling;
     for (const auto& c : plan.candidates) {
         if (cd.cooling(c.model.name, now)) {
             cooling.emplace_back(cd.until(c.model.name, now), &c);
-        } else {
-            ready.push_back(&c);
+        }
+    }
+    std::vector<const candidate*> order;
+    if (cooling.empty()) {
+        return order;
+    }
+    for (const auto& c : plan.candidates) {
+        if (std::none_of(cooling.begin(), cooling.end(),
+                         [&](const auto& entry) { return entry.second == &c; })) {
+            order.push_back(&c);
         }
     }
     std::stable_sort(cooling.begin(), cooling.end(),
-                     [](const auto& a, const auto& b) { return a.first < b.first; });
+                     [](const auto& x, const auto& y) { return x.first < y.first; });
     for (const auto& [until, c] : cooling) {
-        ready.push_back(c);
+        order.push_back(c);
     }
-    return ready;
+    return order;
 }
 
 } // namespace
@@ -927,10 +935,11 @@ awaitable<void> run_exchange(worker& w, server::client_io& io, request_context& 
         ctx.failed.emplace_back(c.model.name, what);
     };
 
-    const auto ordered = order_candidates(plan, cd);
-    for (std::size_t i = 0; i < ordered.size(); ++i) {
-        const auto& c = *ordered[i];
-        const bool last_candidate = i + 1 == ordered.size();
+    const auto reordered = order_candidates(plan, cd);
+    const std::size_t count = plan.candidates.size();
+    for (std::size_t i = 0; i < count; ++i) {
+        const candidate& c = reordered.empty() ? plan.candidates[i] : *reordered[i];
+        const bool last_candidate = i + 1 == count;
         milliseconds hint{0}; // the upstream's retry-after, for the next try on this target
         for (unsigned t = 0; t <= plan.retries; ++t) {
             const bool final_try = last_candidate && t == plan.retries;

@@ -20,16 +20,15 @@ namespace {
 
 constexpr std::string_view json_type = "application/json";
 
-// Strips the query and the optional /v1 prefix: "/v1/models?x" -> "/models".
-std::string normalize_path(std::string_view target) {
+// Strips the query and the optional /v1 prefix: "/v1/models?x" -> "/models", into `out`.
+void normalize_path(std::string_view target, std::string& out) {
     target = target.substr(0, target.find('?'));
     if (target == "/v1") {
-        return "/";
-    }
-    if (target.starts_with("/v1/")) {
+        target = "/";
+    } else if (target.starts_with("/v1/")) {
         target.remove_prefix(3);
     }
-    return std::string(target);
+    out.assign(target);
 }
 
 // The presented secret: "Authorization: Bearer X", else "x-api-key: X".
@@ -51,7 +50,10 @@ std::optional<gateway_error> authenticate(request_context& ctx) {
     if (secret.size() > auth::key_store::max_secret_bytes) {
         return errors::invalid_api_key();
     }
-    const std::string digest = sha256_raw(secret); // once, for both key sets
+    // Once, for both key sets; into a string of this thread's, whose room is reused (this
+    // does not suspend, and the digest is not kept).
+    thread_local std::string digest;
+    sha256_raw(secret, digest);
     ctx.key = ctx.rt->keys.find_digest(digest);
     const auto admin_keys = ctx.state->key_registry().current();
     if (ctx.key == nullptr) {
@@ -497,7 +499,7 @@ awaitable<void> reply_error(server::client_io& io, request_context& ctx,
 }
 
 awaitable<void> handle(worker& w, server::client_io& io, request_context& ctx) {
-    ctx.path = normalize_path(ctx.req.target());
+    normalize_path(ctx.req.target(), ctx.path);
     ctx.log.method = std::string(ctx.req.method_string());
     ctx.log.path = ctx.path;
     if (admin::owns(ctx.path)) {

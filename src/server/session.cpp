@@ -157,12 +157,38 @@ awaitable<void> write_local_error(session_io<Stream>& io, pipeline::request_cont
     obs::write_access_log(ctx.log);
 }
 
+// The strings every request fills (its id and path, twice each), handed from one request of
+// a connection to the next: they keep their storage, so most requests allocate none for them.
+struct kept_strings {
+    std::string request_id, log_request_id, path, log_path;
+
+    void lend(pipeline::request_context& ctx) noexcept {
+        ctx.request_id.swap(request_id);
+        ctx.log.request_id.swap(log_request_id);
+        ctx.path.swap(path);
+        ctx.log.path.swap(log_path);
+    }
+    // Back from a request that ended, emptied (ones grown large are let go).
+    void take_back(pipeline::request_context& ctx) noexcept {
+        for (auto [mine, theirs] : {std::pair{&request_id, &ctx.request_id},
+                                    std::pair{&log_request_id, &ctx.log.request_id},
+                                    std::pair{&path, &ctx.path},
+                                    std::pair{&log_path, &ctx.log.path}}) {
+            if (theirs->capacity() <= 256) {
+                theirs->clear();
+                mine->swap(*theirs);
+            }
+        }
+    }
+};
+
 template <class Stream>
 awaitable<void> run_session(worker& w, Stream& stream) {
     session_io<Stream> io(stream, w.executor());
     beast::flat_buffer buffer;
     buffer.reserve(read_buffer_bytes);
     request spent; // the previous request: the next one is read into its storage
+    kept_strings kept;
     for (;;) {
         auto rt = w.state().snapshot();
         const auto& sc = rt->cfg->server;
@@ -181,8 +207,9 @@ awaitable<void> run_session(worker& w, Stream& stream) {
         }
 
         pipeline::request_context ctx;
+        kept.lend(ctx);
         ctx.rt = rt;
-        ctx.request_id = new_request_id();
+        new_request_id(ctx.request_id);
         if (hec) {
             // (Errors are named locals: GCC 12 mis-destroys temporaries in some co_awaits.)
             std::optional<gateway_error> err;
@@ -210,11 +237,12 @@ awaitable<void> run_session(worker& w, Stream& stream) {
         ctx.rt = w.state().snapshot();
         const auto& head = parser.get();
         if (const auto rid = head["x-request-id"]; is_sane_request_id(rid)) {
-            ctx.request_id = std::string(rid);
+            ctx.request_id.assign(rid.data(), rid.size());
         }
         ctx.log.request_id = ctx.request_id;
         ctx.log.method = std::string(head.method_string());
-        ctx.log.path = std::string(head.target().substr(0, head.target().find('?')));
+        const auto target = head.target().substr(0, head.target().find('?'));
+        ctx.log.path.assign(target.data(), target.size());
         if (const auto len = parser.content_length(); len && *len > sc.max_body_bytes) {
             const auto too_large = errors::request_too_large(sc.max_body_bytes);
             co_await write_local_error(io, ctx, too_large);
@@ -288,6 +316,7 @@ awaitable<void> run_session(worker& w, Stream& stream) {
             break;
         }
         spent = std::move(ctx.req);
+        kept.take_back(ctx);
         if (buffer.capacity() > 2 * read_buffer_bytes && buffer.size() == 0) {
             buffer = beast::flat_buffer();
             buffer.reserve(read_buffer_bytes);

@@ -202,6 +202,52 @@ TEST(GatewayTest, ClientRequestIdIsKeptAndEchoed) {
     EXPECT_NE(bad.headers.at("x-request-id"), "bad id with spaces");
 }
 
+TEST(GatewayTest, EachRequestOnAKeptAliveConnectionHasItsOwnIdAndPath) {
+    fake_upstream up;
+    gateway_harness gw(basic_config(up.base_url()));
+    net::io_context ioc;
+    tcp::socket sock(ioc);
+    sock.connect({net::ip::make_address("127.0.0.1"), gw.port()});
+    beast::flat_buffer buffer;
+    auto exchange = [&](http::verb method, const std::string& target, const std::string& id) {
+        http::request<http::string_body> req{method, target, 11};
+        req.set(http::field::authorization, std::string("Bearer ") + test_secret);
+        if (!id.empty()) {
+            req.set("x-request-id", id);
+        }
+        if (method == http::verb::post) {
+            req.set(http::field::content_type, "application/json");
+            req.body() = chat_body;
+        }
+        req.prepare_payload();
+        http::write(sock, req);
+        http::response<http::string_body> res;
+        http::read(sock, buffer, res);
+        return res;
+    };
+    const std::string long_id(128, 'L');
+    const auto first = exchange(http::verb::post, "/v1/chat/completions", long_id);
+    EXPECT_EQ(first.result_int(), 200u);
+    EXPECT_EQ(first["x-request-id"], long_id);
+    // No id of its own: a fresh one, nothing of the one before.
+    const auto second = exchange(http::verb::get, "/v1/models", "");
+    EXPECT_EQ(second.result_int(), 200u);
+    EXPECT_EQ(json::parse(second.body())["object"], "list");
+    const std::string fresh(second["x-request-id"]);
+    EXPECT_TRUE(fresh.starts_with("req_")) << fresh;
+    EXPECT_EQ(fresh.size(), 28u);
+    const auto third = exchange(http::verb::post, "/chat/completions", "short-id");
+    EXPECT_EQ(third.result_int(), 200u);
+    EXPECT_EQ(third["x-request-id"], "short-id");
+    EXPECT_EQ(json::parse(third.body())["object"], "chat.completion");
+    const auto fourth = exchange(http::verb::get, "/v1/nowhere", "");
+    EXPECT_EQ(fourth.result_int(), 404u);
+    const std::string last(fourth["x-request-id"]);
+    EXPECT_TRUE(last.starts_with("req_")) << last;
+    EXPECT_NE(last, fresh);
+    EXPECT_EQ(up.request_count(), 2u);
+}
+
 TEST(GatewayTest, StreamRelaysEveryUpstreamByteUnchanged) {
     fake_upstream up;
     const std::vector<std::string> events = {

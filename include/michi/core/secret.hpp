@@ -25,6 +25,8 @@ private:
 std::string sha256_hex(std::string_view data);
 // Raw 32-byte SHA-256 of the input.
 std::string sha256_raw(std::string_view data);
+// The same into `out`, replacing what it held (its storage is reused).
+void sha256_raw(std::string_view data, std::string& out);
 // Constant-time equality (length leaks, content does not).
 bool constant_time_equal(std::string_view a, std::string_view b) noexcept;
 // `n` characters of base62 from the OS CSPRNG.
