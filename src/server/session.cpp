@@ -190,7 +190,7 @@ awaitable<void> run_session(worker& w, Stream& stream) {
     request spent; // the previous request: the next one is read into its storage
     kept_strings kept;
     for (;;) {
-        auto rt = w.snapshot();
+        auto rt = w.state().snapshot();
         const auto& sc = rt->cfg->server;
         io.set_write_timeout(sc.idle_timeout);
         request_parser parser(std::move(spent));
@@ -234,7 +234,7 @@ awaitable<void> run_session(worker& w, Stream& stream) {
         }
         // The request is served on the config current now, not the one in force when this
         // connection went idle (a reload or a route change may have happened meanwhile).
-        ctx.rt = w.snapshot();
+        ctx.rt = w.state().snapshot();
         const auto& head = parser.get();
         if (const auto rid = head["x-request-id"]; is_sane_request_id(rid)) {
             ctx.request_id.assign(rid.data(), rid.size());
@@ -343,7 +343,7 @@ awaitable<void> serve_connection(worker& w, tcp_socket socket, ssl::context* tls
             co_return;
         }
         beast::ssl_stream<tcp_stream> stream(std::move(socket), *tls);
-        const auto timeout = w.snapshot()->cfg->server.read_timeout;
+        const auto timeout = w.state().snapshot()->cfg->server.read_timeout;
         beast::get_lowest_layer(stream).expires_after(timeout);
         auto [hec] = co_await stream.async_handshake(ssl::stream_base::server, nothrow);
         if (!hec) {

@@ -61,12 +61,6 @@ public:
     void swap(std::shared_ptr<const runtime> rt) {
         std::lock_guard lock(mu_);
         rt_.swap(rt);
-        generation_.fetch_add(1, std::memory_order_release);
-    }
-    // Changes with every swap: a copy of the snapshot stays current until it does (see
-    // worker::snapshot).
-    std::uint64_t generation() const noexcept {
-        return generation_.load(std::memory_order_acquire);
     }
 
     void request_started() { inflight.fetch_add(1, std::memory_order_relaxed); }
@@ -99,7 +93,6 @@ private:
     std::mutex idle_mu_;
     std::condition_variable idle_cv_;
     std::shared_ptr<const runtime> rt_;
-    std::atomic<std::uint64_t> generation_{0};
 };
 
 } // namespace michi

@@ -22,15 +22,6 @@ public:
     net::io_context& ioc() { return ioc_; }
     michi::executor executor() { return ioc_.get_executor(); }
     shared_state& state() { return state_; }
-    // The runtime snapshot in force: the worker's own copy of it, taken again only after a
-    // reload swapped it, so that a request does not take the lock every worker shares.
-    const std::shared_ptr<const runtime>& snapshot() {
-        if (const auto g = state_.generation(); g != generation_ || !runtime_) {
-            runtime_ = state_.snapshot();
-            generation_ = g;
-        }
-        return runtime_;
-    }
     upstream::pool& pool() { return pool_; }
     tcp_resolver& resolver() { return resolver_; }
 
@@ -39,8 +30,6 @@ private:
     net::io_context ioc_;
     tcp_resolver resolver_;
     upstream::pool pool_;
-    std::shared_ptr<const runtime> runtime_; // see snapshot()
-    std::uint64_t generation_ = 0;
 };
 
 } // namespace michi
