@@ -53,6 +53,11 @@ std::string describe(const error_code& ec, std::string_view stage) {
     return std::string(stage) + " error (" + ec.message() + ")";
 }
 
+// 1xx, 204 and 304 answers have no body, and no Content-Length either.
+bool no_body_status(unsigned status) {
+    return status / 100 == 1 || status == 204 || status == 304;
+}
+
 bool retryable_status(unsigned status) {
     return status == 429 || status >= 500;
 }
@@ -449,16 +454,20 @@ awaitable<error_code> read_body(attempt& a, std::string& out) {
 
 // The OpenAI-shaped success body of a non-streamed answer (translated when needed), with
 // usage noted; std::nullopt when the upstream's body makes no sense.
+// Accounts for a success body that goes out as it came: only "usage" is read, without
+// parsing the rest.
+void account_as_is(request_context& ctx, const candidate& c, std::string_view body) {
+    bool usage_seen = false;
+    if (const auto usage = json_scan::find_unique(body, "usage")) {
+        usage_seen = note_usage(ctx, *usage);
+    }
+    account(ctx, c, usage_seen, usage_seen ? 0 : delta_content_chars(body));
+}
+
 std::optional<std::string> openai_body(request_context& ctx, const candidate& c,
                                        std::string& body, bool translated) {
-    const bool bytes_as_is = !translated && ctx.out == dialect::openai;
-    if (bytes_as_is) {
-        // The bytes go out as they came: only "usage" is read, without parsing the rest.
-        bool usage_seen = false;
-        if (const auto usage = json_scan::find_unique(body, "usage")) {
-            usage_seen = note_usage(ctx, *usage);
-        }
-        account(ctx, c, usage_seen, usage_seen ? 0 : delta_content_chars(body));
+    if (!translated && ctx.out == dialect::openai) {
+        account_as_is(ctx, c, body);
         return std::move(body);
     }
     auto parsed = nlohmann::json::parse(body, nullptr, false);
@@ -486,12 +495,92 @@ std::optional<std::string> openai_body(request_context& ctx, const candidate& c,
     return dump(parsed);
 }
 
+// The fields of a whole answer's head, into `fields`: its type, Retry-After, Content-Length
+// (body_size; none for a status without a body), Connection, and Michi's own.
+void whole_answer_fields(std::string& fields, const request_context& ctx,
+                         const response_parser& up, bool translated, std::size_t body_size) {
+    fields.clear();
+    fields.reserve(768);
+    const auto type = up.content_type();
+    wire::append_field(fields, "Content-Type",
+                       type.empty() || translated || ctx.out != dialect::openai
+                           ? std::string_view("application/json")
+                           : type);
+    if (const auto retry = up.retry_after(); !retry.empty() && !ctx.retry_after) {
+        wire::append_field(fields, "Retry-After", retry);
+    }
+    if (!no_body_status(up.status())) {
+        wire::append_field(fields, "Content-Length", std::uint64_t{body_size});
+    }
+    if (!ctx.keep_alive) {
+        fields.append("Connection: close\r\n");
+    }
+    append_michi_fields(fields, ctx);
+}
+
+// A success body that goes out as it came and that the connection has already buffered
+// whole (a Content-Length answer, the usual small one), as a view of it where it lies: the
+// parser takes the bytes without copying them, and they stay put until the connection is
+// read again or released. Only for an answer whose Content-Length the buffer holds; an
+// error in `ec` when the parser could not take it all.
+std::string_view borrow_whole_body(attempt& a, error_code& ec) {
+    const auto len = *a.parser->content_length();
+    auto& buffer = a.conn->buffer();
+    a.parser->borrow();
+    while (!a.parser->is_done() && !ec) {
+        const std::size_t before = buffer.size();
+        wire::put_buffered(*a.parser, buffer, ec);
+        if (!ec && buffer.size() == before) {
+            ec = http::error::partial_message; // (cannot be: all of it was there)
+        }
+    }
+    const auto body = a.parser->borrowed();
+    if (!ec && body.size() != len) {
+        ec = http::error::partial_message;
+    }
+    return body;
+}
+
+// Writes a success answer whose body was borrowed from the connection's buffer (as it came),
+// its usage accounted. Not a coroutine: the write's own operation is returned (the head is
+// serialised before this returns; the body stays where it is until the write is done).
+awaitable<std::tuple<error_code, std::size_t>> write_borrowed(server::client_io& io,
+                                                             request_context& ctx,
+                                                             const attempt& a,
+                                                             const candidate& c,
+                                                             std::string_view body) {
+    account_as_is(ctx, c, body);
+    // (In a string this thread reuses: write_response copies it into the head before it
+    // returns.)
+    thread_local std::string fields;
+    whole_answer_fields(fields, ctx, *a.parser, false, body.size());
+    http::response_header<> head;
+    head.version(11);
+    head.result(a.parser->status());
+    ctx.log.status = a.parser->status();
+    ctx.log.ttfb_ms = ctx.ms_since_arrival();
+    settle(ctx);
+    return io.write_response(head, body, fields);
+}
+
 // Relays a complete upstream answer (any status).
 awaitable<void> relay_whole(worker& w, server::client_io& io, request_context& ctx,
                             attempt& a, const candidate& c, bool translated) {
     std::string body;
     error_code ec;
-    if (!body_from_buffer(a, body, ec)) {
+    const auto len = a.parser->content_length();
+    if (!translated && ctx.out == dialect::openai && a.parser->status() / 100 == 2 &&
+        !no_body_status(a.parser->status()) && len && *len <= a.conn->buffer().size()) {
+        // A success answer that goes out as it came, already whole in the connection's
+        // buffer (the usual small one): written from there, without a copy of its own. The
+        // connection goes back to the pool only after that write.
+        const std::string_view whole = borrow_whole_body(a, ec);
+        if (!ec) {
+            co_await write_borrowed(io, ctx, a, c, whole);
+            release(w, a, c);
+            co_return;
+        }
+    } else if (!body_from_buffer(a, body, ec)) {
         ec = co_await read_body(a, body);
     }
     if (ec) {
@@ -522,30 +611,15 @@ awaitable<void> relay_whole(worker& w, server::client_io& io, request_context& c
     } else {
         out = error_body_for(ctx, status, body);
     }
+    if (no_body_status(status)) {
+        out.clear(); // a status that has no body, and no Content-Length either
+    }
     // The head's fields go straight into the serialised lines (no Beast field set), in a
     // string this thread reuses: write_response copies them into the head before it
     // returns (client_io's contract), and nothing suspends in between, so no other request
     // on this thread can touch it meanwhile.
     thread_local std::string fields;
-    fields.clear();
-    fields.reserve(768);
-    const auto type = up.content_type();
-    wire::append_field(fields, "Content-Type",
-                       type.empty() || translated || ctx.out != dialect::openai
-                           ? std::string_view("application/json")
-                           : type);
-    if (const auto retry = up.retry_after(); !retry.empty() && !ctx.retry_after) {
-        wire::append_field(fields, "Retry-After", retry);
-    }
-    if (status / 100 == 1 || status == 204 || status == 304) {
-        out.clear(); // a status that has no body, and no Content-Length either
-    } else {
-        wire::append_field(fields, "Content-Length", std::uint64_t{out.size()});
-    }
-    if (!ctx.keep_alive) {
-        fields.append("Connection: close\r\n");
-    }
-    append_michi_fields(fields, ctx);
+    whole_answer_fields(fields, ctx, up, translated, out.size());
     http::response<http::string_body> res;
     res.version(11);
     res.result(status);

@@ -40,11 +40,12 @@ public:
     // A whole response (never chunked: a chunked one goes through write_stream). Not a
     // coroutine: the write's own operation is returned, and the head is kept here, in a
     // string reused by every response on the connection, until the write is done.
+    using client_io::write_response;
     awaitable<std::tuple<error_code, std::size_t>>
-    write_response(http::response<http::string_body>& res,
+    write_response(const http::response_header<>& head, std::string_view body,
                    std::string_view extra_fields) override {
-        wire::head(head_, res, extra_fields);
-        const std::array<net::const_buffer, 2> bufs{net::buffer(head_), net::buffer(res.body())};
+        wire::head(head_, head, extra_fields);
+        const std::array<net::const_buffer, 2> bufs{net::buffer(head_), net::buffer(body)};
         beast::get_lowest_layer(s_).expires_after(write_timeout_);
         return net::async_write(s_, bufs, nothrow);
     }

@@ -432,6 +432,37 @@ TEST(GatewayTest, SequentialRequestsShareOnePooledUpstreamConnection) {
     EXPECT_EQ(up.connections_opened(), 1u);
 }
 
+// A small answer is written to the client straight from the pooled connection's read
+// buffer: answers of changing sizes, one after another on that connection, each arrive
+// exactly, and the usage of each is counted.
+TEST(GatewayTest, AnswersOfChangingSizesFromOnePooledConnectionArriveExactly) {
+    fake_upstream up;
+    int n = 0;
+    auto body_of = [](int i) {
+        return R"({"id":"c)" + std::to_string(i) +
+               R"(","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":")" +
+               std::string(static_cast<std::size_t>((i * 97) % 700), static_cast<char>('a' + i)) +
+               R"("},"finish_reason":"stop"}],"usage":{"prompt_tokens":)" + std::to_string(i + 1) +
+               R"(,"completion_tokens":2,"total_tokens":)" + std::to_string(i + 3) + "}}";
+    };
+    up.set_handler([&](const recorded_request&) { return json_response(200, body_of(n++)); });
+    gateway_harness gw(basic_config(up.base_url()));
+    for (int i = 0; i < 8; ++i) {
+        const auto r = gw.chat(chat_body);
+        ASSERT_EQ(r.status, 200u) << r.body;
+        EXPECT_EQ(r.body, body_of(i)) << i;
+        EXPECT_EQ(r.headers.at("content-length"), std::to_string(body_of(i).size()));
+        EXPECT_EQ(r.headers.at("content-type"), "application/json");
+    }
+    EXPECT_EQ(up.connections_opened(), 1u);
+    // Each answer's usage was read from it: 1 + 2 + ... + 8 prompt tokens, 2 completion each.
+    const auto metrics = gw.request(http::verb::get, "/metrics", "", {});
+    ASSERT_EQ(metrics.status, 200u) << metrics.body;
+    EXPECT_NE(metrics.body.find("michi_tokens_total{direction=\"in\"} 36\n"), std::string::npos)
+        << metrics.body;
+    EXPECT_NE(metrics.body.find("michi_tokens_total{direction=\"out\"} 16\n"), std::string::npos);
+}
+
 // An upstream answer without Content-Length ends where the upstream closes: relayed whole
 // (with its length), and that connection is not pooled.
 TEST(GatewayTest, AnswerEndingAtTheUpstreamsCloseIsRelayedWhole) {

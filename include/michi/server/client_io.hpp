@@ -18,9 +18,15 @@ public:
     // before this returns (a caller may reuse their string at once: relay_whole does). The
     // response must live until the returned operation completes (the caller awaits it at
     // once).
+    awaitable<std::tuple<error_code, std::size_t>>
+    write_response(http::response<http::string_body>& res, std::string_view extra_fields = {}) {
+        return write_response(res.base(), res.body(), extra_fields);
+    }
+    // The same with the body apart: the head is serialised before this returns (it may be
+    // a temporary), the body's bytes must stay put until the returned operation completes.
     virtual awaitable<std::tuple<error_code, std::size_t>>
-    write_response(http::response<http::string_body>& res,
-                   std::string_view extra_fields = {}) = 0;
+    write_response(const http::response_header<>& head, std::string_view body,
+                   std::string_view extra_fields) = 0;
     // Writes, in one write, the parts of a chunked response given: its head when head is not
     // null (head->chunked(true) is set here), data as one chunk when not empty, and the last
     // chunk when last. One write instead of three saves a stream that fits in one upstream

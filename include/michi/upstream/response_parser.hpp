@@ -33,6 +33,14 @@ public:
         left_ = size;
     }
     std::size_t left() const { return left_; }
+    // Instead of copying, the next body bytes are only noted: borrowed() is then a view of
+    // them where the parser was given them (one contiguous run, as from one buffer), valid
+    // as long as that buffer's memory is neither freed nor written again.
+    void borrow() {
+        borrowing_ = true;
+        borrowed_ = {};
+    }
+    std::string_view borrowed() const { return borrowed_; }
 
 private:
     void on_request_impl(http::verb, string_view, string_view, int, error_code& ec) override {
@@ -68,6 +76,17 @@ private:
 
     // As buffer_body's reader: copies what fits, need_buffer when something is left over.
     std::size_t take(string_view body, error_code& ec) {
+        if (borrowing_) {
+            if (borrowed_.empty()) {
+                borrowed_ = std::string_view(body.data(), body.size());
+            } else if (borrowed_.data() + borrowed_.size() == body.data()) {
+                borrowed_ = std::string_view(borrowed_.data(), borrowed_.size() + body.size());
+            } else {
+                ec = http::error::need_buffer; // not one run: the caller copies instead
+                return 0;
+            }
+            return body.size();
+        }
         if (data_ == nullptr) {
             ec = http::error::need_buffer;
             return 0;
@@ -91,6 +110,8 @@ private:
     bool seen_retry_ = false;
     char* data_ = nullptr;
     std::size_t left_ = 0;
+    bool borrowing_ = false;
+    std::string_view borrowed_;
 };
 
 } // namespace michi::upstream
