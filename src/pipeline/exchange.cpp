@@ -452,8 +452,6 @@ awaitable<error_code> read_body(attempt& a, std::string& out) {
     co_return error_code{};
 }
 
-// The OpenAI-shaped success body of a non-streamed answer (translated when needed), with
-// usage noted; std::nullopt when the upstream's body makes no sense.
 // Accounts for a success body that goes out as it came: only "usage" is read, without
 // parsing the rest.
 void account_as_is(request_context& ctx, const candidate& c, std::string_view body) {
@@ -464,6 +462,8 @@ void account_as_is(request_context& ctx, const candidate& c, std::string_view bo
     account(ctx, c, usage_seen, usage_seen ? 0 : delta_content_chars(body));
 }
 
+// The OpenAI-shaped success body of a non-streamed answer (translated when needed), with
+// usage noted; std::nullopt when the upstream's body makes no sense.
 std::optional<std::string> openai_body(request_context& ctx, const candidate& c,
                                        std::string& body, bool translated) {
     if (!translated && ctx.out == dialect::openai) {
@@ -541,23 +541,25 @@ std::string_view borrow_whole_body(attempt& a, error_code& ec) {
     return body;
 }
 
-// Writes a success answer whose body was borrowed from the connection's buffer (as it came),
-// its usage accounted. Not a coroutine: the write's own operation is returned (the head is
-// serialised before this returns; the body stays where it is until the write is done).
-awaitable<std::tuple<error_code, std::size_t>> write_borrowed(server::client_io& io,
-                                                             request_context& ctx,
-                                                             const attempt& a,
-                                                             const candidate& c,
-                                                             std::string_view body) {
-    account_as_is(ctx, c, body);
-    // (In a string this thread reuses: write_response copies it into the head before it
-    // returns.)
+// Writes a whole answer: the upstream's status, `body` and the fields of whole_answer_fields;
+// the request is logged as answered and its reservation settled. Not a coroutine: the
+// write's own operation is returned (the head is serialised before this returns; the body
+// must stay put until the write is done).
+awaitable<std::tuple<error_code, std::size_t>> write_whole(server::client_io& io,
+                                                          request_context& ctx,
+                                                          const response_parser& up,
+                                                          bool translated,
+                                                          std::string_view body) {
+    // The head's fields go straight into the serialised lines (no Beast field set), in a
+    // string this thread reuses: write_response copies them into the head before it
+    // returns (client_io's contract), and nothing suspends in between, so no other request
+    // on this thread can touch it meanwhile.
     thread_local std::string fields;
-    whole_answer_fields(fields, ctx, *a.parser, false, body.size());
+    whole_answer_fields(fields, ctx, up, translated, body.size());
     http::response_header<> head;
     head.version(11);
-    head.result(a.parser->status());
-    ctx.log.status = a.parser->status();
+    head.result(up.status());
+    ctx.log.status = up.status();
     ctx.log.ttfb_ms = ctx.ms_since_arrival();
     settle(ctx);
     return io.write_response(head, body, fields);
@@ -576,7 +578,8 @@ awaitable<void> relay_whole(worker& w, server::client_io& io, request_context& c
         // connection goes back to the pool only after that write.
         const std::string_view whole = borrow_whole_body(a, ec);
         if (!ec) {
-            co_await write_borrowed(io, ctx, a, c, whole);
+            account_as_is(ctx, c, whole);
+            co_await write_whole(io, ctx, *a.parser, false, whole);
             release(w, a, c);
             co_return;
         }
@@ -614,21 +617,8 @@ awaitable<void> relay_whole(worker& w, server::client_io& io, request_context& c
     if (no_body_status(status)) {
         out.clear(); // a status that has no body, and no Content-Length either
     }
-    // The head's fields go straight into the serialised lines (no Beast field set), in a
-    // string this thread reuses: write_response copies them into the head before it
-    // returns (client_io's contract), and nothing suspends in between, so no other request
-    // on this thread can touch it meanwhile.
-    thread_local std::string fields;
-    whole_answer_fields(fields, ctx, up, translated, out.size());
-    http::response<http::string_body> res;
-    res.version(11);
-    res.result(status);
-    res.body() = std::move(out);
-    release(w, a, c);
-    ctx.log.status = status;
-    ctx.log.ttfb_ms = ctx.ms_since_arrival();
-    settle(ctx);
-    co_await io.write_response(res, fields);
+    release(w, a, c); // (the parser stays with the attempt; only the connection goes)
+    co_await write_whole(io, ctx, up, translated, out);
 }
 
 enum class relay_result { done, failed_before_commit, failed_after_commit, client_gone };
