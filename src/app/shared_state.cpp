@@ -8,7 +8,7 @@ namespace michi {
 
 shared_state::shared_state(std::shared_ptr<const runtime> rt, guard::wall_clock clock)
     : rt_(std::move(rt)) {
-    const auto& sc = rt_->cfg->store;
+    const auto& sc = rt_.get()->cfg->store;
     store_ = std::make_unique<store::sqlite_store>(sc.sqlite, sc.flush_interval);
     ledger_ = std::make_unique<guard::ledger>(std::move(clock), store_.get());
     request_log_ = std::make_unique<store::request_log>(

@@ -951,6 +951,9 @@ milliseconds backoff(unsigned n) {
 // the plan's own order stands, and nothing is allocated for it.
 std::vector<const candidate*> order_candidates(const dispatch_plan& plan,
                                                const routing::cooldowns& cd) {
+    if (!cd.any()) {
+        return {};
+    }
     const auto now = steady_clock::now();
     std::vector<std::pair<steady_clock::time_point, const candidate*>> cooling;
     for (const auto& c : plan.candidates) {

@@ -55,7 +55,10 @@ std::optional<gateway_error> authenticate(request_context& ctx) {
     thread_local std::string digest;
     sha256_raw(secret, digest);
     ctx.key = ctx.rt->keys.find_digest(digest);
-    const auto admin_keys = ctx.state->key_registry().current();
+    // This thread's copy of the admin keys, refreshed when they change (nothing below keeps
+    // a pointer into them: an admin key is copied into the context).
+    thread_local published<store::key_snapshot>::reader admin_view;
+    const auto& admin_keys = admin_view.get(ctx.state->key_registry().source());
     if (ctx.key == nullptr) {
         // Not in the config file: perhaps a key made through the admin API.
         if (const auto* a = admin_keys->find_digest(digest)) {

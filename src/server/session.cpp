@@ -2,6 +2,7 @@
 
 #include "michi/core/http_wire.hpp"
 #include "michi/core/ids.hpp"
+#include "michi/core/published.hpp"
 #include "michi/core/tcp_stream.hpp"
 #include "michi/pipeline/handler.hpp"
 #include "michi/server/request_parser.hpp"
@@ -190,15 +191,16 @@ awaitable<void> run_session(worker& w, Stream& stream) {
     buffer.reserve(read_buffer_bytes);
     request spent; // the previous request: the next one is read into its storage
     kept_strings kept;
+    published<runtime>::reader current; // this connection's copy of the runtime snapshot
     for (;;) {
-        auto rt = w.state().snapshot();
-        const auto& sc = rt->cfg->server;
-        io.set_write_timeout(sc.idle_timeout);
+        const runtime* rt = current.get(w.state().runtime_source()).get();
+        const auto* sc = &rt->cfg->server;
+        io.set_write_timeout(sc->idle_timeout);
         request_parser parser(std::move(spent));
-        parser.header_limit(static_cast<std::uint32_t>(sc.max_header_bytes));
-        parser.body_limit(sc.max_body_bytes);
+        parser.header_limit(static_cast<std::uint32_t>(sc->max_header_bytes));
+        parser.body_limit(sc->max_body_bytes);
         // Waiting for the next request (idle) and receiving its head share one budget.
-        beast::get_lowest_layer(stream).expires_after(sc.idle_timeout);
+        beast::get_lowest_layer(stream).expires_after(sc->idle_timeout);
         error_code hec;
         while (wire::wants_more(parser, buffer, true, hec)) {
             auto [rec, rn] = co_await stream.async_read_some(wire::read_room(buffer), nothrow);
@@ -217,11 +219,11 @@ awaitable<void> run_session(worker& w, Stream& stream) {
             if (hec == http::error::header_limit) {
                 err = gateway_error{431, "invalid_request_error", "headers_too_large",
                                     "Request headers exceed " +
-                                        std::to_string(sc.max_header_bytes) + " bytes.",
+                                        std::to_string(sc->max_header_bytes) + " bytes.",
                                     {}};
             } else if (hec == http::error::body_limit) {
                 // Beast checks Content-Length against the limit as soon as the head is in.
-                err = errors::request_too_large(sc.max_body_bytes);
+                err = errors::request_too_large(sc->max_body_bytes);
             } else if (hec != http::error::end_of_stream && hec != beast::error::timeout &&
                        hec != net::error::eof && hec != net::error::connection_reset &&
                        hec != net::error::operation_aborted && parser.got_some()) {
@@ -235,7 +237,9 @@ awaitable<void> run_session(worker& w, Stream& stream) {
         }
         // The request is served on the config current now, not the one in force when this
         // connection went idle (a reload or a route change may have happened meanwhile).
-        ctx.rt = w.state().snapshot();
+        rt = current.get(w.state().runtime_source()).get();
+        ctx.rt = rt;
+        sc = &rt->cfg->server;
         const auto& head = parser.get();
         if (const auto rid = head["x-request-id"]; is_sane_request_id(rid)) {
             ctx.request_id.assign(rid.data(), rid.size());
@@ -244,14 +248,14 @@ awaitable<void> run_session(worker& w, Stream& stream) {
         ctx.log.method = std::string(head.method_string());
         const auto target = head.target().substr(0, head.target().find('?'));
         ctx.log.path.assign(target.data(), target.size());
-        if (const auto len = parser.content_length(); len && *len > sc.max_body_bytes) {
-            const auto too_large = errors::request_too_large(sc.max_body_bytes);
+        if (const auto len = parser.content_length(); len && *len > sc->max_body_bytes) {
+            const auto too_large = errors::request_too_large(sc->max_body_bytes);
             co_await write_local_error(io, ctx, too_large);
             break;
         }
         if (beast::iequals(head[http::field::expect], "100-continue")) {
             http::response<http::empty_body> cont{http::status::continue_, 11};
-            beast::get_lowest_layer(stream).expires_after(sc.read_timeout);
+            beast::get_lowest_layer(stream).expires_after(sc->read_timeout);
             auto [cec, cn] = co_await http::async_write(stream, cont, nothrow);
             if (cec) {
                 break;
@@ -269,7 +273,7 @@ awaitable<void> run_session(worker& w, Stream& stream) {
         error_code bec;
         parser.eager(true);
         if (wire::wants_more(parser, buffer, false, bec)) {
-            beast::get_lowest_layer(stream).expires_after(sc.read_timeout);
+            beast::get_lowest_layer(stream).expires_after(sc->read_timeout);
             do {
                 auto [rec, rn] =
                     co_await stream.async_read_some(wire::read_room(buffer), nothrow);
@@ -279,7 +283,7 @@ awaitable<void> run_session(worker& w, Stream& stream) {
             } while (wire::wants_more(parser, buffer, false, bec));
         }
         if (bec == http::error::body_limit) {
-            const auto too_large = errors::request_too_large(sc.max_body_bytes);
+            const auto too_large = errors::request_too_large(sc->max_body_bytes);
             co_await write_local_error(io, ctx, too_large);
             break;
         }

@@ -125,7 +125,8 @@ const admin_key* key_snapshot::find_digest(const std::string& digest) const {
     return it != by_digest.end() ? &it->second : nullptr;
 }
 
-key_registry::key_registry(const std::string& sqlite_path) : path_(sqlite_path) {
+key_registry::key_registry(const std::string& sqlite_path)
+    : path_(sqlite_path), snap_(std::make_shared<const snapshot>()) {
     db_ = sqlite::open(path_, "key registry");
     if (auto e = sqlite::exec(db_.get(), schema_sql); !e.empty()) {
         sqlite::exec(db_.get(), "ROLLBACK");
@@ -135,18 +136,15 @@ key_registry::key_registry(const std::string& sqlite_path) : path_(sqlite_path) 
     if (auto e = load_locked(s); !e.empty()) {
         throw std::runtime_error("key registry " + path_ + ": cannot load: " + e);
     }
-    snap_ = std::move(s);
+    snap_.set(std::move(s));
 }
 
 std::shared_ptr<const key_snapshot> key_registry::current() const {
-    std::lock_guard lock(snap_mu_);
-    return snap_;
+    return snap_.get();
 }
 
 void key_registry::publish(std::shared_ptr<const snapshot> s) {
-    std::lock_guard lock(snap_mu_);
-    snap_.swap(s);
-    // the old snapshot is released after the lock, by s going out of scope
+    snap_.set(std::move(s));
 }
 
 std::string key_registry::load_locked(std::shared_ptr<const snapshot>& out) {

@@ -768,6 +768,44 @@ TEST(GatewayTest, ReloadSwapsConfigForNewRequests) {
               200u);
 }
 
+// A connection keeps its own copy of the config and of the admin keys between requests: a
+// reload and a revocation must still reach the next request on a connection already open.
+TEST(GatewayTest, AReloadAndARevocationReachAConnectionAlreadyOpen) {
+    fake_upstream up;
+    gateway_harness gw(basic_config(up.base_url()));
+    net::io_context ioc;
+    tcp::socket sock(ioc);
+    sock.connect({net::ip::make_address("127.0.0.1"), gw.port()});
+    beast::flat_buffer buffer;
+    const std::string other = R"({"model":"fake/other","messages":[{"role":"user","content":"x"}]})";
+    auto chat = [&](const std::string& body) {
+        http::request<http::string_body> req{http::verb::post, "/v1/chat/completions", 11};
+        req.set(http::field::authorization, std::string("Bearer ") + test_secret);
+        req.set(http::field::content_type, "application/json");
+        req.body() = body;
+        req.prepare_payload();
+        http::write(sock, req);
+        http::response<http::string_body> res;
+        http::read(sock, buffer, res);
+        return res;
+    };
+    EXPECT_EQ(chat(other).result_int(), 404u);
+    EXPECT_EQ(chat(chat_body).result_int(), 200u);
+
+    auto next = config::load_string(basic_config(up.base_url(), {.models = "  fake/other: {}\n"}));
+    ASSERT_TRUE(next.cfg) << (next.errors.empty() ? "" : next.errors.front());
+    std::string error;
+    ASSERT_TRUE(gw.gw().reload(next.cfg, error)) << error;
+    EXPECT_EQ(chat(other).result_int(), 200u);
+    EXPECT_EQ(up.request_count(), 2u);
+
+    ASSERT_TRUE(gw.gw().state().key_registry().revoke("tester"));
+    const auto refused = chat(chat_body);
+    EXPECT_EQ(refused.result_int(), 401u);
+    EXPECT_NE(refused.body().find("revoked"), std::string::npos) << refused.body();
+    EXPECT_EQ(up.request_count(), 2u);
+}
+
 } // namespace
 } // namespace michi::test
 

@@ -34,5 +34,22 @@ TEST(CooldownsTest, FailuresInARowStartACooldownAndASuccessResetsTheCount) {
     EXPECT_FALSE(c.cooling("a", t0 + 10s));
 }
 
+TEST(CooldownsTest, AnyIsFalseOnceEveryTargetRecoveredAndASuccessDoesNotEndACooldown) {
+    cooldowns c;
+    const auto t0 = cooldowns::clock::time_point{} + 1000s;
+    EXPECT_FALSE(c.any());
+    c.on_failure("a", 3, 10s, t0);
+    EXPECT_TRUE(c.any()); // a failure is counted: the next two start a cool-down
+    c.on_success("a", t0);
+    EXPECT_FALSE(c.any());
+    c.on_rate_limited("b", 5s, 30s, t0);
+    c.on_success("b", t0 + 1s);
+    EXPECT_TRUE(c.any());
+    EXPECT_TRUE(c.cooling("b", t0 + 4s));
+    c.on_success("b", t0 + 5s);
+    EXPECT_FALSE(c.any());
+    EXPECT_FALSE(c.cooling("b", t0 + 1s));
+}
+
 } // namespace
 } // namespace michi::routing

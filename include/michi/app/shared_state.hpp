@@ -3,6 +3,7 @@
 // reload), the ledger and its store, readiness, drain flag and the in-flight count.
 
 #include "michi/app/runtime.hpp"
+#include "michi/core/published.hpp"
 #include "michi/guard/ledger.hpp"
 #include "michi/obs/metrics.hpp"
 #include "michi/routing/cooldowns.hpp"
@@ -54,14 +55,10 @@ public:
         return {fallbacks_.rbegin(), fallbacks_.rend()};
     }
 
-    std::shared_ptr<const runtime> snapshot() const {
-        std::lock_guard lock(mu_);
-        return rt_;
-    }
-    void swap(std::shared_ptr<const runtime> rt) {
-        std::lock_guard lock(mu_);
-        rt_.swap(rt);
-    }
+    std::shared_ptr<const runtime> snapshot() const { return rt_.get(); }
+    // For a reader on the request path (see published.hpp): no lock, no shared count.
+    const published<runtime>& runtime_source() const { return rt_; }
+    void swap(std::shared_ptr<const runtime> rt) { rt_.set(std::move(rt)); }
 
     void request_started() { inflight.fetch_add(1, std::memory_order_relaxed); }
     void request_finished() {
@@ -81,7 +78,7 @@ public:
     std::atomic<std::int64_t> inflight{0};
 
 private:
-    mutable std::mutex mu_;
+    published<runtime> rt_;
     std::unique_ptr<store::spend_store> store_;
     std::unique_ptr<guard::ledger> ledger_;
     routing::cooldowns cooldowns_;
@@ -92,7 +89,6 @@ private:
     std::deque<fallback_event> fallbacks_;
     std::mutex idle_mu_;
     std::condition_variable idle_cv_;
-    std::shared_ptr<const runtime> rt_;
 };
 
 } // namespace michi

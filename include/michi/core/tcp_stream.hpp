@@ -14,7 +14,6 @@
 #include "michi/core/net.hpp"
 
 #include <cstdint>
-#include <memory>
 #include <type_traits>
 #include <utility>
 
@@ -32,6 +31,35 @@ class tcp_stream {
         time_point armed_for = time_point::max(); // when the pending wait wakes; max: none
         std::uint64_t generation = 0;             // of the pending wait
         bool timed_out = false;
+        unsigned refs = 1;
+    };
+
+    // A counted reference to the watch, held by the stream, each pending operation's handler
+    // and the wait. The count is a plain integer, not a shared_ptr's atomic one: all of them
+    // live on the thread of the stream's io_context (or are destroyed with it, after that
+    // thread has stopped).
+    class watch_ref {
+    public:
+        explicit watch_ref(watch* w) noexcept : w_(w) {}
+        watch_ref(const watch_ref& o) noexcept : w_(o.w_) {
+            if (w_ != nullptr) {
+                ++w_->refs;
+            }
+        }
+        watch_ref(watch_ref&& o) noexcept : w_(std::exchange(o.w_, nullptr)) {}
+        watch_ref& operator=(watch_ref o) noexcept {
+            std::swap(w_, o.w_);
+            return *this;
+        }
+        ~watch_ref() {
+            if (w_ != nullptr && --w_->refs == 0) {
+                delete w_;
+            }
+        }
+        watch* operator->() const noexcept { return w_; }
+
+    private:
+        watch* w_;
     };
 
     // Passes the completion on, an error after the deadline closed the socket reported
@@ -39,7 +67,7 @@ class tcp_stream {
     template <class Handler>
     struct timeout_handler {
         Handler handler;
-        std::shared_ptr<watch> w;
+        watch_ref w;
 
         using executor_type = net::associated_executor_t<Handler, executor>;
         executor_type get_executor() const noexcept {
@@ -65,7 +93,7 @@ public:
     explicit tcp_stream(executor ex) : tcp_stream(tcp_socket(ex)) {}
     explicit tcp_stream(tcp_socket socket)
         : socket_(std::move(socket)),
-          w_(std::make_shared<watch>(socket_.get_executor(), &socket_)) {}
+          w_(new watch(socket_.get_executor(), &socket_)) {}
     ~tcp_stream() {
         w_->socket = nullptr;
         w_->timer.cancel();
@@ -116,14 +144,14 @@ public:
     }
 
 private:
-    static void arm(const std::shared_ptr<watch>& w, time_point t) {
+    static void arm(const watch_ref& w, time_point t) {
         w->armed_for = t;
         const auto generation = ++w->generation;
         w->timer.expires_at(t);
         w->timer.async_wait([w, generation](error_code ec) { wake(w, generation, ec); });
     }
 
-    static void wake(const std::shared_ptr<watch>& w, std::uint64_t generation, error_code ec) {
+    static void wake(const watch_ref& w, std::uint64_t generation, error_code ec) {
         // Cancelled, replaced by a wait for an earlier deadline, or the stream is gone.
         if (ec == net::error::operation_aborted || generation != w->generation ||
             w->socket == nullptr) {
@@ -143,7 +171,7 @@ private:
     }
 
     tcp_socket socket_;
-    std::shared_ptr<watch> w_;
+    watch_ref w_;
 };
 
 } // namespace michi

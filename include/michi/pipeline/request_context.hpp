@@ -29,7 +29,7 @@ struct request_context {
     std::string request_id;
     steady_clock::time_point arrival = steady_clock::now();
     server::request req;
-    std::shared_ptr<const runtime> rt;
+    const runtime* rt = nullptr; // the session's snapshot, kept alive by it for the request
     std::string path;       // without query and without the /v1 prefix
     const config::key_config* key = nullptr;
     // The parsed JSON body in OpenAI form (admission translates /messages); parsed only when

@@ -4,6 +4,7 @@
 // that every write replaces whole.
 
 #include "michi/config/config.hpp"
+#include "michi/core/published.hpp"
 #include "michi/store/sqlite_db.hpp"
 
 #include <cstdint>
@@ -58,6 +59,8 @@ public:
 
     // The current view; cheap (a shared_ptr copy under a short lock). Never null.
     std::shared_ptr<const snapshot> current() const;
+    // For a reader on the request path (see published.hpp): no lock, no shared count.
+    const published<snapshot>& source() const { return snap_; }
 
     // Stores a new key. Refused (false, error set) when the id is empty, already used by an
     // admin key or revoked before, the digest is not 64 hex digits or belongs to another live
@@ -95,8 +98,7 @@ private:
     std::mutex write_mu_; // serialises writes and every use of db_
     sqlite::db_ptr db_;
 
-    mutable std::mutex snap_mu_; // guards snap_ (the pointer, not the snapshot)
-    std::shared_ptr<const snapshot> snap_;
+    published<snapshot> snap_;
 };
 
 } // namespace michi::store
