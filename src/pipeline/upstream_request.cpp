@@ -6,11 +6,29 @@
 #include "michi/providers/gemini.hpp"
 
 #include <algorithm>
+#include <string>
+#include <vector>
 
 namespace michi::pipeline {
 namespace {
 
 using config::provider_type;
+
+// Upstream heads and bodies of finished requests, kept by the thread that built them (a
+// worker's) for the next ones: the two strings of a request then need no allocation. A few
+// are kept, none larger than a usual body.
+constexpr std::size_t spare_count = 32;
+constexpr std::size_t spare_room = 64 * 1024;
+thread_local std::vector<std::string> spare_strings;
+
+std::string spare_string() {
+    if (spare_strings.empty()) {
+        return {};
+    }
+    std::string s = std::move(spare_strings.back());
+    spare_strings.pop_back();
+    return s;
+}
 
 // The fields of one upstream request, set by name as Beast's fields would (a later set of
 // the same name, in any case, replaces the earlier), without building a Beast field set:
@@ -96,14 +114,16 @@ void append_json_string(std::string& out, std::string_view s) {
 // copy and re-serialisation of the parsed body. nullopt when the body needs the full
 // path: an Anthropic-dialect request, a duplicated or escaped key (the upstream might
 // read a different "model" than admission did), stream_options set without usage.
-std::optional<std::string> splice_openai_body(const request_context& ctx,
-                                              const std::string& upstream_model) {
+// Writes into out (emptied first); false, out left empty, when the full path is needed.
+bool splice_openai_body(const request_context& ctx, const std::string& upstream_model,
+                        std::string& out) {
+    out.clear();
     if (ctx.out != dialect::openai) {
-        return std::nullopt;
+        return false;
     }
     const bool add_usage_option = ctx.log.stream && !ctx.wants_usage;
     if (add_usage_option && ctx.facts.has_stream_options) {
-        return std::nullopt; // other stream options: merged by the full path
+        return false; // other stream options: merged by the full path
     }
     const std::string_view raw = ctx.req.body();
     std::size_t model_begin = ctx.facts.model_begin;
@@ -111,13 +131,12 @@ std::optional<std::string> splice_openai_body(const request_context& ctx,
     if (model_end == 0) { // the body was parsed, not scanned: find the model's bytes
         const auto model = json_scan::find_unique(raw, "model");
         if (!model) {
-            return std::nullopt;
+            return false;
         }
         model_begin = static_cast<std::size_t>(model->data() - raw.data());
         model_end = model_begin + model->size();
     }
     constexpr std::string_view usage_option = R"("stream_options":{"include_usage":true},)";
-    std::string out;
     out.reserve(raw.size() + upstream_model.size() + 2 + usage_option.size());
     std::size_t from = 0;
     if (add_usage_option) {
@@ -129,7 +148,7 @@ std::optional<std::string> splice_openai_body(const request_context& ctx,
     out.append(raw.substr(from, model_begin - from));
     append_json_string(out, upstream_model);
     out.append(raw.substr(model_end));
-    return out;
+    return true;
 }
 
 // OpenAI and Azure: the client's body with the model rewritten (Azure names the
@@ -141,7 +160,7 @@ prepared_request openai_style(const candidate& c, const request_context& ctx) {
     const bool azure = p.type == provider_type::azure;
     // The head up to Content-Length. Azure: the deployment and API version in the target,
     // its own key field. Others: ready with the runtime snapshot.
-    std::string head;
+    std::string head = spare_string();
     if (azure) {
         field_list fields(*c.ep);
         if (!p.api_key.empty()) {
@@ -157,8 +176,8 @@ prepared_request openai_style(const candidate& c, const request_context& ctx) {
         // copy of the prefix and a larger one when finish_head outgrows it.
         head.reserve(prefix.size() + 40);
         head.append(prefix);
-        if (auto spliced = splice_openai_body(ctx, c.model.upstream)) {
-            out.body = std::move(*spliced);
+        out.body = spare_string();
+        if (splice_openai_body(ctx, c.model.upstream, out.body)) {
             finish_head(head, out.body.size());
             out.head = std::move(head);
             return out;
@@ -212,6 +231,16 @@ prepared_request translated_style(const candidate& c, const request_context& ctx
 }
 
 } // namespace
+
+prepared_request::~prepared_request() {
+    for (auto* s : {&head, &body}) {
+        if (s->capacity() > 15 && s->capacity() <= spare_room &&
+            spare_strings.size() < spare_count) {
+            s->clear();
+            spare_strings.push_back(std::move(*s));
+        }
+    }
+}
 
 std::string openai_head_prefix(const config::provider_config& p, const endpoint& ep,
                                std::string_view op) {

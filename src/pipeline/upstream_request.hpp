@@ -7,6 +7,12 @@
 namespace michi::pipeline {
 
 struct prepared_request {
+    prepared_request() = default;
+    prepared_request(prepared_request&&) = default;
+    prepared_request& operator=(prepared_request&&) = default;
+    // Hands the strings' storage to the next request built on this thread.
+    ~prepared_request();
+
     std::string head; // "POST … HTTP/1.1", the fields and the blank line, as sent
     std::string body;
     bool translated = false; // the response needs translating back (anthropic, gemini)

@@ -463,6 +463,27 @@ TEST(GatewayTest, AnswersOfChangingSizesFromOnePooledConnectionArriveExactly) {
     EXPECT_NE(metrics.body.find("michi_tokens_total{direction=\"out\"} 16\n"), std::string::npos);
 }
 
+// The upstream request's head and body are built in storage handed on from the requests
+// before: requests of changing sizes, one after another, each go upstream exactly (the
+// client's bytes with the model replaced, their own Content-Length, nothing left over).
+TEST(GatewayTest, UpstreamRequestsOfChangingSizesGoOutExactly) {
+    fake_upstream up;
+    gateway_harness gw(basic_config(up.base_url()));
+    for (int i = 0; i < 8; ++i) {
+        const std::string text(static_cast<std::size_t>((7 - i) * 300 + i), static_cast<char>('a' + i));
+        const std::string sent =
+            R"({"model":"fake/gpt-test","messages":[{"role":"user","content":")" + text + R"("}]})";
+        ASSERT_EQ(gw.chat(sent).status, 200u) << i;
+        const auto got = up.requests().back();
+        EXPECT_EQ(got.body,
+                  R"({"model":"gpt-test","messages":[{"role":"user","content":")" + text + R"("}]})")
+            << i;
+        EXPECT_EQ(got.headers.at("content-length"), std::to_string(got.body.size())) << i;
+        EXPECT_EQ(got.headers.at("authorization"), "Bearer sk-upstream-test") << i;
+    }
+    EXPECT_EQ(up.request_count(), 8u);
+}
+
 // An upstream answer without Content-Length ends where the upstream closes: relayed whole
 // (with its length), and that connection is not pooled.
 TEST(GatewayTest, AnswerEndingAtTheUpstreamsCloseIsRelayedWhole) {
