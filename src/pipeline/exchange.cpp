@@ -224,7 +224,7 @@ void account(request_context& ctx, const candidate& c, bool usage_seen,
         ctx.log.tokens_in = ctx.facts.prompt_tokens;
         ctx.log.tokens_out = (content_chars + 3) / 4;
     }
-    ctx.log.cost_usd = cost_usd(c.model, ctx.log.tokens_in, ctx.log.tokens_out);
+    ctx.log.cost_usd = cost_usd(*c.model, ctx.log.tokens_in, ctx.log.tokens_out);
     settle(ctx);
 }
 
@@ -479,11 +479,11 @@ std::optional<std::string> openai_body(request_context& ctx, const candidate& c,
         u.prompt_tokens = ctx.facts.prompt_tokens; // Gemini embeddings may report no count
         const auto id = "chatcmpl-" + ctx.request_id;
         if (c.provider->type == provider_type::anthropic) {
-            parsed = providers::anthropic::to_openai(parsed, c.model.name, id, unix_now(), u);
+            parsed = providers::anthropic::to_openai(parsed, c.model->name, id, unix_now(), u);
         } else if (ctx.api == api_kind::chat) {
-            parsed = providers::gemini::to_openai(parsed, c.model.name, id, unix_now(), u);
+            parsed = providers::gemini::to_openai(parsed, c.model->name, id, unix_now(), u);
         } else {
-            parsed = providers::gemini::embeddings_to_openai(parsed, c.model.name, u);
+            parsed = providers::gemini::embeddings_to_openai(parsed, c.model->name, u);
         }
     }
     const bool usage_seen = parsed.is_object() && parsed.contains("usage") &&
@@ -588,7 +588,7 @@ awaitable<void> relay_whole(worker& w, server::client_io& io, request_context& c
     }
     if (ec) {
         a.conn->close();
-        const auto err = errors::upstream_error("Upstream " + c.model.name +
+        const auto err = errors::upstream_error("Upstream " + c.model->name +
                                                 " broke off its response: " + ec.message());
         co_await reply_error(io, ctx, err);
         co_return;
@@ -600,7 +600,7 @@ awaitable<void> relay_whole(worker& w, server::client_io& io, request_context& c
         auto converted = openai_body(ctx, c, body, translated);
         if (!converted) {
             a.conn->close();
-            const auto err = errors::upstream_error("Upstream " + c.model.name +
+            const auto err = errors::upstream_error("Upstream " + c.model->name +
                                                     " answered with a body that is not JSON.");
             co_await reply_error(io, ctx, err);
             co_return;
@@ -765,7 +765,7 @@ awaitable<relay_result> relay_stream_raw(worker& w, server::client_io& io,
     abandon(a, ctx, result);
     if (result == relay_result::failed_after_commit) {
         // Too late to fall back: end the stream with an error event and no [DONE].
-        const gateway_error err = errors::upstream_error("Upstream " + c.model.name +
+        const gateway_error err = errors::upstream_error("Upstream " + c.model->name +
                                                          " stream broke off: " + failure);
         ctx.log.status = up.status();
         ctx.log.error_code = "stream_broken";
@@ -784,9 +784,9 @@ std::unique_ptr<providers::chunk_translator> make_translator(const request_conte
     const auto id = "chatcmpl-" + ctx.request_id;
     switch (c.provider->type) {
     case provider_type::anthropic:
-        return providers::anthropic::make_stream(id, c.model.name, unix_now(), usage);
+        return providers::anthropic::make_stream(id, c.model->name, unix_now(), usage);
     case provider_type::gemini:
-        return providers::gemini::make_stream(id, c.model.name, unix_now(), usage);
+        return providers::gemini::make_stream(id, c.model->name, unix_now(), usage);
     default:
         return std::make_unique<passthrough_translator>(usage);
     }
@@ -873,7 +873,7 @@ awaitable<relay_result> relay_stream_chunks(worker& w, server::client_io& io,
     abandon(a, ctx, result);
     if (result == relay_result::failed_after_commit) {
         ctx.log.error_code = "stream_broken";
-        co_await sink.fail("Upstream " + c.model.name + " stream broke off: " + failure);
+        co_await sink.fail("Upstream " + c.model->name + " stream broke off: " + failure);
     }
     co_return result;
 }
@@ -884,18 +884,19 @@ awaitable<void> serve_echo(server::client_io& io, request_context& ctx, const ca
     const std::string id = "chatcmpl-" + ctx.request_id;
     ctx.log.tokens_in = reply.prompt_tokens;
     ctx.log.tokens_out = reply.completion_tokens;
-    ctx.log.cost_usd = cost_usd(c.model, reply.prompt_tokens, reply.completion_tokens);
+    ctx.log.cost_usd = cost_usd(*c.model, reply.prompt_tokens, reply.completion_tokens);
     settle(ctx);
     ctx.log.status = 200;
     ctx.log.ttfb_ms = ctx.ms_since_arrival();
     if (ctx.api == api_kind::embeddings) {
-        auto res = json_response(ctx, 200, dump(providers::echo::embeddings(ctx.body, c.model.model)));
+        auto res =
+            json_response(ctx, 200, dump(providers::echo::embeddings(ctx.body, c.model->model)));
         const std::string fields = michi_fields(ctx);
         co_await io.write_response(res, fields);
         co_return;
     }
     if (!ctx.log.stream) {
-        auto body = providers::echo::completion(reply, c.model.model, id, unix_now());
+        auto body = providers::echo::completion(reply, c.model->model, id, unix_now());
         auto res = json_response(ctx, 200,
                                  ctx.out == dialect::anthropic
                                      ? dump(providers::anthropic::response_to_messages(
@@ -907,7 +908,7 @@ awaitable<void> serve_echo(server::client_io& io, request_context& ctx, const ca
     }
     chunk_sink sink(io, ctx, 200);
     const bool usage = client_wants_usage || ctx.out == dialect::anthropic;
-    auto chunks = providers::echo::stream_chunks(reply, c.model.model, id, unix_now(), usage);
+    auto chunks = providers::echo::stream_chunks(reply, c.model->model, id, unix_now(), usage);
     chunks.pop_back(); // "[DONE]": the sink ends the stream in the client's dialect
     for (const auto& chunk : chunks) {
         sink.add(chunk);
@@ -957,8 +958,8 @@ std::vector<const candidate*> order_candidates(const dispatch_plan& plan,
     const auto now = steady_clock::now();
     std::vector<std::pair<steady_clock::time_point, const candidate*>> cooling;
     for (const auto& c : plan.candidates) {
-        if (cd.cooling(c.model.name, now)) {
-            cooling.emplace_back(cd.until(c.model.name, now), &c);
+        if (cd.cooling(c.model->name, now)) {
+            cooling.emplace_back(cd.until(c.model->name, now), &c);
         }
     }
     std::vector<const candidate*> order;
@@ -998,8 +999,8 @@ awaitable<void> run_exchange(worker& w, server::client_io& io, request_context& 
     const auto deadline = ctx.arrival + overall;
     auto& metrics = w.state().metrics();
     auto note = [&](const candidate& c, const std::string& what) {
-        attempts_list += c.model.name + ": " + what + "; ";
-        ctx.failed.emplace_back(c.model.name, what);
+        attempts_list += c.model->name + ": " + what + "; ";
+        ctx.failed.emplace_back(c.model->name, what);
     };
 
     const auto reordered = order_candidates(plan, cd);
@@ -1026,7 +1027,7 @@ awaitable<void> run_exchange(worker& w, server::client_io& io, request_context& 
                 break;
             }
             ++ctx.log.attempts;
-            ctx.log.model = c.model.name;
+            ctx.log.model = c.model->name;
             if (c.provider->type == provider_type::echo) {
                 metrics.on_attempt(c.provider->name, "ok");
                 co_await serve_echo(io, ctx, c, client_wants_usage);
@@ -1034,7 +1035,7 @@ awaitable<void> run_exchange(worker& w, server::client_io& io, request_context& 
             }
             auto prepared = prepare_request(c, ctx);
             if (prepared.error) {
-                translate_errors += c.model.name + ": " + prepared.error->message + " ";
+                translate_errors += c.model->name + ": " + prepared.error->message + " ";
                 note(c, "cannot translate the request (" + prepared.error->message + ")");
                 metrics.on_attempt(c.provider->name, "translate_error");
                 break;
@@ -1049,7 +1050,7 @@ awaitable<void> run_exchange(worker& w, server::client_io& io, request_context& 
                 note(c, a.outcome);
                 metrics.on_attempt(c.provider->name, last_timeout ? "timeout" : "connect_error");
                 metrics.on_fallback();
-                cd.on_failure(c.model.name, cfg.cooldown_failures, cfg.cooldown);
+                cd.on_failure(c.model->name, cfg.cooldown_failures, cfg.cooldown);
                 if (a.conn) {
                     a.conn->close();
                 }
@@ -1063,11 +1064,11 @@ awaitable<void> run_exchange(worker& w, server::client_io& io, request_context& 
                                                                    : "http_4xx");
             if (status == 429) {
                 hint = retry_after_of(*a.parser);
-                cd.on_rate_limited(c.model.name, hint, cfg.cooldown);
+                cd.on_rate_limited(c.model->name, hint, cfg.cooldown);
             } else if (status >= 500) {
-                cd.on_failure(c.model.name, cfg.cooldown_failures, cfg.cooldown);
+                cd.on_failure(c.model->name, cfg.cooldown_failures, cfg.cooldown);
             } else {
-                cd.on_success(c.model.name);
+                cd.on_success(c.model->name);
             }
             if (retryable_status(status) && !final_try) {
                 last_timeout = false;
@@ -1094,7 +1095,7 @@ awaitable<void> run_exchange(worker& w, server::client_io& io, request_context& 
             if (r != relay_result::failed_before_commit) {
                 co_return;
             }
-            cd.on_failure(c.model.name, cfg.cooldown_failures, cfg.cooldown);
+            cd.on_failure(c.model->name, cfg.cooldown_failures, cfg.cooldown);
             last_timeout = failure.find("timeout") != std::string::npos;
             note(c, failure + " before the first event");
             metrics.on_attempt(c.provider->name, "stream_error");

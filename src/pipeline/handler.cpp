@@ -106,13 +106,21 @@ bool uses_images(const nlohmann::json& body) {
     return false;
 }
 
-candidate make_candidate(const runtime& rt, config::model_config m) {
-    candidate c;
-    c.provider = &rt.cfg->providers.at(m.provider);
-    const auto ep = rt.endpoints.find(m.provider);
-    c.ep = ep == rt.endpoints.end() ? nullptr : &ep->second;
-    c.model = std::move(m);
-    return c;
+candidate make_candidate(const runtime& rt, model_ref m) {
+    const auto ep = rt.endpoints.find(m->provider);
+    const auto* provider = &rt.cfg->providers.at(m->provider);
+    return candidate{std::move(m), provider, ep == rt.endpoints.end() ? nullptr : &ep->second};
+}
+
+// A configured model by name, pointed at; else one made from the built-in table.
+std::optional<model_ref> find_model(const config::config& cfg, const std::string& name) {
+    if (const auto it = cfg.models.find(name); it != cfg.models.end()) {
+        return model_ref::configured(it->second);
+    }
+    if (auto made = cfg.find_model(name)) {
+        return model_ref::made(std::move(*made));
+    }
+    return std::nullopt;
 }
 
 // Orders candidates by expected cost for this request, dropping those that cannot serve
@@ -125,34 +133,34 @@ void apply_cheapest(request_context& ctx, dispatch_plan& plan) {
     std::string excluded;
     std::erase_if(plan.candidates, [&](const candidate& c) {
         const char* why = nullptr;
-        if (tools && !c.model.supports_tools) {
+        if (tools && !c.model->supports_tools) {
             why = "no tools";
-        } else if (images && !c.model.supports_images) {
+        } else if (images && !c.model->supports_images) {
             why = "no images";
-        } else if (c.model.context_window && prompt + out > *c.model.context_window) {
+        } else if (c.model->context_window && prompt + out > *c.model->context_window) {
             why = "context window";
-        } else if (ctx.api == api_kind::chat && !is_priced(c.model)) {
+        } else if (ctx.api == api_kind::chat && !is_priced(*c.model)) {
             why = "no price";
         }
         if (why != nullptr) {
-            excluded += (excluded.empty() ? "" : ", ") + c.model.name + " (" + why + ")";
+            excluded += (excluded.empty() ? "" : ", ") + c.model->name + " (" + why + ")";
         }
         return why != nullptr;
     });
     std::stable_sort(plan.candidates.begin(), plan.candidates.end(),
                      [&](const candidate& a, const candidate& b) {
-                         return cost_usd(a.model, prompt, out) < cost_usd(b.model, prompt, out);
+                         return cost_usd(*a.model, prompt, out) < cost_usd(*b.model, prompt, out);
                      });
     if (plan.candidates.empty()) {
         ctx.route_reason = "no eligible target; excluded " + excluded;
         return;
     }
     char cost[32];
-    std::snprintf(cost, sizeof cost, "%.6f", cost_usd(plan.candidates.front().model, prompt, out));
+    std::snprintf(cost, sizeof cost, "%.6f", cost_usd(*plan.candidates.front().model, prompt, out));
     ctx.route_reason = "cheapest of " + std::to_string(plan.candidates.size()) +
                        " eligible for ~" + std::to_string(prompt) + " prompt + " +
                        std::to_string(out) + " output tokens: " +
-                       plan.candidates.front().model.name + " ($" + cost + ")";
+                       plan.candidates.front().model->name + " ($" + cost + ")";
     if (!excluded.empty()) {
         ctx.route_reason += "; excluded " + excluded;
     }
@@ -168,7 +176,7 @@ std::optional<dispatch_plan> resolve(request_context& ctx, const std::string& na
         plan.attempt_timeout = route->second.attempt_timeout;
         plan.retries = route->second.retries;
         for (const auto& target : route->second.targets) {
-            if (auto m = cfg.find_model(target)) {
+            if (auto m = find_model(cfg, target)) {
                 plan.candidates.push_back(make_candidate(*ctx.rt, std::move(*m)));
             }
         }
@@ -182,13 +190,13 @@ std::optional<dispatch_plan> resolve(request_context& ctx, const std::string& na
         plan.route = name;
         for (const auto& [model_name, m] : cfg.models) {
             if (cfg.providers.at(m.provider).type != config::provider_type::echo) {
-                plan.candidates.push_back(make_candidate(*ctx.rt, m));
+                plan.candidates.push_back(make_candidate(*ctx.rt, model_ref::configured(m)));
             }
         }
         apply_cheapest(ctx, plan);
         return plan;
     }
-    if (auto m = cfg.find_model(name)) {
+    if (auto m = find_model(cfg, name)) {
         plan.candidates.push_back(make_candidate(*ctx.rt, std::move(*m)));
         return plan;
     }
@@ -217,8 +225,8 @@ std::optional<gateway_error> admit_guards(request_context& ctx, dispatch_plan& p
     const auto limits = ctx.rt->cfg->effective_limits(*ctx.key);
     const bool has_budget = limits.daily_usd.has_value() || limits.monthly_usd.has_value();
     if (has_budget) {
-        const std::string first = plan.candidates.front().model.name;
-        std::erase_if(plan.candidates, [](const candidate& c) { return !is_priced(c.model); });
+        const std::string first = plan.candidates.front().model->name;
+        std::erase_if(plan.candidates, [](const candidate& c) { return !is_priced(*c.model); });
         if (plan.candidates.empty()) {
             return errors::model_not_priced(first);
         }
@@ -228,7 +236,7 @@ std::optional<gateway_error> admit_guards(request_context& ctx, dispatch_plan& p
     req.key_id = ctx.key->id;
     req.limits = limits;
     req.est_tokens = ctx.facts.prompt_tokens + out;
-    req.est_cost_usd = cost_usd(plan.candidates.front().model, ctx.facts.prompt_tokens, out);
+    req.est_cost_usd = cost_usd(*plan.candidates.front().model, ctx.facts.prompt_tokens, out);
     if (ctx.key->cls == config::key_class::agent && limits.loop_max) {
         // A 64-bit hash is fingerprint enough: it is only compared with the same key's
         // own recent bodies (a collision could refuse nothing but the sender's own

@@ -166,7 +166,7 @@ prepared_request openai_style(const candidate& c, const request_context& ctx) {
         if (!p.api_key.empty()) {
             fields.set("api-key", p.api_key.reveal());
         }
-        const auto target = c.ep->base_path + "/openai/deployments/" + c.model.upstream + "/" +
+        const auto target = c.ep->base_path + "/openai/deployments/" + c.model->upstream + "/" +
                             std::string(op) + "?api-version=" + p.api_version;
         head = head_prefix(p, target, std::move(fields));
     } else {
@@ -177,7 +177,7 @@ prepared_request openai_style(const candidate& c, const request_context& ctx) {
         head.reserve(prefix.size() + 40);
         head.append(prefix);
         out.body = spare_string();
-        if (splice_openai_body(ctx, c.model.upstream, out.body)) {
+        if (splice_openai_body(ctx, c.model->upstream, out.body)) {
             finish_head(head, out.body.size());
             out.head = std::move(head);
             return out;
@@ -187,7 +187,7 @@ prepared_request openai_style(const candidate& c, const request_context& ctx) {
     if (azure) {
         body.erase("model");
     } else {
-        body["model"] = c.model.upstream;
+        body["model"] = c.model->upstream;
     }
     if (ctx.log.stream) {
         // Ask for the usage chunk so streams are charged exactly; the relay drops it again
@@ -210,11 +210,11 @@ prepared_request translated_style(const candidate& c, const request_context& ctx
             out.error = providers::translate_error{"Anthropic has no embeddings API.", "model"};
             return out;
         }
-        call = providers::anthropic::build_chat(ctx.body, c.model.upstream, key, ctx.log.stream);
+        call = providers::anthropic::build_chat(ctx.body, c.model->upstream, key, ctx.log.stream);
     } else if (ctx.api == api_kind::chat) {
-        call = providers::gemini::build_chat(ctx.body, c.model.upstream, key, ctx.log.stream);
+        call = providers::gemini::build_chat(ctx.body, c.model->upstream, key, ctx.log.stream);
     } else {
-        call = providers::gemini::build_embeddings(ctx.body, c.model.upstream, key);
+        call = providers::gemini::build_embeddings(ctx.body, c.model->upstream, key);
     }
     if (auto* err = std::get_if<providers::translate_error>(&call)) {
         out.error = *err;
