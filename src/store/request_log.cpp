@@ -41,6 +41,12 @@ DROP INDEX IF EXISTS requests_key_id;
 COMMIT;
 )sql";
 
+// Rows waiting that wake the writer before its interval is up: at 36k requests a second a
+// 200 ms interval gathers some 7000 rows, several milliseconds of one core in one burst,
+// which lands in the tail latency of the requests beside it. A thousand rows a write keep
+// each burst short, and a commit still carries many rows.
+constexpr std::size_t nudge_rows = 1024;
+
 constexpr int columns = 15;
 // Rows per execution of the bulk insert: one execution of a statement costs about half
 // a row's insert again (set-up, bindings cleared, reset); sixteen rows share it.
@@ -212,6 +218,7 @@ void request_log::add(const obs::access_entry& e, std::int64_t ts_ms, unsigned f
                                          e.route,      e.model,  e.error_code};
 
     bool warn = false;
+    bool nudge = false;
     {
         std::lock_guard lock(pending_mu_);
         if (pending_.size() >= max_pending_) {
@@ -221,6 +228,11 @@ void request_log::add(const obs::access_entry& e, std::int64_t ts_ms, unsigned f
             drop_warned_ = true;
         }
         pending_.push(r, strings);
+        // Once per batch (a full buffer, whose size stays put while it drops rows, never).
+        nudge = pending_.size() == nudge_rows && nudge_rows < max_pending_;
+    }
+    if (nudge) {
+        writer_.nudge();
     }
     if (warn) {
         spdlog::warn("request log {}: {} rows waiting to be written, dropping the oldest", path_,

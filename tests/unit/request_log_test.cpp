@@ -287,6 +287,24 @@ TEST(RequestLogTest, WriterThreadPersistsWithoutFlush) {
     EXPECT_EQ(count_rows(dir.db()), 4);
 }
 
+// A thousand rows waiting wake the writer long before its interval (an hour here) is up:
+// under load the rows go out in short bursts, not in one long one per interval.
+TEST(RequestLogTest, AThousandRowsWaitingAreWrittenBeforeTheInterval) {
+    temp_dir dir;
+    request_log log(dir.db(), std::chrono::hours(1));
+    const auto base = now_ms() - day_ms;
+    for (int i = 0; i < 1023; ++i) {
+        log.add(entry("alice", "openai/gpt-4o-mini", 200, 10, 1, 1, 0.001), base + i, 0);
+    }
+    EXPECT_EQ(count_rows(dir.db()), 0); // 1023 rows: still waiting for the interval
+    log.add(entry("alice", "openai/gpt-4o-mini", 200, 10, 1, 1, 0.001), base + 1023, 0);
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (count_rows(dir.db()) != 1024 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(10ms);
+    }
+    EXPECT_EQ(count_rows(dir.db()), 1024);
+}
+
 TEST(RequestLogTest, PruneDeletesRowsPastRetention) {
     temp_dir dir;
     request_log log(dir.db(), never, 24h);

@@ -1,6 +1,7 @@
 #pragma once
 // The writer thread shared by the stores that buffer in memory and write in batches: it calls
-// a function every interval until stopped. The store keeps its own buffer and lock; the write
+// a function every interval until stopped, and sooner when nudged (a store whose buffer has
+// grown large asks for the write early, so that no single write is a long burst). The store keeps its own buffer and lock; the write
 // function runs on the thread with none of this class's locks held. The thread runs under
 // SCHED_BATCH, so that it gives way to the event loops at wake-up.
 
@@ -49,16 +50,27 @@ public:
         }
     }
 
+    // Asks for a write now instead of at the end of the interval (which then starts again).
+    // For producers: cheap enough to call once per batch, not on every row.
+    void nudge() {
+        {
+            std::lock_guard lock(mu_);
+            nudged_ = true;
+        }
+        wake_.notify_one();
+    }
+
     std::chrono::milliseconds interval() const { return interval_; }
 
 private:
     void run() {
         std::unique_lock lock(mu_);
         while (!stop_) {
-            wake_.wait_for(lock, interval_, [this] { return stop_; });
+            wake_.wait_for(lock, interval_, [this] { return stop_ || nudged_; });
             if (stop_) {
                 break;
             }
+            nudged_ = false;
             lock.unlock();
             write_();
             lock.lock();
@@ -67,9 +79,10 @@ private:
 
     const std::chrono::milliseconds interval_;
     std::function<void()> write_;
-    std::mutex mu_; // guards stop_
+    std::mutex mu_; // guards stop_ and nudged_
     std::condition_variable wake_;
     bool stop_ = false;
+    bool nudged_ = false;
     std::thread thread_; // last: started by start() once everything above is ready
 };
 
