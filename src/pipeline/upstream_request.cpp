@@ -109,12 +109,12 @@ void append_json_string(std::string& out, std::string_view s) {
     out.push_back('"');
 }
 
-// The client's own bytes with only the model's value replaced, and for a stream that
-// does not ask for usage yet, "stream_options":{"include_usage":true} put in first: no
-// copy and re-serialisation of the parsed body. nullopt when the body needs the full
-// path: an Anthropic-dialect request, a duplicated or escaped key (the upstream might
-// read a different "model" than admission did), stream_options set without usage.
-// Writes into out (emptied first); false, out left empty, when the full path is needed.
+// Into out (emptied first): the client's own bytes with only the model's value replaced,
+// and for a stream that does not ask for usage yet, "stream_options":{"include_usage":true}
+// put in first: no copy and re-serialisation of the parsed body. False, out left empty, when
+// the body needs the full path: an Anthropic-dialect request, a duplicated or escaped key
+// (the upstream might read a different "model" than admission did), stream_options set
+// without usage.
 bool splice_openai_body(const request_context& ctx, const std::string& upstream_model,
                         std::string& out) {
     out.clear();
