@@ -205,42 +205,25 @@ TEST(GatewayTest, ClientRequestIdIsKeptAndEchoed) {
 TEST(GatewayTest, EachRequestOnAKeptAliveConnectionHasItsOwnIdAndPath) {
     fake_upstream up;
     gateway_harness gw(basic_config(up.base_url()));
-    net::io_context ioc;
-    tcp::socket sock(ioc);
-    sock.connect({net::ip::make_address("127.0.0.1"), gw.port()});
-    beast::flat_buffer buffer;
-    auto exchange = [&](http::verb method, const std::string& target, const std::string& id) {
-        http::request<http::string_body> req{method, target, 11};
-        req.set(http::field::authorization, std::string("Bearer ") + test_secret);
-        if (!id.empty()) {
-            req.set("x-request-id", id);
-        }
-        if (method == http::verb::post) {
-            req.set(http::field::content_type, "application/json");
-            req.body() = chat_body;
-        }
-        req.prepare_payload();
-        http::write(sock, req);
-        http::response<http::string_body> res;
-        http::read(sock, buffer, res);
-        return res;
-    };
+    kept_alive_client client(gw.port());
     const std::string long_id(128, 'L');
-    const auto first = exchange(http::verb::post, "/v1/chat/completions", long_id);
+    const auto first = client.request(http::verb::post, "/v1/chat/completions", chat_body,
+                                      {{"x-request-id", long_id}});
     EXPECT_EQ(first.result_int(), 200u);
     EXPECT_EQ(first["x-request-id"], long_id);
     // No id of its own: a fresh one, nothing of the one before.
-    const auto second = exchange(http::verb::get, "/v1/models", "");
+    const auto second = client.request(http::verb::get, "/v1/models");
     EXPECT_EQ(second.result_int(), 200u);
     EXPECT_EQ(json::parse(second.body())["object"], "list");
     const std::string fresh(second["x-request-id"]);
     EXPECT_TRUE(fresh.starts_with("req_")) << fresh;
     EXPECT_EQ(fresh.size(), 28u);
-    const auto third = exchange(http::verb::post, "/chat/completions", "short-id");
+    const auto third = client.request(http::verb::post, "/chat/completions", chat_body,
+                                      {{"x-request-id", "short-id"}});
     EXPECT_EQ(third.result_int(), 200u);
     EXPECT_EQ(third["x-request-id"], "short-id");
     EXPECT_EQ(json::parse(third.body())["object"], "chat.completion");
-    const auto fourth = exchange(http::verb::get, "/v1/nowhere", "");
+    const auto fourth = client.request(http::verb::get, "/v1/nowhere");
     EXPECT_EQ(fourth.result_int(), 404u);
     const std::string last(fourth["x-request-id"]);
     EXPECT_TRUE(last.starts_with("req_")) << last;
@@ -321,25 +304,17 @@ TEST(GatewayTest, LargeBodiesAndAnswersPassWholeOnOneKeptAliveConnection) {
 
     // Requests of a few hundred bytes to three megabytes, one after another on one
     // connection: each reaches the upstream whole, each answer comes back whole.
-    net::io_context ioc;
-    tcp::socket sock(ioc);
-    sock.connect({net::ip::make_address("127.0.0.1"), gw.port()});
-    beast::flat_buffer buffer;
+    kept_alive_client client(gw.port());
     for (const std::size_t size : {std::size_t{10}, std::size_t{3} << 20, std::size_t{100},
                                    std::size_t{5000}, std::size_t{10}}) {
         const std::string content(size, 'q');
         for (const bool stream : {false, true}) {
-            http::request<http::string_body> req{http::verb::post, "/v1/chat/completions", 11};
-            req.set(http::field::authorization, std::string("Bearer ") + test_secret);
-            req.set(http::field::content_type, "application/json");
-            req.body() = json{{"model", "fake/gpt-test"},
-                              {"stream", stream},
-                              {"messages", {{{"role", "user"}, {"content", content}}}}}
-                             .dump();
-            req.prepare_payload();
-            http::write(sock, req);
-            http::response<http::string_body> res;
-            http::read(sock, buffer, res);
+            const auto res = client.request(
+                http::verb::post, "/v1/chat/completions",
+                json{{"model", "fake/gpt-test"},
+                     {"stream", stream},
+                     {"messages", {{{"role", "user"}, {"content", content}}}}}
+                    .dump());
             ASSERT_EQ(res.result_int(), 200u) << size << " " << res.body();
             const auto seen = json::parse(up.requests().back().body);
             EXPECT_EQ(seen["messages"][0]["content"], content) << size;
@@ -794,21 +769,10 @@ TEST(GatewayTest, ReloadSwapsConfigForNewRequests) {
 TEST(GatewayTest, AReloadAndARevocationReachAConnectionAlreadyOpen) {
     fake_upstream up;
     gateway_harness gw(basic_config(up.base_url()));
-    net::io_context ioc;
-    tcp::socket sock(ioc);
-    sock.connect({net::ip::make_address("127.0.0.1"), gw.port()});
-    beast::flat_buffer buffer;
+    kept_alive_client client(gw.port());
     const std::string other = R"({"model":"fake/other","messages":[{"role":"user","content":"x"}]})";
     auto chat = [&](const std::string& body) {
-        http::request<http::string_body> req{http::verb::post, "/v1/chat/completions", 11};
-        req.set(http::field::authorization, std::string("Bearer ") + test_secret);
-        req.set(http::field::content_type, "application/json");
-        req.body() = body;
-        req.prepare_payload();
-        http::write(sock, req);
-        http::response<http::string_body> res;
-        http::read(sock, buffer, res);
-        return res;
+        return client.request(http::verb::post, "/v1/chat/completions", body);
     };
     EXPECT_EQ(chat(other).result_int(), 404u);
     EXPECT_EQ(chat(chat_body).result_int(), 200u);

@@ -95,6 +95,29 @@ http_reply gateway_harness::request(http::verb method, const std::string& target
     return out;
 }
 
+kept_alive_client::kept_alive_client(std::uint16_t port) : sock_(ioc_) {
+    sock_.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+}
+
+http::response<http::string_body>
+kept_alive_client::request(http::verb method, const std::string& target, const std::string& body,
+                           const std::map<std::string, std::string>& headers) {
+    http::request<http::string_body> req{method, target, 11};
+    req.set(http::field::authorization, std::string("Bearer ") + test_secret);
+    if (!body.empty()) {
+        req.set(http::field::content_type, "application/json");
+    }
+    for (const auto& [k, v] : headers) {
+        req.set(k, v);
+    }
+    req.body() = body;
+    req.prepare_payload();
+    http::write(sock_, req);
+    http::response<http::string_body> res;
+    http::read(sock_, buffer_, res);
+    return res;
+}
+
 raw_client::raw_client(std::uint16_t port, std::chrono::milliseconds recv_timeout)
     : sock_(ioc_) {
     sock_.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));

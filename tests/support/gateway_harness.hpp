@@ -59,6 +59,22 @@ private:
 std::string key_entry(const std::string& id, const std::string& cls, const std::string& secret,
                       const std::string& extra = "");
 
+// One connection kept alive across requests, for tests of what the gateway keeps from one
+// request of a connection to the next. Each request carries the test key; a body goes as
+// JSON; `headers` are added (or replace those).
+class kept_alive_client {
+public:
+    explicit kept_alive_client(std::uint16_t port);
+    http::response<http::string_body>
+    request(http::verb method, const std::string& target, const std::string& body = "",
+            const std::map<std::string, std::string>& headers = {});
+
+private:
+    net::io_context ioc_;
+    tcp::socket sock_;
+    beast::flat_buffer buffer_;
+};
+
 // A connected blocking socket to 127.0.0.1:port with a receive timeout, for tests that
 // need to misbehave (slow clients, hang-ups).
 class raw_client {

@@ -1,9 +1,10 @@
 #pragma once
 // The writer thread shared by the stores that buffer in memory and write in batches: it calls
 // a function every interval until stopped, and sooner when nudged (a store whose buffer has
-// grown large asks for the write early, so that no single write is a long burst). The store keeps its own buffer and lock; the write
-// function runs on the thread with none of this class's locks held. The thread runs under
-// SCHED_BATCH, so that it gives way to the event loops at wake-up.
+// grown large asks for the write early, so that no single write is a long burst). The store
+// keeps its own buffer and lock; the write function runs on the thread with none of this
+// class's locks held. The thread runs under SCHED_BATCH, so that it gives way to the event
+// loops at wake-up.
 
 #include <pthread.h>
 #include <sched.h>
