@@ -173,6 +173,35 @@ TEST(MetricsTest, TokensAndSpendByKeySkippingAnonymous) {
     EXPECT_EQ(count_prefixed(text, "michi_spend_usd_total{"), 2u);
 }
 
+// A worker compares each request's labels with the series it counted last before looking
+// the series up: requests that differ from the one before in any one label, or come back
+// to an earlier series, each count under their own labels.
+TEST(MetricsTest, EachLabelOfTheSeriesCountedLastIsCompared) {
+    metrics m;
+    const std::vector<access_entry> order{
+        entry("developer", "openai/gpt-4o", 200, 1), entry("developer", "openai/gpt-4o", 200, 1),
+        entry("agent", "openai/gpt-4o", 200, 1),     entry("agent", "openai/gpt-4o-mini", 200, 1),
+        entry("agent", "openai/gpt-4o-mini", 20, 1), entry("developer", "openai/gpt-4o", 200, 1),
+    };
+    for (const auto& e : order) {
+        m.on_request(e);
+    }
+    m.on_attempt("openai", "ok");
+    m.on_attempt("openai", "http_429");
+    m.on_attempt("openai", "ok");
+    m.on_attempt("claude", "ok");
+    const auto text = m.render(0);
+    EXPECT_TRUE(has_line(text, requests_line("developer", "openai/gpt-4o", "200", "3")));
+    EXPECT_TRUE(has_line(text, requests_line("agent", "openai/gpt-4o", "200", "1")));
+    EXPECT_TRUE(has_line(text, requests_line("agent", "openai/gpt-4o-mini", "200", "1")));
+    EXPECT_TRUE(has_line(text, requests_line("agent", "openai/gpt-4o-mini", "20", "1")));
+    EXPECT_EQ(count_prefixed(text, "michi_requests_total{"), 4u);
+    EXPECT_TRUE(has_line(text, R"(michi_upstream_attempts_total{provider="openai",outcome="ok"} 2)"));
+    EXPECT_TRUE(
+        has_line(text, R"(michi_upstream_attempts_total{provider="openai",outcome="http_429"} 1)"));
+    EXPECT_TRUE(has_line(text, R"(michi_upstream_attempts_total{provider="claude",outcome="ok"} 1)"));
+}
+
 TEST(MetricsTest, AttemptsFallbacksAndRateLimits) {
     metrics m;
     m.on_attempt("openai", "http_429");
