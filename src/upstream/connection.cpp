@@ -12,7 +12,6 @@ connection::connection(executor ex, const endpoint& ep)
     } else {
         plain_ = std::make_unique<plain_stream>(ex);
     }
-    lowest().wait_after_short_reads();
 }
 
 awaitable<error_code> connection::open(tcp_resolver& resolver,

@@ -11,7 +11,6 @@
 // passed, or sleeps again until it. Moving a deadline later (every request does) costs a
 // clock read and a store.
 
-#include "michi/core/drained_read.hpp"
 #include "michi/core/net.hpp"
 
 #include <cstdint>
@@ -117,13 +116,6 @@ public:
     }
     // No deadline (a wait still pending finds nothing to do when it wakes).
     void expires_never() { w_->deadline = time_point::max(); }
-    // After a read that came back short, the next read waits for epoll instead of trying
-    // recv() first (drained_read.hpp). For an upstream connection, whose every read
-    // follows the request just written: it saves the recv() that fails with EAGAIN, 0.7 a
-    // request. Not for a client connection: there the attempt finds the next request
-    // already waiting often enough that waiting for epoll instead (one pass of the
-    // worker's other ready connections) cost the benchmark's p99 about 1 ms.
-    void wait_after_short_reads() noexcept { drained_reads_ = true; }
     // The socket was closed because a deadline passed.
     bool timed_out() const noexcept { return w_->timed_out; }
     void close() {
@@ -135,12 +127,8 @@ public:
     auto async_read_some(const MutableBuffers& buffers, Token&& token) {
         return net::async_initiate<Token, void(error_code, std::size_t)>(
             [this](auto handler, const MutableBuffers& b) {
-                using read_handler = timeout_handler<std::decay_t<decltype(handler)>>;
-                if (drained_reads_) {
-                    socket_.async_read_some(first_buffer(b), read_handler{std::move(handler), w_});
-                } else {
-                    socket_.async_read_some(b, read_handler{std::move(handler), w_});
-                }
+                socket_.async_read_some(
+                    b, timeout_handler<std::decay_t<decltype(handler)>>{std::move(handler), w_});
             },
             token, buffers);
     }
@@ -184,7 +172,6 @@ private:
 
     tcp_socket socket_;
     watch_ref w_;
-    bool drained_reads_ = false;
 };
 
 } // namespace michi
