@@ -251,13 +251,13 @@ void merge_into(std::map<label_key<N>, V>& dst, const label_map<N, V>& src) {
 
 } // namespace
 
-// One thread's counters; only that thread and the scraper take its mutex.
 // The series a family counted last, compared before the family's table is hashed into: a
 // worker's requests mostly repeat the key, model, status and provider of the one before.
 // (Entries are never erased, so the pointer stays valid.)
 template <std::size_t N, typename V>
 using last_series = typename label_map<N, V>::value_type*;
 
+// One thread's counters; only that thread and the scraper take its mutex.
 struct metrics::shard {
     std::mutex mu;
     label_map<3, std::uint64_t> requests;  // key_class, model, status
@@ -266,6 +266,7 @@ struct metrics::shard {
     label_map<1, double> spend;
     last_series<3, std::uint64_t> last_request = nullptr;
     last_series<2, std::uint64_t> last_attempt = nullptr;
+    last_series<1, std::uint64_t> last_rate_limited = nullptr;
     last_series<1, double> last_spend = nullptr;
     histogram duration;
     histogram ttfb;
@@ -290,12 +291,12 @@ struct metrics::impl {
     explicit impl(std::uint64_t i) : id(i) {}
 
     // Adds delta under labels v, admitting (or folding) a tuple this shard has not seen yet;
-    // `last` (may be null) is the series counted last in m, and becomes this one.
+    // `last` is the series counted last in m (null before the first), and becomes this one.
     template <std::size_t N, typename V>
-    void add(label_map<N, V>& m, last_series<N, V>* last, admission<N>& adm,
+    void add(label_map<N, V>& m, last_series<N, V>& last, admission<N>& adm,
              const label_view<N>& v, V delta) {
-        if (last != nullptr && *last != nullptr && label_equal{}((*last)->first, v)) {
-            (*last)->second += delta;
+        if (last != nullptr && label_equal{}(last->first, v)) {
+            last->second += delta;
             return;
         }
         auto it = m.find(v);
@@ -311,9 +312,7 @@ struct metrics::impl {
             }
         }
         it->second += delta;
-        if (last != nullptr) {
-            *last = &*it;
-        }
+        last = &*it;
     }
 };
 
@@ -352,7 +351,7 @@ void metrics::on_request(const access_entry& e) {
 
     shard& s = local_shard();
     std::lock_guard lock(s.mu);
-    impl_->add<3, std::uint64_t>(s.requests, &s.last_request, impl_->requests,
+    impl_->add<3, std::uint64_t>(s.requests, s.last_request, impl_->requests,
                                  {key_class, model, status}, 1);
     s.duration.observe(e.latency_ms / 1000.0);
     if (e.status >= 200 && e.status < 300) {
@@ -362,14 +361,14 @@ void metrics::on_request(const access_entry& e) {
     s.tokens_out += e.tokens_out;
     if (!e.key_id.empty()) {
         const double cost = std::isfinite(e.cost_usd) && e.cost_usd > 0 ? e.cost_usd : 0.0;
-        impl_->add<1, double>(s.spend, &s.last_spend, impl_->spend, {e.key_id}, cost);
+        impl_->add<1, double>(s.spend, s.last_spend, impl_->spend, {e.key_id}, cost);
     }
 }
 
 void metrics::on_attempt(std::string_view provider, std::string_view outcome) {
     shard& s = local_shard();
     std::lock_guard lock(s.mu);
-    impl_->add<2, std::uint64_t>(s.attempts, &s.last_attempt, impl_->attempts,
+    impl_->add<2, std::uint64_t>(s.attempts, s.last_attempt, impl_->attempts,
                                  {provider, outcome}, 1);
 }
 
@@ -382,7 +381,8 @@ void metrics::on_fallback() {
 void metrics::on_rate_limited(std::string_view guard) {
     shard& s = local_shard();
     std::lock_guard lock(s.mu);
-    impl_->add<1, std::uint64_t>(s.rate_limited, nullptr, impl_->rate_limited, {guard}, 1);
+    impl_->add<1, std::uint64_t>(s.rate_limited, s.last_rate_limited, impl_->rate_limited,
+                                 {guard}, 1);
 }
 
 std::string metrics::render(std::int64_t inflight) const {

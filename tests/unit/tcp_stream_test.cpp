@@ -32,20 +32,41 @@ struct pair {
     }
 };
 
-// Reads one byte on the stream; runs the loop (bounded) until the read completes.
-error_code read_one(pair& p) {
-    std::optional<error_code> result;
-    char c = 0;
-    p.stream->async_read_some(net::buffer(&c, 1),
-                              [&](error_code ec, std::size_t) { result = ec; });
-    // Handler by handler until the read is done (the deadline's wait may stay pending).
-    for (int i = 0; i < 100 && !result; ++i) {
-        if (p.ioc.run_one_for(10s) == 0) {
-            break;
-        }
+// A read of up to 64 bytes, started now; finish() runs the loop handler by handler
+// (bounded; the deadline's wait may stay pending) until the read is done.
+struct pending_read {
+    pair& p;
+    char buf[64] = {};
+    std::optional<error_code> ec;
+    std::size_t n = 0;
+
+    explicit pending_read(pair& to) : p(to) {
+        p.stream->async_read_some(net::buffer(buf), [this](error_code e, std::size_t got) {
+            ec = e;
+            n = got;
+        });
     }
-    EXPECT_TRUE(result.has_value()) << "the read never completed";
-    return result.value_or(net::error::would_block);
+    // What was read, the error's message, or "timeout" when the read never completed.
+    std::string finish() {
+        p.ioc.restart(); // (an earlier run may have stopped when it ran out of work)
+        for (int i = 0; i < 100 && !ec; ++i) {
+            if (p.ioc.run_one_for(10s) == 0) {
+                break;
+            }
+        }
+        if (!ec) {
+            return "timeout";
+        }
+        return *ec ? ec->message() : std::string(buf, n);
+    }
+};
+
+// Reads on the stream until the read completes; its error.
+error_code read_one(pair& p) {
+    pending_read r(p);
+    r.finish();
+    EXPECT_TRUE(r.ec.has_value()) << "the read never completed";
+    return r.ec.value_or(net::error::would_block);
 }
 
 // The peer writes one byte after `delay` (on the same loop).
@@ -95,34 +116,6 @@ TEST(TcpStreamTest, NoDeadlineKeepsTheReadWaiting) {
     write_later(p, later, 300ms);
     EXPECT_EQ(read_one(p), error_code{});
 }
-
-// A read of up to 64 bytes, started now; finish() runs the loop (bounded) until it is done
-// and returns what it read, or "timeout" when it never completed.
-struct pending_read {
-    pair& p;
-    char buf[64] = {};
-    std::optional<error_code> ec;
-    std::size_t n = 0;
-
-    explicit pending_read(pair& to) : p(to) {
-        p.stream->async_read_some(net::buffer(buf), [this](error_code e, std::size_t got) {
-            ec = e;
-            n = got;
-        });
-    }
-    std::string finish() {
-        p.ioc.restart(); // (an earlier run may have stopped when it ran out of work)
-        for (int i = 0; i < 100 && !ec; ++i) {
-            if (p.ioc.run_one_for(2s) == 0) {
-                break;
-            }
-        }
-        if (!ec) {
-            return "timeout";
-        }
-        return *ec ? ec->message() : std::string(buf, n);
-    }
-};
 
 // The peer's last bytes and its close arrive together, before the read that takes them: the
 // close has no readiness event of its own left, so a read that took the bytes and then waited
