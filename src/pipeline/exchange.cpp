@@ -90,8 +90,7 @@ awaitable<attempt> send(worker& w, const candidate& c, const prepared_request& r
             }
         }
         a.conn->expires_after(head_timeout);
-        auto [wec, wn] = co_await a.conn->visit(
-            [&](auto& s) { return net::async_write(s, bufs, nothrow); });
+        auto [wec, wn] = co_await a.conn->async_write(bufs, nothrow_op);
         if (wec) {
             if (a.conn->reused && !is_timeout(wec)) {
                 continue;
@@ -105,8 +104,7 @@ awaitable<attempt> send(worker& w, const candidate& c, const prepared_request& r
         error_code rec;
         auto& buffer = a.conn->buffer();
         while (wire::wants_more(*a.parser, buffer, true, rec)) {
-            auto [ec, n] = co_await a.conn->visit(
-                [&](auto& s) { return s.async_read_some(wire::read_room(buffer), nothrow); });
+            auto [ec, n] = co_await a.conn->async_read_some(wire::read_room(buffer), nothrow_op);
             if (!wire::took_read(*a.parser, buffer, ec, n, rec)) {
                 break;
             }
@@ -138,8 +136,7 @@ read_piece(attempt& a, char* buf, std::size_t cap,
         // Reads until the parser moves: a read may bring only part of a chunk's framing.
         auto& buffer = a.conn->buffer();
         for (;;) {
-            auto [rec, n] = co_await a.conn->visit(
-                [&](auto& s) { return s.async_read_some(wire::read_room(buffer), nothrow); });
+            auto [rec, n] = co_await a.conn->async_read_some(wire::read_room(buffer), nothrow_op);
             if (!wire::took_read(*a.parser, buffer, rec, n, ec) ||
                 wire::put_buffered(*a.parser, buffer, ec)) {
                 break;

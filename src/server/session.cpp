@@ -203,7 +203,7 @@ awaitable<void> run_session(worker& w, Stream& stream) {
         beast::get_lowest_layer(stream).expires_after(sc->idle_timeout);
         error_code hec;
         while (wire::wants_more(parser, buffer, true, hec)) {
-            auto [rec, rn] = co_await stream.async_read_some(wire::read_room(buffer), nothrow);
+            auto [rec, rn] = co_await async_read_some(stream, wire::read_room(buffer), nothrow_op);
             if (!wire::took_read(parser, buffer, rec, rn, hec)) {
                 break;
             }
@@ -276,7 +276,7 @@ awaitable<void> run_session(worker& w, Stream& stream) {
             beast::get_lowest_layer(stream).expires_after(sc->read_timeout);
             do {
                 auto [rec, rn] =
-                    co_await stream.async_read_some(wire::read_room(buffer), nothrow);
+                    co_await async_read_some(stream, wire::read_room(buffer), nothrow_op);
                 if (!wire::took_read(parser, buffer, rec, rn, bec)) {
                     break;
                 }

@@ -4,6 +4,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -52,5 +53,21 @@ using steady_timer =
 
 // Completion token that returns errors as values: auto [ec, n] = co_await op(nothrow).
 inline constexpr auto nothrow = net::as_tuple(net::use_awaitable_t<executor>{});
+
+// The same for an operation awaited where it is started (`co_await s.async_read_some(b,
+// nothrow_op)`): the coroutine waits on the operation itself, with no coroutine frame made,
+// stacked and destroyed around each one as `use_awaitable` does. The operation object must be
+// awaited in the expression that makes it, so functions returning an operation to await later
+// keep `nothrow`.
+inline constexpr auto nothrow_op = net::as_tuple(net::deferred);
+
+// s.async_read_some(buffers, token) for any token: Beast's ssl_stream declares its result
+// through the token's `return_type`, which `nothrow_op` has not.
+template <class Stream, class MutableBuffers, class Token>
+auto async_read_some(Stream& s, const MutableBuffers& buffers, Token&& token) {
+    return net::async_initiate<Token, void(error_code, std::size_t)>(
+        [&s](auto handler, const MutableBuffers& b) { s.async_read_some(b, std::move(handler)); },
+        token, buffers);
+}
 
 } // namespace michi

@@ -27,10 +27,31 @@ public:
     // verification, all within `timeout`.
     awaitable<error_code> open(tcp_resolver& resolver, std::chrono::milliseconds timeout);
 
-    // Runs f(stream) on whichever stream this is; f returns an awaitable.
-    template <class F>
-    auto visit(F&& f) {
-        return tls_ ? f(*tls_) : f(*plain_);
+    // A read of some bytes and a write of all the buffers, on whichever stream this is,
+    // with any completion token (`co_await c.async_read_some(b, nothrow_op)`).
+    template <class MutableBuffers, class Token>
+    auto async_read_some(const MutableBuffers& buffers, Token&& token) {
+        return net::async_initiate<Token, void(error_code, std::size_t)>(
+            [this](auto handler, const MutableBuffers& b) {
+                if (tls_) {
+                    tls_->async_read_some(b, std::move(handler));
+                } else {
+                    plain_->async_read_some(b, std::move(handler));
+                }
+            },
+            token, buffers);
+    }
+    template <class ConstBuffers, class Token>
+    auto async_write(const ConstBuffers& buffers, Token&& token) {
+        return net::async_initiate<Token, void(error_code, std::size_t)>(
+            [this](auto handler, const ConstBuffers& b) {
+                if (tls_) {
+                    net::async_write(*tls_, b, std::move(handler));
+                } else {
+                    net::async_write(*plain_, b, std::move(handler));
+                }
+            },
+            token, buffers);
     }
 
     tcp_stream& lowest() { return tls_ ? beast::get_lowest_layer(*tls_) : *plain_; }
