@@ -542,11 +542,8 @@ std::string_view borrow_whole_body(attempt& a, error_code& ec) {
 // the request is logged as answered and its reservation settled. Not a coroutine: the
 // write's own operation is returned (the head is serialised before this returns; the body
 // must stay put until the write is done).
-awaitable<std::tuple<error_code, std::size_t>> write_whole(server::client_io& io,
-                                                          request_context& ctx,
-                                                          const response_parser& up,
-                                                          bool translated,
-                                                          std::string_view body) {
+auto write_whole(server::client_io& io, request_context& ctx, const response_parser& up,
+                 bool translated, std::string_view body) {
     // The head's fields go straight into the serialised lines (no Beast field set), in a
     // string this thread reuses: write_response copies them into the head before it
     // returns (client_io's contract), and nothing suspends in between, so no other request

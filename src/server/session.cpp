@@ -34,22 +34,8 @@ constexpr std::size_t body_read_room = 64 * 1024;
 template <class Stream>
 class session_io final : public client_io {
 public:
-    session_io(Stream& s, executor ex) : s_(s), done_timer_(ex) {}
-
-    void set_write_timeout(milliseconds t) { write_timeout_ = t; }
-
-    // A whole response (never chunked: a chunked one goes through write_stream). Not a
-    // coroutine: the write's own operation is returned, and the head is kept here, in a
-    // string reused by every response on the connection, until the write is done.
-    using client_io::write_response;
-    awaitable<std::tuple<error_code, std::size_t>>
-    write_response(const http::response_header<>& head, std::string_view body,
-                   std::string_view extra_fields) override {
-        wire::head(head_, head, extra_fields);
-        const std::array<net::const_buffer, 2> bufs{net::buffer(head_), net::buffer(body)};
-        beast::get_lowest_layer(s_).expires_after(write_timeout_);
-        return net::async_write(s_, bufs, nothrow);
-    }
+    session_io(Stream& s, executor ex)
+        : client_io(beast::get_lowest_layer(s), tls_of(s)), s_(s), done_timer_(ex) {}
 
     awaitable<error_code> write_stream(http::response<http::empty_body>* head,
                                        std::string_view extra_fields, std::string_view data,
@@ -116,11 +102,12 @@ public:
     }
 
 private:
+    static tls_stream* tls_of(tcp_stream&) noexcept { return nullptr; }
+    static tls_stream* tls_of(tls_stream& s) noexcept { return &s; }
+
     Stream& s_;
-    milliseconds write_timeout_{60000};
     steady_timer done_timer_;
     bool watch_done_ = true;
-    std::string head_; // the head of the whole response being written
 };
 
 // Counts a request in flight for the drain logic, whatever way the handler leaves.

@@ -2,8 +2,12 @@
 // The client side of one connection as the handlers see it, whether plain TCP or TLS:
 // whole responses, or a chunked response written piece by piece.
 
+#include "michi/core/http_wire.hpp"
 #include "michi/core/net.hpp"
+#include "michi/core/tcp_stream.hpp"
 
+#include <array>
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <tuple>
@@ -12,21 +16,38 @@ namespace michi::server {
 
 class client_io {
 public:
+    using tls_stream = beast::ssl_stream<tcp_stream>;
+
     virtual ~client_io() = default;
-    // extra_fields: more header lines, already serialised ("name: value\r\n" each, see
-    // wire::append_field), written after the response's own fields, copied into the head
-    // before this returns (a caller may reuse their string at once: relay_whole does). The
-    // response must live until the returned operation completes (the caller awaits it at
-    // once).
-    awaitable<std::tuple<error_code, std::size_t>>
-    write_response(http::response<http::string_body>& res, std::string_view extra_fields = {}) {
+    // A whole response (never chunked: a chunked one goes through write_stream), its body
+    // apart: the head is serialised before this returns (it may be a temporary), into a
+    // string the connection keeps and reuses; the body's bytes must stay put until the
+    // returned operation completes. extra_fields: more header lines, already serialised
+    // ("name: value\r\n" each, see wire::append_field), written after the response's own
+    // fields, copied into the head before this returns (a caller may reuse their string at
+    // once: relay_whole does). The operation is awaited where it is made
+    // (`auto [ec, n] = co_await io.write_response(...)`): it resumes the caller itself,
+    // without a coroutine frame of its own.
+    auto write_response(const http::response_header<>& head, std::string_view body,
+                        std::string_view extra_fields) {
+        wire::head(head_, head, extra_fields);
+        const std::array<net::const_buffer, 2> bufs{net::buffer(head_), net::buffer(body)};
+        lowest_.expires_after(write_timeout_);
+        return net::async_initiate<decltype(nothrow_op), void(error_code, std::size_t)>(
+            [this](auto handler, const std::array<net::const_buffer, 2>& b) {
+                if (tls_ != nullptr) {
+                    net::async_write(*tls_, b, std::move(handler));
+                } else {
+                    net::async_write(lowest_, b, std::move(handler));
+                }
+            },
+            nothrow_op, bufs);
+    }
+    // The same from a whole response, which must live until the operation completes.
+    auto write_response(http::response<http::string_body>& res,
+                        std::string_view extra_fields = {}) {
         return write_response(res.base(), res.body(), extra_fields);
     }
-    // The same with the body apart: the head is serialised before this returns (it may be
-    // a temporary), the body's bytes must stay put until the returned operation completes.
-    virtual awaitable<std::tuple<error_code, std::size_t>>
-    write_response(const http::response_header<>& head, std::string_view body,
-                   std::string_view extra_fields) = 0;
     // Writes, in one write, the parts of a chunked response given: its head when head is not
     // null (head->chunked(true) is set here), data as one chunk when not empty, and the last
     // chunk when last. One write instead of three saves a stream that fits in one upstream
@@ -49,6 +70,19 @@ public:
     virtual void watch_disconnect(std::function<void()> on_gone) = 0;
     // Stops watching and waits until the watch has ended.
     virtual awaitable<void> unwatch() = 0;
+
+    void set_write_timeout(std::chrono::milliseconds t) { write_timeout_ = t; }
+
+protected:
+    // lowest: the TCP stream under it all; tls: the TLS stream over it, or null.
+    client_io(tcp_stream& lowest, tls_stream* tls) : lowest_(lowest), tls_(tls) {}
+
+    tcp_stream& lowest_;
+    tls_stream* tls_;
+    std::chrono::milliseconds write_timeout_{60000};
+
+private:
+    std::string head_; // the head of the whole response being written
 };
 
 } // namespace michi::server
