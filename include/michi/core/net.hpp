@@ -54,11 +54,11 @@ using steady_timer =
 // Completion token that returns errors as values: auto [ec, n] = co_await op(nothrow).
 inline constexpr auto nothrow = net::as_tuple(net::use_awaitable_t<executor>{});
 
-// The same for an operation awaited where it is started (`co_await s.async_read_some(b,
-// nothrow_op)`): the coroutine waits on the operation itself, with no coroutine frame made,
-// stacked and destroyed around each one as `use_awaitable` does. The operation object must be
-// awaited in the expression that makes it, so functions returning an operation to await later
-// keep `nothrow`.
+// The same for an operation awaited as soon as it is made (`co_await s.async_read_some(b,
+// nothrow_op)`, or a function's returned operation awaited by its caller at once): the
+// coroutine waits on the operation itself, with no coroutine frame made, stacked and
+// destroyed around each one as `use_awaitable` does. The operation starts when awaited, so
+// what it reads or writes must stay put until then and until it completes.
 inline constexpr auto nothrow_op = net::as_tuple(net::deferred);
 
 // s.async_read_some(buffers, token) for any token: Beast's ssl_stream declares its result
