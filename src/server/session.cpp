@@ -30,6 +30,10 @@ using std::chrono::milliseconds;
 constexpr std::size_t read_buffer_bytes = 4 * 1024;
 constexpr std::size_t body_read_room = 64 * 1024;
 
+// The TLS stream of a connection, or null for plain TCP.
+tls_over_tcp* tls_of(tcp_stream&) noexcept { return nullptr; }
+tls_over_tcp* tls_of(tls_over_tcp& s) noexcept { return &s; }
+
 // client_io over a concrete stream type.
 template <class Stream>
 class session_io final : public client_io {
@@ -102,9 +106,6 @@ public:
     }
 
 private:
-    static tls_stream* tls_of(tcp_stream&) noexcept { return nullptr; }
-    static tls_stream* tls_of(tls_stream& s) noexcept { return &s; }
-
     Stream& s_;
     steady_timer done_timer_;
     bool watch_done_ = true;
@@ -190,7 +191,9 @@ awaitable<void> run_session(worker& w, Stream& stream) {
         beast::get_lowest_layer(stream).expires_after(sc->idle_timeout);
         error_code hec;
         while (wire::wants_more(parser, buffer, true, hec)) {
-            auto [rec, rn] = co_await async_read_some(stream, wire::read_room(buffer), nothrow_op);
+            auto [rec, rn] =
+                co_await async_read_some(tls_of(stream), beast::get_lowest_layer(stream),
+                                         wire::read_room(buffer), nothrow_op);
             if (!wire::took_read(parser, buffer, rec, rn, hec)) {
                 break;
             }
@@ -263,7 +266,8 @@ awaitable<void> run_session(worker& w, Stream& stream) {
             beast::get_lowest_layer(stream).expires_after(sc->read_timeout);
             do {
                 auto [rec, rn] =
-                    co_await async_read_some(stream, wire::read_room(buffer), nothrow_op);
+                    co_await async_read_some(tls_of(stream), beast::get_lowest_layer(stream),
+                                             wire::read_room(buffer), nothrow_op);
                 if (!wire::took_read(parser, buffer, rec, rn, bec)) {
                     break;
                 }

@@ -50,7 +50,7 @@ bool put_buffered(http::basic_parser<isRequest>& p, beast::flat_buffer& b, error
 // already had what was asked. A read loop is, with `head_only` for just the head:
 //
 //     while (wire::wants_more(p, b, head_only, ec)) {
-//         auto [rec, n] = co_await async_read_some(stream, wire::read_room(b), nothrow_op);
+//         auto [rec, n] = co_await s.async_read_some(wire::read_room(b), nothrow_op);
 //         if (!wire::took_read(p, b, rec, n, ec)) break;
 //     }
 //

@@ -61,13 +61,4 @@ inline constexpr auto nothrow = net::as_tuple(net::use_awaitable_t<executor>{});
 // what it reads or writes must stay put until then and until it completes.
 inline constexpr auto nothrow_op = net::as_tuple(net::deferred);
 
-// s.async_read_some(buffers, token) for any token: Beast's ssl_stream declares its result
-// through the token's `return_type`, which `nothrow_op` has not.
-template <class Stream, class MutableBuffers, class Token>
-auto async_read_some(Stream& s, const MutableBuffers& buffers, Token&& token) {
-    return net::async_initiate<Token, void(error_code, std::size_t)>(
-        [&s](auto handler, const MutableBuffers& b) { s.async_read_some(b, std::move(handler)); },
-        token, buffers);
-}
-
 } // namespace michi

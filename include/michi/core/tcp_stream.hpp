@@ -174,4 +174,36 @@ private:
     watch_ref w_;
 };
 
+// A connection that is plain TCP or TLS over it: reads and writes go to `tls` when there is
+// one, else to `plain` (the upstream's connections and the client's side of a session).
+using tls_over_tcp = beast::ssl_stream<tcp_stream>;
+
+template <class MutableBuffers, class Token>
+auto async_read_some(tls_over_tcp* tls, tcp_stream& plain, const MutableBuffers& buffers,
+                     Token&& token) {
+    return net::async_initiate<Token, void(error_code, std::size_t)>(
+        [tls, &plain](auto handler, const MutableBuffers& b) {
+            if (tls != nullptr) {
+                tls->async_read_some(b, std::move(handler));
+            } else {
+                plain.async_read_some(b, std::move(handler));
+            }
+        },
+        token, buffers);
+}
+
+template <class ConstBuffers, class Token>
+auto async_write(tls_over_tcp* tls, tcp_stream& plain, const ConstBuffers& buffers,
+                 Token&& token) {
+    return net::async_initiate<Token, void(error_code, std::size_t)>(
+        [tls, &plain](auto handler, const ConstBuffers& b) {
+            if (tls != nullptr) {
+                net::async_write(*tls, b, std::move(handler));
+            } else {
+                net::async_write(plain, b, std::move(handler));
+            }
+        },
+        token, buffers);
+}
+
 } // namespace michi

@@ -16,8 +16,6 @@ namespace michi::server {
 
 class client_io {
 public:
-    using tls_stream = beast::ssl_stream<tcp_stream>;
-
     virtual ~client_io() = default;
     // A whole response (never chunked: a chunked one goes through write_stream), its body
     // apart: the head is serialised before this returns (it may be a temporary), into a
@@ -33,15 +31,7 @@ public:
         wire::head(head_, head, extra_fields);
         const std::array<net::const_buffer, 2> bufs{net::buffer(head_), net::buffer(body)};
         lowest_.expires_after(write_timeout_);
-        return net::async_initiate<decltype(nothrow_op), void(error_code, std::size_t)>(
-            [this](auto handler, const std::array<net::const_buffer, 2>& b) {
-                if (tls_ != nullptr) {
-                    net::async_write(*tls_, b, std::move(handler));
-                } else {
-                    net::async_write(lowest_, b, std::move(handler));
-                }
-            },
-            nothrow_op, bufs);
+        return michi::async_write(tls_, lowest_, bufs, nothrow_op);
     }
     // The same from a whole response, which must live until the operation completes.
     auto write_response(http::response<http::string_body>& res,
@@ -75,10 +65,10 @@ public:
 
 protected:
     // lowest: the TCP stream under it all; tls: the TLS stream over it, or null.
-    client_io(tcp_stream& lowest, tls_stream* tls) : lowest_(lowest), tls_(tls) {}
+    client_io(tcp_stream& lowest, tls_over_tcp* tls) : lowest_(lowest), tls_(tls) {}
 
     tcp_stream& lowest_;
-    tls_stream* tls_;
+    tls_over_tcp* tls_;
     std::chrono::milliseconds write_timeout_{60000};
 
 private:

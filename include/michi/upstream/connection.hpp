@@ -19,7 +19,7 @@ public:
     static constexpr std::size_t read_buffer_bytes = 8 * 1024;
 
     using plain_stream = tcp_stream;
-    using tls_stream = beast::ssl_stream<tcp_stream>;
+    using tls_stream = tls_over_tcp;
 
     connection(executor ex, const endpoint& ep);
 
@@ -31,27 +31,11 @@ public:
     // with any completion token (`co_await c.async_read_some(b, nothrow_op)`).
     template <class MutableBuffers, class Token>
     auto async_read_some(const MutableBuffers& buffers, Token&& token) {
-        return net::async_initiate<Token, void(error_code, std::size_t)>(
-            [this](auto handler, const MutableBuffers& b) {
-                if (tls_) {
-                    tls_->async_read_some(b, std::move(handler));
-                } else {
-                    plain_->async_read_some(b, std::move(handler));
-                }
-            },
-            token, buffers);
+        return michi::async_read_some(tls_.get(), lowest(), buffers, std::forward<Token>(token));
     }
     template <class ConstBuffers, class Token>
     auto async_write(const ConstBuffers& buffers, Token&& token) {
-        return net::async_initiate<Token, void(error_code, std::size_t)>(
-            [this](auto handler, const ConstBuffers& b) {
-                if (tls_) {
-                    net::async_write(*tls_, b, std::move(handler));
-                } else {
-                    net::async_write(*plain_, b, std::move(handler));
-                }
-            },
-            token, buffers);
+        return michi::async_write(tls_.get(), lowest(), buffers, std::forward<Token>(token));
     }
 
     tcp_stream& lowest() { return tls_ ? beast::get_lowest_layer(*tls_) : *plain_; }
