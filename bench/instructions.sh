@@ -6,6 +6,8 @@
 #   michi/free   Michi, a key with no limits
 #   michi/guard  Michi, a key with every guard set (daily and monthly budgets, RPM, TPM, the
 #                agent loop guard), limits far above what the run reaches
+#   beast-floor  a bare proxy on Asio and Beast alone (bench/floor/, one worker), when its
+#                binary is built (cmake --build --preset release --target michi-bench-floor)
 #
 # All three proxy the same mock upstream (nginx, not counted). Each target gets WARMUP
 # requests (by default enough to fill the loop guard's table of 4096 recent bodies, so the
@@ -15,7 +17,7 @@
 # of the process (Michi's request-log writer included). Every request body differs, as a
 # real agent's do, so the loop guard sees a new fingerprint each time.
 #
-#   bench/instructions.sh   env: MICHI_BIN REQUESTS (2000) CONNECTIONS (4) WARMUP (5000)
+#   bench/instructions.sh   env: MICHI_BIN FLOOR_BIN REQUESTS (2000) CONNECTIONS (4) WARMUP (5000)
 #                           needs valgrind, nginx, python3, curl
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -23,6 +25,7 @@ MICHI_BIN="${MICHI_BIN:-$HERE/../build/release/michi-gateway}"
 REQUESTS="${REQUESTS:-2000}"
 CONNECTIONS="${CONNECTIONS:-4}"
 WARMUP="${WARMUP:-5000}"
+FLOOR_BIN="${FLOOR_BIN:-$HERE/../build/release/michi-bench-floor}"
 for tool in valgrind callgrind_control nginx python3 curl; do
     command -v "$tool" >/dev/null || { echo "bench: $tool not found" >&2; exit 1; }
 done
@@ -43,6 +46,7 @@ source "$HERE/guard_keys.sh"
 MOCK=$(port)
 PROXY=$(port)
 MICHI=$(port)
+FLOOR=$(port)
 mkdir -p "$TMP/mock" "$TMP/proxy"
 common() { # dir -> nginx main/http preamble
     cat <<NGINX
@@ -82,6 +86,13 @@ valgrind --tool=callgrind --callgrind-out-file="$TMP/michi.cg" \
     "$MICHI_BIN" --config "$TMP/michi.yaml" >"$TMP/michi.log" 2>&1 &
 MICHI_PID=$!
 PIDS+=($MICHI_PID)
+FLOOR_PID=""
+if [[ -x "$FLOOR_BIN" ]]; then
+    valgrind --tool=callgrind --callgrind-out-file="$TMP/floor.cg" \
+        "$FLOOR_BIN" "$FLOOR" "$MOCK" 1 >"$TMP/floor.log" 2>&1 &
+    FLOOR_PID=$!
+    PIDS+=($FLOOR_PID)
+fi
 
 # N requests over C keep-alive connections, each body distinct; fails on any non-200.
 cat >"$TMP/load.py" <<'PY'
@@ -121,6 +132,7 @@ ready() { # port key -> waits for a 200 (valgrind starts slowly)
 }
 ready "$PROXY" none
 ready "$MICHI" "$(field secret free)"
+[[ -z "$FLOOR_PID" ]] || ready "$FLOOR" none
 
 measure() { # name pid port key dump-prefix -> instructions per request
     local name=$1 pid=$2 port=$3 key=$4 prefix=$5
@@ -136,9 +148,16 @@ measure() { # name pid port key dump-prefix -> instructions per request
 PROXY_I=$(measure proxy "$PROXY_PID" "$PROXY" none "$TMP/proxy.cg")
 FREE_I=$(measure free "$MICHI_PID" "$MICHI" "$(field secret free)" "$TMP/michi.cg")
 GUARD_I=$(measure guarded "$MICHI_PID" "$MICHI" "$(field secret guarded)" "$TMP/michi.cg")
+FLOOR_I=""
+[[ -z "$FLOOR_PID" ]] || FLOOR_I=$(measure floor "$FLOOR_PID" "$FLOOR" none "$TMP/floor.cg")
 
 echo "instructions per request ($REQUESTS requests over $CONNECTIONS connections, after $WARMUP warm-up)"
 printf '  %-12s %8s\n' nginx-proxy "$PROXY_I" michi/free "$FREE_I" michi/guard "$GUARD_I"
 awk -v p="$PROXY_I" -v f="$FREE_I" -v g="$GUARD_I" 'BEGIN {
     printf "  michi/free / nginx-proxy: %.2fx\n", f / p
     printf "  guards cost: %+.1f%% instructions (michi/guard / michi/free = %.3f)\n", 100 * (g - f) / f, g / f }'
+if [[ -n "$FLOOR_I" ]]; then
+    printf '  %-12s %8s\n' beast-floor "$FLOOR_I"
+    awk -v p="$PROXY_I" -v f="$FREE_I" -v b="$FLOOR_I" 'BEGIN {
+        printf "  beast-floor / nginx-proxy: %.2fx; michi/free / beast-floor: %.2fx\n", b / p, f / b }'
+fi

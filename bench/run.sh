@@ -3,7 +3,7 @@
 #   (a) direct      — a static mock upstream (nginx `return 200 '<chat.completion JSON>'`),
 #   (b) nginx-proxy — nginx reverse proxy in front of the mock (pooled keep-alive upstream),
 #   (c) michi       — michi-gateway in front of the mock (openai provider, auth + guards),
-# all in one run, interleaved over several rounds. Prints a table and the Michi/nginx-proxy
+# all in one run, interleaved over several rounds (FLOOR=1 adds (d) beast-floor, below). Prints a table and the Michi/nginx-proxy
 # ratios, and writes bench/results/latest.md. Everything listens on 127.0.0.1, on free
 # ephemeral ports, and every process started here is stopped on exit.
 #
@@ -19,6 +19,11 @@
 #   WORKERS          Michi server.threads = nginx-proxy worker_processes (default: nproc)
 #   MOCK_WORKERS     worker_processes of the mock upstream        (default 1)
 #   STREAM           1: add a streaming (SSE) phase, same load as the throughput phase (default 0)
+#   FLOOR            1: add a fourth target, beast-floor: a bare proxy on Asio and Beast alone
+#                    (bench/floor/beast_proxy.cpp; no auth, routing, JSON, guards or log), in the
+#                    throughput and latency phases, to tell the stack's own cost from Michi's
+#                    (default 0; build it with --target michi-bench-floor)
+#   FLOOR_BIN        its binary (default: build/release/michi-bench-floor)
 #   BODY_FILE        the chat request body of the throughput and latency phases (default: a
 #                    one-line "hello"; bench/bodies/conversation-11k.json is a 40-message one)
 #   NGINX, WRK       binaries (default: from PATH)
@@ -39,6 +44,8 @@ ROUNDS="${ROUNDS:-3}"
 WORKERS="${WORKERS:-$(nproc)}"
 MOCK_WORKERS="${MOCK_WORKERS:-1}"
 STREAM="${STREAM:-0}"
+FLOOR="${FLOOR:-0}"
+FLOOR_BIN="${FLOOR_BIN:-$ROOT/build/release/michi-bench-floor}"
 NGINX="${NGINX:-nginx}"
 WRK="${WRK:-wrk}"
 OUT="${OUT:-$HERE/results/latest.md}"
@@ -58,6 +65,9 @@ die() { echo "bench: $*" >&2; exit 1; }
 
 [[ -x "$MICHI_BIN" ]] || die "no michi-gateway at $MICHI_BIN (build it, or set MICHI_BIN)"
 MICHI_BIN="$(readlink -f "$MICHI_BIN")"
+if [[ "$FLOOR" == 1 ]]; then
+    [[ -x "$FLOOR_BIN" ]] || die "no michi-bench-floor at $FLOOR_BIN (cmake --build --preset release --target michi-bench-floor, or set FLOOR_BIN)"
+fi
 command -v "$NGINX" >/dev/null || die "nginx not found ($NGINX)"
 command -v "$WRK" >/dev/null || die "wrk not found ($WRK)"
 command -v curl >/dev/null || die "curl not found"
@@ -149,6 +159,7 @@ PROXY_PORT=$(free_port)
 MICHI_PORT=$(free_port)
 MOCK_SSE_PORT=$(free_port)
 PROXY_SSE_PORT=$(free_port)
+FLOOR_PORT=$(free_port)
 
 MOCK_JSON='{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"gpt-bench","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":9,"total_tokens":18},"system_fingerprint":"fp_bench"}'
 
@@ -297,6 +308,13 @@ declare -A SSE_URL=(
 declare -A PID_OF=([direct]=$MOCK_PID [nginx-proxy]=$PROXY_PID [michi]=$MICHI_PID)
 declare -A LOG_OF=([direct]="$TMP/mock/error.log" [nginx-proxy]="$TMP/proxy/error.log" [michi]="$TMP/michi/out.log")
 TARGETS=(direct nginx-proxy michi)
+if [[ "$FLOOR" == 1 ]]; then
+    "$FLOOR_BIN" "$FLOOR_PORT" "$MOCK_PORT" "$WORKERS" >"$TMP/floor.log" 2>&1 &
+    PID_OF[beast-floor]=$!; PIDS+=("$!")
+    URL[beast-floor]="http://127.0.0.1:$FLOOR_PORT/v1/chat/completions"
+    LOG_OF[beast-floor]="$TMP/floor.log"
+    TARGETS+=(beast-floor)
+fi
 
 for t in "${TARGETS[@]}"; do wait_ready "$t" "${URL[$t]}" "${PID_OF[$t]}" "${LOG_OF[$t]}" "$CHAT_BODY"; done
 
@@ -305,7 +323,7 @@ for t in "${TARGETS[@]}"; do wait_ready "$t" "${URL[$t]}" "${PID_OF[$t]}" "${LOG
 declare -A PROCS_OF
 for t in "${TARGETS[@]}"; do
     PROCS_OF[$t]="${PID_OF[$t]}"
-    [[ $t == michi ]] || PROCS_OF[$t]+=" $(ps -o pid= --ppid "${PID_OF[$t]}" | tr '\n' ' ')"
+    [[ $t == michi || $t == beast-floor ]] || PROCS_OF[$t]+=" $(ps -o pid= --ppid "${PID_OF[$t]}" | tr '\n' ' ')"
 done
 # shellcheck disable=SC2086  # the pid lists are meant to split
 rss_of() { rss_kb ${PROCS_OF[$1]}; }  # target -> REPLY (kB)
@@ -322,7 +340,7 @@ grep -q '"chat.completion"' "$TMP/michi/probe.json" || die "Michi answer is not 
 grep -qi '^x-michi-model: mock/gpt-bench' <<<"$MICHI_HDRS" \
     || echo "bench: note: Michi answered without 'x-michi-model: mock/gpt-bench'" >&2
 if [[ "$STREAM" == 1 ]]; then
-    for t in "${TARGETS[@]}"; do
+    for t in direct nginx-proxy michi; do
         wait_ready "$t (stream)" "${SSE_URL[$t]}" "${PID_OF[$t]}" "${LOG_OF[$t]}" "$STREAM_BODY"
         curl -s -X POST -H 'Content-Type: application/json' -H "Authorization: Bearer $MICHI_BENCH_KEY" \
             --data "$STREAM_BODY" "${SSE_URL[$t]}" >"$TMP/probe.sse"
@@ -385,13 +403,14 @@ echo "bench: ${ROUNDS} rounds; throughput: wrk -t$THREADS -c$CONNECTIONS -d$DURA
 for r in $(seq 1 "$ROUNDS"); do
     # Rotate the order each round so no target always runs first or last.
     order=()
-    for i in 0 1 2; do order+=("${TARGETS[$(((i + r - 1) % 3))]}"); done
+    n=${#TARGETS[@]}
+    for ((i = 0; i < n; i++)); do order+=("${TARGETS[$(((i + r - 1) % n))]}"); done
     for t in "${order[@]}"; do run_wrk throughput "$t" "$r"; done
     if [[ "$LAT_DURATION" != 0 && "$LAT_DURATION" != 0s ]]; then
         for t in "${order[@]}"; do run_wrk latency "$t" "$r"; done
     fi
     if [[ "$STREAM" == 1 ]]; then
-        for t in "${order[@]}"; do run_wrk stream "$t" "$r"; done
+        for t in "${order[@]}"; do [[ $t == beast-floor ]] || run_wrk stream "$t" "$r"; done
     fi
 done
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -414,6 +433,7 @@ export CLK_TCK MICHI_VERSION NGINX_VERSION WRK_VERSION
 export RESULTS OUT CPU_MODEL BUILD_TYPE LOAD_START LOAD_END DURATION CONNECTIONS THREADS \
     LAT_DURATION LAT_CONNECTIONS WARMUP ROUNDS WORKERS MOCK_WORKERS
 export RSS_IDLE_DIRECT=${RSS_IDLE[direct]} RSS_IDLE_PROXY=${RSS_IDLE[nginx-proxy]} RSS_IDLE_MICHI=${RSS_IDLE[michi]}
+export RSS_IDLE_FLOOR=${RSS_IDLE[beast-floor]:-0}
 
 python3 - <<'PY'
 import os, statistics, datetime
@@ -430,9 +450,9 @@ for line in open(E["RESULTS"]):
     fields.update(phase=phase, target=target, round=int(rnd))
     rows.append(fields)
 
-targets = ["direct", "nginx-proxy", "michi"]
+targets = ["direct", "nginx-proxy", "michi", "beast-floor"]
 idle = {"direct": int(E["RSS_IDLE_DIRECT"]), "nginx-proxy": int(E["RSS_IDLE_PROXY"]),
-        "michi": int(E["RSS_IDLE_MICHI"])}
+        "michi": int(E["RSS_IDLE_MICHI"]), "beast-floor": int(E["RSS_IDLE_FLOOR"])}
 med = statistics.median
 
 def sel(phase, target):
@@ -457,11 +477,11 @@ def summary(phase):
         )
     return out
 
-def per_round_ratio(phase):
+def per_round_ratio(phase, a="michi", b="nginx-proxy"):
     ratios = []
     for rnd in sorted({r["round"] for r in rows}):
-        m = [r for r in rows if r["phase"] == phase and r["round"] == rnd and r["target"] == "michi"]
-        n = [r for r in rows if r["phase"] == phase and r["round"] == rnd and r["target"] == "nginx-proxy"]
+        m = [r for r in rows if r["phase"] == phase and r["round"] == rnd and r["target"] == a]
+        n = [r for r in rows if r["phase"] == phase and r["round"] == rnd and r["target"] == b]
         if m and n and n[0]["rps"] > 0:
             ratios.append(m[0]["rps"] / n[0]["rps"])
     return ratios
@@ -530,6 +550,13 @@ if "michi" in st and "nginx-proxy" in st:
     emit(f"- streaming: ratio Michi/nginx-proxy **{ratio:.2f}x** (per round: {', '.join(f'{x:.2f}' for x in rr)}), "
          f"p99 Michi - nginx-proxy = {d99:+.3f} ms, CPU per request {st['michi']['cpu_us']:.1f} vs {st['nginx-proxy']['cpu_us']:.1f} µs "
          f"({st['michi']['cpu_us'] / max(st['nginx-proxy']['cpu_us'], 1e-9):.2f}x)")
+if "beast-floor" in tp and "nginx-proxy" in tp:
+    fl, ng, mc = tp["beast-floor"], tp["nginx-proxy"], tp["michi"]
+    rr = per_round_ratio("throughput", "beast-floor")
+    emit(f"- the stack's floor (beast-floor, a bare Asio/Beast proxy): beast-floor/nginx-proxy "
+         f"**{fl['rps'] / ng['rps']:.2f}x** (per round: {', '.join(f'{x:.2f}' for x in rr)}), CPU per "
+         f"request {fl['cpu_us'] / max(ng['cpu_us'], 1e-9):.2f}x; Michi/beast-floor "
+         f"**{mc['rps'] / fl['rps']:.2f}x**, CPU per request {mc['cpu_us'] / max(fl['cpu_us'], 1e-9):.2f}x")
 mi = idle["michi"] / 1024
 emit(f"- Michi RSS: idle **{mi:.1f} MB** — target <= 20 MB: {verdict(mi <= 20)}; "
      f"peak under load {max(s.get('michi', {}).get('peak', 0) for s in (tp, lt, st)):.1f} MB; "
