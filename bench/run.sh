@@ -564,6 +564,20 @@ emit(f"- Michi RSS: idle **{mi:.1f} MB** — target <= 20 MB: {verdict(mi <= 20)
 errs = sum(s[t]["errors"] for s in (tp, lt, st) for t in s)
 if errs:
     emit(f"- WARNING: {errs:.0f} failed or non-2xx responses during the run (see the errors column)")
+
+def seconds(d):
+    unit = {"s": 1, "m": 60, "h": 3600}.get(d[-1:], None)
+    return float(d[:-1]) * unit if unit else float(d)
+
+# A run that took much longer than asked (wrk's own clock) means the machine stalled during it:
+# its req/s is not a figure to compare.
+asked = {"throughput": seconds(E["DURATION"]), "stream": seconds(E["DURATION"]),
+         "latency": seconds(E["LAT_DURATION"]) if E["LAT_DURATION"] not in ("0", "0s") else 0}
+for r in rows:
+    took = r["requests"] / r["rps"] if r["rps"] > 0 else 0
+    if asked.get(r["phase"]) and took > 1.5 * asked[r["phase"]]:
+        emit(f"- WARNING: {r['phase']} round {r['round']}, {r['target']}: wrk ran {took:.1f} s for a "
+             f"{asked[r['phase']]:g} s run (the machine stalled); that round's req/s is not comparable")
 emit()
 emit(f"Per run (phase, target, round, wrk figures in µs, RSS in kB, CPU in ticks of 1/{E['CLK_TCK']} s):")
 emit()
