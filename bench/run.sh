@@ -3,8 +3,8 @@
 #   (a) direct      — a static mock upstream (nginx `return 200 '<chat.completion JSON>'`),
 #   (b) nginx-proxy — nginx reverse proxy in front of the mock (pooled keep-alive upstream),
 #   (c) michi       — michi-gateway in front of the mock (openai provider, auth + guards),
-# all in one run, interleaved over several rounds (FLOOR=1 adds (d) beast-floor, below). Prints a table and the Michi/nginx-proxy
-# ratios, and writes bench/results/latest.md. Everything listens on 127.0.0.1, on free
+# all in one run, interleaved over several rounds (FLOOR=1 adds (d) beast-floor, below). Prints
+# a table and the Michi/nginx-proxy ratios, and writes bench/results/latest.md. Everything listens on 127.0.0.1, on free
 # ephemeral ports, and every process started here is stopped on exit.
 #
 # Knobs (environment):
@@ -318,12 +318,14 @@ fi
 
 for t in "${TARGETS[@]}"; do wait_ready "$t" "${URL[$t]}" "${PID_OF[$t]}" "${LOG_OF[$t]}" "$CHAT_BODY"; done
 
-# The processes of each target: Michi's one; nginx's master and its workers (looked up once,
-# now that they are up).
+# The processes of each target: Michi's one (and the floor's); nginx's master and its workers
+# (looked up once, now that they are up).
 declare -A PROCS_OF
 for t in "${TARGETS[@]}"; do
     PROCS_OF[$t]="${PID_OF[$t]}"
-    [[ $t == michi || $t == beast-floor ]] || PROCS_OF[$t]+=" $(ps -o pid= --ppid "${PID_OF[$t]}" | tr '\n' ' ')"
+    if [[ $t == direct || $t == nginx-proxy ]]; then
+        PROCS_OF[$t]+=" $(ps -o pid= --ppid "${PID_OF[$t]}" | tr '\n' ' ')"
+    fi
 done
 # shellcheck disable=SC2086  # the pid lists are meant to split
 rss_of() { rss_kb ${PROCS_OF[$1]}; }  # target -> REPLY (kB)
@@ -340,7 +342,8 @@ grep -q '"chat.completion"' "$TMP/michi/probe.json" || die "Michi answer is not 
 grep -qi '^x-michi-model: mock/gpt-bench' <<<"$MICHI_HDRS" \
     || echo "bench: note: Michi answered without 'x-michi-model: mock/gpt-bench'" >&2
 if [[ "$STREAM" == 1 ]]; then
-    for t in direct nginx-proxy michi; do
+    for t in "${TARGETS[@]}"; do
+        [[ -n "${SSE_URL[$t]:-}" ]] || continue  # beast-floor has no streaming upstream
         wait_ready "$t (stream)" "${SSE_URL[$t]}" "${PID_OF[$t]}" "${LOG_OF[$t]}" "$STREAM_BODY"
         curl -s -X POST -H 'Content-Type: application/json' -H "Authorization: Bearer $MICHI_BENCH_KEY" \
             --data "$STREAM_BODY" "${SSE_URL[$t]}" >"$TMP/probe.sse"
@@ -410,7 +413,7 @@ for r in $(seq 1 "$ROUNDS"); do
         for t in "${order[@]}"; do run_wrk latency "$t" "$r"; done
     fi
     if [[ "$STREAM" == 1 ]]; then
-        for t in "${order[@]}"; do [[ $t == beast-floor ]] || run_wrk stream "$t" "$r"; done
+        for t in "${order[@]}"; do [[ -z "${SSE_URL[$t]:-}" ]] || run_wrk stream "$t" "$r"; done
     fi
 done
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
