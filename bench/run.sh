@@ -4,8 +4,9 @@
 #   (b) nginx-proxy — nginx reverse proxy in front of the mock (pooled keep-alive upstream),
 #   (c) michi       — michi-gateway in front of the mock (openai provider, auth + guards),
 # all in one run, interleaved over several rounds (FLOOR=1 adds (d) beast-floor, below). Prints
-# a table and the Michi/nginx-proxy ratios, and writes bench/results/latest.md. Everything listens on 127.0.0.1, on free
-# ephemeral ports, and every process started here is stopped on exit.
+# a table and the Michi/nginx-proxy ratios, and writes bench/results/latest.md. Everything
+# listens on 127.0.0.1, on free ephemeral ports, and every process started here is stopped on
+# exit.
 #
 # Knobs (environment):
 #   MICHI_BIN        michi-gateway binary        (default: build/release/michi-gateway)
@@ -66,7 +67,8 @@ die() { echo "bench: $*" >&2; exit 1; }
 [[ -x "$MICHI_BIN" ]] || die "no michi-gateway at $MICHI_BIN (build it, or set MICHI_BIN)"
 MICHI_BIN="$(readlink -f "$MICHI_BIN")"
 if [[ "$FLOOR" == 1 ]]; then
-    [[ -x "$FLOOR_BIN" ]] || die "no michi-bench-floor at $FLOOR_BIN (cmake --build --preset release --target michi-bench-floor, or set FLOOR_BIN)"
+    [[ -x "$FLOOR_BIN" ]] || die "no michi-bench-floor at $FLOOR_BIN" \
+        "(cmake --build --preset release --target michi-bench-floor, or set FLOOR_BIN)"
 fi
 command -v "$NGINX" >/dev/null || die "nginx not found ($NGINX)"
 command -v "$WRK" >/dev/null || die "wrk not found ($WRK)"
