@@ -115,6 +115,19 @@ TEST(RequestParserTest, ChunkedBodyIsJoinedAndConnectionCloseEndsKeepAlive) {
     }
 }
 
+// An empty chunked body is its last chunk alone; when its final CRLF comes split, Beast 1.81
+// (which asserted otherwise, in builds with assertions: src/core/boost_assert.cpp) reads on.
+TEST(RequestParserTest, AnEmptyChunkedBodyInEverySplit) {
+    const std::string wire = "POST /v1/chat/completions HTTP/1.1\r\n"
+                             "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+    for (std::size_t split = 1; split <= wire.size(); ++split) {
+        const auto r = parse(wire, split);
+        ASSERT_TRUE(r) << split;
+        EXPECT_EQ(r->body(), "");
+        EXPECT_TRUE(r->keep_alive());
+    }
+}
+
 TEST(RequestParserTest, Http10KeepsAliveOnlyWhenAsked) {
     const auto plain = parse("GET /healthz HTTP/1.0\r\n\r\n", 4096);
     ASSERT_TRUE(plain);
