@@ -16,10 +16,10 @@ ctest --preset debug -j "$jobs"
 
 echo "== fuzz (short runs; see README for longer ones)"
 cmake --preset fuzz >/dev/null
-cmake --build --preset fuzz -j "$jobs" --target sse_parser_fuzz anthropic_fuzz gemini_fuzz body_scan_fuzz \
-  http_parser_fuzz
+fuzzers=(sse_parser_fuzz anthropic_fuzz gemini_fuzz body_scan_fuzz http_parser_fuzz config_fuzz)
+cmake --build --preset fuzz -j "$jobs" --target "${fuzzers[@]}"
 fuzz_secs=${MICHI_FUZZ_SECONDS:-10}
-for target in sse_parser_fuzz anthropic_fuzz gemini_fuzz body_scan_fuzz http_parser_fuzz; do
+for target in "${fuzzers[@]}"; do
   corpus=$(mktemp -d)
   seeds=tests/fuzz/corpus/${target%_fuzz}
   [[ $target == sse_parser_fuzz ]] && seeds=tests/fuzz/corpus/sse

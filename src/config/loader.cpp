@@ -6,6 +6,7 @@
 #include "michi/config/config.hpp"
 #include "michi/core/secret.hpp"
 
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -668,11 +669,14 @@ load_result parse(const std::string& yaml_text, const env_lookup& env, const std
         try {
             root = YAML::Load(yaml_text);
         } catch (const YAML::Exception& e) {
+            // yaml-cpp says "bad file" where it stops at its nesting limit.
+            const bool deep = dynamic_cast<const YAML::DeepRecursion*>(&e) != nullptr;
+            const std::string what = deep ? "nested too deeply" : e.msg;
             out.errors.push_back(e.mark.is_null()
-                                     ? "syntax error: " + e.msg
+                                     ? "syntax error: " + what
                                      : "syntax error at line " + std::to_string(e.mark.line + 1) +
                                            ", column " + std::to_string(e.mark.column + 1) + ": " +
-                                           e.msg);
+                                           what);
             return out;
         }
         auto cfg = std::make_shared<config>();

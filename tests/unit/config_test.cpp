@@ -390,6 +390,14 @@ TEST(ConfigTest, SyntaxErrorIsOneErrorWithLineAndColumn) {
     EXPECT_NE(r.errors[0].find(", column "), std::string::npos) << r.errors[0];
 }
 
+TEST(ConfigTest, NestingPastTheParsersLimitIsASyntaxErrorSayingSo) {
+    const auto r = load("server: " + std::string(3000, '['));
+    ASSERT_EQ(r.errors.size(), 1u) << joined(r.errors);
+    EXPECT_FALSE(r.cfg);
+    EXPECT_TRUE(r.errors[0].starts_with("syntax error at line 1, column ")) << r.errors[0];
+    EXPECT_TRUE(r.errors[0].ends_with(": nested too deeply")) << r.errors[0];
+}
+
 TEST(ConfigTest, NeverThrowsOnGarbage) {
     for (const std::string& text : std::initializer_list<std::string>{
              "{{{{", "- - -", "\t\tx", "a: *nope", "? [a]\n: b", "42", "keys: [[[]]]",
