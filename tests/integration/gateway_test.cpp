@@ -3,11 +3,15 @@
 #include "support/fake_upstream.hpp"
 #include "support/gateway_harness.hpp"
 
+#include "michi/core/http_wire.hpp"
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <set>
 #include <thread>
+#include <vector>
 
 namespace michi::test {
 namespace {
@@ -681,6 +685,56 @@ TEST(GatewayTest, OversizedBodyGets413AndOversizedHeaders431) {
     EXPECT_EQ(json::parse(r.body)["error"]["code"], "request_too_large");
     const auto h = gw.request(http::verb::get, "/healthz", "", {{"x-big", std::string(4096, 'h')}});
     EXPECT_EQ(h.status, 431u);
+    EXPECT_EQ(up.request_count(), 0u);
+}
+
+// Requests written back to back before any answer (HTTP/1.1 pipelining), one of them with a
+// chunked body and one an empty chunked body: each is answered, in order, on the connection.
+TEST(GatewayTest, PipelinedRequestsAreAnsweredInOrder) {
+    fake_upstream up;
+    gateway_harness gw(basic_config(up.base_url()));
+    const auto head = [](const std::string& start) {
+        return start + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+               std::string(test_secret) + "\r\n";
+    };
+    const std::string first =
+        R"({"model":"echo/echo-1","messages":[{"role":"user","content":"first"}]})";
+    const std::string third =
+        R"({"model":"echo/echo-1","messages":[{"role":"user","content":"third"}]})";
+    std::string bytes = head("POST /v1/chat/completions") + "Content-Length: " +
+                        std::to_string(first.size()) + "\r\n\r\n" + first;
+    bytes += head("GET /models") + "\r\n";
+    bytes += head("POST /chat/completions") + "Transfer-Encoding: chunked\r\n\r\n";
+    for (std::size_t at = 0; at < third.size(); at += 16) {
+        const auto piece = third.substr(at, 16);
+        bytes += wire::chunk_size_line(piece.size()) + piece + "\r\n";
+    }
+    bytes += "0\r\n\r\n";
+    bytes += head("POST /v1/embeddings") + "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+
+    net::io_context ioc;
+    beast::tcp_stream stream(ioc);
+    stream.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), gw.port()));
+    stream.expires_after(10s);
+    net::write(stream, net::buffer(bytes));
+    beast::flat_buffer buffer;
+    std::vector<http::response<http::string_body>> answers(4);
+    for (auto& a : answers) {
+        http::read(stream, buffer, a);
+    }
+    EXPECT_EQ(answers[0].result_int(), 200u);
+    EXPECT_EQ(json::parse(answers[0].body())["choices"][0]["message"]["content"], "first");
+    EXPECT_EQ(answers[1].result_int(), 200u);
+    EXPECT_EQ(json::parse(answers[1].body())["object"], "list");
+    EXPECT_EQ(answers[2].result_int(), 200u);
+    EXPECT_EQ(json::parse(answers[2].body())["choices"][0]["message"]["content"], "third");
+    EXPECT_EQ(answers[3].result_int(), 400u) << answers[3].body(); // an empty body
+    EXPECT_EQ(json::parse(answers[3].body())["error"]["type"], "invalid_request_error");
+    std::set<std::string> ids;
+    for (const auto& a : answers) {
+        ids.insert(std::string(a["x-request-id"]));
+    }
+    EXPECT_EQ(ids.size(), 4u); // each its own request
     EXPECT_EQ(up.request_count(), 0u);
 }
 
