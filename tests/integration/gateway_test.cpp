@@ -525,6 +525,24 @@ TEST(GatewayTest, ClientDisconnectMidStreamCancelsTheUpstreamRequest) {
     EXPECT_EQ(up.connections_opened(), 2u);
 }
 
+// A client that asks for a stream and then reads nothing: once the gateway's write to it has
+// waited idle_timeout, the client is cut off and the upstream request cancelled (a stalled
+// reader cannot hold an upstream stream, or the gateway's memory, forever).
+TEST(GatewayTest, AClientThatStopsReadingAStreamIsCutOffAndTheUpstreamCancelled) {
+    fake_upstream up;
+    // 8 MiB of events: more than the gateway's socket can hold for a client that reads none.
+    const std::string event =
+        R"({"choices":[{"index":0,"delta":{"content":")" + std::string(8192, 'x') + R"("}}]})";
+    up.set_handler([&](const recorded_request&) {
+        return sse_response(std::vector<std::string>(1024, event));
+    });
+    gateway_harness gw(basic_config(up.base_url(), {.server = "  idle_timeout: 300ms\n"}));
+    raw_client client(gw.port());
+    client.send(chunked_request(stream_body));
+    EXPECT_TRUE(up.wait_until([&] { return up.streams_aborted() == 1; })) << up.streams_aborted();
+    EXPECT_TRUE(client.wait_closed()); // what the gateway had sent, then the end
+}
+
 TEST(GatewayTest, StreamCutBeforeFirstEventFallsBackAfterItEndsWithErrorEvent) {
     fake_upstream up;
     up.set_handler([](const recorded_request& req) {
