@@ -7,6 +7,8 @@
 #include <boost/asio/signal_set.hpp>
 #include <spdlog/spdlog.h>
 
+#include <sys/resource.h>
+
 #include <iostream>
 #include <string_view>
 #include <vector>
@@ -35,6 +37,33 @@ std::string not_in_this_release(const config::config& cfg) {
     }
     return "store.redis is set, but the ledger shared through Redis is not in this release: "
            "budgets and rate limits are kept by each replica on its own";
+}
+
+// Raises the soft limit on open files to the hard one, as the Go runtime does for its servers:
+// each proxied request holds two descriptors (client and upstream), and the soft limit many
+// systems start services with (1024) would stop the gateway near 500 concurrent streams, its
+// accepts failing with "too many open files". Logs what it did; a low limit is worth a warning.
+void raise_open_files_limit() {
+    rlimit lim{};
+    if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) {
+        return;
+    }
+    const rlim_t before = lim.rlim_cur;
+    if (lim.rlim_cur < lim.rlim_max) {
+        lim.rlim_cur = lim.rlim_max;
+        if (::setrlimit(RLIMIT_NOFILE, &lim) != 0) {
+            lim.rlim_cur = before;
+        }
+    }
+    if (lim.rlim_cur != before) {
+        spdlog::info("open files: soft limit raised from {} to {}", before, lim.rlim_cur);
+    }
+    constexpr rlim_t low = 4096;
+    if (lim.rlim_cur != RLIM_INFINITY && lim.rlim_cur < low) {
+        spdlog::warn("open files: the limit is {} (hard limit {}): about {} requests at once; "
+                     "raise it (ulimit -n, LimitNOFILE=) for more",
+                     lim.rlim_cur, lim.rlim_max, lim.rlim_cur / 2);
+    }
 }
 
 int keygen(const std::vector<std::string_view>& args) {
@@ -83,6 +112,7 @@ int run_daemon(const std::string& path) {
         return 1;
     }
     obs::setup_logging(loaded.cfg->log);
+    raise_open_files_limit();
     if (const auto note = not_in_this_release(*loaded.cfg); !note.empty()) {
         spdlog::warn("{}", note);
     }

@@ -8,11 +8,15 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <sys/resource.h>
+
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <regex>
 #include <thread>
+#include <vector>
 
 namespace michi::test {
 namespace {
@@ -130,6 +134,82 @@ TEST_F(DaemonTest, ARedisStoreIsAcceptedWithAWarningThatItIsNotUsed) {
     EXPECT_NE(d.output().find(warning), std::string::npos) << d.output();
     d.signal(SIGTERM);
     EXPECT_EQ(d.wait_exit(), 0);
+}
+
+// This process's soft limit on open files lowered while it lives (a child started meanwhile
+// inherits it), then put back.
+class lowered_open_files_limit {
+public:
+    explicit lowered_open_files_limit(rlim_t soft) {
+        ok_ = ::getrlimit(RLIMIT_NOFILE, &saved_) == 0;
+        rlimit lim = saved_;
+        lim.rlim_cur = soft;
+        ok_ = ok_ && ::setrlimit(RLIMIT_NOFILE, &lim) == 0;
+    }
+    ~lowered_open_files_limit() { ::setrlimit(RLIMIT_NOFILE, &saved_); }
+    bool ok() const { return ok_; }
+
+private:
+    rlimit saved_{};
+    bool ok_ = false;
+};
+
+// Started with the soft limit many systems give services (here 64, far below the 200
+// connections of the test), the daemon raises it to the hard limit and serves them all at once.
+TEST_F(DaemonTest, ServesMoreConnectionsAtOnceThanTheOpenFilesLimitItStartedWith) {
+    rlimit lim{};
+    ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &lim), 0);
+    constexpr std::size_t clients = 200;
+    if (lim.rlim_max != RLIM_INFINITY && lim.rlim_max < 4 * clients) {
+        GTEST_SKIP() << "the hard limit on open files is " << lim.rlim_max;
+    }
+    fake_upstream up;
+    const std::string secret = "mk-app-ManyConnectionsManyConnectionsManyConn1";
+    const auto cfg = write_config(daemon_config(
+        up.base_url(), key_entry("many", "application", secret, "    rpm: 100000\n")));
+    std::optional<daemon_process> d;
+    {
+        lowered_open_files_limit low(64);
+        ASSERT_TRUE(low.ok());
+        d.emplace(std::vector<std::string>{"--config", cfg});
+    }
+    const auto port = d->wait_listening();
+    ASSERT_NE(port, 0) << d->output();
+    EXPECT_NE(d->output().find("soft limit raised from 64 to "), std::string::npos)
+        << d->output();
+
+    // Every connection open and its request sent before any answer is read.
+    net::io_context ioc;
+    std::vector<tcp::socket> sockets;
+    const std::string body =
+        R"({"model":"echo/echo-1","messages":[{"role":"user","content":"hi"}]})";
+    const std::string request = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                                "Authorization: Bearer " + secret + "\r\nContent-Length: " +
+                                std::to_string(body.size()) + "\r\n\r\n" + body;
+    const timeval ten_seconds{10, 0};
+    for (std::size_t i = 0; i < clients; ++i) {
+        auto& s = sockets.emplace_back(ioc);
+        s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+        ::setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &ten_seconds,
+                     sizeof ten_seconds);
+        net::write(s, net::buffer(request));
+    }
+    std::size_t answered = 0;
+    for (auto& s : sockets) {
+        beast::flat_buffer buffer;
+        http::response<http::string_body> res;
+        error_code ec;
+        http::read(s, buffer, res, ec);
+        if (ec) {
+            ADD_FAILURE() << "connection " << answered << ": " << ec.message();
+            break;
+        }
+        EXPECT_EQ(res.result_int(), 200u) << res.body();
+        ++answered;
+    }
+    EXPECT_EQ(answered, clients) << d->output();
+    d->signal(SIGTERM);
+    EXPECT_EQ(d->wait_exit(), 0) << d->output();
 }
 
 TEST_F(DaemonTest, AccessLogLineNamesTheKeyButNeverTheSecretOrPrompt) {
