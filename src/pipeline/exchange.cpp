@@ -268,6 +268,13 @@ std::string error_body_for(const request_context& ctx, unsigned status, std::str
     return dump(err.anthropic_body());
 }
 
+// Past a stream's commit point nothing sends the request again (no fallback): a stream that
+// lasts minutes need not hold the client's body, or its parse, meanwhile.
+void forget_request_body(request_context& ctx) {
+    ctx.req.release_body();
+    ctx.body = nlohmann::json();
+}
+
 // Writes OpenAI chat.completion.chunk payloads to the client in its dialect, one HTTP
 // chunk per flush; the response head goes out with the first output (the commit point).
 class chunk_sink {
@@ -298,6 +305,7 @@ public:
         }
         if (!committed_) {
             committed_ = true;
+            forget_request_body(ctx_);
             ctx_.log.ttfb_ms = ctx_.ms_since_arrival();
             if (auto ec = co_await io_.write_head(head_, fields_)) {
                 co_return ec;
@@ -706,6 +714,7 @@ awaitable<relay_result> relay_stream_raw(worker& w, server::client_io& io,
                 pending.append(out);
                 if (events > 0 && !last_piece) {
                     committed = true;
+                    forget_request_body(ctx);
                     ctx.log.ttfb_ms = ctx.ms_since_arrival();
                     if (co_await io.write_stream(&head, fields, pending, false)) {
                         client_gone = true;
@@ -1039,6 +1048,8 @@ awaitable<void> run_exchange(worker& w, server::client_io& io, request_context& 
                 plan.attempt_timeout.count() > 0 ? plan.attempt_timeout : c.provider->timeout,
                 left);
             auto a = co_await send(w, c, prepared, head_timeout);
+            const bool translated = prepared.translated;
+            prepared.recycle(); // sent: its storage serves the next request, not this stream
             if (a.ec) {
                 last_timeout = is_timeout(a.ec);
                 note(c, a.outcome);
@@ -1075,11 +1086,11 @@ awaitable<void> run_exchange(worker& w, server::client_io& io, request_context& 
             const bool is_sse = a.parser->content_type().starts_with(
                 "text/event-stream");
             if (status / 100 != 2 || !is_sse) {
-                co_await relay_whole(w, io, ctx, a, c, prepared.translated);
+                co_await relay_whole(w, io, ctx, a, c, translated);
                 co_return;
             }
             std::string failure;
-            const bool raw = !prepared.translated && ctx.out == dialect::openai;
+            const bool raw = !translated && ctx.out == dialect::openai;
             relay_result r = relay_result::done;
             if (raw) {
                 r = co_await relay_stream_raw(w, io, ctx, a, c, !client_wants_usage, failure);

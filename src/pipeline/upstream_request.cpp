@@ -232,13 +232,14 @@ prepared_request translated_style(const candidate& c, const request_context& ctx
 
 } // namespace
 
-prepared_request::~prepared_request() {
+void prepared_request::recycle() {
     for (auto* s : {&head, &body}) {
         if (s->capacity() > 15 && s->capacity() <= spare_room &&
             spare_strings.size() < spare_count) {
             s->clear();
             spare_strings.push_back(std::move(*s));
         }
+        std::string().swap(*s);
     }
 }
 

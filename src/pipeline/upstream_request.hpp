@@ -11,7 +11,10 @@ struct prepared_request {
     prepared_request(prepared_request&&) = default;
     prepared_request& operator=(prepared_request&&) = default;
     // Hands the strings' storage to the next request built on this thread.
-    ~prepared_request();
+    ~prepared_request() { recycle(); }
+    // The same once the request has been sent: a stream need not hold its request (often
+    // the longest part of what a stream keeps) while it lasts. The strings are left empty.
+    void recycle();
 
     std::string head; // "POST … HTTP/1.1", the fields and the blank line, as sent
     std::string body;

@@ -282,6 +282,12 @@ awaitable<void> run_session(worker& w, Stream& stream) {
             break;
         }
         beast::get_lowest_layer(stream).expires_never();
+        // Room grown for a large body goes back now rather than after the answer: a stream
+        // holds the connection (and this buffer) for as long as it lasts.
+        if (buffer.capacity() > 2 * read_buffer_bytes && buffer.size() == 0) {
+            buffer = beast::flat_buffer();
+            buffer.reserve(read_buffer_bytes);
+        }
         ctx.req = parser.release();
         ctx.keep_alive = ctx.req.keep_alive() && !w.state().draining;
         ctx.state = &w.state();
@@ -313,10 +319,6 @@ awaitable<void> run_session(worker& w, Stream& stream) {
         }
         spent = std::move(ctx.req);
         kept.take_back(ctx);
-        if (buffer.capacity() > 2 * read_buffer_bytes && buffer.size() == 0) {
-            buffer = beast::flat_buffer();
-            buffer.reserve(read_buffer_bytes);
-        }
     }
 }
 

@@ -28,6 +28,8 @@ public:
     std::string_view operator[](std::string_view name) const;
 
     const std::string& body() const { return body_; }
+    // Lets the body's storage go (a stream past its commit point no longer needs it).
+    void release_body() { std::string().swap(body_); }
 
 private:
     friend class request_parser;
