@@ -24,7 +24,8 @@ const std::string chat_body =
 const std::string stream_body =
     R"({"model":"fake/gpt-test","stream":true,"messages":[{"role":"user","content":"hello"}]})";
 
-std::string chunked_request(const std::string& body) {
+// A chat request with the test key and a Content-Length body, as bytes for a raw socket.
+std::string raw_chat_request(const std::string& body) {
     return "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
            std::string(test_secret) + "\r\nContent-Type: application/json\r\nContent-Length: " +
            std::to_string(body.size()) + "\r\n\r\n" + body;
@@ -514,7 +515,7 @@ TEST(GatewayTest, ClientDisconnectMidStreamCancelsTheUpstreamRequest) {
     gateway_harness gw(basic_config(up.base_url()));
     {
         raw_client client(gw.port());
-        client.send(chunked_request(stream_body));
+        client.send(raw_chat_request(stream_body));
         const auto got = client.read_until("data: ");
         ASSERT_NE(got.find("200 OK"), std::string::npos) << got;
         client.close();
@@ -538,7 +539,7 @@ TEST(GatewayTest, AClientThatStopsReadingAStreamIsCutOffAndTheUpstreamCancelled)
     });
     gateway_harness gw(basic_config(up.base_url(), {.server = "  idle_timeout: 300ms\n"}));
     raw_client client(gw.port());
-    client.send(chunked_request(stream_body));
+    client.send(raw_chat_request(stream_body));
     EXPECT_TRUE(up.wait_until([&] { return up.streams_aborted() == 1; })) << up.streams_aborted();
     EXPECT_TRUE(client.wait_closed()); // what the gateway had sent, then the end
 }
@@ -568,7 +569,7 @@ TEST(GatewayTest, StreamCutBeforeFirstEventFallsBackAfterItEndsWithErrorEvent) {
     EXPECT_NE(early.body.find("[DONE]"), std::string::npos);
 
     raw_client client(gw.port());
-    client.send(chunked_request(
+    client.send(raw_chat_request(
         R"({"model":"chain","stream":true,"messages":[{"role":"user","content":"late"}]})"));
     const auto late = client.read_until("\r\n0\r\n\r\n");
     EXPECT_NE(late.find("data: {\"choices\":[]}"), std::string::npos);
@@ -591,7 +592,7 @@ TEST(GatewayTest, StreamEventPastTheSizeCapEndsTheStream) {
     });
     gateway_harness gw(basic_config(up.base_url()));
     raw_client client(gw.port());
-    client.send(chunked_request(stream_body));
+    client.send(raw_chat_request(stream_body));
     const auto got = client.read_until("\r\n0\r\n\r\n");
     EXPECT_NE(got.find("data: {\"choices\":[]}"), std::string::npos);
     EXPECT_NE(got.find("upstream_error"), std::string::npos) << got.substr(0, 300);
@@ -719,8 +720,7 @@ TEST(GatewayTest, PipelinedRequestsAreAnsweredInOrder) {
         R"({"model":"echo/echo-1","messages":[{"role":"user","content":"first"}]})";
     const std::string third =
         R"({"model":"echo/echo-1","messages":[{"role":"user","content":"third"}]})";
-    std::string bytes = head("POST /v1/chat/completions") + "Content-Length: " +
-                        std::to_string(first.size()) + "\r\n\r\n" + first;
+    std::string bytes = raw_chat_request(first);
     bytes += head("GET /models") + "\r\n";
     bytes += head("POST /chat/completions") + "Transfer-Encoding: chunked\r\n\r\n";
     for (std::size_t at = 0; at < third.size(); at += 16) {
