@@ -2,6 +2,7 @@
 
 #include "michi/admin/assets.hpp"
 #include "michi/core/error.hpp"
+#include "michi/core/http_wire.hpp"
 #include "michi/core/secret.hpp"
 #include "michi/obs/metrics.hpp"
 #include "michi/pipeline/handler.hpp"
@@ -9,8 +10,8 @@
 #include "michi/store/request_log.hpp"
 
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
-#include <charconv>
 #include <ctime>
 #include <map>
 
@@ -31,27 +32,6 @@ awaitable<void> send(server::client_io& io, request_context& ctx, unsigned statu
     co_await pipeline::write_reply(io, ctx, res);
 }
 
-std::string percent_decode(std::string_view s) {
-    std::string out;
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '+') {
-            out.push_back(' ');
-        } else if (s[i] == '%' && i + 2 < s.size()) {
-            int v = 0;
-            const auto r = std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16);
-            if (r.ec == std::errc{} && r.ptr == s.data() + i + 3) {
-                out.push_back(static_cast<char>(v));
-                i += 2;
-            } else {
-                out.push_back(s[i]);
-            }
-        } else {
-            out.push_back(s[i]);
-        }
-    }
-    return out;
-}
-
 std::map<std::string, std::string> query_of(std::string_view target) {
     std::map<std::string, std::string> q;
     const auto qm = target.find('?');
@@ -63,8 +43,8 @@ std::map<std::string, std::string> query_of(std::string_view target) {
         const auto amp = rest.find('&');
         const auto pair = rest.substr(0, amp);
         const auto eq = pair.find('=');
-        q[percent_decode(pair.substr(0, eq))] =
-            eq == std::string_view::npos ? "" : percent_decode(pair.substr(eq + 1));
+        q[wire::percent_decode(pair.substr(0, eq), true)] =
+            eq == std::string_view::npos ? "" : wire::percent_decode(pair.substr(eq + 1), true);
         rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
     }
     return q;
@@ -112,10 +92,23 @@ json opt(const std::optional<double>& v) {
     return v ? json(*v) : json(nullptr);
 }
 
-json key_json(shared_state& st, const config::config& cfg, const config::key_config& k,
-              const char* source, bool revoked, std::int64_t created_ms) {
+// One key's spend and live rates, from the ledger that keeps them (zeros, and a warning in
+// the log, when the shared one cannot be asked).
+awaitable<guard::key_usage> usage_of(worker& w, const std::string& id) {
+    if (w.shared_ledger() == nullptr) {
+        co_return w.state().ledger().usage(id);
+    }
+    auto u = co_await w.shared_ledger()->usage(id);
+    if (!u) {
+        spdlog::warn("admin: the shared ledger cannot be read; key \"{}\" shows zeros", id);
+        co_return guard::key_usage{};
+    }
+    co_return *u;
+}
+
+json key_json(const config::config& cfg, const config::key_config& k, const char* source,
+              bool revoked, std::int64_t created_ms, const guard::key_usage& u) {
     const auto lim = cfg.effective_limits(k);
-    auto& ledger = st.ledger();
     return {{"id", k.id},
             {"class", config::to_string(k.cls)},
             {"source", source},
@@ -125,29 +118,30 @@ json key_json(shared_state& st, const config::config& cfg, const config::key_con
               {"tpm", opt(lim.tpm)},
               {"daily_usd", opt(lim.daily_usd)},
               {"monthly_usd", opt(lim.monthly_usd)}}},
-            {"spend", {{"today", ledger.spent_today(k.id)}, {"month", ledger.spent_this_month(k.id)}}},
-            {"live",
-             {{"rpm", ledger.requests_last_minute(k.id)}, {"tpm", ledger.tokens_last_minute(k.id)}}},
+            {"spend", {{"today", u.spent_today}, {"month", u.spent_this_month}}},
+            {"live", {{"rpm", u.requests_last_minute}, {"tpm", u.tokens_last_minute}}},
             {"revoked", revoked},
             {"created_at", created_ms > 0 ? json(iso_ms(created_ms)) : json(nullptr)}};
 }
 
 // The key object for id, config or admin; null when unknown.
-json find_key_json(shared_state& st, const config::config& cfg, const std::string& id) {
-    const auto snap = st.key_registry().current();
+awaitable<json> find_key_json(worker& w, const config::config& cfg, const std::string& id) {
+    const auto snap = w.state().key_registry().current();
     const bool revoked = snap->revoked.contains(id);
     for (const auto& k : cfg.keys) {
         if (k.id == id) {
-            return key_json(st, cfg, k, "config", revoked, 0);
+            const auto u = co_await usage_of(w, id);
+            co_return key_json(cfg, k, "config", revoked, 0, u);
         }
     }
     for (const auto& a : snap->keys) {
         if (a.id == id) {
-            return key_json(st, cfg, a.as_key_config(), "admin", revoked || a.revoked,
-                            a.created_ms);
+            const auto u = co_await usage_of(w, id);
+            co_return key_json(cfg, a.as_key_config(), "admin", revoked || a.revoked,
+                               a.created_ms, u);
         }
     }
-    return nullptr;
+    co_return nullptr;
 }
 
 // Reads the limit and model fields shared by POST and PATCH; a null value clears one.
@@ -264,7 +258,7 @@ awaitable<void> create_key(worker& w, server::client_io& io, request_context& ct
         co_await pipeline::reply_error(io, ctx, failed);
         co_return;
     }
-    auto out = key_json(st, cfg, k.as_key_config(), "admin", false, k.created_ms);
+    auto out = key_json(cfg, k.as_key_config(), "admin", false, k.created_ms, {});
     out["secret"] = secret; // shown this once; only the digest is stored
     co_await send(io, ctx, 201, out);
 }
@@ -501,19 +495,21 @@ awaitable<void> handle(worker& w, server::client_io& io, request_context& ctx) {
         const auto snap = st.key_registry().current();
         json data = json::array();
         for (const auto& k : cfg.keys) {
-            data.push_back(key_json(st, cfg, k, "config", snap->revoked.contains(k.id), 0));
+            const auto u = co_await usage_of(w, k.id);
+            data.push_back(key_json(cfg, k, "config", snap->revoked.contains(k.id), 0, u));
         }
         for (const auto& a : snap->keys) {
-            data.push_back(key_json(st, cfg, a.as_key_config(), "admin",
-                                    a.revoked || snap->revoked.contains(a.id), a.created_ms));
+            const auto u = co_await usage_of(w, a.id);
+            data.push_back(key_json(cfg, a.as_key_config(), "admin",
+                                    a.revoked || snap->revoked.contains(a.id), a.created_ms, u));
         }
         const json out = {{"object", "list"}, {"data", data}};
         co_await send(io, ctx, 200, out);
     } else if (path == "/admin/keys" && method == http::verb::post) {
         co_await create_key(w, io, ctx, body);
     } else if (path.starts_with(keys_prefix) && path.size() > keys_prefix.size()) {
-        const std::string id = percent_decode(path.substr(keys_prefix.size()));
-        auto found = find_key_json(st, cfg, id);
+        const std::string id = wire::percent_decode(path.substr(keys_prefix.size()), true);
+        auto found = co_await find_key_json(w, cfg, id);
         std::optional<gateway_error> err;
         if (found.is_null()) {
             err = gateway_error{404, "invalid_request_error", "key_not_found",
@@ -544,7 +540,7 @@ awaitable<void> handle(worker& w, server::client_io& io, request_context& ctx) {
                     err = errors::invalid_request(why);
                 }
                 if (!err) {
-                    const json out = find_key_json(st, cfg, id);
+                    const json out = co_await find_key_json(w, cfg, id);
                     co_await send(io, ctx, 200, out);
                 }
             }
@@ -574,7 +570,8 @@ awaitable<void> handle(worker& w, server::client_io& io, request_context& ctx) {
         co_await send(io, ctx, 200, out);
     } else if (path.starts_with(routes_prefix) && path.size() > routes_prefix.size() &&
                method == http::verb::put) {
-        co_await put_route(w, io, ctx, percent_decode(path.substr(routes_prefix.size())), body);
+        co_await put_route(w, io, ctx,
+                           wire::percent_decode(path.substr(routes_prefix.size()), true), body);
     } else {
         const auto err = errors::not_found(std::string(ctx.req.target()));
         co_await pipeline::reply_error(io, ctx, err);

@@ -95,6 +95,9 @@ void gateway::start() {
 }
 
 bool gateway::reload(std::shared_ptr<const config::config> cfg, std::string& error) {
+    if (cfg && cfg->store.redis != state_.snapshot()->cfg->store.redis) {
+        spdlog::warn("store.redis changed: the ledger moves on the next restart, not on reload");
+    }
     auto rt = runtime::build(std::move(cfg), error);
     if (!rt) {
         return false;
@@ -119,11 +122,36 @@ bool gateway::drain(std::chrono::milliseconds timeout) {
     return state_.wait_idle(timeout);
 }
 
+// Waits (a bounded time) for the charges still on their way to the shared ledger: a clean
+// stop loses no charge there either.
+void gateway::settle_shared() {
+    const auto give_up = steady_clock::now() + guard::settle_retry_for;
+    for (auto& w : workers_) {
+        if (w->shared_ledger() == nullptr || threads_.empty()) {
+            continue;
+        }
+        for (;;) {
+            std::promise<std::size_t> left;
+            net::post(w->ioc(), [&] { left.set_value(w->shared_ledger()->unsettled()); });
+            const std::size_t n = left.get_future().get();
+            if (n == 0) {
+                break;
+            }
+            if (steady_clock::now() >= give_up) {
+                spdlog::error("stopping with {} charges not recorded in the shared ledger", n);
+                break;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+    }
+}
+
 void gateway::stop() {
     if (stopped_) {
         return;
     }
     stopped_ = true;
+    settle_shared();
     for (auto& w : workers_) {
         w->ioc().stop();
     }

@@ -3,14 +3,22 @@
 #include "michi/store/sqlite_store.hpp"
 
 #include <algorithm>
+#include <stdexcept>
 
 namespace michi {
 
 shared_state::shared_state(std::shared_ptr<const runtime> rt, guard::wall_clock clock)
-    : rt_(std::move(rt)) {
+    : rt_(std::move(rt)), clock_(std::move(clock)) {
     const auto& sc = rt_.get()->cfg->store;
+    if (!sc.redis.empty()) {
+        std::string why;
+        redis_url_ = store::redis_url::parse(sc.redis, why);
+        if (!redis_url_) {
+            throw std::runtime_error("store.redis: " + why);
+        }
+    }
     store_ = std::make_unique<store::sqlite_store>(sc.sqlite, sc.flush_interval);
-    ledger_ = std::make_unique<guard::ledger>(std::move(clock), store_.get());
+    ledger_ = std::make_unique<guard::ledger>(clock_, store_.get());
     request_log_ = std::make_unique<store::request_log>(
         sc.sqlite, sc.flush_interval,
         std::max(std::chrono::hours(1),

@@ -5,6 +5,7 @@
 #include "michi/config/builtin_models.hpp"
 #include "michi/config/config.hpp"
 #include "michi/core/secret.hpp"
+#include "michi/store/redis_client.hpp"
 
 #include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
@@ -493,8 +494,15 @@ private:
             {"redis",
              [&](const at& f) {
                  set(s.redis, str(f));
-                 if (!s.redis.empty() && !s.redis.starts_with("redis://")) {
+                 std::string why;
+                 if (s.redis.empty()) {
+                     return;
+                 }
+                 if (!s.redis.starts_with("redis://")) {
                      error(f.path, "expected a redis:// URL, got " + in_quotes(s.redis));
+                 } else if (!store::redis_url::parse(s.redis, why)) {
+                     // (not the URL itself: it may hold a password)
+                     error(f.path, "bad redis:// URL: " + why);
                  }
              }},
             {"flush_interval", to(s.flush_interval, range::positive)},

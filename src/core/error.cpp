@@ -67,6 +67,9 @@ gateway_error upstream_timeout(std::string message) {
 gateway_error unavailable(std::string message) {
     return {503, "api_error", "unavailable", std::move(message), {}};
 }
+gateway_error ledger_unavailable(std::string message) {
+    return {503, "api_error", "ledger_unavailable", std::move(message), {}};
+}
 
 } // namespace errors
 } // namespace michi

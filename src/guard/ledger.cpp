@@ -1,5 +1,7 @@
 #include "michi/guard/ledger.hpp"
 
+#include "ledger_common.hpp"
+
 #include "michi/core/adaptive_mutex.hpp"
 
 #include <algorithm>
@@ -48,16 +50,20 @@ std::uint64_t saturating_sub(std::uint64_t a, std::uint64_t b) {
     return a > b ? a - b : 0;
 }
 
-// A usable USD amount: negative, NaN and infinite inputs count as 0.
+} // namespace
+
+namespace detail {
+
 double sane_usd(double usd) {
     return std::isfinite(usd) && usd > 0 ? usd : 0.0;
 }
 
-// Whole seconds from now until t, rounded up, at least 1.
 std::chrono::seconds seconds_until(time_point t, time_point now) {
     const auto s = std::chrono::ceil<std::chrono::seconds>(t - now);
     return std::max(s, std::chrono::seconds(1));
 }
+
+namespace {
 
 // "$5.00"; amounts under a dollar that are not whole cents keep their digits ("$0.0042").
 std::string money(double usd) {
@@ -96,6 +102,33 @@ std::string window_text(config::duration d) {
     }
     return std::to_string(d.count()) + "ms";
 }
+
+} // namespace
+
+std::string budget_message(const char* window, double limit, const std::string& key,
+                           double spent, double reserved, time_point resets) {
+    std::string used = money(spent) + " spent";
+    if (reserved > 0) {
+        used += ", " + money(reserved) + " in flight";
+    }
+    return std::string(window) + " budget of " + money(limit) + " for key \"" + key +
+           "\" is used up (" + used + "); it resets at " + iso_utc(resets) + ".";
+}
+
+std::string rate_message(const std::string& key, std::uint64_t limit, const char* unit) {
+    return "Rate limit reached for key \"" + key + "\": " + std::to_string(limit) + " " + unit +
+           " per minute.";
+}
+
+std::string loop_message(const std::string& key, std::uint64_t sent, config::duration window) {
+    return "Loop detected for key \"" + key + "\": the same request was sent " +
+           std::to_string(sent) + (sent == 1 ? " time" : " times") + " within " +
+           window_text(window) + ".";
+}
+
+} // namespace detail
+
+namespace {
 
 // Per-second counters over the last 60 s: O(60) memory whatever the rate. A bucket counts
 // while its second is in (now - 60, now]; buckets from a clock that went back are ignored.
@@ -415,16 +448,6 @@ void fill_headers(const key_state& st, const config::limits& limits, std::int64_
     }
 }
 
-std::string budget_message(const char* window, double limit, const std::string& key,
-                           const period_account& a, time_point resets) {
-    std::string used = money(a.spent) + " spent";
-    if (a.reserved > 0) {
-        used += ", " + money(a.reserved) + " in flight";
-    }
-    return std::string(window) + " budget of " + money(limit) + " for key \"" + key +
-           "\" is used up (" + used + "); it resets at " + iso_utc(resets) + ".";
-}
-
 } // namespace
 
 // The shards and the clock; the store pointer is used outside the locks only.
@@ -469,7 +492,7 @@ ledger::ledger(wall_clock now, store::spend_store* persist)
         key_state& st = s.keys[row.key_id];
         st.roll(t);
         period_account& a = row.period == today ? st.day : st.month;
-        a.spent += sane_usd(row.usd);
+        a.spent += detail::sane_usd(row.usd);
     }
 }
 
@@ -482,7 +505,7 @@ std::variant<reservation, refusal> ledger::admit(const admission_request& req,
     const config::limits& lim = req.limits;
     const bool loop_guarded = lim.loop_max.has_value() && req.loop_fingerprint.has_value();
     const config::duration loop_window = lim.loop_window.value_or(default_loop_window);
-    const double est_cost = sane_usd(req.est_cost_usd);
+    const double est_cost = detail::sane_usd(req.est_cost_usd);
 
     shard& s = impl_->shard_for(req.key_id);
     std::lock_guard lock(s.mutex);
@@ -497,25 +520,25 @@ std::variant<reservation, refusal> ledger::admit(const admission_request& req,
     if (lim.daily_usd && st.day.spent + st.day.reserved >= *lim.daily_usd) {
         const time_point resets = next_day(now);
         return refuse(refusal_kind::budget_daily,
-                      budget_message("Daily", *lim.daily_usd, req.key_id, st.day, resets),
-                      seconds_until(resets, now));
+                      detail::budget_message("Daily", *lim.daily_usd, req.key_id, st.day.spent,
+                                             st.day.reserved, resets),
+                      detail::seconds_until(resets, now));
     }
     if (lim.monthly_usd && st.month.spent + st.month.reserved >= *lim.monthly_usd) {
         const time_point resets = next_month(now);
         return refuse(refusal_kind::budget_monthly,
-                      budget_message("Monthly", *lim.monthly_usd, req.key_id, st.month, resets),
-                      seconds_until(resets, now));
+                      detail::budget_message("Monthly", *lim.monthly_usd, req.key_id,
+                                             st.month.spent, st.month.reserved, resets),
+                      detail::seconds_until(resets, now));
     }
     if (lim.rpm && st.requests.total(now_sec) >= *lim.rpm) {
         return refuse(refusal_kind::rpm,
-                      "Rate limit reached for key \"" + req.key_id + "\": " +
-                          std::to_string(*lim.rpm) + " requests per minute.",
+                      detail::rate_message(req.key_id, *lim.rpm, "requests"),
                       std::chrono::seconds(st.requests.until_below(now_sec, *lim.rpm)));
     }
     if (lim.tpm && st.tokens.total(now_sec) >= *lim.tpm) {
         return refuse(refusal_kind::tpm,
-                      "Rate limit reached for key \"" + req.key_id + "\": " +
-                          std::to_string(*lim.tpm) + " tokens per minute.",
+                      detail::rate_message(req.key_id, *lim.tpm, "tokens"),
                       std::chrono::seconds(st.tokens.until_below(now_sec, *lim.tpm)));
     }
     if (loop_guarded) {
@@ -523,11 +546,8 @@ std::variant<reservation, refusal> ledger::admit(const admission_request& req,
         if (v.earlier >= *lim.loop_max) {
             const std::size_t sent = v.earlier + 1;
             return refuse(refusal_kind::loop,
-                          "Loop detected for key \"" + req.key_id +
-                              "\": the same request was sent " + std::to_string(sent) +
-                              (sent == 1 ? " time" : " times") + " within " +
-                              window_text(loop_window) + ".",
-                          seconds_until(v.frees_at, now));
+                          detail::loop_message(req.key_id, sent, loop_window),
+                          detail::seconds_until(v.frees_at, now));
         }
     }
 
@@ -557,7 +577,7 @@ void ledger::settle(reservation& r, double actual_cost_usd, std::uint64_t actual
         return;
     }
     r.settled = true;
-    const double cost = sane_usd(actual_cost_usd);
+    const double cost = detail::sane_usd(actual_cost_usd);
     const time_point now = impl_->now();
     {
         shard& s = impl_->shard_for(r.key_id);
@@ -621,6 +641,11 @@ std::uint64_t ledger::tokens_last_minute(const std::string& key_id) const {
     const std::int64_t now_sec = epoch_seconds(impl_->now());
     return impl_->read(key_id, std::uint64_t{0},
                        [&](const key_state& st) { return st.tokens.total(now_sec); });
+}
+
+key_usage ledger::usage(const std::string& key_id) const {
+    return {spent_today(key_id), spent_this_month(key_id), reserved(key_id),
+            requests_last_minute(key_id), tokens_last_minute(key_id)};
 }
 
 std::string day_period(std::chrono::system_clock::time_point t) {

@@ -5,6 +5,7 @@
 #include "michi/auth/key_store.hpp"
 #include "michi/core/http_wire.hpp"
 #include "michi/core/secret.hpp"
+#include "michi/guard/redis_ledger.hpp"
 #include "michi/pipeline/body_scan.hpp"
 #include "michi/pipeline/pricing.hpp"
 #include "michi/providers/anthropic.hpp"
@@ -219,6 +220,13 @@ gateway_error guard_error(request_context& ctx, const guard::refusal& r) {
     return {429, "rate_limit_error", "rate_limit_exceeded", r.message, {}};
 }
 
+// A guard's refusal, counted.
+gateway_error refusal_error(request_context& ctx, const guard::refusal& refused) {
+    static constexpr const char* labels[] = {"budget", "budget", "rpm", "tpm", "loop"};
+    ctx.state->metrics().on_rate_limited(labels[static_cast<int>(refused.kind)]);
+    return guard_error(ctx, refused);
+}
+
 // Admission, guard stage: a key with a USD budget may only use priced models; then the
 // ledger checks budgets, RPM, TPM and the loop guard and reserves the estimates.
 std::optional<gateway_error> admit_guards(request_context& ctx, dispatch_plan& plan) {
@@ -243,16 +251,43 @@ std::optional<gateway_error> admit_guards(request_context& ctx, dispatch_plan& p
         // request), at a fraction of a SHA-256's cost.
         req.loop_fingerprint = std::hash<std::string_view>{}(ctx.req.body());
     }
+    if (ctx.shared_ledger != nullptr) { // asked of Redis by admit_shared, awaited
+        ctx.shared_admission = std::move(req);
+        return std::nullopt;
+    }
     guard::rate_headers headers;
     auto result = ctx.ledger->admit(req, headers);
     ctx.rate = headers;
     if (auto* refused = std::get_if<guard::refusal>(&result)) {
-        static constexpr const char* labels[] = {"budget", "budget", "rpm", "tpm", "loop"};
-        ctx.state->metrics().on_rate_limited(labels[static_cast<int>(refused->kind)]);
-        return guard_error(ctx, *refused);
+        return refusal_error(ctx, *refused);
     }
     ctx.reservation = std::move(std::get<guard::reservation>(result));
     return std::nullopt;
+}
+
+// The guard stage through the ledger shared in Redis, then the exchange (a coroutine of its
+// own: the in-process path's frame does not carry this one's state).
+awaitable<void> admit_shared_and_run(worker& w, server::client_io& io, request_context& ctx,
+                                     dispatch_plan& plan) {
+    guard::rate_headers headers;
+    auto result = co_await ctx.shared_ledger->admit(*ctx.shared_admission, headers);
+    ctx.shared_admission.reset();
+    std::optional<gateway_error> err;
+    if (auto* down = std::get_if<guard::ledger_unavailable>(&result)) {
+        err = errors::ledger_unavailable(down->message);
+    } else {
+        ctx.rate = headers;
+        if (auto* refused = std::get_if<guard::refusal>(&result)) {
+            err = refusal_error(ctx, *refused);
+        } else {
+            ctx.reservation = std::move(std::get<guard::reservation>(result));
+        }
+    }
+    if (err) {
+        co_await reply_error(io, ctx, *err);
+        co_return;
+    }
+    co_await run_exchange(w, io, ctx, plan);
 }
 
 // Checks the body of a chat or embeddings request (in OpenAI form).
@@ -450,9 +485,14 @@ constexpr std::array<endpoint_entry, 6> endpoints{{
 } // namespace
 
 void settle(request_context& ctx) {
-    if (ctx.reservation && !ctx.reservation->settled && ctx.ledger != nullptr) {
-        ctx.ledger->settle(*ctx.reservation, ctx.log.cost_usd,
-                           ctx.log.tokens_in + ctx.log.tokens_out);
+    if (!ctx.reservation || ctx.reservation->settled) {
+        return;
+    }
+    const std::uint64_t tokens = ctx.log.tokens_in + ctx.log.tokens_out;
+    if (!ctx.reservation->id.empty() && ctx.shared_ledger != nullptr) {
+        ctx.shared_ledger->settle(*ctx.reservation, ctx.log.cost_usd, tokens);
+    } else if (ctx.ledger != nullptr) {
+        ctx.ledger->settle(*ctx.reservation, ctx.log.cost_usd, tokens);
     }
 }
 
@@ -541,6 +581,10 @@ awaitable<void> handle(worker& w, server::client_io& io, request_context& ctx) {
         auto admitted = admit(ctx);
         if (auto* err = std::get_if<gateway_error>(&admitted)) {
             co_await reply_error(io, ctx, *err);
+            co_return;
+        }
+        if (ctx.shared_admission) {
+            co_await admit_shared_and_run(w, io, ctx, std::get<dispatch_plan>(admitted));
             co_return;
         }
         co_await run_exchange(w, io, ctx, std::get<dispatch_plan>(admitted));

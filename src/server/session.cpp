@@ -292,6 +292,7 @@ awaitable<void> run_session(worker& w, Stream& stream) {
         ctx.keep_alive = ctx.req.keep_alive() && !w.state().draining;
         ctx.state = &w.state();
         ctx.ledger = &w.state().ledger();
+        ctx.shared_ledger = w.shared_ledger();
         bool crashed = false;
         {
             inflight_guard guard(w.state());

@@ -119,19 +119,19 @@ bogus: 1
     EXPECT_EQ(gcode, 0) << gout;
 }
 
-TEST_F(DaemonTest, ARedisStoreIsAcceptedWithAWarningThatItIsNotUsed) {
+TEST_F(DaemonTest, ARedisStoreIsNamedAtStartWithoutItsPassword) {
     const auto cfg = write_config("server: { listen: \"127.0.0.1:0\" }\n"
                                   "store: { sqlite: \"" + (dir_ / "michi.db").string() +
-                                  "\", redis: \"redis://cache:6379/0\" }\n"
+                                  "\", redis: \"redis://:hunter2@cache:6379/0\" }\n"
                                   "providers: { echo: { type: echo } }\n");
-    const std::string warning = "store.redis is set, but the ledger shared through Redis is not "
-                                "in this release";
     auto [code, out] = run_binary({"--config", cfg, "--check"});
     EXPECT_EQ(code, 0) << out;
-    EXPECT_NE(out.find(": warning: " + warning), std::string::npos) << out;
+    EXPECT_EQ(out.find("warning"), std::string::npos) << out;
     daemon_process d({"--config", cfg});
     ASSERT_NE(d.wait_listening(), 0u) << d.output();
-    EXPECT_NE(d.output().find(warning), std::string::npos) << d.output();
+    EXPECT_NE(d.output().find("ledger: shared through Redis at cache:6379"), std::string::npos)
+        << d.output();
+    EXPECT_EQ(d.output().find("hunter2"), std::string::npos) << d.output();
     d.signal(SIGTERM);
     EXPECT_EQ(d.wait_exit(), 0);
 }

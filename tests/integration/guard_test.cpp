@@ -15,65 +15,25 @@ namespace {
 using json = nlohmann::json;
 using namespace std::chrono_literals;
 
-const std::string limited = "mk-dev-LimitedLimitedLimitedLimitedLimited1";
-const std::string agent = "mk-agt-AgentAgentAgentAgentAgentAgentAgent12";
-
-// An upstream that reports prompt_tokens 10 and completion_tokens = the request's
-// max_tokens, so a request's cost is exactly what the client asks for; streams carry the
-// usage chunk only when asked for it.
-fake_response usage_echoing(const recorded_request& req) {
-    const auto body = json::parse(req.body);
-    const auto out = body.value("max_tokens", 100);
-    const json usage = {{"prompt_tokens", 10}, {"completion_tokens", out},
-                        {"total_tokens", 10 + out}};
-    if (body.value("stream", false)) {
-        std::vector<std::string> events = {
-            R"({"id":"s","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"hi"}}]})",
-            R"({"id":"s","object":"chat.completion.chunk","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})"};
-        if (body.contains("stream_options") && body["stream_options"].value("include_usage", false)) {
-            events.push_back(json{{"id", "s"}, {"object", "chat.completion.chunk"},
-                                  {"choices", json::array()}, {"usage", usage}}
-                                 .dump());
-        }
-        events.emplace_back("[DONE]");
-        return sse_response(events);
-    }
-    return json_response(200, json{{"id", "c"},
-                                   {"object", "chat.completion"},
-                                   {"choices", {{{"index", 0},
-                                                 {"message", {{"role", "assistant"}, {"content", "hi"}}},
-                                                 {"finish_reason", "stop"}}}},
-                                   {"usage", usage}}
-                                  .dump());
-}
-
-std::string ask(int max_tokens, bool stream = false, const std::string& model = "fake/gpt-test") {
-    return json{{"model", model},
-                {"max_tokens", max_tokens},
-                {"stream", stream},
-                {"messages", {{{"role", "user"}, {"content", "hi"}}}}}
-        .dump();
-}
-
 TEST(GuardTest, RpmRefusesTheNextRequestWithHeadersAndRetryAfter) {
     fake_upstream up;
     gateway_harness gw(basic_config(up.base_url(), {.keys = key_entry("limited", "developer", limited,
                                                                       "    rpm: 3\n")}));
     for (int i = 0; i < 3; ++i) {
-        const auto r = gw.chat(ask(10), limited);
+        const auto r = gw.chat(priced_chat(10), limited);
         ASSERT_EQ(r.status, 200u) << r.body;
         EXPECT_EQ(r.headers.at("x-ratelimit-limit-requests"), "3");
         EXPECT_EQ(r.headers.at("x-ratelimit-remaining-requests"), std::to_string(2 - i));
         EXPECT_TRUE(r.headers.contains("x-ratelimit-reset-requests"));
     }
-    const auto refused = gw.chat(ask(10), limited);
+    const auto refused = gw.chat(priced_chat(10), limited);
     EXPECT_EQ(refused.status, 429u);
     EXPECT_EQ(json::parse(refused.body)["error"]["code"], "rate_limit_exceeded");
     EXPECT_GE(std::stoi(refused.headers.at("retry-after")), 1);
     EXPECT_EQ(refused.headers.at("x-ratelimit-remaining-requests"), "0");
     EXPECT_EQ(up.request_count(), 3u);
     // Another key is not affected.
-    EXPECT_EQ(gw.chat(ask(10)).status, 200u);
+    EXPECT_EQ(gw.chat(priced_chat(10)).status, 200u);
 }
 
 TEST(GuardTest, TpmCountsActualTokens) {
@@ -81,10 +41,10 @@ TEST(GuardTest, TpmCountsActualTokens) {
     up.set_handler(usage_echoing);
     gateway_harness gw(basic_config(up.base_url(), {.keys = key_entry("limited", "developer", limited,
                                                                       "    tpm: 1000\n")}));
-    EXPECT_EQ(gw.chat(ask(600), limited).status, 200u);
-    const auto second = gw.chat(ask(400), limited);
+    EXPECT_EQ(gw.chat(priced_chat(600), limited).status, 200u);
+    const auto second = gw.chat(priced_chat(400), limited);
     EXPECT_EQ(second.status, 200u); // 610 used, below 1000: admitted, and it may cross (1020)
-    const auto third = gw.chat(ask(10), limited);
+    const auto third = gw.chat(priced_chat(10), limited);
     EXPECT_EQ(third.status, 429u);
     EXPECT_EQ(json::parse(third.body)["error"]["code"], "rate_limit_exceeded");
     EXPECT_EQ(third.headers.at("x-ratelimit-limit-tokens"), "1000");
@@ -96,10 +56,11 @@ TEST(GuardTest, DailyBudgetRefusesWith403NamingTheWindowAndReset) {
     // fake/gpt-test costs $2 per million output tokens: max_tokens 100000 is $0.20.
     gateway_harness gw(basic_config(up.base_url(), {.keys = key_entry("limited", "developer", limited,
                                                                       "    daily_usd: 0.5\n")}));
-    EXPECT_EQ(gw.chat(ask(100000), limited).status, 200u);
-    EXPECT_EQ(gw.chat(ask(100000), limited).status, 200u);
-    EXPECT_EQ(gw.chat(ask(100000), limited).status, 200u); // $0.40 < $0.50: the last may cross
-    const auto refused = gw.chat(ask(10), limited);
+    EXPECT_EQ(gw.chat(priced_chat(100000), limited).status, 200u);
+    EXPECT_EQ(gw.chat(priced_chat(100000), limited).status, 200u);
+    // $0.40 < $0.50: the last may cross
+    EXPECT_EQ(gw.chat(priced_chat(100000), limited).status, 200u);
+    const auto refused = gw.chat(priced_chat(10), limited);
     ASSERT_EQ(refused.status, 403u);
     const auto err = json::parse(refused.body)["error"];
     EXPECT_EQ(err["code"], "budget_exceeded");
@@ -126,7 +87,7 @@ TEST(GuardTest, ConcurrentRequestsOverspendAtMostOneRequest) {
     std::vector<std::thread> clients;
     for (int i = 0; i < n; ++i) {
         clients.emplace_back([&] {
-            const auto r = gw.chat(ask(100000), limited);
+            const auto r = gw.chat(priced_chat(100000), limited);
             (r.status == 200 ? ok : refused)++;
         });
     }
@@ -149,9 +110,9 @@ TEST(GuardTest, StreamsAreChargedLikeNonStreamsAndTheExtraUsageChunkIsHidden) {
     gateway_harness gw(basic_config(up.base_url(), {.keys = key_entry("limited", "developer", limited,
                                                                       "    daily_usd: 100\n")}));
     auto& ledger = gw.gw().state().ledger();
-    ASSERT_EQ(gw.chat(ask(5000), limited).status, 200u);
+    ASSERT_EQ(gw.chat(priced_chat(5000), limited).status, 200u);
     const double non_stream = ledger.spent_today("limited");
-    const auto s = gw.chat(ask(5000, true), limited);
+    const auto s = gw.chat(priced_chat(5000, true), limited);
     ASSERT_EQ(s.status, 200u);
     EXPECT_NEAR(ledger.spent_today("limited") - non_stream, non_stream, 1e-9);
     // The gateway asked upstream for usage, but the client did not: it does not see it,
@@ -165,7 +126,7 @@ TEST(GuardTest, StreamsAreChargedLikeNonStreamsAndTheExtraUsageChunkIsHidden) {
               "\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
               "data: [DONE]\n\n");
     // A client that asks for usage gets it.
-    auto with_usage = json::parse(ask(5000, true));
+    auto with_usage = json::parse(priced_chat(5000, true));
     with_usage["stream_options"] = {{"include_usage", true}};
     const auto u = gw.chat(with_usage.dump(), limited);
     EXPECT_NE(u.body.find("\"usage\""), std::string::npos);
@@ -185,7 +146,7 @@ TEST(GuardTest, StreamCutMidwayIsChargedForWhatWasRelayed) {
     });
     gateway_harness gw(basic_config(up.base_url(), {.keys = key_entry("limited", "developer", limited,
                                                                       "    daily_usd: 100\n")}));
-    const auto r = gw.chat(ask(100000, true), limited);
+    const auto r = gw.chat(priced_chat(100000, true), limited);
     EXPECT_EQ(r.status, 200u);
     EXPECT_NE(r.body.find("upstream_error"), std::string::npos);
     // 4000 characters relayed ~ 1000 output tokens at $2/M, plus the prompt estimate.
@@ -200,12 +161,12 @@ TEST(GuardTest, UnpricedModelRefusedForBudgetKeysOnly) {
     gateway_harness gw(basic_config(up.base_url(), {.models = "  fake/unpriced: {}\n",
                                                     .keys = key_entry("limited", "developer", limited,
                                                                       "    monthly_usd: 10\n")}));
-    const auto r = gw.chat(ask(10, false, "fake/unpriced"), limited);
+    const auto r = gw.chat(priced_chat(10, false, "fake/unpriced"), limited);
     EXPECT_EQ(r.status, 403u);
     const auto err = json::parse(r.body)["error"];
     EXPECT_EQ(err["code"], "model_not_priced");
     EXPECT_NE(err["message"].get<std::string>().find("fake/unpriced"), std::string::npos);
-    EXPECT_EQ(gw.chat(ask(10, false, "fake/unpriced")).status, 200u); // no budget: fine
+    EXPECT_EQ(gw.chat(priced_chat(10, false, "fake/unpriced")).status, 200u); // no budget: fine
     EXPECT_EQ(up.request_count(), 1u);
 }
 
@@ -214,15 +175,15 @@ TEST(GuardTest, LoopGuardRefusesTheSameBodyForAgentKeys) {
     gateway_harness gw(basic_config(up.base_url(), {.keys = key_entry("bot", "agent", agent,
                                                                       "    loop_max: 2\n"
                                                                       "    loop_window: 60s\n")}));
-    EXPECT_EQ(gw.chat(ask(7), agent).status, 200u);
-    EXPECT_EQ(gw.chat(ask(7), agent).status, 200u);
-    const auto looped = gw.chat(ask(7), agent);
+    EXPECT_EQ(gw.chat(priced_chat(7), agent).status, 200u);
+    EXPECT_EQ(gw.chat(priced_chat(7), agent).status, 200u);
+    const auto looped = gw.chat(priced_chat(7), agent);
     EXPECT_EQ(looped.status, 429u);
     EXPECT_EQ(json::parse(looped.body)["error"]["code"], "loop_detected");
-    EXPECT_EQ(gw.chat(ask(8), agent).status, 200u); // a different body is fine
+    EXPECT_EQ(gw.chat(priced_chat(8), agent).status, 200u); // a different body is fine
     // Developer keys have no loop guard.
     for (int i = 0; i < 4; ++i) {
-        EXPECT_EQ(gw.chat(ask(7)).status, 200u);
+        EXPECT_EQ(gw.chat(priced_chat(7)).status, 200u);
     }
 }
 
@@ -230,10 +191,10 @@ TEST(GuardTest, ModelAllowListGlobs) {
     fake_upstream up;
     gateway_harness gw(basic_config(up.base_url(), {.keys = key_entry("limited", "developer", limited,
                                                                       "    models: [\"echo/*\"]\n")}));
-    const auto r = gw.chat(ask(10), limited);
+    const auto r = gw.chat(priced_chat(10), limited);
     EXPECT_EQ(r.status, 403u);
     EXPECT_EQ(json::parse(r.body)["error"]["code"], "model_not_allowed");
-    EXPECT_EQ(gw.chat(ask(10, false, "echo/echo-1"), limited).status, 200u);
+    EXPECT_EQ(gw.chat(priced_chat(10, false, "echo/echo-1"), limited).status, 200u);
     EXPECT_EQ(up.request_count(), 0u);
 }
 
@@ -244,10 +205,10 @@ TEST(GuardTest, ClassDefaultsApplyAndKeysOverrideThem) {
         up.base_url(), {.keys = key_entry("limited", "developer", limited) +
                                 key_entry("generous", "developer", other, "    rpm: 100\n"),
                         .rest = "key_classes:\n  developer: { rpm: 1 }\n"}));
-    EXPECT_EQ(gw.chat(ask(1), limited).status, 200u);
-    EXPECT_EQ(gw.chat(ask(1), limited).status, 429u);
-    EXPECT_EQ(gw.chat(ask(1), other).status, 200u);
-    EXPECT_EQ(gw.chat(ask(1), other).status, 200u);
+    EXPECT_EQ(gw.chat(priced_chat(1), limited).status, 200u);
+    EXPECT_EQ(gw.chat(priced_chat(1), limited).status, 429u);
+    EXPECT_EQ(gw.chat(priced_chat(1), other).status, 200u);
+    EXPECT_EQ(gw.chat(priced_chat(1), other).status, 200u);
 }
 
 } // namespace

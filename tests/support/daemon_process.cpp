@@ -14,12 +14,16 @@ extern char** environ;
 namespace michi::test {
 
 daemon_process::daemon_process(const std::vector<std::string>& args,
+                               const std::map<std::string, std::string>& env)
+    : daemon_process(MICHI_GATEWAY_BIN, args, env) {}
+
+daemon_process::daemon_process(const std::string& program, const std::vector<std::string>& args,
                                const std::map<std::string, std::string>& env) {
     int fds[2];
     if (::pipe(fds) != 0) {
         throw std::runtime_error("pipe failed");
     }
-    std::vector<std::string> argv_s{MICHI_GATEWAY_BIN};
+    std::vector<std::string> argv_s{program};
     argv_s.insert(argv_s.end(), args.begin(), args.end());
     std::vector<char*> argv;
     for (auto& a : argv_s) {

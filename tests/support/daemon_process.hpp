@@ -14,6 +14,9 @@ public:
     // Starts MICHI_GATEWAY_BIN with args; env entries are added to the environment.
     daemon_process(const std::vector<std::string>& args,
                    const std::map<std::string, std::string>& env = {});
+    // Starts another program (an absolute path) the same way.
+    daemon_process(const std::string& program, const std::vector<std::string>& args,
+                   const std::map<std::string, std::string>& env = {});
     ~daemon_process(); // SIGKILLs a child still running
 
     // Reads output until a line containing needle arrives (true) or timeout / EOF (false).

@@ -255,6 +255,46 @@ fake_response sse_response(std::vector<std::string> events_data, std::chrono::mi
     return res;
 }
 
+fake_response usage_echoing(const recorded_request& req) {
+    using json = nlohmann::json;
+    const auto body = json::parse(req.body);
+    const auto out = body.value("max_tokens", 100);
+    const json usage = {
+        {"prompt_tokens", 10}, {"completion_tokens", out}, {"total_tokens", 10 + out}};
+    if (body.value("stream", false)) {
+        std::vector<std::string> events = {
+            R"({"id":"s","object":"chat.completion.chunk",)"
+            R"("choices":[{"index":0,"delta":{"content":"hi"}}]})",
+            R"({"id":"s","object":"chat.completion.chunk",)"
+            R"("choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})"};
+        const auto opts = body.find("stream_options");
+        if (opts != body.end() && opts->value("include_usage", false)) {
+            events.push_back(json{{"id", "s"},
+                                  {"object", "chat.completion.chunk"},
+                                  {"choices", json::array()},
+                                  {"usage", usage}}
+                                 .dump());
+        }
+        events.emplace_back("[DONE]");
+        return sse_response(events);
+    }
+    const json message = {{"role", "assistant"}, {"content", "hi"}};
+    return json_response(
+        200, json{{"id", "c"},
+                  {"object", "chat.completion"},
+                  {"choices", {{{"index", 0}, {"message", message}, {"finish_reason", "stop"}}}},
+                  {"usage", usage}}
+                 .dump());
+}
+
+std::string priced_chat(int max_tokens, bool stream, const std::string& model) {
+    return nlohmann::json{{"model", model},
+                          {"max_tokens", max_tokens},
+                          {"stream", stream},
+                          {"messages", {{{"role", "user"}, {"content", "hi"}}}}}
+        .dump();
+}
+
 fake_response default_chat_completion(const recorded_request& req) {
     std::string model = "fake-model";
     auto parsed = nlohmann::json::parse(req.body, nullptr, false);

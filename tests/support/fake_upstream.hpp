@@ -55,6 +55,15 @@ fake_response sse_response(std::vector<std::string> events_data,
 // The default answer: a 200 OpenAI chat completion echoing the request's "model" (or "fake-model").
 fake_response default_chat_completion(const recorded_request& req);
 
+// An upstream that reports prompt_tokens 10 and completion_tokens = the request's
+// max_tokens, so a request's cost is exactly what the client asks for; streams carry the
+// usage chunk only when asked for it.
+fake_response usage_echoing(const recorded_request& req);
+// A chat request body asking for max_tokens (fake/gpt-test costs $2 per million output
+// tokens: 100000 is $0.20).
+std::string priced_chat(int max_tokens, bool stream = false,
+                        const std::string& model = "fake/gpt-test");
+
 // Paths of a throwaway CA certificate and a server certificate/key signed by it (all PEM).
 struct tls_files {
     std::string ca_file;

@@ -14,7 +14,7 @@ std::string basic_config(const std::string& fake_base_url, const config_parts& p
     return "server:\n  listen: \"127.0.0.1:0\"\n" + std::string(own_threads ? "" : "  threads: 1\n") +
            parts.server +
            "log: { level: warn }\n"
-           "store: { sqlite: \":memory:\" }\n"
+           "store: { sqlite: \":memory:\"" + parts.store + " }\n"
            "providers:\n"
            "  fake: { type: openai, base_url: \"" + fake_base_url +
            "/v1\", api_key: \"sk-upstream-test\" }\n"
@@ -34,7 +34,7 @@ std::string key_entry(const std::string& id, const std::string& cls, const std::
            sha256_hex(secret) + "\"\n" + extra;
 }
 
-gateway_harness::gateway_harness(const std::string& yaml) {
+gateway_harness::gateway_harness(const std::string& yaml, guard::wall_clock clock) {
     auto loaded = config::load_string(yaml);
     if (!loaded.cfg) {
         std::string all;
@@ -48,7 +48,7 @@ gateway_harness::gateway_harness(const std::string& yaml) {
     if (!rt) {
         throw std::runtime_error(error);
     }
-    gw_ = std::make_unique<gateway>(rt);
+    gw_ = std::make_unique<gateway>(rt, std::move(clock));
     gw_->start();
 }
 

@@ -12,6 +12,9 @@ namespace michi::test {
 
 // The client secret every harness config accepts (key id "tester").
 inline constexpr const char* test_secret = "mk-dev-TestSecretTestSecretTestSecretTest1234";
+// Secrets of the keys the guard tests add ("limited", a developer key, and "agent").
+inline const std::string limited = "mk-dev-LimitedLimitedLimitedLimitedLimited1";
+inline const std::string agent = "mk-agt-AgentAgentAgentAgentAgentAgentAgent12";
 
 struct http_reply {
     unsigned status = 0;
@@ -26,6 +29,7 @@ struct config_parts {
     std::string models;
     std::string keys;      // more entries of the keys list: "  - id: x\n    class: agent\n..."
     std::string rest;      // top-level sections: "routes:\n  ..."
+    std::string store;     // more fields of store: ", redis: \"redis://...\""
 };
 
 // A config with a `fake` openai-type provider at fake_base_url (+"/v1"), an `echo`
@@ -34,7 +38,8 @@ std::string basic_config(const std::string& fake_base_url, const config_parts& p
 
 class gateway_harness {
 public:
-    explicit gateway_harness(const std::string& yaml);
+    explicit gateway_harness(const std::string& yaml,
+                             guard::wall_clock clock = std::chrono::system_clock::now);
     ~gateway_harness();
 
     std::uint16_t port() const { return gw_->port(); }

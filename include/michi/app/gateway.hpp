@@ -34,6 +34,8 @@ public:
     void stop();
 
 private:
+    void settle_shared();
+
     shared_state state_;
     std::unique_ptr<ssl::context> server_tls_;
     std::vector<std::unique_ptr<worker>> workers_;

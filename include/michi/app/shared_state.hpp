@@ -8,6 +8,7 @@
 #include "michi/obs/metrics.hpp"
 #include "michi/routing/cooldowns.hpp"
 #include "michi/store/key_registry.hpp"
+#include "michi/store/redis_client.hpp"
 #include "michi/store/request_log.hpp"
 #include "michi/store/spend_store.hpp"
 
@@ -16,6 +17,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 
 namespace michi {
 
@@ -37,6 +39,10 @@ public:
     ~shared_state();
 
     guard::ledger& ledger() { return *ledger_; }
+    const guard::wall_clock& clock() const { return clock_; }
+    // store.redis parsed; nullopt when the ledger is in-process (read at start: changing it
+    // needs a restart).
+    const std::optional<store::redis_url>& redis_url() const { return redis_url_; }
     store::spend_store& store() { return *store_; }
     routing::cooldowns& cooldowns() { return cooldowns_; }
     obs::metrics& metrics() { return metrics_; }
@@ -79,6 +85,8 @@ public:
 
 private:
     published<runtime> rt_;
+    guard::wall_clock clock_;
+    std::optional<store::redis_url> redis_url_;
     std::unique_ptr<store::spend_store> store_;
     std::unique_ptr<guard::ledger> ledger_;
     routing::cooldowns cooldowns_;

@@ -33,6 +33,8 @@ gateway_error request_too_large(std::size_t limit);
 gateway_error upstream_error(std::string message);
 gateway_error upstream_timeout(std::string message);
 gateway_error unavailable(std::string message);
+// 503: the shared ledger (Redis) cannot answer, so a guarded request is not let through.
+gateway_error ledger_unavailable(std::string message);
 } // namespace errors
 
 } // namespace michi

@@ -41,6 +41,7 @@ struct rate_headers {
 
 // An admitted request's hold on the budgets and the TPM window, settled exactly once.
 struct reservation {
+    std::string id;    // the hold's name in the shared ledger (Redis); empty in-process
     std::string key_id;
     std::string day;   // "d:YYYY-MM-DD" at admission
     std::string month; // "m:YYYY-MM" at admission
@@ -48,6 +49,15 @@ struct reservation {
     std::uint64_t tokens = 0;
     std::chrono::system_clock::time_point at{};
     bool settled = false;
+};
+
+// One key's figures now (admin API, dashboard).
+struct key_usage {
+    double spent_today = 0;
+    double spent_this_month = 0;
+    double reserved = 0; // USD held by requests in flight
+    std::uint64_t requests_last_minute = 0;
+    std::uint64_t tokens_last_minute = 0;
 };
 
 // What one request asks of the ledger.
@@ -82,6 +92,8 @@ public:
     // Requests admitted and tokens counted in the rolling 60 s window now (tests, admin).
     std::uint64_t requests_last_minute(const std::string& key_id) const;
     std::uint64_t tokens_last_minute(const std::string& key_id) const;
+    // All of the above at once.
+    key_usage usage(const std::string& key_id) const;
 
 private:
     struct impl;

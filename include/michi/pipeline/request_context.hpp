@@ -19,6 +19,10 @@ namespace michi {
 class shared_state;
 }
 
+namespace michi::guard {
+class redis_ledger;
+} // namespace michi::guard
+
 namespace michi::pipeline {
 
 // Which API the client called, and the wire format it speaks.
@@ -48,6 +52,10 @@ struct request_context {
     // Guards: set at admission, settled by the session when the response has ended.
     shared_state* state = nullptr;                  // the gateway's, set by the session
     guard::ledger* ledger = nullptr;                // the gateway's, set by the session
+    // The worker's ledger in Redis when store.redis is set (the session sets it); admission
+    // then leaves its request here for the handler to await.
+    guard::redis_ledger* shared_ledger = nullptr;
+    std::optional<guard::admission_request> shared_admission;
     std::optional<config::key_config> admin_key;    // a key made through the admin API
     std::optional<guard::reservation> reservation;
     std::optional<guard::rate_headers> rate;       // x-ratelimit-* on every guarded response

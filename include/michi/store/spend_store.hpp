@@ -1,6 +1,7 @@
 #pragma once
-// Where the ledger's spend is persisted: the embedded SQLite file by default, Redis for
-// several replicas (its own issue). The ledger only ever talks to this interface.
+// Where the in-process ledger's spend is persisted: the embedded SQLite file. (With
+// store.redis the ledger itself lives in Redis: guard/redis_ledger.hpp.) The ledger only ever
+// talks to this interface.
 
 #include <chrono>
 #include <string>

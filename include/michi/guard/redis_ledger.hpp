@@ -1,0 +1,63 @@
+#pragma once
+// The ledger shared by every replica through one Redis (store.redis): the same checks,
+// in the same order and with the same words as the in-process ledger, each admission and
+// each settlement one server-side script, so two replicas can never both take the last
+// dollar or the last request of a minute. One per worker, on the worker's own connection.
+//
+// An admitted request's hold has a lease (hold_lease): the holds of a replica that died
+// lapse by themselves instead of blocking the budget for good. A request that settles
+// after its hold lapsed is still charged. A settlement that cannot reach Redis is retried
+// (it is idempotent: a hold is settled once) for settle_retry_for before it is given up.
+
+#include "michi/guard/ledger.hpp"
+#include "michi/store/redis_client.hpp"
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+
+namespace michi::guard {
+
+// The ledger could not answer (Redis unreachable or not answering): the request is refused
+// with 503 rather than let through unguarded.
+struct ledger_unavailable {
+    std::string message;
+};
+
+inline constexpr std::chrono::minutes hold_lease{15};
+inline constexpr std::chrono::seconds settle_retry_for{30};
+inline constexpr std::chrono::milliseconds redis_timeout{2000};
+
+class redis_ledger {
+public:
+    redis_ledger(executor ex, store::redis_url url, wall_clock now);
+    ~redis_ledger();
+    redis_ledger(const redis_ledger&) = delete;
+    redis_ledger& operator=(const redis_ledger&) = delete;
+
+    using admission = std::variant<reservation, refusal, ledger_unavailable>;
+    // CONTRACT order: daily budget, monthly budget, RPM, TPM, loop guard; when all pass
+    // the request is counted and its estimates held. headers are filled in both cases.
+    awaitable<admission> admit(const admission_request& req, rate_headers& headers);
+    // Charges the actual cost and corrects the tokens; returns at once (sent in the
+    // background, retried while Redis is unreachable).
+    void settle(reservation& r, double actual_cost_usd, std::uint64_t actual_tokens);
+    // The key's figures, or nullopt when Redis cannot be asked.
+    awaitable<std::optional<key_usage>> usage(std::string key_id);
+    // Settlements sent or waiting to be retried, not yet acknowledged by Redis.
+    std::size_t unsettled() const { return unsettled_; }
+
+private:
+    struct script;
+    awaitable<std::tuple<error_code, store::redis_value>> run(const script& s,
+                                                              std::vector<std::string> args);
+    awaitable<void> settle_task(std::vector<std::string> args, std::string what);
+
+    executor ex_;
+    store::redis_client client_;
+    wall_clock now_;
+    std::size_t unsettled_ = 0;
+};
+
+} // namespace michi::guard

@@ -1,0 +1,291 @@
+// The ledger shared through Redis (store.redis): two gateways on one real redis-server hold
+// one budget, one RPM window and one loop guard between them; holds of a replica that died
+// lapse; Redis down refuses guarded requests with a 503 instead of letting them through.
+#include "michi/guard/redis_ledger.hpp"
+#include "support/fake_upstream.hpp"
+#include "support/gateway_harness.hpp"
+#include "support/redis_server.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <thread>
+
+namespace michi::test {
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+const std::string admin_key = "admin-TestAdminKeyTestAdminKey";
+
+// A real redis-server and a fake upstream for each test; config() makes a gateway config on
+// the shared ledger, with the "limited" key's limit lines.
+class RedisLedgerTest : public ::testing::Test {
+protected:
+    std::string config(const std::string& limits, const std::string& server = "") {
+        return config_at(redis.url(), limits, server);
+    }
+    std::string config_at(const std::string& url, const std::string& limits,
+                          const std::string& server = "") {
+        return basic_config(up.base_url(),
+                            {.server = server,
+                             .keys = key_entry("limited", "developer", limited, limits) +
+                                     key_entry("agent", "agent", agent,
+                                               "    loop_max: 2\n    loop_window: 60s\n"),
+                             .rest = "admin: { key: \"" + admin_key + "\" }\n",
+                             .store = ", redis: \"" + url + "\""});
+    }
+
+    redis_server redis;
+    fake_upstream up;
+};
+
+json admin_key_view(gateway_harness& gw, const std::string& id) {
+    const auto r = gw.request(http::verb::get, "/admin/keys/" + id, "",
+                              {{"authorization", "Bearer " + admin_key}});
+    EXPECT_EQ(r.status, 200u) << r.body;
+    return json::parse(r.body);
+}
+
+TEST_F(RedisLedgerTest, TwoReplicasShareOneDailyBudget) {
+    up.set_handler(usage_echoing);
+    const auto cfg = config("    daily_usd: 0.5\n");
+    auto a = std::make_unique<gateway_harness>(cfg);
+    gateway_harness b(cfg);
+    // $0.20 each: A, B, A are admitted ($0.40 < $0.50, the last may cross); each replica alone
+    // has seen at most two, so only a ledger they share refuses the fourth.
+    ASSERT_EQ(a->chat(priced_chat(100000), limited).status, 200u);
+    ASSERT_EQ(b.chat(priced_chat(100000), limited).status, 200u);
+    ASSERT_EQ(a->chat(priced_chat(100000), limited).status, 200u);
+    const auto refused = b.chat(priced_chat(10), limited);
+    ASSERT_EQ(refused.status, 403u) << refused.body;
+    const auto err = json::parse(refused.body)["error"];
+    EXPECT_EQ(err["code"], "budget_exceeded");
+    const auto msg = err["message"].get<std::string>();
+    EXPECT_NE(msg.find("Daily budget of $0.50 for key \"limited\" is used up"), std::string::npos)
+        << msg;
+    EXPECT_NE(msg.find("T00:00:00Z"), std::string::npos) << msg;
+    EXPECT_EQ(up.request_count(), 3u);
+    // A clean stop of A sends its last charge; B reads all three from Redis.
+    a.reset();
+    const auto view = admin_key_view(b, "limited");
+    EXPECT_NEAR(view["spend"]["today"].get<double>(), 3 * 0.20001, 1e-9) << view.dump();
+    EXPECT_NEAR(view["spend"]["month"].get<double>(), 3 * 0.20001, 1e-9) << view.dump();
+}
+
+TEST_F(RedisLedgerTest, RpmWindowIsSharedWithItsHeaders) {
+    const auto cfg = config("    rpm: 3\n");
+    gateway_harness a(cfg);
+    gateway_harness b(cfg);
+    gateway_harness* order[] = {&a, &b, &a};
+    for (int i = 0; i < 3; ++i) {
+        const auto r = order[i]->chat(priced_chat(10), limited);
+        ASSERT_EQ(r.status, 200u) << r.body;
+        EXPECT_EQ(r.headers.at("x-ratelimit-limit-requests"), "3");
+        EXPECT_EQ(r.headers.at("x-ratelimit-remaining-requests"), std::to_string(2 - i));
+        EXPECT_GE(std::stoi(r.headers.at("x-ratelimit-reset-requests")), 1);
+    }
+    const auto refused = b.chat(priced_chat(10), limited);
+    ASSERT_EQ(refused.status, 429u) << refused.body;
+    EXPECT_EQ(json::parse(refused.body)["error"]["code"], "rate_limit_exceeded");
+    EXPECT_EQ(json::parse(refused.body)["error"]["message"],
+              "Rate limit reached for key \"limited\": 3 requests per minute.");
+    EXPECT_GE(std::stoi(refused.headers.at("retry-after")), 1);
+    EXPECT_LE(std::stoi(refused.headers.at("retry-after")), 60);
+    EXPECT_EQ(refused.headers.at("x-ratelimit-remaining-requests"), "0");
+    EXPECT_EQ(up.request_count(), 3u);
+    EXPECT_EQ(admin_key_view(a, "limited")["live"]["rpm"], 3);
+    // Another key has its own window.
+    EXPECT_EQ(a.chat(priced_chat(10)).status, 200u);
+}
+
+TEST_F(RedisLedgerTest, ConcurrentRequestsOnTwoReplicasOverspendAtMostOneRequest) {
+    up.set_handler([](const recorded_request& req) {
+        auto r = usage_echoing(req);
+        r.head_delay = 50ms; // keep them in flight together
+        return r;
+    });
+    const auto cfg = config("    daily_usd: 2.0\n", "  threads: 2\n");
+    auto a = std::make_unique<gateway_harness>(cfg);
+    auto b = std::make_unique<gateway_harness>(cfg);
+    constexpr int n = 40; // each $0.20001: the budget is worth 10 (the tenth crosses it)
+    std::atomic<int> ok{0};
+    std::atomic<int> refused{0};
+    std::vector<std::thread> clients;
+    for (int i = 0; i < n; ++i) {
+        gateway_harness& gw = i % 2 == 0 ? *a : *b;
+        clients.emplace_back([&] {
+            const auto r = gw.chat(priced_chat(100000), limited);
+            (r.status == 200 ? ok : refused)++;
+        });
+    }
+    for (auto& t : clients) {
+        t.join();
+    }
+    EXPECT_EQ(ok + refused, n);
+    EXPECT_EQ(ok.load(), 10);
+    EXPECT_EQ(up.request_count(), 10u);
+    a.reset();
+    const auto view = admin_key_view(*b, "limited");
+    EXPECT_NEAR(view["spend"]["today"].get<double>(), 10 * 0.20001, 1e-9) << view.dump();
+}
+
+TEST_F(RedisLedgerTest, LoopGuardCountsTheSameBodyOnEveryReplica) {
+    const auto cfg = config("");
+    gateway_harness a(cfg);
+    gateway_harness b(cfg);
+    const auto body = priced_chat(10);
+    EXPECT_EQ(a.chat(body, agent).status, 200u);
+    EXPECT_EQ(b.chat(body, agent).status, 200u);
+    const auto looped = a.chat(body, agent);
+    ASSERT_EQ(looped.status, 429u) << looped.body;
+    const auto err = json::parse(looped.body)["error"];
+    EXPECT_EQ(err["code"], "loop_detected");
+    EXPECT_EQ(err["message"],
+              "Loop detected for key \"agent\": the same request was sent 3 times within 60s.");
+    EXPECT_GE(std::stoi(looped.headers.at("retry-after")), 1);
+    // A different body passes.
+    EXPECT_EQ(b.chat(priced_chat(11), agent).status, 200u);
+}
+
+TEST_F(RedisLedgerTest, RedisDownRefusesWith503AndRecovers) {
+    gateway_harness gw(config("    rpm: 100\n"));
+    ASSERT_EQ(gw.chat(priced_chat(10), limited).status, 200u);
+    redis.kill();
+    const auto down = gw.chat(priced_chat(10), limited);
+    ASSERT_EQ(down.status, 503u) << down.body;
+    const auto err = json::parse(down.body)["error"];
+    EXPECT_EQ(err["code"], "ledger_unavailable");
+    const auto msg = err["message"].get<std::string>();
+    EXPECT_NE(msg.find("Redis at 127.0.0.1:" + std::to_string(redis.port())), std::string::npos)
+        << msg;
+    EXPECT_EQ(up.request_count(), 1u); // nothing went upstream unguarded
+    EXPECT_EQ(gw.request(http::verb::get, "/healthz").status, 200u);
+    // A new Redis on the same address: the gateway reconnects on its own once its back-off
+    // (one second after a failed connect) has passed.
+    redis.start();
+    unsigned status = 0;
+    for (int i = 0; i < 100 && status != 200; ++i) {
+        status = gw.chat(priced_chat(10), limited).status;
+        if (status != 200) {
+            std::this_thread::sleep_for(50ms);
+        }
+    }
+    EXPECT_EQ(status, 200u);
+}
+
+TEST_F(RedisLedgerTest, PasswordAndDatabaseFromTheUrl) {
+    redis_server locked({"--requirepass", "s3cret"});
+    const std::string base = "redis://:s3cret@127.0.0.1:" + std::to_string(locked.port());
+    gateway_harness gw(config_at(base + "/3", "    rpm: 5\n"));
+    const auto r = gw.chat(priced_chat(10), limited);
+    EXPECT_EQ(r.status, 200u) << r.body;
+    EXPECT_EQ(r.headers.at("x-ratelimit-remaining-requests"), "4");
+    const std::string wrong = "redis://:nope@127.0.0.1:" + std::to_string(locked.port());
+    gateway_harness bad(config_at(wrong, "    rpm: 5\n"));
+    const auto refused = bad.chat(priced_chat(10), limited);
+    ASSERT_EQ(refused.status, 503u) << refused.body;
+    const auto msg = json::parse(refused.body)["error"]["message"].get<std::string>();
+    EXPECT_NE(msg.find("Redis refused the connection's set-up"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find("nope"), std::string::npos) << msg; // never the password
+}
+
+// The shared ledger driven directly on one event loop, with a clock the test moves.
+class ledger_driver {
+public:
+    explicit ledger_driver(const std::string& url)
+        : ledger_(ioc_.get_executor(), parse(url), [this] { return now; }) {}
+
+    guard::redis_ledger::admission admit(double cost, std::optional<double> daily) {
+        guard::admission_request req;
+        req.key_id = "k";
+        req.limits.daily_usd = daily;
+        req.est_cost_usd = cost;
+        req.est_tokens = 10;
+        guard::rate_headers headers;
+        std::optional<guard::redis_ledger::admission> out;
+        net::co_spawn(ioc_, ledger_.admit(req, headers), [&](std::exception_ptr e, auto v) {
+            if (e) {
+                std::rethrow_exception(e);
+            }
+            out = std::move(v);
+        });
+        while (!out) { // the client's watchdog ends every call within its timeout
+            ioc_.run_one();
+        }
+        return *out;
+    }
+
+    void settle(guard::reservation r, double cost) {
+        ledger_.settle(r, cost, 10);
+        while (ledger_.unsettled() > 0) {
+            ioc_.run_one();
+        }
+    }
+
+    guard::key_usage usage() {
+        std::optional<std::optional<guard::key_usage>> out;
+        net::co_spawn(ioc_, ledger_.usage("k"), [&](std::exception_ptr e, auto v) {
+            if (e) {
+                std::rethrow_exception(e);
+            }
+            out = v;
+        });
+        while (!out) {
+            ioc_.run_one();
+        }
+        EXPECT_TRUE(out->has_value());
+        return out->value_or(guard::key_usage{});
+    }
+
+    std::chrono::system_clock::time_point now =
+        std::chrono::sys_days(std::chrono::year{2026} / 12 / 5) + 10h;
+
+private:
+    static store::redis_url parse(const std::string& url) {
+        std::string why;
+        return *store::redis_url::parse(url, why);
+    }
+    net::io_context ioc_;
+    guard::redis_ledger ledger_;
+};
+
+TEST_F(RedisLedgerTest, HoldsOfAReplicaThatDiedLapseAndALateSettlementIsChargedOnce) {
+    ledger_driver d(redis.url());
+    auto first = d.admit(1.0, 1.0);
+    ASSERT_TRUE(std::holds_alternative<guard::reservation>(first));
+    // Its replica dies: the hold is never settled. It blocks the budget while it lasts ...
+    const auto blocked = d.admit(0.1, 1.0);
+    ASSERT_TRUE(std::holds_alternative<guard::refusal>(blocked));
+    EXPECT_NE(std::get<guard::refusal>(blocked).message.find("$1.00 in flight"), std::string::npos)
+        << std::get<guard::refusal>(blocked).message;
+    EXPECT_NEAR(d.usage().reserved, 1.0, 1e-12);
+    d.now += guard::hold_lease - 1s;
+    EXPECT_TRUE(std::holds_alternative<guard::refusal>(d.admit(0.1, 1.0)));
+    // ... and lapses with its lease.
+    d.now += 2s;
+    auto second = d.admit(0.1, 1.0);
+    ASSERT_TRUE(std::holds_alternative<guard::reservation>(second));
+    EXPECT_NEAR(d.usage().reserved, 0.1, 1e-12);
+    // A settlement that comes after its hold lapsed is still charged, and only once however
+    // often it is sent (a retry after a lost reply).
+    const auto late = std::get<guard::reservation>(first);
+    d.settle(late, 0.25);
+    d.settle(late, 0.25);
+    d.settle(std::get<guard::reservation>(second), 0.05);
+    d.settle(std::get<guard::reservation>(second), 0.05);
+    const auto u = d.usage();
+    EXPECT_NEAR(u.spent_today, 0.30, 1e-12);
+    EXPECT_NEAR(u.spent_this_month, 0.30, 1e-12);
+    EXPECT_NEAR(u.reserved, 0.0, 1e-12);
+    // The next day starts from nothing; the month carries on.
+    d.now += 24h;
+    const auto next_day = d.usage();
+    EXPECT_NEAR(next_day.spent_today, 0.0, 1e-12);
+    EXPECT_NEAR(next_day.spent_this_month, 0.30, 1e-12);
+}
+
+} // namespace
+} // namespace michi::test
