@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -40,10 +41,11 @@ export function keygen(cls = 'developer') {
  * (plus the echo provider and one developer key, and any extra `keys` entries) in a fresh
  * temp dir, with `routes` when given. `admin: true` turns the admin API and dashboard on with
  * a random admin key (a string is used as the key itself); it is returned as `adminKey`.
+ * `redis` (a redis:// URL) puts the ledger there, shared with other gateways on it.
  * Returns { baseURL, origin, secret, adminKey, output(), stop() }; stop() sends SIGTERM and
  * resolves to { code, signal } once the process has exited.
  */
-export async function startGateway({ providers = {}, models = {}, keys = [], routes, admin = false } = {}) {
+export async function startGateway({ providers = {}, models = {}, keys = [], routes, admin = false, redis } = {}) {
   const dir = await mkdtemp(path.join(tmpdir(), 'michi-e2e-'));
   const { secret, sha256 } = keygen('developer');
   const adminKey = !admin ? undefined
@@ -51,7 +53,7 @@ export async function startGateway({ providers = {}, models = {}, keys = [], rou
   const config = {
     server: { listen: '127.0.0.1:0', drain_timeout: '5s' },
     ...(adminKey ? { admin: { key: adminKey } } : {}),
-    store: { sqlite: path.join(dir, 'michi.db') },
+    store: { sqlite: path.join(dir, 'michi.db'), ...(redis ? { redis } : {}) },
     // `info`, not `warn`: the "listening on" line is logged at info level.
     log: { level: 'info', format: 'text' },
     providers: { echo: { type: 'echo' }, ...providers },
@@ -105,6 +107,38 @@ export async function startGateway({ providers = {}, models = {}, keys = [], rou
       } finally {
         await rm(dir, { recursive: true, force: true });
       }
+    },
+  };
+}
+
+/**
+ * A redis-server of the test's own on a free port of 127.0.0.1, saving nothing to disk.
+ * Returns { url, stop() }.
+ */
+export async function startRedis() {
+  const probe = net.createServer().listen(0, '127.0.0.1');
+  await once(probe, 'listening');
+  const port = probe.address().port;
+  probe.close();
+  await once(probe, 'close');
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
+    '--appendonly', 'no', '--logfile', '', '--protected-mode', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines = [];
+  const exited = once(child, 'exit');
+  const ready = new Promise((resolve, reject) => {
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      lines.push(line);
+      if (line.includes('Ready to accept connections')) resolve();
+    });
+    child.on('error', reject);
+    exited.then(() => reject(new Error(`redis-server exited:\n${lines.join('\n')}`)));
+  });
+  await withTimeout(ready, START_TIMEOUT_MS, 'waiting for redis-server');
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited.catch(() => {});
     },
   };
 }
