@@ -25,6 +25,10 @@
 #                    throughput and latency phases, to tell the stack's own cost from Michi's
 #                    (default 0; build it with --target michi-bench-floor)
 #   FLOOR_BIN        its binary (default: build/release/michi-bench-floor)
+#   REDIS            1: add a target michi-redis: a second Michi, the same config but with the
+#                    ledger in Redis (store.redis, a redis-server started here; its CPU and RSS
+#                    are counted with that target's), to measure what the shared ledger costs
+#                    (default 0)
 #   BODY_FILE        the chat request body of the throughput and latency phases (default: a
 #                    one-line "hello"; bench/bodies/conversation-11k.json is a 40-message one)
 #   NGINX, WRK       binaries (default: from PATH)
@@ -47,6 +51,7 @@ MOCK_WORKERS="${MOCK_WORKERS:-1}"
 STREAM="${STREAM:-0}"
 FLOOR="${FLOOR:-0}"
 FLOOR_BIN="${FLOOR_BIN:-$ROOT/build/release/michi-bench-floor}"
+REDIS="${REDIS:-0}"
 NGINX="${NGINX:-nginx}"
 WRK="${WRK:-wrk}"
 OUT="${OUT:-$HERE/results/latest.md}"
@@ -71,6 +76,9 @@ if [[ "$FLOOR" == 1 ]]; then
         "(cmake --build --preset release --target michi-bench-floor, or set FLOOR_BIN)"
 fi
 command -v "$NGINX" >/dev/null || die "nginx not found ($NGINX)"
+if [[ "$REDIS" == 1 ]]; then
+    command -v redis-server >/dev/null || die "redis-server not found (apt-get install redis-server)"
+fi
 command -v "$WRK" >/dev/null || die "wrk not found ($WRK)"
 command -v curl >/dev/null || die "curl not found"
 command -v python3 >/dev/null || die "python3 not found"
@@ -162,6 +170,8 @@ MICHI_PORT=$(free_port)
 MOCK_SSE_PORT=$(free_port)
 PROXY_SSE_PORT=$(free_port)
 FLOOR_PORT=$(free_port)
+REDIS_PORT=$(free_port)
+MICHI_REDIS_PORT=$(free_port)
 
 MOCK_JSON='{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"gpt-bench","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":9,"total_tokens":18},"system_fingerprint":"fp_bench"}'
 
@@ -317,6 +327,21 @@ if [[ "$FLOOR" == 1 ]]; then
     LOG_OF[beast-floor]="$TMP/floor.log"
     TARGETS+=(beast-floor)
 fi
+if [[ "$REDIS" == 1 ]]; then
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+        --logfile "$TMP/redis.log" &
+    REDIS_PID=$!; PIDS+=("$REDIS_PID")
+    mkdir -p "$TMP/michi-redis"
+    sed -e "s/127.0.0.1:$MICHI_PORT/127.0.0.1:$MICHI_REDIS_PORT/" \
+        -e "s|^  sqlite: .*|  sqlite: $TMP/michi-redis/bench.db\n  redis: \"redis://127.0.0.1:$REDIS_PORT\"|" \
+        "$TMP/michi/michi.yaml" >"$TMP/michi-redis/michi.yaml"
+    "$MICHI_BIN" --config "$TMP/michi-redis/michi.yaml" >"$TMP/michi-redis/out.log" 2>&1 &
+    PID_OF[michi-redis]=$!; PIDS+=("$!")
+    URL[michi-redis]="http://127.0.0.1:$MICHI_REDIS_PORT/v1/chat/completions"
+    SSE_URL[michi-redis]=${URL[michi-redis]}
+    LOG_OF[michi-redis]="$TMP/michi-redis/out.log"
+    TARGETS+=(michi-redis)
+fi
 
 for t in "${TARGETS[@]}"; do wait_ready "$t" "${URL[$t]}" "${PID_OF[$t]}" "${LOG_OF[$t]}" "$CHAT_BODY"; done
 
@@ -328,6 +353,7 @@ for t in "${TARGETS[@]}"; do
     if [[ $t == direct || $t == nginx-proxy ]]; then
         PROCS_OF[$t]+=" $(ps -o pid= --ppid "${PID_OF[$t]}" | tr '\n' ' ')"
     fi
+    [[ $t == michi-redis ]] && PROCS_OF[$t]+=" $REDIS_PID"
 done
 # shellcheck disable=SC2086  # the pid lists are meant to split
 rss_of() { rss_kb ${PROCS_OF[$1]}; }  # target -> REPLY (kB)
@@ -438,7 +464,7 @@ export CLK_TCK MICHI_VERSION NGINX_VERSION WRK_VERSION
 export RESULTS OUT CPU_MODEL BUILD_TYPE LOAD_START LOAD_END DURATION CONNECTIONS THREADS \
     LAT_DURATION LAT_CONNECTIONS WARMUP ROUNDS WORKERS MOCK_WORKERS
 export RSS_IDLE_DIRECT=${RSS_IDLE[direct]} RSS_IDLE_PROXY=${RSS_IDLE[nginx-proxy]} RSS_IDLE_MICHI=${RSS_IDLE[michi]}
-export RSS_IDLE_FLOOR=${RSS_IDLE[beast-floor]:-0}
+export RSS_IDLE_FLOOR=${RSS_IDLE[beast-floor]:-0} RSS_IDLE_REDIS=${RSS_IDLE[michi-redis]:-0}
 
 python3 - <<'PY'
 import os, statistics, datetime
@@ -455,9 +481,10 @@ for line in open(E["RESULTS"]):
     fields.update(phase=phase, target=target, round=int(rnd))
     rows.append(fields)
 
-targets = ["direct", "nginx-proxy", "michi", "beast-floor"]
+targets = ["direct", "nginx-proxy", "michi", "beast-floor", "michi-redis"]
 idle = {"direct": int(E["RSS_IDLE_DIRECT"]), "nginx-proxy": int(E["RSS_IDLE_PROXY"]),
-        "michi": int(E["RSS_IDLE_MICHI"]), "beast-floor": int(E["RSS_IDLE_FLOOR"])}
+        "michi": int(E["RSS_IDLE_MICHI"]), "beast-floor": int(E["RSS_IDLE_FLOOR"]),
+        "michi-redis": int(E["RSS_IDLE_REDIS"])}
 med = statistics.median
 
 def sel(phase, target):
@@ -562,6 +589,14 @@ if "beast-floor" in tp and "nginx-proxy" in tp:
          f"**{fl['rps'] / ng['rps']:.2f}x** (per round: {', '.join(f'{x:.2f}' for x in rr)}), CPU per "
          f"request {fl['cpu_us'] / max(ng['cpu_us'], 1e-9):.2f}x; Michi/beast-floor "
          f"**{mc['rps'] / fl['rps']:.2f}x**, CPU per request {mc['cpu_us'] / max(fl['cpu_us'], 1e-9):.2f}x")
+for phase, s in (("throughput", tp), ("latency", lt), ("stream", st)):
+    if "michi-redis" in s and "michi" in s:
+        rd, mc = s["michi-redis"], s["michi"]
+        rr = per_round_ratio(phase, "michi-redis", "michi")
+        emit(f"- the ledger in Redis, {phase} phase (michi-redis: store.redis; CPU includes "
+             f"redis-server): michi-redis/michi **{rd['rps'] / mc['rps']:.2f}x** (per round: "
+             f"{', '.join(f'{x:.2f}' for x in rr)}), p99 {rd['p99'] - mc['p99']:+.3f} ms, CPU per "
+             f"request {rd['cpu_us'] / max(mc['cpu_us'], 1e-9):.2f}x")
 mi = idle["michi"] / 1024
 emit(f"- Michi RSS: idle **{mi:.1f} MB** — target <= 20 MB: {verdict(mi <= 20)}; "
      f"peak under load {max(s.get('michi', {}).get('peak', 0) for s in (tp, lt, st)):.1f} MB; "

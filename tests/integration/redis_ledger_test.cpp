@@ -198,13 +198,13 @@ public:
     explicit ledger_driver(const std::string& url)
         : ledger_(ioc_.get_executor(), parse(url), [this] { return now; }) {}
 
-    guard::redis_ledger::admission admit(double cost, std::optional<double> daily) {
+    // Admits a request estimated at cost USD and 10 tokens; its x-ratelimit-* in headers.
+    guard::redis_ledger::admission admit(double cost, const config::limits& limits) {
         guard::admission_request req;
         req.key_id = "k";
-        req.limits.daily_usd = daily;
+        req.limits = limits;
         req.est_cost_usd = cost;
         req.est_tokens = 10;
-        guard::rate_headers headers;
         std::optional<guard::redis_ledger::admission> out;
         net::co_spawn(ioc_, ledger_.admit(req, headers), [&](std::exception_ptr e, auto v) {
             if (e) {
@@ -218,8 +218,8 @@ public:
         return *out;
     }
 
-    void settle(guard::reservation r, double cost) {
-        ledger_.settle(r, cost, 10);
+    void settle(guard::reservation r, double cost, std::uint64_t tokens = 10) {
+        ledger_.settle(r, cost, tokens);
         while (ledger_.unsettled() > 0) {
             ioc_.run_one();
         }
@@ -242,6 +242,7 @@ public:
 
     std::chrono::system_clock::time_point now =
         std::chrono::sys_days(std::chrono::year{2026} / 12 / 5) + 10h;
+    guard::rate_headers headers;
 
 private:
     static store::redis_url parse(const std::string& url) {
@@ -254,19 +255,20 @@ private:
 
 TEST_F(RedisLedgerTest, HoldsOfAReplicaThatDiedLapseAndALateSettlementIsChargedOnce) {
     ledger_driver d(redis.url());
-    auto first = d.admit(1.0, 1.0);
+    const config::limits budget{.daily_usd = 1.0};
+    auto first = d.admit(1.0, budget);
     ASSERT_TRUE(std::holds_alternative<guard::reservation>(first));
     // Its replica dies: the hold is never settled. It blocks the budget while it lasts ...
-    const auto blocked = d.admit(0.1, 1.0);
+    const auto blocked = d.admit(0.1, budget);
     ASSERT_TRUE(std::holds_alternative<guard::refusal>(blocked));
     EXPECT_NE(std::get<guard::refusal>(blocked).message.find("$1.00 in flight"), std::string::npos)
         << std::get<guard::refusal>(blocked).message;
     EXPECT_NEAR(d.usage().reserved, 1.0, 1e-12);
     d.now += guard::hold_lease - 1s;
-    EXPECT_TRUE(std::holds_alternative<guard::refusal>(d.admit(0.1, 1.0)));
+    EXPECT_TRUE(std::holds_alternative<guard::refusal>(d.admit(0.1, budget)));
     // ... and lapses with its lease.
     d.now += 2s;
-    auto second = d.admit(0.1, 1.0);
+    auto second = d.admit(0.1, budget);
     ASSERT_TRUE(std::holds_alternative<guard::reservation>(second));
     EXPECT_NEAR(d.usage().reserved, 0.1, 1e-12);
     // A settlement that comes after its hold lapsed is still charged, and only once however
@@ -285,6 +287,43 @@ TEST_F(RedisLedgerTest, HoldsOfAReplicaThatDiedLapseAndALateSettlementIsChargedO
     const auto next_day = d.usage();
     EXPECT_NEAR(next_day.spent_today, 0.0, 1e-12);
     EXPECT_NEAR(next_day.spent_this_month, 0.30, 1e-12);
+}
+
+TEST_F(RedisLedgerTest, RollingWindowsMoveWithTheClock) {
+    ledger_driver d(redis.url());
+    const config::limits limits{.rpm = 3, .tpm = 1000};
+    const auto t0 = d.now;
+    const auto admitted_at = [&](std::chrono::seconds after, std::uint64_t remaining,
+                                 std::int64_t reset) {
+        d.now = t0 + after;
+        EXPECT_TRUE(std::holds_alternative<guard::reservation>(d.admit(0, limits)))
+            << after.count();
+        EXPECT_EQ(d.headers.remaining_requests, remaining) << after.count();
+        EXPECT_EQ(d.headers.reset_requests.count(), reset) << after.count();
+    };
+    admitted_at(0s, 2, 60);
+    admitted_at(30s, 1, 30);
+    admitted_at(40s, 0, 20);
+    d.now = t0 + 50s;
+    const auto refused = d.admit(0, limits);
+    ASSERT_TRUE(std::holds_alternative<guard::refusal>(refused));
+    EXPECT_EQ(std::get<guard::refusal>(refused).kind, guard::refusal_kind::rpm);
+    EXPECT_EQ(std::get<guard::refusal>(refused).retry_after, 10s); // when the first leaves
+    // A minute after the first, it has left the window; the oldest is the one at 30 s.
+    admitted_at(61s, 0, 29);
+    // Idle for minutes: the window starts again.
+    admitted_at(300s, 2, 60);
+    // Tokens: the estimate (10) counted at admission becomes the actual usage once settled.
+    d.now = t0 + 310s;
+    auto counted = d.admit(0, limits);
+    ASSERT_TRUE(std::holds_alternative<guard::reservation>(counted));
+    EXPECT_EQ(d.usage().tokens_last_minute, 20u);
+    d.settle(std::get<guard::reservation>(counted), 0, 250);
+    EXPECT_EQ(d.usage().tokens_last_minute, 260u);
+    EXPECT_EQ(d.usage().requests_last_minute, 2u);
+    d.now = t0 + 371s; // both have left
+    EXPECT_EQ(d.usage().tokens_last_minute, 0u);
+    EXPECT_EQ(d.usage().requests_last_minute, 0u);
 }
 
 } // namespace
