@@ -2,7 +2,7 @@
 
 #include "michi/admin/assets.hpp"
 #include "michi/core/error.hpp"
-#include "michi/core/http_wire.hpp"
+#include "michi/core/url_text.hpp"
 #include "michi/core/secret.hpp"
 #include "michi/obs/metrics.hpp"
 #include "michi/pipeline/handler.hpp"

@@ -5,7 +5,7 @@
 #include "michi/config/builtin_models.hpp"
 #include "michi/config/config.hpp"
 #include "michi/core/secret.hpp"
-#include "michi/store/redis_client.hpp"
+#include "michi/store/redis_url.hpp"
 
 #include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>

@@ -1,6 +1,6 @@
 // store.redis URLs: what each part becomes, and what is refused.
 #include "michi/config/config.hpp"
-#include "michi/store/redis_client.hpp"
+#include "michi/store/redis_url.hpp"
 
 #include <gtest/gtest.h>
 

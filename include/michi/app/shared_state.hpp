@@ -8,7 +8,7 @@
 #include "michi/obs/metrics.hpp"
 #include "michi/routing/cooldowns.hpp"
 #include "michi/store/key_registry.hpp"
-#include "michi/store/redis_client.hpp"
+#include "michi/store/redis_url.hpp"
 #include "michi/store/request_log.hpp"
 #include "michi/store/spend_store.hpp"
 

@@ -26,10 +26,6 @@ void append_field(std::string& out, std::string_view name, std::uint64_t value,
 // The chunk-size line of one chunk of a chunked body ("1a2\r\n").
 std::string chunk_size_line(std::size_t size);
 
-// %XX sequences decoded (a malformed one is kept as it is); '+' becomes a space when
-// plus_is_space (query strings), not in other parts of a URL.
-std::string percent_decode(std::string_view s, bool plus_is_space);
-
 inline constexpr std::string_view crlf = "\r\n";
 inline constexpr std::string_view last_chunk = "0\r\n\r\n";
 

@@ -7,6 +7,7 @@
 // not answer within the timeout, or at once while a failed connect is backing off.
 
 #include "michi/core/net.hpp"
+#include "michi/store/redis_url.hpp"
 
 #include <boost/asio/any_completion_handler.hpp>
 
@@ -21,20 +22,6 @@
 struct redisReader;
 
 namespace michi::store {
-
-// redis://[[user]:password@]host[:port][/db]
-struct redis_url {
-    std::string host;
-    std::uint16_t port = 6379;
-    std::string username;
-    std::string password;
-    int db = 0;
-
-    // The URL's parts, or nullopt with a message saying what is wrong.
-    static std::optional<redis_url> parse(std::string_view url, std::string& error);
-    // "host:port" (never the password), for messages and logs.
-    std::string where() const;
-};
 
 struct redis_value {
     enum class kind { nil, integer, string, status, error, array };
