@@ -1,5 +1,7 @@
 #include "michi/app/runtime.hpp"
 
+#include "michi/core/url_text.hpp"
+
 namespace michi {
 
 std::optional<endpoint> parse_base_url(const std::string& url) {
@@ -14,31 +16,18 @@ std::optional<endpoint> parse_base_url(const std::string& url) {
         return std::nullopt;
     }
     const auto slash = rest.find('/');
-    std::string_view authority = rest.substr(0, slash);
+    const std::string_view authority = rest.substr(0, slash);
     ep.base_path = slash == std::string_view::npos ? "" : std::string(rest.substr(slash));
     while (!ep.base_path.empty() && ep.base_path.back() == '/') {
         ep.base_path.pop_back();
     }
-    std::string_view port;
-    if (authority.starts_with("[")) {
-        const auto close = authority.find(']');
-        if (close == std::string_view::npos) {
-            return std::nullopt;
-        }
-        ep.host = std::string(authority.substr(1, close - 1));
-        authority.remove_prefix(close + 1);
-        if (authority.starts_with(":")) {
-            port = authority.substr(1);
-        } else if (!authority.empty()) {
-            return std::nullopt;
-        }
-    } else {
-        const auto colon = authority.rfind(':');
-        ep.host = std::string(authority.substr(0, colon));
-        if (colon != std::string_view::npos) {
-            port = authority.substr(colon + 1);
-        }
+    std::string why;
+    auto parts = wire::split_authority(authority, why);
+    if (!parts) {
+        return std::nullopt;
     }
+    ep.host = std::move(parts->host);
+    const std::string_view port = parts->port.value_or(std::string_view{});
     if (ep.host.empty()) {
         return std::nullopt;
     }

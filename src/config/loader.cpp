@@ -5,6 +5,7 @@
 #include "michi/config/builtin_models.hpp"
 #include "michi/config/config.hpp"
 #include "michi/core/secret.hpp"
+#include "michi/core/url_text.hpp"
 #include "michi/store/redis_url.hpp"
 
 #include <yaml-cpp/depthguard.h>
@@ -73,32 +74,21 @@ bool is_var_name(std::string_view s) {
 
 // "host:port", "[v6addr]:port" or ":port" (every interface).
 std::optional<std::pair<std::string, std::uint16_t>> split_host_port(std::string_view s) {
-    std::string_view host;
-    std::string_view port;
-    if (s.starts_with('[')) {
-        const auto close = s.find(']');
-        if (close == std::string_view::npos || s.substr(close + 1, 1) != ":") {
-            return std::nullopt;
-        }
-        host = s.substr(1, close - 1);
-        port = s.substr(close + 2);
-    } else {
-        const auto colon = s.rfind(':');
-        if (colon == std::string_view::npos) {
-            return std::nullopt;
-        }
-        host = s.substr(0, colon);
-        port = s.substr(colon + 1);
-        if (host.find(':') != std::string_view::npos) {
-            return std::nullopt; // an IPv6 address needs brackets
-        }
+    std::string why;
+    const auto parts = wire::split_authority(s, why);
+    if (!parts || !parts->port) {
+        return std::nullopt;
     }
+    if (!s.starts_with('[') && parts->host.find(':') != std::string::npos) {
+        return std::nullopt; // an IPv6 address needs brackets
+    }
+    const std::string_view port = *parts->port;
     std::uint16_t n = 0;
     const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), n);
     if (port.empty() || ec != std::errc{} || end != port.data() + port.size()) {
         return std::nullopt;
     }
-    return std::pair{host.empty() ? std::string("0.0.0.0") : std::string(host), n};
+    return std::pair{parts->host.empty() ? std::string("0.0.0.0") : parts->host, n};
 }
 
 bool is_header_name(std::string_view s) {

@@ -25,4 +25,30 @@ std::string percent_decode(std::string_view s, bool plus_is_space) {
     return out;
 }
 
+std::optional<authority> split_authority(std::string_view a, std::string& why) {
+    authority out;
+    if (a.starts_with('[')) {
+        const auto close = a.find(']');
+        if (close == std::string_view::npos) {
+            why = "unclosed '[' in the host";
+            return std::nullopt;
+        }
+        out.host = std::string(a.substr(1, close - 1));
+        a.remove_prefix(close + 1);
+        if (a.starts_with(':')) {
+            out.port = a.substr(1);
+        } else if (!a.empty()) {
+            why = "unexpected text after the host";
+            return std::nullopt;
+        }
+        return out;
+    }
+    const auto colon = a.rfind(':');
+    out.host = std::string(a.substr(0, colon));
+    if (colon != std::string_view::npos) {
+        out.port = a.substr(colon + 1);
+    }
+    return out;
+}
+
 } // namespace michi::wire

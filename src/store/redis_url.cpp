@@ -36,32 +36,17 @@ std::optional<redis_url> redis_url::parse(std::string_view url, std::string& err
             out.password = wire::percent_decode(cred.substr(colon + 1), false);
         }
     }
-    std::string_view port;
-    if (rest.starts_with('[')) { // [::1]:6379
-        const auto close = rest.find(']');
-        if (close == std::string_view::npos) {
-            error = "unclosed '[' in the host";
-            return std::nullopt;
-        }
-        out.host = std::string(rest.substr(1, close - 1));
-        rest = rest.substr(close + 1);
-        if (rest.starts_with(':')) {
-            port = rest.substr(1);
-        } else if (!rest.empty()) {
-            error = "unexpected text after the host";
-            return std::nullopt;
-        }
-    } else if (const auto colon = rest.rfind(':'); colon != std::string_view::npos) {
-        out.host = std::string(rest.substr(0, colon));
-        port = rest.substr(colon + 1);
-    } else {
-        out.host = std::string(rest);
+    auto parts = wire::split_authority(rest, error);
+    if (!parts) {
+        return std::nullopt;
     }
+    out.host = std::move(parts->host);
     if (out.host.empty()) {
         error = "no host";
         return std::nullopt;
     }
-    if (!port.empty() || rest.ends_with(':')) {
+    if (parts->port) {
+        const std::string_view port = *parts->port;
         unsigned p = 0;
         const auto r = std::from_chars(port.data(), port.data() + port.size(), p);
         if (r.ec != std::errc{} || r.ptr != port.data() + port.size() || p == 0 || p > 65535) {
