@@ -103,12 +103,6 @@ int run_daemon(const std::string& path) {
     }
     obs::setup_logging(loaded.cfg->log);
     raise_open_files_limit();
-    if (!loaded.cfg->store.redis.empty()) {
-        std::string why;
-        const auto url = store::redis_url::parse(loaded.cfg->store.redis, why);
-        spdlog::info("ledger: shared through Redis at {} (budgets and limits hold across "
-                     "replicas)", url ? url->where() : "?");
-    }
     std::string error;
     auto rt = runtime::build(loaded.cfg, error);
     if (!rt) {
@@ -125,6 +119,10 @@ int run_daemon(const std::string& path) {
         return 1;
     }
     gateway& gw = *owned;
+    if (const auto& url = gw.state().redis_url()) {
+        spdlog::info("ledger: shared through Redis at {} (budgets and limits hold across "
+                     "replicas)", url->where());
+    }
     // Signals are handled on the main thread, away from the workers. The handlers are in
     // place before "listening" is logged: a supervisor that signals the daemon as soon as it
     // reads that line must not meet the default action (SIGHUP would end the process).

@@ -35,9 +35,8 @@ std::string sha256_raw(std::string_view data) {
     return out;
 }
 
-std::string sha256_hex(std::string_view data) {
+std::string raw_to_hex(std::string_view raw) {
     static constexpr char hex[] = "0123456789abcdef";
-    const std::string raw = sha256_raw(data);
     std::string out;
     out.reserve(raw.size() * 2);
     for (unsigned char c : raw) {
@@ -45,6 +44,10 @@ std::string sha256_hex(std::string_view data) {
         out.push_back(hex[c & 0xf]);
     }
     return out;
+}
+
+std::string sha256_hex(std::string_view data) {
+    return raw_to_hex(sha256_raw(data));
 }
 
 bool constant_time_equal(std::string_view a, std::string_view b) noexcept {

@@ -614,38 +614,33 @@ void ledger::settle(reservation& r, double actual_cost_usd, std::uint64_t actual
 }
 
 double ledger::spent_today(const std::string& key_id) const {
-    const std::int64_t today = day_number(impl_->now());
-    return impl_->read(key_id, 0.0, [&](const key_state& st) {
-        return st.day.id >= today ? st.day.spent : 0.0;
-    });
+    return usage(key_id).spent_today;
 }
 
 double ledger::spent_this_month(const std::string& key_id) const {
-    const std::int64_t month = month_number(impl_->now());
-    return impl_->read(key_id, 0.0, [&](const key_state& st) {
-        return st.month.id >= month ? st.month.spent : 0.0;
-    });
+    return usage(key_id).spent_this_month;
 }
 
 double ledger::reserved(const std::string& key_id) const {
-    return impl_->read(key_id, 0.0, [](const key_state& st) { return st.reserved_total; });
+    return usage(key_id).reserved;
 }
 
 std::uint64_t ledger::requests_last_minute(const std::string& key_id) const {
-    const std::int64_t now_sec = epoch_seconds(impl_->now());
-    return impl_->read(key_id, std::uint64_t{0},
-                       [&](const key_state& st) { return st.requests.total(now_sec); });
+    return usage(key_id).requests_last_minute;
 }
 
 std::uint64_t ledger::tokens_last_minute(const std::string& key_id) const {
-    const std::int64_t now_sec = epoch_seconds(impl_->now());
-    return impl_->read(key_id, std::uint64_t{0},
-                       [&](const key_state& st) { return st.tokens.total(now_sec); });
+    return usage(key_id).tokens_last_minute;
 }
 
 key_usage ledger::usage(const std::string& key_id) const {
-    return {spent_today(key_id), spent_this_month(key_id), reserved(key_id),
-            requests_last_minute(key_id), tokens_last_minute(key_id)};
+    const time_point now = impl_->now();
+    const std::int64_t now_sec = epoch_seconds(now);
+    return impl_->read(key_id, key_usage{}, [&](const key_state& st) {
+        return key_usage{st.day.id >= day_number(now) ? st.day.spent : 0.0,
+                         st.month.id >= month_number(now) ? st.month.spent : 0.0,
+                         st.reserved_total, st.requests.total(now_sec), st.tokens.total(now_sec)};
+    });
 }
 
 std::string day_period(std::chrono::system_clock::time_point t) {

@@ -2,6 +2,7 @@
 
 #include "ledger_common.hpp"
 #include "michi/core/ids.hpp"
+#include "michi/core/secret.hpp"
 
 #include <openssl/evp.h>
 #include <spdlog/spdlog.h>
@@ -235,13 +236,7 @@ std::string sha1_hex(const std::string& s) {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned len = 0;
     EVP_Digest(s.data(), s.size(), md, &len, EVP_sha1(), nullptr);
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned i = 0; i < len; ++i) {
-        out.push_back(hex[md[i] >> 4]);
-        out.push_back(hex[md[i] & 15]);
-    }
-    return out;
+    return raw_to_hex(std::string_view(reinterpret_cast<const char*>(md), len));
 }
 
 std::int64_t epoch_ms(std::chrono::system_clock::time_point t) {

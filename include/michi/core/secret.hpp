@@ -31,6 +31,8 @@ void sha256_raw(std::string_view data, std::string& out);
 bool constant_time_equal(std::string_view a, std::string_view b) noexcept;
 // `n` characters of base62 from the OS CSPRNG.
 std::string random_base62(std::size_t n);
+// Lower-case hex of bytes (a digest).
+std::string raw_to_hex(std::string_view raw);
 // Bytes of a hex string (even length, hex digits only: check first).
 std::string hex_to_raw(std::string_view hex);
 // True when s is exactly 64 hex digits.

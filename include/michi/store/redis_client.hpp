@@ -53,8 +53,6 @@ public:
             token, std::move(args));
     }
 
-    // Commands sent or queued whose reply has not come yet.
-    std::size_t outstanding() const { return queue_.size() + awaiting_.size(); }
     // Why the last call failed without a reply ("connection refused", ...).
     const std::string& last_error() const { return last_error_; }
     const redis_url& url() const { return url_; }
