@@ -27,6 +27,36 @@ function withTimeout(promise, ms, what) {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+/**
+ * Starts `bin` with `args` and waits (START_TIMEOUT_MS) for a line of its output matching
+ * `ready`. Resolves to { child, lines (all it printed), exited (resolves to { code, signal }),
+ * match }; on an exit or a timeout first, kills it and rejects with its output (`name` names it).
+ */
+async function startProcess(bin, args, ready, name) {
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines = [];
+  const exited = once(child, 'exit').then(([code, signal]) => ({ code, signal }));
+  const matched = new Promise((resolve, reject) => {
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      lines.push(line);
+      const m = line.match(ready);
+      if (m) resolve(m);
+    });
+    createInterface({ input: child.stderr }).on('line', (line) => lines.push(line));
+    child.on('error', reject);
+    exited.then(({ code, signal }) =>
+      reject(new Error(`${name} exited (code ${code}, signal ${signal}) before it was ready`)));
+  });
+  try {
+    const match = await withTimeout(matched, START_TIMEOUT_MS, `waiting for ${name}`);
+    return { child, lines, exited, match };
+  } catch (err) {
+    child.kill('SIGKILL');
+    err.message += `\n--- ${name} output ---\n${lines.join('\n')}`;
+    throw err;
+  }
+}
+
 /** A fresh developer key: { secret, sha256 }, made by the daemon's own `keygen`. */
 export function keygen(cls = 'developer') {
   const out = execFileSync(MICHI_BIN, ['keygen', '--class', cls], { encoding: 'utf8' });
@@ -65,31 +95,15 @@ export async function startGateway({ providers = {}, models = {}, keys = [], rou
   const configFile = path.join(dir, 'michi.yaml');
   await writeFile(configFile, JSON.stringify(config, null, 2));
 
-  const child = spawn(MICHI_BIN, ['--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines = []; // everything the daemon printed, for failure messages
-  const exited = once(child, 'exit').then(([code, signal]) => ({ code, signal }));
-
-  const listening = new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      lines.push(line);
-      const m = line.match(/listening on (\S+):(\d+)/);
-      if (m) resolve(Number(m[2]));
-    });
-    createInterface({ input: child.stderr }).on('line', (line) => lines.push(line));
-    child.on('error', reject);
-    exited.then(({ code, signal }) =>
-      reject(new Error(`michi-gateway exited (code ${code}, signal ${signal}) before listening`)));
-  });
-
-  let port;
+  let child, lines, exited, m;
   try {
-    port = await withTimeout(listening, START_TIMEOUT_MS, 'waiting for "listening on"');
+    ({ child, lines, exited, match: m } = await startProcess(
+      MICHI_BIN, ['--config', configFile], /listening on (\S+):(\d+)/, 'michi-gateway'));
   } catch (err) {
-    child.kill('SIGKILL');
     await rm(dir, { recursive: true, force: true });
-    err.message += `\n--- michi-gateway output ---\n${lines.join('\n')}`;
     throw err;
   }
+  const port = Number(m[2]);
 
   return {
     baseURL: `http://127.0.0.1:${port}/v1`,
@@ -121,19 +135,9 @@ export async function startRedis() {
   const port = probe.address().port;
   probe.close();
   await once(probe, 'close');
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
-    '--appendonly', 'no', '--logfile', '', '--protected-mode', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines = [];
-  const exited = once(child, 'exit');
-  const ready = new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      lines.push(line);
-      if (line.includes('Ready to accept connections')) resolve();
-    });
-    child.on('error', reject);
-    exited.then(() => reject(new Error(`redis-server exited:\n${lines.join('\n')}`)));
-  });
-  await withTimeout(ready, START_TIMEOUT_MS, 'waiting for redis-server');
+  const { child, exited } = await startProcess('redis-server', ['--port', String(port), '--bind',
+    '127.0.0.1', '--save', '', '--appendonly', 'no', '--logfile', '', '--protected-mode', 'no'],
+  /Ready to accept connections/, 'redis-server');
   return {
     url: `redis://127.0.0.1:${port}`,
     async stop() {

@@ -12,14 +12,8 @@ namespace {
 
 using json = nlohmann::json;
 
-const std::string admin_key = "admin-TestAdminKeyTestAdminKey";
-
-std::map<std::string, std::string> admin_auth() {
-    return {{"authorization", "Bearer " + admin_key}};
-}
-
 std::string admin_config(const std::string& url, config_parts parts = {}) {
-    parts.rest += "admin: { key: \"" + admin_key + "\" }\n";
+    parts.rest += admin_section();
     return basic_config(url, parts);
 }
 

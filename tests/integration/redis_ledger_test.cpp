@@ -18,8 +18,6 @@ namespace {
 using json = nlohmann::json;
 using namespace std::chrono_literals;
 
-const std::string admin_key = "admin-TestAdminKeyTestAdminKey";
-
 // A real redis-server and a fake upstream for each test; config() makes a gateway config on
 // the shared ledger, with the "limited" key's limit lines.
 class RedisLedgerTest : public ::testing::Test {
@@ -34,7 +32,7 @@ protected:
                              .keys = key_entry("limited", "developer", limited, limits) +
                                      key_entry("agent", "agent", agent,
                                                "    loop_max: 2\n    loop_window: 60s\n"),
-                             .rest = "admin: { key: \"" + admin_key + "\" }\n",
+                             .rest = admin_section(),
                              .store = ", redis: \"" + url + "\""});
     }
 
@@ -43,8 +41,7 @@ protected:
 };
 
 json admin_key_view(gateway_harness& gw, const std::string& id) {
-    const auto r = gw.request(http::verb::get, "/admin/keys/" + id, "",
-                              {{"authorization", "Bearer " + admin_key}});
+    const auto r = gw.request(http::verb::get, "/admin/keys/" + id, "", admin_auth());
     EXPECT_EQ(r.status, 200u) << r.body;
     return json::parse(r.body);
 }

@@ -15,6 +15,15 @@ inline constexpr const char* test_secret = "mk-dev-TestSecretTestSecretTestSecre
 // Secrets of the keys the guard tests add ("limited", a developer key, and "agent").
 inline const std::string limited = "mk-dev-LimitedLimitedLimitedLimitedLimited1";
 inline const std::string agent = "mk-agt-AgentAgentAgentAgentAgentAgentAgent12";
+// The admin key of a config with admin_section() among its top-level sections, and the
+// header that sends it.
+inline const std::string admin_key = "admin-TestAdminKeyTestAdminKey";
+inline std::string admin_section() {
+    return "admin: { key: \"" + admin_key + "\" }\n";
+}
+inline std::map<std::string, std::string> admin_auth() {
+    return {{"authorization", "Bearer " + admin_key}};
+}
 
 struct http_reply {
     unsigned status = 0;
