@@ -11,6 +11,7 @@ connection::connection(executor ex, const endpoint& ep)
         tls_ = std::make_unique<tls_stream>(ex, *ep.tls_ctx);
     } else {
         plain_ = std::make_unique<plain_stream>(ex);
+        plain_->wait_after_short_reads();
     }
 }
 

@@ -1,12 +1,14 @@
 // The deadline stream: a read still pending at its deadline fails with beast's timeout and
 // the socket is closed; a deadline moved later, or removed, before the wait wakes lets the
-// read finish when the data comes. And a peer's last bytes and its close, arriving
-// together, are both read.
+// read finish when the data comes. A peer's last bytes and its close, arriving together,
+// are both read. And drained reads (upstream connections): the first read after a write
+// waits for epoll instead of trying recv() first, and still misses no byte and no close.
 
 #include "michi/core/tcp_stream.hpp"
 
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 
 #include <chrono>
 #include <optional>
@@ -117,11 +119,108 @@ TEST(TcpStreamTest, NoDeadlineKeepsTheReadWaiting) {
     EXPECT_EQ(read_one(p), error_code{});
 }
 
+// Bytes waiting in the stream's socket.
+int queued(pair& p) {
+    int n = 0;
+    EXPECT_EQ(::ioctl(p.stream->socket().native_handle(), FIONREAD, &n), 0);
+    return n;
+}
+
+// The peer writes `text`; returns once it waits in the stream's socket (bounded).
+void send_and_wait(pair& p, const std::string& text) {
+    const int before = queued(p);
+    net::write(*p.peer, net::buffer(text));
+    const auto give_up = steady_clock::now() + 10s;
+    while (queued(p) < before + static_cast<int>(text.size())) {
+        ASSERT_LT(steady_clock::now(), give_up) << "the peer's bytes never arrived";
+        pollfd pfd{p.stream->socket().native_handle(), POLLIN, 0};
+        ::poll(&pfd, 1, 10);
+    }
+}
+
+// The stream writes `text` to the peer (through the loop, bounded).
+void write_from_stream(pair& p, const std::string& text) {
+    std::optional<error_code> done;
+    net::async_write(*p.stream, net::buffer(text), [&](error_code ec, std::size_t) { done = ec; });
+    p.ioc.restart();
+    for (int i = 0; i < 100 && !done; ++i) {
+        p.ioc.run_one_for(10s);
+    }
+    ASSERT_EQ(done, error_code{});
+}
+
+// A short read ("abc" of 64), then, with or without a write by the stream, a read started
+// while "def" waits in the socket; "ghi" comes after it started and before the loop runs.
+// Trying recv() first reads "def" at once; waiting for epoll reads both.
+std::string read_after_a_short_read(pair& p, bool write_between) {
+    {
+        pending_read first(p); // waits for epoll: nothing has come yet
+        send_and_wait(p, "abc");
+        EXPECT_EQ(first.finish(), "abc"); // 3 of 64: the socket is empty now
+    }
+    if (write_between) {
+        write_from_stream(p, "request");
+    }
+    send_and_wait(p, "def");
+    pending_read second(p);
+    send_and_wait(p, "ghi");
+    return second.finish();
+}
+
+TEST(TcpStreamTest, AfterAWriteAnUpstreamStreamWaitsForEpollInsteadOfTryingFirst) {
+#ifndef MICHI_DRAINED_READS
+    GTEST_SKIP() << "drained reads are built only against Boost 1.81's epoll reactor";
+#endif
+    pair p;
+    p.stream->wait_after_short_reads();
+    EXPECT_EQ(read_after_a_short_read(p, true), "defghi");
+}
+
+// Without a write between them, the read after a short one cannot know that no close waits
+// behind the bytes taken: it tries recv() first, as Asio's own reads do.
+TEST(TcpStreamTest, WithoutAWriteAnUpstreamStreamTriesTheReadFirst) {
+    pair p;
+    p.stream->wait_after_short_reads();
+    EXPECT_EQ(read_after_a_short_read(p, false), "def");
+}
+
+TEST(TcpStreamTest, AClientStreamTriesEachReadFirst) {
+    pair p;
+    EXPECT_EQ(read_after_a_short_read(p, true), "def");
+}
+
+// A read that filled its buffer may have left bytes behind: the next one must not wait for
+// an event that came already, after a write or not.
+TEST(TcpStreamTest, AfterAFullReadTheRestIsReadWithoutANewEvent) {
+    pair p;
+    p.stream->wait_after_short_reads();
+    std::string got;
+    {
+        char four[4] = {};
+        std::optional<std::size_t> n;
+        p.stream->async_read_some(net::buffer(four), [&](error_code, std::size_t k) { n = k; });
+        send_and_wait(p, "abcdefgh");
+        p.ioc.restart();
+        for (int i = 0; i < 100 && !n; ++i) {
+            p.ioc.run_one_for(10s);
+        }
+        ASSERT_EQ(n, 4u);
+        got.assign(four, *n);
+    }
+    write_from_stream(p, "request");
+    pending_read rest(p);
+    EXPECT_EQ(got + rest.finish(), "abcdefgh");
+}
+
 // The peer's last bytes and its close arrive together, before the read that takes them: the
 // close has no readiness event of its own left, so a read that took the bytes and then waited
-// for epoll would wait forever. The next read must find the end of the stream by itself.
-TEST(TcpStreamTest, BytesAndTheCloseArrivingTogetherAreBothRead) {
+// for epoll would wait forever. The next read must find the end of the stream by itself, on
+// a client stream and on an upstream one (a stream cut by the provider).
+void bytes_and_close_together(bool drained) {
     pair p;
+    if (drained) {
+        p.stream->wait_after_short_reads();
+    }
     {
         pending_read first(p); // waiting for epoll: the event reports bytes and close at once
         net::write(*p.peer, net::buffer(std::string("abc")));
@@ -132,6 +231,35 @@ TEST(TcpStreamTest, BytesAndTheCloseArrivingTogetherAreBothRead) {
     }
     pending_read last(p);
     EXPECT_EQ(last.finish(), error_code(net::error::eof).message());
+}
+
+TEST(TcpStreamTest, BytesAndTheCloseArrivingTogetherAreBothRead) {
+    bytes_and_close_together(false);
+}
+
+TEST(TcpStreamTest, BytesAndTheCloseArrivingTogetherAreBothReadOnAnUpstreamStream) {
+    bytes_and_close_together(true);
+}
+
+// The one case the first read after a write does not try first: the peer closed right behind
+// its last answer (bytes and close in one event) and the stream writes to it again, as to a
+// kept-alive upstream connection. The closed peer answers with a reset, which ends the read.
+TEST(TcpStreamTest, AWriteToAPeerThatClosedBehindItsAnswerEndsTheNextRead) {
+    pair p;
+    p.stream->wait_after_short_reads();
+    {
+        pending_read first(p);
+        net::write(*p.peer, net::buffer(std::string("abc")));
+        p.peer->close();
+        pollfd pfd{p.stream->socket().native_handle(), POLLRDHUP, 0};
+        ASSERT_EQ(::poll(&pfd, 1, 10000), 1) << "the peer's close never arrived";
+        EXPECT_EQ(first.finish(), "abc");
+    }
+    write_from_stream(p, "request");
+    pending_read next(p);
+    const auto got = next.finish();
+    ASSERT_TRUE(next.ec.has_value()) << "the read never ended";
+    EXPECT_TRUE(*next.ec) << got;
 }
 
 TEST(TcpStreamTest, AnEarlierDeadlineReplacesALaterOne) {
