@@ -24,6 +24,7 @@ shared_state::shared_state(std::shared_ptr<const runtime> rt, guard::wall_clock 
         std::max(std::chrono::hours(1),
                  std::chrono::duration_cast<std::chrono::hours>(sc.log_retention)));
     key_registry_ = std::make_unique<store::key_registry>(sc.sqlite);
+    key_sync_ = std::make_unique<store::key_sync>(*key_registry_, redis_url_);
 }
 
 shared_state::~shared_state() {

@@ -36,6 +36,8 @@ CREATE TABLE IF NOT EXISTS revoked_keys (
     id TEXT PRIMARY KEY,
     ts_ms INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS key_changes (version INTEGER NOT NULL);
+INSERT INTO key_changes (version) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM key_changes);
 COMMIT;
 )sql";
 
@@ -47,6 +49,18 @@ constexpr const char* insert_key_sql =
     "INSERT INTO admin_keys (class, secret_sha256, models, rpm, tpm, daily_usd, monthly_usd, "
     "loop_max, loop_window_ms, created_ms, id) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+
+constexpr const char* replace_key_sql =
+    "INSERT OR REPLACE INTO admin_keys (class, secret_sha256, models, rpm, tpm, daily_usd, "
+    "monthly_usd, loop_max, loop_window_ms, created_ms, id) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+
+constexpr const char* revoke_sql =
+    "INSERT OR IGNORE INTO revoked_keys (id, ts_ms) VALUES (?1, ?2)";
+
+// Every write bumps it in its own transaction: another process on the same file sees the
+// number move and reloads (refresh).
+constexpr const char* bump_sql = "UPDATE key_changes SET version = version + 1";
 
 constexpr const char* update_key_sql =
     "UPDATE admin_keys SET class = ?1, secret_sha256 = ?2, models = ?3, rpm = ?4, tpm = ?5, "
@@ -91,6 +105,33 @@ std::optional<double> opt_double(const sqlite::statement& s, int col) {
     return s.column_double(col);
 }
 
+std::string read_version(sqlite3* db, std::int64_t& out) {
+    sqlite::statement s;
+    if (auto e = s.prepare(db, "SELECT version FROM key_changes"); !e.empty()) {
+        return e;
+    }
+    const int rc = s.step();
+    if (rc == SQLITE_ROW) {
+        out = s.column_int(0);
+        return {};
+    }
+    if (rc == SQLITE_DONE) {
+        out = 0;
+        return {};
+    }
+    return sqlite::errmsg(db);
+}
+
+std::string insert_revocation(sqlite3* db, const std::string& id) {
+    sqlite::statement st;
+    if (auto e = st.prepare(db, revoke_sql); !e.empty()) {
+        return e;
+    }
+    st.bind_text(1, id);
+    st.bind_int(2, now_ms());
+    return st.step() == SQLITE_DONE ? std::string() : sqlite::errmsg(db);
+}
+
 // A snapshot of keys and revoked, with the revoked flags and the digest index derived.
 std::shared_ptr<const key_snapshot> build(std::vector<admin_key> keys,
                                           std::unordered_set<std::string> revoked) {
@@ -118,6 +159,84 @@ config::key_config admin_key::as_key_config() const {
     c.models = models;
     c.overrides = overrides;
     return c;
+}
+
+std::string key_to_json(const admin_key& k) {
+    nlohmann::json j = {{"class", config::to_string(k.cls)},
+                        {"secret_sha256", k.secret_sha256},
+                        {"models", k.models},
+                        {"created_ms", k.created_ms}};
+    const auto& o = k.overrides;
+    for (const auto& [name, v] : {std::pair{"rpm", o.rpm}, {"tpm", o.tpm}, {"loop_max", o.loop_max}}) {
+        if (v) {
+            j[name] = *v;
+        }
+    }
+    if (o.daily_usd) {
+        j["daily_usd"] = *o.daily_usd;
+    }
+    if (o.monthly_usd) {
+        j["monthly_usd"] = *o.monthly_usd;
+    }
+    if (o.loop_window) {
+        j["loop_window_ms"] = o.loop_window->count();
+    }
+    return j.dump();
+}
+
+std::optional<admin_key> key_from_json(const std::string& id, std::string_view text,
+                                       std::string& why) {
+    const auto j = nlohmann::json::parse(text, nullptr, false);
+    if (!j.is_object()) {
+        why = "not a JSON object";
+        return std::nullopt;
+    }
+    admin_key k;
+    k.id = id;
+    const auto cls = config::parse_key_class(j.value("class", std::string()));
+    if (!cls) {
+        why = "unknown class";
+        return std::nullopt;
+    }
+    k.cls = *cls;
+    k.secret_sha256 = j.value("secret_sha256", std::string());
+    if (!is_sha256_hex(k.secret_sha256)) {
+        why = "secret_sha256 is not 64 hex digits";
+        return std::nullopt;
+    }
+    const auto models = j.find("models");
+    if (models != j.end()) {
+        if (!models->is_array()) {
+            why = "models is not an array";
+            return std::nullopt;
+        }
+        for (const auto& m : *models) {
+            if (!m.is_string()) {
+                why = "models is not an array of strings";
+                return std::nullopt;
+            }
+            k.models.push_back(m.get<std::string>());
+        }
+    }
+    auto& o = k.overrides;
+    for (const auto& [name, v] :
+         {std::pair{"rpm", &o.rpm}, {"tpm", &o.tpm}, {"loop_max", &o.loop_max}}) {
+        if (const auto f = j.find(name); f != j.end() && f->is_number_unsigned()) {
+            *v = f->get<std::uint64_t>();
+        }
+    }
+    for (const auto& [name, v] : {std::pair{"daily_usd", &o.daily_usd}, {"monthly_usd", &o.monthly_usd}}) {
+        if (const auto f = j.find(name); f != j.end() && f->is_number()) {
+            *v = f->get<double>();
+        }
+    }
+    if (const auto f = j.find("loop_window_ms"); f != j.end() && f->is_number_integer()) {
+        o.loop_window = config::duration(f->get<std::int64_t>());
+    }
+    if (const auto f = j.find("created_ms"); f != j.end() && f->is_number_integer()) {
+        k.created_ms = f->get<std::int64_t>();
+    }
+    return k;
 }
 
 const admin_key* key_snapshot::find_digest(const std::string& digest) const {
@@ -215,9 +334,33 @@ std::string key_registry::load_locked(std::shared_ptr<const snapshot>& out) {
             return sqlite::errmsg(db);
         }
     }
+    std::int64_t version = 0;
+    if (auto e = read_version(db, version); !e.empty()) {
+        return e;
+    }
     tx.commit();
     out = build(std::move(keys), std::move(revoked));
+    loaded_version_ = version;
     return {};
+}
+
+bool key_registry::refresh() {
+    std::lock_guard lock(write_mu_);
+    std::int64_t version = 0;
+    if (auto e = read_version(db_.get(), version); !e.empty()) {
+        spdlog::error("key registry {}: cannot read its version: {}", path_, e);
+        return false;
+    }
+    if (version == loaded_version_) {
+        return false;
+    }
+    std::shared_ptr<const snapshot> s;
+    if (auto e = load_locked(s); !e.empty()) {
+        spdlog::error("key registry {}: reload failed, keeping the current keys: {}", path_, e);
+        return false;
+    }
+    publish(std::move(s));
+    return true;
 }
 
 bool key_registry::reload() {
@@ -267,13 +410,13 @@ std::string key_registry::check(admin_key& k, const snapshot& s,
     return {};
 }
 
-std::string key_registry::write_key(const admin_key& k, bool insert) {
+std::string key_registry::write_key(const admin_key& k, const char* sql) {
     nlohmann::json models = nlohmann::json::array();
     for (const auto& m : k.models) {
         models.push_back(m);
     }
     sqlite::statement s;
-    if (auto e = s.prepare(db_.get(), insert ? insert_key_sql : update_key_sql); !e.empty()) {
+    if (auto e = s.prepare(db_.get(), sql); !e.empty()) {
         return e;
     }
     s.bind_text(1, config::to_string(k.cls));
@@ -294,10 +437,103 @@ std::string key_registry::write_key(const admin_key& k, bool insert) {
     if (s.step() != SQLITE_DONE) {
         return sqlite::errmsg(db_.get());
     }
-    if (!insert && sqlite3_changes(db_.get()) != 1) {
+    if (sql == update_key_sql && sqlite3_changes(db_.get()) != 1) {
         return "the key is no longer in the store";
     }
     return {};
+}
+
+std::string key_registry::store_key(const admin_key& k, const char* sql) {
+    sqlite::transaction tx(db_.get());
+    if (!tx.error().empty()) {
+        return tx.error();
+    }
+    if (auto e = write_key(k, sql); !e.empty()) {
+        return e;
+    }
+    if (auto e = sqlite::exec(db_.get(), bump_sql); !e.empty()) {
+        return e;
+    }
+    return tx.commit();
+}
+
+void key_registry::share(std::function<void()> notify) {
+    std::lock_guard lock(write_mu_);
+    notify_ = std::move(notify);
+}
+
+std::vector<shared_change> key_registry::take_outbox() {
+    std::lock_guard lock(write_mu_);
+    return std::exchange(outbox_, {});
+}
+
+void key_registry::put_back(std::vector<shared_change> changes) {
+    std::lock_guard lock(write_mu_);
+    changes.insert(changes.end(), std::make_move_iterator(outbox_.begin()),
+                   std::make_move_iterator(outbox_.end()));
+    outbox_ = std::move(changes);
+}
+
+void key_registry::queue_locked(shared_change c) {
+    if (notify_) {
+        outbox_.push_back(std::move(c));
+        notify_();
+    }
+}
+
+bool key_registry::merge_shared(const std::vector<admin_key>& keys,
+                                const std::unordered_set<std::string>& revoked) {
+    std::lock_guard lock(write_mu_);
+    const auto s = current();
+    sqlite::transaction tx(db_.get());
+    std::string e = tx.error();
+    int changes = 0;
+    for (const auto& k : keys) {
+        if (!e.empty()) {
+            break;
+        }
+        const auto it = std::lower_bound(
+            s->keys.begin(), s->keys.end(), k.id,
+            [](const admin_key& a, const std::string& id) { return a.id < id; });
+        if (it != s->keys.end() && it->id == k.id && key_to_json(*it) == key_to_json(k)) {
+            continue;
+        }
+        // A change of this replica's not sent yet is newer than what Redis had.
+        if (std::any_of(outbox_.begin(), outbox_.end(),
+                        [&](const shared_change& c) { return c.id == k.id; })) {
+            continue;
+        }
+        e = write_key(k, replace_key_sql);
+        ++changes;
+    }
+    for (const auto& id : revoked) {
+        if (!e.empty()) {
+            break;
+        }
+        if (!s->is_revoked(id)) {
+            e = insert_revocation(db_.get(), id);
+            ++changes;
+        }
+    }
+    if (e.empty() && changes == 0) {
+        return false;
+    }
+    if (e.empty()) {
+        e = sqlite::exec(db_.get(), bump_sql);
+    }
+    if (e.empty()) {
+        e = tx.commit();
+    }
+    std::shared_ptr<const snapshot> next;
+    if (e.empty()) {
+        e = load_locked(next);
+    }
+    if (!e.empty()) {
+        spdlog::error("key registry {}: storing the shared keys failed: {}", path_, e);
+        return false;
+    }
+    publish(std::move(next));
+    return true;
 }
 
 bool key_registry::create(admin_key k, std::string& error) {
@@ -321,11 +557,12 @@ bool key_registry::create(admin_key k, std::string& error) {
     if (k.created_ms == 0) {
         k.created_ms = now_ms();
     }
-    if (auto e = write_key(k, true); !e.empty()) {
+    if (auto e = store_key(k, insert_key_sql); !e.empty()) {
         spdlog::error("key registry {}: storing key \"{}\" failed: {}", path_, k.id, e);
         error = "cannot store the key: " + e;
         return false;
     }
+    queue_locked({k.id, key_to_json(k)});
     auto keys = s->keys;
     keys.push_back(std::move(k));
     publish(build(std::move(keys), s->revoked));
@@ -358,11 +595,12 @@ bool key_registry::update(const std::string& id, const std::function<void(admin_
         error = std::move(e);
         return false;
     }
-    if (auto e = write_key(k, false); !e.empty()) {
+    if (auto e = store_key(k, update_key_sql); !e.empty()) {
         spdlog::error("key registry {}: updating key \"{}\" failed: {}", path_, id, e);
         error = "cannot store the key: " + e;
         return false;
     }
+    queue_locked({k.id, key_to_json(k)});
     auto keys = s->keys;
     keys[static_cast<std::size_t>(it - s->keys.begin())] = std::move(k);
     publish(build(std::move(keys), s->revoked));
@@ -378,20 +616,25 @@ bool key_registry::revoke(const std::string& id) {
     if (s->is_revoked(id)) {
         return true;
     }
-    sqlite::statement st;
-    std::string e =
-        st.prepare(db_.get(), "INSERT OR IGNORE INTO revoked_keys (id, ts_ms) VALUES (?1, ?2)");
-    if (e.empty()) {
-        st.bind_text(1, id);
-        st.bind_int(2, now_ms());
-        if (st.step() != SQLITE_DONE) {
-            e = sqlite::errmsg(db_.get());
+    std::string e;
+    {
+        sqlite::transaction tx(db_.get());
+        e = tx.error();
+        if (e.empty()) {
+            e = insert_revocation(db_.get(), id);
+        }
+        if (e.empty()) {
+            e = sqlite::exec(db_.get(), bump_sql);
+        }
+        if (e.empty()) {
+            e = tx.commit();
         }
     }
     if (!e.empty()) {
         spdlog::error("key registry {}: revoking key \"{}\" failed: {}", path_, id, e);
         return false;
     }
+    queue_locked({id, ""});
     auto revoked = s->revoked;
     revoked.insert(id);
     publish(build(s->keys, std::move(revoked)));

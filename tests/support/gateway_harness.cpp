@@ -6,6 +6,7 @@
 #include <sys/time.h>
 
 #include <stdexcept>
+#include <thread>
 
 namespace michi::test {
 
@@ -14,7 +15,7 @@ std::string basic_config(const std::string& fake_base_url, const config_parts& p
     return "server:\n  listen: \"127.0.0.1:0\"\n" + std::string(own_threads ? "" : "  threads: 1\n") +
            parts.server +
            "log: { level: warn }\n"
-           "store: { sqlite: \":memory:\"" + parts.store + " }\n"
+           "store: { sqlite: \"" + parts.sqlite + "\"" + parts.store + " }\n"
            "providers:\n"
            "  fake: { type: openai, base_url: \"" + fake_base_url +
            "/v1\", api_key: \"sk-upstream-test\" }\n"
@@ -26,6 +27,17 @@ std::string basic_config(const std::string& fake_base_url, const config_parts& p
            "  - id: tester\n"
            "    class: developer\n"
            "    secret_sha256: \"" + sha256_hex(test_secret) + "\"\n" + parts.keys + parts.rest;
+}
+
+bool eventually(const std::function<bool()>& check, std::chrono::milliseconds limit) {
+    const auto give_up = std::chrono::steady_clock::now() + limit;
+    while (!check()) {
+        if (std::chrono::steady_clock::now() >= give_up) {
+            return false;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return true;
 }
 
 std::string key_entry(const std::string& id, const std::string& cls, const std::string& secret,

@@ -4,6 +4,8 @@
 
 #include "michi/app/gateway.hpp"
 
+#include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -39,7 +41,13 @@ struct config_parts {
     std::string keys;      // more entries of the keys list: "  - id: x\n    class: agent\n..."
     std::string rest;      // top-level sections: "routes:\n  ..."
     std::string store;     // more fields of store: ", redis: \"redis://...\""
+    std::string sqlite = ":memory:"; // store.sqlite
 };
+
+// Polls check every 10 ms until it holds (true) or `limit` passes (false): for state that
+// another thread or process changes with no event to wait on.
+bool eventually(const std::function<bool()>& check,
+                std::chrono::milliseconds limit = std::chrono::seconds(10));
 
 // A config with a `fake` openai-type provider at fake_base_url (+"/v1"), an `echo`
 // provider, model fake/gpt-test (upstream gpt-test), and the test key.

@@ -278,5 +278,117 @@ TEST(KeyRegistryTest, UnwritableLocationThrowsNamingThePath) {
     }
 }
 
+// The JSON that carries a key between replicas gives back the same key, every field.
+TEST(KeyRegistryTest, AKeyGoesToJsonAndBackWhole) {
+    auto k = make_key("bot", "mk-agt-secret-one");
+    k.overrides.tpm = 1000;
+    k.overrides.monthly_usd = 40;
+    k.created_ms = 1700000000123;
+    std::string why;
+    const auto back = key_from_json("bot", key_to_json(k), why);
+    ASSERT_TRUE(back.has_value()) << why;
+    EXPECT_EQ(key_to_json(*back), key_to_json(k));
+    EXPECT_EQ(back->id, "bot");
+    EXPECT_EQ(back->cls, config::key_class::agent);
+    EXPECT_EQ(back->models, k.models);
+    EXPECT_EQ(back->overrides.rpm, 30u);
+    EXPECT_EQ(back->overrides.tpm, 1000u);
+    EXPECT_EQ(back->overrides.daily_usd, 2.5);
+    EXPECT_EQ(back->overrides.monthly_usd, 40.0);
+    EXPECT_EQ(back->overrides.loop_max, 7u);
+    EXPECT_EQ(back->overrides.loop_window, std::chrono::seconds(90));
+    EXPECT_EQ(back->created_ms, 1700000000123);
+    EXPECT_FALSE(back->overrides.loop_window == std::nullopt);
+}
+
+TEST(KeyRegistryTest, JsonThatIsNotAKeyIsRefusedWithAReason) {
+    const std::string digest = sha256_hex("x");
+    for (const auto& [text, reason] : std::vector<std::pair<std::string, std::string>>{
+             {"[1]", "not a JSON object"},
+             {"{", "not a JSON object"},
+             {R"({"class":"robot","secret_sha256":")" + digest + R"("})", "unknown class"},
+             {R"({"class":"agent","secret_sha256":"abc"})", "secret_sha256 is not 64 hex digits"},
+             {R"({"class":"agent","secret_sha256":")" + digest + R"(","models":"x"})",
+              "models is not an array"},
+             {R"({"class":"agent","secret_sha256":")" + digest + R"(","models":[1]})",
+              "models is not an array of strings"}}) {
+        std::string why;
+        EXPECT_FALSE(key_from_json("k", text, why).has_value()) << text;
+        EXPECT_EQ(why, reason) << text;
+    }
+}
+
+// Keys and revocations from the other replicas are stored and published; a second merge of
+// the same changes nothing; a merge never takes a revocation back.
+TEST(KeyRegistryTest, MergingSharedKeysStoresThemDurably) {
+    temp_dir dir;
+    {
+        key_registry reg(dir.db());
+        std::string why;
+        ASSERT_TRUE(reg.create(make_key("local", "mk-agt-local"), why)) << why;
+        ASSERT_TRUE(reg.revoke("gone"));
+        auto shared = make_key("remote", "mk-agt-remote");
+        shared.created_ms = 5;
+        EXPECT_TRUE(reg.merge_shared({shared}, {"old-config-key"}));
+        EXPECT_FALSE(reg.merge_shared({shared}, {"old-config-key"}));
+        EXPECT_FALSE(reg.merge_shared({}, {}));
+        ASSERT_TRUE(reg.find("remote").has_value());
+        EXPECT_NE(reg.current()->find_digest(hex_to_raw(sha256_hex("mk-agt-remote"))), nullptr);
+        EXPECT_TRUE(reg.current()->is_revoked("old-config-key"));
+        EXPECT_TRUE(reg.current()->is_revoked("gone"));
+    }
+    key_registry reopened(dir.db());
+    EXPECT_TRUE(reopened.find("remote").has_value());
+    EXPECT_TRUE(reopened.find("local").has_value());
+    EXPECT_TRUE(reopened.current()->is_revoked("old-config-key"));
+}
+
+// Two registries on one file, as two processes: a write by one is seen by the other's
+// refresh, and a refresh with nothing new reloads nothing.
+TEST(KeyRegistryTest, RefreshSeesWritesOfAnotherRegistryOnTheSameFile) {
+    temp_dir dir;
+    key_registry a(dir.db());
+    key_registry b(dir.db());
+    EXPECT_FALSE(b.refresh());
+    std::string why;
+    ASSERT_TRUE(a.create(make_key("k1", "mk-agt-k1"), why)) << why;
+    EXPECT_FALSE(b.find("k1").has_value());
+    EXPECT_TRUE(b.refresh());
+    EXPECT_TRUE(b.find("k1").has_value());
+    EXPECT_FALSE(b.refresh());
+    ASSERT_TRUE(a.revoke("k1"));
+    EXPECT_TRUE(b.refresh());
+    EXPECT_TRUE(b.current()->is_revoked("k1"));
+}
+
+// Once shared, each change is queued for the other replicas, and changes put back after a
+// failed send come out again ahead of newer ones.
+TEST(KeyRegistryTest, SharedChangesAreQueuedInOrder) {
+    temp_dir dir;
+    key_registry reg(dir.db());
+    std::string why;
+    ASSERT_TRUE(reg.create(make_key("before", "mk-agt-before"), why)) << why;
+    EXPECT_TRUE(reg.take_outbox().empty()); // not shared yet
+    int woken = 0;
+    reg.share([&] { ++woken; });
+    ASSERT_TRUE(reg.create(make_key("k1", "mk-agt-k1"), why)) << why;
+    ASSERT_TRUE(reg.revoke("k1"));
+    EXPECT_EQ(woken, 2);
+    auto first = reg.take_outbox();
+    ASSERT_EQ(first.size(), 2u);
+    EXPECT_EQ(first[0].id, "k1");
+    EXPECT_NE(first[0].json.find("\"secret_sha256\""), std::string::npos);
+    EXPECT_EQ(first[1].id, "k1");
+    EXPECT_TRUE(first[1].json.empty()); // a revocation
+    ASSERT_TRUE(reg.revoke("other"));
+    reg.put_back(std::move(first));
+    // What Redis had of k1 does not replace the change of it waiting to be sent again.
+    EXPECT_FALSE(reg.merge_shared({make_key("k1", "mk-agt-stale")}, {}));
+    const auto again = reg.take_outbox();
+    ASSERT_EQ(again.size(), 3u);
+    EXPECT_EQ(again[2].id, "other");
+    EXPECT_TRUE(reg.take_outbox().empty());
+}
+
 } // namespace
 } // namespace michi::store

@@ -8,6 +8,7 @@
 #include "michi/obs/metrics.hpp"
 #include "michi/routing/cooldowns.hpp"
 #include "michi/store/key_registry.hpp"
+#include "michi/store/key_sync.hpp"
 #include "michi/store/redis_url.hpp"
 #include "michi/store/request_log.hpp"
 #include "michi/store/spend_store.hpp"
@@ -93,6 +94,7 @@ private:
     obs::metrics metrics_;
     std::unique_ptr<store::request_log> request_log_;
     std::unique_ptr<store::key_registry> key_registry_;
+    std::unique_ptr<store::key_sync> key_sync_; // after the registry: stops before it goes
     mutable std::mutex fallback_mu_;
     std::deque<fallback_event> fallbacks_;
     std::mutex idle_mu_;

@@ -34,6 +34,19 @@ struct admin_key {
     config::key_config as_key_config() const;
 };
 
+// An admin key as the JSON text that carries it between replicas (store.redis), and back;
+// nullopt (why set) when the text is not one.
+std::string key_to_json(const admin_key& k);
+std::optional<admin_key> key_from_json(const std::string& id, std::string_view text,
+                                       std::string& why);
+
+// A change made on this replica, for the others: a key created or edited (its JSON), or a
+// revocation (json empty).
+struct shared_change {
+    std::string id;
+    std::string json;
+};
+
 // What requests read: immutable once published.
 struct key_snapshot {
     std::unordered_map<std::string, admin_key> by_digest; // raw 32-byte digest -> live key
@@ -80,6 +93,22 @@ public:
     // Re-reads both tables (e.g. written by another process) and publishes them. Returns
     // false, keeping the current view, on a read error (logged).
     bool reload();
+    // Reloads when another process sharing the file changed the keys since the last load
+    // (a version number every write bumps); true when it did.
+    bool refresh();
+
+    // Sharing with other replicas (key_sync): from now on every create, update and revoke
+    // is also queued for them, and notify runs (under the registry's lock: it must only
+    // wake someone).
+    void share(std::function<void()> notify);
+    std::vector<shared_change> take_outbox();
+    // Changes taken that could not be sent, ahead of those queued since.
+    void put_back(std::vector<shared_change> changes);
+    // Stores the keys and revocations the other replicas shared (a key differing from the
+    // local one replaces it, unless a change of it here waits to be sent; revocations are
+    // only ever added) and publishes them; true when anything changed. Not queued again.
+    bool merge_shared(const std::vector<admin_key>& keys,
+                      const std::unordered_set<std::string>& revoked);
 
     const std::string& path() const { return path_; }
 
@@ -90,8 +119,11 @@ private:
     // Checks k (normalising the digest to lower case) against the current snapshot;
     // except_id is the key being updated. Returns an error message or "".
     std::string check(admin_key& k, const snapshot& s, const std::string& except_id) const;
-    // INSERT or UPDATE of one admin key row; returns an error message or "".
-    std::string write_key(const admin_key& k, bool insert);
+    // One admin key row by sql (insert, update or replace); returns an error message or "".
+    std::string write_key(const admin_key& k, const char* sql);
+    // The same in a transaction that bumps the version.
+    std::string store_key(const admin_key& k, const char* sql);
+    void queue_locked(shared_change c);
 
     std::string path_;
 
@@ -99,6 +131,9 @@ private:
     sqlite::db_ptr db_;
 
     published<snapshot> snap_;
+    std::int64_t loaded_version_ = 0; // of the tables snap_ was loaded from
+    std::function<void()> notify_;     // set by share()
+    std::vector<shared_change> outbox_;
 };
 
 } // namespace michi::store
