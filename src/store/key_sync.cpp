@@ -68,6 +68,9 @@ bool pipeline(redisContext* ctx, const std::vector<std::vector<std::string>>& cm
 key_sync::key_sync(key_registry& registry, std::optional<redis_url> redis,
                    std::chrono::milliseconds every)
     : registry_(registry), redis_(std::move(redis)), every_(every) {
+    // spdlog's registry is made on first use; made here, before the thread, its first use
+    // is never a race between this thread and a worker's (that TSan cannot see through).
+    spdlog::default_logger_raw();
     if (redis_) {
         registry_.share([this] {
             std::lock_guard lock(mu_);
