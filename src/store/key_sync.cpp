@@ -142,7 +142,10 @@ bool key_sync::connect() {
         drop(why);
         return false;
     }
+    // A new connection may be to a Redis that restarted empty and counts from 0 again: send
+    // what this replica has, and read everyone's back once whatever the counter says.
     sent_existing_ = false;
+    seen_version_.reset();
     return true;
 }
 
