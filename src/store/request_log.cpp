@@ -14,9 +14,12 @@ namespace {
 
 constexpr auto prune_every = std::chrono::minutes(1);
 
-// One index, on time: retention prunes and admin queries filter by it. A per-key index (in
-// files of earlier versions, dropped here) cost every written row a third B-tree insert,
-// about a third of the row's cost; a per-key query reads the time range instead.
+// No index on the rows: a B-tree insert per row was a third of a row's cost. Retention
+// prunes and admin queries find a time range through request_minutes instead: one row per
+// minute of request time with the range of row ids and of times of that minute's rows. Rows
+// are appended (ids grow), so a time range is a range of ids, read with the times checked.
+// (Files of earlier versions lose their time and per-key indexes on open and get their
+// minutes from the rows they have.)
 constexpr const char* schema_sql = R"sql(
 BEGIN IMMEDIATE;
 CREATE TABLE IF NOT EXISTS requests (
@@ -36,10 +39,35 @@ CREATE TABLE IF NOT EXISTS requests (
     cost_usd REAL,
     error TEXT
 );
-CREATE INDEX IF NOT EXISTS requests_ts_ms ON requests (ts_ms);
+CREATE TABLE IF NOT EXISTS request_minutes (
+    minute INTEGER PRIMARY KEY,
+    first_id INTEGER NOT NULL,
+    last_id INTEGER NOT NULL,
+    min_ts INTEGER NOT NULL,
+    max_ts INTEGER NOT NULL
+);
+COMMIT;
+)sql";
+
+// Run when request_minutes is empty: the minutes of the rows already there (none in a new
+// file; the rows of a file from before it, once).
+constexpr const char* fill_minutes_sql = R"sql(
+BEGIN IMMEDIATE;
+INSERT INTO request_minutes (minute, first_id, last_id, min_ts, max_ts)
+    SELECT ts_ms / 60000, MIN(rowid), MAX(rowid), MIN(ts_ms), MAX(ts_ms) FROM requests
+    WHERE ts_ms IS NOT NULL GROUP BY ts_ms / 60000;
+DROP INDEX IF EXISTS requests_ts_ms;
 DROP INDEX IF EXISTS requests_key_id;
 COMMIT;
 )sql";
+
+constexpr const char* upsert_minute_sql =
+    "INSERT INTO request_minutes (minute, first_id, last_id, min_ts, max_ts) "
+    "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (minute) DO UPDATE SET "
+    "first_id = MIN(first_id, excluded.first_id), last_id = MAX(last_id, excluded.last_id), "
+    "min_ts = MIN(min_ts, excluded.min_ts), max_ts = MAX(max_ts, excluded.max_ts)";
+
+constexpr std::int64_t minute_ms = 60000;
 
 // Rows waiting that wake the writer before its interval is up: at 36k requests a second a
 // 200 ms interval gathers some 7000 rows, several milliseconds of one core in one burst,
@@ -65,6 +93,24 @@ std::string insert_sql(int rows) {
         sql += ")";
     }
     return sql;
+}
+
+// One id from request_minutes by sql, whose ?1 is the minute of ts and ?2 ts itself (the
+// minute bounds the search by the table's key; the time decides); nullopt when no minute
+// matches.
+std::string id_bound(sqlite3* db, const char* sql, std::int64_t ts,
+                     std::optional<std::int64_t>& out) {
+    sqlite::statement s;
+    if (auto e = s.prepare(db, sql); !e.empty()) {
+        return e;
+    }
+    s.bind_int(1, ts / minute_ms);
+    s.bind_int(2, ts);
+    if (s.step() != SQLITE_ROW) {
+        return sqlite::errmsg(db);
+    }
+    out = s.is_null(0) ? std::nullopt : std::optional<std::int64_t>(s.column_int(0));
+    return {};
 }
 
 [[noreturn]] void fail(const std::string& path, const std::string& what) {
@@ -128,6 +174,13 @@ request_log::request_log(const std::string& sqlite_path, std::chrono::millisecon
         sqlite::exec(db_.get(), "ROLLBACK");
         fail(path_, "cannot create the schema: " + e);
     }
+    if (auto e = fill_minutes(); !e.empty()) {
+        sqlite::exec(db_.get(), "ROLLBACK");
+        fail(path_, "cannot index the rows by minute: " + e);
+    }
+    if (auto e = upsert_minute_.prepare(db_.get(), upsert_minute_sql, true); !e.empty()) {
+        fail(path_, "cannot prepare the minute index: " + e);
+    }
     if (auto e = insert_.prepare(db_.get(), insert_sql(1), true); !e.empty()) {
         fail(path_, "cannot prepare the insert: " + e);
     }
@@ -138,6 +191,22 @@ request_log::request_log(const std::string& sqlite_path, std::chrono::millisecon
         read_db_ = sqlite::open(path_, "request log", true, sqlite::serialised_by::caller);
     }
     writer_.start([this] { tick(); });
+}
+
+std::string request_log::fill_minutes() {
+    sqlite::statement any;
+    if (auto e = any.prepare(db_.get(), "SELECT EXISTS (SELECT 1 FROM request_minutes)");
+        !e.empty()) {
+        return e;
+    }
+    if (any.step() != SQLITE_ROW) {
+        return sqlite::errmsg(db_.get());
+    }
+    if (any.column_int(0) != 0) {
+        return {};
+    }
+    any.reset();
+    return sqlite::exec(db_.get(), fill_minutes_sql);
 }
 
 request_log::~request_log() {
@@ -342,11 +411,27 @@ std::string request_log::write_batch(const batch& b) {
         st.bind_double(first + 14, r.cost_usd);
         st.bind_text_unowned(first + 15, b.string(r, 5));
     };
+    // The minutes of the batch's rows (a batch spans one or two, mostly), with their ids.
+    minutes_.clear();
+    const auto note = [this](std::int64_t ts, std::int64_t id) {
+        const std::int64_t m = ts / minute_ms;
+        for (auto& x : minutes_) {
+            if (x.minute == m) {
+                x.first_id = std::min(x.first_id, id);
+                x.last_id = std::max(x.last_id, id);
+                x.min_ts = std::min(x.min_ts, ts);
+                x.max_ts = std::max(x.max_ts, ts);
+                return;
+            }
+        }
+        minutes_.push_back({m, id, id, ts, ts});
+    };
     auto it = b.rows.begin() + static_cast<std::ptrdiff_t>(b.first);
     while (it != b.rows.end()) {
         const bool bulk = b.rows.end() - it >= bulk_rows;
         auto& st = bulk ? insert_bulk_ : insert_;
         const int rows = bulk ? bulk_rows : 1;
+        const auto first = it;
         for (int i = 0; i < rows; ++i, ++it) {
             bind_row(st, i * columns, *it);
         }
@@ -355,6 +440,24 @@ std::string request_log::write_batch(const batch& b) {
         st.reset();
         if (!error.empty()) {
             return "insert: " + error; // tx rolls back
+        }
+        // The rows of one insert take consecutive ids, the last one's last.
+        const std::int64_t last = sqlite3_last_insert_rowid(db);
+        for (int i = 0; i < rows; ++i) {
+            note(first[i].ts_ms, last - (rows - 1) + i);
+        }
+    }
+    for (const auto& m : minutes_) {
+        upsert_minute_.bind_int(1, m.minute);
+        upsert_minute_.bind_int(2, m.first_id);
+        upsert_minute_.bind_int(3, m.last_id);
+        upsert_minute_.bind_int(4, m.min_ts);
+        upsert_minute_.bind_int(5, m.max_ts);
+        const int rc = upsert_minute_.step();
+        std::string error = rc == SQLITE_DONE ? "" : sqlite::errmsg(db);
+        upsert_minute_.reset();
+        if (!error.empty()) {
+            return "minute index: " + error;
         }
     }
     if (auto e = tx.commit(); !e.empty()) {
@@ -372,12 +475,45 @@ std::uint64_t request_log::prune_locked(std::int64_t now_ms) {
     const auto cutoff =
         now_ms - std::chrono::duration_cast<std::chrono::milliseconds>(retention_).count();
     sqlite3* db = db_.get();
-    sqlite::statement del;
-    std::string error = del.prepare(db, "DELETE FROM requests WHERE ts_ms < ?1");
-    if (error.empty()) {
-        del.bind_int(1, cutoff);
-        if (del.step() != SQLITE_DONE) {
-            error = sqlite::errmsg(db);
+    // The rows before the cutoff are among the ids of the minutes that began before it; of
+    // those, only the rows before it go. A minute goes once all its rows have.
+    std::uint64_t n = 0;
+    std::string error;
+    {
+        sqlite::transaction tx(db);
+        error = tx.error();
+        std::optional<std::int64_t> last;
+        if (error.empty()) {
+            error = id_bound(db, "SELECT MAX(last_id) FROM request_minutes WHERE minute <= ?1 "
+                                 "AND min_ts < ?2",
+                             cutoff, last);
+        }
+        if (error.empty() && last) {
+            sqlite::statement del;
+            error = del.prepare(db, "DELETE FROM requests WHERE rowid <= ?1 AND ts_ms < ?2");
+            if (error.empty()) {
+                del.bind_int(1, *last);
+                del.bind_int(2, cutoff);
+                if (del.step() != SQLITE_DONE) {
+                    error = sqlite::errmsg(db);
+                }
+                n = static_cast<std::uint64_t>(sqlite3_changes64(db));
+            }
+        }
+        if (error.empty()) {
+            sqlite::statement gone;
+            error = gone.prepare(db, "DELETE FROM request_minutes WHERE minute <= ?1 AND "
+                                     "max_ts < ?2");
+            if (error.empty()) {
+                gone.bind_int(1, cutoff / minute_ms);
+                gone.bind_int(2, cutoff);
+                if (gone.step() != SQLITE_DONE) {
+                    error = sqlite::errmsg(db);
+                }
+            }
+        }
+        if (error.empty()) {
+            error = tx.commit();
         }
     }
     if (!error.empty()) {
@@ -385,7 +521,6 @@ std::uint64_t request_log::prune_locked(std::int64_t now_ms) {
                       error);
         return 0;
     }
-    const auto n = static_cast<std::uint64_t>(sqlite3_changes64(db));
     if (n > 0) {
         spdlog::debug("request log {}: pruned {} row(s) past retention", path_, n);
     }
@@ -404,20 +539,25 @@ std::vector<usage_row> request_log::usage(const usage_filter& filter, usage_grou
         clause("key_id = ?");
     }
     if (filter.since_ms) {
-        clause("ts_ms >= ?");
+        clause("rowid >= ? AND ts_ms >= ?");
     }
     if (filter.until_ms) {
-        clause("ts_ms < ?");
+        clause("rowid <= ? AND ts_ms < ?");
     }
-    const auto bind = [&filter](sqlite::statement& s) {
+    // The ids of the time range (below), from the minutes: none in range reads no row.
+    std::int64_t first_id = 0;
+    std::int64_t last_id = 0;
+    const auto bind = [&](sqlite::statement& s) {
         int i = 0;
         if (!filter.key.empty()) {
             s.bind_text(++i, filter.key);
         }
         if (filter.since_ms) {
+            s.bind_int(++i, first_id);
             s.bind_int(++i, *filter.since_ms);
         }
         if (filter.until_ms) {
+            s.bind_int(++i, last_id);
             s.bind_int(++i, *filter.until_ms);
         }
     };
@@ -437,6 +577,26 @@ std::vector<usage_row> request_log::usage(const usage_filter& filter, usage_grou
     sqlite::transaction tx(db, "BEGIN"); // both queries see the same rows
     if (!tx.error().empty()) {
         fail(path_, "cannot read usage: " + tx.error());
+    }
+    if (filter.since_ms) {
+        std::optional<std::int64_t> v;
+        if (auto e = id_bound(db, "SELECT MIN(first_id) FROM request_minutes WHERE minute >= ?1 "
+                                  "AND max_ts >= ?2",
+                              *filter.since_ms, v);
+            !e.empty()) {
+            fail(path_, "cannot read usage: " + e);
+        }
+        first_id = v.value_or(std::numeric_limits<std::int64_t>::max());
+    }
+    if (filter.until_ms) {
+        std::optional<std::int64_t> v;
+        if (auto e = id_bound(db, "SELECT MAX(last_id) FROM request_minutes WHERE minute <= ?1 "
+                                  "AND min_ts < ?2",
+                              *filter.until_ms, v);
+            !e.empty()) {
+            fail(path_, "cannot read usage: " + e);
+        }
+        last_id = v.value_or(-1);
     }
 
     std::vector<usage_row> rows;

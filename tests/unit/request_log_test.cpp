@@ -430,9 +430,10 @@ TEST(RequestLogTest, StoresNoPromptAndTheListedColumns) {
     EXPECT_EQ(q.integer(9), march_1);
 }
 
-// The per-key index of earlier versions cost each written row a third B-tree insert; a file
-// that has it loses it on open and keeps its rows, and per-key queries still answer.
-TEST(RequestLogTest, DropsTheOldPerKeyIndexAndKeepsTheRows) {
+// The indexes of earlier versions (per key, then on time) cost each written row a B-tree
+// insert; a file that has them loses them on open and keeps its rows, and queries by key and
+// by time still answer, the time ranges from the minutes made of the rows it had.
+TEST(RequestLogTest, DropsTheOldIndexesAndKeepsTheRows) {
     temp_dir dir;
     fs::create_directories(fs::path(dir.db()).parent_path());
     sqlite3* db = nullptr;
@@ -443,8 +444,10 @@ TEST(RequestLogTest, DropsTheOldPerKeyIndexAndKeepsTheRows) {
                            "INTEGER, fallbacks INTEGER, latency_ms REAL, ttfb_ms REAL, tokens_in "
                            "INTEGER, tokens_out INTEGER, cost_usd REAL, error TEXT);"
                            "CREATE INDEX requests_key_id ON requests (key_id);"
+                           "CREATE INDEX requests_ts_ms ON requests (ts_ms);"
                            "INSERT INTO requests (id, ts_ms, key_id, model, status, tokens_in) "
-                           "VALUES ('r1', 1709251200000, 'alice', 'm', 200, 7);",
+                           "VALUES ('r1', 1709251200000, 'alice', 'm', 200, 7),"
+                           "('r2', 1709251260000, 'alice', 'm', 200, 70);",
                            nullptr, nullptr, nullptr),
               SQLITE_OK);
     sqlite3_close(db);
@@ -456,12 +459,66 @@ TEST(RequestLogTest, DropsTheOldPerKeyIndexAndKeepsTheRows) {
     const auto rows = log.usage(only_alice, usage_group::key);
     ASSERT_EQ(rows.size(), 1U);
     EXPECT_EQ(rows[0].group, "alice");
-    EXPECT_EQ(rows[0].tokens_in, 7U);
+    EXPECT_EQ(rows[0].tokens_in, 77U);
+    usage_filter second_minute;
+    second_minute.since_ms = 1709251260000;
+    second_minute.until_ms = 1709251260001;
+    const auto r2 = log.usage(second_minute, usage_group::key);
+    ASSERT_EQ(r2.size(), 1U);
+    EXPECT_EQ(r2[0].tokens_in, 70U);
 
-    file_query q(dir.db(), "SELECT group_concat(name) FROM sqlite_master WHERE type = "
-                           "'index' AND tbl_name = 'requests'");
+    file_query q(dir.db(), "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND "
+                           "tbl_name = 'requests'");
     ASSERT_TRUE(q.next());
-    EXPECT_EQ(q.text(0), "requests_ts_ms");
+    EXPECT_EQ(q.integer(0), 0);
+}
+
+// Time ranges are exact to the millisecond wherever they cut a minute, with the rows of a
+// minute written in several batches and out of time order (a long request is logged when it
+// ends, with the time it began).
+TEST(RequestLogTest, TimeRangesAreExactAcrossMinutesAndBatches) {
+    temp_dir dir;
+    request_log log(dir.db(), never);
+    const std::int64_t t0 = march_1; // a minute's start
+    const std::int64_t times[] = {t0 + 59999, t0 + 60000, t0 + 5, t0 + 120001, t0 - 1,
+                                  t0 + 60001, t0 + 30000};
+    int i = 0;
+    for (const auto t : times) {
+        log.add(entry("k", "m", 200, 1, 1, 1, 1), t, 0);
+        if (++i % 3 == 0) {
+            log.flush(); // batches of three, then one of one
+        }
+    }
+    log.flush();
+    const auto count = [&](std::optional<std::int64_t> since, std::optional<std::int64_t> until) {
+        usage_filter f;
+        f.since_ms = since;
+        f.until_ms = until;
+        const auto rows = log.usage(f, usage_group::key);
+        return rows.empty() ? 0U : rows[0].requests;
+    };
+    const auto expected = [&](std::optional<std::int64_t> since,
+                              std::optional<std::int64_t> until) {
+        std::uint64_t n = 0;
+        for (const auto t : times) {
+            n += (!since || t >= *since) && (!until || t < *until) ? 1 : 0;
+        }
+        return n;
+    };
+    for (const std::int64_t since : {t0 - 2, t0 - 1, t0, t0 + 6, t0 + 59999, t0 + 60000,
+                                     t0 + 60002, t0 + 120001, t0 + 120002}) {
+        EXPECT_EQ(count(since, std::nullopt), expected(since, std::nullopt)) << since - t0;
+        for (const std::int64_t until : {t0, t0 + 1, t0 + 6, t0 + 60000, t0 + 60001,
+                                         t0 + 120001, t0 + 120002}) {
+            EXPECT_EQ(count(since, until), expected(since, until)) << since - t0 << " "
+                                                                   << until - t0;
+        }
+    }
+    EXPECT_EQ(count(std::nullopt, t0 + 60000), expected(std::nullopt, t0 + 60000));
+    // Pruning cuts at the millisecond too, and a second prune finds nothing more.
+    log.prune(t0 + 60001 + 720LL * 3600 * 1000);
+    EXPECT_EQ(count(std::nullopt, std::nullopt), 2U); // t0 + 60001 and t0 + 120001 stay
+    EXPECT_EQ(log.prune(t0 + 60001 + 720LL * 3600 * 1000), 0U);
 }
 
 // Rows are written sixteen to an insert while there are as many; every column of every row,

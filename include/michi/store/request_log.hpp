@@ -127,6 +127,8 @@ private:
     bool write_pending();
     // One transaction for the whole batch; all or nothing. Returns an error message or "".
     std::string write_batch(const batch& b);
+    // Fills request_minutes from the rows when it is empty (a file from before it).
+    std::string fill_minutes();
     // prune() with db_mu_ already held.
     std::uint64_t prune_locked(std::int64_t now_ms);
 
@@ -139,6 +141,12 @@ private:
     sqlite::db_ptr db_;
     sqlite::statement insert_;      // one row
     sqlite::statement insert_bulk_; // sixteen rows
+    sqlite::statement upsert_minute_;
+    // The minutes of the batch being written (writer only).
+    struct minute_range {
+        std::int64_t minute, first_id, last_id, min_ts, max_ts;
+    };
+    std::vector<minute_range> minutes_;
 
     // Queries run on a connection of their own (":memory:" has none: they use db_ then).
     std::mutex read_mu_;
