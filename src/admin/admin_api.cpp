@@ -9,6 +9,7 @@
 #include "michi/store/key_registry.hpp"
 #include "michi/store/request_log.hpp"
 
+#include <boost/asio/experimental/parallel_group.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -104,6 +105,42 @@ awaitable<guard::key_usage> usage_of(worker& w, const std::string& id) {
         co_return guard::key_usage{};
     }
     co_return *u;
+}
+
+// The same for many keys at once: with the shared ledger, every key's script is sent before
+// any reply is awaited (one round trip in all on the worker's pipelined connection, not one
+// a key).
+awaitable<std::vector<guard::key_usage>> usages_of(worker& w, std::vector<std::string> ids) {
+    std::vector<guard::key_usage> out(ids.size());
+    auto* shared = w.shared_ledger();
+    if (shared == nullptr) {
+        for (std::size_t i = 0; i < ids.size(); ++i) {
+            out[i] = w.state().ledger().usage(ids[i]);
+        }
+        co_return out;
+    }
+    using usage_op = decltype(net::co_spawn(w.executor(), shared->usage(std::string()),
+                                            net::deferred));
+    std::vector<usage_op> ops;
+    ops.reserve(ids.size());
+    for (const auto& id : ids) {
+        ops.push_back(net::co_spawn(w.executor(), shared->usage(id), net::deferred));
+    }
+    auto group = net::experimental::make_parallel_group(std::move(ops));
+    auto [order, errors, results] = co_await group.async_wait(
+        net::experimental::wait_for_all(), net::use_awaitable_t<executor>{});
+    bool unread = false;
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+        if (!errors[i] && results[i]) {
+            out[i] = *results[i];
+        } else {
+            unread = true;
+        }
+    }
+    if (unread) {
+        spdlog::warn("admin: the shared ledger cannot be read; some keys show zeros");
+    }
+    co_return out;
 }
 
 json key_json(const config::config& cfg, const config::key_config& k, const char* source,
@@ -493,15 +530,24 @@ awaitable<void> handle(worker& w, server::client_io& io, request_context& ctx) {
     const std::string routes_prefix = "/admin/routes/";
     if (path == "/admin/keys" && method == http::verb::get) {
         const auto snap = st.key_registry().current();
-        json data = json::array();
+        std::vector<std::string> ids;
         for (const auto& k : cfg.keys) {
-            const auto u = co_await usage_of(w, k.id);
-            data.push_back(key_json(cfg, k, "config", snap->revoked.contains(k.id), 0, u));
+            ids.push_back(k.id);
         }
         for (const auto& a : snap->keys) {
-            const auto u = co_await usage_of(w, a.id);
+            ids.push_back(a.id);
+        }
+        const auto usages = co_await usages_of(w, std::move(ids));
+        json data = json::array();
+        std::size_t i = 0;
+        for (const auto& k : cfg.keys) {
+            data.push_back(
+                key_json(cfg, k, "config", snap->revoked.contains(k.id), 0, usages[i++]));
+        }
+        for (const auto& a : snap->keys) {
             data.push_back(key_json(cfg, a.as_key_config(), "admin",
-                                    a.revoked || snap->revoked.contains(a.id), a.created_ms, u));
+                                    a.revoked || snap->revoked.contains(a.id), a.created_ms,
+                                    usages[i++]));
         }
         const json out = {{"object", "list"}, {"data", data}};
         co_await send(io, ctx, 200, out);

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include <atomic>
+#include <map>
 #include <thread>
 
 namespace michi::test {
@@ -70,6 +71,36 @@ TEST_F(RedisLedgerTest, TwoReplicasShareOneDailyBudget) {
     const auto view = admin_key_view(b, "limited");
     EXPECT_NEAR(view["spend"]["today"].get<double>(), 3 * 0.20001, 1e-9) << view.dump();
     EXPECT_NEAR(view["spend"]["month"].get<double>(), 3 * 0.20001, 1e-9) << view.dump();
+}
+
+// The key list asks Redis for every key's figures at once; each lands on its own key.
+TEST_F(RedisLedgerTest, TheKeyListShowsEachKeysFiguresFromRedis) {
+    up.set_handler(usage_echoing);
+    const auto cfg = config("    daily_usd: 5\n");
+    gateway_harness a(cfg);
+    gateway_harness b(cfg);
+    ASSERT_EQ(a.chat(priced_chat(100000), limited).status, 200u);
+    ASSERT_EQ(a.chat(priced_chat(100000), limited).status, 200u);
+    ASSERT_EQ(a.chat(priced_chat(10)).status, 200u);
+    const auto made = b.request(http::verb::post, "/admin/keys",
+                                R"({"id":"zz-new","class":"developer"})", admin_auth());
+    ASSERT_EQ(made.status, 201u) << made.body;
+    const auto r = b.request(http::verb::get, "/admin/keys", "", admin_auth());
+    ASSERT_EQ(r.status, 200u) << r.body;
+    std::map<std::string, json> by_id;
+    const auto list = json::parse(r.body);
+    for (const auto& k : list["data"]) {
+        by_id[k["id"].get<std::string>()] = k;
+    }
+    ASSERT_EQ(by_id.size(), 4u) << r.body; // tester, limited, agent, zz-new
+    EXPECT_NEAR(by_id["limited"]["spend"]["today"].get<double>(), 2 * 0.20001, 1e-9);
+    EXPECT_EQ(by_id["limited"]["live"]["rpm"], 2);
+    EXPECT_GT(by_id["tester"]["spend"]["today"].get<double>(), 0.0);
+    EXPECT_LT(by_id["tester"]["spend"]["today"].get<double>(), 0.2);
+    EXPECT_EQ(by_id["tester"]["live"]["rpm"], 1);
+    EXPECT_EQ(by_id["agent"]["live"]["rpm"], 0);
+    EXPECT_EQ(by_id["zz-new"]["spend"]["today"], 0.0);
+    EXPECT_EQ(by_id["zz-new"]["source"], "admin");
 }
 
 TEST_F(RedisLedgerTest, RpmWindowIsSharedWithItsHeaders) {
