@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -91,6 +93,23 @@ TEST(AuthTest, SecretNeverPrintsItself) {
 TEST(AuthTest, RequestIds) {
     EXPECT_TRUE(new_request_id().starts_with("req_"));
     EXPECT_NE(new_request_id(), new_request_id());
+    // 24 characters of 62, each as likely as any other (240k characters: each within 15% of
+    // its expected 3871 is over nine standard deviations of room; a skew as small as mapping
+    // 64 values onto 62 doubles two of them).
+    std::map<char, int> seen;
+    for (int i = 0; i < 10000; ++i) {
+        const auto id = new_request_id();
+        ASSERT_EQ(id.size(), 28u) << id;
+        ASSERT_TRUE(is_sane_request_id(id)) << id;
+        for (const char c : id.substr(4)) {
+            ASSERT_TRUE(std::isalnum(static_cast<unsigned char>(c))) << id;
+            ++seen[c];
+        }
+    }
+    EXPECT_EQ(seen.size(), 62u);
+    for (const auto& [c, n] : seen) {
+        EXPECT_NEAR(n, 240000.0 / 62, 240000.0 / 62 * 0.15) << c;
+    }
     EXPECT_TRUE(is_sane_request_id("abc-123_x.y:z"));
     EXPECT_FALSE(is_sane_request_id(""));
     EXPECT_FALSE(is_sane_request_id("has space"));
