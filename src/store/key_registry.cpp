@@ -239,6 +239,14 @@ std::optional<admin_key> key_from_json(const std::string& id, std::string_view t
     return k;
 }
 
+const admin_key* key_snapshot::find_id(const std::string& id) const {
+    const auto it = std::lower_bound(keys.begin(), keys.end(), id,
+                                     [](const admin_key& k, const std::string& v) {
+                                         return k.id < v;
+                                     });
+    return it != keys.end() && it->id == id ? &*it : nullptr;
+}
+
 const admin_key* key_snapshot::find_digest(const std::string& digest) const {
     const auto it = by_digest.find(digest);
     return it != by_digest.end() ? &it->second : nullptr;
@@ -351,20 +359,15 @@ bool key_registry::refresh() {
         spdlog::error("key registry {}: cannot read its version: {}", path_, e);
         return false;
     }
-    if (version == loaded_version_) {
-        return false;
-    }
-    std::shared_ptr<const snapshot> s;
-    if (auto e = load_locked(s); !e.empty()) {
-        spdlog::error("key registry {}: reload failed, keeping the current keys: {}", path_, e);
-        return false;
-    }
-    publish(std::move(s));
-    return true;
+    return version != loaded_version_ && reload_locked();
 }
 
 bool key_registry::reload() {
     std::lock_guard lock(write_mu_);
+    return reload_locked();
+}
+
+bool key_registry::reload_locked() {
     std::shared_ptr<const snapshot> s;
     if (auto e = load_locked(s); !e.empty()) {
         spdlog::error("key registry {}: reload failed, keeping the current keys: {}", path_, e);
@@ -443,12 +446,12 @@ std::string key_registry::write_key(const admin_key& k, const char* sql) {
     return {};
 }
 
-std::string key_registry::store_key(const admin_key& k, const char* sql) {
+std::string key_registry::versioned(const std::function<std::string()>& write) {
     sqlite::transaction tx(db_.get());
     if (!tx.error().empty()) {
         return tx.error();
     }
-    if (auto e = write_key(k, sql); !e.empty()) {
+    if (auto e = write(); !e.empty()) {
         return e;
     }
     if (auto e = sqlite::exec(db_.get(), bump_sql); !e.empty()) {
@@ -485,17 +488,12 @@ bool key_registry::merge_shared(const std::vector<admin_key>& keys,
                                 const std::unordered_set<std::string>& revoked) {
     std::lock_guard lock(write_mu_);
     const auto s = current();
-    sqlite::transaction tx(db_.get());
-    std::string e = tx.error();
-    int changes = 0;
+    // What differs from this replica's view, found before anything is written.
+    std::vector<const admin_key*> new_keys;
+    std::vector<const std::string*> new_revoked;
     for (const auto& k : keys) {
-        if (!e.empty()) {
-            break;
-        }
-        const auto it = std::lower_bound(
-            s->keys.begin(), s->keys.end(), k.id,
-            [](const admin_key& a, const std::string& id) { return a.id < id; });
-        if (it != s->keys.end() && it->id == k.id && key_to_json(*it) == key_to_json(k)) {
+        if (const auto* mine = s->find_id(k.id);
+            mine != nullptr && key_to_json(*mine) == key_to_json(k)) {
             continue;
         }
         // A change of this replica's not sent yet is newer than what Redis had.
@@ -503,37 +501,31 @@ bool key_registry::merge_shared(const std::vector<admin_key>& keys,
                         [&](const shared_change& c) { return c.id == k.id; })) {
             continue;
         }
-        e = write_key(k, replace_key_sql);
-        ++changes;
+        new_keys.push_back(&k);
     }
     for (const auto& id : revoked) {
-        if (!e.empty()) {
-            break;
-        }
         if (!s->is_revoked(id)) {
-            e = insert_revocation(db_.get(), id);
-            ++changes;
+            new_revoked.push_back(&id);
         }
     }
-    if (e.empty() && changes == 0) {
+    if (new_keys.empty() && new_revoked.empty()) {
         return false;
     }
-    if (e.empty()) {
-        e = sqlite::exec(db_.get(), bump_sql);
-    }
-    if (e.empty()) {
-        e = tx.commit();
-    }
-    std::shared_ptr<const snapshot> next;
-    if (e.empty()) {
-        e = load_locked(next);
-    }
+    const auto e = versioned([&] {
+        std::string error;
+        for (std::size_t i = 0; i < new_keys.size() && error.empty(); ++i) {
+            error = write_key(*new_keys[i], replace_key_sql);
+        }
+        for (std::size_t i = 0; i < new_revoked.size() && error.empty(); ++i) {
+            error = insert_revocation(db_.get(), *new_revoked[i]);
+        }
+        return error;
+    });
     if (!e.empty()) {
         spdlog::error("key registry {}: storing the shared keys failed: {}", path_, e);
         return false;
     }
-    publish(std::move(next));
-    return true;
+    return reload_locked();
 }
 
 bool key_registry::create(admin_key k, std::string& error) {
@@ -543,9 +535,7 @@ bool key_registry::create(admin_key k, std::string& error) {
         error = std::move(e);
         return false;
     }
-    const auto dup = std::find_if(s->keys.begin(), s->keys.end(),
-                                  [&](const admin_key& o) { return o.id == k.id; });
-    if (dup != s->keys.end()) {
+    if (s->find_id(k.id) != nullptr) {
         error = "key id \"" + k.id + "\" already exists";
         return false;
     }
@@ -557,7 +547,7 @@ bool key_registry::create(admin_key k, std::string& error) {
     if (k.created_ms == 0) {
         k.created_ms = now_ms();
     }
-    if (auto e = store_key(k, insert_key_sql); !e.empty()) {
+    if (auto e = versioned([&] { return write_key(k, insert_key_sql); }); !e.empty()) {
         spdlog::error("key registry {}: storing key \"{}\" failed: {}", path_, k.id, e);
         error = "cannot store the key: " + e;
         return false;
@@ -573,9 +563,8 @@ bool key_registry::update(const std::string& id, const std::function<void(admin_
                           std::string& error) {
     std::lock_guard lock(write_mu_);
     const auto s = current();
-    const auto it = std::find_if(s->keys.begin(), s->keys.end(),
-                                 [&](const admin_key& o) { return o.id == id; });
-    if (it == s->keys.end()) {
+    const admin_key* it = s->find_id(id);
+    if (it == nullptr) {
         error = "no admin key \"" + id + "\"";
         return false;
     }
@@ -595,14 +584,14 @@ bool key_registry::update(const std::string& id, const std::function<void(admin_
         error = std::move(e);
         return false;
     }
-    if (auto e = store_key(k, update_key_sql); !e.empty()) {
+    if (auto e = versioned([&] { return write_key(k, update_key_sql); }); !e.empty()) {
         spdlog::error("key registry {}: updating key \"{}\" failed: {}", path_, id, e);
         error = "cannot store the key: " + e;
         return false;
     }
     queue_locked({k.id, key_to_json(k)});
     auto keys = s->keys;
-    keys[static_cast<std::size_t>(it - s->keys.begin())] = std::move(k);
+    keys[static_cast<std::size_t>(it - s->keys.data())] = std::move(k);
     publish(build(std::move(keys), s->revoked));
     return true;
 }
@@ -616,20 +605,7 @@ bool key_registry::revoke(const std::string& id) {
     if (s->is_revoked(id)) {
         return true;
     }
-    std::string e;
-    {
-        sqlite::transaction tx(db_.get());
-        e = tx.error();
-        if (e.empty()) {
-            e = insert_revocation(db_.get(), id);
-        }
-        if (e.empty()) {
-            e = sqlite::exec(db_.get(), bump_sql);
-        }
-        if (e.empty()) {
-            e = tx.commit();
-        }
-    }
+    const auto e = versioned([&] { return insert_revocation(db_.get(), id); });
     if (!e.empty()) {
         spdlog::error("key registry {}: revoking key \"{}\" failed: {}", path_, id, e);
         return false;
@@ -643,14 +619,11 @@ bool key_registry::revoke(const std::string& id) {
 
 std::optional<admin_key> key_registry::find(const std::string& id) const {
     const auto s = current();
-    const auto it = std::lower_bound(s->keys.begin(), s->keys.end(), id,
-                                     [](const admin_key& k, const std::string& v) {
-                                         return k.id < v;
-                                     });
-    if (it == s->keys.end() || it->id != id) {
+    const auto* k = s->find_id(id);
+    if (k == nullptr) {
         return std::nullopt;
     }
-    return *it;
+    return *k;
 }
 
 } // namespace michi::store

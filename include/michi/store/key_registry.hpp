@@ -53,6 +53,8 @@ struct key_snapshot {
     std::unordered_set<std::string> revoked;              // every revoked id, config keys too
     std::vector<admin_key> keys; // every admin key, revoked ones included, ordered by id
 
+    // The admin key id (revoked ones too), or nullptr: keys is ordered by id.
+    const admin_key* find_id(const std::string& id) const;
     // The live admin key whose secret digest (raw, 32 bytes) is digest, or nullptr.
     const admin_key* find_digest(const std::string& digest) const;
     bool is_revoked(const std::string& id) const { return revoked.count(id) != 0; }
@@ -121,8 +123,12 @@ private:
     std::string check(admin_key& k, const snapshot& s, const std::string& except_id) const;
     // One admin key row by sql (insert, update or replace); returns an error message or "".
     std::string write_key(const admin_key& k, const char* sql);
-    // The same in a transaction that bumps the version.
-    std::string store_key(const admin_key& k, const char* sql);
+    // Runs write (an error message or "") in a transaction that bumps the version; returns
+    // an error message or "" (rolled back on any error).
+    std::string versioned(const std::function<std::string()>& write);
+    // Loads both tables and publishes them (write_mu_ held); false, keeping the current
+    // view, on a read error (logged).
+    bool reload_locked();
     void queue_locked(shared_change c);
 
     std::string path_;
