@@ -167,16 +167,17 @@ std::string key_to_json(const admin_key& k) {
                         {"models", k.models},
                         {"created_ms", k.created_ms}};
     const auto& o = k.overrides;
-    for (const auto& [name, v] : {std::pair{"rpm", o.rpm}, {"tpm", o.tpm}, {"loop_max", o.loop_max}}) {
+    for (const auto& [name, v] :
+         {std::pair{"rpm", o.rpm}, {"tpm", o.tpm}, {"loop_max", o.loop_max}}) {
         if (v) {
             j[name] = *v;
         }
     }
-    if (o.daily_usd) {
-        j["daily_usd"] = *o.daily_usd;
-    }
-    if (o.monthly_usd) {
-        j["monthly_usd"] = *o.monthly_usd;
+    for (const auto& [name, v] :
+         {std::pair{"daily_usd", o.daily_usd}, {"monthly_usd", o.monthly_usd}}) {
+        if (v) {
+            j[name] = *v;
+        }
     }
     if (o.loop_window) {
         j["loop_window_ms"] = o.loop_window->count();
@@ -225,7 +226,8 @@ std::optional<admin_key> key_from_json(const std::string& id, std::string_view t
             *v = f->get<std::uint64_t>();
         }
     }
-    for (const auto& [name, v] : {std::pair{"daily_usd", &o.daily_usd}, {"monthly_usd", &o.monthly_usd}}) {
+    for (const auto& [name, v] :
+         {std::pair{"daily_usd", &o.daily_usd}, {"monthly_usd", &o.monthly_usd}}) {
         if (const auto f = j.find(name); f != j.end() && f->is_number()) {
             *v = f->get<double>();
         }

@@ -113,6 +113,20 @@ std::string id_bound(sqlite3* db, const char* sql, std::int64_t ts,
     return {};
 }
 
+// The lowest row id of the rows at or after ts.
+std::string first_id_from(sqlite3* db, std::int64_t ts, std::optional<std::int64_t>& out) {
+    return id_bound(db,
+                    "SELECT MIN(first_id) FROM request_minutes WHERE minute >= ?1 AND max_ts >= ?2",
+                    ts, out);
+}
+
+// The highest row id of the rows before ts.
+std::string last_id_before(sqlite3* db, std::int64_t ts, std::optional<std::int64_t>& out) {
+    return id_bound(db,
+                    "SELECT MAX(last_id) FROM request_minutes WHERE minute <= ?1 AND min_ts < ?2",
+                    ts, out);
+}
+
 [[noreturn]] void fail(const std::string& path, const std::string& what) {
     throw std::runtime_error("request log " + path + ": " + what);
 }
@@ -484,9 +498,7 @@ std::uint64_t request_log::prune_locked(std::int64_t now_ms) {
         error = tx.error();
         std::optional<std::int64_t> last;
         if (error.empty()) {
-            error = id_bound(db, "SELECT MAX(last_id) FROM request_minutes WHERE minute <= ?1 "
-                                 "AND min_ts < ?2",
-                             cutoff, last);
+            error = last_id_before(db, cutoff, last);
         }
         if (error.empty() && last) {
             sqlite::statement del;
@@ -578,25 +590,19 @@ std::vector<usage_row> request_log::usage(const usage_filter& filter, usage_grou
     if (!tx.error().empty()) {
         fail(path_, "cannot read usage: " + tx.error());
     }
-    if (filter.since_ms) {
+    // An id bound of the time range; `none` (reading no row) when no minute is in range.
+    const auto id_of = [&](auto find, std::int64_t ts, std::int64_t none) {
         std::optional<std::int64_t> v;
-        if (auto e = id_bound(db, "SELECT MIN(first_id) FROM request_minutes WHERE minute >= ?1 "
-                                  "AND max_ts >= ?2",
-                              *filter.since_ms, v);
-            !e.empty()) {
+        if (auto e = find(db, ts, v); !e.empty()) {
             fail(path_, "cannot read usage: " + e);
         }
-        first_id = v.value_or(std::numeric_limits<std::int64_t>::max());
+        return v.value_or(none);
+    };
+    if (filter.since_ms) {
+        first_id = id_of(first_id_from, *filter.since_ms, std::numeric_limits<std::int64_t>::max());
     }
     if (filter.until_ms) {
-        std::optional<std::int64_t> v;
-        if (auto e = id_bound(db, "SELECT MAX(last_id) FROM request_minutes WHERE minute <= ?1 "
-                                  "AND min_ts < ?2",
-                              *filter.until_ms, v);
-            !e.empty()) {
-            fail(path_, "cannot read usage: " + e);
-        }
-        last_id = v.value_or(-1);
+        last_id = id_of(last_id_before, *filter.until_ms, -1);
     }
 
     std::vector<usage_row> rows;
