@@ -17,17 +17,25 @@ constexpr timeval io_timeout{2, 0};
 
 using reply_ptr = std::unique_ptr<redisReply, void (*)(void*)>;
 
-// One command; null when the connection failed (ctx->errstr says why).
-reply_ptr command(redisContext* ctx, const std::vector<std::string>& args) {
+// Queues one command on the connection's output; false when the connection failed.
+bool append(redisContext* ctx, const std::vector<std::string>& args) {
     std::vector<const char*> argv;
     std::vector<std::size_t> lens;
     for (const auto& a : args) {
         argv.push_back(a.data());
         lens.push_back(a.size());
     }
-    return reply_ptr(static_cast<redisReply*>(redisCommandArgv(
-                         ctx, static_cast<int>(argv.size()), argv.data(), lens.data())),
-                     freeReplyObject);
+    return redisAppendCommandArgv(ctx, static_cast<int>(argv.size()), argv.data(),
+                                  lens.data()) == REDIS_OK;
+}
+
+// One command; null when the connection failed (ctx->errstr says why).
+reply_ptr command(redisContext* ctx, const std::vector<std::string>& args) {
+    void* raw = nullptr;
+    if (!append(ctx, args) || redisGetReply(ctx, &raw) != REDIS_OK) {
+        return reply_ptr(nullptr, freeReplyObject);
+    }
+    return reply_ptr(static_cast<redisReply*>(raw), freeReplyObject);
 }
 
 // Several commands sent at once, then their replies read; false (why set) on a failed
@@ -35,14 +43,7 @@ reply_ptr command(redisContext* ctx, const std::vector<std::string>& args) {
 bool pipeline(redisContext* ctx, const std::vector<std::vector<std::string>>& cmds,
               std::string& why) {
     for (const auto& args : cmds) {
-        std::vector<const char*> argv;
-        std::vector<std::size_t> lens;
-        for (const auto& a : args) {
-            argv.push_back(a.data());
-            lens.push_back(a.size());
-        }
-        if (redisAppendCommandArgv(ctx, static_cast<int>(argv.size()), argv.data(),
-                                   lens.data()) != REDIS_OK) {
+        if (!append(ctx, args)) {
             why = ctx->errstr;
             return false;
         }
@@ -90,9 +91,7 @@ key_sync::~key_sync() {
     thread_.join();
     if (redis_) {
         // The changes still queued go now, or are lost with a warning (they are in SQLite).
-        if (ctx_ != nullptr || connect()) {
-            with_redis();
-        }
+        round_with_redis();
         if (const auto left = registry_.take_outbox(); !left.empty()) {
             spdlog::warn("key sync: {} key change(s) not sent to Redis at {} before stopping",
                          left.size(), redis_->where());
@@ -109,12 +108,18 @@ void key_sync::run() {
     while (!stop_) {
         lock.unlock();
         registry_.refresh();
-        if (redis_ && (ctx_ != nullptr || connect())) {
-            with_redis();
+        if (redis_) {
+            round_with_redis();
         }
         lock.lock();
         cv_.wait_for(lock, every_, [this] { return stop_ || woken_; });
         woken_ = false;
+    }
+}
+
+void key_sync::round_with_redis() {
+    if (ctx_ != nullptr || connect()) {
+        with_redis();
     }
 }
 
@@ -162,7 +167,7 @@ void key_sync::drop(const std::string& why) {
     }
 }
 
-bool key_sync::with_redis() {
+void key_sync::with_redis() {
     std::string why;
     // What this replica had before it shared anything: added where Redis has nothing.
     if (!sent_existing_) {
@@ -179,7 +184,7 @@ bool key_sync::with_redis() {
         }
         if (!pipeline(ctx_, cmds, why)) {
             drop(why);
-            return false;
+            return;
         }
         sent_existing_ = true;
     }
@@ -197,14 +202,14 @@ bool key_sync::with_redis() {
         if (!pipeline(ctx_, cmds, why)) {
             registry_.put_back(std::move(changes));
             drop(why);
-            return false;
+            return;
         }
     }
     // Everyone's, when the counter moved.
     const auto v = command(ctx_, {"GET", version_key});
     if (!v || v->type == REDIS_REPLY_ERROR) {
         drop(v ? std::string(v->str, v->len) : std::string(ctx_->errstr));
-        return false;
+        return;
     }
     const long long version = v->type == REDIS_REPLY_STRING ? std::atoll(v->str) : 0;
     if (seen_version_ != version) {
@@ -213,7 +218,7 @@ bool key_sync::with_redis() {
         if (!keys || !revoked || keys->type != REDIS_REPLY_ARRAY ||
             revoked->type != REDIS_REPLY_ARRAY) {
             drop(ctx_->err != 0 ? std::string(ctx_->errstr) : "unexpected reply");
-            return false;
+            return;
         }
         std::vector<admin_key> shared;
         for (std::size_t i = 0; i + 1 < keys->elements; i += 2) {
@@ -238,7 +243,6 @@ bool key_sync::with_redis() {
         spdlog::info("key sync: Redis at {} answers again", redis_->where());
         failing_ = false;
     }
-    return true;
 }
 
 } // namespace michi::store

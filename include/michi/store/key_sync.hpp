@@ -36,8 +36,10 @@ public:
 
 private:
     void run();
-    // One round with Redis; false when the connection failed (dropped, retried next round).
-    bool with_redis();
+    // Connects when not connected, then one round with Redis.
+    void round_with_redis();
+    // One round with Redis (a failed connection is dropped and tried again next round).
+    void with_redis();
     bool connect();
     void drop(const std::string& why);
 
