@@ -93,23 +93,10 @@ json opt(const std::optional<double>& v) {
     return v ? json(*v) : json(nullptr);
 }
 
-// One key's spend and live rates, from the ledger that keeps them (zeros, and a warning in
-// the log, when the shared one cannot be asked).
-awaitable<guard::key_usage> usage_of(worker& w, const std::string& id) {
-    if (w.shared_ledger() == nullptr) {
-        co_return w.state().ledger().usage(id);
-    }
-    auto u = co_await w.shared_ledger()->usage(id);
-    if (!u) {
-        spdlog::warn("admin: the shared ledger cannot be read; key \"{}\" shows zeros", id);
-        co_return guard::key_usage{};
-    }
-    co_return *u;
-}
-
-// The same for many keys at once: with the shared ledger, every key's script is sent before
-// any reply is awaited (one round trip in all on the worker's pipelined connection, not one
-// a key).
+// Keys' spend and live rates, from the ledger that keeps them (zeros, and a warning in the
+// log naming the keys, when the shared one cannot be asked). With the shared ledger, every
+// key's script is sent before any reply is awaited (one round trip in all on the worker's
+// pipelined connection, not one a key).
 awaitable<std::vector<guard::key_usage>> usages_of(worker& w, std::vector<std::string> ids) {
     std::vector<guard::key_usage> out(ids.size());
     auto* shared = w.shared_ledger();
@@ -129,18 +116,24 @@ awaitable<std::vector<guard::key_usage>> usages_of(worker& w, std::vector<std::s
     auto group = net::experimental::make_parallel_group(std::move(ops));
     auto [order, errors, results] = co_await group.async_wait(
         net::experimental::wait_for_all(), net::use_awaitable_t<executor>{});
-    bool unread = false;
+    std::string unread;
     for (std::size_t i = 0; i < ids.size(); ++i) {
         if (!errors[i] && results[i]) {
             out[i] = *results[i];
         } else {
-            unread = true;
+            unread += (unread.empty() ? "\"" : ", \"") + ids[i] + "\"";
         }
     }
-    if (unread) {
-        spdlog::warn("admin: the shared ledger cannot be read; some keys show zeros");
+    if (!unread.empty()) {
+        spdlog::warn("admin: the shared ledger cannot be read; key(s) {} show zeros", unread);
     }
     co_return out;
+}
+
+// One key's figures, the same way.
+awaitable<guard::key_usage> usage_of(worker& w, const std::string& id) {
+    auto one = co_await usages_of(w, std::vector<std::string>(1, id));
+    co_return one.front();
 }
 
 json key_json(const config::config& cfg, const config::key_config& k, const char* source,
