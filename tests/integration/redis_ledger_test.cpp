@@ -195,12 +195,7 @@ TEST_F(RedisLedgerTest, RedisDownRefusesWith503AndRecovers) {
     // (one second after a failed connect) has passed.
     redis.start();
     unsigned status = 0;
-    for (int i = 0; i < 100 && status != 200; ++i) {
-        status = gw.chat(priced_chat(10), limited).status;
-        if (status != 200) {
-            std::this_thread::sleep_for(50ms);
-        }
-    }
+    eventually([&] { return (status = gw.chat(priced_chat(10), limited).status) == 200; }, 5s);
     EXPECT_EQ(status, 200u);
 }
 
