@@ -3,16 +3,26 @@
 // read finish when the data comes. A peer's last bytes and its close, arriving together,
 // are both read. And drained reads (upstream connections): the first read after a write
 // waits for epoll instead of trying recv() first, and still misses no byte and no close.
+// And write_now: what the socket takes, written without the loop, the rest left to an
+// asynchronous write.
 
 #include "michi/core/tcp_stream.hpp"
+
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
 
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/ioctl.h>
 
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <array>
 #include <chrono>
 #include <optional>
 #include <string>
+#include <thread>
 
 namespace michi {
 namespace {
@@ -149,17 +159,29 @@ void write_from_stream(pair& p, const std::string& text) {
     ASSERT_EQ(done, error_code{});
 }
 
+// The same without the loop: what the socket takes at once.
+void write_now_from_stream(pair& p, const std::string& text) {
+    error_code ec;
+    const std::array<net::const_buffer, 1> bufs{net::buffer(text)};
+    ASSERT_EQ(p.stream->write_now(bufs, ec), text.size());
+    ASSERT_EQ(ec, error_code{});
+}
+
+enum class write_kind { none, async, now };
+
 // A short read ("abc" of 64), then, with or without a write by the stream, a read started
 // while "def" waits in the socket; "ghi" comes after it started and before the loop runs.
 // Trying recv() first reads "def" at once; waiting for epoll reads both.
-std::string read_after_a_short_read(pair& p, bool write_between) {
+std::string read_after_a_short_read(pair& p, write_kind write_between) {
     {
         pending_read first(p); // waits for epoll: nothing has come yet
         send_and_wait(p, "abc");
         EXPECT_EQ(first.finish(), "abc"); // 3 of 64: the socket is empty now
     }
-    if (write_between) {
+    if (write_between == write_kind::async) {
         write_from_stream(p, "request");
+    } else if (write_between == write_kind::now) {
+        write_now_from_stream(p, "request");
     }
     send_and_wait(p, "def");
     pending_read second(p);
@@ -173,7 +195,16 @@ TEST(TcpStreamTest, AfterAWriteAnUpstreamStreamWaitsForEpollInsteadOfTryingFirst
 #endif
     pair p;
     p.stream->wait_after_short_reads();
-    EXPECT_EQ(read_after_a_short_read(p, true), "defghi");
+    EXPECT_EQ(read_after_a_short_read(p, write_kind::async), "defghi");
+}
+
+TEST(TcpStreamTest, AfterAWriteNowAnUpstreamStreamWaitsForEpollInsteadOfTryingFirst) {
+#ifndef MICHI_DRAINED_READS
+    GTEST_SKIP() << "drained reads are built only against Boost 1.81's epoll reactor";
+#endif
+    pair p;
+    p.stream->wait_after_short_reads();
+    EXPECT_EQ(read_after_a_short_read(p, write_kind::now), "defghi");
 }
 
 // Without a write between them, the read after a short one cannot know that no close waits
@@ -181,12 +212,12 @@ TEST(TcpStreamTest, AfterAWriteAnUpstreamStreamWaitsForEpollInsteadOfTryingFirst
 TEST(TcpStreamTest, WithoutAWriteAnUpstreamStreamTriesTheReadFirst) {
     pair p;
     p.stream->wait_after_short_reads();
-    EXPECT_EQ(read_after_a_short_read(p, false), "def");
+    EXPECT_EQ(read_after_a_short_read(p, write_kind::none), "def");
 }
 
 TEST(TcpStreamTest, AClientStreamTriesEachReadFirst) {
     pair p;
-    EXPECT_EQ(read_after_a_short_read(p, true), "def");
+    EXPECT_EQ(read_after_a_short_read(p, write_kind::async), "def");
 }
 
 // A read that filled its buffer may have left bytes behind: the next one must not wait for
@@ -260,6 +291,110 @@ TEST(TcpStreamTest, AWriteToAPeerThatClosedBehindItsAnswerEndsTheNextRead) {
     const auto got = next.finish();
     ASSERT_TRUE(next.ec.has_value()) << "the read never ended";
     EXPECT_TRUE(*next.ec) << got;
+}
+
+// write_now writes what the socket takes without the loop; after() gives the rest to an
+// asynchronous write (the upstream request's write). The peer gets every byte, in order.
+
+// What the peer reads until `n` bytes or the end (blocking, with a deadline of 10 s).
+std::string peer_reads(pair& p, std::size_t n) {
+    std::string got(n, '\0');
+    p.peer->native_non_blocking(false);
+    const timeval limit{10, 0};
+    ::setsockopt(p.peer->native_handle(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+    error_code ec;
+    got.resize(net::read(*p.peer, net::buffer(got), ec));
+    return got;
+}
+
+TEST(TcpStreamTest, WriteNowSendsSmallBuffersWholeAtOnce) {
+    pair p;
+    const std::string head = "POST / HTTP/1.1\r\n\r\n";
+    const std::string body = "{}";
+    const std::array<net::const_buffer, 3> bufs{net::buffer(head), net::const_buffer(),
+                                                net::buffer(body)};
+    error_code ec;
+    EXPECT_EQ(p.stream->write_now(bufs, ec), head.size() + body.size());
+    EXPECT_EQ(ec, error_code{});
+    EXPECT_EQ(peer_reads(p, head.size() + body.size()), head + body);
+}
+
+TEST(TcpStreamTest, WriteNowOfMoreThanTheSocketTakesLeavesTheRestToAnAsyncWrite) {
+    pair p;
+    const std::string head = "head:";
+    std::string body(16 * 1024 * 1024, '\0'); // far more than the loopback buffers hold
+    for (std::size_t i = 0; i < body.size(); ++i) {
+        body[i] = static_cast<char>('a' + i % 23);
+    }
+    const std::array<net::const_buffer, 2> bufs{net::buffer(head), net::buffer(body)};
+    error_code ec;
+    const std::size_t now = p.stream->write_now(bufs, ec);
+    EXPECT_EQ(ec, error_code{});
+    EXPECT_GT(now, 0u);
+    ASSERT_LT(now, head.size() + body.size());
+    std::optional<error_code> done;
+    std::size_t rest = 0;
+    net::async_write(*p.stream, after(bufs, now), [&](error_code e, std::size_t n) {
+        done = e;
+        rest = n;
+    });
+    std::thread loop([&] {
+        for (int i = 0; i < 100000 && !done; ++i) {
+            p.ioc.run_one_for(10s);
+        }
+    });
+    const auto got = peer_reads(p, head.size() + body.size());
+    loop.join();
+    EXPECT_EQ(done, error_code{});
+    EXPECT_EQ(now + rest, head.size() + body.size());
+    EXPECT_TRUE(got == head + body) << "the bytes arrived changed or out of order";
+}
+
+TEST(TcpStreamTest, WriteNowToAPeerThatResetTheConnectionFails) {
+    pair p;
+    p.peer->set_option(net::socket_base::linger(true, 0)); // close sends a reset
+    p.peer->close();
+    const std::string body(64 * 1024, 'x');
+    const std::array<net::const_buffer, 1> bufs{net::buffer(body)};
+    error_code ec;
+    // The first write may still be taken before the reset is seen; the next one is refused.
+    for (int i = 0; i < 3 && !ec; ++i) {
+        p.stream->write_now(bufs, ec);
+    }
+    EXPECT_TRUE(ec == net::error::connection_reset || ec == net::error::broken_pipe)
+        << ec.message();
+}
+
+TEST(TcpStreamTest, WriteNowOnAClosedStreamWritesNothingAndTheAsyncWriteFails) {
+    pair p;
+    p.stream->close();
+    const std::array<net::const_buffer, 1> bufs{net::buffer("x", 1)};
+    error_code ec;
+    EXPECT_EQ(p.stream->write_now(bufs, ec), 0u);
+    std::optional<error_code> done;
+    net::async_write(*p.stream, after(bufs, 0), [&](error_code e, std::size_t) { done = e; });
+    for (int i = 0; i < 100 && !done; ++i) {
+        p.ioc.run_one_for(10s);
+    }
+    ASSERT_TRUE(done.has_value()) << "the write never completed";
+    EXPECT_TRUE(*done) << "a write on a closed socket succeeded";
+}
+
+TEST(TcpStreamTest, AfterSkipsBytesAcrossBuffers) {
+    const std::string a = "abc", b = "", c = "defg";
+    const std::array<net::const_buffer, 3> bufs{net::buffer(a), net::buffer(b), net::buffer(c)};
+    const auto text = [](const std::array<net::const_buffer, 3>& x) {
+        std::string s;
+        for (const auto& y : x) {
+            s.append(static_cast<const char*>(y.data()), y.size());
+        }
+        return s;
+    };
+    EXPECT_EQ(text(after(bufs, 0)), "abcdefg");
+    EXPECT_EQ(text(after(bufs, 2)), "cdefg");
+    EXPECT_EQ(text(after(bufs, 3)), "defg");
+    EXPECT_EQ(text(after(bufs, 5)), "fg");
+    EXPECT_EQ(text(after(bufs, 7)), "");
 }
 
 TEST(TcpStreamTest, AnEarlierDeadlineReplacesALaterOne) {

@@ -18,7 +18,10 @@
 #include <boost/asio/post.hpp>
 
 #include <sys/socket.h>
+#include <sys/uio.h>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstdint>
 #include <type_traits>
@@ -180,6 +183,40 @@ public:
             token, buffers);
     }
 
+    // Writes what the socket takes now, without waiting: the count of bytes written (0 when
+    // its send buffer is full); `ec` is set on a failure. Only while no write is pending.
+    // The read that follows counts as a read after a write (wait_after_short_reads).
+    template <std::size_t N>
+    std::size_t write_now(const std::array<net::const_buffer, N>& buffers, error_code& ec) {
+        ::iovec iov[N];
+        std::size_t count = 0;
+        for (const auto& b : buffers) {
+            if (b.size() != 0) {
+                iov[count++] = {const_cast<void*>(b.data()), b.size()};
+            }
+        }
+        if (count == 0 || !socket_.is_open()) {
+            return 0;
+        }
+        w_->wrote = true;
+        ::msghdr msg{};
+        msg.msg_iov = iov;
+        msg.msg_iovlen = count;
+        for (;;) {
+            const auto n = ::sendmsg(socket_.native_handle(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (n >= 0) {
+                return static_cast<std::size_t>(n);
+            }
+            if (errno == EINTR) {
+                continue;
+            }
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                ec = error_code(errno, net::error::get_system_category());
+            }
+            return 0;
+        }
+    }
+
 private:
     // A drained read: the first after a write is left to the reactor (which, after a short
     // read, waits for epoll); any other after a short read tries recv() here first, since
@@ -271,6 +308,26 @@ auto async_read_some(tls_over_tcp* tls, tcp_stream& plain, const MutableBuffers&
             }
         },
         token, buffers);
+}
+
+// The buffers after their first n bytes.
+template <std::size_t N>
+std::array<net::const_buffer, N> after(std::array<net::const_buffer, N> buffers,
+                                       std::size_t n) {
+    for (auto& b : buffers) {
+        const auto k = std::min(n, b.size());
+        b += k;
+        n -= k;
+    }
+    return buffers;
+}
+
+// Writes what a plain connection's socket takes now (tcp_stream::write_now); nothing on a
+// TLS one. The bytes written; `ec` set on a failure.
+template <std::size_t N>
+std::size_t write_now(tls_over_tcp* tls, tcp_stream& plain,
+                      const std::array<net::const_buffer, N>& buffers, error_code& ec) {
+    return tls != nullptr ? 0 : plain.write_now(buffers, ec);
 }
 
 template <class ConstBuffers, class Token>

@@ -5,6 +5,7 @@
 #include "michi/core/net.hpp"
 #include "michi/core/tcp_stream.hpp"
 
+#include <array>
 #include <memory>
 #include <variant>
 
@@ -36,6 +37,12 @@ public:
     template <class ConstBuffers, class Token>
     auto async_write(const ConstBuffers& buffers, Token&& token) {
         return michi::async_write(tls_.get(), lowest(), buffers, std::forward<Token>(token));
+    }
+
+    // What the socket takes now, on a plain connection (michi::write_now).
+    template <std::size_t N>
+    std::size_t write_now(const std::array<net::const_buffer, N>& buffers, error_code& ec) {
+        return michi::write_now(tls_.get(), lowest(), buffers, ec);
     }
 
     tcp_stream& lowest() { return tls_ ? beast::get_lowest_layer(*tls_) : *plain_; }
