@@ -29,6 +29,10 @@
 #                    ledger in Redis (store.redis, a redis-server started here; its CPU and RSS
 #                    are counted with that target's), to measure what the shared ledger costs
 #                    (default 0)
+#   BASE_BIN         another michi-gateway build (e.g. the one before a change): adds a target
+#                    michi-base, the same config, in every phase; the report then compares the
+#                    two builds round by round (the mean of the per-round ratios and its
+#                    standard error: pairs run back to back share the machine's state)
 #   BODY_FILE        the chat request body of the throughput and latency phases (default: a
 #                    one-line "hello"; bench/bodies/conversation-11k.json is a 40-message one)
 #   NGINX, WRK       binaries (default: from PATH)
@@ -52,6 +56,7 @@ STREAM="${STREAM:-0}"
 FLOOR="${FLOOR:-0}"
 FLOOR_BIN="${FLOOR_BIN:-$ROOT/build/release/michi-bench-floor}"
 REDIS="${REDIS:-0}"
+BASE_BIN="${BASE_BIN:-}"
 NGINX="${NGINX:-nginx}"
 WRK="${WRK:-wrk}"
 OUT="${OUT:-$HERE/results/latest.md}"
@@ -76,6 +81,10 @@ if [[ "$FLOOR" == 1 ]]; then
         "(cmake --build --preset release --target michi-bench-floor, or set FLOOR_BIN)"
 fi
 command -v "$NGINX" >/dev/null || die "nginx not found ($NGINX)"
+if [[ -n "$BASE_BIN" ]]; then
+    [[ -x "$BASE_BIN" ]] || die "no michi-gateway at BASE_BIN=$BASE_BIN"
+    BASE_BIN="$(readlink -f "$BASE_BIN")"
+fi
 if [[ "$REDIS" == 1 ]]; then
     command -v redis-server >/dev/null || die "redis-server not found (apt-get install redis-server)"
 fi
@@ -172,6 +181,7 @@ PROXY_SSE_PORT=$(free_port)
 FLOOR_PORT=$(free_port)
 REDIS_PORT=$(free_port)
 MICHI_REDIS_PORT=$(free_port)
+MICHI_BASE_PORT=$(free_port)
 
 MOCK_JSON='{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"gpt-bench","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":9,"total_tokens":18},"system_fingerprint":"fp_bench"}'
 
@@ -327,21 +337,28 @@ if [[ "$FLOOR" == 1 ]]; then
     LOG_OF[beast-floor]="$TMP/floor.log"
     TARGETS+=(beast-floor)
 fi
+# Another Michi target: NAME BINARY PORT [STORE_LINES] — Michi's config on its own port and
+# database (STORE_LINES, when given, replace the store's sqlite line).
+start_michi_target() {
+    local name=$1 bin=$2 port=$3 store=${4:-"  sqlite: $TMP/$1/bench.db"}
+    mkdir -p "$TMP/$name"
+    sed -e "s/127.0.0.1:$MICHI_PORT/127.0.0.1:$port/" -e "s|^  sqlite: .*|$store|" \
+        "$TMP/michi/michi.yaml" >"$TMP/$name/michi.yaml"
+    "$bin" --config "$TMP/$name/michi.yaml" >"$TMP/$name/out.log" 2>&1 &
+    PID_OF[$name]=$!; PIDS+=("$!")
+    URL[$name]="http://127.0.0.1:$port/v1/chat/completions"
+    SSE_URL[$name]=${URL[$name]}
+    LOG_OF[$name]="$TMP/$name/out.log"
+    TARGETS+=("$name")
+}
 if [[ "$REDIS" == 1 ]]; then
     redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
         --logfile "$TMP/redis.log" &
     REDIS_PID=$!; PIDS+=("$REDIS_PID")
-    mkdir -p "$TMP/michi-redis"
-    sed -e "s/127.0.0.1:$MICHI_PORT/127.0.0.1:$MICHI_REDIS_PORT/" \
-        -e "s|^  sqlite: .*|  sqlite: $TMP/michi-redis/bench.db\n  redis: \"redis://127.0.0.1:$REDIS_PORT\"|" \
-        "$TMP/michi/michi.yaml" >"$TMP/michi-redis/michi.yaml"
-    "$MICHI_BIN" --config "$TMP/michi-redis/michi.yaml" >"$TMP/michi-redis/out.log" 2>&1 &
-    PID_OF[michi-redis]=$!; PIDS+=("$!")
-    URL[michi-redis]="http://127.0.0.1:$MICHI_REDIS_PORT/v1/chat/completions"
-    SSE_URL[michi-redis]=${URL[michi-redis]}
-    LOG_OF[michi-redis]="$TMP/michi-redis/out.log"
-    TARGETS+=(michi-redis)
+    start_michi_target michi-redis "$MICHI_BIN" "$MICHI_REDIS_PORT" \
+        "  sqlite: $TMP/michi-redis/bench.db\n  redis: \"redis://127.0.0.1:$REDIS_PORT\""
 fi
+[[ -z "$BASE_BIN" ]] || start_michi_target michi-base "$BASE_BIN" "$MICHI_BASE_PORT"
 
 for t in "${TARGETS[@]}"; do wait_ready "$t" "${URL[$t]}" "${PID_OF[$t]}" "${LOG_OF[$t]}" "$CHAT_BODY"; done
 
@@ -429,6 +446,7 @@ run_wrk() {
 }
 
 echo "bench: Michi $("$MICHI_BIN" --version 2>/dev/null | head -1) ($MICHI_BIN)"
+[[ -z "$BASE_BIN" ]] || echo "bench: michi-base: $BASE_BIN"
 echo "bench: ${ROUNDS} rounds; throughput: wrk -t$THREADS -c$CONNECTIONS -d$DURATION (warm-up $WARMUP);" \
      "latency: wrk -t1 -c$LAT_CONNECTIONS -d$LAT_DURATION; Michi threads = nginx-proxy workers = $WORKERS"
 for r in $(seq 1 "$ROUNDS"); do
@@ -465,6 +483,7 @@ export RESULTS OUT CPU_MODEL BUILD_TYPE LOAD_START LOAD_END DURATION CONNECTIONS
     LAT_DURATION LAT_CONNECTIONS WARMUP ROUNDS WORKERS MOCK_WORKERS
 export RSS_IDLE_DIRECT=${RSS_IDLE[direct]} RSS_IDLE_PROXY=${RSS_IDLE[nginx-proxy]} RSS_IDLE_MICHI=${RSS_IDLE[michi]}
 export RSS_IDLE_FLOOR=${RSS_IDLE[beast-floor]:-0} RSS_IDLE_REDIS=${RSS_IDLE[michi-redis]:-0}
+export RSS_IDLE_BASE=${RSS_IDLE[michi-base]:-0} BASE_BIN
 
 python3 - <<'PY'
 import os, statistics, datetime
@@ -481,10 +500,10 @@ for line in open(E["RESULTS"]):
     fields.update(phase=phase, target=target, round=int(rnd))
     rows.append(fields)
 
-targets = ["direct", "nginx-proxy", "michi", "beast-floor", "michi-redis"]
+targets = ["direct", "nginx-proxy", "michi", "beast-floor", "michi-redis", "michi-base"]
 idle = {"direct": int(E["RSS_IDLE_DIRECT"]), "nginx-proxy": int(E["RSS_IDLE_PROXY"]),
         "michi": int(E["RSS_IDLE_MICHI"]), "beast-floor": int(E["RSS_IDLE_FLOOR"]),
-        "michi-redis": int(E["RSS_IDLE_REDIS"])}
+        "michi-redis": int(E["RSS_IDLE_REDIS"]), "michi-base": int(E["RSS_IDLE_BASE"])}
 med = statistics.median
 
 def sel(phase, target):
@@ -505,18 +524,31 @@ def summary(phase):
             after=rs[-1]["after_kb"] / 1024,
             # CPU time the target's processes used per request (µs): robust to noise from
             # other processes, unlike req/s.
-            cpu_us=med(r["cpu_ticks"] / int(E["CLK_TCK"]) * 1e6 / max(r["requests"], 1) for r in rs),
+            cpu_us=med(cpu_us(r) for r in rs),
         )
     return out
 
-def per_round_ratio(phase, a="michi", b="nginx-proxy"):
-    ratios = []
+def cpu_us(r):
+    return r["cpu_ticks"] / int(E["CLK_TCK"]) * 1e6 / max(r["requests"], 1)
+
+def pairs(phase, a, b):
+    """The rounds' (a, b) runs of a phase, round by round."""
+    out = []
     for rnd in sorted({r["round"] for r in rows}):
         m = [r for r in rows if r["phase"] == phase and r["round"] == rnd and r["target"] == a]
         n = [r for r in rows if r["phase"] == phase and r["round"] == rnd and r["target"] == b]
         if m and n and n[0]["rps"] > 0:
-            ratios.append(m[0]["rps"] / n[0]["rps"])
-    return ratios
+            out.append((m[0], n[0]))
+    return out
+
+def per_round_ratio(phase, a="michi", b="nginx-proxy"):
+    return [m["rps"] / n["rps"] for m, n in pairs(phase, a, b)]
+
+def mean_se(xs):
+    """Mean, and its standard error as text ("standard error 0.012; ", empty for one value)."""
+    m = statistics.mean(xs)
+    se = f"standard error {statistics.stdev(xs) / len(xs) ** 0.5:.3f}; " if len(xs) > 1 else ""
+    return m, se
 
 lines = []
 def emit(s=""):
@@ -562,8 +594,11 @@ verdict = lambda ok: "met" if ok else "NOT met"
 if "michi" in tp and "nginx-proxy" in tp:
     ratio = tp["michi"]["rps"] / tp["nginx-proxy"]["rps"]
     rr = per_round_ratio("throughput")
+    pm, pse = mean_se(rr)
     emit(f"- throughput ratio Michi/nginx-proxy: **{ratio:.2f}x** "
-         f"(per round: {', '.join(f'{x:.2f}' for x in rr)}) — target >= 0.90x: {verdict(ratio >= 0.9)}")
+         f"(per round: {', '.join(f'{x:.2f}' for x in rr)}; mean of the rounds {pm:.3f}, "
+         f"{pse.rstrip('; ') or 'one round'}) "
+         f"— target >= 0.90x: {verdict(ratio >= 0.9)}")
     d99 = tp["michi"]["p99"] - tp["nginx-proxy"]["p99"]
     d50 = tp["michi"]["p50"] - tp["nginx-proxy"]["p50"]
     emit(f"- CPU per request, Michi/nginx-proxy: **{tp['michi']['cpu_us'] / max(tp['nginx-proxy']['cpu_us'], 1e-9):.2f}x** "
@@ -597,6 +632,18 @@ for phase, s in (("throughput", tp), ("latency", lt), ("stream", st)):
              f"redis-server): michi-redis/michi **{rd['rps'] / mc['rps']:.2f}x** (per round: "
              f"{', '.join(f'{x:.2f}' for x in rr)}), p99 {rd['p99'] - mc['p99']:+.3f} ms, CPU per "
              f"request {rd['cpu_us'] / max(mc['cpu_us'], 1e-9):.2f}x")
+for phase in ("throughput", "latency", "stream"):
+    pp = pairs(phase, "michi", "michi-base")
+    if not pp:
+        continue
+    rr = [m["rps"] / n["rps"] for m, n in pp]
+    cm, cse = mean_se([cpu_us(m) / max(cpu_us(n), 1e-9) for m, n in pp])
+    qm, qse = mean_se(rr)
+    dm, dse = mean_se([(m["p99_us"] - n["p99_us"]) / 1000 for m, n in pp])
+    emit(f"- this build against michi-base ({E['BASE_BIN']}), {phase} phase, means of the "
+         f"rounds: req/s ratio **{qm:.3f}** ({qse}per round: {', '.join(f'{x:.2f}' for x in rr)}), "
+         f"CPU per request ratio {cm:.3f} ({cse.rstrip('; ') or 'one round'}), "
+         f"p99 difference {dm:+.3f} ms ({dse.rstrip('; ') or 'one round'})")
 mi = idle["michi"] / 1024
 emit(f"- Michi RSS: idle **{mi:.1f} MB** — target <= 20 MB: {verdict(mi <= 20)}; "
      f"peak under load {max(s.get('michi', {}).get('peak', 0) for s in (tp, lt, st)):.1f} MB; "
