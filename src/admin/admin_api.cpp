@@ -557,6 +557,16 @@ awaitable<void> handle(worker& w, server::client_io& io, request_context& ctx) {
             co_await send(io, ctx, 200, found);
         } else if (method == http::verb::delete_) {
             st.key_registry().revoke(id);
+            // With the ledger in Redis, marked there before the answer: every replica's next
+            // admission of the key is refused, before its copy of the keys learns of it. If
+            // Redis does not answer, the key sync sends the revocation once it does.
+            if (auto* shared = w.shared_ledger()) {
+                if (const auto ec = co_await shared->revoke(id)) {
+                    spdlog::warn("revoked key \"{}\" could not be marked in Redis now ({}); the "
+                                 "other replicas refuse it once the key sync reaches Redis",
+                                 id, ec.message());
+                }
+            }
             const json out = {{"id", id}, {"revoked", true}};
             co_await send(io, ctx, 200, out);
         } else if (method == http::verb::patch) {

@@ -23,6 +23,7 @@ namespace michi::guard {
 //   rt, tt      their totals over the live seconds (the last 60); ro, to the oldest live
 //               second with a count (-1: none); c the second up to which expired seconds
 //               were dropped: an admission costs O(1), not a walk of 60 buckets
+//   revoked     present once the key is revoked: admissions are refused from then on
 // Beside it: ":lease" (zset of hold ids by the end of their lease, ms), ":lapsed" (the holds
 // whose lease ended unsettled; the hash expires a day after the last lapse) and
 // ":loop:<fingerprint>" (zset of the times, ms, the same body was sent).
@@ -93,7 +94,8 @@ end
 //       (amounts in nano-dollars; an absent limit is "")
 // Returns {verdict, a, b, requests, oldest request second, tokens, oldest token second}:
 // "ok"; "d"/"m" with spent and held; "rpm"/"tpm" with seconds until below the limit;
-// "loop" with the times sent and when it frees (ms). Oldest seconds are -1 when empty.
+// "loop" with the times sent and when it frees (ms); "revoked" when the key was revoked (by
+// any replica: revoked_field). Oldest seconds are -1 when empty.
 constexpr const char* admit_lua = R"lua(
 local st, lease, lapsed, loopk = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now_ms = tonumber(ARGV[1])
@@ -115,10 +117,11 @@ for _, id in ipairs(expired) do
 end
 if #expired > 0 then redis.call('EXPIRE', lapsed, 86400) end
 
-local w, f = state(st, now, r_now, t_now, s_day, s_month, h_day, h_month)
+local w, f = state(st, now, r_now, t_now, s_day, s_month, h_day, h_month, 'revoked')
 local function answer(verdict, a, b)
   return {verdict, a, b, w.rt, w.ro, w.tt, w.to}
 end
+if f[12] then return answer('revoked', '0', '0') end
 -- Seconds until the window of kind ('r' or 't') drops below limit (a refusal's retry-after).
 local function until_below(kind, total, limit)
   if limit == 0 then return 60 end
@@ -269,7 +272,7 @@ std::string opt_text(const std::optional<T>& v) {
 // EVALSHA's key count, then the key's state and the names beside it the script touches.
 std::vector<std::string> script_keys(const std::string& key_id,
                                      std::initializer_list<std::string_view> beside) {
-    const std::string state = "michi:{" + key_id + "}";
+    const std::string state = redis_state_key(key_id);
     std::vector<std::string> out{std::to_string(beside.size() + 1), state};
     for (const auto name : beside) {
         out.push_back(state + ":" + std::string(name));
@@ -388,6 +391,10 @@ awaitable<redis_ledger::admission> redis_ledger::admit(const admission_request& 
                                                rpm ? "requests" : "tokens"),
                           std::chrono::seconds(static_cast<std::int64_t>(a))};
     }
+    if (verdict == "revoked") {
+        co_return refusal{refusal_kind::revoked, "Key \"" + req.key_id + "\" was revoked.",
+                          std::chrono::seconds(0)};
+    }
     if (verdict == "loop") {
         const auto frees = std::chrono::system_clock::time_point(
             std::chrono::milliseconds(static_cast<std::int64_t>(b)));
@@ -435,6 +442,15 @@ awaitable<void> redis_ledger::settle_task(std::vector<std::string> args, std::st
         co_await pause.async_wait(nothrow_op);
     }
     --unsettled_;
+}
+
+awaitable<error_code> redis_ledger::revoke(std::string key_id) {
+    std::vector<std::string> args{"HSET", redis_state_key(key_id), revoked_field, "1"};
+    auto [ec, r] = co_await client_.async_call(std::move(args), nothrow_op);
+    if (!ec && r.is_error()) {
+        ec = make_error_code(std::errc::io_error);
+    }
+    co_return ec;
 }
 
 awaitable<std::optional<key_usage>> redis_ledger::usage(std::string key_id) {

@@ -215,13 +215,18 @@ gateway_error guard_error(request_context& ctx, const guard::refusal& r) {
         return {429, "rate_limit_error", "loop_detected", r.message, {}};
     case guard::refusal_kind::rpm:
     case guard::refusal_kind::tpm:
+    case guard::refusal_kind::revoked: // (refusal_error answers it)
         break;
     }
     return {429, "rate_limit_error", "rate_limit_exceeded", r.message, {}};
 }
 
-// A guard's refusal, counted.
+// A guard's refusal, counted (a key revoked on another replica, found by the shared ledger,
+// is answered as authentication answers a revoked key, and is no guard's).
 gateway_error refusal_error(request_context& ctx, const guard::refusal& refused) {
+    if (refused.kind == guard::refusal_kind::revoked) {
+        return errors::invalid_api_key("This API key has been revoked.");
+    }
     static constexpr const char* labels[] = {"budget", "budget", "rpm", "tpm", "loop"};
     ctx.state->metrics().on_rate_limited(labels[static_cast<int>(refused.kind)]);
     return guard_error(ctx, refused);

@@ -1,5 +1,7 @@
 #include "michi/store/key_sync.hpp"
 
+#include "michi/guard/redis_ledger.hpp"
+
 #include <hiredis/hiredis.h>
 #include <spdlog/spdlog.h>
 
@@ -16,6 +18,13 @@ constexpr const char* version_key = "michi:keys:version";
 constexpr timeval io_timeout{2, 0};
 
 using reply_ptr = std::unique_ptr<redisReply, void (*)(void*)>;
+
+// A revocation as shared: the set the replicas read their keys from, and the mark in the
+// key's ledger state that the shared ledger's admissions check (guard::revoked_field).
+void add_revocation(std::vector<std::vector<std::string>>& cmds, const std::string& id) {
+    cmds.push_back({"SADD", revoked_set, id});
+    cmds.push_back({"HSET", guard::redis_state_key(id), guard::revoked_field, "1"});
+}
 
 // Queues one command on the connection's output; false when the connection failed.
 bool append(redisContext* ctx, const std::vector<std::string>& args) {
@@ -177,7 +186,7 @@ void key_sync::with_redis() {
             cmds.push_back({"HSETNX", keys_hash, k.id, key_to_json(k)});
         }
         for (const auto& id : snap->revoked) {
-            cmds.push_back({"SADD", revoked_set, id});
+            add_revocation(cmds, id);
         }
         if (!cmds.empty()) {
             cmds.push_back({"INCR", version_key});
@@ -193,7 +202,7 @@ void key_sync::with_redis() {
         std::vector<std::vector<std::string>> cmds;
         for (const auto& c : changes) {
             if (c.json.empty()) {
-                cmds.push_back({"SADD", revoked_set, c.id});
+                add_revocation(cmds, c.id);
             } else {
                 cmds.push_back({"HSET", keys_hash, c.id, c.json});
             }

@@ -19,7 +19,9 @@ namespace michi::guard {
 
 using wall_clock = std::function<std::chrono::system_clock::time_point()>;
 
-enum class refusal_kind { budget_daily, budget_monthly, rpm, tpm, loop };
+// revoked: only from the ledger shared in Redis, which learns of a revocation made on another
+// replica before this replica's copy of the keys does (answered like an unknown key, 401).
+enum class refusal_kind { budget_daily, budget_monthly, rpm, tpm, loop, revoked };
 
 struct refusal {
     refusal_kind kind;

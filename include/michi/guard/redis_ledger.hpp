@@ -25,6 +25,14 @@ struct ledger_unavailable {
     std::string message;
 };
 
+// The hash of one key's state in Redis, and its field that marks the key revoked (set by
+// the replica that revoked it before it answers, and by each replica's key sync for the
+// revocations it shares): every replica's next admission of that key is refused.
+inline std::string redis_state_key(const std::string& key_id) {
+    return "michi:{" + key_id + "}";
+}
+inline constexpr const char* revoked_field = "revoked";
+
 inline constexpr std::chrono::minutes hold_lease{15};
 inline constexpr std::chrono::seconds settle_retry_for{30};
 inline constexpr std::chrono::milliseconds redis_timeout{2000};
@@ -43,6 +51,9 @@ public:
     // Charges the actual cost and corrects the tokens; returns at once (sent in the
     // background, retried while Redis is unreachable).
     void settle(reservation& r, double actual_cost_usd, std::uint64_t actual_tokens);
+    // Marks the key revoked in Redis (revoked_field): from now on every replica's
+    // admission of it is refused, whenever its own copy of the keys learns of it.
+    awaitable<error_code> revoke(std::string key_id);
     // The key's figures, or nullopt when Redis cannot be asked.
     awaitable<std::optional<key_usage>> usage(std::string key_id);
     // Settlements sent or waiting to be retried, not yet acknowledged by Redis.
