@@ -59,7 +59,14 @@ std::optional<gateway_error> authenticate(request_context& ctx) {
     // This thread's copy of the admin keys, refreshed when they change (nothing below keeps
     // a pointer into them: an admin key is copied into the context).
     thread_local published<store::key_snapshot>::reader admin_view;
-    const auto& admin_keys = admin_view.get(ctx.state->key_registry().source());
+    auto& registry = ctx.state->key_registry();
+    if (registry.changed_elsewhere()) {
+        // Another process on the same SQLite file (or this one) wrote keys: read them now,
+        // so that a key revoked there is refused here from this request on (rare: a few
+        // reads of the file per change, on the thread that notices first).
+        registry.refresh();
+    }
+    const auto& admin_keys = admin_view.get(registry.source());
     if (ctx.key == nullptr) {
         // Not in the config file: perhaps a key made through the admin API.
         if (const auto* a = admin_keys->find_digest(digest)) {

@@ -257,6 +257,18 @@ const admin_key* key_snapshot::find_digest(const std::string& digest) const {
 key_registry::key_registry(const std::string& sqlite_path)
     : path_(sqlite_path), snap_(std::make_shared<const snapshot>()) {
     db_ = sqlite::open(path_, "key registry");
+    if (path_ != ":memory:") {
+        std::string why;
+        changes_ = std::make_unique<change_counter>(path_ + "-keys", why);
+        if (!changes_->valid()) {
+            spdlog::warn("key registry {}: no change counter shared with other processes on "
+                         "this file ({}); they see its key changes within 0.2 s",
+                         path_, why);
+            changes_.reset();
+        } else {
+            seen_changes_ = changes_->value(); // (read before the load below)
+        }
+    }
     if (auto e = sqlite::exec(db_.get(), schema_sql); !e.empty()) {
         sqlite::exec(db_.get(), "ROLLBACK");
         throw std::runtime_error("key registry " + path_ + ": cannot create the schema: " + e);
@@ -355,7 +367,12 @@ std::string key_registry::load_locked(std::shared_ptr<const snapshot>& out) {
 }
 
 bool key_registry::refresh() {
+    // Read before the version: a write committed after this read bumps the counter again,
+    // and the next changed_elsewhere() sees it. (Stored whatever happens below: a read that
+    // fails is tried again by the key sync's poll, not by every request.)
+    const std::uint64_t counted = changes_ ? changes_->value() : 0;
     std::lock_guard lock(write_mu_);
+    seen_changes_.store(counted, std::memory_order_relaxed);
     std::int64_t version = 0;
     if (auto e = read_version(db_.get(), version); !e.empty()) {
         spdlog::error("key registry {}: cannot read its version: {}", path_, e);
@@ -459,7 +476,11 @@ std::string key_registry::versioned(const std::function<std::string()>& write) {
     if (auto e = sqlite::exec(db_.get(), bump_sql); !e.empty()) {
         return e;
     }
-    return tx.commit();
+    auto e = tx.commit();
+    if (e.empty() && changes_) {
+        changes_->bump(); // (after the commit: whoever sees the bump reads the change)
+    }
+    return e;
 }
 
 void key_registry::share(std::function<void()> notify) {

@@ -1,6 +1,7 @@
 // The key registry: create / find / update / revoke persist across a reopen, every write
 // publishes a new snapshot (old ones stay as they were), revocations of config-file ids are
-// listed, duplicates and bad input are refused.
+// listed, duplicates and bad input are refused; registries on one file see each other's
+// writes (refresh), and know cheaply when there are some (the change counter).
 
 #include "michi/store/key_registry.hpp"
 
@@ -345,20 +346,67 @@ TEST(KeyRegistryTest, MergingSharedKeysStoresThemDurably) {
 
 // Two registries on one file, as two processes: a write by one is seen by the other's
 // refresh, and a refresh with nothing new reloads nothing.
+// Registries on one file see each other's writes when they refresh; changed_elsewhere(),
+// what the request path asks before it authenticates, says cheaply when there are some
+// (the counter beside the file), so that a revocation by another process counts from the
+// next request on.
 TEST(KeyRegistryTest, RefreshSeesWritesOfAnotherRegistryOnTheSameFile) {
     temp_dir dir;
     key_registry a(dir.db());
     key_registry b(dir.db());
+    EXPECT_FALSE(b.changed_elsewhere());
     EXPECT_FALSE(b.refresh());
     std::string why;
     ASSERT_TRUE(a.create(make_key("k1", "mk-agt-k1"), why)) << why;
     EXPECT_FALSE(b.find("k1").has_value());
+    EXPECT_TRUE(b.changed_elsewhere());
     EXPECT_TRUE(b.refresh());
+    EXPECT_FALSE(b.changed_elsewhere());
     EXPECT_TRUE(b.find("k1").has_value());
     EXPECT_FALSE(b.refresh());
     ASSERT_TRUE(a.revoke("k1"));
+    EXPECT_TRUE(b.changed_elsewhere());
     EXPECT_TRUE(b.refresh());
     EXPECT_TRUE(b.current()->is_revoked("k1"));
+    EXPECT_FALSE(b.changed_elsewhere());
+    // Its own writes count too (it cannot tell them apart); a refresh settles the question.
+    ASSERT_TRUE(b.create(make_key("k2", "mk-agt-k2"), why)) << why;
+    EXPECT_TRUE(b.changed_elsewhere());
+    b.refresh();
+    EXPECT_FALSE(b.changed_elsewhere());
+    EXPECT_TRUE(a.changed_elsewhere());
+    // A registry opened later starts settled.
+    key_registry c(dir.db());
+    EXPECT_FALSE(c.changed_elsewhere());
+    EXPECT_TRUE(c.find("k2").has_value());
+}
+
+TEST(KeyRegistryTest, AnInMemoryRegistryNeverReportsChangesElsewhere) {
+    key_registry m(":memory:");
+    std::string why;
+    ASSERT_TRUE(m.create(make_key("k1", "mk-agt-k1"), why)) << why;
+    EXPECT_FALSE(m.changed_elsewhere());
+}
+
+TEST(KeyRegistryTest, TheChangeCounterIsSharedThroughItsFile) {
+    temp_dir dir;
+    const auto sub = fs::path(dir.db()).parent_path();
+    fs::create_directories(sub);
+    const std::string path = (sub / "counter").string();
+    std::string why;
+    change_counter one(path, why);
+    ASSERT_TRUE(one.valid()) << why;
+    change_counter two(path, why);
+    ASSERT_TRUE(two.valid()) << why;
+    EXPECT_EQ(one.value(), two.value());
+    const auto before = two.value();
+    one.bump();
+    one.bump();
+    EXPECT_EQ(two.value(), before + 2);
+    change_counter nowhere("/nonexistent-dir/michi-keys", why);
+    EXPECT_FALSE(nowhere.valid());
+    EXPECT_NE(why.find("/nonexistent-dir/michi-keys"), std::string::npos) << why;
+    EXPECT_EQ(nowhere.value(), 0u);
 }
 
 // Once shared, each change is queued for the other replicas, and changes put back after a

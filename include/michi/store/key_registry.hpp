@@ -5,8 +5,10 @@
 
 #include "michi/config/config.hpp"
 #include "michi/core/published.hpp"
+#include "michi/store/change_counter.hpp"
 #include "michi/store/sqlite_db.hpp"
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -98,6 +100,16 @@ public:
     // Reloads when another process sharing the file changed the keys since the last load
     // (a version number every write bumps); true when it did.
     bool refresh();
+    // True when a process sharing the file (this one too) wrote keys since the last
+    // refresh: a load from the counter the writers bump (change_counter, the file's path
+    // with "-keys"), cheap enough for every request. The request path then refreshes before
+    // it authenticates, so a key revoked or made by another process counts from the next
+    // request on. False for ":memory:" and where the counter could not be mapped (the key
+    // sync's poll, five times a second, is left).
+    bool changed_elsewhere() const noexcept {
+        return changes_ != nullptr &&
+               changes_->value() != seen_changes_.load(std::memory_order_relaxed);
+    }
 
     // Sharing with other replicas (key_sync): from now on every create, update and revoke
     // is also queued for them, and notify runs (under the registry's lock: it must only
@@ -138,6 +150,8 @@ private:
 
     published<snapshot> snap_;
     std::int64_t loaded_version_ = 0; // of the tables snap_ was loaded from
+    std::unique_ptr<change_counter> changes_;       // bumped after each write committed
+    std::atomic<std::uint64_t> seen_changes_{0};    // its value at the last refresh
     std::function<void()> notify_;     // set by share()
     std::vector<shared_change> outbox_;
 };
