@@ -33,6 +33,10 @@ gateway_error invalid_request(std::string message, std::string param) {
 gateway_error invalid_api_key(std::string message) {
     return {401, "invalid_request_error", "invalid_api_key", std::move(message), {}};
 }
+
+gateway_error revoked_api_key() {
+    return invalid_api_key("This API key has been revoked.");
+}
 gateway_error model_not_allowed(const std::string& model) {
     return {403, "permission_error", "model_not_allowed",
             "This key may not use model \"" + model + "\".", "model"};

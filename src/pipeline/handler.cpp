@@ -80,7 +80,7 @@ std::optional<gateway_error> authenticate(request_context& ctx) {
     if (admin_keys->revoked.contains(ctx.key->id)) {
         ctx.log.key_id = ctx.key->id;
         ctx.key = nullptr;
-        return errors::invalid_api_key("This API key has been revoked.");
+        return errors::revoked_api_key();
     }
     ctx.log.key_id = ctx.key->id;
     ctx.log.key_class = config::to_string(ctx.key->cls);
@@ -232,7 +232,7 @@ gateway_error guard_error(request_context& ctx, const guard::refusal& r) {
 // is answered as authentication answers a revoked key, and is no guard's).
 gateway_error refusal_error(request_context& ctx, const guard::refusal& refused) {
     if (refused.kind == guard::refusal_kind::revoked) {
-        return errors::invalid_api_key("This API key has been revoked.");
+        return errors::revoked_api_key();
     }
     static constexpr const char* labels[] = {"budget", "budget", "rpm", "tpm", "loop"};
     ctx.state->metrics().on_rate_limited(labels[static_cast<int>(refused.kind)]);

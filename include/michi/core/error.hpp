@@ -24,6 +24,8 @@ struct gateway_error {
 namespace errors {
 gateway_error invalid_request(std::string message, std::string param = {});
 gateway_error invalid_api_key(std::string message = "Invalid API key provided.");
+// The same for a key that was revoked (found revoked here, or by the shared ledger).
+gateway_error revoked_api_key();
 gateway_error model_not_allowed(const std::string& model);
 gateway_error model_not_found(const std::string& model);
 gateway_error model_not_priced(const std::string& model);
