@@ -2,10 +2,12 @@
 
 #include "michi/admin/assets.hpp"
 #include "michi/core/error.hpp"
+#include "michi/core/http_wire.hpp"
 #include "michi/core/url_text.hpp"
 #include "michi/core/secret.hpp"
 #include "michi/obs/metrics.hpp"
-#include "michi/pipeline/handler.hpp"
+#include "michi/core/offload.hpp"
+#include "michi/downstream/reply.hpp"
 #include "michi/store/key_registry.hpp"
 #include "michi/store/request_log.hpp"
 
@@ -20,17 +22,32 @@ namespace michi::admin {
 namespace {
 
 using json = nlohmann::json;
-using pipeline::request_context;
+using request_context = downstream::call;
 
 std::string dump(const json& j) {
     return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-awaitable<void> send(server::client_io& io, request_context& ctx, unsigned status,
+// Writes res with the request's id.
+awaitable<void> write_answer(downstream::client_io& io, request_context& ctx,
+                             http::response<http::string_body>& res) {
+    std::string fields;
+    wire::append_field(fields, "x-request-id", ctx.request_id);
+    co_await downstream::write_reply(io, ctx, res, fields);
+}
+
+// Writes an OpenAI-shaped error with the request's id.
+awaitable<void> write_failure(downstream::client_io& io, request_context& ctx,
+                              const gateway_error& err) {
+    std::string fields;
+    wire::append_field(fields, "x-request-id", ctx.request_id);
+    co_await downstream::write_error(io, ctx, err, dialect::openai, fields);
+}
+
+awaitable<void> send(downstream::client_io& io, request_context& ctx, unsigned status,
                      const json& body) {
-    auto res = pipeline::json_response(ctx, status, dump(body));
-    ctx.log.status = status;
-    co_await pipeline::write_reply(io, ctx, res);
+    auto res = downstream::json_response(ctx, status, dump(body));
+    co_await write_answer(io, ctx, res);
 }
 
 std::map<std::string, std::string> query_of(std::string_view target) {
@@ -97,21 +114,14 @@ json opt(const std::optional<double>& v) {
 // log naming the keys, when the shared one cannot be asked). With the shared ledger, every
 // key's script is sent before any reply is awaited (one round trip in all on the worker's
 // pipelined connection, not one a key).
-awaitable<std::vector<guard::key_usage>> usages_of(worker& w, std::vector<std::string> ids) {
+awaitable<std::vector<guard::key_usage>> usages_of(deps& d, std::vector<std::string> ids) {
     std::vector<guard::key_usage> out(ids.size());
-    auto* shared = w.shared_ledger();
-    if (shared == nullptr) {
-        for (std::size_t i = 0; i < ids.size(); ++i) {
-            out[i] = w.state().ledger().usage(ids[i]);
-        }
-        co_return out;
-    }
-    using usage_op = decltype(net::co_spawn(w.executor(), shared->usage(std::string()),
+    using usage_op = decltype(net::co_spawn(d.ex, d.ledger.figures(std::string()),
                                             net::deferred));
     std::vector<usage_op> ops;
     ops.reserve(ids.size());
     for (const auto& id : ids) {
-        ops.push_back(net::co_spawn(w.executor(), shared->usage(id), net::deferred));
+        ops.push_back(net::co_spawn(d.ex, d.ledger.figures(id), net::deferred));
     }
     auto group = net::experimental::make_parallel_group(std::move(ops));
     auto [order, errors, results] = co_await group.async_wait(
@@ -131,8 +141,8 @@ awaitable<std::vector<guard::key_usage>> usages_of(worker& w, std::vector<std::s
 }
 
 // One key's figures, the same way.
-awaitable<guard::key_usage> usage_of(worker& w, const std::string& id) {
-    auto one = co_await usages_of(w, std::vector<std::string>(1, id));
+awaitable<guard::key_usage> usage_of(deps& d, const std::string& id) {
+    auto one = co_await usages_of(d, std::vector<std::string>(1, id));
     co_return one.front();
 }
 
@@ -155,18 +165,18 @@ json key_json(const config::config& cfg, const config::key_config& k, const char
 }
 
 // The key object for id, config or admin; null when unknown.
-awaitable<json> find_key_json(worker& w, const config::config& cfg, const std::string& id) {
-    const auto snap = w.state().key_registry().current();
+awaitable<json> find_key_json(deps& d, const config::config& cfg, const std::string& id) {
+    const auto snap = d.keys.current();
     const bool revoked = snap->revoked.contains(id);
     for (const auto& k : cfg.keys) {
         if (k.id == id) {
-            const auto u = co_await usage_of(w, id);
+            const auto u = co_await usage_of(d, id);
             co_return key_json(cfg, k, "config", revoked, 0, u);
         }
     }
     for (const auto& a : snap->keys) {
         if (a.id == id) {
-            const auto u = co_await usage_of(w, id);
+            const auto u = co_await usage_of(d, id);
             co_return key_json(cfg, a.as_key_config(), "admin", revoked || a.revoked,
                                a.created_ms, u);
         }
@@ -246,10 +256,8 @@ std::string secret_prefix(config::key_class c) {
     return "mk-dev-";
 }
 
-awaitable<void> create_key(worker& w, server::client_io& io, request_context& ctx,
-                           const json& body) {
-    auto& st = w.state();
-    const auto& cfg = *ctx.rt->cfg;
+awaitable<void> create_key(deps& d, downstream::client_io& io, request_context& ctx,
+                           const config::config& cfg, const json& body) {
     const auto id = body.value("id", std::string{});
     std::optional<gateway_error> err;
     const auto cls = config::parse_key_class(body.value("class", std::string{}));
@@ -263,16 +271,16 @@ awaitable<void> create_key(worker& w, server::client_io& io, request_context& ct
         err = read_key_fields(body, k.overrides, k.models);
     }
     if (err) {
-        co_await pipeline::reply_error(io, ctx, *err);
+        co_await write_failure(io, ctx, *err);
         co_return;
     }
     const bool taken = std::any_of(cfg.keys.begin(), cfg.keys.end(),
                                    [&](const auto& c) { return c.id == id; }) ||
-                       st.key_registry().find(id).has_value();
+                       d.keys.find(id).has_value();
     if (taken) {
-        const gateway_error dup{409, "invalid_request_error", "key_exists",
-                                "A key with id \"" + id + "\" already exists.", "id"};
-        co_await pipeline::reply_error(io, ctx, dup);
+        const auto dup = errors::conflict("key_exists",
+                                          "A key with id \"" + id + "\" already exists.", "id");
+        co_await write_failure(io, ctx, dup);
         co_return;
     }
     const std::string secret = secret_prefix(*cls) + random_base62(40);
@@ -283,9 +291,12 @@ awaitable<void> create_key(worker& w, server::client_io& io, request_context& ct
                        std::chrono::system_clock::now().time_since_epoch())
                        .count();
     std::string why;
-    if (!st.key_registry().create(k, why)) {
-        const gateway_error failed{409, "invalid_request_error", "key_exists", why, "id"};
-        co_await pipeline::reply_error(io, ctx, failed);
+    auto& keys = d.keys;
+    const bool created =
+        co_await offload(d.blocking, [&keys, &k, &why] { return keys.create(k, why); });
+    if (!created) {
+        const auto failed = errors::conflict("key_exists", why, "id");
+        co_await write_failure(io, ctx, failed);
         co_return;
     }
     auto out = key_json(cfg, k.as_key_config(), "admin", false, k.created_ms, {});
@@ -293,10 +304,10 @@ awaitable<void> create_key(worker& w, server::client_io& io, request_context& ct
     co_await send(io, ctx, 201, out);
 }
 
-json route_json(shared_state& st, const config::route_config& r) {
+json route_json(deps& d, const config::route_config& r) {
     json cooling = json::array();
     for (const auto& t : r.targets) {
-        if (st.cooldowns().cooling(t)) {
+        if (d.cooldowns.cooling(t)) {
             cooling.push_back(t);
         }
     }
@@ -308,13 +319,13 @@ json route_json(shared_state& st, const config::route_config& r) {
             {"cooling", cooling}};
 }
 
-awaitable<void> put_route(worker& w, server::client_io& io, request_context& ctx,
-                          const std::string& name, const json& body) {
-    auto& st = w.state();
+awaitable<void> put_route(deps& d, downstream::client_io& io, request_context& ctx,
+                          const config::config& cfg, const std::string& name,
+                          const json& body) {
     config::route_config r;
     r.name = name;
-    const auto existing = ctx.rt->cfg->routes.find(name);
-    if (existing != ctx.rt->cfg->routes.end()) {
+    const auto existing = cfg.routes.find(name);
+    if (existing != cfg.routes.end()) {
         r = existing->second;
     }
     std::optional<gateway_error> err;
@@ -359,27 +370,24 @@ awaitable<void> put_route(worker& w, server::client_io& io, request_context& ctx
     }
     if (!err) {
         // A new snapshot with the route changed, validated like a config file.
-        auto next = std::make_shared<config::config>(*ctx.rt->cfg);
+        auto next = std::make_shared<config::config>(cfg);
         next->routes[name] = r;
         const auto problems = config::validate(*next);
-        std::string why;
         if (!problems.empty()) {
             err = errors::invalid_request(problems.front(), "targets");
-        } else if (auto rt = runtime::build(next, why)) {
-            st.swap(std::move(rt));
-        } else {
-            err = errors::invalid_request(why);
+        } else if (auto applied = d.apply(next); !applied) {
+            err = applied.error();
         }
     }
     if (err) {
-        co_await pipeline::reply_error(io, ctx, *err);
+        co_await write_failure(io, ctx, *err);
         co_return;
     }
-    const json out = route_json(st, r);
+    const json out = route_json(d, r);
     co_await send(io, ctx, 200, out);
 }
 
-awaitable<void> usage(worker& w, server::client_io& io, request_context& ctx) {
+awaitable<void> usage(deps& d, downstream::client_io& io, request_context& ctx) {
     const auto q = query_of(ctx.req.target());
     store::usage_filter f;
     auto get = [&](const char* k) {
@@ -404,11 +412,13 @@ awaitable<void> usage(worker& w, server::client_io& io, request_context& ctx) {
         err = errors::invalid_request("'group_by' must be key, model or day.", "group_by");
     }
     if (err) {
-        co_await pipeline::reply_error(io, ctx, *err);
+        co_await write_failure(io, ctx, *err);
         co_return;
     }
     json data = json::array();
-    for (const auto& row : w.state().request_log().usage(f, g)) {
+    auto& log = d.request_log;
+    const auto rows = co_await offload(d.blocking, [&log, &f, g] { return log.usage(f, g); });
+    for (const auto& row : rows) {
         data.push_back({{"group", row.group},
                         {"requests", row.requests},
                         {"tokens_in", row.tokens_in},
@@ -423,8 +433,8 @@ awaitable<void> usage(worker& w, server::client_io& io, request_context& ctx) {
     co_await send(io, ctx, 200, out);
 }
 
-std::optional<gateway_error> check_admin(const request_context& ctx) {
-    const auto& key = ctx.rt->cfg->admin.key;
+std::optional<gateway_error> check_admin(const request_context& ctx, const config::config& cfg) {
+    const auto& key = cfg.admin.key;
     const auto auth = ctx.req[http::field::authorization];
     const std::string_view presented =
         auth.starts_with("Bearer ") ? std::string_view(auth.substr(7)) : std::string_view{};
@@ -432,13 +442,12 @@ std::optional<gateway_error> check_admin(const request_context& ctx) {
         return errors::invalid_api_key("Missing admin key: send \"Authorization: Bearer <admin.key>\".");
     }
     if (!constant_time_equal(sha256_raw(presented), sha256_raw(key.reveal()))) {
-        return gateway_error{403, "permission_error", "invalid_admin_key",
-                             "The admin key is not valid.", {}};
+        return errors::invalid_admin_key();
     }
     return std::nullopt;
 }
 
-awaitable<void> serve_asset(server::client_io& io, request_context& ctx) {
+awaitable<void> serve_asset(downstream::client_io& io, request_context& ctx) {
     std::string_view name = ctx.path;
     name.remove_prefix(std::string_view("/dashboard").size());
     if (name.empty() || name == "/") {
@@ -447,7 +456,7 @@ awaitable<void> serve_asset(server::client_io& io, request_context& ctx) {
     const auto* a = find_asset(name.substr(1));
     if (a == nullptr) {
         const auto err = errors::not_found(std::string(ctx.req.target()));
-        co_await pipeline::reply_error(io, ctx, err);
+        co_await write_failure(io, ctx, err);
         co_return;
     }
     http::response<http::string_body> res{http::status::ok, 11};
@@ -471,23 +480,23 @@ bool owns(std::string_view path) {
            path == "/dashboard" || path.starts_with("/dashboard/");
 }
 
-awaitable<void> handle(worker& w, server::client_io& io, request_context& ctx) {
-    auto& st = w.state();
+awaitable<void> handle(deps& d, downstream::client_io& io, request_context& ctx,
+                       const config::config& cfg) {
     const auto method = ctx.req.method();
     if (ctx.path == "/metrics") {
         http::response<http::string_body> res{http::status::ok, 11};
         res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
         res.set("x-request-id", ctx.request_id);
-        res.body() = st.metrics().render(st.inflight.load());
+        res.body() = d.metrics.render(d.inflight.now());
         res.keep_alive(ctx.keep_alive);
         res.prepare_payload();
         ctx.log.status = 200;
         co_await io.write_response(res);
         co_return;
     }
-    if (ctx.rt->cfg->admin.key.empty()) {
+    if (cfg.admin.key.empty()) {
         const auto err = errors::not_found(std::string(ctx.req.target()));
-        co_await pipeline::reply_error(io, ctx, err);
+        co_await write_failure(io, ctx, err);
         co_return;
     }
     if (ctx.path.starts_with("/dashboard")) {
@@ -503,8 +512,8 @@ awaitable<void> handle(worker& w, server::client_io& io, request_context& ctx) {
         co_await serve_asset(io, ctx);
         co_return;
     }
-    if (auto err = check_admin(ctx)) {
-        co_await pipeline::reply_error(io, ctx, *err);
+    if (auto err = check_admin(ctx, cfg)) {
+        co_await write_failure(io, ctx, *err);
         co_return;
     }
     ctx.log.key_id = "admin";
@@ -513,16 +522,15 @@ awaitable<void> handle(worker& w, server::client_io& io, request_context& ctx) {
         body = json::parse(ctx.req.body(), nullptr, false);
         if (body.is_discarded() || !body.is_object()) {
             const auto err = errors::invalid_request("The request body is not a JSON object.");
-            co_await pipeline::reply_error(io, ctx, err);
+            co_await write_failure(io, ctx, err);
             co_return;
         }
     }
-    const auto& cfg = *ctx.rt->cfg;
     const std::string_view path = ctx.path;
     const std::string keys_prefix = "/admin/keys/";
     const std::string routes_prefix = "/admin/routes/";
     if (path == "/admin/keys" && method == http::verb::get) {
-        const auto snap = st.key_registry().current();
+        const auto snap = d.keys.current();
         std::vector<std::string> ids;
         for (const auto& k : cfg.keys) {
             ids.push_back(k.id);
@@ -530,7 +538,7 @@ awaitable<void> handle(worker& w, server::client_io& io, request_context& ctx) {
         for (const auto& a : snap->keys) {
             ids.push_back(a.id);
         }
-        const auto usages = co_await usages_of(w, std::move(ids));
+        const auto usages = co_await usages_of(d, std::move(ids));
         json data = json::array();
         std::size_t i = 0;
         for (const auto& k : cfg.keys) {
@@ -545,23 +553,23 @@ awaitable<void> handle(worker& w, server::client_io& io, request_context& ctx) {
         const json out = {{"object", "list"}, {"data", data}};
         co_await send(io, ctx, 200, out);
     } else if (path == "/admin/keys" && method == http::verb::post) {
-        co_await create_key(w, io, ctx, body);
+        co_await create_key(d, io, ctx, cfg, body);
     } else if (path.starts_with(keys_prefix) && path.size() > keys_prefix.size()) {
         const std::string id = wire::percent_decode(path.substr(keys_prefix.size()), true);
-        auto found = co_await find_key_json(w, cfg, id);
+        auto found = co_await find_key_json(d, cfg, id);
         std::optional<gateway_error> err;
         if (found.is_null()) {
-            err = gateway_error{404, "invalid_request_error", "key_not_found",
-                                "No key with id \"" + id + "\".", "id"};
+            err = errors::not_found_named("key_not_found", "No key with id \"" + id + "\".", "id");
         } else if (method == http::verb::get) {
             co_await send(io, ctx, 200, found);
         } else if (method == http::verb::delete_) {
-            st.key_registry().revoke(id);
+            auto& keys = d.keys;
+            co_await offload(d.blocking, [&keys, &id] { return keys.revoke(id); });
             // With the ledger in Redis, marked there before the answer: every replica's next
             // admission of the key is refused, before its copy of the keys learns of it. If
             // Redis does not answer, the key sync sends the revocation once it does.
-            if (auto* shared = w.shared_ledger()) {
-                if (const auto ec = co_await shared->revoke(id)) {
+            {
+                if (const auto ec = co_await d.ledger.mark_revoked(id)) {
                     spdlog::warn("revoked key \"{}\" could not be marked in Redis now ({}); the "
                                  "other replicas refuse it once the key sync reaches Redis",
                                  id, ec.message());
@@ -571,25 +579,31 @@ awaitable<void> handle(worker& w, server::client_io& io, request_context& ctx) {
             co_await send(io, ctx, 200, out);
         } else if (method == http::verb::patch) {
             if (found["source"] == "config") {
-                err = gateway_error{409, "invalid_request_error", "config_key",
-                                    "Key \"" + id + "\" comes from the config file; change it there.",
-                                    "id"};
+                err = errors::conflict(
+                    "config_key", "Key \"" + id + "\" comes from the config file; change it there.",
+                    "id");
             } else {
                 // Validate on a copy; store only a fully valid change.
-                auto edited = *st.key_registry().find(id);
+                auto edited = *d.keys.find(id);
                 err = read_key_fields(body, edited.overrides, edited.models);
                 std::string why;
-                if (!err && !st.key_registry().update(
-                                id,
-                                [&](store::admin_key& a) {
-                                    a.overrides = edited.overrides;
-                                    a.models = edited.models;
-                                },
-                                why)) {
-                    err = errors::invalid_request(why);
+                if (!err) {
+                    auto& keys = d.keys;
+                    const bool updated = co_await offload(d.blocking, [&] {
+                        return keys.update(
+                            id,
+                            [&](store::admin_key& a) {
+                                a.overrides = edited.overrides;
+                                a.models = edited.models;
+                            },
+                            why);
+                    });
+                    if (!updated) {
+                        err = errors::invalid_request(why);
+                    }
                 }
                 if (!err) {
-                    const json out = co_await find_key_json(w, cfg, id);
+                    const json out = co_await find_key_json(d, cfg, id);
                     co_await send(io, ctx, 200, out);
                 }
             }
@@ -597,17 +611,17 @@ awaitable<void> handle(worker& w, server::client_io& io, request_context& ctx) {
             err = errors::method_not_allowed(std::string(ctx.req.method_string()), ctx.path);
         }
         if (err) {
-            co_await pipeline::reply_error(io, ctx, *err);
+            co_await write_failure(io, ctx, *err);
         }
     } else if (path == "/admin/usage" && method == http::verb::get) {
-        co_await usage(w, io, ctx);
+        co_await usage(d, io, ctx);
     } else if (path == "/admin/routes" && method == http::verb::get) {
         json data = json::array();
         for (const auto& [name, r] : cfg.routes) {
-            data.push_back(route_json(st, r));
+            data.push_back(route_json(d, r));
         }
         json recent = json::array();
-        for (const auto& f : st.recent_fallbacks()) {
+        for (const auto& f : d.fallbacks.recent()) {
             recent.push_back({{"time", iso_ms(f.ts_ms)},
                               {"request_id", f.request_id},
                               {"route", f.route},
@@ -619,11 +633,11 @@ awaitable<void> handle(worker& w, server::client_io& io, request_context& ctx) {
         co_await send(io, ctx, 200, out);
     } else if (path.starts_with(routes_prefix) && path.size() > routes_prefix.size() &&
                method == http::verb::put) {
-        co_await put_route(w, io, ctx,
+        co_await put_route(d, io, ctx, cfg,
                            wire::percent_decode(path.substr(routes_prefix.size()), true), body);
     } else {
         const auto err = errors::not_found(std::string(ctx.req.target()));
-        co_await pipeline::reply_error(io, ctx, err);
+        co_await write_failure(io, ctx, err);
     }
 }
 

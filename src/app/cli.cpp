@@ -103,12 +103,12 @@ int run_daemon(const std::string& path) {
     }
     obs::setup_logging(loaded.cfg->log);
     raise_open_files_limit();
-    std::string error;
-    auto rt = runtime::build(loaded.cfg, error);
-    if (!rt) {
-        spdlog::critical("{}", error);
+    auto built = pipeline::snapshot::build(loaded.cfg);
+    if (!built) {
+        spdlog::critical("{}", built.error().message);
         return 1;
     }
+    const auto rt = built.value();
     const auto drain_timeout = loaded.cfg->server.drain_timeout;
     std::unique_ptr<gateway> owned;
     try {
@@ -155,7 +155,7 @@ int run_daemon(const std::string& path) {
         spdlog::info("signal {}: draining (up to {} ms)", sig, drain_timeout.count());
         if (!gw.drain(drain_timeout)) {
             spdlog::warn("drain timeout: {} request(s) still in flight",
-                         gw.state().inflight.load());
+                         gw.state().inflight.now());
         }
         gw.stop();
         spdlog::info("stopped");
@@ -201,9 +201,8 @@ int run_cli(int argc, char** argv) {
         if (!result.cfg) {
             return 1;
         }
-        std::string error;
-        if (!runtime::build(result.cfg, error)) {
-            std::cerr << path << ": " << error << "\n";
+        if (auto built = pipeline::snapshot::build(result.cfg); !built) {
+            std::cerr << path << ": " << built.error().message << "\n";
             return 1;
         }
         std::cout << path << ": OK\n";

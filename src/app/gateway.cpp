@@ -1,5 +1,6 @@
 #include "michi/app/gateway.hpp"
 
+#include "michi/core/offload.hpp"
 #include "michi/server/session.hpp"
 
 #include <spdlog/spdlog.h>
@@ -11,6 +12,7 @@ namespace michi {
 namespace {
 
 awaitable<void> accept_loop(worker& w, tcp_acceptor& acceptor, ssl::context* tls) {
+    thread_role::mark_event_loop();
     for (;;) {
         auto [ec, socket] = co_await acceptor.async_accept(nothrow);
         if (ec) {
@@ -23,7 +25,8 @@ awaitable<void> accept_loop(worker& w, tcp_acceptor& acceptor, ssl::context* tls
             co_await pause.async_wait(nothrow);
             continue;
         }
-        net::co_spawn(w.ioc(), server::serve_connection(w, std::move(socket), tls),
+        net::co_spawn(w.ioc(),
+                      server::serve_connection(w.connections(), std::move(socket), tls),
                       net::detached);
     }
 }
@@ -39,7 +42,7 @@ std::unique_ptr<ssl::context> make_server_tls(const config::tls_config& tls) {
 
 } // namespace
 
-gateway::gateway(std::shared_ptr<const runtime> rt, guard::wall_clock clock)
+gateway::gateway(std::shared_ptr<const pipeline::snapshot> rt, guard::wall_clock clock)
     : state_(std::move(rt), std::move(clock)) {}
 
 gateway::~gateway() { stop(); }
@@ -62,7 +65,8 @@ void gateway::start() {
     }
     std::uint16_t port = sc.port;
     for (unsigned i = 0; i < n; ++i) {
-        auto w = std::make_unique<worker>(state_);
+        auto w = std::make_unique<worker>(
+            state_, [this](std::shared_ptr<const config::config> cfg) { return apply(cfg); });
         auto acc = std::make_unique<tcp_acceptor>(w->ioc());
         const tcp::endpoint ep(address, port);
         acc->open(ep.protocol(), ec);
@@ -98,16 +102,25 @@ bool gateway::reload(std::shared_ptr<const config::config> cfg, std::string& err
     if (cfg && cfg->store.redis != state_.snapshot()->cfg->store.redis) {
         spdlog::warn("store.redis changed: the ledger moves on the next restart, not on reload");
     }
-    auto rt = runtime::build(std::move(cfg), error);
-    if (!rt) {
+    auto applied = apply(std::move(cfg));
+    if (!applied) {
+        error = applied.error().message;
         return false;
     }
-    state_.swap(std::move(rt));
     return true;
 }
 
+result<void> gateway::apply(std::shared_ptr<const config::config> cfg) {
+    auto rt = pipeline::snapshot::build(std::move(cfg));
+    if (!rt) {
+        return rt.error();
+    }
+    state_.swap(std::move(rt.value()));
+    return ok();
+}
+
 bool gateway::drain(std::chrono::milliseconds timeout) {
-    state_.draining = true;
+    state_.inflight.draining = true;
     state_.ready = false;
     // Close each acceptor on its own worker thread and wait for that to happen.
     for (std::size_t i = 0; i < workers_.size(); ++i) {
@@ -119,7 +132,7 @@ bool gateway::drain(std::chrono::milliseconds timeout) {
         });
         closed.get_future().wait();
     }
-    return state_.wait_idle(timeout);
+    return state_.inflight.wait_idle(timeout);
 }
 
 // Waits (a bounded time) for the charges still on their way to the shared ledger: a clean

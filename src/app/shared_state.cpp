@@ -7,7 +7,7 @@
 
 namespace michi {
 
-shared_state::shared_state(std::shared_ptr<const runtime> rt, guard::wall_clock clock)
+shared_state::shared_state(std::shared_ptr<const pipeline::snapshot> rt, guard::wall_clock clock)
     : rt_(std::move(rt)), clock_(std::move(clock)) {
     const auto& sc = rt_.get()->cfg->store;
     if (!sc.redis.empty()) {
@@ -18,16 +18,24 @@ shared_state::shared_state(std::shared_ptr<const runtime> rt, guard::wall_clock 
         }
     }
     store_ = std::make_unique<store::sqlite_store>(sc.sqlite, sc.flush_interval);
-    ledger_ = std::make_unique<guard::ledger>(clock_, store_.get());
+    ledger_ = std::make_unique<guard::local_ledger>(clock_, store_.get());
     request_log_ = std::make_unique<store::request_log>(
         sc.sqlite, sc.flush_interval,
         std::max(std::chrono::hours(1),
                  std::chrono::duration_cast<std::chrono::hours>(sc.log_retention)));
     key_registry_ = std::make_unique<store::key_registry>(sc.sqlite);
     key_sync_ = std::make_unique<store::key_sync>(*key_registry_, redis_url_);
+    blocking_thread_ = std::thread([this] {
+        auto guard = net::make_work_guard(blocking_);
+        blocking_.run();
+    });
 }
 
 shared_state::~shared_state() {
+    blocking_.stop();
+    if (blocking_thread_.joinable()) {
+        blocking_thread_.join();
+    }
     if (store_) {
         store_->flush();
     }

@@ -337,7 +337,7 @@ redis_ledger::run(const script& s, std::vector<std::string> args) {
     co_return std::make_tuple(ec, std::move(v));
 }
 
-awaitable<redis_ledger::admission> redis_ledger::admit(const admission_request& req,
+awaitable<admission> redis_ledger::admit(const admission_request& req,
                                                        rate_headers& headers) {
     static const script s(std::string(prelude) + admit_lua);
     const auto now = now_();

@@ -1,7 +1,7 @@
 #include "michi/pipeline/body_scan.hpp"
 
 #include "michi/core/json_scan.hpp"
-#include "michi/pipeline/pricing.hpp"
+#include "michi/routing/pricing.hpp"
 #include "michi/providers/token_estimate.hpp"
 
 #include <charconv>
@@ -317,7 +317,7 @@ std::optional<body_facts> scan_chat_body(std::string_view body) {
     }
     s.facts.max_output = max_completion_value ? *max_completion_value
                          : max_tokens_value   ? *max_tokens_value
-                                              : default_output_estimate;
+                                              : routing::default_output_estimate;
     return std::move(s.facts);
 }
 

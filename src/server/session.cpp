@@ -4,8 +4,11 @@
 #include "michi/core/ids.hpp"
 #include "michi/core/published.hpp"
 #include "michi/core/tcp_stream.hpp"
-#include "michi/pipeline/handler.hpp"
-#include "michi/server/request_parser.hpp"
+#include "michi/downstream/reply.hpp"
+#include "michi/downstream/request_parser.hpp"
+#include "michi/pipeline/answer.hpp"
+#include "michi/pipeline/settle.hpp"
+#include "michi/surface/surface.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -18,6 +21,9 @@
 
 namespace michi::server {
 namespace {
+
+using downstream::request;
+using downstream::request_parser;
 
 using std::chrono::milliseconds;
 
@@ -36,7 +42,7 @@ tls_over_tcp* tls_of(tls_over_tcp& s) noexcept { return &s; }
 
 // client_io over a concrete stream type.
 template <class Stream>
-class session_io final : public client_io {
+class session_io final : public downstream::client_io {
 public:
     session_io(Stream& s, executor ex)
         : client_io(beast::get_lowest_layer(s), tls_of(s)), s_(s), done_timer_(ex) {}
@@ -111,30 +117,14 @@ private:
     bool watch_done_ = true;
 };
 
-// Counts a request in flight for the drain logic, whatever way the handler leaves.
-struct inflight_guard {
-    explicit inflight_guard(shared_state& s) : s_(s) { s_.request_started(); }
-    ~inflight_guard() { s_.request_finished(); }
-    inflight_guard(const inflight_guard&) = delete;
-    inflight_guard& operator=(const inflight_guard&) = delete;
-    shared_state& s_;
-};
-
-// The settle stage's telemetry: access-log line, metrics, the request log (API calls
-// only) and the recent-fallbacks list.
-void record(shared_state& st, pipeline::request_context& ctx) {
+// The access-log line and the metrics of a request that ended; an API call's request-log
+// row and fallbacks too.
+void record(connection_deps& d, pipeline::request_context& ctx) {
     ctx.log.latency_ms = ctx.ms_since_arrival();
     obs::write_access_log(ctx.log);
-    st.metrics().on_request(ctx.log);
-    if (ctx.path == "/chat/completions" || ctx.path == "/embeddings" || ctx.path == "/messages") {
-        const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                std::chrono::system_clock::now().time_since_epoch())
-                                .count();
-        st.request_log().add(ctx.log, now_ms, ctx.fallbacks);
-        for (const auto& [target, why] : ctx.failed) {
-            st.note_fallback({now_ms, ctx.request_id, ctx.log.route, target,
-                              ctx.log.status < 400 ? ctx.log.model : "", why});
-        }
+    d.metrics.on_request(ctx.log);
+    if (ctx.api_call) {
+        pipeline::record(ctx, d.planes.api.request_log, d.planes.api.fallbacks);
     }
 }
 
@@ -142,9 +132,25 @@ template <class Stream>
 awaitable<void> write_local_error(session_io<Stream>& io, pipeline::request_context& ctx,
                                   const gateway_error& err) {
     ctx.keep_alive = false;
-    co_await pipeline::reply_error(io, ctx, err);
+    co_await downstream::write_error(io, ctx, err);
     ctx.log.latency_ms = ctx.ms_since_arrival();
     obs::write_access_log(ctx.log);
+}
+
+// After an exception the handler could not answer: a 500 when nothing went out yet, an
+// error event ending a stream under way; never a second head.
+template <class Stream>
+awaitable<void> answer_crash(session_io<Stream>& io, pipeline::request_context& ctx) {
+    ctx.keep_alive = false;
+    if (ctx.stream_open) {
+        const auto event = surface::broken_event(ctx.api, "Internal error while relaying.");
+        if (!co_await io.write_chunk(event)) {
+            co_await io.write_last_chunk();
+        }
+        ctx.log.error_code = "internal_error";
+    } else if (!ctx.committed) {
+        co_await downstream::write_error(io, ctx, errors::internal(), ctx.out());
+    }
 }
 
 // The strings every request fills (its id and path, twice each), handed from one request of
@@ -173,15 +179,15 @@ struct kept_strings {
 };
 
 template <class Stream>
-awaitable<void> run_session(worker& w, Stream& stream) {
-    session_io<Stream> io(stream, w.executor());
+awaitable<void> run_session(connection_deps& d, Stream& stream) {
+    session_io<Stream> io(stream, d.ex);
     beast::flat_buffer buffer;
     buffer.reserve(read_buffer_bytes);
     request spent; // the previous request: the next one is read into its storage
     kept_strings kept;
-    published<runtime>::reader current; // this connection's copy of the runtime snapshot
+    published<pipeline::snapshot>::reader current; // this connection's copy of the snapshot
     for (;;) {
-        const runtime* rt = current.get(w.state().runtime_source()).get();
+        const pipeline::snapshot* rt = current.get(d.snapshots).get();
         const auto* sc = &rt->cfg->server;
         io.set_write_timeout(sc->idle_timeout);
         request_parser parser(std::move(spent));
@@ -207,17 +213,14 @@ awaitable<void> run_session(worker& w, Stream& stream) {
             // (Errors are named locals: GCC 12 mis-destroys temporaries in some co_awaits.)
             std::optional<gateway_error> err;
             if (hec == http::error::header_limit) {
-                err = gateway_error{431, "invalid_request_error", "headers_too_large",
-                                    "Request headers exceed " +
-                                        std::to_string(sc->max_header_bytes) + " bytes.",
-                                    {}};
+                err = errors::headers_too_large(sc->max_header_bytes);
             } else if (hec == http::error::body_limit) {
                 // Beast checks Content-Length against the limit as soon as the head is in.
                 err = errors::request_too_large(sc->max_body_bytes);
             } else if (hec != http::error::end_of_stream && hec != beast::error::timeout &&
                        hec != net::error::eof && hec != net::error::connection_reset &&
                        hec != net::error::operation_aborted && parser.got_some()) {
-                err = errors::invalid_request("Malformed HTTP request: " + hec.message());
+                err = errors::malformed_http("Malformed HTTP request: " + hec.message());
             }
             if (err) {
                 ctx.log.method = "-";
@@ -227,7 +230,7 @@ awaitable<void> run_session(worker& w, Stream& stream) {
         }
         // The request is served on the config current now, not the one in force when this
         // connection went idle (a reload or a route change may have happened meanwhile).
-        rt = current.get(w.state().runtime_source()).get();
+        rt = current.get(d.snapshots).get();
         ctx.rt = rt;
         sc = &rt->cfg->server;
         const auto& head = parser.get();
@@ -289,33 +292,24 @@ awaitable<void> run_session(worker& w, Stream& stream) {
             buffer.reserve(read_buffer_bytes);
         }
         ctx.req = parser.release();
-        ctx.keep_alive = ctx.req.keep_alive() && !w.state().draining;
-        ctx.state = &w.state();
-        ctx.ledger = &w.state().ledger();
-        ctx.shared_ledger = w.shared_ledger();
+        ctx.keep_alive = ctx.req.keep_alive() && !d.inflight.draining;
         bool crashed = false;
         {
-            inflight_guard guard(w.state());
+            inflight_guard counted(d.inflight);
             try {
-                co_await pipeline::handle(w, io, ctx);
+                co_await dispatch(d.planes, io, ctx);
             } catch (const std::exception& e) {
                 spdlog::error("request {} failed: {}", ctx.request_id, e.what());
                 crashed = true;
             }
-        }
-        // Settle: the reservation becomes the actual cost, whatever way the request ended.
-        pipeline::settle(ctx);
-        if (crashed) {
-            ctx.keep_alive = false;
-            if (ctx.log.status == 0) {
-                const gateway_error internal{500, "api_error", "internal_error",
-                                             "Internal error while handling the request.", {}};
-                co_await write_local_error(io, ctx, internal);
+            if (crashed) {
+                co_await answer_crash(io, ctx);
             }
-            break;
         }
-        record(w.state(), ctx);
-        if (!ctx.keep_alive) {
+        // Settle, whatever way the request ended (a no-op when it was settled already).
+        pipeline::settle(ctx, d.planes.api.ledger);
+        record(d, ctx);
+        if (crashed || !ctx.keep_alive) {
             break;
         }
         spent = std::move(ctx.req);
@@ -331,22 +325,22 @@ void close_stream(tcp_stream& s) {
 
 } // namespace
 
-awaitable<void> serve_connection(worker& w, tcp_socket socket, ssl::context* tls) {
+awaitable<void> serve_connection(connection_deps& d, tcp_socket socket, ssl::context* tls) {
     error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
     try {
         if (tls == nullptr) {
             tcp_stream stream(std::move(socket));
-            co_await run_session(w, stream);
+            co_await run_session(d, stream);
             close_stream(stream);
             co_return;
         }
         beast::ssl_stream<tcp_stream> stream(std::move(socket), *tls);
-        const auto timeout = w.state().snapshot()->cfg->server.read_timeout;
+        const auto timeout = d.snapshots.get()->cfg->server.read_timeout;
         beast::get_lowest_layer(stream).expires_after(timeout);
         auto [hec] = co_await stream.async_handshake(ssl::stream_base::server, nothrow);
         if (!hec) {
-            co_await run_session(w, stream);
+            co_await run_session(d, stream);
             beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(1));
             // (The close_notify exchange may fail against a client that just hangs up.)
             [[maybe_unused]] auto [sec] = co_await stream.async_shutdown(nothrow);

@@ -1,5 +1,7 @@
 #include "michi/store/sqlite_db.hpp"
 
+#include "michi/core/offload.hpp"
+
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
@@ -23,6 +25,7 @@ std::string errmsg(sqlite3* db) {
 }
 
 std::string exec(sqlite3* db, const char* sql) {
+    thread_role::assert_off_event_loop("sqlite exec");
     char* err = nullptr;
     if (sqlite3_exec(db, sql, nullptr, nullptr, &err) == SQLITE_OK) {
         return {};
@@ -148,6 +151,7 @@ void statement::bind_null(int index) {
 }
 
 int statement::step() {
+    thread_role::assert_off_event_loop("sqlite step");
     return sqlite3_step(stmt_.get());
 }
 

@@ -4,7 +4,7 @@
 // tools, images, expected output and prompt tokens, the model's position).
 
 #include "michi/pipeline/body_scan.hpp"
-#include "michi/pipeline/pricing.hpp"
+#include "michi/routing/pricing.hpp"
 #include "michi/providers/token_estimate.hpp"
 
 #include <nlohmann/json.hpp>
@@ -80,7 +80,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     check(facts->tools == (tools != body.end() && tools->is_array() && !tools->empty()),
           "tools differ");
     check(facts->images == dom_images(body), "images differ");
-    check(facts->max_output == michi::pipeline::expected_output_tokens(body),
+    check(facts->max_output == michi::routing::expected_output_tokens(body),
           "expected output differs");
     check(facts->prompt_tokens == michi::providers::estimate_prompt_tokens(body),
           "prompt tokens differ");

@@ -1,5 +1,5 @@
 // libFuzzer target for the HTTP/1 readers on both sides of the gateway: the client's requests
-// (server::request_parser, several on one connection, each parser reusing the storage of the
+// (downstream::request_parser, several on one connection, each parser reusing the storage of the
 // request before, as a session does) and the upstream's answer (upstream::response_parser, its
 // body read into small lent buffers, as the relay does, or borrowed where it lies). The bytes
 // are read through the wire helpers (wants_more, read_room, took_read) whole, and again in
@@ -7,7 +7,7 @@
 // answer, or both fail. Limits are small now and then, so their errors are fuzzed too.
 
 #include "michi/core/http_wire.hpp"
-#include "michi/server/request_parser.hpp"
+#include "michi/downstream/request_parser.hpp"
 #include "michi/upstream/response_parser.hpp"
 
 #include <algorithm>
@@ -125,9 +125,9 @@ std::vector<seen_request> read_requests(std::string_view bytes,
     peer from(bytes, pieces);
     beast::flat_buffer buffer;
     std::vector<seen_request> out;
-    michi::server::request spent;
+    michi::downstream::request spent;
     for (int i = 0; i < 64; ++i) {
-        michi::server::request_parser parser(std::move(spent));
+        michi::downstream::request_parser parser(std::move(spent));
         parser.header_limit(header_limit);
         parser.body_limit(body_limit);
         seen_request seen;

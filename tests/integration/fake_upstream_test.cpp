@@ -1,5 +1,6 @@
 // Self-test of the fake upstream used by the integration suites, driven by a plain Beast client.
 
+#include "support/temp_dir.hpp"
 #include "support/fake_upstream.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -33,6 +34,7 @@ using tcp = asio::ip::tcp;
 using error_code = boost::system::error_code;
 using asio::use_awaitable;
 using michi::test::fake_upstream;
+using michi::test::temp_dir;
 using namespace std::chrono_literals;
 
 constexpr auto use_tuple = asio::as_tuple(use_awaitable);
@@ -79,24 +81,6 @@ http::request<http::string_body> make_request(const std::string& body,
     return req;
 }
 
-// A per-test directory for generated certificates, removed afterwards.
-class temp_dir {
-public:
-    temp_dir() {
-        const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-        path_ = std::filesystem::temp_directory_path() /
-                ("michi-fake-upstream-" + std::to_string(::getpid()) + "-" + info->name());
-        std::filesystem::remove_all(path_);
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path_, ec);
-    }
-    std::string str() const { return path_.string(); }
-
-private:
-    std::filesystem::path path_;
-};
 
 TEST(FakeUpstreamTest, KeepAliveServesManyRequestsOnOneConnection) {
     fake_upstream up;

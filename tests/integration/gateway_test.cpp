@@ -786,7 +786,7 @@ TEST(GatewayTest, DrainFinishesInFlightRequestsAndStopsAccepting) {
     EXPECT_TRUE(gw.gw().drain(std::chrono::seconds(5)));
     client.join();
     EXPECT_EQ(slow.status, 200u);
-    EXPECT_EQ(gw.gw().state().inflight.load(), 0);
+    EXPECT_EQ(gw.gw().state().inflight.now(), 0);
     EXPECT_THROW(gw.request(http::verb::get, "/healthz"), boost::system::system_error);
 }
 

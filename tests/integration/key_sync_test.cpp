@@ -5,6 +5,7 @@
 // revocation between replicas sharing Redis (marked in the key's ledger state before the
 // DELETE answers) and any change between processes sharing one file (a counter beside it,
 // read on every request): they count from the very next request on every replica.
+#include "support/temp_dir.hpp"
 #include "support/fake_upstream.hpp"
 #include "support/gateway_harness.hpp"
 #include "support/redis_server.hpp"
@@ -24,21 +25,6 @@ namespace fs = std::filesystem;
 const std::string echo_chat =
     R"({"model":"echo/echo-1","messages":[{"role":"user","content":"hi"}]})";
 
-// A directory of the test's own for SQLite files, removed at the end.
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        path = fs::temp_directory_path() /
-               ("michi-keysync-" + std::to_string(std::random_device{}()) + "-" +
-                std::to_string(::getpid()));
-        fs::create_directories(path);
-    }
-    ~temp_dir() {
-        std::error_code ignored;
-        fs::remove_all(path, ignored);
-    }
-    std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 class KeySyncTest : public ::testing::Test {
 protected:

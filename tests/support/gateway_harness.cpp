@@ -55,12 +55,11 @@ gateway_harness::gateway_harness(const std::string& yaml, guard::wall_clock cloc
         }
         throw std::runtime_error("bad test config:\n" + all);
     }
-    std::string error;
-    auto rt = runtime::build(loaded.cfg, error);
+    auto rt = pipeline::snapshot::build(loaded.cfg);
     if (!rt) {
-        throw std::runtime_error(error);
+        throw std::runtime_error(rt.error().message);
     }
-    gw_ = std::make_unique<gateway>(rt, std::move(clock));
+    gw_ = std::make_unique<gateway>(rt.value(), std::move(clock));
     gw_->start();
 }
 

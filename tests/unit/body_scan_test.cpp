@@ -1,6 +1,6 @@
 #include "michi/pipeline/body_scan.hpp"
 
-#include "michi/pipeline/pricing.hpp"
+#include "michi/routing/pricing.hpp"
 #include "michi/providers/token_estimate.hpp"
 
 #include <nlohmann/json.hpp>
@@ -12,6 +12,9 @@
 
 namespace michi::pipeline {
 namespace {
+
+using routing::default_output_estimate;
+using routing::expected_output_tokens;
 
 // What the full path reads from the parsed body, for the members both paths read.
 struct dom_facts {

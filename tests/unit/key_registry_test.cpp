@@ -3,6 +3,7 @@
 // listed, duplicates and bad input are refused; registries on one file see each other's
 // writes (refresh), and know cheaply when there are some (the change counter).
 
+#include "support/temp_dir.hpp"
 #include "michi/store/key_registry.hpp"
 
 #include "michi/core/secret.hpp"
@@ -23,27 +24,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A fresh directory under the system temp dir, removed with everything in it.
-class temp_dir {
-public:
-    temp_dir() {
-        static std::atomic<int> counter{0};
-        path_ = fs::temp_directory_path() / ("michi-keyreg-" + std::to_string(::getpid()) + "-" +
-                                             std::to_string(counter.fetch_add(1)));
-        fs::remove_all(path_);
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    temp_dir(const temp_dir&) = delete;
-    temp_dir& operator=(const temp_dir&) = delete;
-
-    std::string db() const { return (path_ / "sub" / "michi.db").string(); }
-
-private:
-    fs::path path_;
-};
+// The registry's file in a directory it has to make.
+std::string db_in(const test::temp_dir& dir) {
+    return (dir.path() / "sub" / "michi.db").string();
+}
 
 admin_key make_key(const std::string& id, const std::string& secret) {
     admin_key k;
@@ -59,9 +43,9 @@ admin_key make_key(const std::string& id, const std::string& secret) {
 }
 
 TEST(KeyRegistryTest, CreateFindAndPersistAcrossReopen) {
-    temp_dir dir;
+    test::temp_dir dir;
     {
-        key_registry reg(dir.db());
+        key_registry reg(db_in(dir));
         std::string error;
         ASSERT_TRUE(reg.create(make_key("bot-1", "mk-agt-secret-1"), error)) << error;
         EXPECT_TRUE(error.empty());
@@ -70,7 +54,7 @@ TEST(KeyRegistryTest, CreateFindAndPersistAcrossReopen) {
         EXPECT_GT(found->created_ms, 0);
         EXPECT_FALSE(found->revoked);
     }
-    key_registry reg(dir.db());
+    key_registry reg(db_in(dir));
     const auto k = reg.find("bot-1");
     ASSERT_TRUE(k);
     EXPECT_EQ(k->cls, config::key_class::agent);
@@ -97,8 +81,8 @@ TEST(KeyRegistryTest, CreateFindAndPersistAcrossReopen) {
 }
 
 TEST(KeyRegistryTest, DuplicateIdAndSecretAreRefused) {
-    temp_dir dir;
-    key_registry reg(dir.db());
+    test::temp_dir dir;
+    key_registry reg(db_in(dir));
     std::string error;
     ASSERT_TRUE(reg.create(make_key("a", "s1"), error)) << error;
     EXPECT_FALSE(reg.create(make_key("a", "s2"), error));
@@ -110,8 +94,8 @@ TEST(KeyRegistryTest, DuplicateIdAndSecretAreRefused) {
 }
 
 TEST(KeyRegistryTest, BadInputIsRefused) {
-    temp_dir dir;
-    key_registry reg(dir.db());
+    test::temp_dir dir;
+    key_registry reg(db_in(dir));
     std::string error;
     EXPECT_FALSE(reg.create(make_key("", "s"), error));
     auto k = make_key("x", "s");
@@ -134,9 +118,9 @@ TEST(KeyRegistryTest, BadInputIsRefused) {
 }
 
 TEST(KeyRegistryTest, UpdateChangesLimitsAndModelsDurably) {
-    temp_dir dir;
+    test::temp_dir dir;
     {
-        key_registry reg(dir.db());
+        key_registry reg(db_in(dir));
         std::string error;
         ASSERT_TRUE(reg.create(make_key("a", "s1"), error)) << error;
         const auto created = reg.find("a")->created_ms;
@@ -162,7 +146,7 @@ TEST(KeyRegistryTest, UpdateChangesLimitsAndModelsDurably) {
         EXPECT_FALSE(
             reg.update("a", [](admin_key& k) { k.secret_sha256 = sha256_hex("s2"); }, error));
     }
-    key_registry reg(dir.db());
+    key_registry reg(db_in(dir));
     const auto k = reg.find("a");
     ASSERT_TRUE(k);
     EXPECT_EQ(k->models, std::vector<std::string>{"claude/*"});
@@ -174,9 +158,9 @@ TEST(KeyRegistryTest, UpdateChangesLimitsAndModelsDurably) {
 }
 
 TEST(KeyRegistryTest, RevokeWorksForAnyIdAndPersists) {
-    temp_dir dir;
+    test::temp_dir dir;
     {
-        key_registry reg(dir.db());
+        key_registry reg(db_in(dir));
         std::string error;
         ASSERT_TRUE(reg.create(make_key("bot", "s1"), error)) << error;
         ASSERT_TRUE(reg.revoke("bot"));
@@ -186,7 +170,7 @@ TEST(KeyRegistryTest, RevokeWorksForAnyIdAndPersists) {
         EXPECT_FALSE(reg.update("bot", [](admin_key& k) { k.overrides.rpm = 1; }, error));
         EXPECT_FALSE(reg.create(make_key("alice-laptop", "s9"), error)); // ids are not reused
     }
-    key_registry reg(dir.db());
+    key_registry reg(db_in(dir));
     const auto snap = reg.current();
     EXPECT_TRUE(snap->is_revoked("bot"));
     EXPECT_TRUE(snap->is_revoked("alice-laptop"));
@@ -200,8 +184,8 @@ TEST(KeyRegistryTest, RevokeWorksForAnyIdAndPersists) {
 }
 
 TEST(KeyRegistryTest, WritesPublishNewSnapshotsAndOldOnesStayIntact) {
-    temp_dir dir;
-    key_registry reg(dir.db());
+    test::temp_dir dir;
+    key_registry reg(db_in(dir));
     const auto before = reg.current();
     std::string error;
     ASSERT_TRUE(reg.create(make_key("a", "s1"), error)) << error;
@@ -220,8 +204,8 @@ TEST(KeyRegistryTest, WritesPublishNewSnapshotsAndOldOnesStayIntact) {
 }
 
 TEST(KeyRegistryTest, KeysAreListedById) {
-    temp_dir dir;
-    key_registry reg(dir.db());
+    test::temp_dir dir;
+    key_registry reg(db_in(dir));
     std::string error;
     for (const auto* id : {"c", "a", "b"}) {
         ASSERT_TRUE(reg.create(make_key(id, std::string("s-") + id), error)) << error;
@@ -235,9 +219,9 @@ TEST(KeyRegistryTest, KeysAreListedById) {
 }
 
 TEST(KeyRegistryTest, ReloadSeesWritesFromAnotherInstance) {
-    temp_dir dir;
-    key_registry first(dir.db());
-    key_registry second(dir.db());
+    test::temp_dir dir;
+    key_registry first(db_in(dir));
+    key_registry second(db_in(dir));
     std::string error;
     ASSERT_TRUE(first.create(make_key("a", "s1"), error)) << error;
     ASSERT_TRUE(first.revoke("cfg-key"));
@@ -248,8 +232,8 @@ TEST(KeyRegistryTest, ReloadSeesWritesFromAnotherInstance) {
 }
 
 TEST(KeyRegistryTest, ConcurrentReadersAndWriters) {
-    temp_dir dir;
-    key_registry reg(dir.db());
+    test::temp_dir dir;
+    key_registry reg(db_in(dir));
     std::atomic<bool> stop{false};
     std::thread reader([&] {
         while (!stop.load()) {
@@ -322,9 +306,9 @@ TEST(KeyRegistryTest, JsonThatIsNotAKeyIsRefusedWithAReason) {
 // Keys and revocations from the other replicas are stored and published; a second merge of
 // the same changes nothing; a merge never takes a revocation back.
 TEST(KeyRegistryTest, MergingSharedKeysStoresThemDurably) {
-    temp_dir dir;
+    test::temp_dir dir;
     {
-        key_registry reg(dir.db());
+        key_registry reg(db_in(dir));
         std::string why;
         ASSERT_TRUE(reg.create(make_key("local", "mk-agt-local"), why)) << why;
         ASSERT_TRUE(reg.revoke("gone"));
@@ -338,7 +322,7 @@ TEST(KeyRegistryTest, MergingSharedKeysStoresThemDurably) {
         EXPECT_TRUE(reg.current()->is_revoked("old-config-key"));
         EXPECT_TRUE(reg.current()->is_revoked("gone"));
     }
-    key_registry reopened(dir.db());
+    key_registry reopened(db_in(dir));
     EXPECT_TRUE(reopened.find("remote").has_value());
     EXPECT_TRUE(reopened.find("local").has_value());
     EXPECT_TRUE(reopened.current()->is_revoked("old-config-key"));
@@ -351,9 +335,9 @@ TEST(KeyRegistryTest, MergingSharedKeysStoresThemDurably) {
 // (the counter beside the file), so that a revocation by another process counts from the
 // next request on.
 TEST(KeyRegistryTest, RefreshSeesWritesOfAnotherRegistryOnTheSameFile) {
-    temp_dir dir;
-    key_registry a(dir.db());
-    key_registry b(dir.db());
+    test::temp_dir dir;
+    key_registry a(db_in(dir));
+    key_registry b(db_in(dir));
     EXPECT_FALSE(b.changed_elsewhere());
     EXPECT_FALSE(b.refresh());
     std::string why;
@@ -376,7 +360,7 @@ TEST(KeyRegistryTest, RefreshSeesWritesOfAnotherRegistryOnTheSameFile) {
     EXPECT_FALSE(b.changed_elsewhere());
     EXPECT_TRUE(a.changed_elsewhere());
     // A registry opened later starts settled.
-    key_registry c(dir.db());
+    key_registry c(db_in(dir));
     EXPECT_FALSE(c.changed_elsewhere());
     EXPECT_TRUE(c.find("k2").has_value());
 }
@@ -389,8 +373,8 @@ TEST(KeyRegistryTest, AnInMemoryRegistryNeverReportsChangesElsewhere) {
 }
 
 TEST(KeyRegistryTest, TheChangeCounterIsSharedThroughItsFile) {
-    temp_dir dir;
-    const auto sub = fs::path(dir.db()).parent_path();
+    test::temp_dir dir;
+    const auto sub = fs::path(db_in(dir)).parent_path();
     fs::create_directories(sub);
     const std::string path = (sub / "counter").string();
     std::string why;
@@ -412,8 +396,8 @@ TEST(KeyRegistryTest, TheChangeCounterIsSharedThroughItsFile) {
 // Once shared, each change is queued for the other replicas, and changes put back after a
 // failed send come out again ahead of newer ones.
 TEST(KeyRegistryTest, SharedChangesAreQueuedInOrder) {
-    temp_dir dir;
-    key_registry reg(dir.db());
+    test::temp_dir dir;
+    key_registry reg(db_in(dir));
     std::string why;
     ASSERT_TRUE(reg.create(make_key("before", "mk-agt-before"), why)) << why;
     EXPECT_TRUE(reg.take_outbox().empty()); // not shared yet

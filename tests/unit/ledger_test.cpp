@@ -3,8 +3,8 @@
 // refusal messages word for word, persistence through a fake store, and a threaded run
 // checking that a budget is never crossed by more than one request's cost.
 
-#include "michi/guard/ledger.hpp"
-#include "michi/store/spend_store.hpp"
+#include "michi/guard/local_ledger.hpp"
+#include "michi/guard/spend_store.hpp"
 
 #include <gtest/gtest.h>
 
@@ -32,11 +32,11 @@ time_point utc(int y, unsigned mo, unsigned d, int h = 0, int mi = 0, int s = 0)
 }
 
 // In-memory spend_store: a log of every add() and the running totals load() returns.
-class fake_store : public store::spend_store {
+class fake_store : public guard::spend_store {
 public:
-    std::vector<store::spend_row> load() override {
+    std::vector<guard::spend_row> load() override {
         std::lock_guard lock(mutex_);
-        std::vector<store::spend_row> out;
+        std::vector<guard::spend_row> out;
         for (const auto& [k, usd] : totals_) {
             out.push_back({k.first, k.second, usd});
         }
@@ -54,7 +54,7 @@ public:
 
     void flush() override {}
 
-    std::vector<store::spend_row> log() const {
+    std::vector<guard::spend_row> log() const {
         std::lock_guard lock(mutex_);
         return log_;
     }
@@ -68,7 +68,7 @@ public:
 
 private:
     mutable std::mutex mutex_;
-    std::vector<store::spend_row> log_;
+    std::vector<guard::spend_row> log_;
     std::map<std::pair<std::string, std::string>, double> totals_;
 };
 
@@ -81,8 +81,8 @@ protected:
         return [this] { return now_; };
     }
 
-    std::unique_ptr<ledger> make(store::spend_store* persist = nullptr) {
-        return std::make_unique<ledger>(clock(), persist);
+    std::unique_ptr<local_ledger> make(guard::spend_store* persist = nullptr) {
+        return std::make_unique<local_ledger>(clock(), persist);
     }
 
     static admission_request req(const std::string& key, config::limits lim, double cost = 0,

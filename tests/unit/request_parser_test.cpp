@@ -2,14 +2,14 @@
 // (the first of a repeated name, case-insensitively), keep-alive, and the whole body (plain
 // or chunked), fed in every split; Beast's limits still apply.
 
-#include "michi/server/request_parser.hpp"
+#include "michi/downstream/request_parser.hpp"
 
 #include <gtest/gtest.h>
 
 #include <optional>
 #include <string>
 
-namespace michi::server {
+namespace michi::downstream {
 namespace {
 
 // Feeds `wire` to a fresh parser `split` bytes at a time, as reads would deliver it.
@@ -165,4 +165,4 @@ TEST(RequestParserTest, BodyAndHeaderLimitsAndMalformedInputAreRefused) {
 }
 
 } // namespace
-} // namespace michi::server
+} // namespace michi::downstream

@@ -15,7 +15,7 @@ namespace michi {
 class gateway {
 public:
     // Opens the store and loads the ledger; throws std::runtime_error when it cannot.
-    explicit gateway(std::shared_ptr<const runtime> rt,
+    explicit gateway(std::shared_ptr<const pipeline::snapshot> rt,
                      guard::wall_clock clock = std::chrono::system_clock::now);
     ~gateway();
     gateway(const gateway&) = delete;
@@ -28,6 +28,9 @@ public:
 
     // Swaps in a new config (listen, threads and server.tls need a restart).
     bool reload(std::shared_ptr<const config::config> cfg, std::string& error);
+    // The same for an edited config (the admin API's route changes): an error when it
+    // cannot be put in force.
+    result<void> apply(std::shared_ptr<const config::config> cfg);
     // Stops accepting and waits for in-flight requests; true when all finished in time.
     bool drain(std::chrono::milliseconds timeout);
     // Stops the workers and joins their threads.

@@ -1,47 +1,57 @@
 #pragma once
-// One event loop on one thread, with its own upstream pool and resolver. A client
-// connection and all its upstream work stay on the worker that accepted it.
+// One event loop on one thread, with its own upstream pool and client, resolver, Redis
+// ledger (store.redis), caches and the dependency structs its connections are served with.
+// A client connection and all its upstream work stay on the worker that accepted it.
 
+#include "michi/admin/admin_api.hpp"
 #include "michi/app/shared_state.hpp"
+#include "michi/auth/authenticator.hpp"
 #include "michi/core/net.hpp"
+#include "michi/core/string_pool.hpp"
 #include "michi/guard/redis_ledger.hpp"
+#include "michi/pipeline/deps.hpp"
+#include "michi/server/router.hpp"
+#include "michi/server/session.hpp"
+#include "michi/upstream/client.hpp"
 #include "michi/upstream/pool.hpp"
 
+#include <functional>
 #include <memory>
+#include <random>
 
 namespace michi {
 
 class worker {
 public:
-    // Every socket, acceptor and timer of a worker is used on its thread only (the
-    // acceptor is closed through a post to it): the reactor needs no lock around each
-    // socket's operations. Posting to the worker from other threads stays safe (the
-    // scheduler and the reactor's registrations keep theirs).
-    explicit worker(shared_state& state)
-        : state_(state),
-          ioc_(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO),
-          resolver_(ioc_.get_executor()) {
-        if (const auto& url = state.redis_url()) {
-            shared_ledger_ =
-                std::make_unique<guard::redis_ledger>(ioc_.get_executor(), *url, state.clock());
-        }
-    }
+    // apply: puts an edited config in force (the admin API's route changes).
+    worker(shared_state& state,
+           std::function<result<void>(std::shared_ptr<const config::config>)> apply);
 
     net::io_context& ioc() { return ioc_; }
     michi::executor executor() { return ioc_.get_executor(); }
-    shared_state& state() { return state_; }
-    upstream::pool& pool() { return pool_; }
-    tcp_resolver& resolver() { return resolver_; }
     // The ledger shared through Redis (store.redis), on this worker's connection; null when
-    // the in-process ledger (state().ledger()) keeps the limits.
+    // the in-process ledger keeps the limits.
     guard::redis_ledger* shared_ledger() { return shared_ledger_.get(); }
+    server::connection_deps& connections() { return connection_deps_; }
 
 private:
     shared_state& state_;
-    net::io_context ioc_;
-    tcp_resolver resolver_;
+    // Every socket, acceptor and timer of a worker is used on its thread only (the acceptor
+    // is closed through a post to it): the reactor needs no lock around each socket's
+    // operations. Posting to the worker from other threads stays safe.
+    net::io_context ioc_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
+    tcp_resolver resolver_{ioc_.get_executor()};
     upstream::pool pool_;
+    upstream::client upstream_{ioc_.get_executor(), pool_, resolver_};
     std::unique_ptr<guard::redis_ledger> shared_ledger_;
+    auth::authenticator auth_;
+    string_pool strings_;
+    std::string fields_;
+    std::mt19937 rng_{std::random_device{}()};
+    pipeline::deps api_;
+    admin::deps admin_;
+    server::deps planes_;
+    server::connection_deps connection_deps_;
 };
 
 } // namespace michi

@@ -1,11 +1,9 @@
 #pragma once
-// The ledger: per-key USD budgets (UTC calendar day and month) with reserve-then-settle,
-// RPM and TPM over a rolling 60 s, and the agent loop guard. Shared by every worker;
-// sharded by key with short critical sections, never held across I/O. Time comes from
-// an injected clock so tests can step across midnight and month ends.
+// The ledger's interface and its vocabulary: per-key USD budgets (UTC calendar day and month)
+// with reserve-then-settle, RPM and TPM over a rolling 60 s, and the agent loop guard.
 
 #include "michi/config/config.hpp"
-#include "michi/store/spend_store.hpp"
+#include "michi/core/net.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -71,35 +69,34 @@ struct admission_request {
     std::optional<std::uint64_t> loop_fingerprint; // hash of the body for agent keys
 };
 
+// The ledger could not answer (the shared ledger's Redis unreachable or not answering): the
+// request is refused with 503 rather than let through unguarded.
+struct ledger_unavailable {
+    std::string message;
+};
+
+using admission = std::variant<reservation, refusal, ledger_unavailable>;
+
+// What the pipeline and the admin API ask of a ledger: the in-process one (local_ledger,
+// shared by every worker) or the one shared by every replica through Redis (redis_ledger,
+// one per worker).
 class ledger {
 public:
-    // persist may be null (nothing persisted). Loads persisted spend.
-    ledger(wall_clock now, store::spend_store* persist);
-    ~ledger();
-    ledger(const ledger&) = delete;
-    ledger& operator=(const ledger&) = delete;
-
-    // Checks in CONTRACT order — daily budget, monthly budget, RPM, TPM, loop guard —
-    // and when all pass records the request and reserves its estimates. A request is
-    // admitted while spend + in-flight reservations is below the limit.
-    std::variant<reservation, refusal> admit(const admission_request& req, rate_headers& headers);
-    // Settles to the actual usage (cost and tokens), replacing the estimates; persists
-    // the cost to the windows of admission.
-    void settle(reservation& r, double actual_cost_usd, std::uint64_t actual_tokens);
-    // Spend settled so far in the current window of each kind (tests, admin).
-    double spent_today(const std::string& key_id) const;
-    double spent_this_month(const std::string& key_id) const;
-    // Reservations not yet settled, in USD.
-    double reserved(const std::string& key_id) const;
-    // Requests admitted and tokens counted in the rolling 60 s window now (tests, admin).
-    std::uint64_t requests_last_minute(const std::string& key_id) const;
-    std::uint64_t tokens_last_minute(const std::string& key_id) const;
-    // All of the above at once.
-    key_usage usage(const std::string& key_id) const;
-
-private:
-    struct impl;
-    std::unique_ptr<impl> impl_;
+    virtual ~ledger() = default;
+    // Checks in CONTRACT order (daily budget, monthly budget, RPM, TPM, loop guard) and when
+    // all pass records the request and holds its estimates. The answer at once from a ledger
+    // kept in this process; nullopt from one that must be asked (then admit_async).
+    virtual std::optional<admission> try_admit(const admission_request& req,
+                                               rate_headers& headers) = 0;
+    virtual awaitable<admission> admit_async(const admission_request& req,
+                                             rate_headers& headers) = 0;
+    // Settles to the actual usage (cost and tokens), replacing the estimates; at once for
+    // the caller (persisted or sent in the background).
+    virtual void settle(reservation& r, double actual_cost_usd, std::uint64_t actual_tokens) = 0;
+    // One key's figures now, or nullopt when the ledger cannot be asked.
+    virtual awaitable<std::optional<key_usage>> figures(std::string key_id) = 0;
+    // Marks a revoked key for every replica sharing the ledger (nothing to do in-process).
+    virtual awaitable<error_code> mark_revoked(std::string key_id) = 0;
 };
 
 // "d:YYYY-MM-DD" / "m:YYYY-MM" for a UTC time point, and the next window start.

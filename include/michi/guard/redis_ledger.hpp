@@ -19,12 +19,6 @@
 
 namespace michi::guard {
 
-// The ledger could not answer (Redis unreachable or not answering): the request is refused
-// with 503 rather than let through unguarded.
-struct ledger_unavailable {
-    std::string message;
-};
-
 // The hash of one key's state in Redis, and its field that marks the key revoked (set by
 // the replica that revoked it before it answers, and by each replica's key sync for the
 // revocations it shares): every replica's next admission of that key is refused.
@@ -37,25 +31,39 @@ inline constexpr std::chrono::minutes hold_lease{15};
 inline constexpr std::chrono::seconds settle_retry_for{30};
 inline constexpr std::chrono::milliseconds redis_timeout{2000};
 
-class redis_ledger {
+class redis_ledger final : public ledger {
 public:
     redis_ledger(executor ex, store::redis_url url, wall_clock now);
-    ~redis_ledger();
+    ~redis_ledger() override;
     redis_ledger(const redis_ledger&) = delete;
     redis_ledger& operator=(const redis_ledger&) = delete;
 
-    using admission = std::variant<reservation, refusal, ledger_unavailable>;
     // CONTRACT order: daily budget, monthly budget, RPM, TPM, loop guard; when all pass
     // the request is counted and its estimates held. headers are filled in both cases.
+    using admission = guard::admission;
     awaitable<admission> admit(const admission_request& req, rate_headers& headers);
     // Charges the actual cost and corrects the tokens; returns at once (sent in the
     // background, retried while Redis is unreachable).
-    void settle(reservation& r, double actual_cost_usd, std::uint64_t actual_tokens);
+    void settle(reservation& r, double actual_cost_usd, std::uint64_t actual_tokens) override;
     // Marks the key revoked in Redis (revoked_field): from now on every replica's
     // admission of it is refused, whenever its own copy of the keys learns of it.
     awaitable<error_code> revoke(std::string key_id);
     // The key's figures, or nullopt when Redis cannot be asked.
     awaitable<std::optional<key_usage>> usage(std::string key_id);
+    // The ledger interface: every admission is asked of Redis.
+    std::optional<admission> try_admit(const admission_request&, rate_headers&) override {
+        return std::nullopt;
+    }
+    awaitable<admission> admit_async(const admission_request& req, rate_headers& headers) override {
+        return admit(req, headers);
+    }
+    awaitable<std::optional<key_usage>> figures(std::string key_id) override {
+        return usage(std::move(key_id));
+    }
+    awaitable<error_code> mark_revoked(std::string key_id) override {
+        return revoke(std::move(key_id));
+    }
+
     // Settlements sent or waiting to be retried, not yet acknowledged by Redis.
     std::size_t unsettled() const { return unsettled_; }
 

@@ -5,7 +5,7 @@
 
 #include "michi/core/adaptive_mutex.hpp"
 #include "michi/store/batch_writer.hpp"
-#include "michi/store/spend_store.hpp"
+#include "michi/guard/spend_store.hpp"
 #include "michi/store/sqlite_db.hpp"
 
 #include <chrono>
@@ -19,8 +19,10 @@
 
 namespace michi::store {
 
+using guard::spend_row;
+
 // Spend persisted in one SQLite file, written in batches off the event loops.
-class sqlite_store final : public spend_store {
+class sqlite_store final : public guard::spend_store {
 public:
     // Creates the parent directories of path (unless ":memory:"), opens the database in WAL
     // mode and creates the schema if missing. Throws std::runtime_error naming the path when

@@ -1,7 +1,7 @@
 #pragma once
 // One keep-alive connection to an upstream endpoint, plain or TLS, owned by one worker.
 
-#include "michi/app/runtime.hpp"
+#include "michi/upstream/endpoint.hpp"
 #include "michi/core/net.hpp"
 #include "michi/core/tcp_stream.hpp"
 

@@ -12,7 +12,7 @@
 #include <functional>
 #include <tuple>
 
-namespace michi::server {
+namespace michi::downstream {
 
 class client_io {
 public:
@@ -75,4 +75,4 @@ private:
     std::string head_; // the head of the whole response being written
 };
 
-} // namespace michi::server
+} // namespace michi::downstream

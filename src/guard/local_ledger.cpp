@@ -1,4 +1,4 @@
-#include "michi/guard/ledger.hpp"
+#include "michi/guard/local_ledger.hpp"
 
 #include "ledger_common.hpp"
 
@@ -52,81 +52,6 @@ std::uint64_t saturating_sub(std::uint64_t a, std::uint64_t b) {
 
 } // namespace
 
-namespace detail {
-
-double sane_usd(double usd) {
-    return std::isfinite(usd) && usd > 0 ? usd : 0.0;
-}
-
-std::chrono::seconds seconds_until(time_point t, time_point now) {
-    const auto s = std::chrono::ceil<std::chrono::seconds>(t - now);
-    return std::max(s, std::chrono::seconds(1));
-}
-
-namespace {
-
-// "$5.00"; amounts under a dollar that are not whole cents keep their digits ("$0.0042").
-std::string money(double usd) {
-    char buf[64];
-    const double cents = usd * 100.0;
-    if (usd >= 1.0 || std::fabs(cents - std::round(cents)) < 1e-9) {
-        std::snprintf(buf, sizeof buf, "$%.2f", usd);
-        return buf;
-    }
-    std::snprintf(buf, sizeof buf, "$%.6f", usd);
-    std::string out = buf;
-    while (out.size() > 5 && out.back() == '0') { // keep at least "$0.00"
-        out.pop_back();
-    }
-    return out;
-}
-
-// "2026-11-28T00:00:00Z".
-std::string iso_utc(time_point t) {
-    const auto day = std::chrono::floor<std::chrono::days>(t);
-    const std::chrono::year_month_day ymd{day};
-    const std::chrono::hh_mm_ss hms{std::chrono::floor<std::chrono::seconds>(t - day)};
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02dZ",
-                  static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
-                  static_cast<unsigned>(ymd.day()), static_cast<int>(hms.hours().count()),
-                  static_cast<int>(hms.minutes().count()),
-                  static_cast<int>(hms.seconds().count()));
-    return buf;
-}
-
-// "60s", or "1500ms" when not a whole number of seconds.
-std::string window_text(config::duration d) {
-    if (d.count() % 1000 == 0) {
-        return std::to_string(d.count() / 1000) + "s";
-    }
-    return std::to_string(d.count()) + "ms";
-}
-
-} // namespace
-
-std::string budget_message(const char* window, double limit, const std::string& key,
-                           double spent, double reserved, time_point resets) {
-    std::string used = money(spent) + " spent";
-    if (reserved > 0) {
-        used += ", " + money(reserved) + " in flight";
-    }
-    return std::string(window) + " budget of " + money(limit) + " for key \"" + key +
-           "\" is used up (" + used + "); it resets at " + iso_utc(resets) + ".";
-}
-
-std::string rate_message(const std::string& key, std::uint64_t limit, const char* unit) {
-    return "Rate limit reached for key \"" + key + "\": " + std::to_string(limit) + " " + unit +
-           " per minute.";
-}
-
-std::string loop_message(const std::string& key, std::uint64_t sent, config::duration window) {
-    return "Loop detected for key \"" + key + "\": the same request was sent " +
-           std::to_string(sent) + (sent == 1 ? " time" : " times") + " within " +
-           window_text(window) + ".";
-}
-
-} // namespace detail
 
 namespace {
 
@@ -451,9 +376,9 @@ void fill_headers(const key_state& st, const config::limits& limits, std::int64_
 } // namespace
 
 // The shards and the clock; the store pointer is used outside the locks only.
-struct ledger::impl {
+struct local_ledger::impl {
     wall_clock now;
-    store::spend_store* persist = nullptr;
+    spend_store* persist = nullptr;
     std::array<shard, shard_count> shards;
 
     shard& shard_for(const std::string& key_id) {
@@ -473,7 +398,7 @@ struct ledger::impl {
     }
 };
 
-ledger::ledger(wall_clock now, store::spend_store* persist)
+local_ledger::local_ledger(wall_clock now, spend_store* persist)
     : impl_(std::make_unique<impl>()) {
     impl_->now = std::move(now);
     impl_->persist = persist;
@@ -496,9 +421,9 @@ ledger::ledger(wall_clock now, store::spend_store* persist)
     }
 }
 
-ledger::~ledger() = default;
+local_ledger::~local_ledger() = default;
 
-std::variant<reservation, refusal> ledger::admit(const admission_request& req,
+std::variant<reservation, refusal> local_ledger::admit(const admission_request& req,
                                                  rate_headers& headers) {
     const time_point now = impl_->now();
     const std::int64_t now_sec = epoch_seconds(now);
@@ -572,7 +497,7 @@ std::variant<reservation, refusal> ledger::admit(const admission_request& req,
     return r;
 }
 
-void ledger::settle(reservation& r, double actual_cost_usd, std::uint64_t actual_tokens) {
+void local_ledger::settle(reservation& r, double actual_cost_usd, std::uint64_t actual_tokens) {
     if (r.settled) {
         return;
     }
@@ -613,27 +538,27 @@ void ledger::settle(reservation& r, double actual_cost_usd, std::uint64_t actual
     }
 }
 
-double ledger::spent_today(const std::string& key_id) const {
+double local_ledger::spent_today(const std::string& key_id) const {
     return usage(key_id).spent_today;
 }
 
-double ledger::spent_this_month(const std::string& key_id) const {
+double local_ledger::spent_this_month(const std::string& key_id) const {
     return usage(key_id).spent_this_month;
 }
 
-double ledger::reserved(const std::string& key_id) const {
+double local_ledger::reserved(const std::string& key_id) const {
     return usage(key_id).reserved;
 }
 
-std::uint64_t ledger::requests_last_minute(const std::string& key_id) const {
+std::uint64_t local_ledger::requests_last_minute(const std::string& key_id) const {
     return usage(key_id).requests_last_minute;
 }
 
-std::uint64_t ledger::tokens_last_minute(const std::string& key_id) const {
+std::uint64_t local_ledger::tokens_last_minute(const std::string& key_id) const {
     return usage(key_id).tokens_last_minute;
 }
 
-key_usage ledger::usage(const std::string& key_id) const {
+key_usage local_ledger::usage(const std::string& key_id) const {
     const time_point now = impl_->now();
     const std::int64_t now_sec = epoch_seconds(now);
     return impl_->read(key_id, key_usage{}, [&](const key_state& st) {
@@ -643,31 +568,26 @@ key_usage ledger::usage(const std::string& key_id) const {
     });
 }
 
-std::string day_period(std::chrono::system_clock::time_point t) {
-    const std::chrono::year_month_day ymd{std::chrono::floor<std::chrono::days>(t)};
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "d:%04d-%02u-%02u", static_cast<int>(ymd.year()),
-                  static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()));
-    return buf;
+std::optional<admission> local_ledger::try_admit(const admission_request& req,
+                                                rate_headers& headers) {
+    auto result = admit(req, headers);
+    if (auto* r = std::get_if<reservation>(&result)) {
+        return admission(std::move(*r));
+    }
+    return admission(std::move(std::get<refusal>(result)));
 }
 
-std::string month_period(std::chrono::system_clock::time_point t) {
-    const std::chrono::year_month_day ymd{std::chrono::floor<std::chrono::days>(t)};
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "m:%04d-%02u", static_cast<int>(ymd.year()),
-                  static_cast<unsigned>(ymd.month()));
-    return buf;
+awaitable<admission> local_ledger::admit_async(const admission_request& req,
+                                               rate_headers& headers) {
+    co_return *try_admit(req, headers);
 }
 
-std::chrono::system_clock::time_point next_day(std::chrono::system_clock::time_point t) {
-    return std::chrono::floor<std::chrono::days>(t) + std::chrono::days(1);
+awaitable<std::optional<key_usage>> local_ledger::figures(std::string key_id) {
+    co_return usage(key_id);
 }
 
-std::chrono::system_clock::time_point next_month(std::chrono::system_clock::time_point t) {
-    const std::chrono::year_month_day ymd{std::chrono::floor<std::chrono::days>(t)};
-    const std::chrono::year_month first = ymd.year() / ymd.month();
-    const std::chrono::year_month next = first + std::chrono::months(1);
-    return std::chrono::sys_days(next / std::chrono::day(1));
+awaitable<error_code> local_ledger::mark_revoked(std::string) {
+    co_return error_code{};
 }
 
 } // namespace michi::guard

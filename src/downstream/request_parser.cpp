@@ -1,6 +1,6 @@
-#include "michi/server/request_parser.hpp"
+#include "michi/downstream/request_parser.hpp"
 
-namespace michi::server {
+namespace michi::downstream {
 
 std::string_view request::operator[](http::field name) const {
     for (const auto& f : fields_) {
@@ -80,4 +80,4 @@ std::size_t request_parser::on_chunk_body_impl(std::uint64_t, string_view body,
     return on_body_impl(body, ec); // a chunk's bytes join the body as plain ones do
 }
 
-} // namespace michi::server
+} // namespace michi::downstream

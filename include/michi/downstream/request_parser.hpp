@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-namespace michi::server {
+namespace michi::downstream {
 
 class request {
 public:
@@ -84,4 +84,4 @@ private:
     request req_;
 };
 
-} // namespace michi::server
+} // namespace michi::downstream

@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <string_view>
 
-namespace michi::pipeline {
+namespace michi::routing {
 
 // Output tokens assumed when a request sets neither max_tokens nor max_completion_tokens.
 inline constexpr std::uint64_t default_output_estimate = 512;
@@ -23,4 +23,4 @@ std::uint64_t expected_output_tokens(const nlohmann::json& body) noexcept;
 // found by a cheap scan rather than a JSON parse (the relay's hot path).
 std::size_t delta_content_chars(std::string_view data) noexcept;
 
-} // namespace michi::pipeline
+} // namespace michi::routing

@@ -1,8 +1,8 @@
-#include "michi/pipeline/pricing.hpp"
+#include "michi/routing/pricing.hpp"
 
 #include "michi/core/json_scan.hpp"
 
-namespace michi::pipeline {
+namespace michi::routing {
 
 bool is_priced(const config::model_config& m) noexcept {
     return m.input_per_mtok.has_value() && m.output_per_mtok.has_value();
@@ -44,4 +44,4 @@ std::size_t delta_content_chars(std::string_view data) noexcept {
     return chars;
 }
 
-} // namespace michi::pipeline
+} // namespace michi::routing

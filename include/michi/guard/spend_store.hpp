@@ -1,5 +1,5 @@
 #pragma once
-// Where the in-process ledger's spend is persisted: the embedded SQLite file. (With
+// Where the in-process ledger's spend is persisted: the embedded SQLite file (store/). (With
 // store.redis the ledger itself lives in Redis: guard/redis_ledger.hpp.) The ledger only ever
 // talks to this interface.
 
@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-namespace michi::store {
+namespace michi::guard {
 
 // Spend of one key in one calendar window: period is "d:YYYY-MM-DD" or "m:YYYY-MM" (UTC).
 struct spend_row {
@@ -34,4 +34,4 @@ public:
     virtual void flush() = 0;
 };
 
-} // namespace michi::store
+} // namespace michi::guard

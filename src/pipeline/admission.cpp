@@ -1,0 +1,288 @@
+#include "michi/pipeline/admission.hpp"
+
+#include "michi/pipeline/body_scan.hpp"
+#include "michi/providers/anthropic.hpp"
+#include "michi/providers/token_estimate.hpp"
+#include "michi/routing/pricing.hpp"
+#include "michi/routing/router.hpp"
+
+#include <algorithm>
+
+namespace michi::pipeline {
+namespace {
+
+// An embeddings request's inputs at most (OpenAI's own limit).
+constexpr std::size_t max_embedding_inputs = 2048;
+
+bool uses_tools(const nlohmann::json& body) {
+    const auto it = body.find("tools");
+    return it != body.end() && it->is_array() && !it->empty();
+}
+
+bool is_image_part(const nlohmann::json& part) {
+    if (!part.is_object()) {
+        return false;
+    }
+    const auto type = part.find("type");
+    return type != part.end() && type->is_string() &&
+           type->get_ref<const std::string&>() == "image_url";
+}
+
+bool uses_images(const nlohmann::json& body) {
+    const auto messages = body.find("messages");
+    if (messages == body.end() || !messages->is_array()) {
+        return false;
+    }
+    for (const auto& m : *messages) {
+        if (!m.is_object()) {
+            continue;
+        }
+        const auto content = m.find("content");
+        if (content != m.end() && content->is_array() &&
+            std::any_of(content->begin(), content->end(), is_image_part)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+// Checks the body of a chat or embeddings request (in OpenAI form).
+result<void> validate_body(request_context& ctx) {
+    const auto& body = ctx.body;
+    if (ctx.api != api_kind::embeddings) {
+        const auto messages = body.find("messages");
+        if (messages == body.end() || !messages->is_array() || messages->empty()) {
+            return errors::invalid_request("'messages' must be a non-empty array.", "messages");
+        }
+        for (std::size_t i = 0; i < messages->size(); ++i) {
+            const auto& m = (*messages)[i];
+            const auto role = m.is_object() ? m.find("role") : m.end();
+            if (!m.is_object() || role == m.end() || !role->is_string()) {
+                return errors::invalid_request("messages[" + std::to_string(i) +
+                                                   "] must be an object with a string 'role'.",
+                                               "messages");
+            }
+        }
+    } else {
+        const auto input = body.find("input");
+        const bool ok = input != body.end() &&
+                        ((input->is_string() && !input->get_ref<const std::string&>().empty()) ||
+                         (input->is_array() && !input->empty()));
+        if (!ok) {
+            return errors::invalid_request("'input' must be a non-empty string or array.",
+                                           "input");
+        }
+        if (input->is_array() && input->size() > max_embedding_inputs) {
+            return errors::invalid_request("'input' may hold at most " +
+                                               std::to_string(max_embedding_inputs) + " items.",
+                                           "input");
+        }
+    }
+    const auto stream = body.find("stream");
+    if (stream != body.end() && !stream->is_boolean() && !stream->is_null()) {
+        return errors::invalid_request("'stream' must be a boolean.", "stream");
+    }
+    bool wants_usage = false;
+    if (const auto opts = body.find("stream_options"); opts != body.end() && !opts->is_null()) {
+        const auto usage = opts->is_object() ? opts->find("include_usage") : opts->end();
+        if (!opts->is_object() ||
+            (usage != opts->end() && !usage->is_boolean() && !usage->is_null())) {
+            return errors::invalid_request(
+                "'stream_options' must be an object whose 'include_usage' is a boolean.",
+                "stream_options");
+        }
+        wants_usage = usage != opts->end() && usage->is_boolean() && usage->get<bool>();
+    }
+    ctx.facts.wants_usage = wants_usage;
+    ctx.facts.stream = ctx.api != api_kind::embeddings && stream != body.end() &&
+                       stream->is_boolean() && stream->get<bool>();
+    return ok();
+}
+
+// The body parsed into ctx.body (OpenAI form: /v1/messages is translated), checked, and
+// its facts read from the parse: the full path.
+result<void> parse_body(request_context& ctx) {
+    auto in = nlohmann::json::parse(ctx.req.body(), nullptr, false);
+    if (in.is_discarded() || !in.is_object()) {
+        return errors::invalid_request("The request body is not a JSON object.");
+    }
+    if (ctx.api == api_kind::messages) {
+        // The Anthropic request becomes the pivot form the other providers are reached in.
+        auto converted = providers::anthropic::request_from_messages(in);
+        if (auto* err = std::get_if<providers::translate_error>(&converted)) {
+            return errors::invalid_request(err->message, err->param);
+        }
+        in = std::move(std::get<nlohmann::json>(converted));
+    }
+    ctx.body = std::move(in);
+    ctx.body_parsed = true;
+    const auto model = ctx.body.find("model");
+    if (model == ctx.body.end() || !model->is_string() ||
+        model->get_ref<const std::string&>().empty()) {
+        return errors::invalid_request("Missing required parameter: 'model'.", "model");
+    }
+    if (auto checked = validate_body(ctx); !checked) {
+        return checked;
+    }
+    ctx.client_model = model->get<std::string>();
+    // Estimated once: routing (cheapest) and the guards' reservation both use it.
+    auto& f = ctx.facts;
+    f.model = ctx.client_model;
+    f.prompt_tokens = providers::estimate_prompt_tokens(ctx.body);
+    f.max_output = routing::expected_output_tokens(ctx.body);
+    f.tools = uses_tools(ctx.body);
+    f.images = uses_images(ctx.body);
+    f.has_stream_options = ctx.body.contains("stream_options");
+    return ok();
+}
+
+// Reads a plain chat request's facts from its bytes (body_scan); false when the full parse
+// has to decide.
+bool scan_body(request_context& ctx) {
+    if (ctx.api != api_kind::chat) {
+        return false;
+    }
+    auto facts = scan_chat_body(ctx.req.body());
+    if (!facts) {
+        return false;
+    }
+    ctx.client_model = facts->model;
+    ctx.facts = std::move(*facts);
+    return true;
+}
+
+// Whether a target of the plan reads the parsed body.
+bool needs_parsed_body(const request_context& ctx, const routing::dispatch_plan& plan) {
+    const auto view = request_view_of(ctx);
+    return std::any_of(plan.candidates.begin(), plan.candidates.end(),
+                       [&](const routing::candidate& c) {
+                           return c.provider->impl->needs_parsed_body(view);
+                       });
+}
+
+// A key with a USD budget may only use priced models; then the ledger's request: the
+// estimates to hold.
+result<guard::admission_request> guard_request(request_context& ctx,
+                                               routing::dispatch_plan& plan) {
+    const auto limits = ctx.rt->cfg->effective_limits(*ctx.key);
+    const bool has_budget = limits.daily_usd.has_value() || limits.monthly_usd.has_value();
+    if (has_budget) {
+        const std::string first = plan.candidates.front().model->name;
+        std::erase_if(plan.candidates,
+                      [](const routing::candidate& c) { return !routing::is_priced(*c.model); });
+        if (plan.candidates.empty()) {
+            return errors::model_not_priced(first);
+        }
+    }
+    const auto out = ctx.api == api_kind::embeddings ? 0 : ctx.facts.max_output;
+    guard::admission_request req;
+    req.key_id = ctx.key->id;
+    req.limits = limits;
+    req.est_tokens = ctx.facts.prompt_tokens + out;
+    req.est_cost_usd =
+        routing::cost_usd(*plan.candidates.front().model, ctx.facts.prompt_tokens, out);
+    if (ctx.key->cls == config::key_class::agent && limits.loop_max) {
+        // A 64-bit hash is fingerprint enough: it is only compared with the same key's
+        // own recent bodies (a collision could refuse nothing but the sender's own
+        // request), at a fraction of a SHA-256's cost.
+        req.loop_fingerprint = std::hash<std::string_view>{}(ctx.req.body());
+    }
+    return req;
+}
+
+// The OpenAI-shaped refusal for a guard, with its retry-after.
+gateway_error guard_error(request_context& ctx, const guard::refusal& r) {
+    ctx.retry_after = std::max(r.retry_after, std::chrono::seconds(1));
+    switch (r.kind) {
+    case guard::refusal_kind::budget_daily:
+    case guard::refusal_kind::budget_monthly:
+        return errors::budget_exceeded(r.message);
+    case guard::refusal_kind::loop:
+        return errors::loop_detected(r.message);
+    case guard::refusal_kind::rpm:
+    case guard::refusal_kind::tpm:
+    case guard::refusal_kind::revoked: // (answered by take_admission)
+        break;
+    }
+    return errors::rate_limit_exceeded(r.message);
+}
+
+} // namespace
+
+providers::request_view request_view_of(const request_context& ctx) {
+    providers::request_view v;
+    v.api = ctx.api;
+    v.raw_body = ctx.req.body();
+    v.parsed = ctx.body_parsed ? &ctx.body : nullptr;
+    v.model_begin = ctx.facts.model_begin;
+    v.model_end = ctx.facts.model_end;
+    v.stream = ctx.facts.stream;
+    v.wants_usage = ctx.facts.wants_usage;
+    v.has_stream_options = ctx.facts.has_stream_options;
+    v.prompt_tokens = ctx.facts.prompt_tokens;
+    return v;
+}
+
+result<admitted> admit(request_context& ctx, auth::authenticator& auth) {
+    std::string revoked_id;
+    const auto secret = auth::presented_secret(ctx.req[http::field::authorization],
+                                               ctx.req["x-api-key"]);
+    if (auto who = auth.authenticate(secret, ctx.rt->keys, ctx.who, revoked_id); !who) {
+        ctx.log.key_id = std::move(revoked_id);
+        return std::move(who.error());
+    }
+    ctx.key = ctx.who.key;
+    ctx.log.key_id = ctx.key->id;
+    ctx.log.key_class = config::to_string(ctx.key->cls);
+    if (!scan_body(ctx)) {
+        if (auto parsed = parse_body(ctx); !parsed) {
+            return std::move(parsed.error());
+        }
+    }
+    ctx.log.stream = ctx.facts.stream;
+    const std::string& name = ctx.client_model;
+    ctx.log.route = name;
+    routing::request_needs needs;
+    needs.tools = ctx.facts.tools;
+    needs.images = ctx.facts.images;
+    needs.priced_only = ctx.api != api_kind::embeddings;
+    needs.prompt_tokens = ctx.facts.prompt_tokens;
+    needs.max_output = ctx.facts.max_output;
+    auto plan = routing::resolve(*ctx.rt->cfg, ctx.rt->providers, name, needs, *ctx.key);
+    if (!plan) {
+        return std::move(plan.error());
+    }
+    ctx.route_reason = plan->reason;
+    if (!ctx.body_parsed && needs_parsed_body(ctx, plan.value())) {
+        if (auto parsed = parse_body(ctx); !parsed) {
+            return std::move(parsed.error());
+        }
+    }
+    auto req = guard_request(ctx, plan.value());
+    if (!req) {
+        return std::move(req.error());
+    }
+    return admitted{std::move(plan.value()), std::move(req.value())};
+}
+
+result<void> take_admission(request_context& ctx, guard::admission&& answer,
+                            const guard::rate_headers& headers, obs::metrics& metrics) {
+    if (auto* down = std::get_if<guard::ledger_unavailable>(&answer)) {
+        return errors::ledger_unavailable(down->message);
+    }
+    ctx.rate = headers;
+    if (auto* refused = std::get_if<guard::refusal>(&answer)) {
+        // A key revoked on another replica, found by the shared ledger, is answered as
+        // authentication answers a revoked key, and is no guard's.
+        if (refused->kind == guard::refusal_kind::revoked) {
+            return errors::revoked_api_key();
+        }
+        static constexpr const char* labels[] = {"budget", "budget", "rpm", "tpm", "loop"};
+        metrics.on_rate_limited(labels[static_cast<int>(refused->kind)]);
+        return guard_error(ctx, *refused);
+    }
+    ctx.reservation = std::move(std::get<guard::reservation>(answer));
+    return ok();
+}
+
+} // namespace michi::pipeline

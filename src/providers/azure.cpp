@@ -1,0 +1,40 @@
+// Azure OpenAI deployments: OpenAI's API behind a deployment path and an `api-key` field;
+// the deployment names the model, so the body carries none.
+
+#include "michi/providers/request_head.hpp"
+#include "openai_detail.hpp"
+
+namespace michi::providers::openai {
+namespace {
+
+class azure_type final : public detail::openai_type {
+public:
+    config::provider_type type() const noexcept override { return config::provider_type::azure; }
+    // The model leaves the body: it is always re-serialised.
+    bool needs_parsed_body(const request_view&) const override { return true; }
+    void prepare(binding&) const override {}
+
+    result<void> build(const binding& b, const config::model_config& model,
+                       const request_view& r, outgoing_request& out) const override {
+        const auto& p = *b.config;
+        field_list fields(*b.endpoint);
+        if (!p.api_key.empty()) {
+            fields.set("api-key", p.api_key.reveal());
+        }
+        const auto target = b.endpoint->base_path + "/openai/deployments/" + model.upstream +
+                            "/" + std::string(detail::operation(r.api)) +
+                            "?api-version=" + p.api_version;
+        head_prefix(out.head, p, target, std::move(fields));
+        rewrite_body(r, nullptr, out);
+        finish_head(out.head, out.body.size());
+        return ok();
+    }
+};
+
+const azure_type azure_instance;
+
+} // namespace
+
+const adapter& azure_adapter() noexcept { return azure_instance; }
+
+} // namespace michi::providers::openai

@@ -1,0 +1,67 @@
+// The adapter of each provider type, and a configured provider bound to its adapter and
+// endpoint for a config snapshot.
+
+#include "michi/providers/adapter.hpp"
+#include "michi/providers/openai.hpp"
+
+namespace michi::providers {
+
+namespace anthropic {
+const adapter& anthropic_adapter() noexcept;
+}
+namespace gemini {
+const adapter& gemini_adapter() noexcept;
+}
+
+const adapter& adapter_for(config::provider_type type) noexcept {
+    switch (type) {
+    case config::provider_type::anthropic: return anthropic::anthropic_adapter();
+    case config::provider_type::gemini: return gemini::gemini_adapter();
+    case config::provider_type::azure: return openai::azure_adapter();
+    case config::provider_type::echo: return openai::echo_adapter();
+    case config::provider_type::openai: break;
+    }
+    return openai::openai_adapter();
+}
+
+result<binding> bind(const config::provider_config& p, std::shared_ptr<ssl::context>& shared_tls) {
+    binding b;
+    b.config = &p;
+    b.impl = &adapter_for(p.type);
+    if (b.impl->local()) {
+        return b;
+    }
+    auto ep = upstream::parse_base_url(p.base_url);
+    if (!ep) {
+        return errors::invalid_request("providers." + p.name + ".base_url: cannot parse \"" +
+                                       p.base_url + "\"");
+    }
+    if (ep->tls) {
+        try {
+            if (!p.ca_file.empty()) {
+                ep->tls_ctx = upstream::make_client_tls_context(p.ca_file);
+            } else {
+                if (!shared_tls) {
+                    shared_tls = upstream::make_client_tls_context({});
+                }
+                ep->tls_ctx = shared_tls;
+            }
+        } catch (const std::exception& e) {
+            return errors::invalid_request("providers." + p.name + ".ca_file: " + e.what());
+        }
+    }
+    ep->pool_key = (ep->tls ? "https://" : "http://") + ep->host + ":" + ep->port + "#" + p.name;
+    b.endpoint = std::move(*ep);
+    b.impl->prepare(b);
+    return b;
+}
+
+} // namespace michi::providers
+
+namespace michi::providers {
+
+bool adapter::usage_of_body(std::string_view, usage_info&) const { return false; }
+bool adapter::inspect_event(std::string_view, usage_info&) const { return false; }
+std::size_t adapter::content_chars(std::string_view) const noexcept { return 0; }
+
+} // namespace michi::providers

@@ -1,0 +1,66 @@
+#include "michi/providers/request_head.hpp"
+
+#include "michi/core/http_wire.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+
+namespace michi::providers {
+
+field_list::field_list(const upstream::endpoint& ep) {
+    fields_.reserve(6);
+    const bool default_port = ep.port == (ep.tls ? "443" : "80");
+    set("Host", default_port ? ep.host : ep.host + ":" + ep.port);
+}
+
+void field_list::set(std::string_view name, std::string value) {
+    for (auto& [n, v] : fields_) {
+        if (beast::iequals(n, name)) {
+            v = std::move(value);
+            return;
+        }
+    }
+    fields_.emplace_back(std::string(name), std::move(value));
+}
+
+void head_prefix(std::string& out, const config::provider_config& p, std::string_view target,
+                 field_list&& own) {
+    own.set("Content-Type", "application/json");
+    own.set("User-Agent", "michi/" MICHI_VERSION);
+    for (const auto& [name, value] : p.headers) {
+        // The body's framing is Michi's own: a configured one would contradict it.
+        if (!beast::iequals(name, "content-length") &&
+            !beast::iequals(name, "transfer-encoding")) {
+            own.set(name, value);
+        }
+    }
+    out.reserve(out.size() + 160 + target.size());
+    out.append("POST ");
+    out.append(target);
+    out.append(" HTTP/1.1\r\n");
+    for (const auto& [name, value] : own.fields()) {
+        wire::append_field(out, name, value);
+    }
+}
+
+void finish_head(std::string& head, std::size_t body_size) {
+    wire::append_field(head, "Content-Length", std::uint64_t{body_size});
+    head.append(wire::crlf);
+}
+
+void append_json_string(std::string& out, std::string_view s) {
+    const bool plain = std::all_of(s.begin(), s.end(), [](char ch) {
+        return static_cast<unsigned char>(ch) >= 0x20 && ch != '"' && ch != '\\';
+    });
+    if (!plain) {
+        out.append(
+            nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+        return;
+    }
+    out.push_back('"');
+    out.append(s);
+    out.push_back('"');
+}
+
+} // namespace michi::providers

@@ -1,0 +1,135 @@
+#include "michi/routing/router.hpp"
+
+#include "michi/auth/key_store.hpp"
+#include "michi/routing/pricing.hpp"
+
+#include <algorithm>
+#include <cstdio>
+
+namespace michi::routing {
+namespace {
+
+candidate make_candidate(const provider_map& providers, model_ref m) {
+    const auto it = providers.find(m->provider);
+    return candidate{std::move(m), it == providers.end() ? nullptr : &it->second};
+}
+
+// Orders candidates by expected cost for this request, dropping those that cannot serve
+// it (context window, tools, images), and says why in the plan's reason.
+void apply_cheapest(const request_needs& needs, dispatch_plan& plan) {
+    const auto prompt = needs.prompt_tokens;
+    const auto out = needs.max_output;
+    std::string excluded;
+    std::erase_if(plan.candidates, [&](const candidate& c) {
+        const char* why = nullptr;
+        if (needs.tools && !c.model->supports_tools) {
+            why = "no tools";
+        } else if (needs.images && !c.model->supports_images) {
+            why = "no images";
+        } else if (c.model->context_window && prompt + out > *c.model->context_window) {
+            why = "context window";
+        } else if (needs.priced_only && !is_priced(*c.model)) {
+            why = "no price";
+        }
+        if (why != nullptr) {
+            excluded += (excluded.empty() ? "" : ", ") + c.model->name + " (" + why + ")";
+        }
+        return why != nullptr;
+    });
+    std::stable_sort(plan.candidates.begin(), plan.candidates.end(),
+                     [&](const candidate& a, const candidate& b) {
+                         return cost_usd(*a.model, prompt, out) < cost_usd(*b.model, prompt, out);
+                     });
+    if (plan.candidates.empty()) {
+        plan.reason = "no eligible target; excluded " + excluded;
+        return;
+    }
+    char cost[32];
+    std::snprintf(cost, sizeof cost, "%.6f", cost_usd(*plan.candidates.front().model, prompt, out));
+    plan.reason = "cheapest of " + std::to_string(plan.candidates.size()) + " eligible for ~" +
+                  std::to_string(prompt) + " prompt + " + std::to_string(out) +
+                  " output tokens: " + plan.candidates.front().model->name + " ($" + cost + ")";
+    if (!excluded.empty()) {
+        plan.reason += "; excluded " + excluded;
+    }
+}
+
+// The unordered plan for a name: a route's targets, `auto`'s models, or one model.
+std::optional<dispatch_plan> targets_of(const config::config& cfg, const provider_map& providers,
+                                        const std::string& name, bool& cheapest) {
+    dispatch_plan plan;
+    if (const auto route = cfg.routes.find(name); route != cfg.routes.end()) {
+        plan.route = name;
+        plan.attempt_timeout = route->second.attempt_timeout;
+        plan.retries = route->second.retries;
+        for (const auto& target : route->second.targets) {
+            if (auto m = find_model(cfg, target)) {
+                plan.candidates.push_back(make_candidate(providers, std::move(*m)));
+            }
+        }
+        cheapest = route->second.strategy == config::route_strategy::cheapest;
+        return plan;
+    }
+    if (name == "auto") {
+        // No route named auto: the cheapest of every configured model that fits.
+        plan.route = name;
+        for (const auto& [model_name, m] : cfg.models) {
+            const auto p = providers.find(m.provider);
+            if (p != providers.end() && !p->second.impl->local()) {
+                plan.candidates.push_back(make_candidate(providers, model_ref::configured(m)));
+            }
+        }
+        cheapest = true;
+        return plan;
+    }
+    if (auto m = find_model(cfg, name)) {
+        plan.candidates.push_back(make_candidate(providers, std::move(*m)));
+        return plan;
+    }
+    return std::nullopt;
+}
+
+} // namespace
+
+std::optional<model_ref> find_model(const config::config& cfg, const std::string& name) {
+    if (const auto it = cfg.models.find(name); it != cfg.models.end()) {
+        return model_ref::configured(it->second);
+    }
+    if (auto made = cfg.find_model(name)) {
+        return model_ref::made(std::move(*made));
+    }
+    return std::nullopt;
+}
+
+result<dispatch_plan> resolve(const config::config& cfg, const provider_map& providers,
+                              const std::string& name, const request_needs& needs,
+                              const config::key_config& key) {
+    bool cheapest = false;
+    auto plan = targets_of(cfg, providers, name, cheapest);
+    if (!plan) {
+        return errors::model_not_found(name);
+    }
+    if (!auth::model_allowed(key, name)) {
+        return errors::model_not_allowed(name);
+    }
+    // The key's globs bound what may serve it too: a route's targets they do not cover are
+    // skipped for this key.
+    const bool had_targets = !plan->candidates.empty();
+    std::erase_if(plan->candidates, [&](const candidate& c) {
+        return c.provider == nullptr || !auth::model_allowed(key, c.model->name);
+    });
+    if (had_targets && plan->candidates.empty()) {
+        return errors::model_not_allowed(name);
+    }
+    if (cheapest) {
+        apply_cheapest(needs, *plan);
+    }
+    if (plan->candidates.empty()) {
+        return errors::invalid_request("No target of route \"" + name +
+                                           "\" can serve this request: " + plan->reason + ".",
+                                       "model");
+    }
+    return std::move(*plan);
+}
+
+} // namespace michi::routing

@@ -1,0 +1,103 @@
+#include "michi/server/router.hpp"
+
+#include "michi/downstream/reply.hpp"
+#include "michi/pipeline/api.hpp"
+#include "michi/pipeline/answer.hpp"
+#include "michi/surface/surface.hpp"
+
+#include <algorithm>
+#include <array>
+
+namespace michi::server {
+namespace {
+
+enum class target { chat, embeddings, messages, models, healthz, readyz };
+
+struct endpoint_entry {
+    std::string_view path;
+    http::verb method;
+    target to;
+};
+
+constexpr std::array<endpoint_entry, 6> endpoints{{
+    {"/chat/completions", http::verb::post, target::chat},
+    {"/embeddings", http::verb::post, target::embeddings},
+    {"/messages", http::verb::post, target::messages},
+    {"/models", http::verb::get, target::models},
+    {"/healthz", http::verb::get, target::healthz},
+    {"/readyz", http::verb::get, target::readyz},
+}};
+
+awaitable<void> probe(downstream::client_io& io, pipeline::request_context& ctx, bool ok,
+                      std::string_view ok_body, std::string_view down_body) {
+    auto res = downstream::json_response(ctx, ok ? 200 : 503,
+                                         std::string(ok ? ok_body : down_body));
+    std::string fields;
+    pipeline::append_guard_fields(fields, ctx);
+    co_await downstream::write_reply(io, ctx, res, fields);
+}
+
+} // namespace
+
+void normalize_path(std::string_view target, std::string& out) {
+    target = target.substr(0, target.find('?'));
+    if (target == "/v1") {
+        target = "/";
+    } else if (target.starts_with("/v1/")) {
+        target.remove_prefix(3);
+    }
+    out.assign(target);
+}
+
+awaitable<void> dispatch(deps& d, downstream::client_io& io, pipeline::request_context& ctx) {
+    normalize_path(ctx.req.target(), ctx.path);
+    ctx.log.method = std::string(ctx.req.method_string());
+    ctx.log.path = ctx.path;
+    if (admin::owns(ctx.path)) {
+        co_await admin::handle(d.admin, io, ctx, *ctx.rt->cfg);
+        co_return;
+    }
+    const auto it = std::find_if(endpoints.begin(), endpoints.end(),
+                                 [&](const endpoint_entry& e) { return e.path == ctx.path; });
+    if (it == endpoints.end()) {
+        ctx.api = ctx.path.starts_with("/messages") ? api_kind::messages : api_kind::chat;
+        const auto err = errors::not_found(std::string(ctx.req.target()));
+        co_await pipeline::reply_error(io, ctx, d.api.ledger, err);
+        co_return;
+    }
+    if (ctx.req.method() != it->method) {
+        if (it->to == target::messages) {
+            ctx.api = api_kind::messages;
+        }
+        auto err = errors::method_not_allowed(ctx.log.method, ctx.path);
+        auto res = downstream::json_response(ctx, 405, surface::error_body(ctx.api, err));
+        res.set(http::field::allow, http::to_string(it->method));
+        ctx.log.error_code = err.code;
+        std::string fields;
+        pipeline::append_guard_fields(fields, ctx);
+        co_await downstream::write_reply(io, ctx, res, fields);
+        co_return;
+    }
+    switch (it->to) {
+    case target::chat:
+    case target::embeddings:
+    case target::messages:
+        ctx.api = it->to == target::embeddings ? api_kind::embeddings
+                  : it->to == target::messages ? api_kind::messages
+                                               : api_kind::chat;
+        co_await pipeline::serve_completion(d.api, io, ctx);
+        break;
+    case target::models:
+        co_await pipeline::serve_models(d.api, io, ctx);
+        break;
+    case target::healthz:
+        co_await probe(io, ctx, true, R"({"status":"ok"})", "");
+        break;
+    case target::readyz:
+        co_await probe(io, ctx, d.ready && !d.draining, R"({"status":"ready"})",
+                       R"({"status":"not ready"})");
+        break;
+    }
+}
+
+} // namespace michi::server

@@ -1,0 +1,134 @@
+#include "michi/stream/relay.hpp"
+
+namespace michi::stream {
+namespace {
+
+bool is_timeout(const error_code& ec) {
+    return ec == beast::error::timeout || ec == net::error::timed_out;
+}
+
+void describe(const error_code& ec, relay_failure& failure) {
+    failure.timeout = is_timeout(ec);
+    failure.why = failure.timeout ? "stream timeout" : "stream error (" + ec.message() + ")";
+}
+
+} // namespace
+
+awaitable<relay_result> relay(body_source& src, event_filter& f, relay_client& client,
+                              relay_failure& failure) {
+    auto& io = client.io;
+    std::string pending; // what goes out with the head (at commit) or with the last chunk
+    bool committed = false;
+    bool client_gone = false;
+    // Starts watching the client for a hang-up the first time the relay waits for the
+    // upstream (a hang-up then aborts that wait). A stream whose answer was whole in the
+    // first read never waits, and never pays for the watch.
+    bool watching = false;
+    const std::function<void()> before_wait = [&] {
+        if (!watching) {
+            watching = true;
+            io.watch_disconnect([&] {
+                client_gone = true;
+                src.abort();
+            });
+        }
+    };
+    relay_result result = relay_result::done;
+    while (!src.done() && !f.finished()) {
+        auto [ec, piece] = co_await src.next(&before_wait);
+        const std::string_view out = f.feed(piece);
+        auto why = ec ? std::nullopt : f.failure();
+        // The last piece waits for the end below, so that it goes out in one write with the
+        // last chunk (and the head, when nothing went out yet).
+        const bool last_piece = !ec && !why && (src.done() || f.finished());
+        if (!out.empty()) {
+            if (!committed) {
+                pending.append(out);
+                if (f.events() > 0 && !last_piece) {
+                    committed = true;
+                    client.on_commit();
+                    if (co_await io.write_stream(&client.head, client.fields, pending, false)) {
+                        client_gone = true;
+                    }
+                    pending.clear();
+                }
+            } else if (last_piece) {
+                pending.append(out);
+            } else if (co_await io.write_chunk(out)) {
+                client_gone = true;
+            }
+        }
+        if (client_gone) {
+            result = relay_result::client_gone;
+            break;
+        }
+        if (why || ec) {
+            if (why) {
+                failure.why = std::move(*why);
+                failure.timeout = false;
+            } else {
+                describe(ec, failure);
+            }
+            result = committed ? relay_result::failed_after_commit
+                               : relay_result::failed_before_commit;
+            break;
+        }
+    }
+    if (result == relay_result::done && !f.finished() && f.needs_end_event()) {
+        failure.why = "stream ended before the provider's end of message";
+        failure.timeout = false;
+        result = committed ? relay_result::failed_after_commit
+                           : relay_result::failed_before_commit;
+    }
+    if (result == relay_result::done) {
+        // The provider said its last word: read what is left of the body (nothing but the
+        // framing's end, as a rule) so the connection can be kept.
+        while (!src.done()) {
+            auto [ec, piece] = co_await src.next(nullptr);
+            if (ec) {
+                break;
+            }
+        }
+        pending.append(f.finish());
+    }
+    if (watching) {
+        co_await io.unwatch();
+    }
+    if (result == relay_result::failed_before_commit) {
+        src.abort();
+        co_return result;
+    }
+    client.on_end(result);
+    if (result == relay_result::done) {
+        if (src.done()) {
+            src.release();
+        } else {
+            src.abort();
+        }
+        // The rest in one write: the head if nothing went out yet, what was held back, and
+        // the last chunk.
+        if (!committed) {
+            client.on_commit();
+        }
+        http::response<http::empty_body>* head_now = committed ? nullptr : &client.head;
+        if (co_await io.write_stream(head_now, client.fields, pending, true)) {
+            client.broken = true;
+            if (!committed || !pending.empty()) { // the client missed part of the answer
+                co_return relay_result::client_gone;
+            }
+        }
+        co_return result;
+    }
+    src.abort();
+    if (result == relay_result::failed_after_commit) {
+        // Too late to fall back: end the stream with an error event.
+        const auto event =
+            f.broken("Upstream " + client.target + " stream broke off: " + failure.why);
+        if (!co_await io.write_chunk(event)) {
+            co_await io.write_last_chunk();
+        }
+    }
+    co_return result;
+}
+
+} // namespace michi::stream
