@@ -1,7 +1,7 @@
 #include "michi/pipeline/body_scan.hpp"
 
 #include "michi/core/json_scan.hpp"
-#include "michi/pipeline/pricing.hpp"
+#include "michi/routing/pricing.hpp"
 #include "michi/providers/token_estimate.hpp"
 
 #include <charconv>

@@ -4,7 +4,7 @@
 #include "michi/core/http_wire.hpp"
 #include "michi/core/json_scan.hpp"
 #include "michi/pipeline/handler.hpp"
-#include "michi/pipeline/pricing.hpp"
+#include "michi/routing/pricing.hpp"
 #include "michi/providers/anthropic.hpp"
 #include "michi/providers/echo.hpp"
 #include "michi/providers/gemini.hpp"

@@ -7,7 +7,7 @@
 #include "michi/core/secret.hpp"
 #include "michi/guard/redis_ledger.hpp"
 #include "michi/pipeline/body_scan.hpp"
-#include "michi/pipeline/pricing.hpp"
+#include "michi/routing/pricing.hpp"
 #include "michi/providers/anthropic.hpp"
 #include "michi/pipeline/exchange.hpp"
 #include "michi/providers/token_estimate.hpp"

@@ -4,7 +4,7 @@
 // tools, images, expected output and prompt tokens, the model's position).
 
 #include "michi/pipeline/body_scan.hpp"
-#include "michi/pipeline/pricing.hpp"
+#include "michi/routing/pricing.hpp"
 #include "michi/providers/token_estimate.hpp"
 
 #include <nlohmann/json.hpp>

@@ -1,6 +1,6 @@
 #include "michi/pipeline/body_scan.hpp"
 
-#include "michi/pipeline/pricing.hpp"
+#include "michi/routing/pricing.hpp"
 #include "michi/providers/token_estimate.hpp"
 
 #include <nlohmann/json.hpp>

@@ -1,4 +1,4 @@
-#include "michi/pipeline/pricing.hpp"
+#include "michi/routing/pricing.hpp"
 
 #include "michi/core/json_scan.hpp"
 
