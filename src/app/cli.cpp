@@ -1,6 +1,7 @@
 #include "michi/app/cli.hpp"
 
 #include "michi/app/gateway.hpp"
+#include "michi/config/price_table.hpp"
 #include "michi/core/secret.hpp"
 #include "michi/obs/log.hpp"
 
@@ -205,6 +206,10 @@ int run_cli(int argc, char** argv) {
         if (!runtime::build(result.cfg, error)) {
             std::cerr << path << ": " << error << "\n";
             return 1;
+        }
+        const auto today = std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now());
+        for (const auto& w : config::price_warnings(*result.cfg, today)) {
+            std::cout << path << ": warning: " << w << "\n"; // warnings only: still OK
         }
         std::cout << path << ": OK\n";
         return 0;

@@ -100,7 +100,11 @@ void write_access_log(const access_entry& e) {
                             {"ttfb_ms", e.ttfb_ms},
                             {"tokens_in", e.tokens_in},
                             {"tokens_out", e.tokens_out},
+                            {"tokens_cache_read", e.tokens_cache_read},
+                            {"tokens_cache_write", e.tokens_cache_write},
+                            {"tokens_reasoning", e.tokens_reasoning},
                             {"cost_usd", e.cost_usd},
+                            {"cache_saved_usd", e.cache_saved_usd},
                             {"error", e.error_code}};
         logger->info(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
         return;
@@ -110,11 +114,14 @@ void write_access_log(const access_entry& e) {
         return s.empty() ? d : s;
     };
     logger->info("{} {} {} key={} class={} route={} model={} status={} attempts={} stream={} "
-                 "latency_ms={} ttfb_ms={} tokens_in={} tokens_out={} cost_usd={} error={}",
+                 "latency_ms={} ttfb_ms={} tokens_in={} tokens_out={} tokens_cache_read={} "
+                 "tokens_cache_write={} tokens_reasoning={} cost_usd={} cache_saved_usd={} "
+                 "error={}",
                  e.request_id, e.method, e.path, dash(e.key_id), dash(e.key_class), dash(e.route),
                  dash(e.model), e.status, e.attempts, e.stream ? 1 : 0, fixed(e.latency_ms, 2),
-                 fixed(e.ttfb_ms, 2), e.tokens_in, e.tokens_out, fixed(e.cost_usd, 6),
-                 dash(e.error_code));
+                 fixed(e.ttfb_ms, 2), e.tokens_in, e.tokens_out, e.tokens_cache_read,
+                 e.tokens_cache_write, e.tokens_reasoning, fixed(e.cost_usd, 9),
+                 fixed(e.cache_saved_usd, 9), dash(e.error_code));
 }
 
 } // namespace michi::obs

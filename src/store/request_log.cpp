@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <limits>
+#include <set>
 #include <stdexcept>
 #include <unordered_map>
 #include <utility>
@@ -37,7 +38,11 @@ CREATE TABLE IF NOT EXISTS requests (
     tokens_in INTEGER,
     tokens_out INTEGER,
     cost_usd REAL,
-    error TEXT
+    error TEXT,
+    tokens_cache_read INTEGER NOT NULL DEFAULT 0,
+    tokens_cache_write INTEGER NOT NULL DEFAULT 0,
+    tokens_reasoning INTEGER NOT NULL DEFAULT 0,
+    cache_saved_usd REAL NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS request_minutes (
     minute INTEGER PRIMARY KEY,
@@ -61,6 +66,49 @@ DROP INDEX IF EXISTS requests_key_id;
 COMMIT;
 )sql";
 
+// Columns added to requests since its first version: a file from before them gets them when
+// it is opened (its old rows read 0).
+constexpr std::pair<const char*, const char*> added_columns[] = {
+    {"tokens_cache_read", "INTEGER NOT NULL DEFAULT 0"},
+    {"tokens_cache_write", "INTEGER NOT NULL DEFAULT 0"},
+    {"tokens_reasoning", "INTEGER NOT NULL DEFAULT 0"},
+    {"cache_saved_usd", "REAL NOT NULL DEFAULT 0"},
+};
+
+// Adds the columns an older file lacks, in one transaction (another process opening the same
+// file at once finds them there). Returns an error message or "".
+std::string add_missing_columns(sqlite3* db) {
+    sqlite::transaction tx(db);
+    if (!tx.error().empty()) {
+        return tx.error();
+    }
+    std::set<std::string> have;
+    {
+        sqlite::statement info;
+        if (auto e = info.prepare(db, "PRAGMA table_info(requests)"); !e.empty()) {
+            return e;
+        }
+        int rc = SQLITE_OK;
+        while ((rc = info.step()) == SQLITE_ROW) {
+            have.insert(info.column_text(1));
+        }
+        if (rc != SQLITE_DONE) {
+            return sqlite::errmsg(db);
+        }
+    }
+    for (const auto& [name, type] : added_columns) {
+        if (have.contains(name)) {
+            continue;
+        }
+        const std::string sql =
+            std::string("ALTER TABLE requests ADD COLUMN ") + name + " " + type;
+        if (auto e = sqlite::exec(db, sql.c_str()); !e.empty()) {
+            return e;
+        }
+    }
+    return tx.commit();
+}
+
 constexpr const char* upsert_minute_sql =
     "INSERT INTO request_minutes (minute, first_id, last_id, min_ts, max_ts) "
     "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (minute) DO UPDATE SET "
@@ -75,7 +123,7 @@ constexpr std::int64_t minute_ms = 60000;
 // each burst short, and a commit still carries many rows.
 constexpr std::size_t nudge_rows = 1024;
 
-constexpr int columns = 15;
+constexpr int columns = 19;
 // Rows per execution of the bulk insert: one execution of a statement costs about half
 // a row's insert again (set-up, bindings cleared, reset); sixteen rows share it.
 constexpr int bulk_rows = 16;
@@ -84,7 +132,8 @@ constexpr int bulk_rows = 16;
 std::string insert_sql(int rows) {
     std::string sql =
         "INSERT INTO requests (id, ts_ms, key_id, key_class, route, model, status, attempts, "
-        "fallbacks, latency_ms, ttfb_ms, tokens_in, tokens_out, cost_usd, error) VALUES ";
+        "fallbacks, latency_ms, ttfb_ms, tokens_in, tokens_out, cost_usd, error, "
+        "tokens_cache_read, tokens_cache_write, tokens_reasoning, cache_saved_usd) VALUES ";
     for (int r = 0; r < rows; ++r) {
         sql += r == 0 ? "(" : ",(";
         for (int c = 0; c < columns; ++c) {
@@ -187,6 +236,9 @@ request_log::request_log(const std::string& sqlite_path, std::chrono::millisecon
     if (auto e = sqlite::exec(db_.get(), schema_sql); !e.empty()) {
         sqlite::exec(db_.get(), "ROLLBACK");
         fail(path_, "cannot create the schema: " + e);
+    }
+    if (auto e = add_missing_columns(db_.get()); !e.empty()) {
+        fail(path_, "cannot add the new columns: " + e);
     }
     if (auto e = fill_minutes(); !e.empty()) {
         sqlite::exec(db_.get(), "ROLLBACK");
@@ -297,6 +349,10 @@ void request_log::add(const obs::access_entry& e, std::int64_t ts_ms, unsigned f
     r.tokens_in = clamp_i64(e.tokens_in);
     r.tokens_out = clamp_i64(e.tokens_out);
     r.cost_usd = finite_or_zero(e.cost_usd);
+    r.tokens_cache_read = clamp_i64(e.tokens_cache_read);
+    r.tokens_cache_write = clamp_i64(e.tokens_cache_write);
+    r.tokens_reasoning = clamp_i64(e.tokens_reasoning);
+    r.cache_saved_usd = finite_or_zero(e.cache_saved_usd);
     const std::string_view strings[6] = {e.request_id, e.key_id, e.key_class,
                                          e.route,      e.model,  e.error_code};
 
@@ -424,6 +480,10 @@ std::string request_log::write_batch(const batch& b) {
         st.bind_int(first + 13, r.tokens_out);
         st.bind_double(first + 14, r.cost_usd);
         st.bind_text_unowned(first + 15, b.string(r, 5));
+        st.bind_int(first + 16, r.tokens_cache_read);
+        st.bind_int(first + 17, r.tokens_cache_write);
+        st.bind_int(first + 18, r.tokens_reasoning);
+        st.bind_double(first + 19, r.cache_saved_usd);
     };
     // The minutes of the batch's rows (a batch spans one or two, mostly), with their ids.
     minutes_.clear();
@@ -577,7 +637,9 @@ std::vector<usage_row> request_log::usage(const usage_filter& filter, usage_grou
     const std::string totals_sql =
         "SELECT " + g +
         " AS g, COUNT(*), COALESCE(SUM(tokens_in), 0), COALESCE(SUM(tokens_out), 0), "
-        "COALESCE(SUM(status >= 400), 0), COALESCE(SUM(fallbacks), 0), TOTAL(cost_usd) "
+        "COALESCE(SUM(status >= 400), 0), COALESCE(SUM(fallbacks), 0), TOTAL(cost_usd), "
+        "COALESCE(SUM(tokens_cache_read), 0), COALESCE(SUM(tokens_cache_write), 0), "
+        "COALESCE(SUM(tokens_reasoning), 0), TOTAL(cache_saved_usd) "
         "FROM requests" +
         where + " GROUP BY g ORDER BY g";
     const std::string latency_sql =
@@ -623,6 +685,10 @@ std::vector<usage_row> request_log::usage(const usage_filter& filter, usage_grou
             r.errors = non_negative(s.column_int(4));
             r.fallbacks = non_negative(s.column_int(5));
             r.cost_usd = s.column_double(6);
+            r.tokens_cache_read = non_negative(s.column_int(7));
+            r.tokens_cache_write = non_negative(s.column_int(8));
+            r.tokens_reasoning = non_negative(s.column_int(9));
+            r.cache_saved_usd = s.column_double(10);
             index.emplace(r.group, rows.size());
             rows.push_back(std::move(r));
         }
