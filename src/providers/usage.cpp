@@ -70,7 +70,8 @@ std::optional<std::uint64_t> raw_count(std::string_view text, const json_scan::m
 
 // Calls read(key, value) for the members of the object `text`; false when it is not one.
 template <class Read> bool raw_members(std::string_view text, Read&& read) {
-    if (text.empty() || text.front() != '{') {
+    const auto first = text.find_first_not_of(" \t\r\n");
+    if (first == std::string_view::npos || text[first] != '{') {
         return false;
     }
     return json_scan::for_each_member(text, [&](const json_scan::member& m) {

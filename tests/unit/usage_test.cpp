@@ -31,8 +31,8 @@ TEST(UsageTest, RawOpenAiReaderAgreesWithTheDomReader) {
              fixture("deepseek_chat.json"),
              std::string(R"({"prompt_tokens":9,"completion_tokens":3,"total_tokens":12})"),
              std::string(R"({"prompt_tokens":9,"prompt_tokens_details":null})"),
-             std::string(R"( { "completion_tokens" : 7 ,"prompt_tokens_details":{"cached_tokens":2,)"
-                         R"("cache_write_tokens":3},"prompt_tokens":10} )"),
+             std::string(R"( { "completion_tokens" : 7 ,"prompt_tokens_details":)"
+                         R"({"cached_tokens":2,"cache_write_tokens":3},"prompt_tokens":10} )"),
              std::string(R"({"prompt_tokens":5,"prompt_tokens_details":{"cached_tokens":9}})"),
              std::string("{}"),
          }) {
@@ -59,8 +59,8 @@ TEST(UsageTest, OpenAiShapes) {
                         "prompt_tokens_details":{"cached_tokens":64}})"));
     EXPECT_EQ(both->cache_read, 64u);
     // Writes reported back by the gateway's own translated responses.
-    const auto writes = read_openai_chat_usage(json::parse(
-        R"({"prompt_tokens":100,"prompt_tokens_details":{"cached_tokens":0,"cache_write_tokens":40}})"));
+    const auto writes = read_openai_chat_usage(json::parse(R"({"prompt_tokens":100,
+        "prompt_tokens_details":{"cached_tokens":0,"cache_write_tokens":40}})"));
     EXPECT_EQ(writes->cache_write_5m, 40u);
     // More cached than prompt tokens: the parts stand, the whole grows to hold them.
     const auto odd = read_openai_chat_usage(
@@ -101,7 +101,8 @@ TEST(UsageTest, UntrustedUsageNeverThrows) {
     EXPECT_FALSE(read_anthropic_usage(json("x")));
     EXPECT_FALSE(read_gemini_usage(json()));
     // Wrong types count as absent, a whole float counts.
-    const auto u = read_openai_chat_usage(json::parse(R"({"prompt_tokens":"12","completion_tokens":4.0})"));
+    const auto u =
+        read_openai_chat_usage(json::parse(R"({"prompt_tokens":"12","completion_tokens":4.0})"));
     EXPECT_EQ(u->input, 0u);
     EXPECT_EQ(u->output, 4u);
 }
@@ -120,12 +121,12 @@ TEST(UsageTest, AnthropicInputExcludesTheCache) {
     EXPECT_EQ(u->cache_write_5m, 20000u);
     EXPECT_EQ(u->cache_write_1h, 10000u);
     // Without the split (older API versions) every write is a 5 minute one.
-    const auto old = read_anthropic_usage(json::parse(
-        R"({"input_tokens":5,"cache_creation_input_tokens":300,"cache_read_input_tokens":7,"output_tokens":2})"));
+    const auto old = read_anthropic_usage(json::parse(R"({"input_tokens":5,
+        "cache_creation_input_tokens":300,"cache_read_input_tokens":7,"output_tokens":2})"));
     EXPECT_EQ(*old, (token_usage{312, 7, 300, 0, 2, 0}));
     // A split that does not cover the total: the rest are 5 minute writes.
-    const auto part = read_anthropic_usage(json::parse(
-        R"({"cache_creation_input_tokens":300,"cache_creation":{"ephemeral_1h_input_tokens":100}})"));
+    const auto part = read_anthropic_usage(json::parse(R"({"cache_creation_input_tokens":300,
+        "cache_creation":{"ephemeral_1h_input_tokens":100}})"));
     EXPECT_EQ(part->cache_write_5m, 200u);
     EXPECT_EQ(part->cache_write_1h, 100u);
 }
