@@ -554,8 +554,9 @@ private:
         });
     }
 
-    // A `models:` entry. Unset upstream is the built-in entry's upstream name, else the model part; unset prices, context window and
-    // capabilities come from the built-in table (or echo's free defaults) when there is one.
+    // A `models:` entry. Unset upstream is the price table's upstream name, else the model
+    // part; unset prices, context window and capabilities come from the price file or the
+    // shipped table (or echo's free defaults) when they know the model.
     void model(const std::string& name, const at& a, config& cfg) {
         const auto slash = name.find('/');
         if (slash == std::string::npos || slash == 0 || slash + 1 == name.size()) {

@@ -220,8 +220,9 @@ price_load_result parse_litellm_prices(std::string_view text, const std::string&
                 continue; // no token prices: images, audio, per-second models
             }
             e.context_window = r.context_window();
-            e.supports_tools = embedding ? std::optional(false) : r.flag("supports_function_calling");
-            e.supports_images = embedding ? std::optional(false) : r.flag("supports_vision");
+            const std::optional<bool> no = false;
+            e.supports_tools = embedding ? no : r.flag("supports_function_calling");
+            e.supports_images = embedding ? no : r.flag("supports_vision");
             e.as_of = as_of;
             entries.push_back(std::move(e));
         }

@@ -125,7 +125,8 @@ price_load_result load_price_file(const std::string& path) {
         }
         // LiteLLM's file carries no dates: its entries were true when the file was written.
         const std::string as_of = utc_date(st.st_mtim.tv_sec);
-        return parse_price_file(text, path, price_source::file, as_of.empty() ? today_utc() : as_of);
+        return parse_price_file(text, path, price_source::file,
+                                as_of.empty() ? today_utc() : as_of);
     } catch (const std::exception& e) {
         out = {};
         return fail(e.what());

@@ -20,7 +20,7 @@ std::uint64_t pico_per_token(const std::optional<double>& usd_per_mtok) noexcept
         return 0;
     }
     const double pico = *usd_per_mtok * 1e6;
-    return pico >= max ? static_cast<std::uint64_t>(max) : static_cast<std::uint64_t>(std::llround(pico));
+    return static_cast<std::uint64_t>(pico >= max ? max : std::llround(pico));
 }
 
 // The prices that apply to one request, in pico-dollars per token.
@@ -93,6 +93,16 @@ double cost_usd(const config::model_config& m, std::uint64_t in, std::uint64_t o
     u.input = in;
     u.output = out;
     return cost_usd(m, u);
+}
+
+std::string usd_text(std::uint64_t nano) {
+    std::string frac = std::to_string(nano % 1'000'000'000);
+    frac.insert(0, 9 - frac.size(), '0');
+    while (!frac.empty() && frac.back() == '0') {
+        frac.pop_back();
+    }
+    std::string out = std::to_string(nano / 1'000'000'000);
+    return frac.empty() ? out : out + "." + frac;
 }
 
 double cache_savings_usd(const config::model_config& m, const token_usage& u) noexcept {

@@ -243,7 +243,8 @@ models:
   b: { input_per_mtok: 1 }
   c: { as_of: 2026-01-01, input_per_mtok: 1, output_per_mtok: 2, surprise: 1 }
   d: { as_of: 2026-01-01, input_per_mtok: .inf, output_per_mtok: 2, context_window: 0 }
-  e: { as_of: 2026-01-01, input_per_mtok: 1, output_per_mtok: 2, long_context: { input_per_mtok: 2 } }
+  e: { as_of: 2026-01-01, input_per_mtok: 1, output_per_mtok: 2,
+       long_context: { input_per_mtok: 2 } }
   f: [1, 2]
   g: { as_of: 2026-01-01, input_per_mtok: 1, output_per_mtok: 2, supports_tools: maybe }
 extra: 1
@@ -333,7 +334,8 @@ TEST_F(PriceFileTest, ConfigPricesFileOverTheTableAndModelsOverBoth) {
     const auto file = write("prices.yaml", R"(
 models:
   gpt-4o-mini: { as_of: 2026-11-01, input_per_mtok: 0.10, output_per_mtok: 0.40 }
-  house-model: { as_of: 2026-11-01, input_per_mtok: 1, output_per_mtok: 2, cache_read_per_mtok: 0.1 }
+  house-model: { as_of: 2026-11-01, input_per_mtok: 1, output_per_mtok: 2,
+                 cache_read_per_mtok: 0.1 }
 )");
     const auto r = load_string(providers + "prices: { file: " + file + " }\n" + R"(
 models:
@@ -470,7 +472,8 @@ routes:
     EXPECT_EQ(later.back().rfind("the shipped price table: its newest price is as of ", 0), 0u)
         << later.back();
     const auto clean = load_string(providers + "models: { openai/gpt-5: {} }\n");
-    EXPECT_TRUE(price_warnings(*clean.cfg, today).empty()) << joined(price_warnings(*clean.cfg, today));
+    const auto none = price_warnings(*clean.cfg, today);
+    EXPECT_TRUE(none.empty()) << joined(none);
 }
 
 } // namespace

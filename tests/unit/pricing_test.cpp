@@ -151,6 +151,15 @@ TEST(PricingTest, TheOldCallIsInputAndOutputOnly) {
     EXPECT_EQ(routing::cost_usd(unpriced, 1000, 1000), 0.0);
 }
 
+TEST(PricingTest, UsdTextIsExact) {
+    EXPECT_EQ(routing::usd_text(72'000'000), "0.072");
+    EXPECT_EQ(routing::usd_text(0), "0");
+    EXPECT_EQ(routing::usd_text(1), "0.000000001");
+    EXPECT_EQ(routing::usd_text(142'506'000), "0.142506");
+    EXPECT_EQ(routing::usd_text(12'000'000'000), "12");
+    EXPECT_EQ(routing::usd_text(18'446'744'073'709'551'615u), "18446744073.709551615");
+}
+
 TEST(PricingTest, WhatCachingSaved) {
     const auto sonnet = model("claude/claude-sonnet-4-5");
     // The agent turn: $0.315 at the input price, $0.072 charged.

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 namespace michi::routing {
@@ -30,6 +31,9 @@ std::uint64_t cost_nano_usd(const config::model_config& m, const token_usage& u)
 double cost_usd(const config::model_config& m, const token_usage& u) noexcept;
 // USD for `in` input tokens (none cached) and `out` output tokens.
 double cost_usd(const config::model_config& m, std::uint64_t in, std::uint64_t out) noexcept;
+// Nano-dollars as exact decimal USD text, for x-michi-cost-usd: 72000000 -> "0.072",
+// 0 -> "0", 1 -> "0.000000001".
+std::string usd_text(std::uint64_t nano);
 // What prompt caching saved: the cost with every input token at the input price, less the
 // cost charged (negative when cache writes cost more than cache reads saved).
 double cache_savings_usd(const config::model_config& m, const token_usage& u) noexcept;
