@@ -1,6 +1,7 @@
 #include "michi/admin/admin_api.hpp"
 
 #include "michi/admin/assets.hpp"
+#include "michi/admin/models_api.hpp"
 #include "michi/core/error.hpp"
 #include "michi/core/http_wire.hpp"
 #include "michi/core/url_text.hpp"
@@ -423,7 +424,11 @@ awaitable<void> usage(deps& d, downstream::client_io& io, request_context& ctx) 
                         {"requests", row.requests},
                         {"tokens_in", row.tokens_in},
                         {"tokens_out", row.tokens_out},
+                        {"tokens_cache_read", row.tokens_cache_read},
+                        {"tokens_cache_write", row.tokens_cache_write},
+                        {"tokens_reasoning", row.tokens_reasoning},
                         {"cost_usd", row.cost_usd},
+                        {"cache_saved_usd", row.cache_saved_usd},
                         {"errors", row.errors},
                         {"fallbacks", row.fallbacks},
                         {"p50_ms", row.p50_ms},
@@ -615,6 +620,8 @@ awaitable<void> handle(deps& d, downstream::client_io& io, request_context& ctx,
         }
     } else if (path == "/admin/usage" && method == http::verb::get) {
         co_await usage(d, io, ctx);
+    } else if (path == "/admin/models" && method == http::verb::get) {
+        co_await send(io, ctx, 200, models_json(cfg));
     } else if (path == "/admin/routes" && method == http::verb::get) {
         json data = json::array();
         for (const auto& [name, r] : cfg.routes) {

@@ -1,6 +1,7 @@
 #include "michi/app/cli.hpp"
 
 #include "michi/app/gateway.hpp"
+#include "michi/config/price_table.hpp"
 #include "michi/core/secret.hpp"
 #include "michi/obs/log.hpp"
 
@@ -204,6 +205,10 @@ int run_cli(int argc, char** argv) {
         if (auto built = pipeline::snapshot::build(result.cfg); !built) {
             std::cerr << path << ": " << built.error().message << "\n";
             return 1;
+        }
+        const auto today = std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now());
+        for (const auto& w : config::price_warnings(*result.cfg, today)) {
+            std::cout << path << ": warning: " << w << "\n"; // warnings only: still OK
         }
         std::cout << path << ": OK\n";
         return 0;

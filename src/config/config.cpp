@@ -1,7 +1,7 @@
 // Lookups on a loaded config snapshot and the small parsers and names shared with the loader.
 
 #include "michi/config/config.hpp"
-#include "michi/config/builtin_models.hpp"
+#include "michi/config/price_table.hpp"
 
 #include <array>
 #include <charconv>
@@ -57,6 +57,21 @@ constexpr std::uint64_t echo_context_window = 1000000;
 
 } // namespace
 
+namespace {
+
+void apply(const price_entry& e, model_config& m) {
+    m.input_per_mtok = e.input_per_mtok;
+    m.output_per_mtok = e.output_per_mtok;
+    m.cache_read_per_mtok = e.cache_read_per_mtok;
+    m.cache_write_per_mtok = e.cache_write_per_mtok;
+    m.cache_write_1h_per_mtok = e.cache_write_1h_per_mtok;
+    m.long_context = e.long_context;
+    m.context_window = e.context_window;
+    m.as_of = e.as_of;
+}
+
+} // namespace
+
 std::optional<model_config> config::find_model(const std::string& name) const {
     if (auto it = models.find(name); it != models.end()) {
         return it->second;
@@ -74,6 +89,7 @@ std::optional<model_config> config::find_model(const std::string& name) const {
     m.provider = prov->first;
     m.model = name.substr(slash + 1);
     m.builtin = true;
+    m.source = price_source::table;
     if (prov->second.type == provider_type::echo) {
         m.upstream = m.model;
         m.input_per_mtok = 0.0;
@@ -81,16 +97,33 @@ std::optional<model_config> config::find_model(const std::string& name) const {
         m.context_window = echo_context_window;
         return m;
     }
-    const builtin_model* b = find_builtin_model(m.model);
-    if (b == nullptr) {
+    const std::string_view type_name = litellm_provider_name(prov->second.type);
+    const price_entry* shipped = shipped_price_table().find(m.provider, type_name, m.model);
+    const price_entry* file = price_file ? price_file->find(m.provider, type_name, m.model)
+                                         : nullptr;
+    const price_entry* e = file != nullptr ? file : shipped;
+    if (e == nullptr) {
         return std::nullopt;
     }
-    m.upstream = std::string(b->upstream);
-    m.input_per_mtok = b->input_per_mtok;
-    m.output_per_mtok = b->output_per_mtok;
-    m.context_window = b->context_window;
-    m.supports_tools = b->supports_tools;
-    m.supports_images = b->supports_images;
+    apply(*e, m);
+    m.source = file != nullptr ? price_file->source() : price_source::table;
+    // The upstream name: the entry's own, else the shipped table's for the same model (a
+    // LiteLLM file names none), else the model name.
+    m.upstream = !e->upstream.empty() ? e->upstream
+                 : shipped != nullptr && !shipped->upstream.empty() ? shipped->upstream
+                                                                    : m.model;
+    // Capabilities a file does not state: the shipped table's, else the config's defaults.
+    const auto capability = [&](std::optional<bool> price_entry::*field) {
+        if ((e->*field).has_value()) {
+            return *(e->*field);
+        }
+        return shipped != nullptr && (shipped->*field).has_value() ? *(shipped->*field) : true;
+    };
+    m.supports_tools = capability(&price_entry::supports_tools);
+    m.supports_images = capability(&price_entry::supports_images);
+    if (!m.context_window && shipped != nullptr) {
+        m.context_window = shipped->context_window;
+    }
     return m;
 }
 
@@ -151,7 +184,42 @@ std::optional<duration> parse_duration(const std::string& text) {
     return duration(static_cast<duration::rep>(n * ms_per_unit));
 }
 
+std::optional<std::chrono::sys_days> parse_date(std::string_view text) {
+    if (text.size() != 10 || text[4] != '-' || text[7] != '-') {
+        return std::nullopt;
+    }
+    const auto number = [&](std::size_t at, std::size_t len) -> std::optional<unsigned> {
+        unsigned v = 0;
+        const char* first = text.data() + at;
+        const auto [end, ec] = std::from_chars(first, first + len, v);
+        return ec == std::errc{} && end == first + len ? std::optional(v) : std::nullopt;
+    };
+    const auto y = number(0, 4);
+    const auto mo = number(5, 2);
+    const auto d = number(8, 2);
+    if (!y || !mo || !d) {
+        return std::nullopt;
+    }
+    const std::chrono::year_month_day ymd{std::chrono::year(static_cast<int>(*y)),
+                                          std::chrono::month(*mo), std::chrono::day(*d)};
+    if (!ymd.ok()) {
+        return std::nullopt;
+    }
+    return std::chrono::sys_days(ymd);
+}
+
 const char* to_string(provider_type t) { return name_of(provider_types, t); }
+const char* to_string(price_source s) {
+    switch (s) {
+    case price_source::config:
+        return "config";
+    case price_source::table:
+        return "table";
+    case price_source::file:
+        return "file";
+    }
+    return "?";
+}
 const char* to_string(key_class c) { return name_of(key_classes_by_name, c); }
 const char* to_string(route_strategy s) { return name_of(strategies, s); }
 

@@ -2,8 +2,8 @@
 // interpolation before it is typed, and every problem is collected with its YAML path, so
 // one run reports all of them. Nothing throws out of load_file / load_string.
 
-#include "michi/config/builtin_models.hpp"
 #include "michi/config/config.hpp"
+#include "michi/config/price_table.hpp"
 #include "michi/core/secret.hpp"
 #include "michi/core/url_text.hpp"
 #include "michi/store/redis_url.hpp"
@@ -147,6 +147,8 @@ public:
                      provider(name, p, cfg.providers[name]);
                  });
              }},
+            {"prices",
+             [&](const at& f) { fields(f, {{"file", to(cfg.prices.file)}}); }},
             {"models", [&](const at& f) { models = f; }},
             {"routes",
              [&](const at& f) {
@@ -166,6 +168,7 @@ public:
              [&](const at& f) { items(f, [&](const at& k) { key(k, cfg.keys.emplace_back()); }); }},
         };
         fields({root, ""}, table);
+        load_prices(cfg); // before models: their unset prices come from the tables
         if (models) {
             entries(*models, [&](const std::string& name, const at& m) { model(name, m, cfg); });
         }
@@ -551,8 +554,9 @@ private:
         });
     }
 
-    // A `models:` entry. Unset upstream is the built-in entry's upstream name, else the model part; unset prices, context window and
-    // capabilities come from the built-in table (or echo's free defaults) when there is one.
+    // A `models:` entry. Unset upstream is the price table's upstream name, else the model
+    // part; unset prices, context window and capabilities come from the price file or the
+    // shipped table (or echo's free defaults) when they know the model.
     void model(const std::string& name, const at& a, config& cfg) {
         const auto slash = name.find('/');
         if (slash == std::string::npos || slash == 0 || slash + 1 == name.size()) {
@@ -569,18 +573,39 @@ private:
             {"upstream", to(m.upstream)},
             {"input_per_mtok", to(m.input_per_mtok)},
             {"output_per_mtok", to(m.output_per_mtok)},
+            {"cache_read_per_mtok", to(m.cache_read_per_mtok)},
+            {"cache_write_per_mtok", to(m.cache_write_per_mtok)},
+            {"cache_write_1h_per_mtok", to(m.cache_write_1h_per_mtok)},
+            {"long_context", [&](const at& f) { long_context(f, m.long_context); }},
+            {"as_of", [&](const at& f) { as_of(f, m.as_of); }},
             {"context_window", to(m.context_window, range::positive)},
             {"supports_tools", to(tools)},
             {"supports_images", to(images)},
         };
         fields(a, table);
+        // Prices merge field by field over the table's (long_context as one field); the
+        // entry's prices count as the config's once it sets any of them.
+        const bool priced_here = m.input_per_mtok || m.output_per_mtok ||
+                                 m.cache_read_per_mtok || m.cache_write_per_mtok ||
+                                 m.cache_write_1h_per_mtok || m.long_context;
         const auto base = cfg.find_model(name);
         if (m.upstream.empty()) {
             m.upstream = base ? base->upstream : m.model;
         }
+        m.source = price_source::config;
         if (base) {
             fill(m.input_per_mtok, base->input_per_mtok);
             fill(m.output_per_mtok, base->output_per_mtok);
+            fill(m.cache_read_per_mtok, base->cache_read_per_mtok);
+            fill(m.cache_write_per_mtok, base->cache_write_per_mtok);
+            fill(m.cache_write_1h_per_mtok, base->cache_write_1h_per_mtok);
+            fill(m.long_context, base->long_context);
+            if (!priced_here) {
+                m.source = base->source;
+                if (m.as_of.empty()) {
+                    m.as_of = base->as_of;
+                }
+            }
             fill(m.context_window, base->context_window);
             fill(tools, std::optional(base->supports_tools));
             fill(images, std::optional(base->supports_images));
@@ -588,6 +613,50 @@ private:
         m.supports_tools = tools.value_or(true);
         m.supports_images = images.value_or(true);
         cfg.models[name] = std::move(m);
+    }
+
+    // prices.file: loaded here, so a bad file is a config error (and a reload keeps the old
+    // config); the shipped table is checked too.
+    void load_prices(config& cfg) {
+        for (const auto& e : shipped_price_errors()) {
+            error("", "the shipped price table: " + e);
+        }
+        if (cfg.prices.file.empty()) {
+            return;
+        }
+        auto loaded = load_price_file(cfg.prices.file);
+        for (const auto& e : loaded.errors) {
+            error("prices.file", e);
+        }
+        cfg.price_file = std::move(loaded.table);
+    }
+
+    void long_context(const at& a, std::optional<long_context_prices>& out) {
+        long_context_prices lc;
+        std::optional<std::uint64_t> above;
+        const field_table table{
+            {"above_input_tokens", to(above, range::positive)},
+            {"input_per_mtok", to(lc.input_per_mtok)},
+            {"output_per_mtok", to(lc.output_per_mtok)},
+            {"cache_read_per_mtok", to(lc.cache_read_per_mtok)},
+            {"cache_write_per_mtok", to(lc.cache_write_per_mtok)},
+            {"cache_write_1h_per_mtok", to(lc.cache_write_1h_per_mtok)},
+        };
+        require(a, "above_input_tokens");
+        fields(a, table);
+        if (above) {
+            lc.above_input_tokens = *above;
+            out = lc;
+        }
+    }
+
+    void as_of(const at& f, std::string& out) {
+        const auto t = typed_text(f, "a date like 2026-12-01");
+        if (t && parse_date(*t)) {
+            out = *t;
+        } else if (t) {
+            error(f.path, "expected a date like 2026-12-01, got " + in_quotes(*t));
+        }
     }
 
     void route(const std::string& name, const at& a, route_config& r) {

@@ -100,7 +100,11 @@ void write_access_log(const access_entry& e) {
                             {"ttfb_ms", e.ttfb_ms},
                             {"tokens_in", e.tokens_in},
                             {"tokens_out", e.tokens_out},
+                            {"tokens_cache_read", e.tokens_cache_read},
+                            {"tokens_cache_write", e.tokens_cache_write},
+                            {"tokens_reasoning", e.tokens_reasoning},
                             {"cost_usd", e.cost_usd},
+                            {"cache_saved_usd", e.cache_saved_usd},
                             {"error", e.error_code}};
         logger->info(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
         return;
@@ -109,11 +113,19 @@ void write_access_log(const access_entry& e) {
         static const std::string d = "-";
         return s.empty() ? d : s;
     };
+    // Cache and reasoning fields only when there are some: most lines stay as short as before.
+    std::string cache;
+    if (e.tokens_cache_read != 0 || e.tokens_cache_write != 0 || e.tokens_reasoning != 0) {
+        cache = fmt::format(" tokens_cache_read={} tokens_cache_write={} tokens_reasoning={} "
+                            "cache_saved_usd={}",
+                            e.tokens_cache_read, e.tokens_cache_write, e.tokens_reasoning,
+                            fixed(e.cache_saved_usd, 9));
+    }
     logger->info("{} {} {} key={} class={} route={} model={} status={} attempts={} stream={} "
-                 "latency_ms={} ttfb_ms={} tokens_in={} tokens_out={} cost_usd={} error={}",
+                 "latency_ms={} ttfb_ms={} tokens_in={} tokens_out={}{} cost_usd={} error={}",
                  e.request_id, e.method, e.path, dash(e.key_id), dash(e.key_class), dash(e.route),
                  dash(e.model), e.status, e.attempts, e.stream ? 1 : 0, fixed(e.latency_ms, 2),
-                 fixed(e.ttfb_ms, 2), e.tokens_in, e.tokens_out, fixed(e.cost_usd, 6),
+                 fixed(e.ttfb_ms, 2), e.tokens_in, e.tokens_out, cache, fixed(e.cost_usd, 9),
                  dash(e.error_code));
 }
 

@@ -3,6 +3,7 @@
 #include "michi/core/http_wire.hpp"
 #include "michi/downstream/reply.hpp"
 #include "michi/pipeline/settle.hpp"
+#include "michi/routing/pricing.hpp"
 #include "michi/surface/surface.hpp"
 
 namespace michi::pipeline {
@@ -86,6 +87,7 @@ std::string_view prepare_whole(request_context& ctx, guard::ledger& ledger, std:
         fields.append("Connection: close\r\n");
     }
     append_michi_fields(fields, ctx);
+    wire::append_field(fields, "x-michi-cost-usd", routing::usd_text(ctx.cost_nano));
     ctx.log.status = status;
     ctx.log.ttfb_ms = ctx.ms_since_arrival();
     settle(ctx, ledger);

@@ -6,14 +6,23 @@ namespace michi::pipeline {
 
 void account(request_context& ctx, const config::model_config& model,
              const providers::usage_info& u, std::size_t content_chars) {
+    auto& t = ctx.usage;
     if (u.known) {
-        ctx.log.tokens_in = u.prompt_tokens;
-        ctx.log.tokens_out = u.completion_tokens;
+        t = u.tokens();
     } else {
-        ctx.log.tokens_in = ctx.facts.prompt_tokens;
-        ctx.log.tokens_out = (content_chars + 3) / 4;
+        t = token_usage{};
+        t.input = ctx.facts.prompt_tokens;
+        t.output = (content_chars + 3) / 4;
     }
-    ctx.log.cost_usd = routing::cost_usd(model, ctx.log.tokens_in, ctx.log.tokens_out);
+    auto& log = ctx.log;
+    log.tokens_in = t.total_input();
+    log.tokens_out = t.output;
+    log.tokens_cache_read = t.cache_read;
+    log.tokens_cache_write = t.cache_write();
+    log.tokens_reasoning = t.reasoning;
+    ctx.cost_nano = routing::cost_nano_usd(model, t);
+    log.cost_usd = static_cast<double>(ctx.cost_nano) / 1e9;
+    log.cache_saved_usd = routing::cache_savings_usd(model, t);
 }
 
 void settle(request_context& ctx, guard::ledger& ledger) {

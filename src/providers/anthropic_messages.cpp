@@ -4,6 +4,7 @@
 #include "michi/providers/anthropic.hpp"
 
 #include "anthropic_detail.hpp"
+#include "michi/providers/usage.hpp"
 
 #include <algorithm>
 #include <map>
@@ -246,12 +247,8 @@ nlohmann::json response_to_messages(const nlohmann::json& openai_response,
                            {"input", input.is_object() ? input : json::object()}});
     }
     const json* usage = field(openai_response, "usage");
-    const json* details = usage != nullptr ? field(*usage, "prompt_tokens_details") : nullptr;
-    const std::uint64_t prompt = usage != nullptr ? uint_field(*usage, "prompt_tokens").value_or(0)
-                                                  : 0;
-    const std::uint64_t cached =
-        std::min(prompt, details != nullptr ? uint_field(*details, "cached_tokens").value_or(0)
-                                            : 0);
+    const token_usage tokens =
+        usage != nullptr ? read_openai_chat_usage(*usage).value_or(token_usage{}) : token_usage{};
     std::string id = string_field(openai_response, "id");
     if (id.rfind("chatcmpl-", 0) == 0) {
         id.erase(0, 9);
@@ -264,12 +261,7 @@ nlohmann::json response_to_messages(const nlohmann::json& openai_response,
             {"stop_reason",
              anthropic_stop(choice != nullptr ? string_field(*choice, "finish_reason") : "")},
             {"stop_sequence", nullptr},
-            {"usage",
-             {{"input_tokens", prompt - cached},
-              {"output_tokens",
-               usage != nullptr ? uint_field(*usage, "completion_tokens").value_or(0) : 0},
-              {"cache_creation_input_tokens", 0},
-              {"cache_read_input_tokens", cached}}}};
+            {"usage", anthropic_usage_json(tokens)}};
 }
 
 struct messages_stream_writer::state {
@@ -285,9 +277,7 @@ struct messages_stream_writer::state {
     std::map<std::uint64_t, std::size_t> tools; // OpenAI tool_calls index -> block index
     std::string stop_reason = "end_turn";
     bool usage_known = false;
-    std::uint64_t prompt_tokens = 0;
-    std::uint64_t cached_tokens = 0;
-    std::uint64_t completion_tokens = 0;
+    token_usage tokens;
 
     static void event(std::string& out, const char* type, json data) {
         data["type"] = type;
@@ -347,16 +337,11 @@ struct messages_stream_writer::state {
 
     void on_chunk(const json& chunk, std::string& out) {
         start(out);
-        if (const json* usage = field(chunk, "usage"); usage != nullptr && usage->is_object()) {
-            usage_known = true;
-            prompt_tokens = uint_field(*usage, "prompt_tokens").value_or(prompt_tokens);
-            completion_tokens =
-                uint_field(*usage, "completion_tokens").value_or(completion_tokens);
-            const json* details = field(*usage, "prompt_tokens_details");
-            cached_tokens = std::min(
-                prompt_tokens, details != nullptr
-                                   ? uint_field(*details, "cached_tokens").value_or(0)
-                                   : 0);
+        if (const json* usage = field(chunk, "usage")) {
+            if (const auto read = read_openai_chat_usage(*usage)) {
+                usage_known = true;
+                tokens = *read;
+            }
         }
         const json* choices = field(chunk, "choices");
         if (choices == nullptr || !choices->is_array() || choices->empty()) {
@@ -395,11 +380,8 @@ struct messages_stream_writer::state {
         start(out);
         close(out);
         finished = true;
-        json usage = {{"output_tokens", completion_tokens}};
-        if (usage_known) {
-            usage["input_tokens"] = prompt_tokens - cached_tokens;
-            usage["cache_read_input_tokens"] = cached_tokens;
-        }
+        json usage = usage_known ? anthropic_usage_json(tokens)
+                                 : json{{"output_tokens", tokens.output}};
         event(out, "message_delta",
               {{"delta", {{"stop_reason", stop_reason}, {"stop_sequence", nullptr}}},
                {"usage", std::move(usage)}});

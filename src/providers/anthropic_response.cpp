@@ -3,6 +3,7 @@
 #include "michi/providers/anthropic.hpp"
 
 #include "anthropic_detail.hpp"
+#include "michi/providers/usage.hpp"
 
 #include <map>
 
@@ -24,43 +25,6 @@ std::string openai_finish(std::string_view stop_reason) {
     }
     return "stop"; // end_turn, stop_sequence, pause_turn and anything newer
 }
-
-// Anthropic usage: input_tokens excludes the cached parts, which are reported apart.
-struct anthropic_usage {
-    bool known = false;
-    std::uint64_t input = 0;
-    std::uint64_t output = 0;
-    std::uint64_t cache_read = 0;
-    std::uint64_t cache_write = 0;
-
-    // Takes every field the usage object carries (message_delta repeats them cumulatively).
-    void update(const json* u) {
-        if (u == nullptr || !u->is_object()) {
-            return;
-        }
-        known = true;
-        for (auto [key, slot] : {std::pair{"input_tokens", &input},
-                                 std::pair{"output_tokens", &output},
-                                 std::pair{"cache_read_input_tokens", &cache_read},
-                                 std::pair{"cache_creation_input_tokens", &cache_write}}) {
-            if (const auto v = uint_field(*u, key)) {
-                *slot = *v;
-            }
-        }
-    }
-
-    usage_info info() const {
-        return {known, input + cache_read + cache_write, output, cache_read, cache_write};
-    }
-
-    json openai() const {
-        const usage_info i = info();
-        return {{"prompt_tokens", i.prompt_tokens},
-                {"completion_tokens", i.completion_tokens},
-                {"total_tokens", i.prompt_tokens + i.completion_tokens},
-                {"prompt_tokens_details", {{"cached_tokens", cache_read}}}};
-    }
-};
 
 std::string error_type_for(unsigned status) {
     switch (status) {
@@ -136,7 +100,9 @@ private:
         const json* delta = field(data, "delta");
         if (type == "message_start") {
             const json* message = field(data, "message");
-            usage_.update(message != nullptr ? field(*message, "usage") : nullptr);
+            if (const json* usage = message != nullptr ? field(*message, "usage") : nullptr) {
+                usage_.add(*usage);
+            }
             emit(out, {{"role", "assistant"}, {"content", ""}});
         } else if (type == "content_block_start") {
             start_block(data, out);
@@ -159,7 +125,9 @@ private:
                 emit_arguments(out, *tool, "{}");
             }
         } else if (type == "message_delta") {
-            usage_.update(field(data, "usage"));
+            if (const json* usage = field(data, "usage")) {
+                usage_.add(*usage);
+            }
             const std::string stop = delta != nullptr ? string_field(*delta, "stop_reason") : "";
             if (!stop.empty() && !finish_sent_) {
                 finish_sent_ = true;
@@ -173,11 +141,11 @@ private:
             }
             if (include_usage_) {
                 json c = chunk(json::array());
-                c["usage"] = usage_.openai();
+                c["usage"] = openai_chat_usage_json(usage_.tokens());
                 out.push_back(dump(c));
             }
         }
-        info_ = usage_.info();
+        info_ = usage_.known() ? usage_info::from(usage_.tokens()) : usage_info{};
         return true; // ping and unknown events carry nothing for the client
     }
 
@@ -210,7 +178,7 @@ private:
     bool finished_ = false;
     bool finish_sent_ = false;
     std::string error_;
-    anthropic_usage usage_;
+    anthropic_usage_tally usage_;
     usage_info info_;
     std::map<std::uint64_t, tool_block> tools_; // by Anthropic content block index
     std::size_t next_tool_ = 0;
@@ -247,9 +215,11 @@ nlohmann::json to_openai(const nlohmann::json& response, const std::string& mode
     if (!reasoning.empty()) {
         message["reasoning_content"] = reasoning;
     }
-    anthropic_usage u;
-    u.update(field(response, "usage"));
-    usage = u.info();
+    anthropic_usage_tally u;
+    if (const json* reported = field(response, "usage")) {
+        u.add(*reported);
+    }
+    usage = u.known() ? usage_info::from(u.tokens()) : usage_info{};
     return {{"id", id},
             {"object", "chat.completion"},
             {"created", created},
@@ -259,7 +229,7 @@ nlohmann::json to_openai(const nlohmann::json& response, const std::string& mode
                                       {"logprobs", nullptr},
                                       {"finish_reason",
                                        openai_finish(string_field(response, "stop_reason"))}}})},
-            {"usage", u.openai()}};
+            {"usage", openai_chat_usage_json(u.tokens())}};
 }
 
 std::unique_ptr<chunk_translator> make_stream(std::string id, std::string model,

@@ -3,6 +3,7 @@
 #include "michi/providers/gemini.hpp"
 
 #include "gemini_detail.hpp"
+#include "michi/providers/usage.hpp"
 
 #include <array>
 #include <cctype>
@@ -485,20 +486,9 @@ json tool_call(std::size_t n, const json& call) {
 
 // OpenAI usage from usageMetadata; fills usage.
 json openai_usage(const json& meta, usage_info& usage) {
-    const std::uint64_t prompt = count_at(meta, "promptTokenCount");
-    const std::uint64_t thoughts = count_at(meta, "thoughtsTokenCount");
-    const std::uint64_t completion = count_at(meta, "candidatesTokenCount") + thoughts;
-    const std::uint64_t cached = count_at(meta, "cachedContentTokenCount");
-    const std::uint64_t total = count_at(meta, "totalTokenCount");
-    usage = usage_info{true, prompt, completion, cached, 0};
-    json out = {{"prompt_tokens", prompt},
-                {"completion_tokens", completion},
-                {"total_tokens", total != 0 ? total : prompt + completion},
-                {"prompt_tokens_details", {{"cached_tokens", cached}}}};
-    if (thoughts != 0) {
-        out["completion_tokens_details"] = {{"reasoning_tokens", thoughts}};
-    }
-    return out;
+    const token_usage tokens = read_gemini_usage(meta).value_or(token_usage{});
+    usage = usage_info::from(tokens);
+    return openai_chat_usage_json(tokens);
 }
 
 bool prompt_blocked(const json& response) {

@@ -79,7 +79,7 @@ json embeddings_list(const json& response, const std::string& model, usage_info&
     // Gemini usually reports nothing: then usage.prompt_tokens as passed in is kept, the
     // caller's estimate of the input (the response does not carry the texts to count).
     const std::uint64_t prompt = reported != 0 ? reported : usage.prompt_tokens;
-    usage = usage_info{true, prompt, 0, 0, 0};
+    usage = usage_info{true, prompt, 0, 0, 0, 0, 0};
     return {{"object", "list"},
             {"data", std::move(data)},
             {"model", model},

@@ -2,9 +2,9 @@
 
 #include "michi/core/json_scan.hpp"
 #include "michi/providers/request_head.hpp"
+#include "michi/providers/usage.hpp"
 #include "openai_detail.hpp"
 
-#include <charconv>
 
 namespace michi::providers::openai {
 namespace detail {
@@ -61,12 +61,6 @@ bool is_usage_only_chunk(std::string_view data) {
            json_scan::find_text(data, "\"choices\":[]") != std::string_view::npos;
 }
 
-// Reads an unsigned integer member of a parsed usage object; 0 when absent or not one.
-std::uint64_t count(const nlohmann::json& usage, const char* key) {
-    const auto it = usage.find(key);
-    return it != usage.end() && it->is_number_unsigned() ? it->get<std::uint64_t>() : 0;
-}
-
 // OpenAI-type upstream events as the pivot form: passes chunks on, ends at [DONE], notes
 // usage.
 class pivot_stream final : public chunk_translator {
@@ -80,12 +74,13 @@ public:
         }
         if (json_scan::find_text(ev.data, "\"usage\"") != std::string::npos) {
             const auto j = nlohmann::json::parse(ev.data, nullptr, false);
-            if (j.is_object() && j.contains("usage") && j["usage"].is_object()) {
-                usage_.known = true;
-                usage_.prompt_tokens = count(j["usage"], "prompt_tokens");
-                usage_.completion_tokens = count(j["usage"], "completion_tokens");
-                if (!keep_usage_ && is_usage_only_chunk(ev.data)) {
-                    return true;
+            const auto usage = j.is_object() ? j.find("usage") : j.end();
+            if (j.is_object() && usage != j.end()) {
+                if (const auto u = read_openai_chat_usage(*usage)) {
+                    usage_ = usage_info::from(*u);
+                    if (!keep_usage_ && is_usage_only_chunk(ev.data)) {
+                        return true;
+                    }
                 }
             }
         }
@@ -190,10 +185,10 @@ std::optional<nlohmann::json> openai_type::to_pivot(api_kind, const nlohmann::js
     if (!body.is_object()) {
         return std::nullopt;
     }
-    if (const auto it = body.find("usage"); it != body.end() && it->is_object()) {
-        u.known = true;
-        u.prompt_tokens = count(*it, "prompt_tokens");
-        u.completion_tokens = count(*it, "completion_tokens");
+    if (const auto it = body.find("usage"); it != body.end()) {
+        if (const auto read = read_openai_chat_usage(*it)) {
+            u = usage_info::from(*read);
+        }
     }
     return body;
 }
@@ -234,24 +229,11 @@ std::size_t content_chars(std::string_view text) noexcept {
 }
 
 bool read_usage(std::string_view usage, usage_info& u) noexcept {
-    if (usage.empty() || usage.front() != '{') {
-        return false;
+    const auto read = read_openai_chat_usage(usage);
+    if (read) {
+        u = usage_info::from(*read);
     }
-    const bool ok = json_scan::for_each_member(usage, [&](const json_scan::member& m) {
-        const bool in = m.key_raw == "prompt_tokens";
-        if (!in && m.key_raw != "completion_tokens") {
-            return;
-        }
-        const char* first = usage.data() + m.value_begin;
-        const char* last = usage.data() + m.value_end;
-        std::uint64_t n = 0;
-        if (const auto [end, ec] = std::from_chars(first, last, n);
-            ec == std::errc{} && end == last) {
-            (in ? u.prompt_tokens : u.completion_tokens) = n;
-        }
-    });
-    u.known = u.known || ok;
-    return ok;
+    return read.has_value();
 }
 
 std::unique_ptr<chunk_translator> make_pivot_stream(bool include_usage) {

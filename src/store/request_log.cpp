@@ -1,16 +1,21 @@
 #include "michi/store/request_log.hpp"
 
+#include "request_log_detail.hpp"
+
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
 #include <cmath>
 #include <limits>
+#include <set>
 #include <stdexcept>
-#include <unordered_map>
 #include <utility>
 
 namespace michi::store {
 namespace {
+
+using request_log_detail::fail;
+using request_log_detail::last_id_before;
 
 constexpr auto prune_every = std::chrono::minutes(1);
 
@@ -37,7 +42,11 @@ CREATE TABLE IF NOT EXISTS requests (
     tokens_in INTEGER,
     tokens_out INTEGER,
     cost_usd REAL,
-    error TEXT
+    error TEXT,
+    tokens_cache_read INTEGER NOT NULL DEFAULT 0,
+    tokens_cache_write INTEGER NOT NULL DEFAULT 0,
+    tokens_reasoning INTEGER NOT NULL DEFAULT 0,
+    cache_saved_usd REAL NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS request_minutes (
     minute INTEGER PRIMARY KEY,
@@ -61,6 +70,49 @@ DROP INDEX IF EXISTS requests_key_id;
 COMMIT;
 )sql";
 
+// Columns added to requests since its first version: a file from before them gets them when
+// it is opened (its old rows read 0).
+constexpr std::pair<const char*, const char*> added_columns[] = {
+    {"tokens_cache_read", "INTEGER NOT NULL DEFAULT 0"},
+    {"tokens_cache_write", "INTEGER NOT NULL DEFAULT 0"},
+    {"tokens_reasoning", "INTEGER NOT NULL DEFAULT 0"},
+    {"cache_saved_usd", "REAL NOT NULL DEFAULT 0"},
+};
+
+// Adds the columns an older file lacks, in one transaction (another process opening the same
+// file at once finds them there). Returns an error message or "".
+std::string add_missing_columns(sqlite3* db) {
+    sqlite::transaction tx(db);
+    if (!tx.error().empty()) {
+        return tx.error();
+    }
+    std::set<std::string> have;
+    {
+        sqlite::statement info;
+        if (auto e = info.prepare(db, "PRAGMA table_info(requests)"); !e.empty()) {
+            return e;
+        }
+        int rc = SQLITE_OK;
+        while ((rc = info.step()) == SQLITE_ROW) {
+            have.insert(info.column_text(1));
+        }
+        if (rc != SQLITE_DONE) {
+            return sqlite::errmsg(db);
+        }
+    }
+    for (const auto& [name, type] : added_columns) {
+        if (have.contains(name)) {
+            continue;
+        }
+        const std::string sql =
+            std::string("ALTER TABLE requests ADD COLUMN ") + name + " " + type;
+        if (auto e = sqlite::exec(db, sql.c_str()); !e.empty()) {
+            return e;
+        }
+    }
+    return tx.commit();
+}
+
 constexpr const char* upsert_minute_sql =
     "INSERT INTO request_minutes (minute, first_id, last_id, min_ts, max_ts) "
     "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (minute) DO UPDATE SET "
@@ -75,7 +127,7 @@ constexpr std::int64_t minute_ms = 60000;
 // each burst short, and a commit still carries many rows.
 constexpr std::size_t nudge_rows = 1024;
 
-constexpr int columns = 15;
+constexpr int columns = 19;
 // Rows per execution of the bulk insert: one execution of a statement costs about half
 // a row's insert again (set-up, bindings cleared, reset); sixteen rows share it.
 constexpr int bulk_rows = 16;
@@ -84,7 +136,8 @@ constexpr int bulk_rows = 16;
 std::string insert_sql(int rows) {
     std::string sql =
         "INSERT INTO requests (id, ts_ms, key_id, key_class, route, model, status, attempts, "
-        "fallbacks, latency_ms, ttfb_ms, tokens_in, tokens_out, cost_usd, error) VALUES ";
+        "fallbacks, latency_ms, ttfb_ms, tokens_in, tokens_out, cost_usd, error, "
+        "tokens_cache_read, tokens_cache_write, tokens_reasoning, cache_saved_usd) VALUES ";
     for (int r = 0; r < rows; ++r) {
         sql += r == 0 ? "(" : ",(";
         for (int c = 0; c < columns; ++c) {
@@ -113,6 +166,19 @@ std::string id_bound(sqlite3* db, const char* sql, std::int64_t ts,
     return {};
 }
 
+std::int64_t clamp_i64(std::uint64_t v) {
+    constexpr auto max = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+    return static_cast<std::int64_t>(v > max ? max : v);
+}
+
+double finite_or_zero(double v) {
+    return std::isfinite(v) ? v : 0.0;
+}
+
+} // namespace
+
+namespace request_log_detail {
+
 // The lowest row id of the rows at or after ts.
 std::string first_id_from(sqlite3* db, std::int64_t ts, std::optional<std::int64_t>& out) {
     return id_bound(db,
@@ -131,38 +197,7 @@ std::string last_id_before(sqlite3* db, std::int64_t ts, std::optional<std::int6
     throw std::runtime_error("request log " + path + ": " + what);
 }
 
-std::int64_t clamp_i64(std::uint64_t v) {
-    constexpr auto max = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
-    return static_cast<std::int64_t>(v > max ? max : v);
-}
-
-double finite_or_zero(double v) {
-    return std::isfinite(v) ? v : 0.0;
-}
-
-std::uint64_t non_negative(std::int64_t v) {
-    return v > 0 ? static_cast<std::uint64_t>(v) : 0;
-}
-
-const char* group_expr(usage_group g) {
-    switch (g) {
-    case usage_group::key:
-        return "COALESCE(key_id, '')";
-    case usage_group::model:
-        return "COALESCE(model, '')";
-    case usage_group::day:
-        return "COALESCE(date(ts_ms / 1000, 'unixepoch'), '')";
-    }
-    return "''";
-}
-
-// 1-based nearest rank of percentile pct (0-100] among n sorted values (n > 0).
-std::uint64_t nearest_rank(unsigned pct, std::uint64_t n) {
-    const std::uint64_t rank = (pct * n + 99) / 100;
-    return rank == 0 ? 1 : rank;
-}
-
-} // namespace
+} // namespace request_log_detail
 
 request_log::request_log(const std::string& sqlite_path, std::chrono::milliseconds flush_interval,
                          std::chrono::hours retention, std::size_t max_pending)
@@ -187,6 +222,9 @@ request_log::request_log(const std::string& sqlite_path, std::chrono::millisecon
     if (auto e = sqlite::exec(db_.get(), schema_sql); !e.empty()) {
         sqlite::exec(db_.get(), "ROLLBACK");
         fail(path_, "cannot create the schema: " + e);
+    }
+    if (auto e = add_missing_columns(db_.get()); !e.empty()) {
+        fail(path_, "cannot add the new columns: " + e);
     }
     if (auto e = fill_minutes(); !e.empty()) {
         sqlite::exec(db_.get(), "ROLLBACK");
@@ -297,6 +335,10 @@ void request_log::add(const obs::access_entry& e, std::int64_t ts_ms, unsigned f
     r.tokens_in = clamp_i64(e.tokens_in);
     r.tokens_out = clamp_i64(e.tokens_out);
     r.cost_usd = finite_or_zero(e.cost_usd);
+    r.tokens_cache_read = clamp_i64(e.tokens_cache_read);
+    r.tokens_cache_write = clamp_i64(e.tokens_cache_write);
+    r.tokens_reasoning = clamp_i64(e.tokens_reasoning);
+    r.cache_saved_usd = finite_or_zero(e.cache_saved_usd);
     const std::string_view strings[6] = {e.request_id, e.key_id, e.key_class,
                                          e.route,      e.model,  e.error_code};
 
@@ -424,6 +466,10 @@ std::string request_log::write_batch(const batch& b) {
         st.bind_int(first + 13, r.tokens_out);
         st.bind_double(first + 14, r.cost_usd);
         st.bind_text_unowned(first + 15, b.string(r, 5));
+        st.bind_int(first + 16, r.tokens_cache_read);
+        st.bind_int(first + 17, r.tokens_cache_write);
+        st.bind_int(first + 18, r.tokens_reasoning);
+        st.bind_double(first + 19, r.cache_saved_usd);
     };
     // The minutes of the batch's rows (a batch spans one or two, mostly), with their ids.
     minutes_.clear();
@@ -537,142 +583,6 @@ std::uint64_t request_log::prune_locked(std::int64_t now_ms) {
         spdlog::debug("request log {}: pruned {} row(s) past retention", path_, n);
     }
     return n;
-}
-
-std::vector<usage_row> request_log::usage(const usage_filter& filter, usage_group group) {
-    flush(); // an admin query sees what already happened
-
-    std::string where;
-    const auto clause = [&where](const char* c) {
-        where += where.empty() ? " WHERE " : " AND ";
-        where += c;
-    };
-    if (!filter.key.empty()) {
-        clause("key_id = ?");
-    }
-    if (filter.since_ms) {
-        clause("rowid >= ? AND ts_ms >= ?");
-    }
-    if (filter.until_ms) {
-        clause("rowid <= ? AND ts_ms < ?");
-    }
-    // The ids of the time range (below), from the minutes: none in range reads no row.
-    std::int64_t first_id = 0;
-    std::int64_t last_id = 0;
-    const auto bind = [&](sqlite::statement& s) {
-        int i = 0;
-        if (!filter.key.empty()) {
-            s.bind_text(++i, filter.key);
-        }
-        if (filter.since_ms) {
-            s.bind_int(++i, first_id);
-            s.bind_int(++i, *filter.since_ms);
-        }
-        if (filter.until_ms) {
-            s.bind_int(++i, last_id);
-            s.bind_int(++i, *filter.until_ms);
-        }
-    };
-    const std::string g = group_expr(group);
-    const std::string totals_sql =
-        "SELECT " + g +
-        " AS g, COUNT(*), COALESCE(SUM(tokens_in), 0), COALESCE(SUM(tokens_out), 0), "
-        "COALESCE(SUM(status >= 400), 0), COALESCE(SUM(fallbacks), 0), TOTAL(cost_usd) "
-        "FROM requests" +
-        where + " GROUP BY g ORDER BY g";
-    const std::string latency_sql =
-        "SELECT " + g + " AS g, latency_ms FROM requests" + where + " ORDER BY g, latency_ms";
-
-    // Queries never hold db_mu_ (the writer's) unless there is no second connection.
-    std::unique_lock lock(read_db_ ? read_mu_ : db_mu_);
-    sqlite3* db = read_db_ ? read_db_.get() : db_.get();
-    sqlite::transaction tx(db, "BEGIN"); // both queries see the same rows
-    if (!tx.error().empty()) {
-        fail(path_, "cannot read usage: " + tx.error());
-    }
-    // An id bound of the time range; `none` (reading no row) when no minute is in range.
-    const auto id_of = [&](auto find, std::int64_t ts, std::int64_t none) {
-        std::optional<std::int64_t> v;
-        if (auto e = find(db, ts, v); !e.empty()) {
-            fail(path_, "cannot read usage: " + e);
-        }
-        return v.value_or(none);
-    };
-    if (filter.since_ms) {
-        first_id = id_of(first_id_from, *filter.since_ms, std::numeric_limits<std::int64_t>::max());
-    }
-    if (filter.until_ms) {
-        last_id = id_of(last_id_before, *filter.until_ms, -1);
-    }
-
-    std::vector<usage_row> rows;
-    std::unordered_map<std::string, std::size_t> index;
-    {
-        sqlite::statement s;
-        if (auto e = s.prepare(db, totals_sql); !e.empty()) {
-            fail(path_, "cannot read usage: " + e);
-        }
-        bind(s);
-        int rc = SQLITE_OK;
-        while ((rc = s.step()) == SQLITE_ROW) {
-            usage_row r;
-            r.group = s.column_text(0);
-            r.requests = non_negative(s.column_int(1));
-            r.tokens_in = non_negative(s.column_int(2));
-            r.tokens_out = non_negative(s.column_int(3));
-            r.errors = non_negative(s.column_int(4));
-            r.fallbacks = non_negative(s.column_int(5));
-            r.cost_usd = s.column_double(6);
-            index.emplace(r.group, rows.size());
-            rows.push_back(std::move(r));
-        }
-        if (rc != SQLITE_DONE) {
-            fail(path_, "cannot read usage: " + sqlite::errmsg(db));
-        }
-    }
-    {
-        // Latencies arrive sorted within each group, whose size is known: pick the ranks as
-        // they stream past instead of holding them all.
-        sqlite::statement s;
-        if (auto e = s.prepare(db, latency_sql); !e.empty()) {
-            fail(path_, "cannot read latencies: " + e);
-        }
-        bind(s);
-        usage_row* current = nullptr;
-        std::string current_group;
-        std::uint64_t pos = 0;
-        std::uint64_t rank50 = 0;
-        std::uint64_t rank95 = 0;
-        int rc = SQLITE_OK;
-        while ((rc = s.step()) == SQLITE_ROW) {
-            auto name = s.column_text(0);
-            if (current == nullptr || name != current_group) {
-                const auto it = index.find(name);
-                current = it != index.end() ? &rows[it->second] : nullptr;
-                current_group = std::move(name);
-                pos = 0;
-                if (current != nullptr) {
-                    rank50 = nearest_rank(50, current->requests);
-                    rank95 = nearest_rank(95, current->requests);
-                }
-            }
-            if (current == nullptr) {
-                continue;
-            }
-            ++pos;
-            if (pos == rank50) {
-                current->p50_ms = s.column_double(1);
-            }
-            if (pos == rank95) {
-                current->p95_ms = s.column_double(1);
-            }
-        }
-        if (rc != SQLITE_DONE) {
-            fail(path_, "cannot read latencies: " + sqlite::errmsg(db));
-        }
-    }
-    tx.commit();
-    return rows;
 }
 
 } // namespace michi::store

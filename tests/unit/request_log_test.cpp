@@ -473,6 +473,59 @@ TEST(RequestLogTest, DropsTheOldIndexesAndKeepsTheRows) {
     EXPECT_EQ(q.integer(0), 0);
 }
 
+// Cached, cache-write and reasoning tokens and what caching saved are columns of their own; a
+// file from before them gets them when it is opened (its old rows count 0) and keeps its rows.
+TEST(RequestLogTest, CacheColumnsAreAddedToAnOlderFile) {
+    temp_dir dir;
+    fs::create_directories(fs::path(dir.db()).parent_path());
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(dir.db().c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "CREATE TABLE requests (id TEXT, ts_ms INTEGER, key_id TEXT, "
+                           "key_class TEXT, route TEXT, model TEXT, status INTEGER, attempts "
+                           "INTEGER, fallbacks INTEGER, latency_ms REAL, ttfb_ms REAL, tokens_in "
+                           "INTEGER, tokens_out INTEGER, cost_usd REAL, error TEXT);"
+                           "INSERT INTO requests (id, ts_ms, key_id, model, status, tokens_in, "
+                           "tokens_out, cost_usd) VALUES ('old', 1709251200000, 'alice', 'm', "
+                           "200, 1000, 10, 0.5);",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+
+    {
+        request_log log(dir.db(), never);
+        auto e = entry("alice", "m", 200, 1, 100000, 1000, 0.072);
+        e.tokens_cache_read = 90000;
+        e.tokens_cache_write = 500;
+        e.tokens_reasoning = 300;
+        e.cache_saved_usd = 0.243;
+        log.add(e, march_1 + 1, 0);
+        const auto rows = by_group(log.usage({}, usage_group::key));
+        const usage_row& alice = rows.at("alice");
+        EXPECT_EQ(alice.requests, 2U);
+        EXPECT_EQ(alice.tokens_in, 101000U);
+        EXPECT_EQ(alice.tokens_cache_read, 90000U);
+        EXPECT_EQ(alice.tokens_cache_write, 500U);
+        EXPECT_EQ(alice.tokens_reasoning, 300U);
+        EXPECT_DOUBLE_EQ(alice.cost_usd, 0.572);
+        EXPECT_DOUBLE_EQ(alice.cache_saved_usd, 0.243);
+    }
+    // Opened again (the columns there already), the rows are as they were.
+    request_log again(dir.db(), never);
+    file_query q(dir.db(), "SELECT id, tokens_cache_read, tokens_cache_write, tokens_reasoning, "
+                           "cache_saved_usd FROM requests ORDER BY rowid");
+    ASSERT_TRUE(q.next());
+    EXPECT_EQ(q.text(0), "old");
+    EXPECT_EQ(q.integer(1), 0);
+    EXPECT_DOUBLE_EQ(q.real(4), 0.0);
+    ASSERT_TRUE(q.next());
+    EXPECT_EQ(q.integer(1), 90000);
+    EXPECT_EQ(q.integer(2), 500);
+    EXPECT_EQ(q.integer(3), 300);
+    EXPECT_DOUBLE_EQ(q.real(4), 0.243);
+    EXPECT_FALSE(q.next());
+}
+
 // Time ranges are exact to the millisecond wherever they cut a minute, with the rows of a
 // minute written in several batches and out of time order (a long request is logged when it
 // ends, with the time it began).

@@ -239,6 +239,7 @@ function renderTotals(rows) {
   const sum = (k) => rows.reduce((a, r) => a + (r[k] || 0), 0);
   const items = [['Requests', fmtInt(sum('requests'))], ['Cost', fmtUSD(sum('cost_usd'))],
     ['Tokens in', fmtInt(sum('tokens_in'))], ['Tokens out', fmtInt(sum('tokens_out'))],
+    ['Cached in', fmtInt(sum('tokens_cache_read'))], ['Caching saved', fmtUSD(sum('cache_saved_usd'))],
     ['Errors', fmtInt(sum('errors'))], ['Fallbacks', fmtInt(sum('fallbacks'))]];
   $('#usage-totals').replaceChildren(...items.map(([l, v]) => h('div', { class: 'card stat' }, h('div', { class: 'muted small' }, l), h('b', {}, v))));
 }
@@ -300,7 +301,12 @@ function renderUsageTable(rows, group) {
   const wrap = $('#usage-table-wrap');
   if (!rows.length) { wrap.replaceChildren(h('p', { class: 'muted pad' }, 'No usage recorded for this selection.')); return; }
   const cols = [[group, (r) => r.group || (group === 'key' ? '(no key)' : '(none)')], ['Requests', (r) => fmtInt(r.requests)], ['Tokens in', (r) => fmtInt(r.tokens_in)],
-    ['Tokens out', (r) => fmtInt(r.tokens_out)], ['Cost', (r) => fmtUSD(r.cost_usd)], ['Errors', (r) => fmtInt(r.errors)],
+    ['Tokens out', (r) => fmtInt(r.tokens_out)],
+    // Input read from the prompt cache (cache writes and reasoning in the tooltip), and what
+    // caching saved against every input token at the full input price.
+    ['Cached in', (r) => h('span', { title: `written to the cache: ${fmtInt(r.tokens_cache_write || 0)}, reasoning: ${fmtInt(r.tokens_reasoning || 0)}` },
+      fmtInt(r.tokens_cache_read || 0))],
+    ['Cost', (r) => fmtUSD(r.cost_usd)], ['Caching saved', (r) => fmtUSD(r.cache_saved_usd || 0)], ['Errors', (r) => fmtInt(r.errors)],
     ['Fallbacks', (r) => fmtInt(r.fallbacks)], ['p50', (r) => fmtMs(r.p50_ms)], ['p95', (r) => fmtMs(r.p95_ms)]];
   wrap.replaceChildren(h('table', { dataset: { testid: 'usage-table' } },
     h('thead', {}, h('tr', {}, cols.map(([t], i) => h('th', { class: i ? 'num' : '' }, t)))),

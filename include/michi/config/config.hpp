@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace michi::config {
@@ -67,6 +68,22 @@ struct provider_config {
     std::string ca_file;     // extension: extra trust anchors (PEM) for this provider
 };
 
+// Prices that apply once a request's input (all kinds) exceeds above_input_tokens, USD per
+// million tokens; a price left out stays what it is below the threshold.
+struct long_context_prices {
+    std::uint64_t above_input_tokens = 0;
+    std::optional<double> input_per_mtok;
+    std::optional<double> output_per_mtok;
+    std::optional<double> cache_read_per_mtok;
+    std::optional<double> cache_write_per_mtok;
+    std::optional<double> cache_write_1h_per_mtok;
+    bool operator==(const long_context_prices&) const = default;
+};
+
+// Where a model's prices come from: the config's `models:`, the table shipped with the
+// gateway, or the price file named by prices.file.
+enum class price_source { config, table, file };
+
 struct model_config {
     std::string name;     // "provider/model"
     std::string provider; // "provider"
@@ -74,10 +91,25 @@ struct model_config {
     std::string upstream; // name sent upstream (defaults to model)
     std::optional<double> input_per_mtok;
     std::optional<double> output_per_mtok;
+    // Input read from the prompt cache, and written to it for 5 minutes (or an unsaid time)
+    // and for 1 hour; unset: charged at the input price (the 1 h price falls back on the 5 min
+    // one first).
+    std::optional<double> cache_read_per_mtok;
+    std::optional<double> cache_write_per_mtok;
+    std::optional<double> cache_write_1h_per_mtok;
+    std::optional<long_context_prices> long_context;
     std::optional<std::uint64_t> context_window;
     bool supports_tools = true;
     bool supports_images = true;
-    bool builtin = false; // came from the built-in table, not the config file
+    bool builtin = false; // came from the price table, not the config file
+    price_source source = price_source::config;
+    std::string as_of; // "YYYY-MM-DD" the prices were true; empty when unknown
+};
+
+class price_table;
+
+struct prices_config {
+    std::string file; // empty: the shipped table only
 };
 
 enum class route_strategy { fallback, cheapest };
@@ -115,7 +147,10 @@ struct config {
     store_config store;
     log_config log;
     std::map<std::string, provider_config> providers;
-    std::map<std::string, model_config> models; // config entries merged over built-ins
+    prices_config prices;
+    // prices.file as loaded (null without one); looked up before the shipped table.
+    std::shared_ptr<const price_table> price_file;
+    std::map<std::string, model_config> models; // config entries merged over the price table
     std::map<std::string, route_config> routes;
     duration cooldown{std::chrono::seconds(30)};
     unsigned cooldown_failures = 3;
@@ -123,9 +158,9 @@ struct config {
     std::vector<key_config> keys;
     std::string source_path; // file it was loaded from, for reloads
 
-    // The model entry for "provider/model": from `models:`, else a built-in entry (by
-    // bare model name) for a configured provider; an `echo` provider accepts any model
-    // name at price 0. nullopt when unknown.
+    // The model entry for "provider/model": from `models:`, else the price file's entry, else
+    // the shipped table's, for a configured provider (price_table::find says by which
+    // names); an `echo` provider accepts any model name at price 0. nullopt when unknown.
     std::optional<model_config> find_model(const std::string& name) const;
     // Class default overlaid with the key's own values.
     limits effective_limits(const key_config& key) const;
@@ -151,7 +186,11 @@ std::vector<std::string> validate(const config& cfg);
 // Durations like "250ms", "30s", "5m", "1h"; a bare integer is seconds; nullopt on bad input.
 std::optional<duration> parse_duration(const std::string& text);
 
+// "YYYY-MM-DD" -> days since the epoch; nullopt unless a real calendar date.
+std::optional<std::chrono::sys_days> parse_date(std::string_view text);
+
 const char* to_string(provider_type t);
+const char* to_string(price_source s);
 const char* to_string(key_class c);
 const char* to_string(route_strategy s);
 std::optional<key_class> parse_key_class(const std::string& s);

@@ -26,9 +26,13 @@ struct access_entry {
     bool stream = false;
     double latency_ms = 0;
     double ttfb_ms = 0;
-    std::uint64_t tokens_in = 0;
-    std::uint64_t tokens_out = 0;
+    std::uint64_t tokens_in = 0;          // every input token, cached ones included
+    std::uint64_t tokens_out = 0;         // every output token, reasoning included
+    std::uint64_t tokens_cache_read = 0;  // part of tokens_in read from the prompt cache
+    std::uint64_t tokens_cache_write = 0; // part of tokens_in written to the prompt cache
+    std::uint64_t tokens_reasoning = 0;   // part of tokens_out spent reasoning
     double cost_usd = 0;
+    double cache_saved_usd = 0; // what prompt caching saved (negative: writes cost more)
     std::string error_code; // low-cardinality label when it failed
 };
 

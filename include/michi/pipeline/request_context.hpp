@@ -11,6 +11,7 @@
 
 #include "michi/auth/authenticator.hpp"
 #include "michi/core/api.hpp"
+#include "michi/core/usage.hpp"
 #include "michi/downstream/call.hpp"
 #include "michi/guard/ledger.hpp"
 #include "michi/pipeline/body_scan.hpp"
@@ -44,6 +45,8 @@ struct request_context : downstream::call {
     // Exchange.
     unsigned fallbacks = 0; // attempts that failed over to another try
     std::vector<std::pair<std::string, std::string>> failed; // (target, why) of each
+    token_usage usage;        // what it used, by billing kind (settle)
+    std::uint64_t cost_nano = 0; // what it cost, in nano-dollars (x-michi-cost-usd)
     bool committed = false;   // the answer's head went out: no other answer can follow
     bool stream_open = false; // a stream's body is under way (past its commit point)
     bool api_call = false;    // a call to the API: recorded in the request log

@@ -3,10 +3,12 @@
 // request to a provider's request, and from the provider's responses and stream events
 // back to OpenAI responses and chunks. Unit-tested with golden fixtures and fuzzed.
 
+#include "michi/core/usage.hpp"
 #include "michi/stream/sse.hpp"
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -19,10 +21,30 @@ namespace michi::providers {
 // Token usage as the provider reported it.
 struct usage_info {
     bool known = false;
-    std::uint64_t prompt_tokens = 0;     // all input tokens, cached ones included
-    std::uint64_t completion_tokens = 0;
-    std::uint64_t cache_read_tokens = 0;
-    std::uint64_t cache_write_tokens = 0;
+    std::uint64_t prompt_tokens = 0;      // all input tokens, cached ones included
+    std::uint64_t completion_tokens = 0;  // reasoning included
+    std::uint64_t cache_read_tokens = 0;  // part of prompt_tokens
+    std::uint64_t cache_write_tokens = 0; // part of prompt_tokens: every cache write
+    std::uint64_t cache_write_1h_tokens = 0; // part of cache_write_tokens: 1 hour writes
+    std::uint64_t reasoning_tokens = 0;      // part of completion_tokens
+
+    // Known usage of every kind.
+    static usage_info from(const token_usage& u) noexcept {
+        return {true,           u.total_input(),   u.output,   u.cache_read,
+                u.cache_write(), u.cache_write_1h, u.reasoning};
+    }
+
+    // Every kind of token, as prices are applied to them.
+    token_usage tokens() const noexcept {
+        token_usage u;
+        u.input = prompt_tokens;
+        u.cache_read = cache_read_tokens;
+        u.cache_write_1h = std::min(cache_write_1h_tokens, cache_write_tokens);
+        u.cache_write_5m = cache_write_tokens - u.cache_write_1h;
+        u.output = completion_tokens;
+        u.reasoning = std::min(reasoning_tokens, completion_tokens);
+        return u;
+    }
 };
 
 // A request in the provider's dialect: path appended to the provider's base_url path

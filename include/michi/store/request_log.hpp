@@ -33,11 +33,15 @@ enum class usage_group { key, model, day };
 struct usage_row {
     std::string group;
     std::uint64_t requests = 0;
-    std::uint64_t tokens_in = 0;
-    std::uint64_t tokens_out = 0;
+    std::uint64_t tokens_in = 0;          // cached ones included
+    std::uint64_t tokens_out = 0;         // reasoning included
+    std::uint64_t tokens_cache_read = 0;  // read from the prompt cache
+    std::uint64_t tokens_cache_write = 0; // written to the prompt cache
+    std::uint64_t tokens_reasoning = 0;
     std::uint64_t errors = 0;    // status >= 400
     std::uint64_t fallbacks = 0; // sum of fallbacks taken (targets tried after the first)
     double cost_usd = 0;
+    double cache_saved_usd = 0; // what prompt caching saved
     double p50_ms = 0; // nearest-rank percentiles of latency_ms
     double p95_ms = 0;
 };
@@ -94,6 +98,10 @@ private:
         std::int64_t tokens_in = 0;
         std::int64_t tokens_out = 0;
         double cost_usd = 0;
+        std::int64_t tokens_cache_read = 0;
+        std::int64_t tokens_cache_write = 0;
+        std::int64_t tokens_reasoning = 0;
+        double cache_saved_usd = 0;
     };
     // Rows in the order they were added, their strings back to back in one buffer. The
     // writer swaps the whole batch with an empty one that keeps its capacity. Dropping the

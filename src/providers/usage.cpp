@@ -1,0 +1,226 @@
+// Usage readers for every provider's usage shape, and the OpenAI usage object written back.
+
+#include "michi/providers/usage.hpp"
+
+#include "michi/core/json_scan.hpp"
+
+#include <algorithm>
+#include <charconv>
+
+namespace michi::providers {
+namespace {
+
+using json = nlohmann::json;
+
+// The member `key` of an object, or nullptr (absent, null, or `j` not an object).
+const json* member(const json& j, const char* key) noexcept {
+    if (!j.is_object()) {
+        return nullptr;
+    }
+    const auto it = j.find(key);
+    return it == j.end() || it->is_null() ? nullptr : &*it;
+}
+
+// A token count: a non-negative integer (a whole float counts too), else nullopt.
+std::optional<std::uint64_t> count(const json& j, const char* key) noexcept {
+    const json* v = member(j, key);
+    if (v == nullptr) {
+        return std::nullopt;
+    }
+    if (v->is_number_unsigned()) {
+        return v->get<std::uint64_t>();
+    }
+    if (v->is_number_integer()) {
+        const auto n = v->get<std::int64_t>();
+        return n < 0 ? std::nullopt : std::optional<std::uint64_t>(static_cast<std::uint64_t>(n));
+    }
+    if (v->is_number_float()) {
+        const double d = v->get<double>();
+        if (d >= 0 && d < 1.8e19 && d == static_cast<double>(static_cast<std::uint64_t>(d))) {
+            return static_cast<std::uint64_t>(d);
+        }
+    }
+    return std::nullopt;
+}
+
+std::uint64_t count_or_0(const json& j, const char* key) noexcept {
+    return count(j, key).value_or(0);
+}
+
+std::uint64_t count_in(const json& j, const char* object, const char* key) noexcept {
+    const json* o = member(j, object);
+    return o != nullptr ? count_or_0(*o, key) : 0;
+}
+
+// Keeps the parts within their wholes, whatever a provider reported.
+token_usage bounded(token_usage u) noexcept {
+    u.reasoning = std::min(u.reasoning, u.output);
+    u.input = u.total_input();
+    return u;
+}
+
+// A raw unsigned integer value, or nullopt.
+std::optional<std::uint64_t> raw_count(std::string_view text, const json_scan::member& m) {
+    const char* first = text.data() + m.value_begin;
+    const char* last = text.data() + m.value_end;
+    std::uint64_t n = 0;
+    const auto [end, ec] = std::from_chars(first, last, n);
+    return ec == std::errc{} && end == last ? std::optional(n) : std::nullopt;
+}
+
+// Calls read(key, value) for the members of the object `text`; false when it is not one.
+template <class Read> bool raw_members(std::string_view text, Read&& read) {
+    const auto first = text.find_first_not_of(" \t\r\n");
+    if (first == std::string_view::npos || text[first] != '{') {
+        return false;
+    }
+    return json_scan::for_each_member(text, [&](const json_scan::member& m) {
+        read(m.key_raw, text.substr(m.value_begin, m.value_end - m.value_begin),
+             raw_count(text, m));
+    });
+}
+
+} // namespace
+
+std::optional<token_usage> read_openai_chat_usage(const json& usage) noexcept {
+    if (!usage.is_object()) {
+        return std::nullopt;
+    }
+    token_usage u;
+    u.input = count_or_0(usage, "prompt_tokens");
+    u.output = count_or_0(usage, "completion_tokens");
+    const json* prompt = member(usage, "prompt_tokens_details");
+    const auto cached = prompt != nullptr ? count(*prompt, "cached_tokens") : std::nullopt;
+    u.cache_read = cached ? *cached : count_or_0(usage, "prompt_cache_hit_tokens");
+    u.cache_write_5m = prompt != nullptr ? count_or_0(*prompt, "cache_write_tokens") : 0;
+    u.reasoning = count_in(usage, "completion_tokens_details", "reasoning_tokens");
+    return bounded(u);
+}
+
+std::optional<token_usage> read_openai_chat_usage(std::string_view usage) noexcept {
+    token_usage u;
+    std::optional<std::uint64_t> cached;
+    std::uint64_t cache_hit = 0;
+    const bool ok = raw_members(usage, [&](std::string_view key, std::string_view value,
+                                           std::optional<std::uint64_t> n) {
+        if (key == "prompt_tokens") {
+            u.input = n.value_or(0);
+        } else if (key == "completion_tokens") {
+            u.output = n.value_or(0);
+        } else if (key == "prompt_cache_hit_tokens") {
+            cache_hit = n.value_or(0);
+        } else if (key == "prompt_tokens_details") {
+            raw_members(value, [&](std::string_view k, std::string_view,
+                                   std::optional<std::uint64_t> v) {
+                if (k == "cached_tokens" && v) {
+                    cached = v;
+                } else if (k == "cache_write_tokens") {
+                    u.cache_write_5m = v.value_or(0);
+                }
+            });
+        } else if (key == "completion_tokens_details") {
+            raw_members(value, [&](std::string_view k, std::string_view,
+                                   std::optional<std::uint64_t> v) {
+                if (k == "reasoning_tokens") {
+                    u.reasoning = v.value_or(0);
+                }
+            });
+        }
+    });
+    if (!ok) {
+        return std::nullopt;
+    }
+    u.cache_read = cached ? *cached : cache_hit;
+    return bounded(u);
+}
+
+std::optional<token_usage> read_responses_usage(const json& usage) noexcept {
+    if (!usage.is_object()) {
+        return std::nullopt;
+    }
+    token_usage u;
+    u.input = count_or_0(usage, "input_tokens");
+    u.output = count_or_0(usage, "output_tokens");
+    u.cache_read = count_in(usage, "input_tokens_details", "cached_tokens");
+    u.reasoning = count_in(usage, "output_tokens_details", "reasoning_tokens");
+    return bounded(u);
+}
+
+std::optional<token_usage> read_gemini_usage(const json& meta) noexcept {
+    if (!meta.is_object()) {
+        return std::nullopt;
+    }
+    token_usage u;
+    u.input = token_usage::sum(count_or_0(meta, "promptTokenCount"),
+                               count_or_0(meta, "toolUsePromptTokenCount"));
+    u.cache_read = count_or_0(meta, "cachedContentTokenCount");
+    u.reasoning = count_or_0(meta, "thoughtsTokenCount");
+    u.output = token_usage::sum(count_or_0(meta, "candidatesTokenCount"), u.reasoning);
+    return bounded(u);
+}
+
+void anthropic_usage_tally::add(const json& usage) noexcept {
+    if (!usage.is_object()) {
+        return;
+    }
+    known_ = true;
+    for (auto [key, slot] : {std::pair{"input_tokens", &input_},
+                             std::pair{"output_tokens", &output_},
+                             std::pair{"cache_read_input_tokens", &cache_read_},
+                             std::pair{"cache_creation_input_tokens", &cache_creation_}}) {
+        if (const auto v = count(usage, key)) {
+            *slot = *v;
+        }
+    }
+    if (const json* split = member(usage, "cache_creation")) {
+        for (auto [key, slot] : {std::pair{"ephemeral_5m_input_tokens", &ephemeral_5m_},
+                                 std::pair{"ephemeral_1h_input_tokens", &ephemeral_1h_}}) {
+            if (const auto v = count(*split, key)) {
+                *slot = *v;
+            }
+        }
+    }
+}
+
+token_usage anthropic_usage_tally::tokens() const noexcept {
+    token_usage u;
+    u.cache_read = cache_read_;
+    u.cache_write_1h = ephemeral_1h_;
+    // Writes the split does not account for are 5 minute ones (the default lifetime).
+    u.cache_write_5m =
+        std::max(ephemeral_5m_, cache_creation_ > ephemeral_1h_ ? cache_creation_ - ephemeral_1h_
+                                                                : std::uint64_t{0});
+    u.input = token_usage::sum(input_, u.cached());
+    u.output = output_;
+    return u;
+}
+
+std::optional<token_usage> read_anthropic_usage(const json& usage) noexcept {
+    if (!usage.is_object()) {
+        return std::nullopt;
+    }
+    anthropic_usage_tally t;
+    t.add(usage);
+    return t.tokens();
+}
+
+json openai_chat_usage_json(const token_usage& u) {
+    json prompt = {{"cached_tokens", u.cache_read}};
+    if (u.cache_write() != 0) {
+        prompt["cache_write_tokens"] = u.cache_write();
+    }
+    return {{"prompt_tokens", u.total_input()},
+            {"completion_tokens", u.output},
+            {"total_tokens", token_usage::sum(u.total_input(), u.output)},
+            {"prompt_tokens_details", std::move(prompt)},
+            {"completion_tokens_details", {{"reasoning_tokens", u.reasoning}}}};
+}
+
+json anthropic_usage_json(const token_usage& u) {
+    return {{"input_tokens", u.uncached_input()},
+            {"output_tokens", u.output},
+            {"cache_creation_input_tokens", u.cache_write()},
+            {"cache_read_input_tokens", u.cache_read}};
+}
+
+} // namespace michi::providers
