@@ -44,7 +44,8 @@ TEST(RedisUrlTest, BadUrlsSayWhatIsWrong) {
         EXPECT_FALSE(redis_url::parse(url, why)) << url;
         return why;
     };
-    EXPECT_EQ(error_of("http://cache"), "expected a redis:// URL");
+    EXPECT_EQ(error_of("http://cache"),
+              "expected a redis://, rediss://, redis+sentinel:// or redis+cluster:// URL");
     EXPECT_EQ(error_of("redis://"), "no host");
     EXPECT_EQ(error_of("redis://:pw@:6379"), "no host");
     EXPECT_EQ(error_of("redis://cache:0"), "the port must be a number from 1 to 65535");
@@ -61,7 +62,7 @@ TEST(RedisUrlTest, TheConfigRefusesABadUrlWithoutEchoingIt) {
     ASSERT_FALSE(r.cfg);
     ASSERT_EQ(r.errors.size(), 1u);
     EXPECT_EQ(r.errors[0],
-              "store.redis: bad redis:// URL: the port must be a number from 1 to 65535");
+              "store.redis: bad Redis URL: the port must be a number from 1 to 65535");
 }
 
 } // namespace
