@@ -95,6 +95,7 @@ struct redis_ledger::script {
 
 // What a batch answers one admission: its seven values, or why there are none.
 struct redis_ledger::admit_answer {
+    bool done = false; // set by the batch (whatever the outcome)
     bool ok = false;
     std::string why;
     std::int64_t now_ms = 0; // the batch's time, the admission's
@@ -116,7 +117,8 @@ struct redis_ledger::admit_entry {
 
 struct redis_ledger::settle_entry {
     std::string hold_id, cost, tokens, held_cost, held_tokens, day, month, second;
-    std::string what; // "charge of $... for key ...", for the log
+    std::string key_id; // for the log
+    double cost_usd = 0;
     steady_clock::time_point give_up;
 };
 
@@ -255,6 +257,7 @@ awaitable<void> redis_ledger::send(std::string key_id, std::vector<admit_entry> 
     // Each admission its answer (resumed after this coroutine yields: the wake-up is posted).
     for (std::size_t i = 0; i < admits.size(); ++i) {
         admit_answer ans;
+        ans.done = true;
         ans.ok = answered;
         ans.now_ms = now_ms;
         if (answered) {
@@ -276,8 +279,9 @@ awaitable<void> redis_ledger::send(std::string key_id, std::vector<admit_entry> 
         const auto t = steady_clock::now();
         for (auto& e : settles) {
             if (t >= e.give_up) {
-                spdlog::error("shared ledger: {} not recorded, Redis unreachable for {} s: {}",
-                              e.what, settle_retry_for.count(), why);
+                spdlog::error("shared ledger: charge of ${:.6f} for key \"{}\" not recorded, Redis "
+                              "unreachable for {} s: {}",
+                              e.cost_usd, e.key_id, settle_retry_for.count(), why);
                 --unsettled_;
             } else {
                 again.push_back(std::move(e));
@@ -329,8 +333,11 @@ awaitable<redis_ledger::admission> redis_ledger::admit(const admission_request& 
     key_batch& batch = batch_of(req.key_id);
     batch.admits.push_back(std::move(e));
     wake(req.key_id, batch);
-    // (the batch's call ends within the client's timeout, and so this wait)
-    co_await woken.async_wait(nothrow_op);
+    // (the batch's call ends within the client's timeout, and so this wait; a wait cut short
+    // waits again: the batch writes the answer here)
+    while (!ans.done) {
+        co_await woken.async_wait(nothrow_op);
+    }
     if (!ans.ok) {
         const bool single = client_.url().mode == store::redis_mode::single;
         co_return ledger_unavailable{"The shared ledger (Redis " +
@@ -393,7 +400,8 @@ void redis_ledger::settle(reservation& r, double actual_cost_usd, std::uint64_t 
                    r.day,
                    r.month,
                    std::to_string(at),
-                   "charge of $" + std::to_string(cost) + " for key \"" + r.key_id + "\"",
+                   r.key_id,
+                   cost,
                    steady_clock::now() + settle_retry_for};
     ++unsettled_;
     key_batch& b = batch_of(r.key_id);

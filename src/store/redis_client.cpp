@@ -12,6 +12,8 @@ namespace {
 constexpr std::chrono::milliseconds topology_backoff{250};
 // Redirections (MOVED, ASK, a primary that became a replica) followed for one call.
 constexpr int max_hops = 5;
+// A cluster's TRYAGAIN (a multi-key command on a slot in migration) is sent again after this.
+constexpr std::chrono::milliseconds try_again_pause{50};
 
 // "host:port" of a MOVED/ASK reply (an IPv6 host is not bracketed there); an empty host is
 // the one asked.
@@ -146,12 +148,19 @@ awaitable<std::tuple<error_code, redis_value>> redis_client::call(redis_command 
             }
             co_return std::make_tuple(ec, redis_value{});
         }
+        if (v.is_error() && url_.mode == redis_mode::cluster && v.str.starts_with("TRYAGAIN")) {
+            // A multi-key command on a slot being migrated: it may run once the keys moved.
+            steady_timer pause(ex_, try_again_pause);
+            co_await pause.async_wait(nothrow_op);
+            target = nullptr;
+            continue;
+        }
         if (v.is_error() && topo_ && follow(v, cmd.slot, target, asking)) {
             continue;
         }
         co_return std::make_tuple(ec, std::move(v));
     }
-    last_error_ = "too many redirections";
+    last_error_ = "too many redirections (last: a slot in migration or moving)";
     co_return std::make_tuple(error_code(net::error::connection_aborted), redis_value{});
 }
 

@@ -148,8 +148,13 @@ redis_command& redis_command::append(const redis_command& more) {
 }
 
 std::string redis_command::bytes() const {
-    std::string out = "*" + std::to_string(count_) + "\r\n";
-    out.reserve(out.size() + body_.size());
+    char head[24];
+    const auto r = std::to_chars(head, head + sizeof head, count_);
+    std::string out;
+    out.reserve(body_.size() + 26);
+    out += '*';
+    out.append(head, r.ptr);
+    out += "\r\n";
     out += body_;
     return out;
 }

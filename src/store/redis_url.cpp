@@ -123,6 +123,10 @@ std::optional<redis_url> redis_url::parse(std::string_view url, std::string& err
         }
     }
     // One address, or (Sentinel, Cluster) several separated by commas.
+    if (out.mode == redis_mode::single && rest.find(',') != std::string_view::npos) {
+        error = "several servers need redis+sentinel:// or redis+cluster://";
+        return std::nullopt;
+    }
     for (;;) {
         const auto comma = out.mode == redis_mode::single ? std::string_view::npos
                                                           : rest.find(',');

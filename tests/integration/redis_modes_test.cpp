@@ -163,5 +163,70 @@ TEST(RedisClusterTest, AKeyMadeOnOneReplicaWorksOnTheOtherUntilRevokedThere) {
     EXPECT_EQ(a.chat(chat, secret).status, 401u);
 }
 
+std::string trimmed(std::string s) {
+    while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) {
+        s.pop_back();
+    }
+    return s;
+}
+
+// A key's slot moves to another node between requests of one minute. While it moves (its keys
+// on the new node, the slot still the old one's), the key's one-key reads follow ASK (with
+// ASKING) and its admissions, scripts of several keys that Redis will not run mid-move
+// (TRYAGAIN), are refused with 503; once moved, MOVED is followed and the map read again. The
+// window moved with the state: the limit still holds exactly.
+TEST(RedisClusterTest, ASlotMovedToAnotherNodeKeepsItsWindow) {
+    redis_cluster cluster;
+    fake_upstream up;
+    gateway_harness gw(config_on(up, cluster.url(), "    rpm: 5\n"));
+    const auto remaining = [&] {
+        const auto r = gw.chat(priced_chat(10), limited);
+        EXPECT_EQ(r.status, 200u) << r.body;
+        return r.headers.count("x-ratelimit-remaining-requests") != 0
+                   ? r.headers.at("x-ratelimit-remaining-requests")
+                   : "";
+    };
+    EXPECT_EQ(remaining(), "4");
+    EXPECT_EQ(remaining(), "3");
+    const int slot = std::stoi(cluster.node(0).cli({"CLUSTER", "KEYSLOT", "michi:{limited}"}));
+    const std::size_t from = std::min<std::size_t>(static_cast<std::size_t>(slot) / 5461, 2);
+    const std::size_t to = (from + 1) % 3;
+    redis_server& old_node = cluster.node(from);
+    redis_server& new_node = cluster.node(to);
+    const auto old_id = trimmed(old_node.cli({"CLUSTER", "MYID"}));
+    const auto new_id = trimmed(new_node.cli({"CLUSTER", "MYID"}));
+    const auto s = std::to_string(slot);
+    new_node.cli({"CLUSTER", "SETSLOT", s, "IMPORTING", old_id});
+    old_node.cli({"CLUSTER", "SETSLOT", s, "MIGRATING", new_id});
+    std::vector<std::string> migrate{"MIGRATE", "127.0.0.1", std::to_string(new_node.port()),
+                                     "", "0", "5000", "KEYS"};
+    const std::string keys = old_node.cli({"CLUSTER", "GETKEYSINSLOT", s, "100"});
+    for (std::size_t at = 0; at < keys.size();) {
+        const auto end = keys.find('\n', at);
+        const auto k = trimmed(keys.substr(at, end - at));
+        if (!k.empty()) {
+            migrate.push_back(k);
+        }
+        at = end == std::string::npos ? keys.size() : end + 1;
+    }
+    ASSERT_GT(migrate.size(), 7u) << keys;
+    ASSERT_NE(old_node.cli(migrate).find("OK"), std::string::npos);
+    // Mid-move: the key's figures are read through ASK ...
+    const auto view = gw.request(http::verb::get, "/admin/keys/limited", "", admin_auth());
+    ASSERT_EQ(view.status, 200u) << view.body;
+    EXPECT_EQ(json::parse(view.body)["live"]["rpm"], 2) << view.body;
+    // ... and an admission is refused, not let through.
+    const auto mid = gw.chat(priced_chat(10), limited);
+    EXPECT_EQ(mid.status, 503u) << mid.body;
+    for (std::size_t n = 0; n < 3; ++n) {
+        cluster.node(n).cli({"CLUSTER", "SETSLOT", s, "NODE", new_id});
+    }
+    EXPECT_EQ(remaining(), "2"); // through MOVED
+    EXPECT_EQ(remaining(), "1");
+    EXPECT_EQ(remaining(), "0");
+    EXPECT_EQ(gw.chat(priced_chat(10), limited).status, 429u);
+    EXPECT_EQ(up.request_count(), 5u);
+}
+
 } // namespace
 } // namespace michi::test

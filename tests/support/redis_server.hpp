@@ -80,6 +80,8 @@ public:
     // "redis+cluster://127.0.0.1:P1,127.0.0.1:P2" (two seeds: the third is found through them)
     std::string url() const;
     std::vector<std::uint16_t> ports() const;
+    // Node i (0-2); node i serves the i-th third of the slots until a test moves some.
+    redis_server& node(std::size_t i) { return *nodes_.at(i); }
 
 private:
     std::vector<std::unique_ptr<scratch_dir>> dirs_;
