@@ -231,18 +231,21 @@ awaitable<void> redis_ledger::send(std::string key_id, std::vector<admit_entry> 
     tail.arg(now_ms + std::chrono::milliseconds(hold_lease).count());
     tail.arg(static_cast<long long>(settles.size())).arg(static_cast<long long>(admits.size()));
     for (const auto& e : settles) {
-        tail.arg(e.hold_id).arg(e.cost).arg(e.tokens).arg(e.held_cost).arg(e.held_tokens);
-        tail.arg(e.day).arg(e.month).arg(e.second);
+        std::string hold = e.hold_id;
+        hold.append(" ").append(e.held_cost).append(" ").append(e.held_tokens).append(" ");
+        hold.append(e.second).append(" ").append(e.day).append(" ").append(e.month);
+        tail.arg(e.hold_id).arg(hold).arg(e.cost).arg(e.tokens).arg(e.held_cost);
+        tail.arg(e.held_tokens).arg(e.day).arg(e.month).arg(e.second);
     }
     for (const auto& a : admits) {
         long long loop_index = 0;
         if (!a.loop_key.empty()) {
             loop_index = 4 + (std::find(loops.begin(), loops.end(), a.loop_key) - loops.begin());
         }
-        std::string record = a.cost;
-        record.append(" ").append(a.tokens).append(" ").append(now_sec);
-        record.append(" ").append(day).append(" ").append(month);
-        tail.arg(a.hold_id).arg(record).arg(a.cost).arg(a.tokens);
+        std::string hold = a.hold_id;
+        hold.append(" ").append(a.cost).append(" ").append(a.tokens).append(" ").append(now_sec);
+        hold.append(" ").append(day).append(" ").append(month);
+        tail.arg(a.hold_id).arg(hold).arg(a.cost).arg(a.tokens);
         tail.arg(a.daily).arg(a.monthly).arg(a.rpm).arg(a.tpm);
         tail.arg(a.loop_max).arg(a.loop_window).arg(loop_index);
     }

@@ -9,13 +9,15 @@ namespace michi::guard::scripts {
 // fields, amounts in integer nano-dollars (exact; no drift however many holds come and go):
 //   s|<period>  settled spend               ("s|d:2026-12-05", "s|m:2026-12")
 //   h|<period>  held by requests in flight
-//   x|<hold id> a hold: "cost tokens second day month"
 //   r|<second>, t|<second>  requests / tokens counted in that epoch second
 //   rt, tt      their totals over the live seconds (the last 60); ro, to the oldest live
 //               second with a count (-1: none); c the second up to which expired seconds
 //               were dropped: an admission costs O(1), not a walk of 60 buckets
 //   revoked     present once the key is revoked: admissions are refused from then on
-// Beside it: ":lease" (zset of hold ids by the end of their lease, ms), ":lapsed" (the holds
+// Beside it: ":lease" (zset of the holds in flight by the end of their lease, ms; each member is
+// the hold itself, "id cost tokens second day month", which the gateway knows again when it
+// settles: no field per hold in the key's hash, whose small-hash searches grow with its
+// fields), ":lapsed" (the holds
 // whose lease ended unsettled; the hash expires a day after the last lapse) and
 // ":loop:<fingerprint>" (zset of the times, ms, the same body was sent).
 constexpr const char* prelude = R"lua(
@@ -98,26 +100,31 @@ local now_ms = tonumber(ARGV[1])
 local now = math.floor(now_ms / 1000)
 local day, month, lease_end = ARGV[2], ARGV[3], ARGV[4]
 local ns, na = tonumber(ARGV[5]), tonumber(ARGV[6])
-local s0, a0 = 6, 6 + 8 * ns
+local s0, a0 = 6, 6 + 9 * ns
 
 local expired = redis.call('ZRANGEBYSCORE', lease, '-inf', now_ms, 'LIMIT', 0, 100)
-for _, id in ipairs(expired) do
-  local v = redis.call('HGET', st, 'x|' .. id)
-  if v then
-    local c, _, _, d, m = string.match(v, '^(%S+) (%S+) (%S+) (%S+) (%S+)$')
+for _, hold in ipairs(expired) do
+  local id, c, _, _, d, m = string.match(hold, '^(%S+) (%S+) (%S+) (%S+) (%S+) (%S+)$')
+  local v = hold
+  if not id then -- (a hold of an earlier version: its record in the key's hash)
+    id, v = hold, redis.call('HGET', st, 'x|' .. hold)
+    if v then
+      c, _, _, d, m = string.match(v, '^(%S+) (%S+) (%S+) (%S+) (%S+)$')
+      redis.call('HDEL', st, 'x|' .. hold)
+    end
+  end
+  if v and c then
     redis.call('HINCRBY', st, 'h|' .. d, -tonumber(c))
     redis.call('HINCRBY', st, 'h|' .. m, -tonumber(c))
-    redis.call('HDEL', st, 'x|' .. id)
     redis.call('HSET', lapsed, id, v)
   end
-  redis.call('ZREM', lease, id)
+  redis.call('ZREM', lease, hold)
 end
 if #expired > 0 then redis.call('EXPIRE', lapsed, 86400) end
 
 local r_now, t_now = 'r|' .. now, 't|' .. now
 local s_day, s_month, h_day, h_month = 's|' .. day, 's|' .. month, 'h|' .. day, 'h|' .. month
 local names = {r_now, t_now, s_day, s_month, h_day, h_month, 'revoked'}
-for i = 0, ns - 1 do names[#names + 1] = 'x|' .. ARGV[s0 + 8 * i + 1] end
 local w, f = state(st, now, unpack(names))
 -- The fields' values as the batch goes (false: absent), read once; the ones changed, in order.
 local val, order = {}, {}
@@ -138,29 +145,32 @@ local function set(name, v)
   val[name] = v
 end
 
-local done, del = {}, {}
+-- Which of the settled holds are still held (a lapsed one is not; a settled one is gone).
+local done, live = {}, {}
+if ns > 0 then
+  local members = {}
+  for i = 0, ns - 1 do members[#members + 1] = ARGV[s0 + 9 * i + 2] end
+  live = redis.call('ZMSCORE', lease, unpack(members))
+end
 for i = 0, ns - 1 do
-  local b = s0 + 8 * i
-  local id, cost, tokens = ARGV[b + 1], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
-  local est, est_tokens = tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5])
-  local sd, sm = 's|' .. ARGV[b + 6], 's|' .. ARGV[b + 7]
-  local x = 'x|' .. id
+  local b = s0 + 9 * i
+  local id, cost, tokens = ARGV[b + 1], tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
+  local est, est_tokens = tonumber(ARGV[b + 5]), tonumber(ARGV[b + 6])
+  local sd, sm = 's|' .. ARGV[b + 7], 's|' .. ARGV[b + 8]
   local charge = false
-  if get(x) then
-    local hd, hm = 'h|' .. ARGV[b + 6], 'h|' .. ARGV[b + 7]
+  if live[i + 1] then
+    local hd, hm = 'h|' .. ARGV[b + 7], 'h|' .. ARGV[b + 8]
     set(hd, math.max(num(get(hd)) - est, 0))
     set(hm, math.max(num(get(hm)) - est, 0))
     -- The estimate counted at admission becomes the actual tokens, if its second is live.
-    local at = 't|' .. ARGV[b + 8]
+    local at = 't|' .. ARGV[b + 9]
     local t_at = get(at)
     if t_at and tokens ~= est_tokens then
       local after = math.max(tonumber(t_at) + tokens - est_tokens, 0)
       w.tt = math.max(w.tt + after - tonumber(t_at), 0)
       set(at, after)
     end
-    val[x] = false
-    del[#del + 1] = x
-    done[#done + 1] = id
+    done[#done + 1] = ARGV[b + 2]
     charge = true
   elseif redis.call('HDEL', lapsed, id) == 1 then
     charge = true
@@ -246,8 +256,7 @@ for i = 0, na - 1 do
       set(h_day, hd + cost)
       set(h_month, hm + cost)
     end
-    set('x|' .. id, ARGV[b + 2])
-    zadd[#zadd + 1], zadd[#zadd + 2] = lease_end, id
+    zadd[#zadd + 1], zadd[#zadd + 2] = lease_end, ARGV[b + 2]
     if loop_max then
       redis.call('ZADD', loopk, now_ms, id)
       redis.call('ZREMRANGEBYRANK', loopk, 0, -(loop_max + 1))
@@ -266,7 +275,6 @@ for _, name in ipairs(order) do
   end
 end
 redis.call('HSET', st, unpack(rec))
-if #del > 0 then redis.call('HDEL', st, unpack(del)) end
 if #done > 0 then redis.call('ZREM', lease, unpack(done)) end
 if #zadd > 0 then redis.call('ZADD', lease, unpack(zadd)) end
 return out
