@@ -175,7 +175,6 @@ FLOOR_I=""
 [[ -z "$FLOOR_PID" ]] || FLOOR_I=$(measure floor "$FLOOR_PID" "$FLOOR" none "$TMP/floor.cg")
 REDIS_I=""
 if [[ -n "$REDIS_MICHI_PID" ]]; then
-    python3 "$TMP/load.py" "$REDIS_MICHI" "$WARMUP" "$CONNECTIONS" "$(field secret guarded)" warm-redis
     redis-cli -p "$REDIS_PORT" CONFIG RESETSTAT >/dev/null
     REDIS_I=$(measure guarded-redis "$REDIS_MICHI_PID" "$REDIS_MICHI" "$(field secret guarded)" \
         "$TMP/michi-redis.cg")
@@ -191,9 +190,9 @@ if [[ -n "$REDIS_I" ]]; then
     printf '  %-12s %8s\n' michi-redis/guard "$REDIS_I"
     awk -v g="$GUARD_I" -v r="$REDIS_I" 'BEGIN {
         printf "  michi-redis/guard / michi/guard: %.2fx (Michi only; redis-server not counted)\n", r / g }'
-    echo "  Redis over those $REQUESTS requests (INFO commandstats, after CONFIG RESETSTAT; the"
-    echo "  measure's own callgrind calls aside):"
-    echo "$REDIS_STATS" | awk -F'[:,=]' -v n="$REQUESTS" '{
+    echo "  Redis over the $((WARMUP + REQUESTS)) requests of the warm-up and the measure (INFO"
+    echo "  commandstats; Michi under callgrind is slow, so its batches are small here):"
+    echo "$REDIS_STATS" | awk -F'[:,=]' -v n="$((WARMUP + REQUESTS))" '{
         printf "    %-18s %6d calls (%.3f per request), %6.2f µs per call, %6.2f µs per request\n",
             $1, $3, $3 / n, $7, $5 / n }'
 fi

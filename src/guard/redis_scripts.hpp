@@ -14,6 +14,7 @@ namespace michi::guard::scripts {
 //               second with a count (-1: none); c the second up to which expired seconds
 //               were dropped: an admission costs O(1), not a walk of 60 buckets
 //   revoked     present once the key is revoked: admissions are refused from then on
+//   lz          the second the lease was last looked through for holds that lapsed
 // Beside it: ":lease" (zset of the holds in flight by the end of their lease, ms; each member is
 // the hold itself, "id cost tokens second day month", which the gateway knows again when it
 // settles: no field per hold in the key's hash, whose small-hash searches grow with its
@@ -102,29 +103,9 @@ local day, month, lease_end = ARGV[2], ARGV[3], ARGV[4]
 local ns, na = tonumber(ARGV[5]), tonumber(ARGV[6])
 local s0, a0 = 6, 6 + 9 * ns
 
-local expired = redis.call('ZRANGEBYSCORE', lease, '-inf', now_ms, 'LIMIT', 0, 100)
-for _, hold in ipairs(expired) do
-  local id, c, _, _, d, m = string.match(hold, '^(%S+) (%S+) (%S+) (%S+) (%S+) (%S+)$')
-  local v = hold
-  if not id then -- (a hold of an earlier version: its record in the key's hash)
-    id, v = hold, redis.call('HGET', st, 'x|' .. hold)
-    if v then
-      c, _, _, d, m = string.match(v, '^(%S+) (%S+) (%S+) (%S+) (%S+)$')
-      redis.call('HDEL', st, 'x|' .. hold)
-    end
-  end
-  if v and c then
-    redis.call('HINCRBY', st, 'h|' .. d, -tonumber(c))
-    redis.call('HINCRBY', st, 'h|' .. m, -tonumber(c))
-    redis.call('HSET', lapsed, id, v)
-  end
-  redis.call('ZREM', lease, hold)
-end
-if #expired > 0 then redis.call('EXPIRE', lapsed, 86400) end
-
 local r_now, t_now = 'r|' .. now, 't|' .. now
 local s_day, s_month, h_day, h_month = 's|' .. day, 's|' .. month, 'h|' .. day, 'h|' .. month
-local names = {r_now, t_now, s_day, s_month, h_day, h_month, 'revoked'}
+local names = {r_now, t_now, s_day, s_month, h_day, h_month, 'revoked', 'lz'}
 local w, f = state(st, now, unpack(names))
 -- The fields' values as the batch goes (false: absent), read once; the ones changed, in order.
 local val, order = {}, {}
@@ -143,6 +124,33 @@ local function set(name, v)
     order[name] = true
   end
   val[name] = v
+end
+
+-- The holds whose lease ended unsettled (looked for once a second, in the second's first
+-- batch): no longer held, kept in the lapsed hash for a late settlement.
+if tonumber(val['lz']) ~= now then
+  local expired = redis.call('ZRANGEBYSCORE', lease, '-inf', now_ms, 'LIMIT', 0, 100)
+  for _, hold in ipairs(expired) do
+    local id, c, _, _, d, m = string.match(hold, '^(%S+) (%S+) (%S+) (%S+) (%S+) (%S+)$')
+    local v = hold
+    if not id then -- (a hold of an earlier version: its record in the key's hash)
+      id, v = hold, redis.call('HGET', st, 'x|' .. hold)
+      if v then
+        c, _, _, d, m = string.match(v, '^(%S+) (%S+) (%S+) (%S+) (%S+)$')
+        redis.call('HDEL', st, 'x|' .. hold)
+      end
+    end
+    if v and c then
+      set('h|' .. d, math.max(num(get('h|' .. d)) - tonumber(c), 0))
+      set('h|' .. m, math.max(num(get('h|' .. m)) - tonumber(c), 0))
+      redis.call('HSET', lapsed, id, v)
+    end
+  end
+  if #expired > 0 then
+    redis.call('ZREM', lease, unpack(expired))
+    redis.call('EXPIRE', lapsed, 86400)
+  end
+  set('lz', now)
 end
 
 -- Which of the settled holds are still held (a lapsed one is not; a settled one is gone).
