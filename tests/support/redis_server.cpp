@@ -180,7 +180,8 @@ redis_cluster::redis_cluster() {
         },
         std::chrono::seconds(20));
     if (!ok) {
-        throw std::runtime_error("the cluster never came up: " + nodes_[0]->cli({"CLUSTER", "INFO"}));
+        throw std::runtime_error("the cluster never came up: " +
+                                 nodes_[0]->cli({"CLUSTER", "INFO"}));
     }
 }
 

@@ -59,8 +59,8 @@ TEST(RedisUrlTest, BadUrlsSayWhatIsWrong) {
 
 TEST(RedisUrlTest, TlsSentinelAndClusterForms) {
     std::string why;
-    const auto tls = redis_url::parse("rediss://app:pw@cache.example:6380/1?ca_file=%2Fetc%2Fca.pem",
-                                      why);
+    const auto tls =
+        redis_url::parse("rediss://app:pw@cache.example:6380/1?ca_file=%2Fetc%2Fca.pem", why);
     ASSERT_TRUE(tls) << why;
     EXPECT_TRUE(tls->tls);
     EXPECT_EQ(tls->mode, redis_mode::single);
@@ -80,7 +80,8 @@ TEST(RedisUrlTest, TlsSentinelAndClusterForms) {
     EXPECT_EQ(sentinel->db, 2);
     EXPECT_EQ(sentinel->password, "pw");
     EXPECT_EQ(sentinel->sentinel_password, "spw");
-    EXPECT_EQ(sentinel->where(), "primary \"mymaster\" of the Sentinels at s1:26379,s2:6379,[::1]:26380");
+    EXPECT_EQ(sentinel->where(),
+              "primary \"mymaster\" of the Sentinels at s1:26379,s2:6379,[::1]:26380");
 
     const auto cluster = redis_url::parse("rediss+cluster://n1:7000,n2:7001", why);
     ASSERT_TRUE(cluster) << why;
