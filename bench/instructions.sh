@@ -17,8 +17,14 @@
 # of the process (Michi's request-log writer included). Every request body differs, as a
 # real agent's do, so the loop guard sees a new fingerprint each time.
 #
+# REDIS=1 adds michi-redis/guard: a second Michi (one worker, under callgrind too) with the
+# ledger in a redis-server started here (store.redis), the guarded key; and Redis's own figures
+# over those requests from `INFO commandstats` (µs per call, calls per request), since
+# redis-server's instructions are not counted.
+#
 #   bench/instructions.sh   env: MICHI_BIN FLOOR_BIN REQUESTS (2000) CONNECTIONS (4) WARMUP (5000)
-#                           needs valgrind, nginx, python3, curl
+#                           REDIS (0)
+#                           needs valgrind, nginx, python3, curl (REDIS=1: redis-server, redis-cli)
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 MICHI_BIN="${MICHI_BIN:-$HERE/../build/release/michi-gateway}"
@@ -26,6 +32,7 @@ REQUESTS="${REQUESTS:-2000}"
 CONNECTIONS="${CONNECTIONS:-4}"
 WARMUP="${WARMUP:-5000}"
 FLOOR_BIN="${FLOOR_BIN:-$HERE/../build/release/michi-bench-floor}"
+REDIS="${REDIS:-0}"
 for tool in valgrind callgrind_control nginx python3 curl; do
     command -v "$tool" >/dev/null || { echo "bench: $tool not found" >&2; exit 1; }
 done
@@ -86,6 +93,21 @@ valgrind --tool=callgrind --callgrind-out-file="$TMP/michi.cg" \
     "$MICHI_BIN" --config "$TMP/michi.yaml" >"$TMP/michi.log" 2>&1 &
 MICHI_PID=$!
 PIDS+=($MICHI_PID)
+REDIS_MICHI_PID=""
+if [[ "$REDIS" == 1 ]]; then
+    REDIS_PORT=$(port)
+    REDIS_MICHI=$(port)
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+        --logfile "$TMP/redis.log" &
+    PIDS+=($!)
+    sed -e "s/127.0.0.1:$MICHI\"/127.0.0.1:$REDIS_MICHI\"/" \
+        -e "s|^store: { sqlite: \"\(.*\)\" }|store: { sqlite: \"\1-redis\", redis: \"redis://127.0.0.1:$REDIS_PORT\" }|" \
+        "$TMP/michi.yaml" >"$TMP/michi-redis.yaml"
+    valgrind --tool=callgrind --callgrind-out-file="$TMP/michi-redis.cg" \
+        "$MICHI_BIN" --config "$TMP/michi-redis.yaml" >"$TMP/michi-redis.log" 2>&1 &
+    REDIS_MICHI_PID=$!
+    PIDS+=($REDIS_MICHI_PID)
+fi
 FLOOR_PID=""
 if [[ -x "$FLOOR_BIN" ]]; then
     valgrind --tool=callgrind --callgrind-out-file="$TMP/floor.cg" \
@@ -133,6 +155,7 @@ ready() { # port key -> waits for a 200 (valgrind starts slowly)
 ready "$PROXY" none
 ready "$MICHI" "$(field secret free)"
 [[ -z "$FLOOR_PID" ]] || ready "$FLOOR" none
+[[ -z "$REDIS_MICHI_PID" ]] || ready "$REDIS_MICHI" "$(field secret free)"
 
 measure() { # name pid port key dump-prefix -> instructions per request
     local name=$1 pid=$2 port=$3 key=$4 prefix=$5
@@ -150,12 +173,29 @@ FREE_I=$(measure free "$MICHI_PID" "$MICHI" "$(field secret free)" "$TMP/michi.c
 GUARD_I=$(measure guarded "$MICHI_PID" "$MICHI" "$(field secret guarded)" "$TMP/michi.cg")
 FLOOR_I=""
 [[ -z "$FLOOR_PID" ]] || FLOOR_I=$(measure floor "$FLOOR_PID" "$FLOOR" none "$TMP/floor.cg")
+REDIS_I=""
+if [[ -n "$REDIS_MICHI_PID" ]]; then
+    redis-cli -p "$REDIS_PORT" CONFIG RESETSTAT >/dev/null
+    REDIS_I=$(measure guarded-redis "$REDIS_MICHI_PID" "$REDIS_MICHI" "$(field secret guarded)" \
+        "$TMP/michi-redis.cg")
+    REDIS_STATS=$(redis-cli -p "$REDIS_PORT" INFO commandstats | tr -d '\r' | grep '^cmdstat_')
+fi
 
 echo "instructions per request ($REQUESTS requests over $CONNECTIONS connections, after $WARMUP warm-up)"
 printf '  %-12s %8s\n' nginx-proxy "$PROXY_I" michi/free "$FREE_I" michi/guard "$GUARD_I"
 awk -v p="$PROXY_I" -v f="$FREE_I" -v g="$GUARD_I" 'BEGIN {
     printf "  michi/free / nginx-proxy: %.2fx\n", f / p
     printf "  guards cost: %+.1f%% instructions (michi/guard / michi/free = %.3f)\n", 100 * (g - f) / f, g / f }'
+if [[ -n "$REDIS_I" ]]; then
+    printf '  %-12s %8s\n' michi-redis/guard "$REDIS_I"
+    awk -v g="$GUARD_I" -v r="$REDIS_I" 'BEGIN {
+        printf "  michi-redis/guard / michi/guard: %.2fx (Michi only; redis-server not counted)\n", r / g }'
+    echo "  Redis over the $((WARMUP + REQUESTS)) requests of the warm-up and the measure (INFO"
+    echo "  commandstats; Michi under callgrind is slow, so its batches are small here):"
+    echo "$REDIS_STATS" | awk -F'[:,=]' -v n="$((WARMUP + REQUESTS))" '{
+        printf "    %-18s %6d calls (%.3f per request), %6.2f µs per call, %6.2f µs per request\n",
+            $1, $3, $3 / n, $7, $5 / n }'
+fi
 if [[ -n "$FLOOR_I" ]]; then
     printf '  %-12s %8s\n' beast-floor "$FLOOR_I"
     awk -v p="$PROXY_I" -v f="$FREE_I" -v b="$FLOOR_I" 'BEGIN {

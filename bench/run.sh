@@ -679,3 +679,22 @@ print()
 print(text, end="")
 print(f"(written to {E['OUT']})")
 PY
+
+# The shared ledger's Redis side, over the whole run (warm-ups included): redis-server's own CPU
+# per request Michi served through it, and its commands as `INFO commandstats` counts them
+# (script calls per request: how well admissions and settlements are batched).
+if [[ "$REDIS" == 1 ]]; then
+    served=$(curl -s "http://127.0.0.1:$MICHI_REDIS_PORT/metrics" |
+        awk '/^michi_requests_total/ { n += $NF } END { printf "%d", n }')
+    cpu_ticks "$REDIS_PID"; redis_ticks=$REPLY
+    stats=$(redis-cli -p "$REDIS_PORT" INFO commandstats | tr -d '\r' | grep -E '^cmdstat_(evalsha|eval|hset|hgetall|get|smembers):')
+    {
+        echo
+        echo "Redis (the michi-redis target's, whole run): $served requests served by michi-redis;"
+        awk -v t="$redis_ticks" -v n="$served" -v hz="$CLK_TCK" 'BEGIN {
+            printf "redis-server CPU %.1f µs per request (%d ticks)\n", n ? t * 1e6 / hz / n : 0, t }'
+        echo "$stats" | awk -F'[:,=]' -v n="$served" '{
+            printf "%s: %d calls (%.3f per request), %.2f µs per call, %.2f µs per request\n",
+                $1, $3, n ? $3 / n : 0, $7, n ? $5 / n : 0 }'
+    } | tee -a "$OUT"
+fi

@@ -491,11 +491,13 @@ private:
                  if (s.redis.empty()) {
                      return;
                  }
-                 if (!s.redis.starts_with("redis://")) {
-                     error(f.path, "expected a redis:// URL, got " + in_quotes(s.redis));
+                 if (!s.redis.starts_with("redis://") && !s.redis.starts_with("rediss://") &&
+                     !s.redis.starts_with("redis+") && !s.redis.starts_with("rediss+")) {
+                     error(f.path, "expected a redis://, rediss://, redis+sentinel:// or "
+                                   "redis+cluster:// URL, got " + in_quotes(s.redis));
                  } else if (!store::redis_url::parse(s.redis, why)) {
                      // (not the URL itself: it may hold a password)
-                     error(f.path, "bad redis:// URL: " + why);
+                     error(f.path, "bad Redis URL: " + why);
                  }
              }},
             {"flush_interval", to(s.flush_interval, range::positive)},

@@ -1,6 +1,7 @@
 #include "michi/guard/redis_ledger.hpp"
 
 #include "ledger_common.hpp"
+#include "redis_scripts.hpp"
 #include "michi/core/ids.hpp"
 #include "michi/core/secret.hpp"
 
@@ -11,229 +12,12 @@
 #include <cstdio>
 
 namespace michi::guard {
-
-// One key's state is one hash, "michi:{<key id>}" (the braces keep the names of a key on one
-// cluster slot), so that an admission or a settlement reads it with one HMGET and writes it
-// with one HSET (each call a script makes costs Redis about a microsecond of its own). Its
-// fields, amounts in integer nano-dollars (exact; no drift however many holds come and go):
-//   s|<period>  settled spend               ("s|d:2026-12-05", "s|m:2026-12")
-//   h|<period>  held by requests in flight
-//   x|<hold id> a hold: "cost tokens second day month"
-//   r|<second>, t|<second>  requests / tokens counted in that epoch second
-//   rt, tt      their totals over the live seconds (the last 60); ro, to the oldest live
-//               second with a count (-1: none); c the second up to which expired seconds
-//               were dropped: an admission costs O(1), not a walk of 60 buckets
-//   revoked     present once the key is revoked: admissions are refused from then on
-// Beside it: ":lease" (zset of hold ids by the end of their lease, ms), ":lapsed" (the holds
-// whose lease ended unsettled; the hash expires a day after the last lapse) and
-// ":loop:<fingerprint>" (zset of the times, ms, the same body was sent).
 namespace {
 
-constexpr const char* prelude = R"lua(
-local function num(v) return tonumber(v) or 0 end
--- Drops the seconds that left the window (at most a minute of them; a state idle longer is
--- counted again from what is left) and finds the oldest live seconds again if they left.
-local function slide(st, c, edge, now, w)
-  if c ~= nil and edge - c <= 60 then
-    for s = c + 1, edge do
-      local b = redis.call('HMGET', st, 'r|' .. s, 't|' .. s)
-      if b[1] or b[2] then
-        w.rt, w.tt = w.rt - num(b[1]), w.tt - num(b[2])
-        redis.call('HDEL', st, 'r|' .. s, 't|' .. s)
-      end
-    end
-    local need_r, need_t = w.ro >= 0 and w.ro <= edge, w.to >= 0 and w.to <= edge
-    if need_r then w.ro = -1 end
-    if need_t then w.to = -1 end
-    for s = edge + 1, now do
-      if not need_r and not need_t then break end
-      local b = redis.call('HMGET', st, 'r|' .. s, 't|' .. s)
-      if need_r and b[1] then w.ro, need_r = s, false end
-      if need_t and num(b[2]) > 0 then w.to, need_t = s, false end
-    end
-  elseif c ~= nil then
-    w.rt, w.tt, w.ro, w.to = 0, 0, -1, -1
-    local all = redis.call('HGETALL', st)
-    for i = 1, #all, 2 do
-      local kind, sec = string.match(all[i], '^([rt])|(%d+)$')
-      local s, n = tonumber(sec), tonumber(all[i + 1])
-      if s and s <= edge then
-        redis.call('HDEL', st, all[i])
-      elseif kind == 'r' then
-        w.rt = w.rt + n
-        if w.ro < 0 or s < w.ro then w.ro = s end
-      elseif kind == 't' then
-        w.tt = w.tt + n
-        if n > 0 and (w.to < 0 or s < w.to) then w.to = s end
-      end
-    end
-  end
-  if w.rt < 0 then w.rt = 0 end
-  if w.tt < 0 then w.tt = 0 end
-end
--- The key's windows at second now (slid and written back when the second moved on), and the
--- values of the extra fields asked for, from f[6] on.
-local function state(st, now, ...)
-  local f = redis.call('HMGET', st, 'rt', 'tt', 'c', 'ro', 'to', ...)
-  local w = {rt = num(f[1]), tt = num(f[2]), ro = tonumber(f[4]) or -1, to = tonumber(f[5]) or -1,
-             c = tonumber(f[3])}
-  local edge = now - 60
-  if w.c == nil or w.c < edge then
-    slide(st, w.c, edge, now, w)
-    w.c = edge
-    redis.call('HSET', st, 'rt', w.rt, 'tt', w.tt, 'c', edge, 'ro', w.ro, 'to', w.to)
-  end
-  return w, f
-end
-)lua";
-
-// KEYS: state lease lapsed loop
-// ARGV: now_ms daily monthly rpm tpm cost tokens hold_id lease_end_ms loop_max loop_window_ms,
-//       then the field names r|now t|now s|day s|month h|day h|month x|hold and the hold's
-//       record (built by the gateway: Lua's string work is the dearest part of a script)
-//       (amounts in nano-dollars; an absent limit is "")
-// Returns {verdict, a, b, requests, oldest request second, tokens, oldest token second}:
-// "ok"; "d"/"m" with spent and held; "rpm"/"tpm" with seconds until below the limit;
-// "loop" with the times sent and when it frees (ms); "revoked" when the key was revoked (by
-// any replica: revoked_field). Oldest seconds are -1 when empty.
-constexpr const char* admit_lua = R"lua(
-local st, lease, lapsed, loopk = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local now_ms = tonumber(ARGV[1])
-local now = math.floor(now_ms / 1000)
-local r_now, t_now, s_day, s_month, h_day, h_month, x_hold =
-  ARGV[12], ARGV[13], ARGV[14], ARGV[15], ARGV[16], ARGV[17], ARGV[18]
-
-local expired = redis.call('ZRANGEBYSCORE', lease, '-inf', now_ms, 'LIMIT', 0, 100)
-for _, id in ipairs(expired) do
-  local v = redis.call('HGET', st, 'x|' .. id)
-  if v then
-    local c, _, _, d, m = string.match(v, '^(%S+) (%S+) (%S+) (%S+) (%S+)$')
-    redis.call('HINCRBY', st, 'h|' .. d, -tonumber(c))
-    redis.call('HINCRBY', st, 'h|' .. m, -tonumber(c))
-    redis.call('HDEL', st, 'x|' .. id)
-    redis.call('HSET', lapsed, id, v)
-  end
-  redis.call('ZREM', lease, id)
-end
-if #expired > 0 then redis.call('EXPIRE', lapsed, 86400) end
-
-local w, f = state(st, now, r_now, t_now, s_day, s_month, h_day, h_month, 'revoked')
-local function answer(verdict, a, b)
-  return {verdict, a, b, w.rt, w.ro, w.tt, w.to}
-end
-if f[12] then return answer('revoked', '0', '0') end
--- Seconds until the window of kind ('r' or 't') drops below limit (a refusal's retry-after).
-local function until_below(kind, total, limit)
-  if limit == 0 then return 60 end
-  local all, buckets = redis.call('HGETALL', st), {}
-  for i = 1, #all, 2 do
-    local k, sec = string.match(all[i], '^([rt])|(%d+)$')
-    local s = tonumber(sec)
-    if k == kind and s > now - 60 and s <= now then
-      buckets[#buckets + 1] = {s, tonumber(all[i + 1])}
-    end
-  end
-  table.sort(buckets, function(a, b) return a[1] < b[1] end)
-  local freed = 0
-  for _, b in ipairs(buckets) do
-    freed = freed + b[2]
-    if total - freed < limit then return math.max(b[1] + 60 - now, 1) end
-  end
-  return 60
-end
-
-local daily, monthly = tonumber(ARGV[2]), tonumber(ARGV[3])
-local sd, sm, hd, hm = num(f[8]), num(f[9]), num(f[10]), num(f[11])
-if daily and sd + hd >= daily then return answer('d', tostring(sd), tostring(hd)) end
-if monthly and sm + hm >= monthly then return answer('m', tostring(sm), tostring(hm)) end
-local rpm, tpm = tonumber(ARGV[4]), tonumber(ARGV[5])
-if rpm and w.rt >= rpm then return answer('rpm', tostring(until_below('r', w.rt, rpm)), '0') end
-if tpm and w.tt >= tpm then return answer('tpm', tostring(until_below('t', w.tt, tpm)), '0') end
-local loop_max, loop_window = tonumber(ARGV[10]), tonumber(ARGV[11])
-if loop_max then
-  redis.call('ZREMRANGEBYSCORE', loopk, '-inf', now_ms - loop_window)
-  local n = redis.call('ZCARD', loopk)
-  if n >= loop_max then
-    local frees = now_ms + loop_window
-    if loop_max > 0 then
-      local e = redis.call('ZRANGE', loopk, n - loop_max, n - loop_max, 'WITHSCORES')
-      frees = tonumber(e[2]) + loop_window
-    end
-    return answer('loop', tostring(n + 1), tostring(frees))
-  end
-end
-
-local cost, tokens, id = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
-w.rt, w.tt = w.rt + 1, w.tt + tokens
-local rec = {'rt', w.rt, 'tt', w.tt, x_hold, ARGV[19]}
-if now > w.c then
-  rec[#rec + 1], rec[#rec + 2] = r_now, num(f[6]) + 1
-  rec[#rec + 1], rec[#rec + 2] = t_now, num(f[7]) + tokens
-else -- (a clock more than a minute behind another replica's: count it as the oldest second)
-  redis.call('HINCRBY', st, 'r|' .. (w.c + 1), 1)
-  redis.call('HINCRBY', st, 't|' .. (w.c + 1), tokens)
-end
-if w.ro < 0 then
-  w.ro = now
-  rec[#rec + 1], rec[#rec + 2] = 'ro', now
-end
-if w.to < 0 and tokens > 0 then
-  w.to = now
-  rec[#rec + 1], rec[#rec + 2] = 'to', now
-end
-if cost > 0 then
-  rec[#rec + 1], rec[#rec + 2] = h_day, hd + cost
-  rec[#rec + 1], rec[#rec + 2] = h_month, hm + cost
-end
-redis.call('HSET', st, unpack(rec))
-redis.call('ZADD', lease, ARGV[9], id)
-if loop_max then
-  redis.call('ZADD', loopk, now_ms, id)
-  redis.call('ZREMRANGEBYRANK', loopk, 0, -(loop_max + 1))
-  redis.call('PEXPIRE', loopk, loop_window)
-end
-return answer('ok', '0', '0')
-)lua";
-
-// KEYS: state lease lapsed
-// ARGV: hold_id cost tokens held_cost held_tokens (the hold as admitted, which the gateway
-//       still knows; amounts in nano-dollars), then the field names x|hold s|day s|month
-//       h|day h|month t|second-of-admission
-// Returns 1 when charged, 0 when the hold was settled before (a retried settlement).
-constexpr const char* settle_lua = R"lua(
-local st, lease, lapsed = KEYS[1], KEYS[2], KEYS[3]
-local id, cost, tokens = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local est, est_tokens = tonumber(ARGV[4]), tonumber(ARGV[5])
-local x_hold, s_day, s_month, h_day, h_month, t_at =
-  ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
-local f = redis.call('HMGET', st, x_hold, s_day, s_month, h_day, h_month, t_at, 'tt')
-local rec = {s_day, num(f[2]) + cost, s_month, num(f[3]) + cost}
-if f[1] then
-  rec[#rec + 1], rec[#rec + 2] = h_day, math.max(num(f[4]) - est, 0)
-  rec[#rec + 1], rec[#rec + 2] = h_month, math.max(num(f[5]) - est, 0)
-  -- The estimate counted at admission becomes the actual tokens, if its second is live.
-  if f[6] and tokens ~= est_tokens then
-    local after = math.max(tonumber(f[6]) + tokens - est_tokens, 0)
-    rec[#rec + 1], rec[#rec + 2] = t_at, after
-    rec[#rec + 1], rec[#rec + 2] = 'tt', math.max(num(f[7]) + after - tonumber(f[6]), 0)
-  end
-  redis.call('HDEL', st, x_hold)
-  redis.call('ZREM', lease, id)
-elseif redis.call('HDEL', lapsed, id) == 0 then
-  return 0
-end
-redis.call('HSET', st, unpack(rec))
-return 1
-)lua";
-
-// KEYS: state   ARGV: now_ms day month
-// Returns {spent today, spent this month, held today, requests, tokens} (last minute), the
-// amounts in nano-dollars.
-constexpr const char* usage_lua = R"lua(
-local w, f = state(KEYS[1], math.floor(tonumber(ARGV[1]) / 1000), 's|' .. ARGV[2],
-                   's|' .. ARGV[3], 'h|' .. ARGV[2])
-return {num(f[6]), num(f[7]), num(f[8]), w.rt, w.tt}
-)lua";
+// At most this many admissions, and as many settlements, go in one script call (the rest
+// in the next, sent as soon as this one is answered).
+constexpr std::size_t batch_cap = 256;
+constexpr std::size_t values_per_admission = 7;
 
 std::string sha1_hex(const std::string& s) {
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -269,17 +53,6 @@ std::string opt_text(const std::optional<T>& v) {
     }
 }
 
-// EVALSHA's key count, then the key's state and the names beside it the script touches.
-std::vector<std::string> script_keys(const std::string& key_id,
-                                     std::initializer_list<std::string_view> beside) {
-    const std::string state = redis_state_key(key_id);
-    std::vector<std::string> out{std::to_string(beside.size() + 1), state};
-    for (const auto name : beside) {
-        out.push_back(state + ":" + std::string(name));
-    }
-    return out;
-}
-
 std::uint64_t count(const store::redis_value& v) {
     const double d = store::redis_number(v);
     return d > 0 ? static_cast<std::uint64_t>(d) : 0;
@@ -298,16 +71,17 @@ void fill_limit(std::uint64_t limit, const store::redis_value& used,
     reset = std::chrono::seconds(o < 0 ? 0 : static_cast<std::int64_t>(o) + 60 - now);
 }
 
-void fill_headers(const store::redis_value& r, const config::limits& lim, std::int64_t now,
+// r: an admission's seven values in the batch's answer.
+void fill_headers(const store::redis_value* r, const config::limits& lim, std::int64_t now,
                   rate_headers& h) {
     h = rate_headers{};
     if (lim.rpm) {
-        fill_limit(*lim.rpm, r.elements[3], r.elements[4], now, h.has_requests,
-                   h.limit_requests, h.remaining_requests, h.reset_requests);
+        fill_limit(*lim.rpm, r[3], r[4], now, h.has_requests, h.limit_requests,
+                   h.remaining_requests, h.reset_requests);
     }
     if (lim.tpm) {
-        fill_limit(*lim.tpm, r.elements[5], r.elements[6], now, h.has_tokens, h.limit_tokens,
-                   h.remaining_tokens, h.reset_tokens);
+        fill_limit(*lim.tpm, r[5], r[6], now, h.has_tokens, h.limit_tokens, h.remaining_tokens,
+                   h.reset_tokens);
     }
 }
 
@@ -319,60 +93,267 @@ struct redis_ledger::script {
     explicit script(std::string lua) : body(std::move(lua)), sha(sha1_hex(body)) {}
 };
 
+// What a batch answers one admission: its seven values, or why there are none.
+struct redis_ledger::admit_answer {
+    bool done = false; // set by the batch (whatever the outcome)
+    bool ok = false;
+    std::string why;
+    std::int64_t now_ms = 0; // the batch's time, the admission's
+    std::vector<store::redis_value> values;
+};
+
+struct redis_ledger::admit_entry {
+    std::string hold_id;
+    std::string cost;   // nano-dollars
+    std::string tokens;
+    std::string daily, monthly, rpm, tpm; // "" when absent
+    std::string loop_max, loop_window;    // "" when not loop-guarded
+    std::string loop_key;                 // the set of this body's times; "" when none
+    // The waiting admission's answer and its wake-up (both in its coroutine frame, which
+    // waits for them).
+    admit_answer* answer = nullptr;
+    steady_timer* wake = nullptr;
+};
+
+struct redis_ledger::settle_entry {
+    std::string hold_id, cost, tokens, held_cost, held_tokens, day, month, second;
+    std::string key_id; // for the log
+    double cost_usd = 0;
+    steady_clock::time_point give_up;
+};
+
+// One key's admissions and settlements waiting for the next call, and whether a call for
+// it is with Redis (one at a time per key and worker: the next batch forms meanwhile).
+struct redis_ledger::key_batch {
+    std::vector<admit_entry> admits;
+    std::vector<settle_entry> settles;
+    bool in_flight = false;
+    bool flush_queued = false;
+};
+
 redis_ledger::redis_ledger(executor ex, store::redis_url url, wall_clock now)
     : ex_(ex), client_(ex, std::move(url), redis_timeout), now_(std::move(now)) {}
 
 redis_ledger::~redis_ledger() = default;
 
 awaitable<std::tuple<error_code, store::redis_value>>
-redis_ledger::run(const script& s, std::vector<std::string> args) {
-    args.insert(args.begin(), {"EVALSHA", s.sha});
-    auto [ec, v] = co_await client_.async_call(args, nothrow_op);
+redis_ledger::run(const script& s, const store::redis_command& tail) {
+    store::redis_command cmd;
+    cmd.arg("EVALSHA").arg(s.sha).append(tail);
+    ++calls_;
+    auto [ec, v] = co_await client_.call(std::move(cmd));
     if (!ec && v.is_error() && v.str.starts_with("NOSCRIPT")) {
         // First use on this Redis (or after a restart): send the script itself once.
-        args[0] = "EVAL";
-        args[1] = s.body;
-        std::tie(ec, v) = co_await client_.async_call(std::move(args), nothrow_op);
+        store::redis_command full;
+        full.arg("EVAL").arg(s.body).append(tail);
+        std::tie(ec, v) = co_await client_.call(std::move(full));
     }
     co_return std::make_tuple(ec, std::move(v));
 }
 
-awaitable<admission> redis_ledger::admit(const admission_request& req,
-                                                       rate_headers& headers) {
-    static const script s(std::string(prelude) + admit_lua);
+redis_ledger::key_batch& redis_ledger::batch_of(const std::string& key_id) {
+    auto& b = batches_[key_id];
+    if (!b) {
+        b = std::make_unique<key_batch>();
+    }
+    return *b;
+}
+
+// Sends the key's batch at the end of this turn of the event loop (everything queued in
+// the turn goes with it), unless a call for it is with Redis: then when that one is answered.
+void redis_ledger::wake(const std::string& key_id, key_batch& b) {
+    if (b.in_flight || b.flush_queued) {
+        return;
+    }
+    b.flush_queued = true;
+    net::post(ex_, [this, key_id] { flush(key_id); });
+}
+
+void redis_ledger::flush(const std::string& key_id) {
+    const auto it = batches_.find(key_id);
+    if (it == batches_.end()) {
+        return;
+    }
+    key_batch& b = *it->second;
+    b.flush_queued = false;
+    if (b.in_flight) {
+        return;
+    }
+    if (b.admits.empty() && b.settles.empty()) {
+        batches_.erase(it);
+        return;
+    }
+    std::vector<admit_entry> admits;
+    std::vector<settle_entry> settles;
+    if (b.admits.size() <= batch_cap) {
+        admits.swap(b.admits);
+    } else {
+        const auto cut = b.admits.begin() + static_cast<std::ptrdiff_t>(batch_cap);
+        admits.assign(std::make_move_iterator(b.admits.begin()), std::make_move_iterator(cut));
+        b.admits.erase(b.admits.begin(), cut);
+    }
+    if (b.settles.size() <= batch_cap) {
+        settles.swap(b.settles);
+    } else {
+        const auto cut = b.settles.begin() + static_cast<std::ptrdiff_t>(batch_cap);
+        settles.assign(std::make_move_iterator(b.settles.begin()), std::make_move_iterator(cut));
+        b.settles.erase(b.settles.begin(), cut);
+    }
+    b.in_flight = true;
+    net::co_spawn(ex_, send(key_id, std::move(admits), std::move(settles)), net::detached);
+}
+
+awaitable<void> redis_ledger::send(std::string key_id, std::vector<admit_entry> admits,
+                                   std::vector<settle_entry> settles) {
+    static const script s(std::string(scripts::prelude) + scripts::batch_lua);
     const auto now = now_();
     const std::int64_t now_ms = epoch_ms(now);
+    const std::string now_sec = std::to_string(now_ms / 1000);
+    const std::string day = day_period(now);
+    const std::string month = month_period(now);
+    const std::string state = redis_state_key(key_id);
+    // KEYS: the state, its lease and lapsed holds, and each loop-guard set named.
+    std::vector<std::string> loops;
+    for (const auto& a : admits) {
+        if (!a.loop_key.empty() &&
+            std::find(loops.begin(), loops.end(), a.loop_key) == loops.end()) {
+            loops.push_back(a.loop_key);
+        }
+    }
+    store::redis_command tail;
+    tail.arg(static_cast<long long>(3 + loops.size()));
+    tail.arg(state).arg(state + ":lease").arg(state + ":lapsed");
+    for (const auto& l : loops) {
+        tail.arg(state + ":" + l);
+    }
+    tail.slot = store::redis_key_slot(state);
+    tail.arg(now_ms).arg(day).arg(month);
+    tail.arg(now_ms + std::chrono::milliseconds(hold_lease).count());
+    tail.arg(static_cast<long long>(settles.size())).arg(static_cast<long long>(admits.size()));
+    for (const auto& e : settles) {
+        std::string hold = e.hold_id;
+        hold.append(" ").append(e.held_cost).append(" ").append(e.held_tokens).append(" ");
+        hold.append(e.second).append(" ").append(e.day).append(" ").append(e.month);
+        tail.arg(e.hold_id).arg(hold).arg(e.cost).arg(e.tokens).arg(e.held_cost);
+        tail.arg(e.held_tokens).arg(e.day).arg(e.month).arg(e.second);
+    }
+    for (const auto& a : admits) {
+        long long loop_index = 0;
+        if (!a.loop_key.empty()) {
+            loop_index = 4 + (std::find(loops.begin(), loops.end(), a.loop_key) - loops.begin());
+        }
+        std::string hold = a.hold_id;
+        hold.append(" ").append(a.cost).append(" ").append(a.tokens).append(" ").append(now_sec);
+        hold.append(" ").append(day).append(" ").append(month);
+        tail.arg(a.hold_id).arg(hold).arg(a.cost).arg(a.tokens);
+        tail.arg(a.daily).arg(a.monthly).arg(a.rpm).arg(a.tpm);
+        tail.arg(a.loop_max).arg(a.loop_window).arg(loop_index);
+    }
+
+    auto [ec, r] = co_await run(s, tail);
+    const bool answered = !ec && r.type == store::redis_value::kind::array &&
+                          r.elements.size() == admits.size() * values_per_admission;
+    std::string why;
+    if (!answered) {
+        why = ec ? client_.last_error() : (r.is_error() ? r.str : "a bad reply");
+    }
+    // Each admission its answer (resumed after this coroutine yields: the wake-up is posted).
+    for (std::size_t i = 0; i < admits.size(); ++i) {
+        admit_answer ans;
+        ans.done = true;
+        ans.ok = answered;
+        ans.now_ms = now_ms;
+        if (answered) {
+            auto first = r.elements.begin() + static_cast<std::ptrdiff_t>(i * values_per_admission);
+            ans.values.assign(std::make_move_iterator(first),
+                              std::make_move_iterator(first + values_per_admission));
+        } else {
+            ans.why = why;
+        }
+        *admits[i].answer = std::move(ans);
+        admits[i].wake->cancel();
+    }
+    // Settlements: acknowledged, or tried again shortly (a settlement is charged once however
+    // often it is sent) until they have waited settle_retry_for.
+    if (!ec && !r.is_error()) {
+        unsettled_ -= settles.size();
+    } else if (!settles.empty()) {
+        std::vector<settle_entry> again;
+        const auto t = steady_clock::now();
+        for (auto& e : settles) {
+            if (t >= e.give_up) {
+                spdlog::error("shared ledger: charge of ${:.6f} for key \"{}\" not recorded, Redis "
+                              "unreachable for {} s: {}",
+                              e.cost_usd, e.key_id, settle_retry_for.count(), why);
+                --unsettled_;
+            } else {
+                again.push_back(std::move(e));
+            }
+        }
+        if (!again.empty()) {
+            net::co_spawn(ex_, retry_later(key_id, std::move(again)), net::detached);
+        }
+    }
+    key_batch& b = batch_of(key_id);
+    b.in_flight = false;
+    wake(key_id, b);
+}
+
+awaitable<void> redis_ledger::retry_later(std::string key_id, std::vector<settle_entry> settles) {
+    steady_timer pause(ex_, std::chrono::milliseconds(250));
+    co_await pause.async_wait(nothrow_op);
+    key_batch& b = batch_of(key_id);
+    for (auto& e : settles) {
+        b.settles.push_back(std::move(e));
+    }
+    wake(key_id, b);
+}
+
+awaitable<redis_ledger::admission> redis_ledger::admit(const admission_request& req,
+                                                       rate_headers& headers) {
     const config::limits& lim = req.limits;
     const bool loop_guarded = lim.loop_max.has_value() && req.loop_fingerprint.has_value();
     const config::duration loop_window = lim.loop_window.value_or(std::chrono::seconds(60));
-    const std::string day = day_period(now);
-    const std::string month = month_period(now);
-    std::string hold_id = new_request_id();
     const double cost = detail::sane_usd(req.est_cost_usd);
-    const std::string loop =
-        "loop:" + (loop_guarded ? std::to_string(*req.loop_fingerprint) : std::string("-"));
-    const std::string now_sec = std::to_string(now_ms / 1000);
-    const std::string tokens = std::to_string(req.est_tokens);
-    auto args = script_keys(req.key_id, {"lease", "lapsed", loop});
-    args.insert(args.end(),
-                {std::to_string(now_ms), opt_text(lim.daily_usd), opt_text(lim.monthly_usd),
-                 opt_text(lim.rpm), opt_text(lim.tpm), nano_text(cost), tokens, hold_id,
-                 std::to_string(now_ms + std::chrono::milliseconds(hold_lease).count()),
-                 loop_guarded ? std::to_string(*lim.loop_max) : "",
-                 std::to_string(loop_window.count()), "r|" + now_sec, "t|" + now_sec,
-                 "s|" + day, "s|" + month, "h|" + day, "h|" + month, "x|" + hold_id,
-                 nano_text(cost) + ' ' + tokens + ' ' + now_sec + ' ' + day + ' ' + month});
-    auto [ec, r] = co_await run(s, std::move(args));
-    if (ec || r.type != store::redis_value::kind::array || r.elements.size() != 7) {
-        std::string why = ec ? client_.last_error() : (r.is_error() ? r.str : "a bad reply");
-        co_return ledger_unavailable{"The shared ledger (Redis at " + client_.url().where() +
-                                     ") cannot check this key's limits now: " + why +
+    admit_entry e;
+    e.hold_id = new_request_id();
+    e.cost = nano_text(cost);
+    e.tokens = std::to_string(req.est_tokens);
+    e.daily = opt_text(lim.daily_usd);
+    e.monthly = opt_text(lim.monthly_usd);
+    e.rpm = opt_text(lim.rpm);
+    e.tpm = opt_text(lim.tpm);
+    if (loop_guarded) {
+        e.loop_max = std::to_string(*lim.loop_max);
+        e.loop_window = std::to_string(loop_window.count());
+        e.loop_key = "loop:" + std::to_string(*req.loop_fingerprint);
+    }
+    std::string hold_id = e.hold_id;
+    admit_answer ans;
+    steady_timer woken(ex_, steady_clock::time_point::max());
+    e.answer = &ans;
+    e.wake = &woken;
+    key_batch& batch = batch_of(req.key_id);
+    batch.admits.push_back(std::move(e));
+    wake(req.key_id, batch);
+    // (the batch's call ends within the client's timeout, and so this wait; a wait cut short
+    // waits again: the batch writes the answer here)
+    while (!ans.done) {
+        co_await woken.async_wait(nothrow_op);
+    }
+    if (!ans.ok) {
+        const bool single = client_.url().mode == store::redis_mode::single;
+        co_return ledger_unavailable{"The shared ledger (Redis " +
+                                     std::string(single ? "at " : "") + client_.url().where() +
+                                     ") cannot check this key's limits now: " + ans.why +
                                      ". Retry shortly."};
     }
-    fill_headers(r, lim, now_ms / 1000, headers);
-    const std::string& verdict = r.elements[0].str;
-    const double a = store::redis_number(r.elements[1]);
-    const double b = store::redis_number(r.elements[2]);
+    const auto now = std::chrono::system_clock::time_point(std::chrono::milliseconds(ans.now_ms));
+    const store::redis_value* r = ans.values.data();
+    fill_headers(r, lim, ans.now_ms / 1000, headers);
+    const std::string& verdict = r[0].str;
+    const double a = store::redis_number(r[1]);
+    const double b = store::redis_number(r[2]);
     if (verdict == "d" || verdict == "m") {
         const bool daily = verdict == "d";
         const auto resets = daily ? next_day(now) : next_month(now);
@@ -403,8 +384,8 @@ awaitable<admission> redis_ledger::admit(const admission_request& req,
                                                loop_window),
                           detail::seconds_until(frees, now)};
     }
-    co_return reservation{std::move(hold_id), req.key_id, day, month, cost, req.est_tokens, now,
-                          false};
+    co_return reservation{std::move(hold_id), req.key_id, day_period(now), month_period(now),
+                          cost, req.est_tokens, now, false};
 }
 
 void redis_ledger::settle(reservation& r, double actual_cost_usd, std::uint64_t actual_tokens) {
@@ -414,39 +395,26 @@ void redis_ledger::settle(reservation& r, double actual_cost_usd, std::uint64_t 
     r.settled = true;
     const double cost = detail::sane_usd(actual_cost_usd);
     const auto at = std::chrono::floor<std::chrono::seconds>(r.at.time_since_epoch()).count();
-    auto args = script_keys(r.key_id, {"lease", "lapsed"});
-    args.insert(args.end(), {r.id, nano_text(cost), std::to_string(actual_tokens),
-                             nano_text(r.cost_usd), std::to_string(r.tokens), "x|" + r.id,
-                             "s|" + r.day, "s|" + r.month, "h|" + r.day, "h|" + r.month,
-                             "t|" + std::to_string(at)});
-    std::string what = "charge of $" + std::to_string(cost) + " for key \"" + r.key_id + "\"";
+    settle_entry e{r.id,
+                   nano_text(cost),
+                   std::to_string(actual_tokens),
+                   nano_text(r.cost_usd),
+                   std::to_string(r.tokens),
+                   r.day,
+                   r.month,
+                   std::to_string(at),
+                   r.key_id,
+                   cost,
+                   steady_clock::now() + settle_retry_for};
     ++unsettled_;
-    net::co_spawn(ex_, settle_task(std::move(args), std::move(what)), net::detached);
-}
-
-awaitable<void> redis_ledger::settle_task(std::vector<std::string> args, std::string what) {
-    static const script s(std::string(prelude) + settle_lua);
-    const auto give_up = steady_clock::now() + settle_retry_for;
-    for (;;) {
-        auto [ec, r] = co_await run(s, args);
-        if (!ec && !r.is_error()) {
-            break;
-        }
-        if (steady_clock::now() >= give_up) {
-            spdlog::error("shared ledger: {} not recorded, Redis unreachable for {} s: {}", what,
-                          settle_retry_for.count(),
-                          ec ? client_.last_error() : r.str);
-            break;
-        }
-        steady_timer pause(ex_, std::chrono::milliseconds(250));
-        co_await pause.async_wait(nothrow_op);
-    }
-    --unsettled_;
+    key_batch& b = batch_of(r.key_id);
+    b.settles.push_back(std::move(e));
+    wake(r.key_id, b);
 }
 
 awaitable<error_code> redis_ledger::revoke(std::string key_id) {
-    std::vector<std::string> args{"HSET", redis_state_key(key_id), revoked_field, "1"};
-    auto [ec, r] = co_await client_.async_call(std::move(args), nothrow_op);
+    const std::vector<std::string> args{"HSET", redis_state_key(key_id), revoked_field, "1"};
+    auto [ec, r] = co_await client_.call(store::redis_command(args));
     if (!ec && r.is_error()) {
         ec = make_error_code(std::errc::io_error);
     }
@@ -454,11 +422,13 @@ awaitable<error_code> redis_ledger::revoke(std::string key_id) {
 }
 
 awaitable<std::optional<key_usage>> redis_ledger::usage(std::string key_id) {
-    static const script s(std::string(prelude) + usage_lua);
+    static const script s(std::string(scripts::prelude) + scripts::usage_lua);
     const auto now = now_();
-    auto args = script_keys(key_id, {});
-    args.insert(args.end(), {std::to_string(epoch_ms(now)), day_period(now), month_period(now)});
-    auto [ec, r] = co_await run(s, std::move(args));
+    const std::string state = redis_state_key(key_id);
+    store::redis_command tail;
+    tail.arg(1LL).arg(state).arg(epoch_ms(now)).arg(day_period(now)).arg(month_period(now));
+    tail.slot = store::redis_key_slot(state);
+    auto [ec, r] = co_await run(s, tail);
     if (ec || r.type != store::redis_value::kind::array || r.elements.size() != 5) {
         co_return std::nullopt;
     }

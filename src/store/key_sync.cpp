@@ -2,9 +2,9 @@
 
 #include "michi/guard/redis_ledger.hpp"
 
-#include <hiredis/hiredis.h>
 #include <spdlog/spdlog.h>
 
+#include <charconv>
 #include <memory>
 #include <string>
 #include <vector>
@@ -15,62 +15,13 @@ namespace {
 constexpr const char* keys_hash = "michi:keys";
 constexpr const char* revoked_set = "michi:revoked";
 constexpr const char* version_key = "michi:keys:version";
-constexpr timeval io_timeout{2, 0};
-
-using reply_ptr = std::unique_ptr<redisReply, void (*)(void*)>;
+constexpr std::chrono::milliseconds io_timeout{2000};
 
 // A revocation as shared: the set the replicas read their keys from, and the mark in the
 // key's ledger state that the shared ledger's admissions check (guard::revoked_field).
 void add_revocation(std::vector<std::vector<std::string>>& cmds, const std::string& id) {
     cmds.push_back({"SADD", revoked_set, id});
     cmds.push_back({"HSET", guard::redis_state_key(id), guard::revoked_field, "1"});
-}
-
-// Queues one command on the connection's output; false when the connection failed.
-bool append(redisContext* ctx, const std::vector<std::string>& args) {
-    std::vector<const char*> argv;
-    std::vector<std::size_t> lens;
-    for (const auto& a : args) {
-        argv.push_back(a.data());
-        lens.push_back(a.size());
-    }
-    return redisAppendCommandArgv(ctx, static_cast<int>(argv.size()), argv.data(),
-                                  lens.data()) == REDIS_OK;
-}
-
-// One command; null when the connection failed (ctx->errstr says why).
-reply_ptr command(redisContext* ctx, const std::vector<std::string>& args) {
-    void* raw = nullptr;
-    if (!append(ctx, args) || redisGetReply(ctx, &raw) != REDIS_OK) {
-        return reply_ptr(nullptr, freeReplyObject);
-    }
-    return reply_ptr(static_cast<redisReply*>(raw), freeReplyObject);
-}
-
-// Several commands sent at once, then their replies read; false (why set) on a failed
-// connection or an error reply.
-bool pipeline(redisContext* ctx, const std::vector<std::vector<std::string>>& cmds,
-              std::string& why) {
-    for (const auto& args : cmds) {
-        if (!append(ctx, args)) {
-            why = ctx->errstr;
-            return false;
-        }
-    }
-    bool ok = true;
-    for (std::size_t i = 0; i < cmds.size(); ++i) {
-        void* raw = nullptr;
-        if (redisGetReply(ctx, &raw) != REDIS_OK) {
-            why = ctx->errstr;
-            return false;
-        }
-        reply_ptr r(static_cast<redisReply*>(raw), freeReplyObject);
-        if (r->type == REDIS_REPLY_ERROR && ok) {
-            why = std::string(r->str, r->len);
-            ok = false;
-        }
-    }
-    return ok;
 }
 
 } // namespace
@@ -107,9 +58,6 @@ key_sync::~key_sync() {
         }
         registry_.share({});
     }
-    if (ctx_ != nullptr) {
-        redisFree(ctx_);
-    }
 }
 
 void key_sync::run() {
@@ -127,39 +75,22 @@ void key_sync::run() {
 }
 
 void key_sync::round_with_redis() {
-    if (ctx_ != nullptr || connect()) {
-        with_redis();
+    if (!client_) {
+        client_ = std::make_unique<redis_blocking_client>(*redis_, io_timeout);
     }
+    with_redis();
 }
 
-bool key_sync::connect() {
-    const timeval connect_timeout{1, 0};
-    ctx_ = redisConnectWithTimeout(redis_->host.c_str(), redis_->port, connect_timeout);
-    if (ctx_ == nullptr || ctx_->err != 0) {
-        drop(ctx_ != nullptr ? ctx_->errstr : "cannot allocate a connection");
-        return false;
+bool key_sync::pipeline(const std::vector<std::vector<std::string>>& cmds) {
+    if (cmds.empty()) {
+        return true;
     }
-    redisSetTimeout(ctx_, io_timeout);
-    std::vector<std::vector<std::string>> hello;
-    if (!redis_->password.empty()) {
-        if (redis_->username.empty()) {
-            hello.push_back({"AUTH", redis_->password});
-        } else {
-            hello.push_back({"AUTH", redis_->username, redis_->password});
+    for (auto& [ec, r] : client_->run(cmds)) {
+        if (ec || r.is_error()) {
+            drop(ec ? client_->last_error() : r.str);
+            return false;
         }
     }
-    if (redis_->db != 0) {
-        hello.push_back({"SELECT", std::to_string(redis_->db)});
-    }
-    std::string why;
-    if (!hello.empty() && !pipeline(ctx_, hello, why)) {
-        drop(why);
-        return false;
-    }
-    // A new connection may be to a Redis that restarted empty and counts from 0 again: send
-    // what this replica has, and read everyone's back once whatever the counter says.
-    sent_existing_ = false;
-    seen_version_.reset();
     return true;
 }
 
@@ -170,10 +101,10 @@ void key_sync::drop(const std::string& why) {
                      redis_->where(), why);
         failing_ = true;
     }
-    if (ctx_ != nullptr) {
-        redisFree(ctx_);
-        ctx_ = nullptr;
-    }
+    // The next round that reaches Redis may find one that restarted empty and counts from 0
+    // again: it sends what this replica has, and reads everyone's back whatever the counter.
+    sent_existing_ = false;
+    seen_version_.reset();
 }
 
 void key_sync::with_redis() {
@@ -188,16 +119,13 @@ void key_sync::with_redis() {
         for (const auto& id : snap->revoked) {
             add_revocation(cmds, id);
         }
-        if (!cmds.empty()) {
-            cmds.push_back({"INCR", version_key});
-        }
-        if (!pipeline(ctx_, cmds, why)) {
-            drop(why);
+        if (!pipeline(cmds) || (!cmds.empty() && !pipeline({{"INCR", std::string(version_key)}}))) {
             return;
         }
         sent_existing_ = true;
     }
-    // This replica's changes since.
+    // This replica's changes since; the counter moves once they are in (in a cluster they
+    // may be on other nodes than the counter: never announced before they are there).
     if (auto changes = registry_.take_outbox(); !changes.empty()) {
         std::vector<std::vector<std::string>> cmds;
         for (const auto& c : changes) {
@@ -207,41 +135,44 @@ void key_sync::with_redis() {
                 cmds.push_back({"HSET", keys_hash, c.id, c.json});
             }
         }
-        cmds.push_back({"INCR", version_key});
-        if (!pipeline(ctx_, cmds, why)) {
+        if (!pipeline(cmds) || !pipeline({{"INCR", std::string(version_key)}})) {
             registry_.put_back(std::move(changes));
-            drop(why);
             return;
         }
     }
-    // Everyone's, when the counter moved.
-    const auto v = command(ctx_, {"GET", version_key});
-    if (!v || v->type == REDIS_REPLY_ERROR) {
-        drop(v ? std::string(v->str, v->len) : std::string(ctx_->errstr));
+    // Everyone's, when the counter moved (read first: what is read after it is at least as
+    // new as what it counts).
+    auto [vec, v] = client_->call({"GET", version_key});
+    if (vec || v.is_error()) {
+        drop(vec ? client_->last_error() : v.str);
         return;
     }
-    const long long version = v->type == REDIS_REPLY_STRING ? std::atoll(v->str) : 0;
+    long long version = 0;
+    if (v.type == redis_value::kind::string) {
+        std::from_chars(v.str.data(), v.str.data() + v.str.size(), version);
+    }
     if (seen_version_ != version) {
-        const auto keys = command(ctx_, {"HGETALL", keys_hash});
-        const auto revoked = command(ctx_, {"SMEMBERS", revoked_set});
-        if (!keys || !revoked || keys->type != REDIS_REPLY_ARRAY ||
-            revoked->type != REDIS_REPLY_ARRAY) {
-            drop(ctx_->err != 0 ? std::string(ctx_->errstr) : "unexpected reply");
+        auto both = client_->run(std::vector<std::vector<std::string>>{
+            {"HGETALL", keys_hash}, {"SMEMBERS", revoked_set}});
+        auto& [kec, keys] = both[0];
+        auto& [rec, revoked] = both[1];
+        if (kec || rec || keys.type != redis_value::kind::array ||
+            revoked.type != redis_value::kind::array) {
+            drop(kec || rec ? client_->last_error() : "unexpected reply");
             return;
         }
         std::vector<admin_key> shared;
-        for (std::size_t i = 0; i + 1 < keys->elements; i += 2) {
-            const std::string id(keys->element[i]->str, keys->element[i]->len);
-            const std::string_view text(keys->element[i + 1]->str, keys->element[i + 1]->len);
-            if (auto k = key_from_json(id, text, why)) {
+        for (std::size_t i = 0; i + 1 < keys.elements.size(); i += 2) {
+            const std::string& id = keys.elements[i].str;
+            if (auto k = key_from_json(id, keys.elements[i + 1].str, why)) {
                 shared.push_back(std::move(*k));
             } else {
                 spdlog::error("key sync: skipping key \"{}\" from Redis: {}", id, why);
             }
         }
         std::unordered_set<std::string> gone;
-        for (std::size_t i = 0; i < revoked->elements; ++i) {
-            gone.emplace(revoked->element[i]->str, revoked->element[i]->len);
+        for (const auto& r : revoked.elements) {
+            gone.insert(r.str);
         }
         if (registry_.merge_shared(shared, gone)) {
             spdlog::info("key sync: admin keys and revocations updated from Redis");

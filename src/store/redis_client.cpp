@@ -1,296 +1,370 @@
 #include "michi/store/redis_client.hpp"
 
-#include <hiredis/hiredis.h>
 #include <spdlog/spdlog.h>
 
-#include <cstdlib>
+#include <charconv>
 
 namespace michi::store {
 namespace {
 
-constexpr std::size_t read_size = 16 * 1024;
-// After a failed connect, calls fail at once for this long instead of each waiting for
-// a connect of its own (Redis down must not turn every request into a connect timeout).
-constexpr std::chrono::milliseconds connect_backoff{1000};
+// After a failed question to the Sentinels or the cluster, calls fail at once for this
+// long; a primary or node that failed to connect is tried again after it too.
+constexpr std::chrono::milliseconds topology_backoff{250};
+// Redirections (MOVED, ASK, a primary that became a replica) followed for one call.
+constexpr int max_hops = 5;
+// A cluster's TRYAGAIN (a multi-key command on a slot in migration) is sent again after this.
+constexpr std::chrono::milliseconds try_again_pause{50};
 
-redis_value convert(const redisReply* r) {
-    redis_value v;
-    switch (r->type) {
-    case REDIS_REPLY_STRING: v.type = redis_value::kind::string; break;
-    case REDIS_REPLY_STATUS: v.type = redis_value::kind::status; break;
-    case REDIS_REPLY_ERROR: v.type = redis_value::kind::error; break;
-    case REDIS_REPLY_INTEGER: v.type = redis_value::kind::integer; break;
-    case REDIS_REPLY_ARRAY: v.type = redis_value::kind::array; break;
-    default: v.type = redis_value::kind::nil; break;
+// "host:port" of a MOVED/ASK reply (an IPv6 host is not bracketed there); an empty host is
+// the one asked.
+std::optional<redis_endpoint> parse_address(std::string_view text, const redis_endpoint& asked) {
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) {
+        return std::nullopt;
     }
-    if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS ||
-        r->type == REDIS_REPLY_ERROR) {
-        v.str.assign(r->str, r->len);
+    unsigned port = 0;
+    const auto p = text.substr(colon + 1);
+    const auto r = std::from_chars(p.data(), p.data() + p.size(), port);
+    if (r.ec != std::errc{} || port == 0 || port > 65535) {
+        return std::nullopt;
     }
-    v.integer = r->integer;
-    if (r->type == REDIS_REPLY_ARRAY) {
-        v.elements.reserve(r->elements);
-        for (std::size_t i = 0; i < r->elements; ++i) {
-            v.elements.push_back(convert(r->element[i]));
-        }
+    std::string host(text.substr(0, colon));
+    if (host.starts_with('[') && host.ends_with(']')) {
+        host = host.substr(1, host.size() - 2);
     }
-    return v;
-}
-
-std::string format(const std::vector<std::string>& args) {
-    std::vector<const char*> argv;
-    std::vector<std::size_t> lens;
-    argv.reserve(args.size());
-    lens.reserve(args.size());
-    for (const auto& a : args) {
-        argv.push_back(a.data());
-        lens.push_back(a.size());
+    if (host.empty() || host == "?") {
+        host = asked.host;
     }
-    char* cmd = nullptr;
-    const int n = redisFormatCommandArgv(&cmd, static_cast<int>(args.size()), argv.data(),
-                                         lens.data());
-    if (n < 0 || cmd == nullptr) {
-        throw std::bad_alloc();
-    }
-    std::string out(cmd, static_cast<std::size_t>(n));
-    redisFreeCommand(cmd);
-    return out;
+    return redis_endpoint{std::move(host), static_cast<std::uint16_t>(port)};
 }
 
 } // namespace
 
-double redis_number(const redis_value& v) {
-    if (v.type == redis_value::kind::integer) {
-        return static_cast<double>(v.integer);
-    }
-    if (v.type == redis_value::kind::string || v.type == redis_value::kind::status) {
-        char* end = nullptr;
-        const double d = std::strtod(v.str.c_str(), &end);
-        return end != v.str.c_str() ? d : 0.0;
-    }
-    return 0.0;
-}
+struct redis_client::topology {
+    explicit topology(executor ex) : wake(ex) {}
+    // Sentinel: a connection to each Sentinel, made on first use; the one that answered last
+    // is asked first.
+    std::vector<std::unique_ptr<redis_connection>> sentinels;
+    std::size_t next_sentinel = 0;
+    bool primary_known = false;
+    // Cluster: a connection per node (kept for the client's life), the node of each slot.
+    std::vector<std::unique_ptr<redis_connection>> nodes;
+    std::vector<std::int16_t> slots;
+    bool map_loaded = false;
+    bool map_stale = false;
+    // One question at a time; the calls that need its answer wait for it on `wake`.
+    bool busy = false;
+    steady_timer wake;
+    steady_clock::time_point retry_after{};
+};
 
 redis_client::redis_client(executor ex, redis_url url, std::chrono::milliseconds timeout)
-    : ex_(ex),
-      url_(std::move(url)),
-      timeout_(timeout),
-      resolver_(ex),
-      socket_(ex),
-      watchdog_(ex),
-      read_buf_(new char[read_size]),
-      reader_(nullptr, redisReaderFree) {}
+    : ex_(ex), url_(std::move(url)), timeout_(timeout) {
+    if (url_.tls) {
+        tls_ = std::make_unique<ssl::context>(ssl::context::tls_client);
+        tls_->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                          ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
+                          ssl::context::no_tlsv1_1);
+        error_code ec;
+        tls_->set_default_verify_paths(ec);
+        if (!url_.ca_file.empty()) {
+            tls_->load_verify_file(url_.ca_file, ec);
+            if (ec) {
+                setup_error_ = "cannot read the CA file " + url_.ca_file + ": " + ec.message();
+                spdlog::error("redis {}: {}", url_.where(), setup_error_);
+            }
+        }
+    }
+    hello_.username = url_.username;
+    hello_.password = url_.password;
+    hello_.db = url_.db;
+    hello_.tls = tls_.get();
+    if (url_.mode == redis_mode::single) {
+        primary_ = std::make_unique<redis_connection>(ex_, url_.nodes.front(), hello_, timeout_);
+        return;
+    }
+    hello_.backoff = topology_backoff;
+    topo_ = std::make_unique<topology>(ex_);
+    if (url_.mode == redis_mode::sentinel) {
+        hello_.expect_primary = true;
+        const redis_hello to_sentinel{url_.sentinel_username, url_.sentinel_password, 0, false,
+                                      tls_.get(), topology_backoff};
+        for (const auto& at : url_.nodes) {
+            topo_->sentinels.push_back(
+                std::make_unique<redis_connection>(ex_, at, to_sentinel, timeout_));
+        }
+    } else {
+        topo_->slots.assign(redis_slots, -1);
+        for (const auto& at : url_.nodes) {
+            node(at);
+        }
+    }
+}
 
 redis_client::~redis_client() = default;
 
-void redis_client::submit(std::vector<std::string> args, redis_handler h) {
-    pending p{format(args), std::move(h), false, {}};
-    if (state_ == state::idle && steady_clock::now() < retry_after_) {
-        complete(std::move(p.handler), net::error::connection_refused, {});
-        return;
-    }
-    queue_.push_back(std::move(p));
-    if (state_ == state::idle) {
-        connect();
-    } else if (state_ == state::ready) {
-        write_more();
-    }
-}
-
-void redis_client::connect() {
-    state_ = state::connecting;
-    const std::uint64_t gen = ++generation_;
-    connect_deadline_ = steady_clock::now() + timeout_;
-    arm_watchdog();
-    resolver_.async_resolve(
-        url_.host, std::to_string(url_.port),
-        [this, gen](error_code ec, const tcp::resolver::results_type& results) {
-            if (gen != generation_) {
-                return;
-            }
-            if (ec) {
-                fail("cannot resolve " + url_.host + ": " + ec.message(), true);
-                return;
-            }
-            net::async_connect(socket_, results,
-                               [this, gen](error_code cec, const tcp::endpoint&) {
-                                   if (gen != generation_) {
-                                       return;
-                                   }
-                                   if (cec) {
-                                       fail("cannot connect: " + cec.message(), true);
-                                       return;
-                                   }
-                                   on_connected(gen);
-                               });
-        });
-}
-
-void redis_client::on_connected(std::uint64_t gen) {
-    error_code ignored;
-    socket_.set_option(tcp::no_delay(true), ignored);
-    reader_.reset(redisReaderCreate());
-    // The handshake goes first; its replies are checked by complete's caller (internal).
-    std::vector<pending> hello;
-    if (!url_.password.empty()) {
-        std::vector<std::string> auth{"AUTH"};
-        if (!url_.username.empty()) {
-            auth.push_back(url_.username);
+redis_connection& redis_client::node(const redis_endpoint& at) {
+    for (auto& n : topo_->nodes) {
+        if (n->endpoint() == at) {
+            return *n;
         }
-        auth.push_back(url_.password);
-        hello.push_back(pending{format(auth), {}, true, {}});
     }
-    if (url_.db != 0) {
-        hello.push_back(pending{format({"SELECT", std::to_string(url_.db)}), {}, true, {}});
-    }
-    for (auto it = hello.rbegin(); it != hello.rend(); ++it) {
-        queue_.push_front(std::move(*it));
-    }
-    state_ = state::ready;
-    read_more(gen);
-    write_more();
+    topo_->nodes.push_back(std::make_unique<redis_connection>(ex_, at, hello_, timeout_));
+    return *topo_->nodes.back();
 }
 
-void redis_client::write_more() {
-    if (writing_ || queue_.empty() || state_ != state::ready) {
-        return;
-    }
-    write_buf_.clear();
-    const auto now = steady_clock::now();
-    while (!queue_.empty()) {
-        pending& p = queue_.front();
-        write_buf_ += p.bytes;
-        p.bytes.clear();
-        p.bytes.shrink_to_fit();
-        p.sent = now;
-        awaiting_.push_back(std::move(p));
-        queue_.pop_front();
-    }
-    arm_watchdog();
-    writing_ = true;
-    const std::uint64_t gen = generation_;
-    net::async_write(socket_, net::buffer(write_buf_), [this, gen](error_code ec, std::size_t) {
-        if (gen != generation_) {
-            return;
-        }
-        writing_ = false;
+awaitable<std::tuple<error_code, redis_value>> redis_client::call(redis_command cmd) {
+    if (url_.mode == redis_mode::single && setup_error_.empty()) {
+        auto [ec, v] = co_await primary_->async_call(cmd.bytes(), false, nothrow_op);
         if (ec) {
-            fail("write failed: " + ec.message(), false);
-            return;
+            last_error_ = primary_->last_error();
         }
-        write_more();
-    });
+        co_return std::make_tuple(ec, std::move(v));
+    }
+    const std::string bytes = cmd.bytes();
+    redis_connection* target = nullptr;
+    bool asking = false;
+    bool resent = false;
+    for (int hop = 0; hop < max_hops; ++hop) {
+        if (target == nullptr) {
+            target = co_await route(cmd.slot);
+            if (target == nullptr) {
+                co_return std::make_tuple(error_code(net::error::not_connected), redis_value{});
+            }
+        }
+        auto [ec, v] = co_await target->async_call(bytes, asking, nothrow_op);
+        asking = false;
+        if (ec) {
+            last_error_ = url_.mode == redis_mode::single
+                              ? target->last_error()
+                              : target->endpoint().where() + ": " + target->last_error();
+            lost(*target);
+            // Never sent (its server could not be reached): the map or the primary is asked
+            // again and the command goes where they say, once.
+            if (ec == net::error::not_connected && !resent && topo_) {
+                resent = true;
+                target = nullptr;
+                continue;
+            }
+            co_return std::make_tuple(ec, redis_value{});
+        }
+        if (v.is_error() && url_.mode == redis_mode::cluster && v.str.starts_with("TRYAGAIN")) {
+            // A multi-key command on a slot being migrated: it may run once the keys moved.
+            steady_timer pause(ex_, try_again_pause);
+            co_await pause.async_wait(nothrow_op);
+            target = nullptr;
+            continue;
+        }
+        if (v.is_error() && topo_ && follow(v, cmd.slot, target, asking)) {
+            continue;
+        }
+        co_return std::make_tuple(ec, std::move(v));
+    }
+    last_error_ = "too many redirections (last: a slot in migration or moving)";
+    co_return std::make_tuple(error_code(net::error::connection_aborted), redis_value{});
 }
 
-void redis_client::read_more(std::uint64_t gen) {
-    socket_.async_read_some(
-        net::buffer(read_buf_.get(), read_size), [this, gen](error_code ec, std::size_t n) {
-            if (gen != generation_) {
-                return;
-            }
-            if (ec) {
-                fail(ec == net::error::eof ? "Redis closed the connection"
-                                           : "read failed: " + ec.message(),
-                     false);
-                return;
-            }
-            if (redisReaderFeed(reader_.get(), read_buf_.get(), n) != REDIS_OK) {
-                fail("bad reply from Redis", false);
-                return;
-            }
-            for (;;) {
-                void* raw = nullptr;
-                if (redisReaderGetReply(reader_.get(), &raw) != REDIS_OK) {
-                    fail(std::string("bad reply from Redis: ") + reader_->errstr, false);
-                    return;
+// A redirection that says the command did not run and where it should: follows it (target
+// set; null: route again) and says so.
+bool redis_client::follow(const redis_value& v, int slot, redis_connection*& target,
+                          bool& asking) {
+    const std::string_view e = v.str;
+    if (url_.mode == redis_mode::cluster && (e.starts_with("MOVED ") || e.starts_with("ASK "))) {
+        const auto sp = e.rfind(' ');
+        const auto at = parse_address(e.substr(sp + 1), target->endpoint());
+        if (!at) {
+            return false;
+        }
+        redis_connection& next = node(*at);
+        if (e.starts_with("ASK ")) {
+            asking = true; // this once, for a slot being migrated
+        } else {
+            topo_->map_stale = true; // the whole map is read again on the next call
+            for (std::size_t i = 0; i < topo_->nodes.size(); ++i) {
+                if (topo_->nodes[i].get() == &next && slot >= 0) {
+                    topo_->slots[static_cast<std::size_t>(slot)] = static_cast<std::int16_t>(i);
                 }
-                if (raw == nullptr) {
-                    break;
-                }
-                redis_value v = convert(static_cast<redisReply*>(raw));
-                freeReplyObject(raw);
-                if (awaiting_.empty()) {
-                    fail("a reply from Redis that nobody asked for", false);
-                    return;
-                }
-                pending p = std::move(awaiting_.front());
-                awaiting_.pop_front();
-                if (p.internal) {
-                    if (v.is_error()) {
-                        fail("Redis refused the connection's set-up: " + v.str, true);
-                        return;
-                    }
-                    continue;
-                }
-                complete(std::move(p.handler), {}, std::move(v));
             }
-            read_more(gen);
-        });
+        }
+        target = &next;
+        return true;
+    }
+    if (url_.mode == redis_mode::sentinel &&
+        (e.starts_with("READONLY") || e.starts_with("MASTERDOWN"))) {
+        // The server took a replica's role (a failover): ask the Sentinels again.
+        spdlog::warn("redis {}: {} is no primary any more ({}): asking the Sentinels",
+                     url_.where(), target->endpoint().where(), e.substr(0, e.find(' ')));
+        topo_->primary_known = false;
+        target = nullptr;
+        return true;
+    }
+    return false;
 }
 
-// One timer watches the connect and the oldest unanswered command; it stays armed while
-// there is something to watch.
-void redis_client::arm_watchdog() {
-    if (watchdog_armed_) {
+void redis_client::lost(redis_connection& conn) {
+    if (!topo_) {
         return;
     }
-    steady_clock::time_point deadline;
-    if (state_ == state::connecting) {
-        deadline = connect_deadline_;
-    } else if (!awaiting_.empty()) {
-        deadline = awaiting_.front().sent + timeout_;
-    } else {
-        return;
+    if (url_.mode == redis_mode::sentinel && &conn == primary_.get()) {
+        topo_->primary_known = false;
+    } else if (url_.mode == redis_mode::cluster) {
+        topo_->map_stale = true;
     }
-    watchdog_armed_ = true;
-    watchdog_.expires_at(deadline);
-    watchdog_.async_wait([this](error_code) {
-        watchdog_armed_ = false;
-        const auto now = steady_clock::now();
-        if (state_ == state::connecting && now >= connect_deadline_) {
-            fail("no connection within " + std::to_string(timeout_.count()) + " ms", true);
-            return;
-        }
-        if (state_ == state::ready && !awaiting_.empty() &&
-            now >= awaiting_.front().sent + timeout_) {
-            fail("no answer within " + std::to_string(timeout_.count()) + " ms", false);
-            return;
-        }
-        arm_watchdog();
-    });
 }
 
-void redis_client::complete(redis_handler h, error_code ec, redis_value v) {
-    if (!h) {
-        return;
+awaitable<redis_connection*> redis_client::route(int slot) {
+    if (!setup_error_.empty()) {
+        last_error_ = setup_error_;
+        co_return nullptr;
     }
-    // Never inline: a caller resumed here could call again while the queues are walked.
-    net::post(ex_, [h = std::move(h), ec, v = std::move(v)]() mutable {
-        std::move(h)(ec, std::move(v));
-    });
+    if (!topo_) {
+        co_return primary_.get();
+    }
+    topology& t = *topo_;
+    const auto needed = [&] {
+        if (url_.mode == redis_mode::sentinel) {
+            return !t.primary_known;
+        }
+        return !t.map_loaded || t.map_stale ||
+               (slot >= 0 && t.slots[static_cast<std::size_t>(slot)] < 0);
+    };
+    if (needed()) {
+        if (t.busy) {
+            // Someone is asking already: wait for the answer (bounded by that question's
+            // timeouts) and take it.
+            co_await t.wake.async_wait(nothrow_op);
+        } else if (steady_clock::now() < t.retry_after) {
+            co_return nullptr; // (last_error_ still says why the last question failed)
+        } else {
+            t.busy = true;
+            t.wake.expires_at(steady_clock::time_point::max());
+            if (url_.mode == redis_mode::sentinel) {
+                co_await find_primary();
+            } else {
+                co_await load_slots();
+            }
+            t.busy = false;
+            t.wake.cancel();
+        }
+    }
+    if (url_.mode == redis_mode::sentinel) {
+        co_return t.primary_known ? primary_.get() : nullptr;
+    }
+    if (!t.map_loaded) {
+        co_return nullptr;
+    }
+    if (slot < 0) {
+        for (auto& n : t.nodes) {
+            if (!n->backing_off()) {
+                co_return n.get();
+            }
+        }
+        co_return t.nodes.front().get();
+    }
+    const auto idx = t.slots[static_cast<std::size_t>(slot)];
+    if (idx < 0) {
+        last_error_ = "no cluster node serves slot " + std::to_string(slot);
+        co_return nullptr;
+    }
+    co_return t.nodes[static_cast<std::size_t>(idx)].get();
 }
 
-void redis_client::fail(const std::string& why, bool backoff) {
-    last_error_ = why;
-    spdlog::warn("redis {}: {}", url_.where(), why);
-    ++generation_;
-    state_ = state::idle;
-    writing_ = false;
-    error_code ignored;
-    resolver_.cancel();
-    socket_.close(ignored);
-    if (backoff) {
-        retry_after_ = steady_clock::now() + connect_backoff;
+awaitable<void> redis_client::find_primary() {
+    topology& t = *topo_;
+    const std::string ask =
+        redis_command({"SENTINEL", "get-master-addr-by-name", url_.primary_name}).bytes();
+    std::string why;
+    for (std::size_t i = 0; i < t.sentinels.size(); ++i) {
+        const std::size_t at = (t.next_sentinel + i) % t.sentinels.size();
+        redis_connection& s = *t.sentinels[at];
+        auto [ec, v] = co_await s.async_call(ask, false, nothrow_op);
+        const std::string who = "Sentinel " + s.endpoint().where() + ": ";
+        if (ec) {
+            why += (why.empty() ? "" : "; ") + who + s.last_error();
+            continue;
+        }
+        unsigned port = 0;
+        if (v.type == redis_value::kind::array && v.elements.size() == 2 &&
+            std::from_chars(v.elements[1].str.data(),
+                            v.elements[1].str.data() + v.elements[1].str.size(), port)
+                    .ec == std::errc{} &&
+            port > 0 && port <= 65535) {
+            redis_endpoint primary{v.elements[0].str, static_cast<std::uint16_t>(port)};
+            if (!primary_) {
+                primary_ = std::make_unique<redis_connection>(ex_, primary, hello_, timeout_);
+                spdlog::info("redis {}: the primary is {}", url_.where(), primary.where());
+            } else if (primary_->endpoint() != primary) {
+                spdlog::warn("redis {}: the primary is now {} (was {})", url_.where(),
+                             primary.where(), primary_->endpoint().where());
+                primary_->retarget(primary);
+            }
+            t.primary_known = true;
+            t.next_sentinel = at;
+            co_return;
+        }
+        why += (why.empty() ? "" : "; ") + who +
+               (v.is_error() ? v.str : "knows no primary named \"" + url_.primary_name + "\"");
     }
-    auto failed = std::move(awaiting_);
-    awaiting_.clear();
-    for (auto& p : queue_) {
-        failed.push_back(std::move(p));
+    last_error_ = "no Sentinel named the primary (" + why + ")";
+    spdlog::warn("redis {}: {}", url_.where(), last_error_);
+    t.retry_after = steady_clock::now() + topology_backoff;
+}
+
+awaitable<void> redis_client::load_slots() {
+    topology& t = *topo_;
+    const std::string ask = redis_command({"CLUSTER", "SLOTS"}).bytes();
+    std::string why;
+    // The nodes known (the seeds first), each until one answers.
+    for (std::size_t i = 0; i < t.nodes.size(); ++i) {
+        redis_connection& n = *t.nodes[i];
+        if (n.backing_off()) {
+            continue;
+        }
+        auto [ec, v] = co_await n.async_call(ask, false, nothrow_op);
+        const std::string who = n.endpoint().where() + ": ";
+        if (ec || v.type != redis_value::kind::array) {
+            why += (why.empty() ? "" : "; ") + who + (ec ? n.last_error() : v.str);
+            continue;
+        }
+        std::vector<std::int16_t> slots(redis_slots, -1);
+        const redis_endpoint asked = n.endpoint();
+        for (const auto& range : v.elements) {
+            if (range.type != redis_value::kind::array || range.elements.size() < 3 ||
+                range.elements[2].type != redis_value::kind::array ||
+                range.elements[2].elements.size() < 2) {
+                continue;
+            }
+            const auto& primary = range.elements[2].elements;
+            std::string host = primary[0].str;
+            if (host.empty() || host == "?") {
+                host = asked.host;
+            }
+            const long long port = primary[1].integer;
+            const long long from = range.elements[0].integer;
+            const long long to = range.elements[1].integer;
+            if (port <= 0 || port > 65535 || from < 0 || to >= redis_slots || from > to) {
+                continue;
+            }
+            redis_connection& owner = node({host, static_cast<std::uint16_t>(port)});
+            std::int16_t idx = 0;
+            while (t.nodes[static_cast<std::size_t>(idx)].get() != &owner) {
+                ++idx;
+            }
+            for (long long s = from; s <= to; ++s) {
+                slots[static_cast<std::size_t>(s)] = idx;
+            }
+        }
+        t.slots = std::move(slots);
+        if (!t.map_loaded) {
+            spdlog::info("redis {}: cluster map read from {}", url_.where(), asked.where());
+        }
+        t.map_loaded = true;
+        t.map_stale = false;
+        co_return;
     }
-    queue_.clear();
-    for (auto& p : failed) {
-        complete(std::move(p.handler), net::error::connection_aborted, {});
-    }
+    last_error_ = "no cluster node answered CLUSTER SLOTS (" + why + ")";
+    spdlog::warn("redis {}: {}", url_.where(), last_error_);
+    t.retry_after = steady_clock::now() + topology_backoff;
 }
 
 } // namespace michi::store

@@ -1,5 +1,6 @@
-// The ledger shared through Redis (store.redis): two gateways on one real redis-server hold
-// one budget, one RPM window and one loop guard between them; holds of a replica that died
+// The ledger shared through Redis (store.redis): two gateways on one real Redis hold one
+// budget, one RPM window and one loop guard between them, in every way of reaching it (plain,
+// TLS, a primary found through Sentinel, a three-node cluster); holds of a replica that died
 // lapse; Redis down refuses guarded requests with a 503 instead of letting them through.
 #include "michi/guard/redis_ledger.hpp"
 #include "support/fake_upstream.hpp"
@@ -9,6 +10,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <thread>
@@ -41,13 +43,76 @@ protected:
     fake_upstream up;
 };
 
+// One way of reaching the shared Redis, started for a test: the servers it needs and its URL.
+enum class mode { plain, tls, sentinel, cluster };
+
+std::string mode_name(const ::testing::TestParamInfo<mode>& info) {
+    switch (info.param) {
+    case mode::plain: return "Plain";
+    case mode::tls: return "Tls";
+    case mode::sentinel: return "Sentinel";
+    case mode::cluster: return "Cluster";
+    }
+    return "?";
+}
+
+struct redis_env {
+    explicit redis_env(mode m) {
+        switch (m) {
+        case mode::plain: plain = std::make_unique<redis_server>(); break;
+        case mode::tls:
+            certs = std::make_unique<scratch_dir>();
+            files = make_test_certs(certs->path);
+            plain = std::make_unique<redis_server>(std::vector<std::string>{}, files);
+            break;
+        case mode::sentinel: sentinel = std::make_unique<redis_sentinel_set>(); break;
+        case mode::cluster: cluster = std::make_unique<redis_cluster>(); break;
+        }
+    }
+    std::string url() const {
+        if (sentinel) {
+            return sentinel->url();
+        }
+        if (cluster) {
+            return cluster->url();
+        }
+        return plain->url() + (certs ? "?ca_file=" + files.ca_file : "");
+    }
+    std::unique_ptr<scratch_dir> certs;
+    tls_files files;
+    std::unique_ptr<redis_server> plain;
+    std::unique_ptr<redis_sentinel_set> sentinel;
+    std::unique_ptr<redis_cluster> cluster;
+};
+
+// The two-replica tests, in every mode.
+class SharedLedgerTest : public ::testing::TestWithParam<mode> {
+protected:
+    std::string config(const std::string& limits, const std::string& server = "") {
+        return basic_config(up.base_url(),
+                            {.server = server,
+                             .keys = key_entry("limited", "developer", limited, limits) +
+                                     key_entry("agent", "agent", agent,
+                                               "    loop_max: 2\n    loop_window: 60s\n"),
+                             .rest = admin_section(),
+                             .store = ", redis: \"" + env.url() + "\""});
+    }
+
+    redis_env env{GetParam()};
+    fake_upstream up;
+};
+
+INSTANTIATE_TEST_SUITE_P(EveryMode, SharedLedgerTest,
+                         ::testing::Values(mode::plain, mode::tls, mode::sentinel, mode::cluster),
+                         mode_name);
+
 json admin_key_view(gateway_harness& gw, const std::string& id) {
     const auto r = gw.request(http::verb::get, "/admin/keys/" + id, "", admin_auth());
     EXPECT_EQ(r.status, 200u) << r.body;
     return json::parse(r.body);
 }
 
-TEST_F(RedisLedgerTest, TwoReplicasShareOneDailyBudget) {
+TEST_P(SharedLedgerTest, TwoReplicasShareOneDailyBudget) {
     up.set_handler(usage_echoing);
     const auto cfg = config("    daily_usd: 0.5\n");
     auto a = std::make_unique<gateway_harness>(cfg);
@@ -103,7 +168,7 @@ TEST_F(RedisLedgerTest, TheKeyListShowsEachKeysFiguresFromRedis) {
     EXPECT_EQ(by_id["zz-new"]["source"], "admin");
 }
 
-TEST_F(RedisLedgerTest, RpmWindowIsSharedWithItsHeaders) {
+TEST_P(SharedLedgerTest, RpmWindowIsSharedWithItsHeaders) {
     const auto cfg = config("    rpm: 3\n");
     gateway_harness a(cfg);
     gateway_harness b(cfg);
@@ -129,7 +194,7 @@ TEST_F(RedisLedgerTest, RpmWindowIsSharedWithItsHeaders) {
     EXPECT_EQ(a.chat(priced_chat(10)).status, 200u);
 }
 
-TEST_F(RedisLedgerTest, ConcurrentRequestsOnTwoReplicasOverspendAtMostOneRequest) {
+TEST_P(SharedLedgerTest, ConcurrentRequestsOnTwoReplicasOverspendAtMostOneRequest) {
     up.set_handler([](const recorded_request& req) {
         auto r = usage_echoing(req);
         r.head_delay = 50ms; // keep them in flight together
@@ -160,7 +225,7 @@ TEST_F(RedisLedgerTest, ConcurrentRequestsOnTwoReplicasOverspendAtMostOneRequest
     EXPECT_NEAR(view["spend"]["today"].get<double>(), 10 * 0.20001, 1e-9) << view.dump();
 }
 
-TEST_F(RedisLedgerTest, LoopGuardCountsTheSameBodyOnEveryReplica) {
+TEST_P(SharedLedgerTest, LoopGuardCountsTheSameBodyOnEveryReplica) {
     const auto cfg = config("");
     gateway_harness a(cfg);
     gateway_harness b(cfg);
@@ -240,6 +305,49 @@ public:
         }
         return *out;
     }
+
+    // n admissions made in the same turn of the event loop, all in flight together.
+    std::vector<guard::redis_ledger::admission> admit_together(int n, double cost,
+                                                               const config::limits& limits) {
+        std::vector<std::optional<guard::redis_ledger::admission>> out(static_cast<std::size_t>(n));
+        std::vector<guard::rate_headers> heads(out.size());
+        std::vector<guard::admission_request> reqs(out.size());
+        int left = n;
+        for (std::size_t i = 0; i < out.size(); ++i) {
+            reqs[i].key_id = "k";
+            reqs[i].limits = limits;
+            reqs[i].est_cost_usd = cost;
+            reqs[i].est_tokens = 10;
+            net::co_spawn(ioc_, ledger_.admit(reqs[i], heads[i]),
+                          [&out, &left, i](std::exception_ptr e, auto v) {
+                              if (e) {
+                                  std::rethrow_exception(e);
+                              }
+                              out[i] = std::move(v);
+                              --left;
+                          });
+        }
+        while (left > 0) {
+            ioc_.run_one();
+        }
+        std::vector<guard::redis_ledger::admission> all;
+        for (auto& o : out) {
+            all.push_back(std::move(*o));
+        }
+        return all;
+    }
+
+    // Settles them all at once (coalesced into the key's next batch) and waits for Redis.
+    void settle_together(std::vector<guard::reservation> rs, double cost) {
+        for (auto& r : rs) {
+            ledger_.settle(r, cost, 10);
+        }
+        while (ledger_.unsettled() > 0) {
+            ioc_.run_one();
+        }
+    }
+
+    std::uint64_t calls() const { return ledger_.calls(); }
 
     void settle(guard::reservation r, double cost, std::uint64_t tokens = 10) {
         ledger_.settle(r, cost, tokens);
@@ -347,6 +455,62 @@ TEST_F(RedisLedgerTest, RollingWindowsMoveWithTheClock) {
     d.now = t0 + 371s; // both have left
     EXPECT_EQ(d.usage().tokens_last_minute, 0u);
     EXPECT_EQ(d.usage().requests_last_minute, 0u);
+}
+
+// Admissions in flight together go to Redis as one batch; each is still checked against the
+// holds of those before it: at a limit worth ten, exactly ten of forty are admitted, and the
+// settlements, coalesced too, charge exactly what they carry.
+TEST_F(RedisLedgerTest, BatchedAdmissionsAtALimitAdmitExactlyUpToIt) {
+    ledger_driver d(redis.url());
+    const config::limits budget{.daily_usd = 1.0};
+    auto answers = d.admit_together(40, 0.1, budget);
+    std::vector<guard::reservation> held;
+    int refused = 0;
+    for (auto& a : answers) {
+        if (auto* r = std::get_if<guard::reservation>(&a)) {
+            held.push_back(*r);
+        } else {
+            ASSERT_TRUE(std::holds_alternative<guard::refusal>(a));
+            EXPECT_EQ(std::get<guard::refusal>(a).kind, guard::refusal_kind::budget_daily);
+            ++refused;
+        }
+    }
+    EXPECT_EQ(held.size(), 10u);
+    EXPECT_EQ(refused, 30);
+    EXPECT_LE(d.calls(), 3u) << "forty admissions in one turn were not batched";
+    EXPECT_NEAR(d.usage().reserved, 1.0, 1e-12);
+    const auto before = d.calls();
+    d.settle_together(held, 0.07);
+    EXPECT_LE(d.calls() - before, 2u) << "ten settlements were not coalesced";
+    const auto u = d.usage();
+    EXPECT_NEAR(u.spent_today, 0.70, 1e-12);
+    EXPECT_NEAR(u.reserved, 0.0, 1e-12);
+    // What the settlements freed counts at once: three more fit ($0.70 + 3 x $0.10 reaches
+    // the $1 limit).
+    auto more = d.admit_together(40, 0.1, budget);
+    EXPECT_EQ(std::count_if(more.begin(), more.end(),
+                            [](const auto& a) {
+                                return std::holds_alternative<guard::reservation>(a);
+                            }),
+              3);
+}
+
+TEST_F(RedisLedgerTest, BatchedAdmissionsHoldAnExactRpmWindow) {
+    ledger_driver d(redis.url());
+    const config::limits limits{.rpm = 10};
+    auto answers = d.admit_together(40, 0, limits);
+    int ok = 0;
+    for (auto& a : answers) {
+        if (std::holds_alternative<guard::reservation>(a)) {
+            ++ok;
+        } else {
+            ASSERT_TRUE(std::holds_alternative<guard::refusal>(a));
+            EXPECT_EQ(std::get<guard::refusal>(a).kind, guard::refusal_kind::rpm);
+            EXPECT_EQ(std::get<guard::refusal>(a).retry_after, std::chrono::seconds(60));
+        }
+    }
+    EXPECT_EQ(ok, 10);
+    EXPECT_EQ(d.usage().requests_last_minute, 10u);
 }
 
 } // namespace

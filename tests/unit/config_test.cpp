@@ -531,7 +531,8 @@ store: { redis: "http://cache", flush_interval: 0ms }
 log: { format: xml }
 server: { tls: { cert_file: a.pem } }
 )");
-    EXPECT_TRUE(has_error(r, "store.redis: expected a redis:// URL, got \"http://cache\""));
+    EXPECT_TRUE(has_error(r, "store.redis: expected a redis://, rediss://, redis+sentinel:// or "
+                              "redis+cluster:// URL, got \"http://cache\""));
     EXPECT_TRUE(has_error(r, "store.flush_interval: expected a positive duration like 250ms, "
                              "30s, 5m or 1h, got \"0ms\""));
     EXPECT_TRUE(has_error(r, "log.format: unknown log format \"xml\" (expected text or json)"));

@@ -4,6 +4,12 @@
 // each settlement one server-side script, so two replicas can never both take the last
 // dollar or the last request of a minute. One per worker, on the worker's own connection.
 //
+// Admissions and settlements are batched per key: those of one worker that arrive while the
+// key's previous batch is with Redis (or in the same turn of the event loop) go together as
+// one script call, which runs them one after another exactly as separate calls would (each
+// admission checked against the holds of those before it), so the guarantees are those of
+// one call per request at a fraction of Redis's work.
+//
 // An admitted request's hold has a lease (hold_lease): the holds of a replica that died
 // lapse by themselves instead of blocking the budget for good. A request that settles
 // after its hold lapsed is still charged. A settlement that cannot reach Redis is retried
@@ -15,6 +21,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <variant>
 
 namespace michi::guard {
@@ -67,16 +74,30 @@ public:
     // Settlements sent or waiting to be retried, not yet acknowledged by Redis.
     std::size_t unsettled() const { return unsettled_; }
 
+    // Script calls sent so far (tests: how well admissions are batched).
+    std::uint64_t calls() const { return calls_; }
+
 private:
     struct script;
+    struct admit_entry;
+    struct settle_entry;
+    struct key_batch;
+    struct admit_answer;
     awaitable<std::tuple<error_code, store::redis_value>> run(const script& s,
-                                                              std::vector<std::string> args);
-    awaitable<void> settle_task(std::vector<std::string> args, std::string what);
+                                                              const store::redis_command& tail);
+    key_batch& batch_of(const std::string& key_id);
+    void wake(const std::string& key_id, key_batch& b);
+    void flush(const std::string& key_id);
+    awaitable<void> send(std::string key_id, std::vector<admit_entry> admits,
+                         std::vector<settle_entry> settles);
+    awaitable<void> retry_later(std::string key_id, std::vector<settle_entry> settles);
 
     executor ex_;
     store::redis_client client_;
     wall_clock now_;
     std::size_t unsettled_ = 0;
+    std::uint64_t calls_ = 0;
+    std::unordered_map<std::string, std::unique_ptr<key_batch>> batches_;
 };
 
 } // namespace michi::guard

@@ -9,9 +9,13 @@
 //   after each), and when the counter moved, reads the hash and the set back and stores them
 //   (key_registry::merge_shared). On its first connection it sends the keys and revocations
 //   it already had (a key Redis already holds is left as Redis has it).
-// A blocking hiredis connection of its own, with timeouts: never on a worker's event loop.
+// A Redis client of its own, on this thread (every connection mode the workers have, with
+// timeouts): never on a worker's event loop. In a Redis Cluster the three names sit on slots
+// of their own; no command touches two of them, and the counter is bumped only once the
+// changes it announces were acknowledged.
 
 #include "michi/store/key_registry.hpp"
+#include "michi/store/redis_blocking_client.hpp"
 #include "michi/store/redis_url.hpp"
 
 #include <chrono>
@@ -19,8 +23,6 @@
 #include <mutex>
 #include <optional>
 #include <thread>
-
-struct redisContext;
 
 namespace michi::store {
 
@@ -40,14 +42,15 @@ private:
     void round_with_redis();
     // One round with Redis (a failed connection is dropped and tried again next round).
     void with_redis();
-    bool connect();
+    // Runs the commands; false (and the failure logged once) when one failed.
+    bool pipeline(const std::vector<std::vector<std::string>>& cmds);
     void drop(const std::string& why);
 
     key_registry& registry_;
     std::optional<redis_url> redis_;
     std::chrono::milliseconds every_;
 
-    redisContext* ctx_ = nullptr;
+    std::unique_ptr<redis_blocking_client> client_;
     bool sent_existing_ = false;
     std::optional<long long> seen_version_;
     bool failing_ = false; // a failure was logged; the next success says so
