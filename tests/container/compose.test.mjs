@@ -45,8 +45,8 @@ function everything() {
   };
 }
 
-/** Access-log lines of a replica for `key` on `path`: [{ status }]. */
-async function served(replica, key, urlPath = '/v1/chat/completions') {
+/** Access-log lines of a replica for `key` on `urlPath` (logged without /v1): [{ status }]. */
+async function served(replica, key, urlPath = '/chat/completions') {
   const logs = await podman('logs', replica);
   return logs.split('\n')
     .filter((l) => l.includes(` ${urlPath} key=${key} `))
@@ -100,7 +100,7 @@ async function makeKey(body) {
   await eventually(async () => {
     await http(`${origin}/v1/models`, { headers: { authorization: `Bearer ${secret}` } });
     for (const rep of REPLICAS) {
-      if (!(await served(rep, body.id, '/v1/models')).some((l) => l.status === 200)) return false;
+      if (!(await served(rep, body.id, '/models')).some((l) => l.status === 200)) return false;
     }
     return true;
   }, { what: `key ${body.id} accepted by both replicas` });
@@ -113,6 +113,26 @@ async function spendToday(id) {
   return r.json().spend.today;
 }
 
+/**
+ * Resolves to what `call` resolves to, or rejects with its error, once it no longer fails with
+ * 503 (the ledger in Redis not reached yet: the gateway connects on first use, and again after
+ * a failure at most once a second); bounded.
+ */
+async function guarded(call) {
+  let outcome;
+  await eventually(async () => {
+    try {
+      outcome = { value: await call() };
+    } catch (err) {
+      if (err.status === 503) throw err;
+      outcome = { err };
+    }
+    return true;
+  }, { what: 'an answer not 503 (the ledger in Redis reached)' });
+  if (outcome.err) throw outcome.err;
+  return outcome.value;
+}
+
 const message = 'the same question, priced the same each time';
 let maxTokens;
 let cost;
@@ -122,9 +142,10 @@ let probeSecret;
 test('a key made through the admin API answers on the entry point', async () => {
   probeSecret = await makeKey({ id: 'probe', class: 'application' });
   const openai = client(origin, probeSecret);
-  const first = await openai.chat.completions.create({
+  // Each replica connects to Redis on first use: a 503 ledger_unavailable until then.
+  const first = await guarded(() => openai.chat.completions.create({
     model: 'echo/metered', messages: [{ role: 'user', content: message }],
-  });
+  }));
   assert.equal(first.choices[0].message.content, message);
   // With max_tokens at the answer's own length, what a request holds while in flight is what
   // it is charged: the budget below admits the same number of requests whatever their timing.
@@ -176,16 +197,9 @@ test('Redis restarted: the spend is kept (append-only file)', async () => {
   await podman('restart', '-t', '10', name('redis'));
   // The gateway reconnects by itself; until then guarded requests get 503 ledger_unavailable.
   const openai = client(origin, budgetSecret);
-  const err = await eventually(async () => {
-    try {
-      await openai.chat.completions.create({
-        model: 'echo/metered', max_tokens: maxTokens, messages: [{ role: 'user', content: message }],
-      });
-      return { status: 200 };
-    } catch (e) {
-      return e.status === 503 ? false : e;
-    }
-  }, { what: 'a guarded answer after the Redis restart' });
+  const err = await guarded(() => openai.chat.completions.create({
+    model: 'echo/metered', max_tokens: maxTokens, messages: [{ role: 'user', content: message }],
+  })).then(() => ({ status: 200 }), (e) => e);
   assert.equal(err.status, 403, 'the budget is still spent');
   assert.equal(err.code, 'budget_exceeded');
   assert.ok(Math.abs((await spendToday('budget')) - spent) < 1e-9);
