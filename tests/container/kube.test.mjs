@@ -52,7 +52,9 @@ before(async () => {
   adminKey = secret.stringData.MICHI_ADMIN_KEY;
   const data = Object.fromEntries(Object.entries(secret.stringData)
     .map(([k, v]) => [k, Buffer.from(v).toString('base64')]));
-  execFileSync('podman', ['secret', 'create', SECRET, '-'], { input: JSON.stringify(data) });
+  const secretFile = path.join(process.env.MICHI_CT_WORK, 'kube-secret.json');
+  writeFileSync(secretFile, JSON.stringify(data), { mode: 0o600 });
+  await podman('secret', 'create', SECRET, secretFile);
 
   const [configMap] = manifests('configmap.yaml');
   configMap.metadata.name = p('michi-config');
