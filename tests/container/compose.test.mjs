@@ -12,7 +12,8 @@ import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 
 import {
-  IMAGE, PREFIX, ROOT, client, eventually, freePort, http, podman, podmanStatus, removeAll,
+  IMAGE, PREFIX, ROOT, client, eventually, freePort, http, pid1Memory, podman, podmanStatus,
+  removeAll,
 } from './lib.mjs';
 
 const PROJECT = `${PREFIX}-compose`;
@@ -158,7 +159,7 @@ test('a key made through the admin API answers on the entry point', async () => 
   assert.ok(cost > 0, `echo/metered is priced (cost ${cost})`);
 });
 
-test('40 requests at once against a budget worth 10: both replicas, exactly 10 admitted', async () => {
+test('40 requests at once, budget worth 10: both replicas serve, exactly 10 admitted', async () => {
   budgetSecret = await makeKey({ id: 'budget', class: 'application', daily_usd: cost * 9.5 });
   const openai = client(origin, budgetSecret);
   const results = await Promise.all(Array.from({ length: 40 }, () =>
@@ -178,6 +179,10 @@ test('40 requests at once against a budget worth 10: both replicas, exactly 10 a
   const ok = lines.flat().filter((l) => l.status === 200).length;
   assert.equal(ok, 10);
   assert.ok(Math.abs((await spendToday('budget')) - 10 * cost) < 1e-9);
+  for (const r of REPLICAS) {
+    const mem = await pid1Memory(r);
+    console.log(`${r}: RSS ${mem.rssMB.toFixed(1)} MB, peak ${mem.peakMB.toFixed(1)} MB`);
+  }
 });
 
 test('one replica stopped: the entry point keeps answering', async () => {

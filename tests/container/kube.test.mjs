@@ -38,7 +38,9 @@ function manifests(file) {
 }
 
 function cleanup() {
-  removeAll({ pods: PODS, volumes: [p('michi-redis-data'), p('michi-config')], networks: [NETWORK] });
+  removeAll({
+    pods: PODS, volumes: [p('michi-redis-data'), p('michi-config')], networks: [NETWORK],
+  });
   try {
     execFileSync('podman', ['secret', 'rm', SECRET], { stdio: 'ignore' });
   } catch {
@@ -70,7 +72,8 @@ before(async () => {
     if (doc.kind !== 'Deployment') continue; // Services and the PodDisruptionBudget: not podman's
     const spec = doc.spec.template.spec;
     for (const v of spec.volumes ?? []) {
-      if (v.persistentVolumeClaim) v.persistentVolumeClaim.claimName = p(v.persistentVolumeClaim.claimName);
+      const claim = v.persistentVolumeClaim;
+      if (claim) claim.claimName = p(claim.claimName);
       if (v.configMap) v.configMap.name = p(v.configMap.name);
     }
     for (const c of spec.containers) {

@@ -7,6 +7,11 @@
 # also on failure; the Debian base images are kept for the next run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+if [[ $(id -u) -ne 0 ]]; then
+  echo "the container tests need root (podman as root, as CI runs them);" \
+    "MICHI_SKIP_CONTAINERS=1 ./scripts/test.sh skips them" >&2
+  exit 1
+fi
 start=$SECONDS
 
 work=$(mktemp -d)
