@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds with AddressSanitizer + UndefinedBehaviorSanitizer,
 # and runs every test: GoogleTest unit and integration suites (ctest), then the
-# end-to-end suite driving the daemon with the official SDKs (npm).
+# end-to-end suite driving the daemon with the official SDKs (npm), then the container
+# tests (the image, compose and Kubernetes manifests under podman; MICHI_SKIP_CONTAINERS=1
+# skips them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,3 +39,8 @@ echo "== end-to-end (official SDKs, dashboard in headless Chromium)"
   fi
   MICHI_BIN="$PWD/../../build/debug/michi-gateway" npm test
 )
+
+if [[ "${MICHI_SKIP_CONTAINERS:-}" != 1 ]]; then
+  echo "== containers (docker/: the image, compose, Kubernetes manifests, under podman)"
+  tests/container/run.sh
+fi

@@ -1,6 +1,7 @@
 #include "michi/app/cli.hpp"
 
 #include "michi/app/gateway.hpp"
+#include "michi/app/healthcheck.hpp"
 #include "michi/config/price_table.hpp"
 #include "michi/core/secret.hpp"
 #include "michi/obs/log.hpp"
@@ -25,6 +26,8 @@ Usage:
   michi-gateway --config FILE --check     validate the config, print problems, exit 0/1
   michi-gateway keygen --class developer|application|agent
                                           print a new client secret and its sha256
+  michi-gateway healthcheck [--url URL]   GET URL (default http://127.0.0.1:8080/healthz),
+                                          exit 0 on 200, else 1 (for container HEALTHCHECKs)
   michi-gateway --version | --help
 
 Signals: SIGTERM/SIGINT drain in-flight requests and exit 0; SIGHUP reloads the config.
@@ -173,6 +176,9 @@ int run_cli(int argc, char** argv) {
     std::vector<std::string_view> args(argv + 1, argv + argc);
     if (!args.empty() && args[0] == "keygen") {
         return keygen({args.begin() + 1, args.end()});
+    }
+    if (!args.empty() && args[0] == "healthcheck") {
+        return run_healthcheck({args.begin() + 1, args.end()});
     }
     std::string path = "config/michi.yaml";
     bool check = false;
