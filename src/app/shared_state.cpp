@@ -12,7 +12,7 @@ shared_state::shared_state(std::shared_ptr<const pipeline::snapshot> rt, guard::
     const auto& sc = rt_.get()->cfg->store;
     if (!sc.redis.empty()) {
         std::string why;
-        redis_url_ = store::redis_url::parse(sc.redis, why);
+        redis_url_ = redis::redis_url::parse(sc.redis, why);
         if (!redis_url_) {
             throw std::runtime_error("store.redis: " + why);
         }

@@ -6,7 +6,7 @@
 #include "michi/config/price_table.hpp"
 #include "michi/core/secret.hpp"
 #include "michi/core/url_text.hpp"
-#include "michi/store/redis_url.hpp"
+#include "michi/redis/redis_url.hpp"
 
 #include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
@@ -495,7 +495,7 @@ private:
                      !s.redis.starts_with("redis+") && !s.redis.starts_with("rediss+")) {
                      error(f.path, "expected a redis://, rediss://, redis+sentinel:// or "
                                    "redis+cluster:// URL, got " + in_quotes(s.redis));
-                 } else if (!store::redis_url::parse(s.redis, why)) {
+                 } else if (!redis::redis_url::parse(s.redis, why)) {
                      // (not the URL itself: it may hold a password)
                      error(f.path, "bad Redis URL: " + why);
                  }

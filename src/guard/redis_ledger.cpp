@@ -37,8 +37,8 @@ std::string nano_text(double usd) {
     return std::to_string(std::llround(std::min(detail::sane_usd(usd), 1e9) * nano_per_usd));
 }
 
-double usd_of(const store::redis_value& nano) {
-    return store::redis_number(nano) / nano_per_usd;
+double usd_of(const redis::redis_value& nano) {
+    return redis::redis_number(nano) / nano_per_usd;
 }
 
 template <typename T>
@@ -53,18 +53,18 @@ std::string opt_text(const std::optional<T>& v) {
     }
 }
 
-std::uint64_t count(const store::redis_value& v) {
-    const double d = store::redis_number(v);
+std::uint64_t count(const redis::redis_value& v) {
+    const double d = redis::redis_number(v);
     return d > 0 ? static_cast<std::uint64_t>(d) : 0;
 }
 
 // One limit's x-ratelimit-* values from the count and the oldest counted second (-1: none)
 // the admission script returns.
-void fill_limit(std::uint64_t limit, const store::redis_value& used,
-                const store::redis_value& oldest, std::int64_t now, bool& has,
+void fill_limit(std::uint64_t limit, const redis::redis_value& used,
+                const redis::redis_value& oldest, std::int64_t now, bool& has,
                 std::uint64_t& limit_out, std::uint64_t& remaining, std::chrono::seconds& reset) {
     const std::uint64_t n = count(used);
-    const double o = store::redis_number(oldest);
+    const double o = redis::redis_number(oldest);
     has = true;
     limit_out = limit;
     remaining = n < limit ? limit - n : 0;
@@ -72,7 +72,7 @@ void fill_limit(std::uint64_t limit, const store::redis_value& used,
 }
 
 // r: an admission's seven values in the batch's answer.
-void fill_headers(const store::redis_value* r, const config::limits& lim, std::int64_t now,
+void fill_headers(const redis::redis_value* r, const config::limits& lim, std::int64_t now,
                   rate_headers& h) {
     h = rate_headers{};
     if (lim.rpm) {
@@ -99,7 +99,7 @@ struct redis_ledger::admit_answer {
     bool ok = false;
     std::string why;
     std::int64_t now_ms = 0; // the batch's time, the admission's
-    std::vector<store::redis_value> values;
+    std::vector<redis::redis_value> values;
 };
 
 struct redis_ledger::admit_entry {
@@ -131,20 +131,20 @@ struct redis_ledger::key_batch {
     bool flush_queued = false;
 };
 
-redis_ledger::redis_ledger(executor ex, store::redis_url url, wall_clock now)
+redis_ledger::redis_ledger(executor ex, redis::redis_url url, wall_clock now)
     : ex_(ex), client_(ex, std::move(url), redis_timeout), now_(std::move(now)) {}
 
 redis_ledger::~redis_ledger() = default;
 
-awaitable<std::tuple<error_code, store::redis_value>>
-redis_ledger::run(const script& s, const store::redis_command& tail) {
-    store::redis_command cmd;
+awaitable<std::tuple<error_code, redis::redis_value>>
+redis_ledger::run(const script& s, const redis::redis_command& tail) {
+    redis::redis_command cmd;
     cmd.arg("EVALSHA").arg(s.sha).append(tail);
     ++calls_;
     auto [ec, v] = co_await client_.call(std::move(cmd));
     if (!ec && v.is_error() && v.str.starts_with("NOSCRIPT")) {
         // First use on this Redis (or after a restart): send the script itself once.
-        store::redis_command full;
+        redis::redis_command full;
         full.arg("EVAL").arg(s.body).append(tail);
         std::tie(ec, v) = co_await client_.call(std::move(full));
     }
@@ -211,7 +211,7 @@ awaitable<void> redis_ledger::send(std::string key_id, std::vector<admit_entry> 
     const std::string now_sec = std::to_string(now_ms / 1000);
     const std::string day = day_period(now);
     const std::string month = month_period(now);
-    const std::string state = redis_state_key(key_id);
+    const std::string state = redis::state_key(key_id);
     // KEYS: the state, its lease and lapsed holds, and each loop-guard set named.
     std::vector<std::string> loops;
     for (const auto& a : admits) {
@@ -220,13 +220,13 @@ awaitable<void> redis_ledger::send(std::string key_id, std::vector<admit_entry> 
             loops.push_back(a.loop_key);
         }
     }
-    store::redis_command tail;
+    redis::redis_command tail;
     tail.arg(static_cast<long long>(3 + loops.size()));
     tail.arg(state).arg(state + ":lease").arg(state + ":lapsed");
     for (const auto& l : loops) {
         tail.arg(state + ":" + l);
     }
-    tail.slot = store::redis_key_slot(state);
+    tail.slot = redis::redis_key_slot(state);
     tail.arg(now_ms).arg(day).arg(month);
     tail.arg(now_ms + std::chrono::milliseconds(hold_lease).count());
     tail.arg(static_cast<long long>(settles.size())).arg(static_cast<long long>(admits.size()));
@@ -251,7 +251,7 @@ awaitable<void> redis_ledger::send(std::string key_id, std::vector<admit_entry> 
     }
 
     auto [ec, r] = co_await run(s, tail);
-    const bool answered = !ec && r.type == store::redis_value::kind::array &&
+    const bool answered = !ec && r.type == redis::redis_value::kind::array &&
                           r.elements.size() == admits.size() * values_per_admission;
     std::string why;
     if (!answered) {
@@ -342,18 +342,18 @@ awaitable<redis_ledger::admission> redis_ledger::admit(const admission_request& 
         co_await woken.async_wait(nothrow_op);
     }
     if (!ans.ok) {
-        const bool single = client_.url().mode == store::redis_mode::single;
+        const bool single = client_.url().mode == redis::redis_mode::single;
         co_return ledger_unavailable{"The shared ledger (Redis " +
                                      std::string(single ? "at " : "") + client_.url().where() +
                                      ") cannot check this key's limits now: " + ans.why +
                                      ". Retry shortly."};
     }
     const auto now = std::chrono::system_clock::time_point(std::chrono::milliseconds(ans.now_ms));
-    const store::redis_value* r = ans.values.data();
+    const redis::redis_value* r = ans.values.data();
     fill_headers(r, lim, ans.now_ms / 1000, headers);
     const std::string& verdict = r[0].str;
-    const double a = store::redis_number(r[1]);
-    const double b = store::redis_number(r[2]);
+    const double a = redis::redis_number(r[1]);
+    const double b = redis::redis_number(r[2]);
     if (verdict == "d" || verdict == "m") {
         const bool daily = verdict == "d";
         const auto resets = daily ? next_day(now) : next_month(now);
@@ -413,8 +413,8 @@ void redis_ledger::settle(reservation& r, double actual_cost_usd, std::uint64_t 
 }
 
 awaitable<error_code> redis_ledger::revoke(std::string key_id) {
-    const std::vector<std::string> args{"HSET", redis_state_key(key_id), revoked_field, "1"};
-    auto [ec, r] = co_await client_.call(store::redis_command(args));
+    const std::vector<std::string> args{"HSET", redis::state_key(key_id), redis::revoked_field, "1"};
+    auto [ec, r] = co_await client_.call(redis::redis_command(args));
     if (!ec && r.is_error()) {
         ec = make_error_code(std::errc::io_error);
     }
@@ -424,12 +424,12 @@ awaitable<error_code> redis_ledger::revoke(std::string key_id) {
 awaitable<std::optional<key_usage>> redis_ledger::usage(std::string key_id) {
     static const script s(std::string(scripts::prelude) + scripts::usage_lua);
     const auto now = now_();
-    const std::string state = redis_state_key(key_id);
-    store::redis_command tail;
+    const std::string state = redis::state_key(key_id);
+    redis::redis_command tail;
     tail.arg(1LL).arg(state).arg(epoch_ms(now)).arg(day_period(now)).arg(month_period(now));
-    tail.slot = store::redis_key_slot(state);
+    tail.slot = redis::redis_key_slot(state);
     auto [ec, r] = co_await run(s, tail);
-    if (ec || r.type != store::redis_value::kind::array || r.elements.size() != 5) {
+    if (ec || r.type != redis::redis_value::kind::array || r.elements.size() != 5) {
         co_return std::nullopt;
     }
     key_usage u;

@@ -1,6 +1,6 @@
 #include "michi/store/key_sync.hpp"
 
-#include "michi/guard/redis_ledger.hpp"
+#include "michi/redis/key_layout.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -12,16 +12,16 @@
 namespace michi::store {
 namespace {
 
-constexpr const char* keys_hash = "michi:keys";
-constexpr const char* revoked_set = "michi:revoked";
-constexpr const char* version_key = "michi:keys:version";
+using redis::keys_hash;
+using redis::revoked_set;
+constexpr const char* version_key = redis::keys_version;
 constexpr std::chrono::milliseconds io_timeout{2000};
 
 // A revocation as shared: the set the replicas read their keys from, and the mark in the
-// key's ledger state that the shared ledger's admissions check (guard::revoked_field).
+// key's ledger state that the shared ledger's admissions check (redis::revoked_field).
 void add_revocation(std::vector<std::vector<std::string>>& cmds, const std::string& id) {
     cmds.push_back({"SADD", revoked_set, id});
-    cmds.push_back({"HSET", guard::redis_state_key(id), guard::revoked_field, "1"});
+    cmds.push_back({"HSET", redis::state_key(id), redis::revoked_field, "1"});
 }
 
 } // namespace

@@ -376,9 +376,9 @@ public:
     guard::rate_headers headers;
 
 private:
-    static store::redis_url parse(const std::string& url) {
+    static redis::redis_url parse(const std::string& url) {
         std::string why;
-        return *store::redis_url::parse(url, why);
+        return *redis::redis_url::parse(url, why);
     }
     net::io_context ioc_;
     guard::redis_ledger ledger_;

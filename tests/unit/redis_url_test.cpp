@@ -1,11 +1,11 @@
 // store.redis URLs: what each part becomes, and what is refused.
 #include "michi/config/config.hpp"
-#include "michi/store/redis_protocol.hpp"
-#include "michi/store/redis_url.hpp"
+#include "michi/redis/redis_protocol.hpp"
+#include "michi/redis/redis_url.hpp"
 
 #include <gtest/gtest.h>
 
-namespace michi::store {
+namespace michi::redis {
 namespace {
 
 TEST(RedisUrlTest, PartsOfAFullUrl) {
@@ -135,4 +135,4 @@ TEST(RedisUrlTest, TheConfigRefusesABadUrlWithoutEchoingIt) {
 }
 
 } // namespace
-} // namespace michi::store
+} // namespace michi::redis

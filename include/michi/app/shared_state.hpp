@@ -12,7 +12,7 @@
 #include "michi/routing/cooldowns.hpp"
 #include "michi/store/key_registry.hpp"
 #include "michi/store/key_sync.hpp"
-#include "michi/store/redis_url.hpp"
+#include "michi/redis/redis_url.hpp"
 #include "michi/store/request_log.hpp"
 
 #include <atomic>
@@ -35,7 +35,7 @@ public:
     const guard::wall_clock& clock() const { return clock_; }
     // store.redis parsed; nullopt when the ledger is in-process (read at start: changing it
     // needs a restart).
-    const std::optional<store::redis_url>& redis_url() const { return redis_url_; }
+    const std::optional<redis::redis_url>& redis_url() const { return redis_url_; }
     guard::spend_store& store() { return *store_; }
     routing::cooldowns& cooldowns() { return cooldowns_; }
     obs::metrics& metrics() { return metrics_; }
@@ -56,7 +56,7 @@ public:
 private:
     published<pipeline::snapshot> rt_;
     guard::wall_clock clock_;
-    std::optional<store::redis_url> redis_url_;
+    std::optional<redis::redis_url> redis_url_;
     std::unique_ptr<guard::spend_store> store_;
     std::unique_ptr<guard::local_ledger> ledger_;
     routing::cooldowns cooldowns_;

@@ -16,7 +16,8 @@
 // (it is idempotent: a hold is settled once) for settle_retry_for before it is given up.
 
 #include "michi/guard/ledger.hpp"
-#include "michi/store/redis_client.hpp"
+#include "michi/redis/key_layout.hpp"
+#include "michi/redis/redis_client.hpp"
 
 #include <memory>
 #include <optional>
@@ -26,13 +27,6 @@
 
 namespace michi::guard {
 
-// The hash of one key's state in Redis, and its field that marks the key revoked (set by
-// the replica that revoked it before it answers, and by each replica's key sync for the
-// revocations it shares): every replica's next admission of that key is refused.
-inline std::string redis_state_key(const std::string& key_id) {
-    return "michi:{" + key_id + "}";
-}
-inline constexpr const char* revoked_field = "revoked";
 
 inline constexpr std::chrono::minutes hold_lease{15};
 inline constexpr std::chrono::seconds settle_retry_for{30};
@@ -40,7 +34,7 @@ inline constexpr std::chrono::milliseconds redis_timeout{2000};
 
 class redis_ledger final : public ledger {
 public:
-    redis_ledger(executor ex, store::redis_url url, wall_clock now);
+    redis_ledger(executor ex, redis::redis_url url, wall_clock now);
     ~redis_ledger() override;
     redis_ledger(const redis_ledger&) = delete;
     redis_ledger& operator=(const redis_ledger&) = delete;
@@ -83,8 +77,8 @@ private:
     struct settle_entry;
     struct key_batch;
     struct admit_answer;
-    awaitable<std::tuple<error_code, store::redis_value>> run(const script& s,
-                                                              const store::redis_command& tail);
+    awaitable<std::tuple<error_code, redis::redis_value>> run(const script& s,
+                                                              const redis::redis_command& tail);
     key_batch& batch_of(const std::string& key_id);
     void wake(const std::string& key_id, key_batch& b);
     void flush(const std::string& key_id);
@@ -93,7 +87,7 @@ private:
     awaitable<void> retry_later(std::string key_id, std::vector<settle_entry> settles);
 
     executor ex_;
-    store::redis_client client_;
+    redis::redis_client client_;
     wall_clock now_;
     std::size_t unsettled_ = 0;
     std::uint64_t calls_ = 0;

@@ -15,8 +15,8 @@
 // changes it announces were acknowledged.
 
 #include "michi/store/key_registry.hpp"
-#include "michi/store/redis_blocking_client.hpp"
-#include "michi/store/redis_url.hpp"
+#include "michi/redis/redis_blocking_client.hpp"
+#include "michi/redis/redis_url.hpp"
 
 #include <chrono>
 #include <condition_variable>
@@ -25,6 +25,10 @@
 #include <thread>
 
 namespace michi::store {
+
+using redis::redis_blocking_client;
+using redis::redis_url;
+using redis::redis_value;
 
 class key_sync {
 public:

@@ -11,7 +11,7 @@
 
 struct redisReader;
 
-namespace michi::store {
+namespace michi::redis {
 
 // One reply.
 struct redis_value {
@@ -75,4 +75,4 @@ private:
     std::unique_ptr<redisReader, void (*)(redisReader*)> reader_;
 };
 
-} // namespace michi::store
+} // namespace michi::redis

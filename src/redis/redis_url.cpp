@@ -1,10 +1,10 @@
-#include "michi/store/redis_url.hpp"
+#include "michi/redis/redis_url.hpp"
 
 #include "michi/core/url_text.hpp"
 
 #include <charconv>
 
-namespace michi::store {
+namespace michi::redis {
 namespace {
 
 bool parse_db(std::string_view text, int& db, std::string& error) {
@@ -178,4 +178,4 @@ std::string redis_url::where() const {
     return list;
 }
 
-} // namespace michi::store
+} // namespace michi::redis

@@ -1,10 +1,10 @@
-#include "michi/store/redis_connection.hpp"
+#include "michi/redis/redis_connection.hpp"
 
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <spdlog/spdlog.h>
 
-namespace michi::store {
+namespace michi::redis {
 namespace {
 
 constexpr std::size_t read_size = 16 * 1024;
@@ -357,4 +357,4 @@ void redis_connection::fail(const std::string& why, bool backoff) {
     }
 }
 
-} // namespace michi::store
+} // namespace michi::redis

@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-namespace michi::store {
+namespace michi::redis {
 
 // One Redis server (or Sentinel) by address.
 struct redis_endpoint {
@@ -53,4 +53,4 @@ struct redis_url {
     std::string where() const;
 };
 
-} // namespace michi::store
+} // namespace michi::redis

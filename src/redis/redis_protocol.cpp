@@ -1,4 +1,4 @@
-#include "michi/store/redis_protocol.hpp"
+#include "michi/redis/redis_protocol.hpp"
 
 #include <hiredis/hiredis.h>
 
@@ -6,7 +6,7 @@
 #include <charconv>
 #include <cstdlib>
 
-namespace michi::store {
+namespace michi::redis {
 namespace {
 
 // CRC16-CCITT (XModem), as Redis Cluster hashes keys.
@@ -189,4 +189,4 @@ std::string redis_reader::error() const {
     return reader_->errstr;
 }
 
-} // namespace michi::store
+} // namespace michi::redis

@@ -1,10 +1,10 @@
-#include "michi/store/redis_client.hpp"
+#include "michi/redis/redis_client.hpp"
 
 #include <spdlog/spdlog.h>
 
 #include <charconv>
 
-namespace michi::store {
+namespace michi::redis {
 namespace {
 
 // After a failed question to the Sentinels or the cluster, calls fail at once for this
@@ -367,4 +367,4 @@ awaitable<void> redis_client::load_slots() {
     t.retry_after = steady_clock::now() + topology_backoff;
 }
 
-} // namespace michi::store
+} // namespace michi::redis

@@ -7,8 +7,8 @@
 // backing off.
 
 #include "michi/core/net.hpp"
-#include "michi/store/redis_protocol.hpp"
-#include "michi/store/redis_url.hpp"
+#include "michi/redis/redis_protocol.hpp"
+#include "michi/redis/redis_url.hpp"
 
 #include <boost/asio/any_completion_handler.hpp>
 
@@ -16,7 +16,7 @@
 #include <memory>
 #include <string>
 
-namespace michi::store {
+namespace michi::redis {
 
 using redis_handler = net::any_completion_handler<void(error_code, redis_value)>;
 
@@ -104,4 +104,4 @@ private:
     std::string last_error_;
 };
 
-} // namespace michi::store
+} // namespace michi::redis

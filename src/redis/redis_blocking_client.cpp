@@ -1,6 +1,6 @@
-#include "michi/store/redis_blocking_client.hpp"
+#include "michi/redis/redis_blocking_client.hpp"
 
-namespace michi::store {
+namespace michi::redis {
 
 redis_blocking_client::redis_blocking_client(redis_url url, std::chrono::milliseconds timeout)
     : ioc_(1),
@@ -34,4 +34,4 @@ redis_blocking_client::run(const std::vector<std::vector<std::string>>& cmds) {
     return out;
 }
 
-} // namespace michi::store
+} // namespace michi::redis

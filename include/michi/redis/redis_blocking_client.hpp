@@ -3,12 +3,12 @@
 // redis_client, with every connection mode, run on an io_context of its own until the
 // commands asked for are answered. Every call ends within the client's timeouts.
 
-#include "michi/store/redis_client.hpp"
+#include "michi/redis/redis_client.hpp"
 
 #include <tuple>
 #include <vector>
 
-namespace michi::store {
+namespace michi::redis {
 
 class redis_blocking_client {
 public:
@@ -31,4 +31,4 @@ private:
     std::unique_ptr<redis_client> client_;
 };
 
-} // namespace michi::store
+} // namespace michi::redis

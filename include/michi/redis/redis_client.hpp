@@ -9,16 +9,16 @@
 // sync thread (a client on an io_context of its own: redis_blocking_client).
 
 #include "michi/core/net.hpp"
-#include "michi/store/redis_connection.hpp"
-#include "michi/store/redis_protocol.hpp"
-#include "michi/store/redis_url.hpp"
+#include "michi/redis/redis_connection.hpp"
+#include "michi/redis/redis_protocol.hpp"
+#include "michi/redis/redis_url.hpp"
 
 #include <memory>
 #include <string>
 #include <tuple>
 #include <vector>
 
-namespace michi::store {
+namespace michi::redis {
 
 class redis_client {
 public:
@@ -58,4 +58,4 @@ private:
     std::string last_error_;
 };
 
-} // namespace michi::store
+} // namespace michi::redis
