@@ -1,5 +1,5 @@
 #pragma once
-// Helpers shared by the Gemini translator's sources (gemini.cpp, gemini_embeddings.cpp);
+// Helpers shared by the Gemini translator's sources (gemini_request.cpp, gemini_response.cpp, gemini_embeddings.cpp);
 // not a public interface. Every accessor checks types first, so hostile JSON never throws.
 
 #include "michi/providers/translate.hpp"
@@ -7,6 +7,7 @@
 #include "translate_util.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <exception>
 #include <string>
@@ -17,6 +18,20 @@ namespace michi::providers::gemini::detail {
 
 using json = nlohmann::json;
 using translate_util::dump;
+
+inline std::string lower(std::string s) {
+    for (char& c : s) {
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    return s;
+}
+
+// {key: value}.
+inline json single(const std::string& key, json value) {
+    json j = json::object();
+    j[key] = std::move(value);
+    return j;
+}
 
 // Thrown by fail() while a request is translated; guarded() turns it into the result.
 struct request_error {
