@@ -89,6 +89,18 @@ int keygen(const std::vector<std::string_view>& args) {
     return 0;
 }
 
+// The providers that are off (a hosted one without its api key), a line each.
+std::vector<std::string> providers_off(const pipeline::snapshot& rt) {
+    std::vector<std::string> out;
+    for (const auto& [name, b] : rt.providers) {
+        if (!b.configured) {
+            out.push_back("provider \"" + name + "\" is off: " + b.off_reason +
+                          " (its models are not served)");
+        }
+    }
+    return out;
+}
+
 config::load_result load(const std::string& path) {
     auto result = config::load_file(path);
     if (!result.errors.empty()) {
@@ -113,6 +125,9 @@ int run_daemon(const std::string& path) {
         return 1;
     }
     const auto rt = built.value();
+    for (const auto& line : providers_off(*rt)) {
+        spdlog::warn("{}", line);
+    }
     const auto drain_timeout = loaded.cfg->server.drain_timeout;
     std::unique_ptr<gateway> owned;
     try {
@@ -208,9 +223,13 @@ int run_cli(int argc, char** argv) {
         if (!result.cfg) {
             return 1;
         }
-        if (auto built = pipeline::snapshot::build(result.cfg); !built) {
+        auto built = pipeline::snapshot::build(result.cfg);
+        if (!built) {
             std::cerr << path << ": " << built.error().message << "\n";
             return 1;
+        }
+        for (const auto& line : providers_off(*built.value())) {
+            std::cout << path << ": warning: " << line << "\n";
         }
         const auto today = std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now());
         for (const auto& w : config::price_warnings(*result.cfg, today)) {

@@ -531,7 +531,12 @@ private:
                      p.base_url.pop_back();
                  }
              }},
-            {"api_key", to(p.api_key)},
+            {"api_key",
+             [&](const at& f) {
+                 to(p.api_key)(f);
+                 p.api_key_env = first_variable(f);
+             }},
+            {"apis", [&](const at& f) { apis(f, p); }},
             {"headers", [&](const at& f) { headers(f, p.headers); }},
             {"connect_timeout", to(p.connect_timeout, range::positive)},
             {"timeout", to(p.timeout, range::positive)},
@@ -540,6 +545,39 @@ private:
             {"ca_file", to(p.ca_file)},
         };
         fields(a, table);
+    }
+
+    // The name of the first ${VAR} a scalar refers to, or "".
+    static std::string first_variable(const at& f) {
+        if (!f.node.IsScalar()) {
+            return {};
+        }
+        const std::string& raw = f.node.Scalar();
+        const auto open = raw.find("${");
+        if (open == std::string::npos) {
+            return {};
+        }
+        const auto end = raw.find_first_of(":}", open + 2);
+        return end == std::string::npos ? std::string() : raw.substr(open + 2, end - open - 2);
+    }
+
+    // `apis: [chat, responses]`: the APIs an OpenAI-type provider answers.
+    void apis(const at& a, provider_config& p) {
+        const auto list = strings(a);
+        if (list.empty()) {
+            error(a.path, "expected a non-empty list of chat, responses");
+            return;
+        }
+        p.chat_api = p.responses_api = false;
+        for (const auto& api : list) {
+            if (api == "chat") {
+                p.chat_api = true;
+            } else if (api == "responses") {
+                p.responses_api = true;
+            } else {
+                error(a.path, "unknown API " + in_quotes(api) + " (expected chat or responses)");
+            }
+        }
     }
 
     void headers(const at& a, std::map<std::string, std::string>& out) {

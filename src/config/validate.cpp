@@ -43,6 +43,10 @@ void check_providers(const config& cfg, std::vector<std::string>& errors) {
             errors.push_back(path + ".base_url: expected an http:// or https:// URL, got \"" +
                              p.base_url + "\"");
         }
+        if (p.type != provider_type::openai && p.type != provider_type::azure &&
+            (p.responses_api || !p.chat_api)) {
+            errors.push_back(path + ".apis: only openai and azure providers choose their APIs");
+        }
         if (p.type == provider_type::azure && p.api_version.empty()) {
             errors.push_back(path + ".api_version: required for provider type azure");
         } else if (p.type != provider_type::azure && !p.api_version.empty()) {

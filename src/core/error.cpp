@@ -132,6 +132,10 @@ gateway_error upstream_timeout(std::string message) {
 gateway_error unavailable(std::string message) {
     return make(error_kind::unavailable, 503, "api_error", "unavailable", std::move(message));
 }
+gateway_error provider_not_configured(std::string message) {
+    return make(error_kind::unavailable, 503, "api_error", "provider_not_configured",
+                std::move(message), "model");
+}
 gateway_error ledger_unavailable(std::string message) {
     return make(error_kind::unavailable, 503, "api_error", "ledger_unavailable",
                 std::move(message));

@@ -28,6 +28,7 @@ constexpr std::size_t kept_body_room = 64 * 1024;
 
 request_parser::request_parser(request&& spent) : req_(std::move(spent)) {
     req_.method_ = http::verb::unknown;
+    req_.head_ = false;
     req_.method_string_.clear();
     req_.target_.clear();
     req_.version_ = 11;

@@ -1,6 +1,8 @@
 #include "michi/pipeline/admission.hpp"
 
 #include "michi/pipeline/body_scan.hpp"
+#include "michi/pipeline/passthrough_scan.hpp"
+#include "michi/surface/surface.hpp"
 #include "michi/providers/anthropic.hpp"
 #include "michi/providers/token_estimate.hpp"
 #include "michi/routing/pricing.hpp"
@@ -13,6 +15,8 @@ namespace {
 
 // An embeddings request's inputs at most (OpenAI's own limit).
 constexpr std::size_t max_embedding_inputs = 2048;
+// Nesting the byte scans follow; deeper bodies take the full parse (and its own limit).
+constexpr std::size_t max_scan_depth = 128;
 
 bool uses_tools(const nlohmann::json& body) {
     const auto it = body.find("tools");
@@ -49,6 +53,9 @@ bool uses_images(const nlohmann::json& body) {
 // Checks the body of a chat or embeddings request (in OpenAI form).
 result<void> validate_body(request_context& ctx) {
     const auto& body = ctx.body;
+    if (ctx.api == api_kind::count_tokens) {
+        return ok(); // (counted, never sent to a model: any shape the count can read)
+    }
     if (ctx.api != api_kind::embeddings) {
         const auto messages = body.find("messages");
         if (messages == body.end() || !messages->is_array() || messages->empty()) {
@@ -106,13 +113,12 @@ result<void> parse_body(request_context& ctx) {
     if (in.is_discarded() || !in.is_object()) {
         return errors::invalid_request("The request body is not a JSON object.");
     }
-    if (ctx.api == api_kind::messages) {
-        // The Anthropic request becomes the pivot form the other providers are reached in.
-        auto converted = providers::anthropic::request_from_messages(in);
-        if (auto* err = std::get_if<providers::translate_error>(&converted)) {
-            return errors::invalid_request(err->message, err->param);
-        }
-        in = std::move(std::get<nlohmann::json>(converted));
+    // Another API's request becomes the pivot form (Chat Completions) the other providers
+    // are reached in.
+    if (auto pivot = surface::to_pivot(ctx.api, std::move(in)); !pivot) {
+        return std::move(pivot.error());
+    } else {
+        in = std::move(pivot.value());
     }
     ctx.body = std::move(in);
     ctx.body_parsed = true;
@@ -136,13 +142,15 @@ result<void> parse_body(request_context& ctx) {
     return ok();
 }
 
-// Reads a plain chat request's facts from its bytes (body_scan); false when the full parse
-// has to decide.
+// Reads a plain request's facts from its bytes (body_scan, passthrough_scan); false when
+// the full parse has to decide.
 bool scan_body(request_context& ctx) {
-    if (ctx.api != api_kind::chat) {
-        return false;
+    std::optional<body_facts> facts;
+    if (ctx.api == api_kind::chat) {
+        facts = scan_chat_body(ctx.req.body());
+    } else if (ctx.api != api_kind::embeddings) {
+        facts = scan_passthrough_body(ctx.req.body(), ctx.api, max_scan_depth);
     }
-    auto facts = scan_chat_body(ctx.req.body());
     if (!facts) {
         return false;
     }
@@ -151,12 +159,17 @@ bool scan_body(request_context& ctx) {
     return true;
 }
 
-// Whether a target of the plan reads the parsed body.
+// Whether a target of the plan reads the parsed body (a count of tokens is the gateway's
+// own, from the parse, unless the first target counts).
 bool needs_parsed_body(const request_context& ctx, const routing::dispatch_plan& plan) {
     const auto view = request_view_of(ctx);
+    if (ctx.api == api_kind::count_tokens) {
+        const auto& first = plan.candidates.front();
+        return !first.provider->impl->passthrough(*first.provider, ctx.api);
+    }
     return std::any_of(plan.candidates.begin(), plan.candidates.end(),
                        [&](const routing::candidate& c) {
-                           return c.provider->impl->needs_parsed_body(view);
+                           return c.provider->impl->needs_parsed_body(*c.provider, view);
                        });
 }
 
@@ -164,6 +177,9 @@ bool needs_parsed_body(const request_context& ctx, const routing::dispatch_plan&
 // estimates to hold.
 result<guard::admission_request> guard_request(request_context& ctx,
                                                routing::dispatch_plan& plan) {
+    if (ctx.api == api_kind::count_tokens) {
+        return guard::admission_request{}; // a count is free: no budget, no rate limit
+    }
     const auto limits = ctx.rt->cfg->effective_limits(*ctx.key);
     const bool has_budget = limits.daily_usd.has_value() || limits.monthly_usd.has_value();
     if (has_budget) {
@@ -220,6 +236,8 @@ providers::request_view request_view_of(const request_context& ctx) {
     v.wants_usage = ctx.facts.wants_usage;
     v.has_stream_options = ctx.facts.has_stream_options;
     v.prompt_tokens = ctx.facts.prompt_tokens;
+    v.anthropic_version = ctx.req["anthropic-version"];
+    v.anthropic_beta = ctx.req["anthropic-beta"];
     return v;
 }
 
@@ -245,7 +263,7 @@ result<admitted> admit(request_context& ctx, auth::authenticator& auth) {
     routing::request_needs needs;
     needs.tools = ctx.facts.tools;
     needs.images = ctx.facts.images;
-    needs.priced_only = ctx.api != api_kind::embeddings;
+    needs.priced_only = ctx.api != api_kind::embeddings && ctx.api != api_kind::count_tokens;
     needs.prompt_tokens = ctx.facts.prompt_tokens;
     needs.max_output = ctx.facts.max_output;
     auto plan = routing::resolve(*ctx.rt->cfg, ctx.rt->providers, name, needs, *ctx.key);

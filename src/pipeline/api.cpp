@@ -7,6 +7,8 @@
 #include "michi/pipeline/answer.hpp"
 #include "michi/pipeline/exchange.hpp"
 
+#include <algorithm>
+
 namespace michi::pipeline {
 namespace {
 
@@ -23,6 +25,26 @@ nlohmann::json model_entry(const std::string& id, const std::string& owner) {
     return {{"id", id}, {"object", "model"}, {"created", 0}, {"owned_by", owner}};
 }
 
+// POST /v1/messages/count_tokens: counted by the targets that count (Anthropic's, first in
+// the plan's order), else the gateway's own estimate. Free: no hold, no rate limit.
+awaitable<void> serve_count(deps& d, downstream::client_io& io, request_context& ctx,
+                            routing::dispatch_plan plan) {
+    std::erase_if(plan.candidates, [&](const routing::candidate& c) {
+        return !c.provider->impl->passthrough(*c.provider, ctx.api);
+    });
+    if (!plan.candidates.empty()) {
+        co_await run_exchange(d, io, ctx, plan);
+        co_return;
+    }
+    const std::string body =
+        nlohmann::json{{"input_tokens", ctx.facts.prompt_tokens}}.dump();
+    auto [ec, n] = co_await write_whole(io, ctx, d.ledger, d.fields, 200, body,
+                                        "application/json", {});
+    if (ec) {
+        ctx.keep_alive = false;
+    }
+}
+
 } // namespace
 
 awaitable<void> serve_completion(deps& d, downstream::client_io& io, request_context& ctx) {
@@ -31,6 +53,10 @@ awaitable<void> serve_completion(deps& d, downstream::client_io& io, request_con
     auto admitted = admit(ctx, d.auth);
     if (!admitted) {
         co_await reply_error(io, ctx, d.ledger, admitted.error());
+        co_return;
+    }
+    if (ctx.api == api_kind::count_tokens) {
+        co_await serve_count(d, io, ctx, std::move(admitted->plan));
         co_return;
     }
     // The ledger: budgets, RPM/TPM and the loop guard, at once in-process, else asked.
@@ -46,7 +72,8 @@ awaitable<void> serve_completion(deps& d, downstream::client_io& io, request_con
     co_await run_exchange(d, io, ctx, admitted->plan);
 }
 
-awaitable<void> serve_models(deps& d, downstream::client_io& io, request_context& ctx) {
+awaitable<void> serve_models(deps& d, downstream::client_io& io, request_context& ctx,
+                             std::string_view id) {
     co_await refresh_keys(d);
     const auto secret = auth::presented_secret(ctx.req[http::field::authorization],
                                                ctx.req["x-api-key"]);
@@ -60,19 +87,42 @@ awaitable<void> serve_models(deps& d, downstream::client_io& io, request_context
     ctx.log.key_id = ctx.key->id;
     ctx.log.key_class = config::to_string(ctx.key->cls);
     const auto& cfg = *ctx.rt->cfg;
+    // A model of a provider that is off is left out; a route while any target can serve.
+    const auto serves = [&](const std::string& model) {
+        const auto m = cfg.models.find(model);
+        if (m == cfg.models.end()) {
+            return true;
+        }
+        const auto p = ctx.rt->providers.find(m->second.provider);
+        return p != ctx.rt->providers.end() && p->second.configured;
+    };
     nlohmann::json data = nlohmann::json::array();
     for (const auto& [name, route] : cfg.routes) {
-        if (auth::model_allowed(*ctx.key, name)) {
+        if (auth::model_allowed(*ctx.key, name) &&
+            std::any_of(route.targets.begin(), route.targets.end(), serves)) {
             data.push_back(model_entry(name, "michi-route"));
         }
     }
     for (const auto& [name, m] : cfg.models) {
-        if (!cfg.routes.contains(name) && auth::model_allowed(*ctx.key, name)) {
+        if (!cfg.routes.contains(name) && auth::model_allowed(*ctx.key, name) && serves(name)) {
             data.push_back(model_entry(name, m.provider));
         }
     }
-    auto res = downstream::json_response(
-        ctx, 200, nlohmann::json{{"object", "list"}, {"data", data}}.dump());
+    std::string body;
+    if (id.empty()) {
+        body = nlohmann::json{{"object", "list"}, {"data", data}}.dump();
+    } else {
+        const auto found = std::find_if(data.begin(), data.end(),
+                                        [&](const nlohmann::json& e) {
+                                            return e["id"].get_ref<const std::string&>() == id;
+                                        });
+        if (found == data.end()) {
+            co_await reply_error(io, ctx, d.ledger, errors::model_not_found(std::string(id)));
+            co_return;
+        }
+        body = found->dump();
+    }
+    auto res = downstream::json_response(ctx, 200, std::move(body));
     std::string fields;
     append_guard_fields(fields, ctx);
     co_await downstream::write_reply(io, ctx, res, fields);

@@ -4,6 +4,7 @@
 #include "michi/pipeline/admission.hpp"
 #include "michi/pipeline/answer.hpp"
 #include "michi/pipeline/settle.hpp"
+#include "michi/providers/openai.hpp"
 #include "michi/routing/retry.hpp"
 #include "michi/stream/relay.hpp"
 #include "michi/surface/surface.hpp"
@@ -31,7 +32,7 @@ void forget_request_body(request_context& ctx) {
 // Accounts for an answer passed through as it came: only its usage is read.
 void account_passthrough(request_context& ctx, const candidate& c, std::string_view body) {
     providers::usage_info u;
-    const bool seen = adapter_of(c).usage_of_body(body, u);
+    const bool seen = adapter_of(c).usage_of_body(ctx.api, body, u);
     account(ctx, *c.model, u, seen ? 0 : adapter_of(c).content_chars(body));
 }
 
@@ -41,7 +42,7 @@ awaitable<void> answer_whole(deps& d, downstream::client_io& io, request_context
                              const candidate& c, unsigned status, std::string& body,
                              std::string_view upstream_type, std::string_view retry_after) {
     const auto& ad = adapter_of(c);
-    const bool passthrough = ad.passthrough(ctx.api);
+    const bool passthrough = ad.passthrough(*c.provider, ctx.api);
     std::string out;
     if (status / 100 == 2) {
         if (passthrough) {
@@ -59,6 +60,9 @@ awaitable<void> answer_whole(deps& d, downstream::client_io& io, request_context
                 co_return;
             }
             account(ctx, *c.model, u, u.known ? 0 : ad.content_chars(body));
+            if (ctx.api == api_kind::embeddings && providers::openai::wants_base64(ctx.body)) {
+                providers::openai::encode_base64(*pivot);
+            }
             out = surface::whole_answer(ctx.api, *pivot, ctx.client_model);
         }
     } else if (passthrough) {
@@ -81,7 +85,7 @@ awaitable<void> relay_whole(deps& d, downstream::client_io& io, request_context&
     const std::size_t keep_idle = provider_of(c).max_connections;
     const unsigned status = a.status();
     error_code ec;
-    if (adapter_of(c).passthrough(ctx.api) && status / 100 == 2 && status != 204 &&
+    if (adapter_of(c).passthrough(*c.provider, ctx.api) && status / 100 == 2 && status != 204 &&
         upstream::client::whole_in_buffer(a)) {
         // A success answer that goes out as it came, already whole in the connection's
         // buffer (the usual small one): written from there, without a copy of its own. The
@@ -118,8 +122,10 @@ awaitable<void> relay_whole(deps& d, downstream::client_io& io, request_context&
 // The filter a stream from c goes through to this client.
 std::unique_ptr<surface::stream_filter> filter_for(const request_context& ctx, const candidate& c) {
     const auto& ad = adapter_of(c);
-    if (ad.passthrough(ctx.api)) {
-        return surface::passthrough_filter(ctx.api, ad, !ctx.facts.wants_usage);
+    if (ad.passthrough(*c.provider, ctx.api)) {
+        // (Only a chat stream has a usage chunk the gateway asked for on its own.)
+        const bool strip_usage = ctx.api == api_kind::chat && !ctx.facts.wants_usage;
+        return surface::passthrough_filter(ctx.api, ad, strip_usage);
     }
     // /v1/messages needs the usage for its message_delta, whatever the client asked.
     const bool usage = ctx.facts.wants_usage || ctx.api == api_kind::messages;

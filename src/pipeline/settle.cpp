@@ -7,7 +7,9 @@ namespace michi::pipeline {
 void account(request_context& ctx, const config::model_config& model,
              const providers::usage_info& u, std::size_t content_chars) {
     auto& t = ctx.usage;
-    if (u.known) {
+    if (ctx.api == api_kind::count_tokens) {
+        t = token_usage{}; // a count is free
+    } else if (u.known) {
         t = u.tokens();
     } else {
         t = token_usage{};

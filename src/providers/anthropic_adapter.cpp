@@ -1,7 +1,11 @@
-// Anthropic's Messages API as a provider: chat requests translated to it, its answers and
-// stream events translated back to the pivot form.
+// Anthropic's Messages API as a provider: a Messages client's request (and its token count)
+// goes as it was sent, the model swapped and the client's anthropic-version and
+// anthropic-beta forwarded; other clients' requests are translated from the pivot form and
+// the answers and stream events translated back to it.
 
+#include "michi/core/json_scan.hpp"
 #include "michi/providers/anthropic.hpp"
+#include "michi/providers/usage.hpp"
 #include "translated_request.hpp"
 
 #include <ctime>
@@ -9,24 +13,91 @@
 namespace michi::providers::anthropic {
 namespace {
 
+// The usage object of a message (a whole answer, or message_start's message) as text.
+bool read_message_usage(std::string_view message, usage_info& u) {
+    const auto usage = json_scan::find_unique(message, "usage");
+    if (!usage) {
+        return false;
+    }
+    const auto read = read_anthropic_usage(nlohmann::json::parse(*usage, nullptr, false));
+    if (read) {
+        u = usage_info::from(*read);
+    }
+    return read.has_value();
+}
+
 class anthropic_type final : public adapter {
 public:
     config::provider_type type() const noexcept override {
         return config::provider_type::anthropic;
     }
-    bool passthrough(api_kind) const noexcept override { return false; }
-    bool needs_parsed_body(const request_view&) const override { return true; }
+    bool passthrough(const binding&, api_kind client) const noexcept override {
+        return client == api_kind::messages || client == api_kind::count_tokens;
+    }
+    bool needs_parsed_body(const binding& b, const request_view& r) const override {
+        return !passthrough(b, r.api);
+    }
 
     result<void> build(const binding& b, const config::model_config& model,
                        const request_view& r, outgoing_request& out) const override {
         if (r.api == api_kind::embeddings) {
             return errors::invalid_request("Anthropic has no embeddings API.", "model");
         }
-        return detail::to_wire(
-            b, build_chat(*r.parsed, model.upstream, b.config->api_key.reveal(), r.stream), out);
+        if (!passthrough(b, r.api)) {
+            return detail::to_wire(
+                b, build_chat(*r.parsed, model.upstream, b.config->api_key.reveal(), r.stream),
+                out);
+        }
+        if (!splice_model(r.raw_body, r.model_begin, r.model_end, model.upstream, {},
+                          out.body)) {
+            return errors::invalid_request("The request body's model cannot be read.", "model");
+        }
+        field_list fields(*b.endpoint);
+        fields.set("x-api-key", b.config->api_key.reveal());
+        fields.set("anthropic-version", r.anthropic_version.empty()
+                                            ? std::string(api_version)
+                                            : std::string(r.anthropic_version));
+        if (!r.anthropic_beta.empty()) {
+            fields.set("anthropic-beta", std::string(r.anthropic_beta));
+        }
+        const char* path =
+            r.api == api_kind::count_tokens ? "/v1/messages/count_tokens" : "/v1/messages";
+        head_prefix(out.head, *b.config, b.endpoint->base_path + path, std::move(fields));
+        finish_head(out.head, out.body.size());
+        return ok();
     }
 
     // 529 (overloaded) is a 5xx: it falls back like the others.
+
+    bool usage_of_body(api_kind api, std::string_view body, usage_info& u) const override {
+        return api == api_kind::messages && read_message_usage(body, u);
+    }
+
+    // message_start's message has the input side; each message_delta the counts so far.
+    bool inspect_event(api_kind, std::string_view data, usage_info& u) const override {
+        if (json_scan::find_text(data, "\"usage\"") == std::string_view::npos) {
+            return false;
+        }
+        if (json_scan::find_text(data, "\"message_start\"") != std::string_view::npos) {
+            if (const auto message = json_scan::find_unique(data, "message")) {
+                read_message_usage(*message, u);
+            }
+            return false;
+        }
+        const auto usage = json_scan::find_unique(data, "usage");
+        if (!usage) {
+            return false;
+        }
+        anthropic_usage_tally tally;
+        if (u.known) {
+            tally.add(anthropic_usage_json(u.tokens()));
+        }
+        tally.add(nlohmann::json::parse(*usage, nullptr, false));
+        if (tally.known()) {
+            u = usage_info::from(tally.tokens());
+        }
+        return false;
+    }
 
     std::optional<nlohmann::json> to_pivot(api_kind, const nlohmann::json& body,
                                            const std::string& model, const std::string& id,

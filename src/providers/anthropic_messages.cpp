@@ -59,10 +59,18 @@ json image_part(const json& block, const std::string& where) {
 // One Anthropic turn -> OpenAI messages appended to out (tool results become tool messages).
 void map_turn(const json& msg, const std::string& where, json& out) {
     const std::string role = string_field(msg, "role");
-    if (role != "user" && role != "assistant") {
-        fail("role must be user or assistant", where + ".role");
-    }
     const json* content = field(msg, "content");
+    if (role == "system") {
+        // A system turn inside messages (Claude Code sends one to models it does not know).
+        if (content == nullptr || (!content->is_string() && !content->is_array())) {
+            fail("content must be a string or an array of text blocks", where + ".content");
+        }
+        out.push_back({{"role", "system"}, {"content", blocks_text(*content, "\n\n")}});
+        return;
+    }
+    if (role != "user" && role != "assistant") {
+        fail("role must be user, assistant or system", where + ".role");
+    }
     if (content != nullptr && content->is_string()) {
         out.push_back({{"role", role}, {"content", *content}});
         return;
@@ -177,6 +185,24 @@ void map_options(const json& request, json& out) {
         if (const std::string user = string_field(*meta, "user_id"); !user.empty()) {
             out["user"] = user;
         }
+    }
+    if (field(request, "top_k") != nullptr) {
+        fail("top_k cannot be carried to this model's provider", "top_k");
+    }
+    // Extended thinking (or output_config's effort) -> a reasoning effort.
+    std::string effort;
+    if (const json* thinking = field(request, "thinking");
+        thinking != nullptr && string_field(*thinking, "type") == "enabled") {
+        const auto budget = uint_field(*thinking, "budget_tokens").value_or(0);
+        effort = budget < 4096 ? "low" : budget < 16384 ? "medium" : "high";
+    } else if (const json* config = field(request, "output_config")) {
+        const std::string e = string_field(*config, "effort");
+        if (e == "low" || e == "medium" || e == "high") {
+            effort = e;
+        }
+    }
+    if (!effort.empty()) {
+        out["reasoning_effort"] = effort;
     }
 }
 

@@ -293,6 +293,67 @@ void map_sampling(const json& request, json& body) {
     if (const json* user = field(request, "user"); user != nullptr && user->is_string()) {
         body["metadata"] = {{"user_id", *user}};
     }
+    // What Anthropic cannot honour is refused, never dropped in silence.
+    for (const char* key : {"logprobs", "top_logprobs", "seed", "logit_bias"}) {
+        const json* v = field(request, key);
+        if (v != nullptr && !v->is_null() && !(v->is_boolean() && !v->get<bool>())) {
+            fail(std::string(key) + " is not supported by Anthropic", key);
+        }
+    }
+    for (const char* key : {"frequency_penalty", "presence_penalty"}) {
+        if (const auto v = number_field(request, key); v && *v != 0) {
+            fail(std::string(key) + " is not supported by Anthropic", key);
+        }
+    }
+}
+
+// Thinking budgets for OpenAI's reasoning efforts.
+std::uint64_t thinking_budget(std::string_view effort) {
+    if (effort == "minimal" || effort == "low") {
+        return 1024;
+    }
+    return effort == "medium" ? 8192 : 24576;
+}
+
+// reasoning_effort -> extended thinking, its budget on top of the answer's max_tokens (an
+// OpenAI max counts reasoning too, but a client's max is rarely sized for a budget).
+void map_reasoning(const json& request, json& body) {
+    const json* effort = field(request, "reasoning_effort");
+    if (effort == nullptr) {
+        return;
+    }
+    const std::string e = effort->is_string() ? effort->get<std::string>() : std::string();
+    if (e != "minimal" && e != "low" && e != "medium" && e != "high") {
+        fail("reasoning_effort must be minimal, low, medium or high", "reasoning_effort");
+    }
+    if (body.contains("temperature") || body.contains("top_p")) {
+        fail("temperature and top_p cannot be set with reasoning_effort for Anthropic "
+             "(extended thinking samples on its own)",
+             body.contains("temperature") ? "temperature" : "top_p");
+    }
+    const auto budget = thinking_budget(e);
+    body["thinking"] = {{"type", "enabled"}, {"budget_tokens", budget}};
+    body["max_tokens"] = body["max_tokens"].get<std::uint64_t>() + budget;
+}
+
+// response_format -> Anthropic's structured outputs (a JSON schema the answer follows).
+bool map_response_format(const json& request, json& body) {
+    const json* format = field(request, "response_format");
+    if (format == nullptr) {
+        return false;
+    }
+    const std::string type = string_field(*format, "type");
+    if (type == "text") {
+        return false;
+    }
+    const json* spec = field(*format, "json_schema");
+    const json* schema = spec != nullptr ? field(*spec, "schema") : nullptr;
+    if (type != "json_schema" || schema == nullptr || !schema->is_object()) {
+        fail("response_format must be text or json_schema with a schema for Anthropic",
+             "response_format");
+    }
+    body["output_format"] = {{"type", "json_schema"}, {"schema", *schema}};
+    return true;
 }
 
 } // namespace
@@ -308,10 +369,15 @@ translated<upstream_request> build_chat(const nlohmann::json& openai_request,
         map_messages(openai_request, body);
         map_tools(openai_request, body);
         map_sampling(openai_request, body);
+        map_reasoning(openai_request, body);
+        const bool structured = map_response_format(openai_request, body);
         if (stream) {
             body["stream"] = true;
         }
         upstream_request out{"/v1/messages", {}, dump(body)};
+        if (structured) {
+            out.headers.emplace_back("anthropic-beta", std::string(structured_outputs_beta));
+        }
         if (!api_key.empty()) {
             out.headers.emplace_back("x-api-key", api_key);
         }

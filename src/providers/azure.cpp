@@ -1,5 +1,6 @@
 // Azure OpenAI deployments: OpenAI's API behind a deployment path and an `api-key` field;
-// the deployment names the model, so the body carries none.
+// the deployment names the model, so a Chat Completions body carries none. A deployment
+// with `apis: [.., responses]` takes Responses requests as they were sent (its v1 path).
 
 #include "michi/providers/request_head.hpp"
 #include "openai_detail.hpp"
@@ -10,8 +11,9 @@ namespace {
 class azure_type final : public detail::openai_type {
 public:
     config::provider_type type() const noexcept override { return config::provider_type::azure; }
-    // The model leaves the body: it is always re-serialised.
-    bool needs_parsed_body(const request_view&) const override { return true; }
+    bool needs_parsed_body(const binding& b, const request_view& r) const override {
+        return !(r.api == api_kind::responses && passthrough(b, r.api));
+    }
     void prepare(binding&) const override {}
 
     result<void> build(const binding& b, const config::model_config& model,
@@ -21,11 +23,20 @@ public:
         if (!p.api_key.empty()) {
             fields.set("api-key", p.api_key.reveal());
         }
-        const auto target = b.endpoint->base_path + "/openai/deployments/" + model.upstream +
-                            "/" + std::string(detail::operation(r.api)) +
-                            "?api-version=" + p.api_version;
-        head_prefix(out.head, p, target, std::move(fields));
-        rewrite_body(r, nullptr, out);
+        if (r.api == api_kind::responses && passthrough(b, r.api) &&
+            splice_model(r.raw_body, r.model_begin, r.model_end, model.upstream, {},
+                         out.body)) {
+            head_prefix(out.head, p, b.endpoint->base_path + "/openai/v1/responses",
+                        std::move(fields));
+        } else {
+            const auto api = r.api == api_kind::embeddings ? api_kind::embeddings
+                                                            : api_kind::chat;
+            const auto target = b.endpoint->base_path + "/openai/deployments/" +
+                                model.upstream + "/" + std::string(detail::operation(api)) +
+                                "?api-version=" + p.api_version;
+            head_prefix(out.head, p, target, std::move(fields));
+            rewrite_body(r, nullptr, out);
+        }
         finish_head(out.head, out.body.size());
         return ok();
     }

@@ -124,7 +124,7 @@ class echo_type final : public detail::openai_type {
 public:
     config::provider_type type() const noexcept override { return config::provider_type::echo; }
     bool local() const noexcept override { return true; }
-    bool needs_parsed_body(const request_view&) const override { return true; }
+    bool needs_parsed_body(const binding&, const request_view&) const override { return true; }
     void prepare(binding&) const override {}
     result<void> build(const binding&, const config::model_config&, const request_view&,
                        outgoing_request&) const override {
@@ -138,7 +138,11 @@ public:
         const auto created = static_cast<std::int64_t>(std::time(nullptr));
         const auto& body = *r.parsed;
         if (r.api == api_kind::embeddings) {
-            out->whole = dump(echo::embeddings(body, model.model));
+            auto list = echo::embeddings(body, model.model);
+            if (wants_base64(body)) {
+                encode_base64(list);
+            }
+            out->whole = dump(list);
             return out;
         }
         auto reply = echo::make_reply(body);

@@ -12,8 +12,8 @@ namespace {
 class gemini_type final : public adapter {
 public:
     config::provider_type type() const noexcept override { return config::provider_type::gemini; }
-    bool passthrough(api_kind) const noexcept override { return false; }
-    bool needs_parsed_body(const request_view&) const override { return true; }
+    bool passthrough(const binding&, api_kind) const noexcept override { return false; }
+    bool needs_parsed_body(const binding&, const request_view&) const override { return true; }
 
     result<void> build(const binding& b, const config::model_config& model,
                        const request_view& r, outgoing_request& out) const override {

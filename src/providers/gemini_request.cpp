@@ -365,6 +365,21 @@ json generation_config(const json& request) {
             config["stopSequences"] = list;
         }
     }
+    for (const char* key : {"logprobs", "top_logprobs", "logit_bias"}) {
+        const json* v = find(request, key);
+        if (v != nullptr && !v->is_null() && !(v->is_boolean() && !v->get<bool>())) {
+            fail(std::string(key) + " is not supported by Gemini", key);
+        }
+    }
+    if (const json* effort = find(request, "reasoning_effort"); effort && !effort->is_null()) {
+        const std::string e = effort->is_string() ? effort->get<std::string>() : std::string();
+        if (e != "minimal" && e != "low" && e != "medium" && e != "high") {
+            fail("reasoning_effort must be minimal, low, medium or high", "reasoning_effort");
+        }
+        config["thinkingConfig"] = {
+            {"thinkingBudget", e == "minimal" ? 0 : e == "low" ? 1024 : e == "medium" ? 8192 : 24576},
+            {"includeThoughts", false}};
+    }
     if (const json* format = find(request, "response_format"); format && !format->is_null()) {
         const std::string type = string_at(*format, "type");
         if (type == "json_object" || type == "json_schema") {

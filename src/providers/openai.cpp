@@ -5,55 +5,29 @@
 #include "michi/providers/usage.hpp"
 #include "openai_detail.hpp"
 
+#include <cstring>
+
 
 namespace michi::providers::openai {
 namespace detail {
 namespace {
 
-// Index of an API's prepared head in binding::heads.
-std::size_t head_index(api_kind api) noexcept {
-    return api == api_kind::embeddings ? 1 : 0;
-}
-
 std::string dump(const nlohmann::json& j) {
     return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-// Into out: the client's own bytes with only the model's value replaced and, for a stream
-// that does not ask for usage yet, "stream_options":{"include_usage":true} put in first: no
-// copy and re-serialisation of the parsed body. False, out left empty, when the body needs
-// the full path: a duplicated or escaped key (the upstream might read a different "model"
-// than admission did), stream_options set without usage.
-bool splice_body(const request_view& r, const std::string& upstream_model, std::string& out) {
-    out.clear();
-    const bool add_usage_option = r.stream && !r.wants_usage;
-    if (add_usage_option && r.has_stream_options) {
-        return false; // other stream options: merged by the full path
+// The usage of a Responses API response object's text.
+bool read_responses_body_usage(std::string_view response, usage_info& u) {
+    const auto usage = json_scan::find_unique(response, "usage");
+    if (!usage || usage->empty() || usage->front() != '{') {
+        return false;
     }
-    const std::string_view raw = r.raw_body;
-    std::size_t model_begin = r.model_begin;
-    std::size_t model_end = r.model_end;
-    if (model_end == 0) { // the body was parsed, not scanned: find the model's bytes
-        const auto model = json_scan::find_unique(raw, "model");
-        if (!model) {
-            return false;
-        }
-        model_begin = static_cast<std::size_t>(model->data() - raw.data());
-        model_end = model_begin + model->size();
+    const auto parsed = nlohmann::json::parse(*usage, nullptr, false);
+    if (const auto read = read_responses_usage(parsed)) {
+        u = usage_info::from(*read);
+        return true;
     }
-    constexpr std::string_view usage_option = R"("stream_options":{"include_usage":true},)";
-    out.reserve(raw.size() + upstream_model.size() + 2 + usage_option.size());
-    std::size_t from = 0;
-    if (add_usage_option) {
-        const std::size_t open = raw.find('{') + 1; // the object has a member: "model"
-        out.append(raw.substr(0, open));
-        out.append(usage_option);
-        from = open;
-    }
-    out.append(raw.substr(from, model_begin - from));
-    append_json_string(out, upstream_model);
-    out.append(raw.substr(model_end));
-    return true;
+    return false;
 }
 
 bool is_usage_only_chunk(std::string_view data) {
@@ -110,19 +84,33 @@ const openai_type openai_instance;
 } // namespace
 
 std::string_view operation(api_kind api) noexcept {
-    return api == api_kind::embeddings ? "embeddings" : "chat/completions";
+    switch (api) {
+    case api_kind::embeddings: return "embeddings";
+    case api_kind::responses: return "responses";
+    default: return "chat/completions";
+    }
 }
 
-bool openai_type::needs_parsed_body(const request_view& r) const {
-    // Another API's request goes in pivot form; stream options the client set are merged.
-    return !passthrough(r.api) || (r.stream && !r.wants_usage && r.has_stream_options);
+std::size_t head_index(api_kind api) noexcept {
+    switch (api) {
+    case api_kind::embeddings: return 1;
+    case api_kind::responses: return 2;
+    default: return 0;
+    }
+}
+
+bool openai_type::needs_parsed_body(const binding& b, const request_view& r) const {
+    // Another API's request goes in pivot form; stream options the client set are merged
+    // (Chat Completions; a Responses stream always ends with its usage).
+    return !passthrough(b, r.api) ||
+           (r.api == api_kind::chat && r.stream && !r.wants_usage && r.has_stream_options);
 }
 
 void openai_type::prepare(binding& b) const {
     // "POST <base>/<op>", Host, Authorization, Content-Type, User-Agent and the configured
     // headers: the same for every request to that operation, built once per snapshot.
     const auto& p = *b.config;
-    for (const api_kind api : {api_kind::chat, api_kind::embeddings}) {
+    for (const api_kind api : {api_kind::chat, api_kind::embeddings, api_kind::responses}) {
         std::string target = b.endpoint->base_path;
         target.append("/").append(operation(api));
         field_list fields(*b.endpoint);
@@ -153,26 +141,43 @@ void openai_type::rewrite_body(const request_view& r, const std::string* upstrea
 
 result<void> openai_type::build(const binding& b, const config::model_config& model,
                                 const request_view& r, outgoing_request& out) const {
-    const std::string& prefix = b.heads[head_index(r.api == api_kind::embeddings
-                                                       ? api_kind::embeddings
-                                                       : api_kind::chat)];
+    // The client's own API when this provider speaks it, else Chat Completions (pivot form).
+    const bool same = passthrough(b, r.api);
+    const std::string& prefix = b.heads[head_index(same ? r.api : api_kind::chat)];
     // Room for the Content-Length line and the blank line too: one allocation.
     out.head.reserve(prefix.size() + 40);
     out.head.append(prefix);
-    if (!passthrough(r.api) || !splice_body(r, model.upstream, out.body)) {
+    // A chat stream that does not ask for usage yet gets it asked for first in the body.
+    constexpr std::string_view usage_option = R"("stream_options":{"include_usage":true},)";
+    const bool add_usage = r.api == api_kind::chat && r.stream && !r.wants_usage;
+    const bool spliced = same && !(add_usage && r.has_stream_options) &&
+                         splice_model(r.raw_body, r.model_begin, r.model_end, model.upstream,
+                                      add_usage ? usage_option : std::string_view{}, out.body);
+    if (!spliced) {
         rewrite_body(r, &model.upstream, out);
     }
     finish_head(out.head, out.body.size());
     return ok();
 }
 
-bool openai_type::usage_of_body(std::string_view body, usage_info& u) const {
+bool openai_type::usage_of_body(api_kind api, std::string_view body, usage_info& u) const {
+    if (api == api_kind::responses) {
+        return read_responses_body_usage(body, u);
+    }
     const auto usage = json_scan::find_unique(body, "usage");
     return usage && read_usage(*usage, u);
 }
 
-bool openai_type::inspect_event(std::string_view data, usage_info& u) const {
+bool openai_type::inspect_event(api_kind api, std::string_view data, usage_info& u) const {
     if (json_scan::find_text(data, "\"usage\"") == std::string_view::npos) {
+        return false;
+    }
+    if (api == api_kind::responses) {
+        // The usage comes with the response object of response.completed (or .incomplete).
+        const auto response = json_scan::find_unique(data, "response");
+        if (response) {
+            read_responses_body_usage(*response, u);
+        }
         return false;
     }
     const auto usage = json_scan::find_unique(data, "usage");
@@ -234,6 +239,49 @@ bool read_usage(std::string_view usage, usage_info& u) noexcept {
         u = usage_info::from(*read);
     }
     return read.has_value();
+}
+
+bool wants_base64(const nlohmann::json& request) noexcept {
+    const auto format = request.find("encoding_format");
+    return format != request.end() && format->is_string() &&
+           format->get_ref<const std::string&>() == "base64";
+}
+
+void encode_base64(nlohmann::json& list) {
+    static constexpr char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const auto data = list.find("data");
+    if (data == list.end() || !data->is_array()) {
+        return;
+    }
+    for (auto& item : *data) {
+        const auto vec = item.is_object() ? item.find("embedding") : item.end();
+        if (!item.is_object() || vec == item.end() || !vec->is_array()) {
+            continue;
+        }
+        std::string bytes;
+        bytes.reserve(vec->size() * 4);
+        for (const auto& x : *vec) {
+            const float f = x.is_number() ? x.get<float>() : 0.0f;
+            std::uint32_t u = 0;
+            std::memcpy(&u, &f, sizeof u);
+            for (int k = 0; k < 4; ++k) {
+                bytes.push_back(static_cast<char>((u >> (8 * k)) & 0xff));
+            }
+        }
+        std::string out;
+        out.reserve((bytes.size() + 2) / 3 * 4);
+        for (std::size_t i = 0; i < bytes.size(); i += 3) {
+            const auto b0 = static_cast<unsigned char>(bytes[i]);
+            const auto b1 = i + 1 < bytes.size() ? static_cast<unsigned char>(bytes[i + 1]) : 0u;
+            const auto b2 = i + 2 < bytes.size() ? static_cast<unsigned char>(bytes[i + 2]) : 0u;
+            out.push_back(alphabet[b0 >> 2]);
+            out.push_back(alphabet[((b0 & 3) << 4) | (b1 >> 4)]);
+            out.push_back(i + 1 < bytes.size() ? alphabet[((b1 & 15) << 2) | (b2 >> 6)] : '=');
+            out.push_back(i + 2 < bytes.size() ? alphabet[b2 & 63] : '=');
+        }
+        *vec = std::move(out);
+    }
 }
 
 std::unique_ptr<chunk_translator> make_pivot_stream(bool include_usage) {

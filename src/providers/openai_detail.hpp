@@ -9,15 +9,18 @@ namespace michi::providers::openai::detail {
 class openai_type : public adapter {
 public:
     config::provider_type type() const noexcept override { return config::provider_type::openai; }
-    bool passthrough(api_kind client) const noexcept override {
-        return client == api_kind::chat || client == api_kind::embeddings;
+    bool passthrough(const binding& b, api_kind client) const noexcept override {
+        return client == api_kind::responses ? b.config->responses_api
+                                             : (client == api_kind::chat ||
+                                                client == api_kind::embeddings) &&
+                                                   b.config->chat_api;
     }
-    bool needs_parsed_body(const request_view& r) const override;
+    bool needs_parsed_body(const binding& b, const request_view& r) const override;
     void prepare(binding& b) const override;
     result<void> build(const binding& b, const config::model_config& model,
                        const request_view& r, outgoing_request& out) const override;
-    bool usage_of_body(std::string_view body, usage_info& u) const override;
-    bool inspect_event(std::string_view data, usage_info& u) const override;
+    bool usage_of_body(api_kind api, std::string_view body, usage_info& u) const override;
+    bool inspect_event(api_kind api, std::string_view data, usage_info& u) const override;
     std::size_t content_chars(std::string_view text) const noexcept override {
         return openai::content_chars(text);
     }
@@ -35,7 +38,9 @@ protected:
                              outgoing_request& out);
 };
 
-// The upstream path of an operation ("chat/completions", "embeddings").
+// The upstream path of an API ("chat/completions", "embeddings", "responses"), and the index
+// of its prepared head in binding::heads.
 std::string_view operation(api_kind api) noexcept;
+std::size_t head_index(api_kind api) noexcept;
 
 } // namespace michi::providers::openai::detail

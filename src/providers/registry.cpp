@@ -24,6 +24,34 @@ const adapter& adapter_for(config::provider_type type) noexcept {
     return openai::openai_adapter();
 }
 
+namespace {
+
+// A host on this machine or a private network (a local model server such as Ollama or
+// vLLM, often without a key), rather than a hosted service that needs one.
+bool is_local_host(const std::string& host) {
+    if (host == "localhost" || host.ends_with(".localhost") || host == "::1" ||
+        host == "0.0.0.0" || host.ends_with(".local") || host.ends_with(".internal") ||
+        host.find('.') == std::string::npos) {
+        return true;
+    }
+    error_code ec;
+    const auto addr = net::ip::make_address(host, ec);
+    if (ec) {
+        return false;
+    }
+    if (addr.is_loopback()) {
+        return true;
+    }
+    if (addr.is_v4()) {
+        const auto b = addr.to_v4().to_bytes();
+        return b[0] == 10 || (b[0] == 172 && b[1] >= 16 && b[1] < 32) ||
+               (b[0] == 192 && b[1] == 168) || (b[0] == 169 && b[1] == 254);
+    }
+    return addr.to_v6().is_link_local() || (addr.to_v6().to_bytes()[0] & 0xfe) == 0xfc;
+}
+
+} // namespace
+
 result<binding> bind(const config::provider_config& p, std::shared_ptr<ssl::context>& shared_tls) {
     binding b;
     b.config = &p;
@@ -51,6 +79,13 @@ result<binding> bind(const config::provider_config& p, std::shared_ptr<ssl::cont
         }
     }
     ep->pool_key = (ep->tls ? "https://" : "http://") + ep->host + ":" + ep->port + "#" + p.name;
+    // A hosted provider without its key would only answer 401: it is off until the key is set.
+    if (!is_local_host(ep->host) && p.api_key.empty()) {
+        b.configured = false;
+        b.off_reason = p.api_key_env.empty()
+                           ? "providers." + p.name + ".api_key is empty"
+                           : p.api_key_env + " is not set";
+    }
     b.endpoint = std::move(*ep);
     b.impl->prepare(b);
     return b;
@@ -60,8 +95,8 @@ result<binding> bind(const config::provider_config& p, std::shared_ptr<ssl::cont
 
 namespace michi::providers {
 
-bool adapter::usage_of_body(std::string_view, usage_info&) const { return false; }
-bool adapter::inspect_event(std::string_view, usage_info&) const { return false; }
+bool adapter::usage_of_body(api_kind, std::string_view, usage_info&) const { return false; }
+bool adapter::inspect_event(api_kind, std::string_view, usage_info&) const { return false; }
 std::size_t adapter::content_chars(std::string_view) const noexcept { return 0; }
 
 } // namespace michi::providers

@@ -1,6 +1,7 @@
 #include "michi/providers/request_head.hpp"
 
 #include "michi/core/http_wire.hpp"
+#include "michi/core/json_scan.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -61,6 +62,32 @@ void append_json_string(std::string& out, std::string_view s) {
     out.push_back('"');
     out.append(s);
     out.push_back('"');
+}
+
+bool splice_model(std::string_view raw, std::size_t model_begin, std::size_t model_end,
+                  std::string_view upstream_model, std::string_view first_member,
+                  std::string& out) {
+    out.clear();
+    if (model_end == 0) { // the body was parsed, not scanned: find the model's bytes
+        const auto model = json_scan::find_unique(raw, "model");
+        if (!model) {
+            return false;
+        }
+        model_begin = static_cast<std::size_t>(model->data() - raw.data());
+        model_end = model_begin + model->size();
+    }
+    out.reserve(raw.size() + upstream_model.size() + 2 + first_member.size());
+    std::size_t from = 0;
+    if (!first_member.empty()) {
+        const std::size_t open = raw.find('{') + 1; // the object has a member: "model"
+        out.append(raw.substr(0, open));
+        out.append(first_member);
+        from = open;
+    }
+    out.append(raw.substr(from, model_begin - from));
+    append_json_string(out, upstream_model);
+    out.append(raw.substr(model_end));
+    return true;
 }
 
 } // namespace michi::providers

@@ -121,8 +121,29 @@ result<dispatch_plan> resolve(const config::config& cfg, const provider_map& pro
     if (had_targets && plan->candidates.empty()) {
         return errors::model_not_allowed(name);
     }
+    // A hosted provider without its key is off: skipped, saying why.
+    std::string off;
+    std::erase_if(plan->candidates, [&](const candidate& c) {
+        if (c.provider->configured) {
+            return false;
+        }
+        off += (off.empty() ? "" : "; ") + c.model->name + " (provider \"" +
+               c.provider->config->name + "\" is off: " + c.provider->off_reason + ")";
+        return true;
+    });
+    if (!off.empty()) {
+        if (plan->candidates.empty()) {
+            return errors::provider_not_configured("No provider can serve \"" + name +
+                                                   "\": " + off + ".");
+        }
+        plan->reason = "skipped " + off;
+    }
     if (cheapest) {
+        const std::string skipped = std::move(plan->reason);
         apply_cheapest(needs, *plan);
+        if (!skipped.empty()) {
+            plan->reason += "; " + skipped;
+        }
     }
     if (plan->candidates.empty()) {
         return errors::invalid_request("No target of route \"" + name +

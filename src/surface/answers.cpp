@@ -52,6 +52,14 @@ std::string broken_event(api_kind api, std::string_view message) {
     if (dialect_of(api) == dialect::anthropic) {
         return providers::anthropic::messages_stream_writer::error_event(message);
     }
+    if (api == api_kind::responses) {
+        // The Responses API's error event.
+        const nlohmann::json event = {{"type", "error"},
+                                      {"code", "upstream_error"},
+                                      {"message", std::string(message)},
+                                      {"param", nullptr}};
+        return stream::format_sse(dump(event), "error");
+    }
     return stream::format_sse(dump(errors::upstream_error(std::string(message)).openai_body()));
 }
 

@@ -86,7 +86,7 @@ TEST(AdapterTest, OpenAiPassesTheBodyThroughWithOnlyTheModelSwapped) {
     EXPECT_NE(out.head.find("x-org: o1\r\n"), std::string::npos);
     EXPECT_TRUE(out.head.ends_with("Content-Length: " + std::to_string(out.body.size()) +
                                    "\r\n\r\n"));
-    EXPECT_FALSE(b.impl->needs_parsed_body(chat_view(body, nullptr, false)));
+    EXPECT_FALSE(b.impl->needs_parsed_body(b, chat_view(body, nullptr, false)));
 }
 
 TEST(AdapterTest, OpenAiStreamsAskForUsageFirstInTheBody) {
@@ -106,7 +106,7 @@ TEST(AdapterTest, OpenAiMergesStreamOptionsTheClientSetThroughTheParse) {
     const auto parsed = nlohmann::json::parse(body);
     auto view = chat_view(body, &parsed, true);
     view.has_stream_options = true;
-    EXPECT_TRUE(b.impl->needs_parsed_body(view));
+    EXPECT_TRUE(b.impl->needs_parsed_body(b, view));
     outgoing_request out;
     ASSERT_TRUE(b.impl->build(b, f.model("oai/m"), view, out));
     const auto sent = nlohmann::json::parse(out.body);
@@ -181,20 +181,20 @@ TEST(AdapterTest, PassedThroughUsageIsReadWithoutAParse) {
     const auto& a = adapter_for(config::provider_type::openai);
     usage_info u;
     EXPECT_TRUE(a.usage_of_body(
-        R"({"id":"x","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":7}})", u));
+        api_kind::chat, R"({"id":"x","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":7}})", u));
     EXPECT_TRUE(u.known);
     EXPECT_EQ(u.prompt_tokens, 12u);
     EXPECT_EQ(u.completion_tokens, 7u);
     usage_info none;
-    EXPECT_FALSE(a.usage_of_body(R"({"choices":[{"message":{"content":"abcd"}}]})", none));
+    EXPECT_FALSE(a.usage_of_body(api_kind::chat, R"({"choices":[{"message":{"content":"abcd"}}]})", none));
     EXPECT_FALSE(none.known);
     EXPECT_EQ(a.content_chars("{\"delta\":{\"content\":\"h\xc3\xa9llo\"}}"), 5u); // UTF-8
 
     usage_info s;
     EXPECT_TRUE(a.inspect_event(
-        R"({"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}})", s));
+        api_kind::chat, R"({"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}})", s));
     EXPECT_EQ(s.completion_tokens, 4u);
-    EXPECT_FALSE(a.inspect_event(R"({"choices":[{"delta":{"content":"x"}}]})", s));
+    EXPECT_FALSE(a.inspect_event(api_kind::chat, R"({"choices":[{"delta":{"content":"x"}}]})", s));
 }
 
 // Runs the echo stream to its end; returns its pieces.

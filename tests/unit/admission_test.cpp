@@ -19,8 +19,8 @@ std::string yaml() {
 server: { listen: "127.0.0.1:0" }
 store: { sqlite: ":memory:" }
 providers:
-  mock: { type: openai, base_url: "http://mock.example/v1" }
-  other: { type: openai, base_url: "http://other.example/v1" }
+  mock: { type: openai, base_url: "http://mock.example/v1", api_key: k1 }
+  other: { type: openai, base_url: "http://other.example/v1", api_key: k2 }
   echo: { type: echo }
 models:
   mock/a: { input_per_mtok: 1, output_per_mtok: 2 }

@@ -107,8 +107,11 @@ TEST(AnthropicTest, RequestSamplingAndStops) {
     EXPECT_EQ(body_of(user_request({{"stop", {"a", "b"}}}))["stop_sequences"],
               json({"a", "b"}));
     EXPECT_FALSE(body_of(user_request({{"stop", json::array()}})).contains("stop_sequences"));
-    EXPECT_FALSE(body_of(user_request({{"logprobs", true}, {"top_logprobs", 2}}))
-                     .contains("logprobs"));
+    EXPECT_FALSE(body_of(user_request({{"logprobs", false}})).contains("logprobs"));
+    // What Anthropic cannot honour is refused by name, never dropped in silence.
+    EXPECT_EQ(error_of(user_request({{"logprobs", true}})).param, "logprobs");
+    EXPECT_EQ(error_of(user_request({{"seed", 7}})).param, "seed");
+    EXPECT_EQ(error_of(user_request({{"presence_penalty", 0.5}})).param, "presence_penalty");
     EXPECT_EQ(error_of(user_request({{"temperature", "hot"}})).param, "temperature");
     EXPECT_EQ(error_of(user_request({{"stop", {"a", 1}}})).param, "stop");
     EXPECT_EQ(error_of(user_request({{"n", 2}})).param, "n");
@@ -395,8 +398,14 @@ TEST(AnthropicTest, MessagesRequestRejects) {
     EXPECT_EQ(messages_error(with({{"model", 5}})).param, "model");
     EXPECT_EQ(messages_error(with({{"messages", json::array()}})).param, "messages");
     EXPECT_EQ(messages_error(with({{"system", 5}})).param, "system");
-    EXPECT_EQ(messages_error(with({{"messages", {{{"role", "system"}, {"content", "x"}}}}})).param,
-              "messages[0].role");
+    EXPECT_EQ(messages_error(with({{"top_k", 40}})).param, "top_k");
+    // Claude Code sends a system turn inside messages: it becomes a system message.
+    const auto sys = request_from_messages(
+        with({{"messages", {{{"role", "system"}, {"content", "be brief"}},
+                            {{"role", "user"}, {"content", "hi"}}}}}));
+    ASSERT_TRUE(std::holds_alternative<json>(sys));
+    EXPECT_EQ(std::get<json>(sys)["messages"][0]["role"], "system");
+    EXPECT_EQ(std::get<json>(sys)["messages"][0]["content"], "be brief");
     EXPECT_EQ(messages_error(with({{"messages",
                                     {{{"role", "user"},
                                       {"content", {{{"type", "document"}}}}}}}}))

@@ -66,6 +66,11 @@ struct provider_config {
     unsigned max_connections = 256;
     std::string api_version; // azure
     std::string ca_file;     // extension: extra trust anchors (PEM) for this provider
+    // The provider's APIs (openai and azure types): Chat Completions, and the Responses API
+    // when `apis` lists it (OpenAI's own service does).
+    bool chat_api = true;
+    bool responses_api = false;
+    std::string api_key_env; // the environment variable api_key was read from, if any
 };
 
 // Prices that apply once a request's input (all kinds) exceeds above_input_tokens, USD per

@@ -67,6 +67,8 @@ gateway_error internal(std::string message = "Internal error while handling the 
 gateway_error upstream_error(std::string message);
 gateway_error upstream_timeout(std::string message);
 gateway_error unavailable(std::string message);
+// 503: the providers that could serve the request are off (their api key is not set).
+gateway_error provider_not_configured(std::string message);
 // 503: the shared ledger (Redis) cannot answer, so a guarded request is not let through.
 gateway_error ledger_unavailable(std::string message);
 } // namespace errors

@@ -29,6 +29,9 @@ public:
     auto write_response(const http::response_header<>& head, std::string_view body,
                         std::string_view extra_fields) {
         wire::head(head_, head, extra_fields);
+        if (head_only_) {
+            body = {}; // a HEAD request's answer: the GET's head, never a body
+        }
         const std::array<net::const_buffer, 2> bufs{net::buffer(head_), net::buffer(body)};
         lowest_.expires_after(write_timeout_);
         return michi::async_write(tls_, lowest_, bufs, nothrow_op);
@@ -62,6 +65,8 @@ public:
     virtual awaitable<void> unwatch() = 0;
 
     void set_write_timeout(std::chrono::milliseconds t) { write_timeout_ = t; }
+    // Answers to the request being served go without their body (HEAD).
+    void set_head_only(bool on) noexcept { head_only_ = on; }
 
 protected:
     // lowest: the TCP stream under it all; tls: the TLS stream over it, or null.
@@ -70,6 +75,7 @@ protected:
     tcp_stream& lowest_;
     tls_over_tcp* tls_;
     std::chrono::milliseconds write_timeout_{60000};
+    bool head_only_ = false;
 
 private:
     std::string head_; // the head of the whole response being written

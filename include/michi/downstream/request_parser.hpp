@@ -30,6 +30,15 @@ public:
     const std::string& body() const { return body_; }
     // Lets the body's storage go (a stream past its commit point no longer needs it).
     void release_body() { std::string().swap(body_); }
+    // A HEAD request is served as the GET it asks about (its answer then goes without a
+    // body); method_string() still says HEAD.
+    bool is_head() const noexcept { return method_ == http::verb::head || head_; }
+    void serve_head_as_get() noexcept {
+        if (method_ == http::verb::head) {
+            method_ = http::verb::get;
+            head_ = true;
+        }
+    }
 
 private:
     friend class request_parser;
@@ -44,6 +53,7 @@ private:
     std::string target_;
     unsigned version_ = 11;
     bool keep_alive_ = false;
+    bool head_ = false; // a HEAD request served as a GET
     std::string text_; // field names and values, back to back
     std::vector<field_ref> fields_;
     std::string body_;

@@ -10,7 +10,9 @@ namespace michi::pipeline {
 
 // Serves a request of ctx.api (chat, embeddings or messages) to its end.
 awaitable<void> serve_completion(deps& d, downstream::client_io& io, request_context& ctx);
-// GET /v1/models: the routes and configured models this key may use.
-awaitable<void> serve_models(deps& d, downstream::client_io& io, request_context& ctx);
+// GET /v1/models: the routes and configured models this key may use; with an id, that one
+// (GET /v1/models/{id}), or 404 model_not_found.
+awaitable<void> serve_models(deps& d, downstream::client_io& io, request_context& ctx,
+                             std::string_view id);
 
 } // namespace michi::pipeline

@@ -37,6 +37,9 @@ struct request_view {
     bool wants_usage = false;        // the client asked for the stream's usage chunk
     bool has_stream_options = false; // the body has a stream_options member
     std::uint64_t prompt_tokens = 0; // estimate
+    // The client's anthropic-version and anthropic-beta fields (forwarded to Anthropic).
+    std::string_view anthropic_version;
+    std::string_view anthropic_beta;
 };
 
 // A configured provider as requests use it: its config, its adapter, where it lives, and
@@ -47,6 +50,9 @@ struct binding {
     std::optional<upstream::endpoint> endpoint; // none for a local provider (echo)
     // Request heads up to their Content-Length, by the API they call (prepare()).
     std::array<std::string, 3> heads;
+    // A hosted provider without its api key is off: not called, and why (the variable to set).
+    bool configured = true;
+    std::string off_reason;
 };
 
 // A local provider's answer (echo): a whole body, or a stream generated piece by piece.
@@ -62,11 +68,11 @@ public:
     virtual config::provider_type type() const noexcept = 0;
     // Answered in-process (echo): no endpoint and no network.
     virtual bool local() const noexcept { return false; }
-    // The client's API is this provider's own: the request goes as it was sent (model
+    // The client's API is one this provider speaks: the request goes as it was sent (model
     // swapped) and the answer comes back unchanged.
-    virtual bool passthrough(api_kind client) const noexcept = 0;
+    virtual bool passthrough(const binding& b, api_kind client) const noexcept = 0;
     // Whether build() reads the parsed body for this request (else the raw bytes serve).
-    virtual bool needs_parsed_body(const request_view& r) const = 0;
+    virtual bool needs_parsed_body(const binding& b, const request_view& r) const = 0;
     // Work done once per snapshot for a provider (request heads that never change).
     virtual void prepare(binding&) const {}
 
@@ -79,11 +85,13 @@ public:
     // 529 too).
     virtual bool retryable(unsigned status) const noexcept { return status == 429 || status >= 500; }
 
-    // Usage of a passed-through whole answer, read from its text; false when it has none.
-    virtual bool usage_of_body(std::string_view body, usage_info& u) const;
-    // One passed-through stream event's data: notes usage; true when the event carries only
-    // the usage (dropped when the client did not ask for it).
-    virtual bool inspect_event(std::string_view data, usage_info& u) const;
+    // Usage of a passed-through whole answer in `api`, read from its text; false when it
+    // has none.
+    virtual bool usage_of_body(api_kind api, std::string_view body, usage_info& u) const;
+    // One passed-through stream event's data in `api`: notes usage (adding to what earlier
+    // events reported where the API counts that way); true when the event carries only the
+    // usage (dropped when the client did not ask for it).
+    virtual bool inspect_event(api_kind api, std::string_view data, usage_info& u) const;
     // Characters of the answer's text in a passed-through body or event: the output's
     // estimate when no usage comes.
     virtual std::size_t content_chars(std::string_view text) const noexcept;

@@ -8,6 +8,8 @@
 namespace michi::providers::anthropic {
 
 inline constexpr std::string_view api_version = "2023-06-01";
+// The beta that structured outputs (a JSON schema the answer follows) need.
+inline constexpr std::string_view structured_outputs_beta = "structured-outputs-2025-11-13";
 // max_tokens sent when the OpenAI request has neither max_tokens nor max_completion_tokens.
 inline constexpr std::uint64_t default_max_tokens = 4096;
 

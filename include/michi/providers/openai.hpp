@@ -21,6 +21,12 @@ bool read_usage(std::string_view usage, usage_info& u) noexcept;
 // stream, the usage chunk noted (and dropped unless include_usage).
 std::unique_ptr<chunk_translator> make_pivot_stream(bool include_usage);
 
+// Whether an embeddings request asks for base64 vectors (encoding_format: "base64").
+bool wants_base64(const nlohmann::json& request) noexcept;
+// An OpenAI embeddings list's float vectors as base64 of their little-endian float32 bytes,
+// as OpenAI answers encoding_format: "base64".
+void encode_base64(nlohmann::json& list);
+
 const adapter& openai_adapter() noexcept;
 const adapter& azure_adapter() noexcept;
 const adapter& echo_adapter() noexcept;

@@ -35,4 +35,13 @@ void finish_head(std::string& head, std::size_t body_size);
 // Appends the JSON string literal of s (escaped only when it needs it).
 void append_json_string(std::string& out, std::string_view s);
 
+// Into out (emptied first): the client's body with only the model's value replaced (its
+// bytes at [model_begin, model_end); 0, 0: found here) and `first_member` ("name":value,)
+// put in first when not empty: no copy and re-serialisation of a parsed body. False, out
+// left empty, when the model's bytes cannot be told (a duplicated or escaped key, where the
+// upstream might read a different "model" than admission did).
+bool splice_model(std::string_view raw, std::size_t model_begin, std::size_t model_end,
+                  std::string_view upstream_model, std::string_view first_member,
+                  std::string& out);
+
 } // namespace michi::providers

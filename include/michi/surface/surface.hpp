@@ -5,6 +5,7 @@
 
 #include "michi/core/api.hpp"
 #include "michi/core/error.hpp"
+#include "michi/core/result.hpp"
 #include "michi/providers/adapter.hpp"
 #include "michi/stream/event_filter.hpp"
 
@@ -15,6 +16,10 @@
 #include <string_view>
 
 namespace michi::surface {
+
+// A request of the client's API in pivot form (a Chat Completions request), for a target that
+// does not speak that API; 400 naming what the pivot form cannot carry.
+result<nlohmann::json> to_pivot(api_kind api, nlohmann::json request);
 
 // The body of one of the gateway's own errors in the client's API.
 std::string error_body(api_kind api, const gateway_error& err);

@@ -1,0 +1,28 @@
+// Requests of the client's API in pivot form.
+
+#include "michi/providers/anthropic.hpp"
+#include "michi/surface/surface.hpp"
+
+namespace michi::surface {
+
+result<nlohmann::json> to_pivot(api_kind api, nlohmann::json request) {
+    providers::translated<nlohmann::json> converted;
+    switch (api) {
+    case api_kind::messages:
+    case api_kind::count_tokens:
+        converted = providers::anthropic::request_from_messages(request);
+        break;
+    case api_kind::responses:
+        return errors::unsupported_parameter(
+            "This gateway cannot translate Responses API requests yet.", "model");
+    case api_kind::chat:
+    case api_kind::embeddings:
+        return std::move(request);
+    }
+    if (auto* err = std::get_if<providers::translate_error>(&converted)) {
+        return errors::invalid_request(err->message, err->param);
+    }
+    return std::move(std::get<nlohmann::json>(converted));
+}
+
+} // namespace michi::surface
