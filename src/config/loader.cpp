@@ -452,6 +452,7 @@ private:
             {"threads", to(s.threads)},
             {"max_body_bytes", to(s.max_body_bytes, range::positive)},
             {"max_header_bytes", to(s.max_header_bytes, range::positive)},
+            {"max_json_depth", to(s.max_json_depth, range::positive)},
             {"idle_timeout", to(s.idle_timeout, range::positive)},
             {"read_timeout", to(s.read_timeout, range::positive)},
             {"drain_timeout", to(s.drain_timeout)},
@@ -675,6 +676,13 @@ load_result parse(const std::string& yaml_text, const env_lookup& env, const std
                                      : "syntax error at line " + std::to_string(e.mark.line + 1) +
                                            ", column " + std::to_string(e.mark.column + 1) + ": " +
                                            what);
+            return out;
+        }
+        if (root.IsNull()) {
+            // A truncated or blanked file would otherwise load as a gateway with no keys,
+            // providers or admin key: refused, so a reload keeps the config in force.
+            out.errors.push_back((source.empty() ? std::string("the config") : source) +
+                                 ": empty (nothing but blank lines or comments)");
             return out;
         }
         auto cfg = std::make_shared<config>();

@@ -30,6 +30,7 @@ struct server_config {
     unsigned threads = 0;               // 0 = one per core
     std::size_t max_body_bytes = 10485760;
     std::size_t max_header_bytes = 16384;            // extension
+    std::size_t max_json_depth = 128; // nesting of any JSON read from outside (extension)
     duration idle_timeout{std::chrono::seconds(60)};
     duration read_timeout{std::chrono::seconds(30)}; // extension: whole request must arrive
     duration drain_timeout{std::chrono::seconds(30)};
