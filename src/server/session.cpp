@@ -138,6 +138,15 @@ void record(shared_state& st, pipeline::request_context& ctx) {
     }
 }
 
+// Whether a read failed on the message's own bytes (a grammar or framing error of the HTTP/1
+// parser), rather than on the connection (a hang-up, a timeout, a message cut short).
+bool malformed_message(const error_code& ec) {
+    return ec.category() == make_error_code(http::error::bad_chunk).category() &&
+           ec != http::error::end_of_stream && ec != http::error::partial_message &&
+           ec != http::error::need_more && ec != http::error::short_read &&
+           ec != http::error::body_limit && ec != http::error::header_limit;
+}
+
 template <class Stream>
 awaitable<void> write_local_error(session_io<Stream>& io, pipeline::request_context& ctx,
                                   const gateway_error& err) {
@@ -172,14 +181,17 @@ struct kept_strings {
     }
 };
 
+// Serves requests until the connection ends; true when it ends on an error answered before
+// the request was read whole (a bad head or body): the client may still be sending.
 template <class Stream>
-awaitable<void> run_session(worker& w, Stream& stream) {
+awaitable<bool> run_session(worker& w, Stream& stream) {
     session_io<Stream> io(stream, w.executor());
     beast::flat_buffer buffer;
     buffer.reserve(read_buffer_bytes);
     request spent; // the previous request: the next one is read into its storage
     kept_strings kept;
     published<runtime>::reader current; // this connection's copy of the runtime snapshot
+    bool ended_on_error = false;
     for (;;) {
         const runtime* rt = current.get(w.state().runtime_source()).get();
         const auto* sc = &rt->cfg->server;
@@ -222,6 +234,7 @@ awaitable<void> run_session(worker& w, Stream& stream) {
             if (err) {
                 ctx.log.method = "-";
                 co_await write_local_error(io, ctx, *err);
+                ended_on_error = true;
             }
             break;
         }
@@ -241,6 +254,7 @@ awaitable<void> run_session(worker& w, Stream& stream) {
         if (const auto len = parser.content_length(); len && *len > sc->max_body_bytes) {
             const auto too_large = errors::request_too_large(sc->max_body_bytes);
             co_await write_local_error(io, ctx, too_large);
+            ended_on_error = true;
             break;
         }
         if (beast::iequals(head[http::field::expect], "100-continue")) {
@@ -276,9 +290,19 @@ awaitable<void> run_session(worker& w, Stream& stream) {
         if (bec == http::error::body_limit) {
             const auto too_large = errors::request_too_large(sc->max_body_bytes);
             co_await write_local_error(io, ctx, too_large);
+            ended_on_error = true;
             break;
         }
         if (bec) {
+            // A body that breaks its own framing (a bad chunk size or chunk line) is the
+            // client's error: 400, then the connection closes, as after a bad head. A body cut
+            // short by a hang-up or a timeout gets no answer.
+            if (malformed_message(bec)) {
+                const auto bad = errors::invalid_request("Malformed HTTP request body: " +
+                                                         bec.message());
+                co_await write_local_error(io, ctx, bad);
+                ended_on_error = true;
+            }
             break;
         }
         beast::get_lowest_layer(stream).expires_never();
@@ -321,6 +345,26 @@ awaitable<void> run_session(worker& w, Stream& stream) {
         spent = std::move(ctx.req);
         kept.take_back(ctx);
     }
+    co_return ended_on_error;
+}
+
+// Closes after an error answer to a request not read whole (RFC 9112 section 9.6): closing
+// with the client's bytes still unread makes the kernel send a reset, which can destroy the
+// answer before the client has read it. So the sending side is shut first, and what the
+// client still sends is read and dropped, for at most a second and 256 KiB.
+awaitable<void> linger_close(tcp_stream& s) {
+    error_code ignored;
+    s.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    s.expires_after(std::chrono::seconds(1));
+    std::array<char, 4096> sink{};
+    for (std::size_t dropped = 0; dropped < 256 * 1024;) {
+        auto [ec, n] = co_await async_read_some(tls_of(s), s, net::buffer(sink), nothrow_op);
+        if (ec) {
+            break;
+        }
+        dropped += n;
+    }
+    s.close();
 }
 
 void close_stream(tcp_stream& s) {
@@ -337,8 +381,11 @@ awaitable<void> serve_connection(worker& w, tcp_socket socket, ssl::context* tls
     try {
         if (tls == nullptr) {
             tcp_stream stream(std::move(socket));
-            co_await run_session(w, stream);
-            close_stream(stream);
+            if (co_await run_session(w, stream)) {
+                co_await linger_close(stream);
+            } else {
+                close_stream(stream);
+            }
             co_return;
         }
         beast::ssl_stream<tcp_stream> stream(std::move(socket), *tls);
