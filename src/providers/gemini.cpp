@@ -158,7 +158,7 @@ json call_args(const json& function, const std::string& param) {
         if (text.find_first_not_of(" \t\r\n") == std::string::npos) {
             return json::object();
         }
-        json parsed = json::parse(text, nullptr, false);
+        json parsed = json_parse::parse_value(text);
         if (parsed.is_object()) {
             return parsed;
         }
@@ -239,7 +239,7 @@ struct contents_builder {
             std::string name = known != tool_names.end() ? known->second
                                                          : string_at(message, "name");
             const std::string text = content_text(content);
-            json response = json::parse(text, nullptr, false);
+            json response = json_parse::parse_value(text);
             if (!response.is_object()) {
                 response = {{"content", text}};
             }
@@ -609,7 +609,7 @@ private:
         if (ev.data.find_first_not_of(" \t\r\n") == std::string::npos || ev.data == "[DONE]") {
             return true; // keep-alives, and the OpenAI-style end some proxies add
         }
-        const json event = json::parse(ev.data, nullptr, false);
+        const json event = json_parse::parse_value(ev.data);
         if (!event.is_object()) {
             error_ = "Gemini sent a stream event that is not a JSON object";
             return false;
@@ -726,7 +726,7 @@ nlohmann::json error_to_openai(unsigned status, std::string_view body) {
     std::string message;
     std::string code;
     try {
-        json parsed = json::parse(body, nullptr, false);
+        json parsed = json_parse::parse_value(body);
         if (parsed.is_array() && !parsed.empty()) {
             parsed = json(parsed[0]); // the JSON-array framing of a stream
         }

@@ -1,5 +1,6 @@
 #include "michi/store/key_registry.hpp"
 
+#include "michi/core/json_parse.hpp"
 #include "michi/core/secret.hpp"
 
 #include <nlohmann/json.hpp>
@@ -187,20 +188,26 @@ std::string key_to_json(const admin_key& k) {
 
 std::optional<admin_key> key_from_json(const std::string& id, std::string_view text,
                                        std::string& why) {
-    const auto j = nlohmann::json::parse(text, nullptr, false);
+    // (Read from Redis, which other processes write: parsed with the depth limit, and every
+    // member's type checked before it is read.)
+    const auto j = json_parse::parse_value(text);
     if (!j.is_object()) {
         why = "not a JSON object";
         return std::nullopt;
     }
     admin_key k;
     k.id = id;
-    const auto cls = config::parse_key_class(j.value("class", std::string()));
+    const auto string_member = [&](const char* name) {
+        const auto f = j.find(name);
+        return f != j.end() && f->is_string() ? f->get<std::string>() : std::string();
+    };
+    const auto cls = config::parse_key_class(string_member("class"));
     if (!cls) {
         why = "unknown class";
         return std::nullopt;
     }
     k.cls = *cls;
-    k.secret_sha256 = j.value("secret_sha256", std::string());
+    k.secret_sha256 = string_member("secret_sha256");
     if (!is_sha256_hex(k.secret_sha256)) {
         why = "secret_sha256 is not 64 hex digits";
         return std::nullopt;
@@ -228,7 +235,9 @@ std::optional<admin_key> key_from_json(const std::string& id, std::string_view t
     }
     for (const auto& [name, v] :
          {std::pair{"daily_usd", &o.daily_usd}, {"monthly_usd", &o.monthly_usd}}) {
-        if (const auto f = j.find(name); f != j.end() && f->is_number()) {
+        if (const auto f = j.find(name);
+            f != j.end() && f->is_number() && std::isfinite(f->get<double>()) &&
+            f->get<double>() >= 0) {
             *v = f->get<double>();
         }
     }
@@ -306,7 +315,7 @@ std::string key_registry::load_locked(std::shared_ptr<const snapshot>& out) {
             k.id = s.column_text(0);
             const auto cls_name = s.column_text(1);
             const auto cls = config::parse_key_class(cls_name);
-            const auto models = nlohmann::json::parse(s.column_text(3), nullptr, false);
+            const auto models = json_parse::parse_value(s.column_text(3));
             bool models_ok = models.is_array();
             if (models_ok) {
                 for (const auto& m : models) {
