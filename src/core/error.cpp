@@ -1,5 +1,7 @@
 #include "michi/core/error.hpp"
 
+#include "michi/core/safe_text.hpp"
+
 namespace michi {
 
 nlohmann::json gateway_error::openai_body() const {
@@ -25,10 +27,18 @@ nlohmann::json gateway_error::anthropic_body() const {
 }
 
 namespace errors {
+namespace {
+// A client's value quoted in a message: valid UTF-8 (the body is JSON), bounded.
+std::string quote_value(std::string_view v) { return "\"" + safe_text::printable(v) + "\""; }
+} // namespace
 
 gateway_error invalid_request(std::string message, std::string param) {
     return {400, "invalid_request_error", "invalid_request_error", std::move(message),
             std::move(param)};
+}
+gateway_error json_too_deep(std::size_t limit) {
+    return invalid_request("The request body is nested deeper than the limit of " +
+                           std::to_string(limit) + " levels (server.max_json_depth).");
 }
 gateway_error invalid_api_key(std::string message) {
     return {401, "invalid_request_error", "invalid_api_key", std::move(message), {}};
@@ -39,24 +49,28 @@ gateway_error revoked_api_key() {
 }
 gateway_error model_not_allowed(const std::string& model) {
     return {403, "permission_error", "model_not_allowed",
-            "This key may not use model \"" + model + "\".", "model"};
+            "This key may not use model " + quote_value(model) + ".", "model"};
 }
 gateway_error model_not_found(const std::string& model) {
     return {404, "invalid_request_error", "model_not_found",
-            "The model \"" + model + "\" does not exist or is not configured.", "model"};
+            "The model " + quote_value(model) + " does not exist or is not configured.", "model"};
 }
 gateway_error model_not_priced(const std::string& model) {
     return {403, "permission_error", "model_not_priced",
-            "The model \"" + model + "\" has no known price, and this key has a USD budget: "
+            "The model " + quote_value(model) +
+                " has no known price, and this key has a USD budget: "
             "add input_per_mtok and output_per_mtok for it under models: in the config.",
             "model"};
 }
 gateway_error not_found(const std::string& path) {
-    return {404, "invalid_request_error", "not_found", "Unknown path " + path + ".", {}};
+    return {404, "invalid_request_error", "not_found",
+            "Unknown path " + safe_text::printable(path) + ".", {}};
 }
 gateway_error method_not_allowed(const std::string& method, const std::string& path) {
     return {405, "invalid_request_error", "method_not_allowed",
-            "Method " + method + " is not allowed on " + path + ".", {}};
+            "Method " + safe_text::printable(method, 32) + " is not allowed on " +
+                safe_text::printable(path) + ".",
+            {}};
 }
 gateway_error request_too_large(std::size_t limit) {
     return {413, "invalid_request_error", "request_too_large",

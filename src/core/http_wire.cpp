@@ -56,19 +56,25 @@ void head(std::string& out, const http::response_header<>& h, std::string_view e
 }
 
 void append_field(std::string& out, std::string_view name, std::string_view value) {
-    out.reserve(out.size() + name.size() + value.size() + 4);
+    const bool cut = value.size() > max_field_value;
+    if (cut) {
+        value = value.substr(0, max_field_value);
+    }
+    out.reserve(out.size() + name.size() + value.size() + 7);
     out.append(name);
     out.append(": ");
     const std::size_t at = out.size();
     out.append(value);
-    // (memchr first: a value almost never has a line break, and memchr skips it quickly)
-    if (!value.empty() && (std::memchr(value.data(), '\r', value.size()) != nullptr ||
-                           std::memchr(value.data(), '\n', value.size()) != nullptr)) {
-        for (std::size_t i = at; i < out.size(); ++i) {
-            if (out[i] == '\r' || out[i] == '\n') {
-                out[i] = ' ';
-            }
+    // A control character (CR, LF, NUL, ...) would end the field or reach the client raw:
+    // each becomes a space. Bytes above 0x7F are obs-text, allowed in a field value.
+    for (std::size_t i = at; i < out.size(); ++i) {
+        const auto c = static_cast<unsigned char>(out[i]);
+        if ((c < 0x20 && c != '\t') || c == 0x7F) {
+            out[i] = ' ';
         }
+    }
+    if (cut) {
+        out.append("...");
     }
     out.append(crlf);
 }
