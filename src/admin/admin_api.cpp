@@ -2,6 +2,8 @@
 
 #include "michi/admin/assets.hpp"
 #include "michi/core/error.hpp"
+#include "michi/core/json_parse.hpp"
+#include "michi/core/safe_text.hpp"
 #include "michi/core/url_text.hpp"
 #include "michi/core/secret.hpp"
 #include "michi/obs/metrics.hpp"
@@ -13,7 +15,10 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cmath>
 #include <ctime>
+#include <limits>
 #include <map>
 
 namespace michi::admin {
@@ -174,6 +179,31 @@ awaitable<json> find_key_json(worker& w, const config::config& cfg, const std::s
     co_return nullptr;
 }
 
+// A 400 naming the first member of body that is not one of `allowed`; `refused` gives a
+// clearer message for fields a client might expect to be taken (a secret, a class).
+std::optional<gateway_error> unknown_field(
+    const json& body, std::initializer_list<std::string_view> allowed,
+    std::initializer_list<std::pair<std::string_view, std::string_view>> refused = {}) {
+    for (const auto& [key, value] : body.items()) {
+        if (std::find(allowed.begin(), allowed.end(), key) != allowed.end()) {
+            continue;
+        }
+        for (const auto& [name, why] : refused) {
+            if (key == name) {
+                return errors::invalid_request(std::string(why), key);
+            }
+        }
+        const auto shown = safe_text::printable(key, 64);
+        return errors::invalid_request("Unknown field '" + shown + "'.", shown);
+    }
+    return std::nullopt;
+}
+
+// The largest rpm or tpm a key may have (the stores keep them as signed 64-bit integers).
+constexpr std::uint64_t max_limit_value = std::numeric_limits<std::int64_t>::max();
+// The longest attempt_timeout_ms a route may have: one day.
+constexpr std::uint64_t max_attempt_timeout_ms = 24ULL * 3600 * 1000;
+
 // Reads the limit and model fields shared by POST and PATCH; a null value clears one.
 std::optional<gateway_error> read_key_fields(const json& body, config::limits& lim,
                                              std::vector<std::string>& models) {
@@ -198,7 +228,7 @@ std::optional<gateway_error> read_key_fields(const json& body, config::limits& l
         auto& target = std::string_view(field) == "daily_usd" ? lim.daily_usd : lim.monthly_usd;
         if (v->is_null()) {
             target.reset();
-        } else if (v->is_number() && v->get<double>() >= 0) {
+        } else if (v->is_number() && std::isfinite(v->get<double>()) && v->get<double>() >= 0) {
             target = v->get<double>();
         } else {
             return errors::invalid_request(std::string("'") + field +
@@ -214,15 +244,23 @@ std::optional<gateway_error> read_key_fields(const json& body, config::limits& l
         auto& target = std::string_view(field) == "rpm" ? lim.rpm : lim.tpm;
         if (v->is_null()) {
             target.reset();
-        } else if (v->is_number_unsigned() && v->get<std::uint64_t>() >= 1) {
+        } else if (v->is_number_unsigned() && v->get<std::uint64_t>() >= 1 &&
+                   v->get<std::uint64_t>() <= max_limit_value) {
             target = v->get<std::uint64_t>();
         } else {
             return errors::invalid_request(std::string("'") + field +
-                                               "' must be an integer >= 1 or null.",
+                                               "' must be an integer from 1 to " +
+                                               std::to_string(max_limit_value) + ", or null.",
                                            field);
         }
     }
     return std::nullopt;
+}
+
+// A route name from the path of PUT /admin/routes/{name}: it is written into logs and the
+// config snapshot, so it must be short and printable.
+bool valid_route_name(const std::string& name) {
+    return !name.empty() && name.size() <= 128 && safe_text::is_plain(name);
 }
 
 bool valid_id(const std::string& id) {
@@ -250,13 +288,26 @@ awaitable<void> create_key(worker& w, server::client_io& io, request_context& ct
                            const json& body) {
     auto& st = w.state();
     const auto& cfg = *ctx.rt->cfg;
-    const auto id = body.value("id", std::string{});
-    std::optional<gateway_error> err;
-    const auto cls = config::parse_key_class(body.value("class", std::string{}));
+    const auto id_field = body.find("id");
+    const auto class_field = body.find("class");
+    const std::string id = id_field != body.end() && id_field->is_string()
+                               ? id_field->get<std::string>()
+                               : std::string();
+    const auto cls = class_field != body.end() && class_field->is_string()
+                         ? config::parse_key_class(class_field->get<std::string>())
+                         : std::nullopt;
+    std::optional<gateway_error> err =
+        unknown_field(body, {"id", "class", "models", "daily_usd", "monthly_usd", "rpm", "tpm"},
+                      {{"secret", "'secret' cannot be given: the gateway makes the secret and "
+                                  "shows it once, in this call's answer."},
+                       {"secret_sha256", "'secret_sha256' cannot be given: the gateway makes "
+                                         "the secret and shows it once, in this call's answer."}});
     store::admin_key k;
-    if (!body.contains("id") || !body["id"].is_string() || !valid_id(id)) {
+    if (err) {
+        // the unknown field is named
+    } else if (id_field == body.end() || !id_field->is_string() || !valid_id(id)) {
         err = errors::invalid_request("'id' must be 1-64 characters of [A-Za-z0-9._-].", "id");
-    } else if (!body.contains("class") || !body["class"].is_string() || !cls) {
+    } else if (!cls) {
         err = errors::invalid_request(
             "'class' must be one of developer, application or agent.", "class");
     } else {
@@ -317,9 +368,15 @@ awaitable<void> put_route(worker& w, server::client_io& io, request_context& ctx
     if (existing != ctx.rt->cfg->routes.end()) {
         r = existing->second;
     }
-    std::optional<gateway_error> err;
+    std::optional<gateway_error> err =
+        unknown_field(body, {"targets", "strategy", "attempt_timeout_ms", "retries"});
     const auto targets = body.find("targets");
-    if (targets == body.end() || !targets->is_array() || targets->empty()) {
+    if (err) {
+        // the unknown field is named
+    } else if (!valid_route_name(name)) {
+        err = errors::invalid_request(
+            "A route name must be 1-128 printable characters, without spaces or quotes.", "name");
+    } else if (targets == body.end() || !targets->is_array() || targets->empty()) {
         err = errors::invalid_request("'targets' must be a non-empty array of models.", "targets");
     } else {
         r.targets.clear();
@@ -342,12 +399,15 @@ awaitable<void> put_route(worker& w, server::client_io& io, request_context& ctx
         }
     }
     if (!err && body.contains("attempt_timeout_ms")) {
-        if (!body["attempt_timeout_ms"].is_number_unsigned() ||
-            body["attempt_timeout_ms"].get<std::uint64_t>() == 0) {
-            err = errors::invalid_request("'attempt_timeout_ms' must be an integer > 0.",
+        const auto& t = body["attempt_timeout_ms"];
+        if (!t.is_number_unsigned() || t.get<std::uint64_t>() == 0 ||
+            t.get<std::uint64_t>() > max_attempt_timeout_ms) {
+            err = errors::invalid_request("'attempt_timeout_ms' must be an integer from 1 to " +
+                                              std::to_string(max_attempt_timeout_ms) + ".",
                                           "attempt_timeout_ms");
         } else {
-            r.attempt_timeout = std::chrono::milliseconds(body["attempt_timeout_ms"].get<long>());
+            r.attempt_timeout = std::chrono::milliseconds(
+                static_cast<std::int64_t>(t.get<std::uint64_t>()));
         }
     }
     if (!err && body.contains("retries")) {
@@ -510,12 +570,17 @@ awaitable<void> handle(worker& w, server::client_io& io, request_context& ctx) {
     ctx.log.key_id = "admin";
     json body;
     if (method == http::verb::post || method == http::verb::put || method == http::verb::patch) {
-        body = json::parse(ctx.req.body(), nullptr, false);
-        if (body.is_discarded() || !body.is_object()) {
-            const auto err = errors::invalid_request("The request body is not a JSON object.");
+        const auto limit = ctx.rt->cfg->server.max_json_depth;
+        auto parsed = json_parse::parse(ctx.req.body(), limit);
+        if (!parsed || !parsed.value.is_object()) {
+            const auto err =
+                parsed.why == json_parse::failure::too_deep
+                    ? errors::json_too_deep(limit)
+                    : errors::invalid_request("The request body is not a JSON object.");
             co_await pipeline::reply_error(io, ctx, err);
             co_return;
         }
+        body = std::move(parsed.value);
     }
     const auto& cfg = *ctx.rt->cfg;
     const std::string_view path = ctx.path;
@@ -552,7 +617,7 @@ awaitable<void> handle(worker& w, server::client_io& io, request_context& ctx) {
         std::optional<gateway_error> err;
         if (found.is_null()) {
             err = gateway_error{404, "invalid_request_error", "key_not_found",
-                                "No key with id \"" + id + "\".", "id"};
+                                "No key with id \"" + safe_text::printable(id) + "\".", "id"};
         } else if (method == http::verb::get) {
             co_await send(io, ctx, 200, found);
         } else if (method == http::verb::delete_) {
@@ -577,7 +642,14 @@ awaitable<void> handle(worker& w, server::client_io& io, request_context& ctx) {
             } else {
                 // Validate on a copy; store only a fully valid change.
                 auto edited = *st.key_registry().find(id);
-                err = read_key_fields(body, edited.overrides, edited.models);
+                err = unknown_field(
+                    body, {"models", "daily_usd", "monthly_usd", "rpm", "tpm"},
+                    {{"class", "'class' cannot be changed: PATCH changes a key's limits and "
+                               "models (revoke the key and make a new one of the other class)."},
+                     {"id", "'id' cannot be changed (revoke the key and make a new one)."}});
+                if (!err) {
+                    err = read_key_fields(body, edited.overrides, edited.models);
+                }
                 std::string why;
                 if (!err && !st.key_registry().update(
                                 id,
