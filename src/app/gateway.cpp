@@ -1,5 +1,6 @@
 #include "michi/app/gateway.hpp"
 
+#include "michi/core/json_parse.hpp"
 #include "michi/server/session.hpp"
 
 #include <spdlog/spdlog.h>
@@ -83,6 +84,12 @@ void gateway::start() {
         acceptors_.push_back(std::move(acc));
     }
     port_ = port;
+    // Process-wide settings taken from the config in force: the JSON depth limit of parse
+    // sites without a config at hand, and the model names metrics may label series with.
+    json_parse::set_max_depth(rt->cfg->server.max_json_depth);
+    state_.metrics().set_model_filter([this](std::string_view model) {
+        return obs::is_configured_model(*state_.snapshot()->cfg, model);
+    });
     for (std::size_t i = 0; i < workers_.size(); ++i) {
         auto& w = *workers_[i];
         net::co_spawn(w.ioc(), accept_loop(w, *acceptors_[i], server_tls_.get()), net::detached);
@@ -102,7 +109,9 @@ bool gateway::reload(std::shared_ptr<const config::config> cfg, std::string& err
     if (!rt) {
         return false;
     }
+    const auto depth = rt->cfg->server.max_json_depth;
     state_.swap(std::move(rt));
+    json_parse::set_max_depth(depth);
     return true;
 }
 

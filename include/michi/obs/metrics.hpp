@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -30,6 +31,13 @@ public:
     metrics(const metrics&) = delete;
     metrics& operator=(const metrics&) = delete;
 
+    // Which model names michi_requests_total labels a series with: a name the filter does not
+    // know (a client's own, such as any echo/<name>) counts under model="other", so the
+    // exposition stays bounded whatever names clients send. Unset, every name is kept (up
+    // to max_request_series). Called under a lock, only for a series a thread has not
+    // counted before.
+    void set_model_filter(std::function<bool(std::string_view)> known);
+
     // One finished request (called once per request from the worker threads).
     void on_request(const access_entry& e);
     // One upstream attempt; outcome is one of "ok", "http_4xx", "http_429", "http_5xx",
@@ -51,5 +59,9 @@ private:
 
     std::unique_ptr<impl> impl_;
 };
+
+// Whether name is a model or route of the config (a `models:` entry, a route, or a built-in
+// model on a configured provider) rather than a name only a client made up.
+bool is_configured_model(const config::config& cfg, std::string_view name);
 
 } // namespace michi::obs
