@@ -116,18 +116,11 @@ bool gateway::reload(std::shared_ptr<const config::config> cfg, std::string& err
 }
 
 bool gateway::drain(std::chrono::milliseconds timeout) {
+    // The listeners stay open: /readyz answers 503 and /healthz 200 while draining, and every
+    // other new request a 503 with Connection: close (server/session.cpp), rather than
+    // connections refused that a load balancer could take for a dead instance.
     state_.draining = true;
     state_.ready = false;
-    // Close each acceptor on its own worker thread and wait for that to happen.
-    for (std::size_t i = 0; i < workers_.size(); ++i) {
-        std::promise<void> closed;
-        net::post(workers_[i]->ioc(), [&, i] {
-            error_code ignored;
-            acceptors_[i]->close(ignored);
-            closed.set_value();
-        });
-        closed.get_future().wait();
-    }
     return state_.wait_idle(timeout);
 }
 

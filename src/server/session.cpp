@@ -138,6 +138,14 @@ void record(shared_state& st, pipeline::request_context& ctx) {
     }
 }
 
+// Whether a request target (its path, without the query) is a liveness or readiness probe.
+bool is_probe(std::string_view path) {
+    if (path.starts_with("/v1/")) {
+        path.remove_prefix(3);
+    }
+    return path == "/healthz" || path == "/readyz";
+}
+
 // Whether a read failed on the message's own bytes (a grammar or framing error of the HTTP/1
 // parser), rather than on the connection (a hang-up, a timeout, a message cut short).
 bool malformed_message(const error_code& ec) {
@@ -182,7 +190,8 @@ struct kept_strings {
 };
 
 // Serves requests until the connection ends; true when it ends on an error answered before
-// the request was read whole (a bad head or body): the client may still be sending.
+// the request was read whole (a bad head or body, a refusal while draining): the client may
+// still be sending.
 template <class Stream>
 awaitable<bool> run_session(worker& w, Stream& stream) {
     session_io<Stream> io(stream, w.executor());
@@ -311,6 +320,16 @@ awaitable<bool> run_session(worker& w, Stream& stream) {
         if (buffer.capacity() > 2 * read_buffer_bytes && buffer.size() == 0) {
             buffer = beast::flat_buffer();
             buffer.reserve(read_buffer_bytes);
+        }
+        if (w.state().draining && !is_probe(target)) {
+            // Draining: the probes still answer (/readyz with 503, so load balancers move
+            // away), every other new request is refused at once and its connection closed,
+            // so that the drain waits only for what was in flight when it began.
+            const auto closing = errors::unavailable(
+                "The gateway is shutting down; send the request to another instance.");
+            co_await write_local_error(io, ctx, closing);
+            ended_on_error = true;
+            break;
         }
         ctx.req = parser.release();
         ctx.keep_alive = ctx.req.keep_alive() && !w.state().draining;
