@@ -19,15 +19,16 @@ ctest --preset debug -j "$jobs"
 echo "== fuzz (short runs; see README for longer ones)"
 cmake --preset fuzz >/dev/null
 fuzzers=(sse_parser_fuzz anthropic_fuzz gemini_fuzz body_scan_fuzz http_parser_fuzz config_fuzz
-  price_file_fuzz)
+  price_file_fuzz http_session_fuzz)
 cmake --build --preset fuzz -j "$jobs" --target "${fuzzers[@]}"
 fuzz_secs=${MICHI_FUZZ_SECONDS:-10}
 for target in "${fuzzers[@]}"; do
   corpus=$(mktemp -d)
   seeds=tests/fuzz/corpus/${target%_fuzz}
   [[ $target == sse_parser_fuzz ]] && seeds=tests/fuzz/corpus/sse
-  build/fuzz/tests/fuzz/$target -max_total_time="$fuzz_secs" -print_final_stats=0 \
-    "$corpus" "$seeds" 2>&1 | tail -n 2
+  # Inputs up to 1 MB: deep nesting and long values need room (the seeds hold some).
+  build/fuzz/tests/fuzz/$target -max_total_time="$fuzz_secs" -max_len=1048576 \
+    -print_final_stats=0 "$corpus" "$seeds" 2>&1 | tail -n 2
   rm -rf "$corpus"
 done
 

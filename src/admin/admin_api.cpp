@@ -1,9 +1,12 @@
 #include "michi/admin/admin_api.hpp"
 
+#include "michi/admin/admin_input.hpp"
 #include "michi/admin/assets.hpp"
 #include "michi/admin/models_api.hpp"
 #include "michi/core/error.hpp"
 #include "michi/core/http_wire.hpp"
+#include "michi/core/json_parse.hpp"
+#include "michi/core/safe_text.hpp"
 #include "michi/core/url_text.hpp"
 #include "michi/core/secret.hpp"
 #include "michi/obs/metrics.hpp"
@@ -16,7 +19,10 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cmath>
 #include <ctime>
+#include <limits>
 #include <map>
 
 namespace michi::admin {
@@ -49,59 +55,6 @@ awaitable<void> send(downstream::client_io& io, request_context& ctx, unsigned s
                      const json& body) {
     auto res = downstream::json_response(ctx, status, dump(body));
     co_await write_answer(io, ctx, res);
-}
-
-std::map<std::string, std::string> query_of(std::string_view target) {
-    std::map<std::string, std::string> q;
-    const auto qm = target.find('?');
-    if (qm == std::string_view::npos) {
-        return q;
-    }
-    std::string_view rest = target.substr(qm + 1);
-    while (!rest.empty()) {
-        const auto amp = rest.find('&');
-        const auto pair = rest.substr(0, amp);
-        const auto eq = pair.find('=');
-        q[wire::percent_decode(pair.substr(0, eq), true)] =
-            eq == std::string_view::npos ? "" : wire::percent_decode(pair.substr(eq + 1), true);
-        rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
-    }
-    return q;
-}
-
-// "2026-11-27", "2026-11-27T10:00:00Z" or unix seconds -> unix milliseconds.
-std::optional<std::int64_t> parse_time_ms(const std::string& s) {
-    if (s.empty()) {
-        return std::nullopt;
-    }
-    if (s.find_first_not_of("0123456789") == std::string::npos && s.size() <= 12) {
-        return std::stoll(s) * 1000;
-    }
-    std::tm tm{};
-    int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
-    const int n = std::sscanf(s.c_str(), "%d-%d-%dT%d:%d:%d", &y, &mo, &d, &h, &mi, &sec);
-    if (n != 3 && n != 6) {
-        return std::nullopt;
-    }
-    tm.tm_year = y - 1900;
-    tm.tm_mon = mo - 1;
-    tm.tm_mday = d;
-    tm.tm_hour = h;
-    tm.tm_min = mi;
-    tm.tm_sec = sec;
-    return static_cast<std::int64_t>(timegm(&tm)) * 1000;
-}
-
-std::string iso_ms(std::int64_t ms) {
-    if (ms <= 0) {
-        return {};
-    }
-    const std::time_t t = ms / 1000;
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
 }
 
 json opt(const std::optional<std::uint64_t>& v) {
@@ -185,87 +138,28 @@ awaitable<json> find_key_json(deps& d, const config::config& cfg, const std::str
     co_return nullptr;
 }
 
-// Reads the limit and model fields shared by POST and PATCH; a null value clears one.
-std::optional<gateway_error> read_key_fields(const json& body, config::limits& lim,
-                                             std::vector<std::string>& models) {
-    if (const auto m = body.find("models"); m != body.end() && !m->is_null()) {
-        if (!m->is_array()) {
-            return errors::invalid_request("'models' must be an array of glob strings.", "models");
-        }
-        models.clear();
-        for (const auto& g : *m) {
-            if (!g.is_string() || g.get_ref<const std::string&>().empty()) {
-                return errors::invalid_request("'models' must be an array of glob strings.",
-                                               "models");
-            }
-            models.push_back(g.get<std::string>());
-        }
-    }
-    for (const auto* field : {"daily_usd", "monthly_usd"}) {
-        const auto v = body.find(field);
-        if (v == body.end()) {
-            continue;
-        }
-        auto& target = std::string_view(field) == "daily_usd" ? lim.daily_usd : lim.monthly_usd;
-        if (v->is_null()) {
-            target.reset();
-        } else if (v->is_number() && v->get<double>() >= 0) {
-            target = v->get<double>();
-        } else {
-            return errors::invalid_request(std::string("'") + field +
-                                               "' must be a number of USD >= 0 or null.",
-                                           field);
-        }
-    }
-    for (const auto* field : {"rpm", "tpm"}) {
-        const auto v = body.find(field);
-        if (v == body.end()) {
-            continue;
-        }
-        auto& target = std::string_view(field) == "rpm" ? lim.rpm : lim.tpm;
-        if (v->is_null()) {
-            target.reset();
-        } else if (v->is_number_unsigned() && v->get<std::uint64_t>() >= 1) {
-            target = v->get<std::uint64_t>();
-        } else {
-            return errors::invalid_request(std::string("'") + field +
-                                               "' must be an integer >= 1 or null.",
-                                           field);
-        }
-    }
-    return std::nullopt;
-}
-
-bool valid_id(const std::string& id) {
-    if (id.empty() || id.size() > 64) {
-        return false;
-    }
-    for (char c : id) {
-        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') {
-            return false;
-        }
-    }
-    return true;
-}
-
-std::string secret_prefix(config::key_class c) {
-    switch (c) {
-    case config::key_class::application: return "mk-app-";
-    case config::key_class::agent: return "mk-agt-";
-    case config::key_class::developer: break;
-    }
-    return "mk-dev-";
-}
-
 awaitable<void> create_key(deps& d, downstream::client_io& io, request_context& ctx,
                            const config::config& cfg, const json& body) {
-    const auto id = body.value("id", std::string{});
-    std::optional<gateway_error> err;
-    const auto cls = config::parse_key_class(body.value("class", std::string{}));
+    const auto id_field = body.find("id");
+    const auto class_field = body.find("class");
+    const std::string id = id_field != body.end() && id_field->is_string()
+                               ? id_field->get<std::string>()
+                               : std::string();
+    const auto cls = class_field != body.end() && class_field->is_string()
+                         ? config::parse_key_class(class_field->get<std::string>())
+                         : std::nullopt;
+    std::optional<gateway_error> err =
+        unknown_field(body, {"id", "class", "models", "daily_usd", "monthly_usd", "rpm", "tpm"},
+                      {{"secret", "'secret' cannot be given: the gateway makes the secret and "
+                                  "shows it once, in this call's answer."},
+                       {"secret_sha256", "'secret_sha256' cannot be given: the gateway makes "
+                                         "the secret and shows it once, in this call's answer."}});
     store::admin_key k;
-    if (!body.contains("id") || !body["id"].is_string() || !valid_id(id)) {
+    if (err) {
+        // the unknown field is named
+    } else if (id_field == body.end() || !id_field->is_string() || !valid_id(id)) {
         err = errors::invalid_request("'id' must be 1-64 characters of [A-Za-z0-9._-].", "id");
-    } else if (!body.contains("class") || !body["class"].is_string() || !cls) {
+    } else if (!cls) {
         err = errors::invalid_request(
             "'class' must be one of developer, application or agent.", "class");
     } else {
@@ -329,9 +223,15 @@ awaitable<void> put_route(deps& d, downstream::client_io& io, request_context& c
     if (existing != cfg.routes.end()) {
         r = existing->second;
     }
-    std::optional<gateway_error> err;
+    std::optional<gateway_error> err =
+        unknown_field(body, {"targets", "strategy", "attempt_timeout_ms", "retries"});
     const auto targets = body.find("targets");
-    if (targets == body.end() || !targets->is_array() || targets->empty()) {
+    if (err) {
+        // the unknown field is named
+    } else if (!valid_route_name(name)) {
+        err = errors::invalid_request(
+            "A route name must be 1-128 printable characters, without spaces or quotes.", "name");
+    } else if (targets == body.end() || !targets->is_array() || targets->empty()) {
         err = errors::invalid_request("'targets' must be a non-empty array of models.", "targets");
     } else {
         r.targets.clear();
@@ -354,12 +254,15 @@ awaitable<void> put_route(deps& d, downstream::client_io& io, request_context& c
         }
     }
     if (!err && body.contains("attempt_timeout_ms")) {
-        if (!body["attempt_timeout_ms"].is_number_unsigned() ||
-            body["attempt_timeout_ms"].get<std::uint64_t>() == 0) {
-            err = errors::invalid_request("'attempt_timeout_ms' must be an integer > 0.",
+        const auto& t = body["attempt_timeout_ms"];
+        if (!t.is_number_unsigned() || t.get<std::uint64_t>() == 0 ||
+            t.get<std::uint64_t>() > max_attempt_timeout_ms) {
+            err = errors::invalid_request("'attempt_timeout_ms' must be an integer from 1 to " +
+                                              std::to_string(max_attempt_timeout_ms) + ".",
                                           "attempt_timeout_ms");
         } else {
-            r.attempt_timeout = std::chrono::milliseconds(body["attempt_timeout_ms"].get<long>());
+            r.attempt_timeout = std::chrono::milliseconds(
+                static_cast<std::int64_t>(t.get<std::uint64_t>()));
         }
     }
     if (!err && body.contains("retries")) {
@@ -524,12 +427,17 @@ awaitable<void> handle(deps& d, downstream::client_io& io, request_context& ctx,
     ctx.log.key_id = "admin";
     json body;
     if (method == http::verb::post || method == http::verb::put || method == http::verb::patch) {
-        body = json::parse(ctx.req.body(), nullptr, false);
-        if (body.is_discarded() || !body.is_object()) {
-            const auto err = errors::invalid_request("The request body is not a JSON object.");
+        const auto limit = cfg.server.max_json_depth;
+        auto parsed = json_parse::parse(ctx.req.body(), limit);
+        if (!parsed || !parsed.value.is_object()) {
+            const auto err =
+                parsed.why == json_parse::failure::too_deep
+                    ? errors::json_too_deep(limit)
+                    : errors::invalid_request("The request body is not a JSON object.");
             co_await write_failure(io, ctx, err);
             co_return;
         }
+        body = std::move(parsed.value);
     }
     const std::string_view path = ctx.path;
     const std::string keys_prefix = "/admin/keys/";
@@ -564,7 +472,8 @@ awaitable<void> handle(deps& d, downstream::client_io& io, request_context& ctx,
         auto found = co_await find_key_json(d, cfg, id);
         std::optional<gateway_error> err;
         if (found.is_null()) {
-            err = errors::not_found_named("key_not_found", "No key with id \"" + id + "\".", "id");
+            err = errors::not_found_named(
+                "key_not_found", "No key with id \"" + safe_text::printable(id) + "\".", "id");
         } else if (method == http::verb::get) {
             co_await send(io, ctx, 200, found);
         } else if (method == http::verb::delete_) {
@@ -590,7 +499,14 @@ awaitable<void> handle(deps& d, downstream::client_io& io, request_context& ctx,
             } else {
                 // Validate on a copy; store only a fully valid change.
                 auto edited = *d.keys.find(id);
-                err = read_key_fields(body, edited.overrides, edited.models);
+                err = unknown_field(
+                    body, {"models", "daily_usd", "monthly_usd", "rpm", "tpm"},
+                    {{"class", "'class' cannot be changed: PATCH changes a key's limits and "
+                               "models (revoke the key and make a new one of the other class)."},
+                     {"id", "'id' cannot be changed (revoke the key and make a new one)."}});
+                if (!err) {
+                    err = read_key_fields(body, edited.overrides, edited.models);
+                }
                 std::string why;
                 if (!err) {
                     auto& keys = d.keys;

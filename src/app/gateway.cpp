@@ -1,6 +1,7 @@
 #include "michi/app/gateway.hpp"
 
 #include "michi/core/offload.hpp"
+#include "michi/core/json_parse.hpp"
 #include "michi/server/session.hpp"
 
 #include <spdlog/spdlog.h>
@@ -87,6 +88,12 @@ void gateway::start() {
         acceptors_.push_back(std::move(acc));
     }
     port_ = port;
+    // Process-wide settings taken from the config in force: the JSON depth limit of parse
+    // sites without a config at hand, and the model names metrics may label series with.
+    json_parse::set_max_depth(rt->cfg->server.max_json_depth);
+    state_.metrics().set_model_filter([this](std::string_view model) {
+        return config::is_configured_model(*state_.snapshot()->cfg, model);
+    });
     for (std::size_t i = 0; i < workers_.size(); ++i) {
         auto& w = *workers_[i];
         net::co_spawn(w.ioc(), accept_loop(w, *acceptors_[i], server_tls_.get()), net::detached);
@@ -115,23 +122,18 @@ result<void> gateway::apply(std::shared_ptr<const config::config> cfg) {
     if (!rt) {
         return rt.error();
     }
+    const auto depth = rt.value()->cfg->server.max_json_depth;
     state_.swap(std::move(rt.value()));
+    json_parse::set_max_depth(depth);
     return ok();
 }
 
 bool gateway::drain(std::chrono::milliseconds timeout) {
+    // The listeners stay open: /readyz answers 503 and /healthz 200 while draining, and every
+    // other new request a 503 with Connection: close (server/session.cpp), rather than
+    // connections refused that a load balancer could take for a dead instance.
     state_.inflight.draining = true;
     state_.ready = false;
-    // Close each acceptor on its own worker thread and wait for that to happen.
-    for (std::size_t i = 0; i < workers_.size(); ++i) {
-        std::promise<void> closed;
-        net::post(workers_[i]->ioc(), [&, i] {
-            error_code ignored;
-            acceptors_[i]->close(ignored);
-            closed.set_value();
-        });
-        closed.get_future().wait();
-    }
     return state_.inflight.wait_idle(timeout);
 }
 

@@ -235,4 +235,19 @@ std::optional<route_strategy> parse_route_strategy(const std::string& s) {
     return parse_name(strategies, s);
 }
 
+bool is_configured_model(const config& cfg, std::string_view name) {
+    const std::string n(name);
+    if (cfg.models.contains(n) || cfg.routes.contains(n)) {
+        return true;
+    }
+    // A built-in model on a configured provider; an echo provider takes any name, which
+    // makes none of them configured.
+    const auto m = cfg.find_model(n);
+    if (!m) {
+        return false;
+    }
+    const auto p = cfg.providers.find(m->provider);
+    return p != cfg.providers.end() && p->second.type != provider_type::echo;
+}
+
 } // namespace michi::config

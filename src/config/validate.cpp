@@ -1,8 +1,12 @@
 // Cross-field checks on a built config: what no single field can tell on its own.
 
 #include "michi/config/config.hpp"
+#include "michi/core/json_parse.hpp"
+#include "michi/core/safe_text.hpp"
 
 #include <map>
+#include <optional>
+#include <string>
 #include <string_view>
 
 namespace michi::config {
@@ -29,6 +33,24 @@ bool is_key_id(std::string_view id) {
 
 std::string key_path(std::size_t i) { return "keys[" + std::to_string(i) + "]"; }
 
+// The shortest admin key accepted: the admin API can mint keys and change routes.
+constexpr std::size_t min_admin_key_size = 32;
+
+// A value sent upstream in a header field as configured: no control characters (they would
+// end the field), and no longer than a header field Michi writes.
+std::optional<std::string> header_value_problem(std::string_view v) {
+    for (const char c : v) {
+        const auto u = static_cast<unsigned char>(c);
+        if ((u < 0x20 && u != '\t') || u == 0x7F) {
+            return "contains a control character (a line break, NUL, ...)";
+        }
+    }
+    if (v.size() > safe_text::header_value_max) {
+        return "longer than " + std::to_string(safe_text::header_value_max) + " bytes";
+    }
+    return std::nullopt;
+}
+
 void check_providers(const config& cfg, std::vector<std::string>& errors) {
     for (const auto& [name, p] : cfg.providers) {
         const std::string path = "providers." + name;
@@ -46,6 +68,14 @@ void check_providers(const config& cfg, std::vector<std::string>& errors) {
         if (p.type != provider_type::openai && p.type != provider_type::azure &&
             (p.responses_api || !p.chat_api)) {
             errors.push_back(path + ".apis: only openai and azure providers choose their APIs");
+        }
+        if (const auto why = header_value_problem(p.api_key.reveal())) {
+            errors.push_back(path + ".api_key: " + *why);
+        }
+        for (const auto& [field, value] : p.headers) {
+            if (const auto why = header_value_problem(value)) {
+                errors.push_back(path + ".headers." + field + ": " + *why);
+            }
         }
         if (p.type == provider_type::azure && p.api_version.empty()) {
             errors.push_back(path + ".api_version: required for provider type azure");
@@ -106,6 +136,18 @@ std::vector<std::string> validate(const config& cfg) {
     std::vector<std::string> errors;
     if (cfg.server.tls.cert_file.empty() != cfg.server.tls.key_file.empty()) {
         errors.emplace_back("server.tls: cert_file and key_file must be set together");
+    }
+    if (const auto d = cfg.server.max_json_depth;
+        d < json_parse::min_max_depth || d > json_parse::max_max_depth) {
+        errors.push_back("server.max_json_depth: expected " +
+                         std::to_string(json_parse::min_max_depth) + " to " +
+                         std::to_string(json_parse::max_max_depth) + " levels, got " +
+                         std::to_string(d));
+    }
+    if (const auto n = cfg.admin.key.reveal().size(); n != 0 && n < min_admin_key_size) {
+        errors.push_back("admin.key: too short (" + std::to_string(n) + " characters; at least " +
+                         std::to_string(min_admin_key_size) +
+                         ", e.g. `openssl rand -hex 24`; empty turns the admin API off)");
     }
     check_providers(cfg, errors);
     check_models_and_routes(cfg, errors);

@@ -1,5 +1,7 @@
 #include "michi/core/error.hpp"
 
+#include "michi/core/safe_text.hpp"
+
 namespace michi {
 
 bool gateway_error::retryable() const noexcept {
@@ -44,6 +46,8 @@ gateway_error make(error_kind kind, unsigned status, std::string type, std::stri
     return {kind, status, std::move(type), std::move(code), std::move(message), std::move(param)};
 }
 
+// A client's value quoted in a message: valid UTF-8 (the body is JSON), bounded.
+std::string quote_value(std::string_view v) { return "\"" + safe_text::printable(v) + "\""; }
 } // namespace
 
 gateway_error invalid_request(std::string message, std::string param) {
@@ -58,6 +62,10 @@ gateway_error malformed_http(std::string message) {
     return make(error_kind::invalid_request, 400, "invalid_request_error", "malformed_request",
                 std::move(message));
 }
+gateway_error json_too_deep(std::size_t limit) {
+    return invalid_request("The request body is nested deeper than the limit of " +
+                           std::to_string(limit) + " levels (server.max_json_depth).");
+}
 gateway_error invalid_api_key(std::string message) {
     return make(error_kind::authentication, 401, "invalid_request_error", "invalid_api_key",
                 std::move(message));
@@ -71,16 +79,17 @@ gateway_error invalid_admin_key() {
 }
 gateway_error model_not_allowed(const std::string& model) {
     return make(error_kind::permission, 403, "permission_error", "model_not_allowed",
-                "This key may not use model \"" + model + "\".", "model");
+                "This key may not use model " + quote_value(model) + ".", "model");
 }
 gateway_error model_not_found(const std::string& model) {
     return make(error_kind::not_found, 404, "invalid_request_error", "model_not_found",
-                "The model \"" + model + "\" does not exist or is not configured.", "model");
+                "The model " + quote_value(model) + " does not exist or is not configured.",
+                "model");
 }
 gateway_error model_not_priced(const std::string& model) {
     return make(error_kind::permission, 403, "permission_error", "model_not_priced",
-                "The model \"" + model +
-                    "\" has no known price, and this key has a USD budget: "
+                "The model " + quote_value(model) +
+                    " has no known price, and this key has a USD budget: "
                     "add input_per_mtok and output_per_mtok for it under models: in the config.",
                 "model");
 }
@@ -98,7 +107,7 @@ gateway_error loop_detected(std::string message) {
 }
 gateway_error not_found(const std::string& path) {
     return make(error_kind::not_found, 404, "invalid_request_error", "not_found",
-                "Unknown path " + path + ".");
+                "Unknown path " + safe_text::printable(path) + ".");
 }
 gateway_error not_found_named(std::string code, std::string message, std::string param) {
     return make(error_kind::not_found, 404, "invalid_request_error", std::move(code),
@@ -106,7 +115,9 @@ gateway_error not_found_named(std::string code, std::string message, std::string
 }
 gateway_error method_not_allowed(const std::string& method, const std::string& path) {
     return make(error_kind::method_not_allowed, 405, "invalid_request_error",
-                "method_not_allowed", "Method " + method + " is not allowed on " + path + ".");
+                "method_not_allowed",
+                "Method " + safe_text::printable(method, 32) + " is not allowed on " +
+                    safe_text::printable(path) + ".");
 }
 gateway_error conflict(std::string code, std::string message, std::string param) {
     return make(error_kind::conflict, 409, "invalid_request_error", std::move(code),

@@ -1,6 +1,7 @@
 #include "michi/core/http_wire.hpp"
 
 #include <charconv>
+#include <cstdint>
 #include <cstring>
 
 namespace michi::wire {
@@ -22,6 +23,32 @@ void append_fields(std::string& out, const http::fields& f, std::string_view ext
     }
     out.append(extra);
     out.append(crlf);
+}
+
+// Whether text holds a control character (below 0x20, or 0x7F), eight bytes at a time: a
+// value almost never has one, and a byte loop would cost several times the rest of the field.
+// (A word is flagged only when one of its bytes is a control character; see Hacker's
+// Delight's zero-byte test.)
+bool has_control(std::string_view text) noexcept {
+    constexpr std::uint64_t ones = 0x0101010101010101ULL;
+    constexpr std::uint64_t highs = 0x8080808080808080ULL;
+    const char* p = text.data();
+    std::size_t i = 0;
+    for (; i + 8 <= text.size(); i += 8) {
+        std::uint64_t x = 0;
+        std::memcpy(&x, p + i, 8);
+        const std::uint64_t del = x ^ (ones * 0x7F);
+        if ((((x - ones * 0x20) & ~x) | ((del - ones) & ~del)) & highs) {
+            return true;
+        }
+    }
+    for (; i < text.size(); ++i) {
+        const auto c = static_cast<unsigned char>(p[i]);
+        if (c < 0x20 || c == 0x7F) {
+            return true;
+        }
+    }
+    return false;
 }
 
 std::size_t fields_size(const http::fields& f) {
@@ -56,19 +83,27 @@ void head(std::string& out, const http::response_header<>& h, std::string_view e
 }
 
 void append_field(std::string& out, std::string_view name, std::string_view value) {
-    out.reserve(out.size() + name.size() + value.size() + 4);
+    const bool cut = value.size() > max_field_value;
+    if (cut) {
+        value = value.substr(0, max_field_value);
+    }
+    out.reserve(out.size() + name.size() + value.size() + 7);
     out.append(name);
     out.append(": ");
     const std::size_t at = out.size();
     out.append(value);
-    // (memchr first: a value almost never has a line break, and memchr skips it quickly)
-    if (!value.empty() && (std::memchr(value.data(), '\r', value.size()) != nullptr ||
-                           std::memchr(value.data(), '\n', value.size()) != nullptr)) {
+    // A control character (CR, LF, NUL, ...) would end the field or reach the client raw:
+    // each becomes a space (a tab may stay). Bytes above 0x7F are obs-text, allowed.
+    if (has_control(value)) {
         for (std::size_t i = at; i < out.size(); ++i) {
-            if (out[i] == '\r' || out[i] == '\n') {
+            const auto c = static_cast<unsigned char>(out[i]);
+            if ((c < 0x20 && c != '\t') || c == 0x7F) {
                 out[i] = ' ';
             }
         }
+    }
+    if (cut) {
+        out.append("...");
     }
     out.append(crlf);
 }

@@ -44,7 +44,7 @@ std::size_t find_text(std::string_view text, std::string_view needle,
                          : static_cast<std::size_t>(static_cast<const char*>(at) - text.data());
 }
 
-std::size_t skip_value(std::string_view t, std::size_t i) noexcept {
+std::size_t skip_value(std::string_view t, std::size_t i, std::size_t max_depth) noexcept {
     constexpr auto npos = std::string_view::npos;
     if (i >= t.size()) {
         return npos;
@@ -77,7 +77,9 @@ std::size_t skip_value(std::string_view t, std::size_t i) noexcept {
                 continue;
             }
             if (c == '{' || c == '[') {
-                ++depth;
+                if (++depth > max_depth) {
+                    return npos;
+                }
             } else if (c == '}' || c == ']') {
                 if (--depth == 0) {
                     return i + 1;

@@ -51,8 +51,40 @@ void request_parser::on_request_impl(http::verb method, string_view method_strin
     req_.fields_.reserve(16);
 }
 
+namespace {
+// Whether a Transfer-Encoding value is exactly "chunked" (optional whitespace around it).
+bool just_chunked(beast::string_view value) {
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) {
+        value.remove_prefix(1);
+    }
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) {
+        value.remove_suffix(1);
+    }
+    return beast::iequals(value, "chunked");
+}
+} // namespace
+
 void request_parser::on_field_impl(http::field name, string_view name_string, string_view value,
-                                   error_code&) {
+                                   error_code& ec) {
+    // Framing as RFC 9112 section 6.3 asks of a server: a body is delimited by chunked alone
+    // or by one Content-Length, never both. Beast reads a Transfer-Encoding whose last coding
+    // is not chunked ("gzip", "chunked, identity") as no body at all, and takes a
+    // Content-Length after a Transfer-Encoding; the body's bytes would then be read as the
+    // next request. Both are errors here (400 and the connection closed, see session.cpp).
+    // No other coding is decoded, so only "chunked" itself is accepted.
+    if (name == http::field::transfer_encoding) {
+        if (transfer_encoding_ || content_length_ || !just_chunked(value)) {
+            ec = http::error::bad_transfer_encoding;
+            return;
+        }
+        transfer_encoding_ = true;
+    } else if (name == http::field::content_length) {
+        if (transfer_encoding_) {
+            ec = http::error::bad_transfer_encoding;
+            return;
+        }
+        content_length_ = true; // (Beast refuses a bad or conflicting one itself)
+    }
     // (Beast's header limit bounds the text, far below 4 GiB.)
     auto& t = req_.text_;
     const auto name_at = static_cast<std::uint32_t>(t.size());
@@ -61,6 +93,13 @@ void request_parser::on_field_impl(http::field name, string_view name_string, st
     t.append(value.data(), value.size());
     req_.fields_.push_back({name, name_at, static_cast<std::uint32_t>(name_string.size()),
                             value_at, static_cast<std::uint32_t>(value.size())});
+}
+
+void request_parser::on_header_impl(error_code& ec) {
+    // An HTTP/1.0 message has no chunked coding (RFC 9112 section 6.1): its framing is faulty.
+    if (transfer_encoding_ && req_.version_ < 11) {
+        ec = http::error::bad_transfer_encoding;
+    }
 }
 
 void request_parser::on_body_init_impl(const boost::optional<std::uint64_t>& length,

@@ -118,14 +118,21 @@ struct admission {
     std::size_t limit;
     std::size_t fold_index;
 
+    // When set, a label at fold_index it does not know is folded (none and other pass).
+    std::function<bool(std::string_view)> known;
+
     admission(std::size_t lim, std::size_t fold) : limit(lim), fold_index(fold) {}
 
-    // The labels to count under: the given ones, or the folded ones once the family is full.
+    // The labels to count under: the given ones, or the folded ones when the label is not
+    // known or once the family is full.
     label_view<N> admit(const label_view<N>& v) {
         if (seen.find(v) != seen.end()) {
             return v;
         }
-        if (seen.size() < limit) {
+        const std::string_view label = v[fold_index];
+        const bool unknown =
+            known && label != none_label && label != other_label && !known(label);
+        if (!unknown && seen.size() < limit) {
             seen.insert(own(v));
             return v;
         }
@@ -340,6 +347,11 @@ metrics::shard& metrics::local_shard() {
     cached_owner = impl_->id;
     cached = slot;
     return *slot;
+}
+
+void metrics::set_model_filter(std::function<bool(std::string_view)> known) {
+    std::lock_guard lock(impl_->admission_mu);
+    impl_->requests.known = std::move(known);
 }
 
 void metrics::on_request(const access_entry& e) {

@@ -1,5 +1,6 @@
 #include "michi/pipeline/admission.hpp"
 
+#include "michi/core/json_parse.hpp"
 #include "michi/pipeline/body_scan.hpp"
 #include "michi/pipeline/passthrough_scan.hpp"
 #include "michi/surface/surface.hpp"
@@ -15,8 +16,6 @@ namespace {
 
 // An embeddings request's inputs at most (OpenAI's own limit).
 constexpr std::size_t max_embedding_inputs = 2048;
-// Nesting the byte scans follow; deeper bodies take the full parse (and its own limit).
-constexpr std::size_t max_scan_depth = 128;
 
 bool uses_tools(const nlohmann::json& body) {
     const auto it = body.find("tools");
@@ -109,10 +108,15 @@ result<void> validate_body(request_context& ctx) {
 // The body parsed into ctx.body (OpenAI form: /v1/messages is translated), checked, and
 // its facts read from the parse: the full path.
 result<void> parse_body(request_context& ctx) {
-    auto in = nlohmann::json::parse(ctx.req.body(), nullptr, false);
-    if (in.is_discarded() || !in.is_object()) {
+    const auto limit = json_parse::max_depth();
+    auto parsed = json_parse::parse(ctx.req.body(), limit);
+    if (parsed.why == json_parse::failure::too_deep) {
+        return errors::json_too_deep(limit);
+    }
+    if (!parsed || !parsed.value.is_object()) {
         return errors::invalid_request("The request body is not a JSON object.");
     }
+    auto in = std::move(parsed.value);
     // Another API's request becomes the pivot form (Chat Completions) the other providers
     // are reached in.
     if (auto pivot = surface::to_pivot(ctx.api, std::move(in)); !pivot) {
@@ -149,7 +153,7 @@ bool scan_body(request_context& ctx) {
     if (ctx.api == api_kind::chat) {
         facts = scan_chat_body(ctx.req.body());
     } else if (ctx.api != api_kind::embeddings) {
-        facts = scan_passthrough_body(ctx.req.body(), ctx.api, max_scan_depth);
+        facts = scan_passthrough_body(ctx.req.body(), ctx.api, json_parse::max_depth());
     }
     if (!facts) {
         return false;

@@ -1,5 +1,6 @@
 #include "michi/pipeline/body_scan.hpp"
 
+#include "michi/core/json_parse.hpp"
 #include "michi/core/json_scan.hpp"
 #include "michi/routing/pricing.hpp"
 #include "michi/providers/token_estimate.hpp"
@@ -16,7 +17,21 @@ using json_scan::member;
 struct scan {
     std::string_view text;
     body_facts facts;
+    // json_parse's limit: no value the scan accepts nests deeper, so it never accepts a body
+    // the full parse refuses (a deeper one is left to the full parse, which says why).
+    std::size_t max_depth = json_parse::default_max_depth;
+
+    // The nesting allowed to a value whose container is `level` levels deep (the body's
+    // object is level 1).
+    std::size_t below(std::size_t level) const { return max_depth - level; }
 };
+
+// The levels of the body the scan walks into: the body's object, messages, a message, its
+// content, a content part. A limit below that is left to the full parse.
+constexpr std::size_t body_level = 1;
+constexpr std::size_t message_level = 3;
+constexpr std::size_t content_level = 4;
+constexpr std::size_t part_level = 5;
 
 bool is_string(std::string_view v) {
     return !v.empty() && v.front() == '"';
@@ -75,14 +90,15 @@ constexpr auto npos = std::string_view::npos;
 std::size_t scan_part(scan& s, std::size_t pos) {
     const std::string_view t = s.text;
     if (t[pos] != '{') {
-        return json_scan::skip_value(t, pos); // not an object: counts nothing, as in the full path
+        // not an object: counts nothing, as in the full path
+        return json_scan::skip_value(t, pos, s.below(content_level));
     }
     enum : unsigned { text = 1, image_url = 2, source = 4, type = 8 };
     unsigned seen = 0;
     std::string_view text_value;
     const std::size_t end =
         json_scan::walk_object(t, pos, [&](std::string_view key, std::size_t begin) {
-            const std::size_t value_end = json_scan::skip_value(t, begin);
+            const std::size_t value_end = json_scan::skip_value(t, begin, s.below(part_level));
             if (value_end == npos || !plain(key)) {
                 return npos;
             }
@@ -140,14 +156,15 @@ std::size_t scan_message(scan& s, std::size_t pos) {
                     return json_scan::walk_array(
                         t, begin, [&](std::size_t part) { return scan_part(s, part); });
                 }
-                const std::size_t value_end = json_scan::skip_value(t, begin);
+                const std::size_t value_end =
+                    json_scan::skip_value(t, begin, s.below(message_level));
                 if (value_end != npos && t[begin] == '"' &&
                     !add_text_tokens(t.substr(begin, value_end - begin), s.facts.prompt_tokens)) {
                     return npos;
                 }
                 return value_end; // null or another type: no tokens, as in the full path
             }
-            const std::size_t value_end = json_scan::skip_value(t, begin);
+            const std::size_t value_end = json_scan::skip_value(t, begin, s.below(message_level));
             if (key == "role" && (!first_time(seen, role) || t[begin] != '"')) {
                 return npos;
             }
@@ -253,7 +270,10 @@ std::optional<std::size_t> decoded_size(std::string_view raw) {
 }
 
 std::optional<body_facts> scan_chat_body(std::string_view body) {
-    scan s{body, {}};
+    scan s{body, {}, json_parse::max_depth()};
+    if (s.max_depth < part_level) {
+        return std::nullopt;
+    }
     enum : unsigned {
         model = 1,
         messages = 2,
@@ -275,7 +295,7 @@ std::optional<body_facts> scan_chat_body(std::string_view body) {
             if (k == "messages") {
                 return first_time(seen, messages) ? scan_messages(s, begin) : npos;
             }
-            const std::size_t value_end = json_scan::skip_value(body, begin);
+            const std::size_t value_end = json_scan::skip_value(body, begin, s.below(body_level));
             if (value_end == npos) {
                 return npos;
             }

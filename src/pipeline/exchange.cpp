@@ -1,4 +1,5 @@
 #include "michi/pipeline/exchange.hpp"
+#include "michi/core/json_parse.hpp"
 
 #include "michi/core/http_wire.hpp"
 #include "michi/pipeline/admission.hpp"
@@ -51,7 +52,7 @@ awaitable<void> answer_whole(deps& d, downstream::client_io& io, request_context
         } else {
             providers::usage_info u;
             u.prompt_tokens = ctx.facts.prompt_tokens; // Gemini embeddings may report no count
-            const auto parsed = nlohmann::json::parse(body, nullptr, false);
+            const auto parsed = json_parse::parse_value(body);
             auto pivot = ad.to_pivot(ctx.api, parsed, c.model->name, chat_id(ctx), u);
             if (!pivot) {
                 const auto err = errors::upstream_error(

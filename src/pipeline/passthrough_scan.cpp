@@ -104,6 +104,10 @@ std::optional<body_facts> scan_passthrough_body(std::string_view body, api_kind 
     unsigned seen = 0;
     bool ok = true;
     text_walk prompt;
+    if (max_depth < 2) {
+        return std::nullopt;
+    }
+    const std::size_t below = max_depth - 1; // the body's object is the first level
     const bool object = json_scan::for_each_member(body, [&](const json_scan::member& m) {
         if (!ok) {
             return;
@@ -140,8 +144,13 @@ std::optional<body_facts> scan_passthrough_body(std::string_view body, api_kind 
             f.tools = ok && json_scan::detail::skip_ws(v, 1) < v.size() &&
                       v[json_scan::detail::skip_ws(v, 1)] != ']';
         } else if (key == prompt_a || key == prompt_b) {
-            ok = once(key == prompt_a ? 16 : 32) && walk_text(v, max_depth, prompt);
+            ok = once(key == prompt_a ? 16 : 32) && walk_text(v, below, prompt);
             f.images = f.images || mentions_image(v);
+        }
+        if (ok && key != prompt_a && key != prompt_b && !v.empty() &&
+            (v.front() == '{' || v.front() == '[')) {
+            // Passed through unread, but never nested past the limit the full parse keeps.
+            ok = json_scan::skip_value(v, 0, below) == v.size();
         }
     });
     if (!object || !ok || f.model.empty() || (seen & 16) == 0) {

@@ -4,6 +4,7 @@
 // the answers and stream events translated back to it.
 
 #include "michi/core/json_scan.hpp"
+#include "michi/core/json_parse.hpp"
 #include "michi/providers/anthropic.hpp"
 #include "michi/providers/usage.hpp"
 #include "translated_request.hpp"
@@ -19,7 +20,7 @@ bool read_message_usage(std::string_view message, usage_info& u) {
     if (!usage) {
         return false;
     }
-    const auto read = read_anthropic_usage(nlohmann::json::parse(*usage, nullptr, false));
+    const auto read = read_anthropic_usage(json_parse::parse_value(*usage));
     if (read) {
         u = usage_info::from(*read);
     }
@@ -92,7 +93,7 @@ public:
         if (u.known) {
             tally.add(anthropic_usage_json(u.tokens()));
         }
-        tally.add(nlohmann::json::parse(*usage, nullptr, false));
+        tally.add(json_parse::parse_value(*usage));
         if (tally.known()) {
             u = usage_info::from(tally.tokens());
         }

@@ -265,8 +265,7 @@ nlohmann::json response_to_messages(const nlohmann::json& openai_response,
     const json* calls = message != nullptr ? field(*message, "tool_calls") : nullptr;
     for (std::size_t i = 0; calls != nullptr && calls->is_array() && i < calls->size(); ++i) {
         const json* fn = field((*calls)[i], "function");
-        json input = json::parse(fn != nullptr ? string_field(*fn, "arguments") : "", nullptr,
-                                 false);
+        json input = json_parse::parse_value(fn != nullptr ? string_field(*fn, "arguments") : "");
         content.push_back({{"type", "tool_use"},
                            {"id", string_field((*calls)[i], "id")},
                            {"name", fn != nullptr ? string_field(*fn, "name") : ""},

@@ -112,7 +112,7 @@ json tool_use_blocks(const json& msg, const std::string& where) {
         json input = json::object();
         if (args != nullptr && args->is_string()) {
             if (!args->get_ref<const std::string&>().empty()) {
-                input = json::parse(args->get_ref<const std::string&>(), nullptr, false);
+                input = json_parse::parse_value(args->get_ref<const std::string&>());
             }
         } else if (args != nullptr) {
             input = *args;

@@ -84,7 +84,7 @@ private:
         if (finished_) {
             return true;
         }
-        const json data = json::parse(ev.data, nullptr, false);
+        const json data = json_parse::parse_value(ev.data);
         const std::string type = ev.event.empty() ? string_field(data, "type") : ev.event;
         if (type == "error") {
             const json* err = field(data, "error");
@@ -239,7 +239,7 @@ std::unique_ptr<chunk_translator> make_stream(std::string id, std::string model,
 }
 
 nlohmann::json error_to_openai(unsigned status, std::string_view body) {
-    const json parsed = json::parse(body, nullptr, false);
+    const json parsed = json_parse::parse_value(body);
     const json* err = field(parsed, "error");
     std::string type = err != nullptr ? string_field(*err, "type") : std::string();
     std::string message = err == nullptr      ? clean_text(body, 1000)

@@ -5,6 +5,25 @@
 namespace michi::providers::echo {
 namespace {
 
+// Serialises without ever throwing: a client's model name may hold invalid UTF-8.
+std::string dump(const nlohmann::json& j) {
+    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// An embeddings input that is not a string (token ids, or anything else), as text to hash:
+// its scalars in order, without walking into nested arrays or objects.
+std::string input_text(const nlohmann::json& item) {
+    if (!item.is_array()) {
+        return item.is_structured() ? std::string(item.type_name()) : dump(item);
+    }
+    std::string out;
+    for (const auto& e : item) {
+        out += e.is_structured() ? std::string(e.type_name()) : dump(e);
+        out += ',';
+    }
+    return out;
+}
+
 std::string content_text(const nlohmann::json& content) {
     if (content.is_string()) {
         return content.get<std::string>();
@@ -48,7 +67,9 @@ reply make_reply(const nlohmann::json& request) {
     const auto messages = request.find("messages");
     if (messages != request.end() && messages->is_array()) {
         for (auto it = messages->rbegin(); it != messages->rend(); ++it) {
-            if (it->is_object() && it->value("role", "") == "user" && it->contains("content")) {
+            const auto role = it->is_object() ? it->find("role") : it->end();
+            if (it->is_object() && role != it->end() && *role == "user" &&
+                it->contains("content")) {
                 r.text = content_text((*it)["content"]);
                 break;
             }
@@ -78,7 +99,7 @@ std::vector<std::string> stream_chunks(const reply& r, const std::string& model,
                                        bool include_usage) {
     std::vector<std::string> out;
     out.push_back(
-        chunk(id, created, model, {{"role", "assistant"}, {"content", ""}}, nullptr).dump());
+        dump(chunk(id, created, model, {{"role", "assistant"}, {"content", ""}}, nullptr)));
     // One chunk per word, each keeping its leading space, so the pieces join back exactly.
     std::size_t start = 0;
     while (start < r.text.size()) {
@@ -86,12 +107,12 @@ std::vector<std::string> stream_chunks(const reply& r, const std::string& model,
         if (end == std::string::npos) {
             end = r.text.size();
         }
-        out.push_back(chunk(id, created, model, {{"content", r.text.substr(start, end - start)}},
-                            nullptr)
-                          .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+        out.push_back(
+            dump(chunk(id, created, model, {{"content", r.text.substr(start, end - start)}},
+                       nullptr)));
         start = end;
     }
-    out.push_back(chunk(id, created, model, nlohmann::json::object(), "stop").dump());
+    out.push_back(dump(chunk(id, created, model, nlohmann::json::object(), "stop")));
     if (include_usage) {
         nlohmann::json u = {{"id", id},
                             {"object", "chat.completion.chunk"},
@@ -99,7 +120,7 @@ std::vector<std::string> stream_chunks(const reply& r, const std::string& model,
                             {"model", model},
                             {"choices", nlohmann::json::array()},
                             {"usage", usage_json(r)}};
-        out.push_back(u.dump());
+        out.push_back(dump(u));
     }
     out.emplace_back("[DONE]");
     return out;
@@ -112,7 +133,7 @@ nlohmann::json embeddings(const nlohmann::json& request, const std::string& mode
         inputs.push_back(input->get<std::string>());
     } else if (input != request.end() && input->is_array()) {
         for (const auto& item : *input) {
-            inputs.push_back(item.is_string() ? item.get<std::string>() : item.dump());
+            inputs.push_back(item.is_string() ? item.get<std::string>() : input_text(item));
         }
     }
     nlohmann::json data = nlohmann::json::array();

@@ -148,7 +148,7 @@ json call_args(const json& function, const std::string& param) {
         if (text.find_first_not_of(" \t\r\n") == std::string::npos) {
             return json::object();
         }
-        json parsed = json::parse(text, nullptr, false);
+        json parsed = json_parse::parse_value(text);
         if (parsed.is_object()) {
             return parsed;
         }
@@ -229,7 +229,7 @@ struct contents_builder {
             std::string name = known != tool_names.end() ? known->second
                                                          : string_at(message, "name");
             const std::string text = content_text(content);
-            json response = json::parse(text, nullptr, false);
+            json response = json_parse::parse_value(text);
             if (!response.is_object()) {
                 response = {{"content", text}};
             }

@@ -1,6 +1,7 @@
 // Google Gemini answers and stream events -> OpenAI Chat Completions.
 
 #include "michi/providers/gemini.hpp"
+#include "michi/core/json_parse.hpp"
 
 #include "gemini_detail.hpp"
 #include "michi/providers/usage.hpp"
@@ -185,7 +186,7 @@ private:
         if (ev.data.find_first_not_of(" \t\r\n") == std::string::npos || ev.data == "[DONE]") {
             return true; // keep-alives, and the OpenAI-style end some proxies add
         }
-        const json event = json::parse(ev.data, nullptr, false);
+        const json event = json_parse::parse_value(ev.data);
         if (!event.is_object()) {
             error_ = "Gemini sent a stream event that is not a JSON object";
             return false;
@@ -296,7 +297,7 @@ nlohmann::json error_to_openai(unsigned status, std::string_view body) {
     std::string message;
     std::string code;
     try {
-        json parsed = json::parse(body, nullptr, false);
+        json parsed = json_parse::parse_value(body);
         if (parsed.is_array() && !parsed.empty()) {
             parsed = json(parsed[0]); // the JSON-array framing of a stream
         }

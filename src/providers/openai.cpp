@@ -1,4 +1,5 @@
 #include "michi/providers/openai.hpp"
+#include "michi/core/json_parse.hpp"
 
 #include "michi/core/json_scan.hpp"
 #include "michi/providers/request_head.hpp"
@@ -22,7 +23,7 @@ bool read_responses_body_usage(std::string_view response, usage_info& u) {
     if (!usage || usage->empty() || usage->front() != '{') {
         return false;
     }
-    const auto parsed = nlohmann::json::parse(*usage, nullptr, false);
+    const auto parsed = json_parse::parse_value(*usage);
     if (const auto read = read_responses_usage(parsed)) {
         u = usage_info::from(*read);
         return true;
@@ -47,7 +48,7 @@ public:
             return true;
         }
         if (json_scan::find_text(ev.data, "\"usage\"") != std::string::npos) {
-            const auto j = nlohmann::json::parse(ev.data, nullptr, false);
+            const auto j = json_parse::parse_value(ev.data);
             const auto usage = j.is_object() ? j.find("usage") : j.end();
             if (j.is_object() && usage != j.end()) {
                 if (const auto u = read_openai_chat_usage(*usage)) {
@@ -59,7 +60,7 @@ public:
             }
         }
         if (ev.data.find("\"error\"") != std::string::npos) {
-            const auto j = nlohmann::json::parse(ev.data, nullptr, false);
+            const auto j = json_parse::parse_value(ev.data);
             if (j.is_object() && j.contains("error")) {
                 error_ = dump(j["error"]);
                 return false;
@@ -199,7 +200,7 @@ std::optional<nlohmann::json> openai_type::to_pivot(api_kind, const nlohmann::js
 }
 
 nlohmann::json openai_type::error_to_pivot(unsigned, std::string_view body) const {
-    auto j = nlohmann::json::parse(body, nullptr, false);
+    auto j = json_parse::parse_value(body);
     if (j.is_object() && j.contains("error") && j["error"].is_object()) {
         return j;
     }

@@ -2,6 +2,7 @@
 // Private helpers shared by the provider translators (anthropic_*.cpp, gemini*.cpp); not a
 // public interface.
 
+#include "michi/core/json_parse.hpp"
 #include "michi/providers/translate.hpp"
 
 #include <nlohmann/json.hpp>

@@ -128,6 +128,23 @@ void record(connection_deps& d, pipeline::request_context& ctx) {
     }
 }
 
+// Whether a request target (its path, without the query) is a liveness or readiness probe.
+bool is_probe(std::string_view path) {
+    if (path.starts_with("/v1/")) {
+        path.remove_prefix(3);
+    }
+    return path == "/healthz" || path == "/readyz";
+}
+
+// Whether a read failed on the message's own bytes (a grammar or framing error of the HTTP/1
+// parser), rather than on the connection (a hang-up, a timeout, a message cut short).
+bool malformed_message(const error_code& ec) {
+    return ec.category() == make_error_code(http::error::bad_chunk).category() &&
+           ec != http::error::end_of_stream && ec != http::error::partial_message &&
+           ec != http::error::need_more && ec != http::error::short_read &&
+           ec != http::error::body_limit && ec != http::error::header_limit;
+}
+
 template <class Stream>
 awaitable<void> write_local_error(session_io<Stream>& io, pipeline::request_context& ctx,
                                   const gateway_error& err) {
@@ -178,14 +195,18 @@ struct kept_strings {
     }
 };
 
+// Serves requests until the connection ends; true when it ends on an error answered before
+// the request was read whole (a bad head or body, a refusal while draining): the client may
+// still be sending.
 template <class Stream>
-awaitable<void> run_session(connection_deps& d, Stream& stream) {
+awaitable<bool> run_session(connection_deps& d, Stream& stream) {
     session_io<Stream> io(stream, d.ex);
     beast::flat_buffer buffer;
     buffer.reserve(read_buffer_bytes);
     request spent; // the previous request: the next one is read into its storage
     kept_strings kept;
     published<pipeline::snapshot>::reader current; // this connection's copy of the snapshot
+    bool ended_on_error = false;
     for (;;) {
         const pipeline::snapshot* rt = current.get(d.snapshots).get();
         const auto* sc = &rt->cfg->server;
@@ -225,6 +246,7 @@ awaitable<void> run_session(connection_deps& d, Stream& stream) {
             if (err) {
                 ctx.log.method = "-";
                 co_await write_local_error(io, ctx, *err);
+                ended_on_error = true;
             }
             break;
         }
@@ -244,6 +266,7 @@ awaitable<void> run_session(connection_deps& d, Stream& stream) {
         if (const auto len = parser.content_length(); len && *len > sc->max_body_bytes) {
             const auto too_large = errors::request_too_large(sc->max_body_bytes);
             co_await write_local_error(io, ctx, too_large);
+            ended_on_error = true;
             break;
         }
         if (beast::iequals(head[http::field::expect], "100-continue")) {
@@ -279,9 +302,19 @@ awaitable<void> run_session(connection_deps& d, Stream& stream) {
         if (bec == http::error::body_limit) {
             const auto too_large = errors::request_too_large(sc->max_body_bytes);
             co_await write_local_error(io, ctx, too_large);
+            ended_on_error = true;
             break;
         }
         if (bec) {
+            // A body that breaks its own framing (a bad chunk size or chunk line) is the
+            // client's error: 400, then the connection closes, as after a bad head. A body cut
+            // short by a hang-up or a timeout gets no answer.
+            if (malformed_message(bec)) {
+                const auto bad = errors::invalid_request("Malformed HTTP request body: " +
+                                                         bec.message());
+                co_await write_local_error(io, ctx, bad);
+                ended_on_error = true;
+            }
             break;
         }
         beast::get_lowest_layer(stream).expires_never();
@@ -290,6 +323,16 @@ awaitable<void> run_session(connection_deps& d, Stream& stream) {
         if (buffer.capacity() > 2 * read_buffer_bytes && buffer.size() == 0) {
             buffer = beast::flat_buffer();
             buffer.reserve(read_buffer_bytes);
+        }
+        if (d.inflight.draining && !is_probe(target)) {
+            // Draining: the probes still answer (/readyz with 503, so load balancers move
+            // away), every other new request is refused at once and its connection closed,
+            // so that the drain waits only for what was in flight when it began.
+            const auto closing = errors::unavailable(
+                "The gateway is shutting down; send the request to another instance.");
+            co_await write_local_error(io, ctx, closing);
+            ended_on_error = true;
+            break;
         }
         ctx.req = parser.release();
         ctx.keep_alive = ctx.req.keep_alive() && !d.inflight.draining;
@@ -315,6 +358,26 @@ awaitable<void> run_session(connection_deps& d, Stream& stream) {
         spent = std::move(ctx.req);
         kept.take_back(ctx);
     }
+    co_return ended_on_error;
+}
+
+// Closes after an error answer to a request not read whole (RFC 9112 section 9.6): closing
+// with the client's bytes still unread makes the kernel send a reset, which can destroy the
+// answer before the client has read it. So the sending side is shut first, and what the
+// client still sends is read and dropped, for at most a second and 256 KiB.
+awaitable<void> linger_close(tcp_stream& s) {
+    error_code ignored;
+    s.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    s.expires_after(std::chrono::seconds(1));
+    std::array<char, 4096> sink{};
+    for (std::size_t dropped = 0; dropped < 256 * 1024;) {
+        auto [ec, n] = co_await async_read_some(tls_of(s), s, net::buffer(sink), nothrow_op);
+        if (ec) {
+            break;
+        }
+        dropped += n;
+    }
+    s.close();
 }
 
 void close_stream(tcp_stream& s) {
@@ -331,8 +394,11 @@ awaitable<void> serve_connection(connection_deps& d, tcp_socket socket, ssl::con
     try {
         if (tls == nullptr) {
             tcp_stream stream(std::move(socket));
-            co_await run_session(d, stream);
-            close_stream(stream);
+            if (co_await run_session(d, stream)) {
+                co_await linger_close(stream);
+            } else {
+                close_stream(stream);
+            }
             co_return;
         }
         beast::ssl_stream<tcp_stream> stream(std::move(socket), *tls);

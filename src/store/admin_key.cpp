@@ -2,6 +2,7 @@
 // it between replicas, and the lookups of a published snapshot of them.
 
 #include "michi/store/key_registry.hpp"
+#include "michi/core/json_parse.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -47,7 +48,7 @@ std::string key_to_json(const admin_key& k) {
 
 std::optional<admin_key> key_from_json(const std::string& id, std::string_view text,
                                        std::string& why) {
-    const auto j = nlohmann::json::parse(text, nullptr, false);
+    const auto j = json_parse::parse_value(text);
     if (!j.is_object()) {
         why = "not a JSON object";
         return std::nullopt;

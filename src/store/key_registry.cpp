@@ -1,5 +1,6 @@
 #include "michi/store/key_registry.hpp"
 
+#include "michi/core/json_parse.hpp"
 #include "michi/core/secret.hpp"
 
 #include <nlohmann/json.hpp>
@@ -203,7 +204,7 @@ std::string key_registry::load_locked(std::shared_ptr<const snapshot>& out) {
             k.id = s.column_text(0);
             const auto cls_name = s.column_text(1);
             const auto cls = config::parse_key_class(cls_name);
-            const auto models = nlohmann::json::parse(s.column_text(3), nullptr, false);
+            const auto models = json_parse::parse_value(s.column_text(3));
             bool models_ok = models.is_array();
             if (models_ok) {
                 for (const auto& m : models) {

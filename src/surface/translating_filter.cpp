@@ -2,6 +2,7 @@
 // provider's translator) -> OpenAI SSE, or Anthropic events for a /v1/messages client.
 
 #include "michi/providers/anthropic.hpp"
+#include "michi/core/json_parse.hpp"
 #include "michi/providers/openai.hpp"
 #include "michi/stream/sse.hpp"
 #include "michi/surface/surface.hpp"
@@ -75,7 +76,7 @@ private:
             out_.append("data: ").append(chunk).append("\n\n");
             return;
         }
-        const auto j = nlohmann::json::parse(chunk, nullptr, false);
+        const auto j = json_parse::parse_value(chunk);
         if (j.is_object()) {
             writer_->on_chunk(j, out_);
         }

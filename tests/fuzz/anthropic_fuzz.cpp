@@ -7,6 +7,7 @@
 
 #include "michi/providers/anthropic.hpp"
 
+#include "michi/core/json_parse.hpp"
 #include "michi/stream/sse.hpp"
 
 #include <cstddef>
@@ -68,7 +69,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                     check(ev.event == "error" && valid_json(ev.data), "a bad error event");
                 });
 
-    const json parsed = json::parse(input, nullptr, false);
+    // As the gateway hands bodies to the translators: parsed with the depth limit.
+    const json parsed = michi::json_parse::parse_value(input);
     if (parsed.is_discarded()) {
         return 0;
     }

@@ -1,8 +1,11 @@
 // libFuzzer target for the admission scan (pipeline/body_scan): on any input it must not
-// crash, and whenever it accepts a body that nlohmann::json also parses, every fact it read
-// must be what the full path reads from the parsed body (model, stream, stream options,
-// tools, images, expected output and prompt tokens, the model's position).
+// crash, it must never accept a body the full (depth-bounded) parse refuses for its nesting,
+// and whenever it accepts a body that the full parse also reads, every fact it read must be
+// what the full path reads from the parsed body (model, stream, stream options, tools,
+// images, expected output and prompt tokens, the model's position). Each input is scanned
+// under the default depth limit and under a small one.
 
+#include "michi/core/json_parse.hpp"
 #include "michi/pipeline/body_scan.hpp"
 #include "michi/routing/pricing.hpp"
 #include "michi/providers/token_estimate.hpp"
@@ -48,19 +51,19 @@ bool dom_images(const json& body) {
     return false;
 }
 
-} // namespace
-
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    const std::string_view input(reinterpret_cast<const char*>(data), size);
-    (void)michi::pipeline::decoded_size(input);
+void check_scan(std::string_view input, std::size_t max_depth) {
+    michi::json_parse::set_max_depth(max_depth);
     const auto facts = michi::pipeline::scan_chat_body(input);
     if (!facts) {
-        return 0;
+        return;
     }
-    const auto body = json::parse(input, nullptr, false);
-    if (body.is_discarded()) {
-        return 0; // malformed bytes the scan only skips: the provider answers for those
+    const auto parsed = michi::json_parse::parse(input, max_depth);
+    check(parsed.why != michi::json_parse::failure::too_deep,
+          "accepted a body nested deeper than the limit");
+    if (!parsed) {
+        return; // malformed bytes the scan only skips: the provider answers for those
     }
+    const json& body = parsed.value;
     check(body.is_object(), "accepted a body that is not an object");
     check(body.contains("model") && body["model"].is_string() &&
               body["model"].get<std::string>() == facts->model,
@@ -90,5 +93,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         check(m.is_object() && m.contains("role") && m["role"].is_string(),
               "accepted a message without a string role");
     }
+}
+
+} // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    const std::string_view input(reinterpret_cast<const char*>(data), size);
+    (void)michi::pipeline::decoded_size(input);
+    check_scan(input, michi::json_parse::default_max_depth);
+    check_scan(input, 6);
     return 0;
 }

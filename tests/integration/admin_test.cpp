@@ -31,7 +31,9 @@ const std::string echo_chat =
 
 TEST(AdminTest, MetricsMoveWithTraffic) {
     fake_upstream up;
-    gateway_harness gw(admin_config(up.base_url()));
+    config_parts parts; // a model label names a configured model (any other is "other")
+    parts.models = "  echo/echo-1: { input_per_mtok: 0, output_per_mtok: 0 }\n";
+    gateway_harness gw(admin_config(up.base_url(), parts));
     const std::string series =
         R"(michi_requests_total{key_class="developer",model="echo/echo-1",status="200"})";
     const auto before = gw.request(http::verb::get, "/metrics", "", {});

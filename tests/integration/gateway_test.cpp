@@ -772,7 +772,7 @@ TEST(GatewayTest, EchoProviderAnswersAndStreamsWithUsage) {
     EXPECT_TRUE(s.body.ends_with("data: [DONE]\n\n"));
 }
 
-TEST(GatewayTest, DrainFinishesInFlightRequestsAndStopsAccepting) {
+TEST(GatewayTest, DrainFinishesInFlightRequestsAndRefusesNewOnes) {
     fake_upstream up;
     up.set_handler([](const recorded_request& req) {
         auto r = default_chat_completion(req);
@@ -787,7 +787,10 @@ TEST(GatewayTest, DrainFinishesInFlightRequestsAndStopsAccepting) {
     client.join();
     EXPECT_EQ(slow.status, 200u);
     EXPECT_EQ(gw.gw().state().inflight.now(), 0);
-    EXPECT_THROW(gw.request(http::verb::get, "/healthz"), boost::system::system_error);
+    // Still listening until it stops: the probes answer, new requests get a 503.
+    EXPECT_EQ(gw.request(http::verb::get, "/healthz").status, 200u);
+    EXPECT_EQ(gw.request(http::verb::get, "/readyz").status, 503u);
+    EXPECT_EQ(gw.chat(chat_body).status, 503u);
 }
 
 // The upstream request's head is built once per config: a reload that rotates the

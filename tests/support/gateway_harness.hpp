@@ -19,7 +19,7 @@ inline const std::string limited = "mk-dev-LimitedLimitedLimitedLimitedLimited1"
 inline const std::string agent = "mk-agt-AgentAgentAgentAgentAgentAgentAgent12";
 // The admin key of a config with admin_section() among its top-level sections, and the
 // header that sends it.
-inline const std::string admin_key = "admin-TestAdminKeyTestAdminKey";
+inline const std::string admin_key = "admin-TestAdminKeyTestAdminKeyTestAdminKey";
 inline std::string admin_section() {
     return "admin: { key: \"" + admin_key + "\" }\n";
 }

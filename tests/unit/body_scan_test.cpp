@@ -1,5 +1,8 @@
 #include "michi/pipeline/body_scan.hpp"
 
+#include "michi/core/json_parse.hpp"
+
+#include "michi/routing/pricing.hpp"
 #include "michi/routing/pricing.hpp"
 #include "michi/providers/token_estimate.hpp"
 
@@ -163,6 +166,35 @@ TEST(BodyScanTest, DecodedSizeCountsEscapesAsTheirBytes) {
         const auto decoded = nlohmann::json::parse("\"" + s + "\"").get<std::string>();
         EXPECT_EQ(decoded_size(s), decoded.size()) << s;
     }
+}
+
+TEST(BodyScanTest, NeverAcceptsNestingTheFullParseRefuses) {
+    const auto with = [](const std::string& member, std::size_t depth) {
+        return R"({"model":"m",")" + member + R"(":)" + std::string(depth, '[') +
+               std::string(depth, ']') + R"(,"messages":[{"role":"user","content":"hi"}]})";
+    };
+    // The body's object is one level: a member may nest 127 more under the default 128.
+    EXPECT_TRUE(scan_chat_body(with("metadata", 127)));
+    EXPECT_FALSE(scan_chat_body(with("metadata", 128)));
+    EXPECT_FALSE(scan_chat_body(with("metadata", 100000)));
+    // Inside a message (level 3) and a content part (level 5) the same limit holds.
+    const auto in_message = [](std::size_t depth) {
+        return R"({"model":"m","messages":[{"role":"user","content":"hi","x":)" +
+               std::string(depth, '[') + std::string(depth, ']') + "}]}";
+    };
+    EXPECT_TRUE(scan_chat_body(in_message(125)));
+    EXPECT_FALSE(scan_chat_body(in_message(126)));
+    const auto in_part = [](std::size_t depth) {
+        return R"({"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a","x":)" +
+               std::string(depth, '[') + std::string(depth, ']') + "}]}]}";
+    };
+    EXPECT_TRUE(scan_chat_body(in_part(123)));
+    EXPECT_FALSE(scan_chat_body(in_part(124)));
+    // The process-wide limit (server.max_json_depth) is the scan's.
+    json_parse::set_max_depth(16);
+    EXPECT_TRUE(scan_chat_body(with("metadata", 15)));
+    EXPECT_FALSE(scan_chat_body(with("metadata", 16)));
+    json_parse::set_max_depth(json_parse::default_max_depth);
 }
 
 } // namespace

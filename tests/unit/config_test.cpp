@@ -69,6 +69,9 @@ providers:
 
 const std::string alice_digest = sha256_hex("alice-secret");
 
+// An admin key long enough to be accepted (32 characters at least).
+const std::string admin_key = "adm-0123456789abcdef0123456789abcdef";
+
 // CONTRACT §6, verbatim but for a real digest.
 const std::string contract_example = R"(
 server:
@@ -124,7 +127,7 @@ keys:
 
 TEST(ConfigTest, ContractExampleLoads) {
     const auto cfg =
-        ok(contract_example, {{"MICHI_ADMIN_KEY", "adm-key"}, {"OPENAI_API_KEY", "sk-1"}});
+        ok(contract_example, {{"MICHI_ADMIN_KEY", admin_key}, {"OPENAI_API_KEY", "sk-1"}});
 
     EXPECT_EQ(cfg->server.host, "0.0.0.0");
     EXPECT_EQ(cfg->server.port, 8080);
@@ -133,7 +136,7 @@ TEST(ConfigTest, ContractExampleLoads) {
     EXPECT_EQ(cfg->server.idle_timeout, 60s);
     EXPECT_EQ(cfg->server.drain_timeout, 30s);
     EXPECT_FALSE(cfg->server.tls.enabled());
-    EXPECT_EQ(cfg->admin.key.reveal(), "adm-key");
+    EXPECT_EQ(cfg->admin.key.reveal(), admin_key);
     EXPECT_EQ(cfg->store.sqlite, "data/michi.db");
     EXPECT_EQ(cfg->store.redis, "");
     EXPECT_EQ(cfg->store.flush_interval, 200ms);
@@ -195,8 +198,26 @@ TEST(ConfigTest, ContractExampleLoads) {
     EXPECT_EQ(cfg->source_path, "");
 }
 
-TEST(ConfigTest, EmptyDocumentGivesStructDefaults) {
-    const auto cfg = ok("");
+TEST(ConfigTest, EmptyOrCommentOnlyDocumentIsRefused) {
+    // A truncated or blanked file must not load as a gateway with no keys and no admin key.
+    for (const std::string text : {"", "\n\n", "# only a comment\n  # and another\n", "---\n"}) {
+        const auto r = load(text);
+        EXPECT_FALSE(r.cfg) << text;
+        ASSERT_EQ(r.errors.size(), 1u) << joined(r.errors);
+        EXPECT_EQ(r.errors[0], "the config: empty (nothing but blank lines or comments)");
+    }
+    const auto path = std::filesystem::temp_directory_path() / "michi-empty-config.yaml";
+    std::ofstream(path) << "# nothing here\n";
+    const auto from_file = load_file(path.string(), fake_env());
+    std::filesystem::remove(path);
+    EXPECT_FALSE(from_file.cfg);
+    EXPECT_TRUE(has_error(from_file,
+                          path.string() + ": empty (nothing but blank lines or comments)"))
+        << joined(from_file.errors);
+}
+
+TEST(ConfigTest, MinimalDocumentGivesStructDefaults) {
+    const auto cfg = ok("server: {}\n");
     const config defaults;
     EXPECT_EQ(cfg->server.listen, defaults.server.listen);
     EXPECT_EQ(cfg->server.port, 8080);
@@ -225,12 +246,12 @@ keys:
     secret: "pa$$word-${SUFFIX}"
     models: ["${PROVIDER:-openai}/*", "$literal", "a$"]
 )",
-                        {{"ADMIN", "adm"},
+                        {{"ADMIN", admin_key},
                          {"TPM", "5000"},
                          {"LEVEL", ""}, // set but empty: the default applies, as in sh
                          {"DAILY", "2.5"},
                          {"SUFFIX", "x"}});
-    EXPECT_EQ(cfg->admin.key.reveal(), "adm");
+    EXPECT_EQ(cfg->admin.key.reveal(), admin_key);
     EXPECT_EQ(cfg->store.sqlite, "/var/lib/michi/michi.db");
     EXPECT_EQ(cfg->store.redis, "");
     EXPECT_EQ(cfg->log.level, "info");
@@ -756,6 +777,61 @@ TEST(ConfigTest, ProjectDefaultConfigLoads) {
     }
     const auto r = load_file(path.string(), fake_env());
     EXPECT_TRUE(r.cfg) << "errors:" << joined(r.errors);
+}
+
+TEST(ConfigTest, ShortAdminKeyIsRefused) {
+    const auto r = load("admin: { key: \"x\" }\n");
+    EXPECT_FALSE(r.cfg);
+    EXPECT_TRUE(has_error(r, "admin.key: too short (1 characters; at least 32, e.g. `openssl "
+                             "rand -hex 24`; empty turns the admin API off)"))
+        << joined(r.errors);
+    EXPECT_FALSE(load("admin: { key: \"" + std::string(31, 'k') + "\" }\n").cfg);
+    EXPECT_EQ(ok("admin: { key: \"" + std::string(32, 'k') + "\" }\n")->admin.key.reveal(),
+              std::string(32, 'k'));
+    EXPECT_TRUE(ok("admin: { key: \"\" }\n")->admin.key.empty()); // empty: admin off
+}
+
+TEST(ConfigTest, MaxJsonDepthHasARange) {
+    EXPECT_EQ(ok("server: {}\n")->server.max_json_depth, 128u);
+    EXPECT_EQ(ok("server: { max_json_depth: 64 }\n")->server.max_json_depth, 64u);
+    const auto low = load("server: { max_json_depth: 4 }\n");
+    EXPECT_TRUE(has_error(low, "server.max_json_depth: expected 16 to 1024 levels, got 4"))
+        << joined(low.errors);
+    EXPECT_FALSE(load("server: { max_json_depth: 5000 }\n").cfg);
+    EXPECT_FALSE(load("server: { max_json_depth: 0 }\n").cfg);
+}
+
+TEST(ConfigTest, HeaderValuesSentUpstreamAreChecked) {
+    const auto r = load(R"(
+providers:
+  p: { type: openai, base_url: "http://h", api_key: "a\nb", headers: { x-a: "1\r\nx-b: 2" } }
+  q: { type: openai, base_url: "http://h", headers: { x-long: ")" + std::string(1025, 'v') +
+                        R"(" } }
+)");
+    EXPECT_TRUE(has_error(r, "providers.p.api_key: contains a control character (a line break, "
+                             "NUL, ...)"))
+        << joined(r.errors);
+    EXPECT_TRUE(has_error(r, "providers.p.headers.x-a: a header value must not contain line "
+                             "breaks or NUL"));
+    EXPECT_TRUE(has_error(r, "providers.q.headers.x-long: longer than 1024 bytes"));
+}
+
+TEST(ConfigTest, DeepNestingIsAnErrorNotACrash) {
+    // yaml-cpp stops at its own nesting limit; the loader says so. Flow and block forms.
+    for (const std::string& text : {std::string(100000, '[') + std::string(100000, ']'),
+                                    "keys: " + std::string(5000, '{'), [] {
+                                        std::string t;
+                                        for (int i = 0; i < 3000; ++i) {
+                                            t += std::string(static_cast<std::size_t>(i), ' ') +
+                                                 "- \n";
+                                        }
+                                        return t;
+                                    }()}) {
+        load_result r;
+        EXPECT_NO_THROW(r = load(text));
+        EXPECT_FALSE(r.cfg);
+        EXPECT_FALSE(r.errors.empty());
+    }
 }
 
 } // namespace

@@ -40,6 +40,22 @@ TEST(HttpWireTest, ExtraFieldsGoAfterTheMessagesOwnBeforeTheBlankLine) {
               "x-michi-model: evil  set-cookie: a=b\r\n\r\n");
 }
 
+TEST(HttpWireTest, FieldValuesCarryNoControlCharacterAndAreCut) {
+    std::string out;
+    append_field(out, "x-michi-model", std::string("echo/a\0b\x1b[31m\x7f\tc\xc3\xa9", 18));
+    EXPECT_EQ(out, "x-michi-model: echo/a b [31m \tc\xc3\xa9\r\n");
+    for (std::size_t at = 0; at < 40; ++at) { // a control byte anywhere in a word or the tail
+        std::string v(40, 'v');
+        v[at] = '\x01';
+        std::string line;
+        append_field(line, "x", v);
+        EXPECT_EQ(line, "x: " + std::string(at, 'v') + " " + std::string(39 - at, 'v') + "\r\n");
+    }
+    std::string big;
+    append_field(big, "x-michi-model", std::string(1 << 20, 'm'));
+    EXPECT_EQ(big, "x-michi-model: " + std::string(max_field_value, 'm') + "...\r\n");
+}
+
 TEST(HttpWireTest, NumericFieldsWithAndWithoutSuffix) {
     std::string out = "a: b\r\n";
     append_field(out, "x-ratelimit-remaining-tokens", std::uint64_t{0});

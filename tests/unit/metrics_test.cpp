@@ -100,6 +100,36 @@ TEST(MetricsTest, RequestsCountedByClassModelAndStatusWithNoneForEmpty) {
     EXPECT_TRUE(has_line(text, "michi_inflight_requests 3"));
 }
 
+TEST(MetricsTest, AModelTheFilterDoesNotKnowCountsAsOther) {
+    metrics m;
+    m.set_model_filter([](std::string_view model) { return model == "openai/gpt-4o-mini"; });
+    m.on_request(entry("developer", "openai/gpt-4o-mini", 200, 10));
+    for (int i = 0; i < 100; ++i) {
+        m.on_request(entry("developer", "echo/made-up-" + std::to_string(i), 200, 10));
+    }
+    m.on_request(entry("", "", 401, 1)); // none stays none
+    const auto text = m.render(0);
+    EXPECT_TRUE(has_line(text, requests_line("developer", "openai/gpt-4o-mini", "200", "1")));
+    EXPECT_TRUE(has_line(text, requests_line("developer", "other", "200", "100")));
+    EXPECT_TRUE(has_line(text, requests_line("none", "none", "401", "1")));
+    EXPECT_EQ(count_prefixed(text, "michi_requests_total{"), 3u);
+    EXPECT_EQ(text.find("made-up"), std::string::npos);
+}
+
+TEST(MetricsTest, ConfiguredModelsAreTheConfigsNamesNotAnEchoWildcard) {
+    config::config cfg;
+    cfg.providers["openai"].type = config::provider_type::openai;
+    cfg.providers["echo"].type = config::provider_type::echo;
+    cfg.models["echo/echo-1"].provider = "echo";
+    cfg.routes["auto"].targets = {"echo/echo-1"};
+    EXPECT_TRUE(config::is_configured_model(cfg, "echo/echo-1"));
+    EXPECT_TRUE(config::is_configured_model(cfg, "auto"));
+    EXPECT_TRUE(config::is_configured_model(cfg, "openai/gpt-4o-mini")); // built-in on a provider
+    EXPECT_FALSE(config::is_configured_model(cfg, "echo/anything"));
+    EXPECT_FALSE(config::is_configured_model(cfg, "openai/made-up"));
+    EXPECT_FALSE(config::is_configured_model(cfg, "nope/gpt-4o-mini"));
+}
+
 TEST(MetricsTest, DurationHistogramIsCumulativeWithSumAndCount) {
     metrics m;
     m.on_request(entry("developer", "m", 200, 3));       // 0.003 s

@@ -164,5 +164,36 @@ TEST(RequestParserTest, BodyAndHeaderLimitsAndMalformedInputAreRefused) {
     EXPECT_TRUE(ec);
 }
 
+TEST(RequestParserTest, FramingIsChunkedAloneOrOneContentLength) {
+    // RFC 9112 section 6: only "chunked" (the one coding decoded), never with a length.
+    for (const std::string fields : {
+             "Transfer-Encoding: gzip\r\n",
+             "Transfer-Encoding: chunked, identity\r\n",
+             "Transfer-Encoding: gzip, chunked\r\n",
+             "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
+             "Transfer-Encoding: gzip\r\nContent-Length: 5\r\n",
+             "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+             "Transfer-Encoding:\r\n",
+         }) {
+        for (const std::size_t split : {1u, 7u, 4096u}) {
+            error_code ec;
+            EXPECT_FALSE(parse("POST / HTTP/1.1\r\n" + fields + "\r\n0\r\n\r\n", split, &ec))
+                << fields;
+            EXPECT_TRUE(ec == http::error::bad_transfer_encoding ||
+                        ec == http::error::bad_content_length)
+                << fields << ": " << ec.message();
+        }
+    }
+    error_code ec;
+    EXPECT_FALSE(parse("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 4096,
+                       &ec));
+    EXPECT_EQ(ec, http::error::bad_transfer_encoding);
+    // Exactly chunked, in any case and with spaces around it, still reads the body.
+    const auto ok =
+        parse("POST / HTTP/1.1\r\nTransfer-Encoding:  Chunked \r\n\r\n2\r\nhi\r\n0\r\n\r\n", 3);
+    ASSERT_TRUE(ok);
+    EXPECT_EQ(ok->body(), "hi");
+}
+
 } // namespace
 } // namespace michi::downstream

@@ -123,5 +123,28 @@ TEST(ResponseParserTest, WithoutALentBufferTheBodyWaits) {
     EXPECT_FALSE(p.is_done());
 }
 
+TEST(ResponseParserTest, AnAnswerFramedTwoWaysOrInAnUndecodedCodingIsAnError) {
+    for (const std::string fields : {
+             "Transfer-Encoding: gzip\r\nContent-Length: 2\r\n",
+             "Transfer-Encoding: gzip\r\n",
+             "Transfer-Encoding: gzip, chunked\r\n",
+             "Transfer-Encoding: chunked\r\nContent-Length: 2\r\n",
+         }) {
+        response_parser p;
+        p.eager(true);
+        const std::string wire = "HTTP/1.1 200 OK\r\n" + fields + "\r\n{}";
+        error_code ec;
+        p.put(net::buffer(wire), ec);
+        EXPECT_TRUE(ec == http::error::bad_transfer_encoding ||
+                    ec == http::error::bad_content_length)
+            << fields << ": " << ec.message();
+    }
+    response_parser old;
+    error_code ec;
+    const std::string http10 = "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+    old.put(net::buffer(http10), ec);
+    EXPECT_EQ(ec, http::error::bad_transfer_encoding);
+}
+
 } // namespace
 } // namespace michi::upstream

@@ -31,6 +31,7 @@ struct server_config {
     unsigned threads = 0;               // 0 = one per core
     std::size_t max_body_bytes = 10485760;
     std::size_t max_header_bytes = 16384;            // extension
+    std::size_t max_json_depth = 128; // nesting of any JSON read from outside (extension)
     duration idle_timeout{std::chrono::seconds(60)};
     duration read_timeout{std::chrono::seconds(30)}; // extension: whole request must arrive
     duration drain_timeout{std::chrono::seconds(30)};
@@ -201,5 +202,9 @@ const char* to_string(route_strategy s);
 std::optional<key_class> parse_key_class(const std::string& s);
 std::optional<provider_type> parse_provider_type(const std::string& s);
 std::optional<route_strategy> parse_route_strategy(const std::string& s);
+
+// Whether name is a model or route of the config (a `models:` entry, a route, or a built-in
+// model on a configured provider) rather than a name only a client made up.
+bool is_configured_model(const config& cfg, std::string_view name);
 
 } // namespace michi::config

@@ -46,6 +46,8 @@ gateway_error invalid_request(std::string message, std::string param = {});
 // 400: a parameter the target cannot honour (named), never dropped in silence.
 gateway_error unsupported_parameter(std::string message, std::string param);
 gateway_error malformed_http(std::string message);
+// 400: a JSON body nested deeper than server.max_json_depth (json_parse::failure::too_deep).
+gateway_error json_too_deep(std::size_t limit);
 gateway_error invalid_api_key(std::string message = "Invalid API key provided.");
 // The same for a key that was revoked (found revoked here, or by the shared ledger).
 gateway_error revoked_api_key();

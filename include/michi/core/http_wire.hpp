@@ -5,6 +5,7 @@
 // work; the bytes are the same.
 
 #include "michi/core/net.hpp"
+#include "michi/core/safe_text.hpp"
 
 #include <string>
 
@@ -16,8 +17,13 @@ std::string head(const http::response_header<>& h, std::string_view extra_fields
 // The same into `out`, replacing what it held (its room is reused).
 void head(std::string& out, const http::response_header<>& h, std::string_view extra_fields);
 
-// Appends "name: value\r\n"; a CR or LF in the value becomes a space (no header
-// injection through a configured name).
+// The longest value append_field writes (safe_text::header_value_max): a longer one, such
+// as a client's model name, is cut there and marked with "...".
+inline constexpr std::size_t max_field_value = safe_text::header_value_max;
+
+// Appends "name: value\r\n"; each control character of the value (CR, LF, NUL, ...) becomes
+// a space, so no value can end the field or inject another, and the value is cut at
+// max_field_value bytes.
 void append_field(std::string& out, std::string_view name, std::string_view value);
 // "name: 123<suffix>\r\n".
 void append_field(std::string& out, std::string_view name, std::uint64_t value,

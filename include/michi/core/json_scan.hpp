@@ -6,9 +6,11 @@
 //
 // The scan follows strings (with escapes) and nesting only; it does not validate
 // scalars. Text it cannot follow makes it fail, and callers then fall back to a full
-// parse.
+// parse. Nothing here recurses: nesting is counted in a loop (skip_value), and a walk
+// goes one level down only through its caller's visit.
 
 #include <cstddef>
+#include <limits>
 #include <optional>
 #include <string_view>
 
@@ -27,9 +29,14 @@ struct member {
 std::size_t find_text(std::string_view text, std::string_view needle,
                       std::size_t from = 0) noexcept;
 
+// No bound on nesting (skip_value's default).
+inline constexpr std::size_t unbounded = std::numeric_limits<std::size_t>::max();
+
 // Where the value of a member ends: the index just past it, or npos when the text
-// breaks off or is not JSON-shaped there.
-std::size_t skip_value(std::string_view text, std::size_t pos) noexcept;
+// breaks off or is not JSON-shaped there, or when the value's arrays and objects nest
+// deeper than max_depth levels (a scalar is none, `[[1]]` two).
+std::size_t skip_value(std::string_view text, std::size_t pos,
+                       std::size_t max_depth = unbounded) noexcept;
 
 // Calls visit(const member&) for each top-level member of the object `text`, in order.
 // Returns false when text is not one JSON object (visit may have been called for the

@@ -3,7 +3,8 @@
 // field's name and value appended to one string in arrival order, and the whole body.
 // Beast's message parser puts each field into an allocated node of a case-insensitively
 // ordered set first; Michi reads four fields of a request, so a scan of a short list costs
-// less than building the set. Limits, framing and keep-alive are the parser's own.
+// less than building the set. Limits and keep-alive are the parser's own; framing is the
+// parser's, held to RFC 9112 section 6 on top (see on_field_impl).
 
 #include "michi/core/net.hpp"
 
@@ -84,7 +85,7 @@ private:
     }
     void on_field_impl(http::field name, string_view name_string, string_view value,
                        error_code&) override;
-    void on_header_impl(error_code&) override {}
+    void on_header_impl(error_code& ec) override;
     void on_body_init_impl(const boost::optional<std::uint64_t>& length, error_code&) override;
     std::size_t on_body_impl(string_view body, error_code&) override;
     void on_chunk_header_impl(std::uint64_t, string_view, error_code&) override {}
@@ -92,6 +93,8 @@ private:
     void on_finish_impl(error_code&) override {}
 
     request req_;
+    bool transfer_encoding_ = false; // a Transfer-Encoding field came
+    bool content_length_ = false;    // a Content-Length field came
 };
 
 } // namespace michi::downstream

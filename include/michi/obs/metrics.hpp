@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -29,6 +30,13 @@ public:
     ~metrics();
     metrics(const metrics&) = delete;
     metrics& operator=(const metrics&) = delete;
+
+    // Which model names michi_requests_total labels a series with: a name the filter does not
+    // know (a client's own, such as any echo/<name>) counts under model="other", so the
+    // exposition stays bounded whatever names clients send. Unset, every name is kept (up
+    // to max_request_series). Called under a lock, only for a series a thread has not
+    // counted before.
+    void set_model_filter(std::function<bool(std::string_view)> known);
 
     // One finished request (called once per request from the worker threads).
     void on_request(const access_entry& e);

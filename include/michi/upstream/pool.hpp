@@ -5,15 +5,21 @@
 #include "michi/upstream/connection.hpp"
 
 #include <deque>
+#include <memory>
 #include <unordered_map>
 
 namespace michi::upstream {
 
 class pool {
 public:
-    // Idle connections older than this are closed rather than reused (providers drop
-    // idle keep-alive connections after about a minute).
+    // Idle connections older than this are closed (providers drop idle keep-alive
+    // connections after about a minute): by a sweep on the worker's loop once they pass it,
+    // and at the latest when take() meets them.
     static constexpr std::chrono::seconds idle_expiry{20};
+
+    pool() = default;
+    pool(const pool&) = delete;
+    pool& operator=(const pool&) = delete;
 
     // The most recently used live idle connection for key, or nullptr.
     std::unique_ptr<connection> take(const std::string& key);
@@ -23,7 +29,19 @@ public:
     void clear() { idle_.clear(); }
 
 private:
+    // Closes every idle connection past its expiry; then waits for the next one to expire,
+    // while any is left.
+    void sweep();
+    void arm(steady_clock::time_point at);
+
     std::unordered_map<std::string, std::deque<std::unique_ptr<connection>>> idle_;
+    // The sweep's timer, made on the worker's executor with the first connection kept; armed
+    // while idle connections are kept (one wait at a time, not one per connection).
+    std::unique_ptr<steady_timer> sweep_timer_;
+    bool sweep_armed_ = false;
+    // Tells a sweep completion whether the pool still exists (the timer's wait may complete
+    // after the pool was destroyed with its worker).
+    std::shared_ptr<char> alive_ = std::make_shared<char>();
 };
 
 } // namespace michi::upstream

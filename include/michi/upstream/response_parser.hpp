@@ -1,8 +1,9 @@
 #pragma once
 // One upstream response read by Beast's HTTP/1 parser, keeping only what Michi reads of
 // its head: the status, Content-Type and Retry-After (framing and keep-alive are the
-// parser's own). Beast's message parser would put every field into an allocated,
-// case-insensitively ordered set first, a noticeable part of a proxied request's cost.
+// parser's own, held to RFC 9112 section 6 on top: see framing_field). Beast's message
+// parser would put every field into an allocated, case-insensitively ordered set first, a
+// noticeable part of a proxied request's cost.
 // The body goes into a buffer the caller lends for each read, as with http::buffer_body.
 
 #include "michi/core/net.hpp"
@@ -46,10 +47,42 @@ private:
     void on_request_impl(http::verb, string_view, string_view, int, error_code& ec) override {
         ec = http::error::bad_method; // never called for a response parser
     }
-    void on_response_impl(int code, string_view, int, error_code&) override {
+    void on_response_impl(int code, string_view, int version, error_code&) override {
         status_ = static_cast<unsigned>(code);
+        version_below_11_ = version < 11;
     }
-    void on_field_impl(http::field name, string_view, string_view value, error_code&) override {
+
+    // A response is framed by chunked alone or by one Content-Length (Beast refuses a bad or
+    // conflicting length itself). Beast would take a Content-Length that follows a
+    // Transfer-Encoding other than chunked, and pass on a body in a coding Michi does not
+    // decode ("gzip, chunked"): the connection could then be pooled with part of a body
+    // unread, which the next request would read as its answer. Both are errors: the attempt
+    // fails and the connection is closed, never pooled.
+    void framing_field(http::field name, string_view value, error_code& ec) {
+        if (name == http::field::transfer_encoding) {
+            while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) {
+                value.remove_prefix(1);
+            }
+            while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) {
+                value.remove_suffix(1);
+            }
+            if (transfer_encoding_ || content_length_ || !beast::iequals(value, "chunked")) {
+                ec = http::error::bad_transfer_encoding;
+            }
+            transfer_encoding_ = true;
+        } else {
+            if (transfer_encoding_) {
+                ec = http::error::bad_transfer_encoding;
+            }
+            content_length_ = true;
+        }
+    }
+    void on_field_impl(http::field name, string_view, string_view value,
+                       error_code& ec) override {
+        if (name == http::field::transfer_encoding || name == http::field::content_length) {
+            framing_field(name, value, ec);
+            return;
+        }
         if (name == http::field::content_type && !seen_type_) {
             // Kept inline when short, as every usual type is ("application/json" would
             // need an allocation in a std::string).
@@ -65,7 +98,11 @@ private:
             seen_retry_ = true;
         }
     }
-    void on_header_impl(error_code&) override {}
+    void on_header_impl(error_code& ec) override {
+        if (transfer_encoding_ && version_below_11_) {
+            ec = http::error::bad_transfer_encoding; // HTTP/1.0 has no chunked coding
+        }
+    }
     void on_body_init_impl(const boost::optional<std::uint64_t>&, error_code&) override {}
     std::size_t on_body_impl(string_view body, error_code& ec) override { return take(body, ec); }
     void on_chunk_header_impl(std::uint64_t, string_view, error_code&) override {}
@@ -102,6 +139,9 @@ private:
     }
 
     unsigned status_ = 0;
+    bool version_below_11_ = false;
+    bool transfer_encoding_ = false;
+    bool content_length_ = false;
     std::array<char, 64> type_{};
     std::size_t type_size_ = 0;
     std::string type_long_;
