@@ -7,6 +7,7 @@
 #include "michi/core/secret.hpp"
 #include "michi/core/url_text.hpp"
 #include "michi/redis/redis_url.hpp"
+#include "yaml_reader.hpp"
 
 #include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
@@ -30,23 +31,13 @@
 namespace michi::config {
 namespace {
 
-// A YAML node and the path that names it in error messages ("routes.auto.targets[1]").
-struct at {
-    YAML::Node node;
-    std::string path;
-};
-
-using handler = std::function<void(const at&)>;
-using field_table = std::vector<std::pair<std::string_view, handler>>;
-
-// Values read with a lower bound: counts and durations.
-enum class range { non_negative, positive };
+using yaml::at;
+using yaml::field_table;
+using yaml::handler;
+using yaml::join;
+using yaml::range;
 template <class T>
 concept ranged = std::unsigned_integral<T> || std::same_as<T, duration>;
-
-std::string join(const std::string& path, const std::string& key) {
-    return path.empty() ? key : path + "." + key;
-}
 
 std::string in_quotes(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
@@ -127,9 +118,23 @@ template <class T> void fill(std::optional<T>& out, const std::optional<T>& fall
 }
 
 // Walks the YAML tree into a config, collecting every error on the way.
-class loader {
+class loader final : public yaml::reader {
 public:
     explicit loader(const env_lookup& env) : env_(env) {}
+
+    // The reads section readers in other files use.
+    void report(const std::string& path, const std::string& message) override {
+        error(path, message);
+    }
+    void read_fields(const at& a, const field_table& table) override { fields(a, table); }
+    void read_items(const at& a, const handler& fn) override { items(a, fn); }
+    std::optional<std::string> read_string(const at& f) override { return str(f); }
+    std::optional<std::uint64_t> read_count(const at& f, range r) override {
+        return integer<std::uint64_t>(f, r);
+    }
+    std::optional<double> read_number(const at& f) override { return number(f); }
+    std::optional<bool> read_flag(const at& f) override { return flag(f); }
+    std::optional<duration> read_duration(const at& f, range r) override { return dur(f, r); }
 
     std::vector<std::string> load(const YAML::Node& root, config& cfg) {
         std::optional<at> models; // read after providers: model defaults depend on their type
@@ -158,6 +163,7 @@ public:
              }},
             {"cooldown", to(cfg.cooldown)},
             {"cooldown_failures", to(cfg.cooldown_failures, range::positive)},
+            {"cache", [&](const at& f) { yaml::read_cache_store(*this, f, cfg.cache); }},
             {"key_classes",
              [&](const at& f) {
                  entries(f, [&](const std::string& name, const at& c) {
@@ -531,11 +537,8 @@ private:
                      p.base_url.pop_back();
                  }
              }},
-            {"api_key",
-             [&](const at& f) {
-                 to(p.api_key)(f);
-                 p.api_key_env = first_variable(f);
-             }},
+            {"api_key", [&](const at& f) { yaml::read_api_key(*this, f, p); }},
+            {"api_keys", [&](const at& f) { yaml::read_api_keys(*this, f, p); }},
             {"apis", [&](const at& f) { apis(f, p); }},
             {"headers", [&](const at& f) { headers(f, p.headers); }},
             {"connect_timeout", to(p.connect_timeout, range::positive)},
@@ -545,20 +548,9 @@ private:
             {"ca_file", to(p.ca_file)},
         };
         fields(a, table);
-    }
-
-    // The name of the first ${VAR} a scalar refers to, or "".
-    static std::string first_variable(const at& f) {
-        if (!f.node.IsScalar()) {
-            return {};
+        if (a.node.IsMap() && a.node["api_key"].IsDefined() && a.node["api_keys"].IsDefined()) {
+            error(join(a.path, "api_keys"), "set either api_key or api_keys, not both");
         }
-        const std::string& raw = f.node.Scalar();
-        const auto open = raw.find("${");
-        if (open == std::string::npos) {
-            return {};
-        }
-        const auto end = raw.find_first_of(":}", open + 2);
-        return end == std::string::npos ? std::string() : raw.substr(open + 2, end - open - 2);
     }
 
     // `apis: [chat, responses]`: the APIs an OpenAI-type provider answers.
@@ -702,8 +694,11 @@ private:
     void route(const std::string& name, const at& a, route_config& r) {
         r.name = name;
         const field_table table{
-            {"strategy", to(r.strategy, parse_route_strategy, "strategy", "fallback or cheapest")},
+            {"strategy", to(r.strategy, parse_route_strategy, "strategy",
+                            "fallback, cheapest, weighted, least_busy or latency")},
             {"targets", to(r.targets)},
+            {"weights", [&](const at& f) { yaml::read_weights(*this, f, r.weights); }},
+            {"cache", [&](const at& f) { yaml::read_cache_policy(*this, f, r.cache); }},
             {"attempt_timeout", to(r.attempt_timeout, range::positive)},
             {"retries", to(r.retries)},
         };
@@ -741,6 +736,7 @@ private:
             {"secret", [&](const at& f) { clear = str(f).value_or(""); }},
             {"secret_sha256", [&](const at& f) { digest = str(f).value_or(""); }},
             {"models", to(k.models)},
+            {"cache", [&](const at& f) { yaml::read_cache_policy(*this, f, k.cache); }},
         };
         std::ranges::move(limit_fields(k.overrides), std::back_inserter(table));
         require(a, "class");
