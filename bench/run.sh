@@ -29,6 +29,9 @@
 #                    ledger in Redis (store.redis, a redis-server started here; its CPU and RSS
 #                    are counted with that target's), to measure what the shared ledger costs
 #                    (default 0)
+#   CACHE            1: add a target michi-cache: the same config with the response cache on the
+#                    bench key (`cache: { ttl: 1h }`), so every request after the first is a
+#                    hit: what a hit costs against a proxied request (default 0)
 #   BASE_BIN         another michi-gateway build (e.g. the one before a change): adds a target
 #                    michi-base, the same config, in every phase; the report then compares the
 #                    two builds round by round (the mean of the per-round ratios and its
@@ -57,6 +60,7 @@ FLOOR="${FLOOR:-0}"
 FLOOR_BIN="${FLOOR_BIN:-$ROOT/build/release/michi-bench-floor}"
 REDIS="${REDIS:-0}"
 BASE_BIN="${BASE_BIN:-}"
+CACHE="${CACHE:-0}"
 NGINX="${NGINX:-nginx}"
 WRK="${WRK:-wrk}"
 OUT="${OUT:-$HERE/results/latest.md}"
@@ -182,6 +186,7 @@ FLOOR_PORT=$(free_port)
 REDIS_PORT=$(free_port)
 MICHI_REDIS_PORT=$(free_port)
 MICHI_BASE_PORT=$(free_port)
+MICHI_CACHE_PORT=$(free_port)
 
 MOCK_JSON='{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"gpt-bench","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":9,"total_tokens":18},"system_fingerprint":"fp_bench"}'
 
@@ -337,12 +342,12 @@ if [[ "$FLOOR" == 1 ]]; then
     LOG_OF[beast-floor]="$TMP/floor.log"
     TARGETS+=(beast-floor)
 fi
-# Another Michi target: NAME BINARY PORT [STORE_LINES] — Michi's config on its own port and
-# database (STORE_LINES, when given, replace the store's sqlite line).
+# Another Michi target: NAME BINARY PORT [STORE_LINES [SED]] — Michi's config on its own port
+# and database (STORE_LINES, when given, replace the store's sqlite line; SED edits it more).
 start_michi_target() {
-    local name=$1 bin=$2 port=$3 store=${4:-"  sqlite: $TMP/$1/bench.db"}
+    local name=$1 bin=$2 port=$3 store=${4:-"  sqlite: $TMP/$1/bench.db"} more=${5:-}
     mkdir -p "$TMP/$name"
-    sed -e "s/127.0.0.1:$MICHI_PORT/127.0.0.1:$port/" -e "s|^  sqlite: .*|$store|" \
+    sed -e "s/127.0.0.1:$MICHI_PORT/127.0.0.1:$port/" -e "s|^  sqlite: .*|$store|" -e "$more" \
         "$TMP/michi/michi.yaml" >"$TMP/$name/michi.yaml"
     "$bin" --config "$TMP/$name/michi.yaml" >"$TMP/$name/out.log" 2>&1 &
     PID_OF[$name]=$!; PIDS+=("$!")
@@ -359,6 +364,10 @@ if [[ "$REDIS" == 1 ]]; then
         "  sqlite: $TMP/michi-redis/bench.db\n  redis: \"redis://127.0.0.1:$REDIS_PORT\""
 fi
 [[ -z "$BASE_BIN" ]] || start_michi_target michi-base "$BASE_BIN" "$MICHI_BASE_PORT"
+if [[ "$CACHE" == 1 ]]; then
+    start_michi_target michi-cache "$MICHI_BIN" "$MICHI_CACHE_PORT" "" \
+        's|^    tpm: 1000000000000$|&\n    cache: { ttl: 1h }|'
+fi
 
 for t in "${TARGETS[@]}"; do wait_ready "$t" "${URL[$t]}" "${PID_OF[$t]}" "${LOG_OF[$t]}" "$CHAT_BODY"; done
 

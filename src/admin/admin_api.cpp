@@ -2,6 +2,7 @@
 
 #include "michi/admin/admin_input.hpp"
 #include "michi/admin/assets.hpp"
+#include "michi/admin/balance_api.hpp"
 #include "michi/admin/models_api.hpp"
 #include "michi/core/error.hpp"
 #include "michi/core/http_wire.hpp"
@@ -538,6 +539,9 @@ awaitable<void> handle(deps& d, downstream::client_io& io, request_context& ctx,
         co_await usage(d, io, ctx);
     } else if (path == "/admin/models" && method == http::verb::get) {
         co_await send(io, ctx, 200, models_json(cfg));
+    } else if (path == "/admin/balance" && method == http::verb::get) {
+        co_await send(io, ctx, 200,
+                      balance_json(cfg, {d.signals, d.key_pools, d.cooldowns, d.cache}));
     } else if (path == "/admin/routes" && method == http::verb::get) {
         json data = json::array();
         for (const auto& [name, r] : cfg.routes) {

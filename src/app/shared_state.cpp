@@ -8,7 +8,9 @@
 namespace michi {
 
 shared_state::shared_state(std::shared_ptr<const pipeline::snapshot> rt, guard::wall_clock clock)
-    : rt_(std::move(rt)), clock_(std::move(clock)) {
+    : rt_(std::move(rt)), clock_(std::move(clock)),
+      response_cache_(rt_.get()->cfg->cache.max_bytes) {
+    key_pools_.configure(*rt_.get()->cfg);
     const auto& sc = rt_.get()->cfg->store;
     if (!sc.redis.empty()) {
         std::string why;

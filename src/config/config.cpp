@@ -48,9 +48,12 @@ constexpr std::array<std::pair<const char*, key_class>, 3> key_classes_by_name{{
     {"agent", key_class::agent},
 }};
 
-constexpr std::array<std::pair<const char*, route_strategy>, 2> strategies{{
+constexpr std::array<std::pair<const char*, route_strategy>, 5> strategies{{
     {"fallback", route_strategy::fallback},
     {"cheapest", route_strategy::cheapest},
+    {"weighted", route_strategy::weighted},
+    {"least_busy", route_strategy::least_busy},
+    {"latency", route_strategy::latency},
 }};
 
 constexpr std::uint64_t echo_context_window = 1000000;

@@ -41,6 +41,7 @@ public:
              }},
             {"cooldown", to(cfg.cooldown)},
             {"cooldown_failures", to(cfg.cooldown_failures, range::positive)},
+            {"cache", [&](const at& f) { yaml::read_cache_store(*this, f, cfg.cache); }},
             {"key_classes",
              [&](const at& f) {
                  entries(f, [&](const std::string& name, const at& c) {
@@ -145,11 +146,8 @@ private:
                      p.base_url.pop_back();
                  }
              }},
-            {"api_key",
-             [&](const at& f) {
-                 to(p.api_key)(f);
-                 p.api_key_env = first_variable(f);
-             }},
+            {"api_key", [&](const at& f) { yaml::read_api_key(*this, f, p); }},
+            {"api_keys", [&](const at& f) { yaml::read_api_keys(*this, f, p); }},
             {"apis", [&](const at& f) { apis(f, p); }},
             {"headers", [&](const at& f) { headers(f, p.headers); }},
             {"connect_timeout", to(p.connect_timeout, range::positive)},
@@ -159,20 +157,9 @@ private:
             {"ca_file", to(p.ca_file)},
         };
         fields(a, table);
-    }
-
-    // The name of the first ${VAR} a scalar refers to, or "".
-    static std::string first_variable(const at& f) {
-        if (!f.node.IsScalar()) {
-            return {};
+        if (a.node.IsMap() && a.node["api_key"].IsDefined() && a.node["api_keys"].IsDefined()) {
+            error(join(a.path, "api_keys"), "set either api_key or api_keys, not both");
         }
-        const std::string& raw = f.node.Scalar();
-        const auto open = raw.find("${");
-        if (open == std::string::npos) {
-            return {};
-        }
-        const auto end = raw.find_first_of(":}", open + 2);
-        return end == std::string::npos ? std::string() : raw.substr(open + 2, end - open - 2);
     }
 
     // `apis: [chat, responses]`: the APIs an OpenAI-type provider answers.
@@ -316,8 +303,11 @@ private:
     void route(const std::string& name, const at& a, route_config& r) {
         r.name = name;
         const field_table table{
-            {"strategy", to(r.strategy, parse_route_strategy, "strategy", "fallback or cheapest")},
+            {"strategy", to(r.strategy, parse_route_strategy, "strategy",
+                            "fallback, cheapest, weighted, least_busy or latency")},
             {"targets", to(r.targets)},
+            {"weights", [&](const at& f) { yaml::read_weights(*this, f, r.weights); }},
+            {"cache", [&](const at& f) { yaml::read_cache_policy(*this, f, r.cache); }},
             {"attempt_timeout", to(r.attempt_timeout, range::positive)},
             {"retries", to(r.retries)},
         };
@@ -355,6 +345,7 @@ private:
             {"secret", [&](const at& f) { clear = str(f).value_or(""); }},
             {"secret_sha256", [&](const at& f) { digest = str(f).value_or(""); }},
             {"models", to(k.models)},
+            {"cache", [&](const at& f) { yaml::read_cache_policy(*this, f, k.cache); }},
         };
         std::ranges::move(limit_fields(k.overrides), std::back_inserter(table));
         require(a, "class");

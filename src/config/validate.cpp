@@ -4,6 +4,7 @@
 #include "michi/core/json_parse.hpp"
 #include "michi/core/safe_text.hpp"
 
+#include <cmath>
 #include <map>
 #include <optional>
 #include <string>
@@ -85,6 +86,26 @@ void check_providers(const config& cfg, std::vector<std::string>& errors) {
     }
 }
 
+// A weighted route's weights: one positive number per target (none: equal weights).
+void check_weights(const std::string& name, const route_config& r,
+                   std::vector<std::string>& errors) {
+    const std::string path = "routes." + name + ".weights";
+    if (r.weights.empty()) {
+        return;
+    }
+    if (r.strategy != route_strategy::weighted) {
+        errors.push_back(path + ": only used with strategy: weighted");
+    } else if (r.weights.size() != r.targets.size()) {
+        errors.push_back(path + ": " + std::to_string(r.weights.size()) + " weights for " +
+                         std::to_string(r.targets.size()) + " targets (one per target)");
+    }
+    for (std::size_t i = 0; i < r.weights.size(); ++i) {
+        if (!(r.weights[i] > 0) || !std::isfinite(r.weights[i])) {
+            errors.push_back(path + "[" + std::to_string(i) + "]: must be a positive number");
+        }
+    }
+}
+
 void check_models_and_routes(const config& cfg, std::vector<std::string>& errors) {
     for (const auto& [name, m] : cfg.models) {
         if (!cfg.providers.contains(m.provider)) {
@@ -102,6 +123,7 @@ void check_models_and_routes(const config& cfg, std::vector<std::string>& errors
                                  r.targets[i] + "\"");
             }
         }
+        check_weights(name, r, errors);
     }
 }
 

@@ -133,6 +133,18 @@ class reader {
 public:
     explicit reader(const env_lookup& env) : env_(env) {}
 
+    // The reads the section readers in other files (load_routing.cpp) use.
+    void report(const std::string& path, const std::string& message) { error(path, message); }
+    void read_fields(const at& a, const field_table& table) { fields(a, table); }
+    void read_items(const at& a, const handler& fn) { items(a, fn); }
+    std::optional<std::string> read_string(const at& f) { return str(f); }
+    std::optional<std::uint64_t> read_count(const at& f, range r) {
+        return integer<std::uint64_t>(f, r);
+    }
+    std::optional<double> read_number(const at& f) { return number(f); }
+    std::optional<bool> read_flag(const at& f) { return flag(f); }
+    std::optional<duration> read_duration(const at& f, range r) { return dur(f, r); }
+
 protected:
     void error(const std::string& path, const std::string& message) {
         errors_.push_back((path.empty() ? "top level" : path) + ": " + message);
@@ -408,5 +420,22 @@ protected:
     env_lookup env_;
     std::vector<std::string> errors_;
 };
+
+// The name of the first ${VAR} a scalar refers to, or "".
+std::string first_variable(const at& f);
+
+// --- load balancing and the response cache (load_routing.cpp) -------------------------------
+
+// A provider's `api_key: "…"`: a pool of one (none when empty).
+void read_api_key(reader& r, const at& f, provider_config& p);
+// A provider's `api_keys: ["…", {key: "…", rpm: N, tpm: N}]`. A key left empty by its
+// variable (`${KEY_B:-}`) is left out; a literal empty one is an error.
+void read_api_keys(reader& r, const at& a, provider_config& p);
+// A route's `weights: [1, 2, 7]` (checked against its targets by the validation).
+void read_weights(reader& r, const at& a, std::vector<double>& out);
+// A route's or a key's `cache: { ttl, nondeterministic, per_key }`.
+void read_cache_policy(reader& r, const at& a, std::optional<cache_policy>& out);
+// The top-level `cache: { max_bytes, max_entry_bytes, shared }`.
+void read_cache_store(reader& r, const at& a, cache_config& out);
 
 } // namespace michi::config::yaml

@@ -197,6 +197,10 @@ void write_access_log(const access_entry& e) {
                             {"cost_usd", e.cost_usd},
                             {"cache_saved_usd", e.cache_saved_usd},
                             {"error", e.error_code}};
+        if (!e.response_cache.empty()) {
+            j["response_cache"] = e.response_cache;
+            j["response_cache_saved_usd"] = e.response_cache_saved_usd;
+        }
         logger->info(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
         return;
     }
@@ -208,6 +212,10 @@ void write_access_log(const access_entry& e) {
                             "cache_saved_usd={}",
                             e.tokens_cache_read, e.tokens_cache_write, e.tokens_reasoning,
                             fixed(e.cache_saved_usd, 9));
+    }
+    if (!e.response_cache.empty()) { // the response cache was asked: hit or miss
+        cache += fmt::format(" response_cache={} response_cache_saved_usd={}", e.response_cache,
+                             fixed(e.response_cache_saved_usd, 9));
     }
     logger->info("{} {} {} key={} class={} route={} model={} status={} attempts={} stream={} "
                  "latency_ms={} ttfb_ms={} tokens_in={} tokens_out={}{} cost_usd={} error={}",

@@ -1,5 +1,6 @@
 #include "michi/obs/metrics.hpp"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <charconv>
@@ -280,6 +281,9 @@ struct metrics::shard {
     std::uint64_t fallbacks = 0;
     std::uint64_t tokens_in = 0;
     std::uint64_t tokens_out = 0;
+    std::uint64_t cache_hits = 0;   // the response cache answered
+    std::uint64_t cache_misses = 0; // it was asked and did not
+    double cache_saved_usd = 0;     // what the hits' answers cost when they were fetched
 };
 
 // The registry of shards and the cardinality bounds shared by all of them.
@@ -371,6 +375,14 @@ void metrics::on_request(const access_entry& e) {
     }
     s.tokens_in += e.tokens_in;
     s.tokens_out += e.tokens_out;
+    if (e.response_cache == "hit") {
+        ++s.cache_hits;
+        s.cache_saved_usd += std::isfinite(e.response_cache_saved_usd)
+                                 ? std::max(0.0, e.response_cache_saved_usd)
+                                 : 0.0;
+    } else if (e.response_cache == "miss") {
+        ++s.cache_misses;
+    }
     if (!e.key_id.empty()) {
         const double cost = std::isfinite(e.cost_usd) && e.cost_usd > 0 ? e.cost_usd : 0.0;
         impl_->add<1, double>(s.spend, s.last_spend, impl_->spend, {e.key_id}, cost);
@@ -407,6 +419,9 @@ std::string metrics::render(std::int64_t inflight) const {
     std::uint64_t fallbacks = 0;
     std::uint64_t tokens_in = 0;
     std::uint64_t tokens_out = 0;
+    std::uint64_t cache_hits = 0;
+    std::uint64_t cache_misses = 0;
+    double cache_saved_usd = 0;
     {
         std::lock_guard registry_lock(impl_->registry_mu);
         for (const auto& sp : impl_->shards) {
@@ -420,6 +435,9 @@ std::string metrics::render(std::int64_t inflight) const {
             fallbacks += sp->fallbacks;
             tokens_in += sp->tokens_in;
             tokens_out += sp->tokens_out;
+            cache_hits += sp->cache_hits;
+            cache_misses += sp->cache_misses;
+            cache_saved_usd += sp->cache_saved_usd;
         }
     }
     for (const auto g : known_guards) {
@@ -461,6 +479,19 @@ std::string metrics::render(std::int64_t inflight) const {
     append_uint(out, tokens_in);
     out += "\nmichi_tokens_total{direction=\"out\"} ";
     append_uint(out, tokens_out);
+    out += '\n';
+
+    append_header(out, "michi_cache_requests_total",
+                  "Requests the response cache was asked for, by result.", "counter");
+    out += "michi_cache_requests_total{result=\"hit\"} ";
+    append_uint(out, cache_hits);
+    out += "\nmichi_cache_requests_total{result=\"miss\"} ";
+    append_uint(out, cache_misses);
+    out += '\n';
+    append_header(out, "michi_cache_saved_usd_total",
+                  "What the answers served from the response cache cost when fetched.", "counter");
+    out += "michi_cache_saved_usd_total ";
+    append_double(out, cache_saved_usd);
     out += '\n';
 
     append_header(out, "michi_spend_usd_total", "Spend in USD, by key id.", "counter");

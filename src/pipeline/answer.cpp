@@ -47,6 +47,9 @@ void append_michi_fields(std::string& out, const request_context& ctx) {
     if (!ctx.route_reason.empty()) {
         wire::append_field(out, "x-michi-route-reason", ctx.route_reason);
     }
+    if (!ctx.log.response_cache.empty()) {
+        wire::append_field(out, "x-michi-cache", ctx.log.response_cache);
+    }
 }
 
 awaitable<void> reply_error(downstream::client_io& io, request_context& ctx,
@@ -92,6 +95,9 @@ std::string_view prepare_whole(request_context& ctx, guard::ledger& ledger, std:
     ctx.log.ttfb_ms = ctx.ms_since_arrival();
     settle(ctx, ledger);
     ctx.committed = true;
+    if (ctx.cache_fill) { // a miss of the response cache: a good answer is kept
+        ctx.cache_fill->whole(status, content_type, body, ctx.log.model, ctx.cost_nano);
+    }
     return body;
 }
 

@@ -5,6 +5,7 @@
 #include "michi/downstream/reply.hpp"
 #include "michi/pipeline/admission.hpp"
 #include "michi/pipeline/answer.hpp"
+#include "michi/pipeline/cache_stage.hpp"
 #include "michi/pipeline/exchange.hpp"
 
 #include <algorithm>
@@ -67,6 +68,9 @@ awaitable<void> serve_completion(deps& d, downstream::client_io& io, request_con
     }
     if (auto taken = take_admission(ctx, std::move(*answer), headers, d.metrics); !taken) {
         co_await reply_error(io, ctx, d.ledger, taken.error());
+        co_return;
+    }
+    if (co_await answer_from_cache(d, io, ctx, admitted->plan)) {
         co_return;
     }
     co_await run_exchange(d, io, ctx, admitted->plan);

@@ -4,9 +4,11 @@
 #include "michi/core/http_wire.hpp"
 #include "michi/pipeline/admission.hpp"
 #include "michi/pipeline/answer.hpp"
+#include "michi/pipeline/cache_stage.hpp"
 #include "michi/pipeline/settle.hpp"
 #include "michi/providers/openai.hpp"
 #include "michi/routing/retry.hpp"
+#include "michi/routing/strategies.hpp"
 #include "michi/stream/relay.hpp"
 #include "michi/surface/surface.hpp"
 
@@ -140,7 +142,7 @@ awaitable<stream::relay_result> relay_stream(deps& d, downstream::client_io& io,
                                              request_context& ctx, const candidate& c,
                                              stream::body_source& src, unsigned status,
                                              stream::relay_failure& failure) {
-    const auto filter = filter_for(ctx, c);
+    const auto filter = recorded(ctx, filter_for(ctx, c));
     stream::relay_client client{io, stream_head(ctx, status), {}, c.model->name, {}, {}};
     client.fields.reserve(512);
     append_michi_fields(client.fields, ctx);
@@ -150,10 +152,11 @@ awaitable<stream::relay_result> relay_stream(deps& d, downstream::client_io& io,
         ctx.log.ttfb_ms = ctx.ms_since_arrival();
         forget_request_body(ctx);
     };
-    client.on_end = [&](stream::relay_result) {
+    client.on_end = [&](stream::relay_result r) {
         account(ctx, *c.model, filter->usage(), filter->content_chars());
         ctx.log.status = status;
         settle(ctx, d.ledger);
+        stream_ended(ctx, r == stream::relay_result::done);
     };
     const auto r = co_await stream::relay(src, *filter, client, failure);
     ctx.stream_open = false;
@@ -223,8 +226,14 @@ awaitable<void> run_exchange(deps& d, downstream::client_io& io, request_context
         ++ctx.fallbacks;
     };
 
-    const auto view = request_view_of(ctx);
-    const auto reordered = routing::order_candidates(plan, cd);
+    auto view = request_view_of(ctx);
+    // The strategy's order (weighted, least_busy, latency), cooling targets last.
+    std::string reason;
+    const auto reordered = routing::choose_order(plan, d.signals, cd, d.rng, reason);
+    if (!reason.empty()) {
+        ctx.route_reason = std::move(reason);
+    }
+    const std::uint64_t key_tokens = ctx.facts.prompt_tokens + ctx.facts.max_output;
     const std::size_t count = plan.candidates.size();
     for (std::size_t i = 0; i < count; ++i) {
         const candidate& c = reordered.empty() ? plan.candidates[i] : *reordered[i];
@@ -232,9 +241,11 @@ awaitable<void> run_exchange(deps& d, downstream::client_io& io, request_context
         const auto& provider = provider_of(c);
         const bool last_candidate = i + 1 == count;
         milliseconds hint{0}; // the upstream's retry-after, for the next try on this target
+        std::size_t key_turns = 0; // other keys of the provider tried after a 429
+        bool next_key = false;     // this try is another key's, at once (no backoff)
         for (unsigned t = 0; t <= plan.retries; ++t) {
             const bool final_try = last_candidate && t == plan.retries;
-            if (t > 0) {
+            if (t > 0 && !next_key) {
                 // Back off before trying the same target again, within the deadline.
                 const auto wait = hint.count() > 0 ? hint : routing::backoff(t, d.rng);
                 if (steady_clock::now() + wait >= deadline) {
@@ -249,6 +260,16 @@ awaitable<void> run_exchange(deps& d, downstream::client_io& io, request_context
                 last_timeout = true;
                 break;
             }
+            next_key = false;
+            std::string no_key;
+            const auto key = d.key_pools.acquire(provider, key_tokens, steady_clock::now(), no_key);
+            if (!key) { // every key of the target cooling or at its limits: the next target
+                note(c, no_key);
+                d.metrics.on_fallback();
+                ++ctx.fallbacks;
+                break;
+            }
+            view.key_index = *key;
             ++ctx.log.attempts;
             ctx.log.model = c.model->name;
             if (ad.local()) {
@@ -267,11 +288,19 @@ awaitable<void> run_exchange(deps& d, downstream::client_io& io, request_context
             only_translation_errors = false;
             const auto head_timeout = std::min(
                 plan.attempt_timeout.count() > 0 ? plan.attempt_timeout : provider.timeout, left);
+            // In flight to the target from here to the end of its answer (least_busy), and
+            // its time to first byte (latency).
+            routing::attempt_signal signal(routing::signals_of(plan, c, d.signals));
+            const auto sent_at = steady_clock::now();
             auto a = co_await d.upstream.send(*c.provider->endpoint, req.head, req.body,
                                               provider.connect_timeout, head_timeout);
             req.recycle(); // sent: its storage serves the next request, not this stream
+            const auto head_at = steady_clock::now();
             if (!a) {
                 last_timeout = a.failed == upstream::failure_kind::timeout;
+                if (last_timeout) {
+                    signal.first_byte(head_at - sent_at, head_at); // as slow as that at least
+                }
                 fall_back(c, last_timeout ? "timeout" : "connect_error", a.outcome);
                 cd.on_failure(c.model->name, cfg.cooldown_failures, cfg.cooldown);
                 if (a.conn) {
@@ -279,8 +308,26 @@ awaitable<void> run_exchange(deps& d, downstream::client_io& io, request_context
                 }
                 continue;
             }
+            signal.first_byte(head_at - sent_at, head_at);
             const unsigned status = a.status();
-            if (status == 429) {
+            if (status == 429 && routing::key_pools::pooled(provider)) {
+                // The key cools down on its own; another takes over at once while one can.
+                hint = routing::retry_after(a.parser->retry_after());
+                if (d.key_pools.on_rate_limited(provider, *key, hint, cfg.cooldown, head_at) &&
+                    ++key_turns < provider.api_keys.size()) {
+                    fall_back(c, "http_429", "HTTP 429 on key " +
+                                                 routing::key_pools::name_of(provider, *key));
+                    a.conn->close();
+                    next_key = true;
+                    --t; // (not a retry of the route's: the same try with another key)
+                    continue;
+                }
+                if (const auto back = d.key_pools.soonest_back(provider, head_at); back > head_at) {
+                    cd.on_rate_limited(c.model->name,
+                                       std::chrono::ceil<milliseconds>(back - head_at),
+                                       cfg.cooldown);
+                }
+            } else if (status == 429) {
                 hint = routing::retry_after(a.parser->retry_after());
                 cd.on_rate_limited(c.model->name, hint, cfg.cooldown);
             } else if (status >= 500) {

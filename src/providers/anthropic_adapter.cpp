@@ -46,7 +46,7 @@ public:
         }
         if (!passthrough(b, r.api)) {
             return detail::to_wire(
-                b, build_chat(*r.parsed, model.upstream, b.config->api_key.reveal(), r.stream),
+                b, build_chat(*r.parsed, model.upstream, b.api_key(r.key_index), r.stream),
                 out);
         }
         if (!splice_model(r.raw_body, r.model_begin, r.model_end, model.upstream, {},
@@ -54,7 +54,7 @@ public:
             return errors::invalid_request("The request body's model cannot be read.", "model");
         }
         field_list fields(*b.endpoint);
-        fields.set("x-api-key", b.config->api_key.reveal());
+        fields.set("x-api-key", b.api_key(r.key_index));
         fields.set("anthropic-version", r.anthropic_version.empty()
                                             ? std::string(api_version)
                                             : std::string(r.anthropic_version));

@@ -20,8 +20,8 @@ public:
                        const request_view& r, outgoing_request& out) const override {
         const auto& p = *b.config;
         field_list fields(*b.endpoint);
-        if (!p.api_key.empty()) {
-            fields.set("api-key", p.api_key.reveal());
+        if (const auto& key = b.api_key(r.key_index); !key.empty()) {
+            fields.set("api-key", key);
         }
         if (r.api == api_kind::responses && passthrough(b, r.api) &&
             splice_model(r.raw_body, r.model_begin, r.model_end, model.upstream, {},

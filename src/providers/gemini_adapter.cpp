@@ -17,7 +17,7 @@ public:
 
     result<void> build(const binding& b, const config::model_config& model,
                        const request_view& r, outgoing_request& out) const override {
-        const auto& key = b.config->api_key.reveal();
+        const auto& key = b.api_key(r.key_index);
         if (r.api == api_kind::embeddings) {
             return detail::to_wire(b, build_embeddings(*r.parsed, model.upstream, key), out);
         }

@@ -6,8 +6,8 @@
 #include "michi/providers/usage.hpp"
 #include "openai_detail.hpp"
 
+#include <algorithm>
 #include <cstring>
-
 
 namespace michi::providers::openai {
 namespace detail {
@@ -110,17 +110,20 @@ bool openai_type::needs_parsed_body(const binding& b, const request_view& r) con
 void openai_type::prepare(binding& b) const {
     // "POST <base>/<op>", Host, Authorization, Content-Type, User-Agent and the configured
     // headers: the same for every request to that operation, built once per snapshot.
+    // One set of heads per provider key.
     const auto& p = *b.config;
-    for (const api_kind api : {api_kind::chat, api_kind::embeddings, api_kind::responses}) {
-        std::string target = b.endpoint->base_path;
-        target.append("/").append(operation(api));
-        field_list fields(*b.endpoint);
-        if (!p.api_key.empty()) {
-            fields.set("Authorization", "Bearer " + p.api_key.reveal());
+    b.heads.assign(std::max<std::size_t>(1, p.api_keys.size()), {});
+    for (std::size_t key = 0; key < b.heads.size(); ++key) {
+        for (const api_kind api : {api_kind::chat, api_kind::embeddings, api_kind::responses}) {
+            std::string target = b.endpoint->base_path;
+            target.append("/").append(operation(api));
+            field_list fields(*b.endpoint);
+            if (!b.api_key(key).empty()) {
+                fields.set("Authorization", "Bearer " + b.api_key(key));
+            }
+            auto& head = b.heads[key][head_index(api)];
+            head_prefix(head, p, target, std::move(fields));
         }
-        auto& head = b.heads[head_index(api)];
-        head.clear();
-        head_prefix(head, p, target, std::move(fields));
     }
 }
 
@@ -144,7 +147,8 @@ result<void> openai_type::build(const binding& b, const config::model_config& mo
                                 const request_view& r, outgoing_request& out) const {
     // The client's own API when this provider speaks it, else Chat Completions (pivot form).
     const bool same = passthrough(b, r.api);
-    const std::string& prefix = b.heads[head_index(same ? r.api : api_kind::chat)];
+    const auto& heads = b.heads[std::min(r.key_index, b.heads.size() - 1)];
+    const std::string& prefix = heads[head_index(same ? r.api : api_kind::chat)];
     // Room for the Content-Length line and the blank line too: one allocation.
     out.head.reserve(prefix.size() + 40);
     out.head.append(prefix);

@@ -80,7 +80,7 @@ result<binding> bind(const config::provider_config& p, std::shared_ptr<ssl::cont
     }
     ep->pool_key = (ep->tls ? "https://" : "http://") + ep->host + ":" + ep->port + "#" + p.name;
     // A hosted provider without its key would only answer 401: it is off until the key is set.
-    if (!is_local_host(ep->host) && p.api_key.empty()) {
+    if (!is_local_host(ep->host) && p.api_keys.empty()) {
         b.configured = false;
         b.off_reason = p.api_key_env.empty()
                            ? "providers." + p.name + ".api_key is empty"

@@ -62,12 +62,15 @@ std::optional<dispatch_plan> targets_of(const config::config& cfg, const provide
         plan.route = name;
         plan.attempt_timeout = route->second.attempt_timeout;
         plan.retries = route->second.retries;
-        for (const auto& target : route->second.targets) {
-            if (auto m = find_model(cfg, target)) {
+        const auto& weights = route->second.weights;
+        for (std::size_t i = 0; i < route->second.targets.size(); ++i) {
+            if (auto m = find_model(cfg, route->second.targets[i])) {
                 plan.candidates.push_back(make_candidate(providers, std::move(*m)));
+                plan.candidates.back().weight = i < weights.size() ? weights[i] : 1.0;
             }
         }
-        cheapest = route->second.strategy == config::route_strategy::cheapest;
+        plan.strategy = route->second.strategy;
+        cheapest = plan.strategy == config::route_strategy::cheapest;
         return plan;
     }
     if (name == "auto") {

@@ -148,9 +148,10 @@ TEST(ConfigTest, ContractExampleLoads) {
     EXPECT_EQ(openai.name, "openai");
     EXPECT_EQ(openai.type, provider_type::openai);
     EXPECT_EQ(openai.base_url, "https://api.openai.com/v1");
-    EXPECT_EQ(openai.api_key.reveal(), "sk-1");
+    ASSERT_EQ(openai.api_keys.size(), 1u);
+    EXPECT_EQ(openai.api_keys[0].key.reveal(), "sk-1");
     EXPECT_EQ(cfg->providers.at("claude").type, provider_type::anthropic);
-    EXPECT_TRUE(cfg->providers.at("claude").api_key.empty());
+    EXPECT_TRUE(cfg->providers.at("claude").api_keys.empty());
     EXPECT_EQ(cfg->providers.at("echo").type, provider_type::echo);
 
     ASSERT_EQ(cfg->models.size(), 3u);
@@ -625,8 +626,8 @@ routes:
 )");
     EXPECT_TRUE(has_error(r, "routes.empty.targets: must list at least one model"));
     EXPECT_TRUE(has_error(r, "routes.missing.targets: must list at least one model"));
-    EXPECT_TRUE(has_error(
-        r, "routes.bad.strategy: unknown strategy \"random\" (expected fallback or cheapest)"));
+    EXPECT_TRUE(has_error(r, "routes.bad.strategy: unknown strategy \"random\" (expected "
+                             "fallback, cheapest, weighted, least_busy or latency)"));
     EXPECT_EQ(r.errors.size(), 3u) << joined(r.errors);
 }
 

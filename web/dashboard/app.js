@@ -323,6 +323,7 @@ async function refreshRoutes() {
     setError($('#routes-error'), '');
     renderRoutes((routesCache = data.data || []));
     renderFallbacks(data.recent_fallbacks || []);
+    renderBalance(await api('GET', '/admin/balance'));
   } catch (e) {
     if (!handleAuth(e)) setError($('#routes-error'), `Could not load routes: ${e.message}`);
   }
@@ -353,7 +354,7 @@ function renderRoutes(routes) {
     form.append(h('div', { class: 'grid' },
       h('label', { class: 'wide' }, 'Targets, in order (primary first, comma separated)',
         input('targets', r.targets.join(', '), { dataset: { testid: `route-targets-${r.name}` }, required: true })),
-      h('label', {}, 'Strategy', h('select', { name: 'strategy' }, ['fallback', 'cheapest'].map((s) =>
+      h('label', {}, 'Strategy', h('select', { name: 'strategy' }, ['fallback', 'cheapest', 'weighted', 'least_busy', 'latency'].map((s) =>
         h('option', { value: s, selected: s === r.strategy }, s)))),
       h('label', {}, 'Attempt timeout (ms)', input('attempt_timeout_ms', r.attempt_timeout_ms, { type: 'number', min: 1 })),
       h('label', {}, 'Retries', input('retries', r.retries, { type: 'number', min: 0, max: 10 }))),
@@ -384,6 +385,38 @@ function renderRoutes(routes) {
       chain(r), form);
     return card;
   }));
+}
+
+// Live load per route target, provider key pools, and the response cache (GET /admin/balance).
+function renderBalance(b) {
+  const wrap = $('#balance-wrap');
+  const usd = (x) => `$${Number(x || 0).toFixed(4)}`;
+  const c = b.cache || {};
+  const parts = [h('p', { class: 'small', dataset: { testid: 'cache-figures' } },
+    `Response cache: ${c.hits || 0} hits, ${c.misses || 0} misses, ${usd(c.saved_usd)} saved · ` +
+    `${c.entries || 0} answers, ${((c.bytes || 0) / 1048576).toFixed(1)} of ${((c.max_bytes || 0) / 1048576).toFixed(0)} MiB` +
+    (c.shared ? ' · shared through Redis' : ''))];
+  const spread = (b.routes || []).filter((r) => ['weighted', 'least_busy', 'latency'].includes(r.strategy) || r.cache);
+  if (spread.length) {
+    parts.push(h('table', {},
+      h('thead', {}, h('tr', {}, ['Route', 'Target', 'Weight', 'In flight', 'Time to first byte', 'Cache'].map((t) => h('th', {}, t)))),
+      h('tbody', {}, spread.flatMap((r) => r.targets.map((t, i) => h('tr', {},
+        h('td', {}, i ? '' : `${r.name} (${r.strategy})`),
+        h('td', {}, h('span', { class: `chip${t.cooling ? ' cooling' : ''}` }, t.target)),
+        h('td', {}, t.weight ?? '–'), h('td', {}, String(t.in_flight)),
+        h('td', {}, t.ttfb_ms == null ? '–' : fmtMs(Math.round(t.ttfb_ms))),
+        h('td', { class: 'muted small' }, i || !r.cache ? '' : `ttl ${fmtMs(r.cache.ttl_ms)}`)))))));
+  }
+  for (const p of b.providers || []) {
+    parts.push(h('table', {},
+      h('thead', {}, h('tr', {}, [`${p.name}: key`, 'Cooling', 'Requests (1 min)', 'Tokens (1 min)', 'rpm / tpm'].map((t) => h('th', {}, t)))),
+      h('tbody', {}, p.keys.map((k) => h('tr', {},
+        h('td', { class: 'mono small' }, `#${k.index} ${k.digest}`),
+        h('td', {}, k.cooling_ms ? fmtMs(k.cooling_ms) : '–'),
+        h('td', {}, String(k.requests_last_minute)), h('td', {}, String(k.tokens_last_minute)),
+        h('td', {}, `${k.rpm ?? '–'} / ${k.tpm ?? '–'}`))))));
+  }
+  wrap.replaceChildren(...parts);
 }
 
 function renderFallbacks(rows) {

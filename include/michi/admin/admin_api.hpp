@@ -2,6 +2,7 @@
 // The operator's plane: GET /metrics (Prometheus), the admin API under /admin/ (keys,
 // usage, routes; on admin.key) and the dashboard under /dashboard/.
 
+#include "michi/cache/memory_cache.hpp"
 #include "michi/config/config.hpp"
 #include "michi/core/inflight.hpp"
 #include "michi/core/result.hpp"
@@ -11,6 +12,8 @@
 #include "michi/obs/fallback_log.hpp"
 #include "michi/obs/metrics.hpp"
 #include "michi/routing/cooldowns.hpp"
+#include "michi/routing/key_pools.hpp"
+#include "michi/routing/signals.hpp"
 #include "michi/store/key_registry.hpp"
 #include "michi/store/request_log.hpp"
 
@@ -26,6 +29,9 @@ struct deps {
     store::key_registry& keys;
     store::request_log& request_log;
     routing::cooldowns& cooldowns;
+    routing::signal_board& signals; // the route targets' live signals
+    routing::key_pools& key_pools;  // provider keys' cool-downs and minute counts
+    cache::memory_cache& cache;     // the response cache's memory
     obs::fallback_log& fallbacks;
     obs::metrics& metrics;
     inflight_count& inflight;

@@ -1,8 +1,10 @@
 #pragma once
 // What every worker shares: the current snapshot (swapped atomically on reload), the stores,
-// the in-process ledger, cool-downs, metrics, the recent fallbacks, the thread for blocking
+// the in-process ledger, cool-downs, live signals and provider key pools, the response
+// cache's memory, metrics, the recent fallbacks, the thread for blocking
 // work, and the in-flight count with readiness and the drain flag.
 
+#include "michi/cache/memory_cache.hpp"
 #include "michi/core/inflight.hpp"
 #include "michi/core/published.hpp"
 #include "michi/guard/local_ledger.hpp"
@@ -10,6 +12,8 @@
 #include "michi/obs/metrics.hpp"
 #include "michi/pipeline/snapshot.hpp"
 #include "michi/routing/cooldowns.hpp"
+#include "michi/routing/key_pools.hpp"
+#include "michi/routing/signals.hpp"
 #include "michi/store/key_registry.hpp"
 #include "michi/store/key_sync.hpp"
 #include "michi/redis/redis_url.hpp"
@@ -38,6 +42,10 @@ public:
     const std::optional<redis::redis_url>& redis_url() const { return redis_url_; }
     guard::spend_store& store() { return *store_; }
     routing::cooldowns& cooldowns() { return cooldowns_; }
+    routing::signal_board& signals() { return signals_; }
+    routing::key_pools& key_pools() { return key_pools_; }
+    // The response cache's memory (its bound is read at start: a change needs a restart).
+    cache::memory_cache& response_cache() { return response_cache_; }
     obs::metrics& metrics() { return metrics_; }
     obs::fallback_log& fallbacks() { return fallbacks_; }
     store::request_log& request_log() { return *request_log_; }
@@ -48,7 +56,10 @@ public:
     std::shared_ptr<const pipeline::snapshot> snapshot() const { return rt_.get(); }
     // For a reader on the request path (see published.hpp): no lock, no shared count.
     const published<pipeline::snapshot>& snapshots() const { return rt_; }
-    void swap(std::shared_ptr<const pipeline::snapshot> rt) { rt_.set(std::move(rt)); }
+    void swap(std::shared_ptr<const pipeline::snapshot> rt) {
+        key_pools_.configure(*rt->cfg);
+        rt_.set(std::move(rt));
+    }
 
     std::atomic<bool> ready{false};
     inflight_count inflight;
@@ -60,6 +71,9 @@ private:
     std::unique_ptr<guard::spend_store> store_;
     std::unique_ptr<guard::local_ledger> ledger_;
     routing::cooldowns cooldowns_;
+    routing::signal_board signals_;
+    routing::key_pools key_pools_;
+    cache::memory_cache response_cache_;
     obs::metrics metrics_;
     obs::fallback_log fallbacks_;
     std::unique_ptr<store::request_log> request_log_;

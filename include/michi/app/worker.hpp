@@ -6,6 +6,7 @@
 #include "michi/admin/admin_api.hpp"
 #include "michi/app/shared_state.hpp"
 #include "michi/auth/authenticator.hpp"
+#include "michi/cache/response_cache.hpp"
 #include "michi/core/net.hpp"
 #include "michi/core/string_pool.hpp"
 #include "michi/guard/redis_ledger.hpp"
@@ -44,6 +45,7 @@ private:
     upstream::pool pool_;
     upstream::client upstream_{ioc_.get_executor(), pool_, resolver_};
     std::unique_ptr<guard::redis_ledger> shared_ledger_;
+    cache::response_cache cache_;
     auth::authenticator auth_;
     string_pool strings_;
     std::string fields_;

@@ -56,11 +56,20 @@ struct log_config {
 
 enum class provider_type { openai, anthropic, gemini, azure, echo };
 
+// One of a provider's API keys, with the upstream's own limits on it when they are known
+// (requests and tokens a minute): Michi moves to another key, or the next target, first.
+struct provider_key {
+    secret key;
+    std::optional<std::uint64_t> rpm;
+    std::optional<std::uint64_t> tpm;
+};
+
 struct provider_config {
     std::string name;
     provider_type type = provider_type::openai;
     std::string base_url;
-    secret api_key;
+    // `api_key` (one) or `api_keys` (a pool the requests are spread over); none: no key sent.
+    std::vector<provider_key> api_keys;
     std::map<std::string, std::string> headers;
     duration connect_timeout{std::chrono::seconds(5)};
     duration timeout{std::chrono::seconds(600)};
@@ -118,14 +127,24 @@ struct prices_config {
     std::string file; // empty: the shipped table only
 };
 
-enum class route_strategy { fallback, cheapest };
+enum class route_strategy { fallback, cheapest, weighted, least_busy, latency };
+
+// The response cache's terms for a route's or a key's requests (`cache: { ttl: 10m }`).
+struct cache_policy {
+    duration ttl{std::chrono::minutes(10)};
+    bool nondeterministic = false; // requests with temperature > 0 are cached too
+    bool per_key = false;          // an answer serves only the API key that asked for it
+    bool operator==(const cache_policy&) const = default;
+};
 
 struct route_config {
     std::string name;
     route_strategy strategy = route_strategy::fallback;
     std::vector<std::string> targets; // "provider/model", validated against models
+    std::vector<double> weights;      // weighted only: one positive number per target
     duration attempt_timeout{std::chrono::seconds(30)};
     unsigned retries = 0;
+    std::optional<cache_policy> cache; // unset: no response cache for this route
 };
 
 enum class key_class { developer, application, agent };
@@ -145,6 +164,14 @@ struct key_config {
     std::string secret_sha256;        // lower-case hex; empty = key disabled
     std::vector<std::string> models;  // globs; empty = every model and route
     limits overrides;                 // per-key values, unset = class default
+    std::optional<cache_policy> cache; // the response cache for this key's requests
+};
+
+// The response cache's store: memory bounds, and whether Redis (store.redis) holds it too.
+struct cache_config {
+    std::size_t max_bytes = 64 * 1024 * 1024;   // answers kept in memory (least recently used go)
+    std::size_t max_entry_bytes = 1024 * 1024;  // a larger answer is not cached
+    bool shared = true; // with store.redis: kept in Redis too, so replicas share it
 };
 
 struct config {
@@ -160,6 +187,7 @@ struct config {
     std::map<std::string, route_config> routes;
     duration cooldown{std::chrono::seconds(30)};
     unsigned cooldown_failures = 3;
+    cache_config cache;
     std::map<key_class, limits> key_classes;
     std::vector<key_config> keys;
     std::string source_path; // file it was loaded from, for reloads

@@ -33,6 +33,8 @@ struct access_entry {
     std::uint64_t tokens_reasoning = 0;   // part of tokens_out spent reasoning
     double cost_usd = 0;
     double cache_saved_usd = 0; // what prompt caching saved (negative: writes cost more)
+    std::string response_cache;          // the response cache: "hit", "miss", or "" (not used)
+    double response_cache_saved_usd = 0; // a hit: what the answer cost when it was fetched
     std::string error_code; // low-cardinality label when it failed
 };
 

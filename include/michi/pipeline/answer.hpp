@@ -16,7 +16,8 @@ namespace michi::pipeline {
 
 // x-request-id, and x-ratelimit-* and retry-after as the request has them.
 void append_guard_fields(std::string& out, const request_context& ctx);
-// The same and x-michi-model, x-michi-attempts, x-michi-route-reason: a served answer's.
+// The same and x-michi-model, x-michi-attempts, x-michi-route-reason and x-michi-cache: a
+// served answer's.
 void append_michi_fields(std::string& out, const request_context& ctx);
 
 // Settles the request, then writes err in the client's API's shape.

@@ -3,12 +3,15 @@
 // composition root builds it; nothing here reaches for a global).
 
 #include "michi/auth/authenticator.hpp"
+#include "michi/cache/response_cache.hpp"
 #include "michi/core/net.hpp"
 #include "michi/core/string_pool.hpp"
 #include "michi/guard/ledger.hpp"
 #include "michi/obs/fallback_log.hpp"
 #include "michi/obs/metrics.hpp"
 #include "michi/routing/cooldowns.hpp"
+#include "michi/routing/key_pools.hpp"
+#include "michi/routing/signals.hpp"
 #include "michi/store/request_log.hpp"
 #include "michi/upstream/client.hpp"
 
@@ -22,6 +25,9 @@ struct deps {
     auth::authenticator& auth;
     upstream::client& upstream;
     routing::cooldowns& cooldowns;
+    routing::signal_board& signals; // the live signals of route targets (strategies)
+    routing::key_pools& key_pools;  // provider keys: turns, cool-downs, rpm/tpm
+    cache::response_cache& cache;   // the response cache, through this worker
     obs::metrics& metrics;
     store::request_log& request_log;
     obs::fallback_log& fallbacks;

@@ -4,12 +4,14 @@
 //   admission -> the snapshot, the API called, the key, the body's facts (and its parse when
 //                a target needs it), the dispatch plan's route reason, the ledger's hold and
 //                the x-ratelimit-* values
+//   cache     -> a hit answers here; a miss arranges for the answer to be kept
 //   exchange  -> attempts, fallbacks, served model, time to first byte, the commit point,
 //                usage and cost
 //   settle    -> the hold settled to the actual cost; the request log and recent fallbacks
 // The access-log line and the metrics (the session) read the call's log entry.
 
 #include "michi/auth/authenticator.hpp"
+#include "michi/cache/response_cache.hpp"
 #include "michi/core/api.hpp"
 #include "michi/core/usage.hpp"
 #include "michi/downstream/call.hpp"
@@ -19,6 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -50,6 +53,8 @@ struct request_context : downstream::call {
     bool committed = false;   // the answer's head went out: no other answer can follow
     bool stream_open = false; // a stream's body is under way (past its commit point)
     bool api_call = false;    // a call to the API: recorded in the request log
+    // The response cache missed: the answer, once complete and good, is kept (cache_stage).
+    std::unique_ptr<cache::pending_fill> cache_fill;
 
     dialect out() const noexcept { return dialect_of(api); }
 };

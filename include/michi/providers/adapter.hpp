@@ -21,6 +21,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace michi::providers {
 
@@ -40,6 +41,7 @@ struct request_view {
     // The client's anthropic-version and anthropic-beta fields (forwarded to Anthropic).
     std::string_view anthropic_version;
     std::string_view anthropic_beta;
+    std::size_t key_index = 0; // which of the provider's api_keys this attempt sends
 };
 
 // A configured provider as requests use it: its config, its adapter, where it lives, and
@@ -48,8 +50,16 @@ struct binding {
     const config::provider_config* config = nullptr;
     const adapter* impl = nullptr;
     std::optional<upstream::endpoint> endpoint; // none for a local provider (echo)
-    // Request heads up to their Content-Length, by the API they call (prepare()).
-    std::array<std::string, 3> heads;
+    // Request heads up to their Content-Length, by the provider key they send (one set when
+    // the provider has none) and the API they call (prepare()).
+    std::vector<std::array<std::string, 3>> heads;
+
+    // The text of the provider key an attempt sends (request_view::key_index); empty when the
+    // provider has none.
+    const std::string& api_key(std::size_t index) const noexcept {
+        static const std::string none;
+        return index < config->api_keys.size() ? config->api_keys[index].key.reveal() : none;
+    }
     // A hosted provider without its api key is off: not called, and why (the variable to set).
     bool configured = true;
     std::string off_reason;

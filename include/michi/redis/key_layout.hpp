@@ -1,6 +1,6 @@
 #pragma once
 // Where Michi keeps its state in Redis, in one place for the shared ledger (guard/) and the key
-// sync (store/). Every key's ledger state is one hash tagged with the key's id, so each
+// sync (store/) and the response cache (cache/). Every key's ledger state is one hash tagged with the key's id, so each
 // script touches one cluster slot; the shared admin keys are three structures of their own.
 
 #include <string>
@@ -20,5 +20,10 @@ inline constexpr const char* keys_hash = "michi:keys";
 inline constexpr const char* revoked_set = "michi:revoked";
 // Bumped after each change of the two above.
 inline constexpr const char* keys_version = "michi:keys:version";
+
+// One answer of the response cache, by the hex digest of its request (expires by itself).
+inline std::string cache_key(const std::string& digest_hex) {
+    return "michi:cache:" + digest_hex;
+}
 
 } // namespace michi::redis

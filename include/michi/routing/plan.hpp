@@ -37,6 +37,7 @@ private:
 struct candidate {
     model_ref model;
     const providers::binding* provider = nullptr;
+    double weight = 1; // its share of a weighted route's traffic
 };
 
 struct dispatch_plan {
@@ -45,6 +46,9 @@ struct dispatch_plan {
     std::chrono::milliseconds attempt_timeout{0};   // 0: the provider's timeout
     unsigned retries = 0;
     std::string reason; // x-michi-route-reason, when a strategy chose the order
+    // How the exchange orders the candidates (weighted, least_busy, latency: per request,
+    // from the live signals; cheapest and fallback: as they are).
+    config::route_strategy strategy = config::route_strategy::fallback;
 };
 
 } // namespace michi::routing

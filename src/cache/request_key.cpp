@@ -1,0 +1,102 @@
+#include "michi/cache/request_key.hpp"
+
+#include "michi/core/secret.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <array>
+
+namespace michi::cache {
+
+std::size_t nesting_depth(std::string_view json) noexcept {
+    std::size_t depth = 0;
+    std::size_t deepest = 0;
+    bool in_string = false;
+    for (std::size_t i = 0; i < json.size(); ++i) {
+        const char c = json[i];
+        if (in_string) {
+            if (c == '\\') {
+                ++i;
+            } else if (c == '"') {
+                in_string = false;
+            }
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            deepest = std::max(deepest, ++depth);
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            --depth;
+        }
+    }
+    return deepest;
+}
+
+namespace {
+
+std::string prefix(api_kind api, std::string_view model, std::string_view scope,
+                   std::string_view headers, char form) {
+    std::string text = "michi-cache-v1 ";
+    text.push_back(form);
+    text.append("\n").append(to_string(api)).append("\n");
+    text.append(scope).append("\n");
+    text.append(headers).append("\n");
+    text.append(model).append("\n");
+    return text;
+}
+
+bool sampled_of(const nlohmann::json& body) {
+    const auto t = body.find("temperature");
+    return t != body.end() && t->is_number() && t->get<double>() > 0;
+}
+
+} // namespace
+
+request_key raw_key_of(api_kind api, std::string_view model, std::string_view body,
+                       std::string_view scope, std::string_view headers, bool sampled) {
+    std::string text = prefix(api, model, scope, headers, 'r');
+    text.append(body);
+    return {sha256_raw(text), sampled};
+}
+
+bool sets_temperature(const nlohmann::json& body) { return sampled_of(body); }
+
+std::optional<request_key> key_of(api_kind api, std::string_view model, std::string_view body,
+                                  std::string_view scope, std::string_view headers) {
+    if (nesting_depth(body) > max_key_depth) {
+        return std::nullopt;
+    }
+    const auto j = nlohmann::json::parse(body, nullptr, false);
+    if (j.is_discarded()) {
+        return std::nullopt;
+    }
+    return parsed_key_of(api, model, j, scope, headers);
+}
+
+std::optional<request_key> parsed_key_of(api_kind api, std::string_view model,
+                                         const nlohmann::json& body, std::string_view scope,
+                                         std::string_view headers) {
+    static constexpr std::array<std::string_view, 7> skipped{
+        "model", "user", "metadata", "store", "prompt_cache_key", "safety_identifier",
+        "service_tier"};
+    if (!body.is_object()) {
+        return std::nullopt;
+    }
+    request_key out;
+    out.sampled = sampled_of(body);
+    std::string text = prefix(api, model, scope, headers, 'n');
+    // Members in sorted order (nlohmann keeps objects in a map), each without spaces; the
+    // model is the resolved one above, and hints that cannot change the answer are left out.
+    for (const auto& [name, value] : body.items()) {
+        if (std::ranges::find(skipped, name) != skipped.end()) {
+            continue;
+        }
+        text.append(nlohmann::json(name).dump()).append(":");
+        text.append(value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+        text.append(",");
+    }
+    out.digest = sha256_raw(text);
+    return out;
+}
+
+} // namespace michi::cache

@@ -1,0 +1,175 @@
+#include "michi/pipeline/cache_stage.hpp"
+
+#include "michi/cache/request_key.hpp"
+#include "michi/pipeline/answer.hpp"
+#include "michi/pipeline/settle.hpp"
+
+#include <boost/algorithm/string/predicate.hpp>
+
+namespace michi::pipeline {
+namespace {
+
+// The client's cache-control directives (case does not matter).
+struct directives {
+    bool no_cache = false;
+    bool no_store = false;
+};
+
+directives directives_of(std::string_view value) {
+    directives d;
+    while (!value.empty()) {
+        const auto comma = value.find(',');
+        auto token = value.substr(0, comma);
+        while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) {
+            token.remove_prefix(1);
+        }
+        while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) {
+            token.remove_suffix(1);
+        }
+        d.no_cache = d.no_cache || boost::algorithm::iequals(token, "no-cache");
+        d.no_store = d.no_store || boost::algorithm::iequals(token, "no-store");
+        value = comma == std::string_view::npos ? std::string_view{} : value.substr(comma + 1);
+    }
+    return d;
+}
+
+// The route's cache policy, else the key's; null when neither keeps one.
+const config::cache_policy* policy_of(const request_context& ctx,
+                                      const routing::dispatch_plan& plan) {
+    const auto& routes = ctx.rt->cfg->routes;
+    if (const auto it = routes.find(plan.route); it != routes.end() && it->second.cache) {
+        return &*it->second.cache;
+    }
+    return ctx.key->cache ? &*ctx.key->cache : nullptr;
+}
+
+// The model as resolved: the route's name, or the one model asked for.
+const std::string& resolved_model(const routing::dispatch_plan& plan) {
+    return plan.route.empty() ? plan.candidates.front().model->name : plan.route;
+}
+
+// Writes a kept answer as the first one went out; charged nothing.
+awaitable<void> replay(deps& d, downstream::client_io& io, request_context& ctx,
+                       const cache::cached_answer& a) {
+    ctx.log.model = a.model;
+    ctx.log.response_cache = "hit";
+    ctx.log.response_cache_saved_usd = static_cast<double>(a.cost_nano) / 1e9;
+    ctx.cost_nano = 0; // (the usage stays zero: nothing was used upstream)
+    if (!a.stream) {
+        auto [ec, n] = co_await write_whole(io, ctx, d.ledger, d.fields, a.status, a.body,
+                                            a.content_type, {});
+        if (ec) {
+            ctx.keep_alive = false;
+        }
+        co_return;
+    }
+    ctx.log.status = a.status;
+    ctx.log.stream = true;
+    settle(ctx, d.ledger);
+    auto head = stream_head(ctx, a.status);
+    std::string fields;
+    fields.reserve(512);
+    append_michi_fields(fields, ctx);
+    ctx.committed = true;
+    ctx.log.ttfb_ms = ctx.ms_since_arrival();
+    if (co_await io.write_stream(&head, fields, a.body, true)) {
+        ctx.keep_alive = false;
+    }
+}
+
+// A stream filter that passes everything on and records what reaches the client.
+class recording_filter final : public surface::stream_filter {
+public:
+    recording_filter(std::unique_ptr<surface::stream_filter> inner, cache::pending_fill& fill)
+        : inner_(std::move(inner)), fill_(fill) {}
+
+    std::string_view feed(std::string_view in) override {
+        const auto out = inner_->feed(in);
+        fill_.record(out);
+        return out;
+    }
+    std::uint64_t events() const noexcept override { return inner_->events(); }
+    bool finished() const noexcept override { return inner_->finished(); }
+    bool needs_end_event() const noexcept override { return inner_->needs_end_event(); }
+    std::optional<std::string> failure() const override { return inner_->failure(); }
+    std::string_view finish() override {
+        const auto out = inner_->finish();
+        fill_.record(out);
+        return out;
+    }
+    std::string broken(std::string_view message) const override {
+        return inner_->broken(message);
+    }
+    const providers::usage_info& usage() const noexcept override { return inner_->usage(); }
+    std::size_t content_chars() const noexcept override { return inner_->content_chars(); }
+
+private:
+    std::unique_ptr<surface::stream_filter> inner_;
+    cache::pending_fill& fill_;
+};
+
+} // namespace
+
+awaitable<bool> answer_from_cache(deps& d, downstream::client_io& io, request_context& ctx,
+                                  const routing::dispatch_plan& plan) {
+    const auto* policy = policy_of(ctx, plan);
+    if (policy == nullptr) {
+        co_return false;
+    }
+    const auto asked = directives_of(ctx.req[http::field::cache_control]);
+    if (asked.no_store) {
+        co_return false;
+    }
+    std::string headers;
+    if (ctx.api == api_kind::messages) {
+        headers.append(ctx.req["anthropic-version"]).append("\n");
+        headers.append(ctx.req["anthropic-beta"]);
+    }
+    const std::string_view scope = policy->per_key ? std::string_view(ctx.key->id) : "";
+    const std::string_view body = ctx.req.body();
+    const auto& model = resolved_model(plan);
+    // The body is parsed once at most: admission's parse serves when it is the client's body
+    // as sent (chat, embeddings); when it is another API's form (translated), the key is the
+    // body's exact bytes.
+    const bool as_sent = ctx.api == api_kind::chat || ctx.api == api_kind::embeddings;
+    std::optional<cache::request_key> key;
+    if (!ctx.body_parsed) {
+        key = cache::key_of(ctx.api, model, body, scope, headers);
+    } else if (!as_sent) {
+        key = cache::raw_key_of(ctx.api, model, body, scope, headers,
+                                cache::sets_temperature(ctx.body));
+    } else if (cache::nesting_depth(body) <= cache::max_key_depth) {
+        key = cache::parsed_key_of(ctx.api, model, ctx.body, scope, headers);
+    }
+    if (!key || (key->sampled && !policy->nondeterministic)) {
+        co_return false;
+    }
+    if (!asked.no_cache) {
+        if (const auto hit = co_await d.cache.find(key->digest)) {
+            d.cache.memory().count(true, hit->cost_nano);
+            co_await replay(d, io, ctx, *hit);
+            co_return true;
+        }
+    }
+    ctx.log.response_cache = "miss";
+    d.cache.memory().count(false, 0);
+    ctx.cache_fill = std::make_unique<cache::pending_fill>(d.cache, key->digest, policy->ttl);
+    co_return false;
+}
+
+std::unique_ptr<surface::stream_filter> recorded(request_context& ctx,
+                                                 std::unique_ptr<surface::stream_filter> f) {
+    if (!ctx.cache_fill) {
+        return f;
+    }
+    ctx.cache_fill->restart();
+    return std::make_unique<recording_filter>(std::move(f), *ctx.cache_fill);
+}
+
+void stream_ended(request_context& ctx, bool clean) {
+    if (ctx.cache_fill) {
+        ctx.cache_fill->stream_ended(clean, ctx.log.model, ctx.cost_nano);
+    }
+}
+
+} // namespace michi::pipeline

@@ -1,0 +1,182 @@
+#include "michi/routing/strategies.hpp"
+
+#include "michi/routing/retry.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <numeric>
+
+namespace michi::routing {
+namespace {
+
+void identity(std::size_t n, std::vector<std::size_t>& out) {
+    out.resize(n);
+    std::iota(out.begin(), out.end(), std::size_t{0});
+}
+
+// A uniform index in [0, n).
+std::size_t draw(std::size_t n, std::mt19937& rng) {
+    return std::uniform_int_distribution<std::size_t>(0, n - 1)(rng);
+}
+
+void shuffle(std::vector<std::size_t>& v, std::mt19937& rng) {
+    for (std::size_t i = v.size(); i > 1; --i) {
+        std::swap(v[i - 1], v[draw(i, rng)]);
+    }
+}
+
+std::string ms_text(std::chrono::microseconds us) {
+    const auto tenths = (us.count() + 50) / 100;
+    return std::to_string(tenths / 10) + "." + std::to_string(tenths % 10) + " ms";
+}
+
+} // namespace
+
+pick_reason weighted_order(std::span<const target_view> targets, std::mt19937& rng,
+                           std::vector<std::size_t>& out) {
+    identity(targets.size(), out);
+    double left = 0;
+    for (const auto& t : targets) {
+        left += t.weight;
+    }
+    // Draw the first, then the next from those left, each by weight.
+    for (std::size_t i = 0; i + 1 < out.size(); ++i) {
+        double x = std::uniform_real_distribution<double>(0, left)(rng);
+        std::size_t pick = out.size() - 1;
+        for (std::size_t j = i; j < out.size(); ++j) {
+            x -= targets[out[j]].weight;
+            if (x < 0) {
+                pick = j;
+                break;
+            }
+        }
+        left -= targets[out[pick]].weight;
+        std::swap(out[i], out[pick]);
+    }
+    return pick_reason::weight;
+}
+
+pick_reason least_busy_order(std::span<const target_view> targets, std::mt19937& rng,
+                             std::vector<std::size_t>& out) {
+    identity(targets.size(), out);
+    shuffle(out, rng); // ties in random order
+    std::stable_sort(out.begin(), out.end(), [&](std::size_t a, std::size_t b) {
+        return targets[a].in_flight < targets[b].in_flight;
+    });
+    return pick_reason::least_busy;
+}
+
+pick_reason latency_order(std::span<const target_view> targets, std::mt19937& rng,
+                          std::vector<std::size_t>& out) {
+    identity(targets.size(), out);
+    // Unmeasured first (they must be seen once), then by average time to first byte.
+    std::stable_sort(out.begin(), out.end(), [&](std::size_t a, std::size_t b) {
+        const auto& x = targets[a].ttfb;
+        const auto& y = targets[b].ttfb;
+        return x.has_value() != y.has_value() ? !x.has_value() : x && *x < *y;
+    });
+    if (!targets[out.front()].ttfb) {
+        return pick_reason::unmeasured;
+    }
+    if (out.size() > 1 &&
+        std::uniform_real_distribution<double>(0, 1)(rng) < latency_exploration) {
+        // Another target first, so a slow one that recovered is measured again.
+        const std::size_t i = 1 + draw(out.size() - 1, rng);
+        std::rotate(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(i),
+                    out.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+        return pick_reason::exploring;
+    }
+    return pick_reason::fastest;
+}
+
+bool per_request_order(const dispatch_plan& plan) noexcept {
+    using config::route_strategy;
+    return plan.candidates.size() > 1 && (plan.strategy == route_strategy::weighted ||
+                                          plan.strategy == route_strategy::least_busy ||
+                                          plan.strategy == route_strategy::latency);
+}
+
+target_signals* signals_of(const dispatch_plan& plan, const candidate& c, signal_board& board) {
+    return plan.route.empty() ? nullptr : board.find(c.model->name);
+}
+
+std::vector<const candidate*> choose_order(const dispatch_plan& plan, signal_board& board,
+                                           const cooldowns& cd, std::mt19937& rng,
+                                           std::string& reason) {
+    if (!per_request_order(plan)) {
+        return order_candidates(plan, cd);
+    }
+    const std::size_t n = plan.candidates.size();
+    std::vector<target_view> views(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        const auto& c = plan.candidates[i];
+        views[i].weight = c.weight;
+        if (plan.strategy != config::route_strategy::weighted) {
+            if (const auto* s = board.find(c.model->name)) {
+                views[i].in_flight = s->in_flight();
+                views[i].ttfb = s->ttfb();
+            }
+        }
+    }
+    std::vector<std::size_t> idx;
+    idx.reserve(n);
+    pick_reason why = pick_reason::weight;
+    switch (plan.strategy) {
+    case config::route_strategy::least_busy:
+        why = least_busy_order(views, rng, idx);
+        break;
+    case config::route_strategy::latency:
+        why = latency_order(views, rng, idx);
+        break;
+    default:
+        why = weighted_order(views, rng, idx);
+        break;
+    }
+    std::vector<const candidate*> order;
+    order.reserve(n);
+    for (const auto i : idx) {
+        order.push_back(&plan.candidates[i]);
+    }
+    if (cd.any()) {
+        // Cooling targets last, the soonest back first.
+        const auto now = cooldowns::clock::now();
+        std::stable_sort(order.begin(), order.end(), [&](const candidate* a, const candidate* b) {
+            return cd.until(a->model->name, now) < cd.until(b->model->name, now);
+        });
+    }
+    const auto& first = views[idx.front()];
+    reason = config::to_string(plan.strategy);
+    reason += ": ";
+    reason += order.front()->model->name;
+    if (order.front() != &plan.candidates[idx.front()]) {
+        reason += " (the chosen ones are cooling down)";
+        return order;
+    }
+    switch (why) {
+    case pick_reason::weight: {
+        double total = 0;
+        for (const auto& v : views) {
+            total += v.weight;
+        }
+        char buf[64];
+        std::snprintf(buf, sizeof buf, " (weight %g of %g)", first.weight, total);
+        reason += buf;
+        break;
+    }
+    case pick_reason::least_busy:
+        reason += " (" + std::to_string(first.in_flight) + " in flight)";
+        break;
+    case pick_reason::fastest:
+        reason += " (time to first byte ~" + ms_text(*first.ttfb) + ")";
+        break;
+    case pick_reason::unmeasured:
+        reason += " (not measured yet)";
+        break;
+    case pick_reason::exploring:
+        reason += " (exploring)";
+        break;
+    }
+    return order;
+}
+
+} // namespace michi::routing
