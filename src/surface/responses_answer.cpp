@@ -77,34 +77,37 @@ json envelope(const json& request, const std::string& model, const std::string& 
             text["verbosity"] = *v;
         }
     }
-    return {{"id", response_id},
-            {"object", "response"},
-            {"created_at", created},
-            {"status", "in_progress"},
-            {"background", false},
-            {"error", nullptr},
-            {"incomplete_details", nullptr},
-            {"instructions", given_as("instructions", nullptr, &json::is_string)},
-            {"max_output_tokens", given_as("max_output_tokens", nullptr, &json::is_number)},
-            {"max_tool_calls", given_as("max_tool_calls", nullptr, &json::is_number)},
-            {"model", model},
-            {"output", json::array()},
-            {"parallel_tool_calls", given_as("parallel_tool_calls", true, &json::is_boolean)},
-            {"previous_response_id", nullptr},
-            {"prompt_cache_key", given_as("prompt_cache_key", nullptr, &json::is_string)},
-            {"reasoning", std::move(reasoning)},
-            {"safety_identifier", given_as("safety_identifier", nullptr, &json::is_string)},
-            {"service_tier", "default"},
-            {"store", false},
-            {"temperature", given_as("temperature", nullptr, &json::is_number)},
-            {"text", std::move(text)},
-            {"tool_choice", given("tool_choice", "auto")},
-            {"tools", given_as("tools", json::array(), &json::is_array)},
-            {"top_p", given_as("top_p", nullptr, &json::is_number)},
-            {"truncation", "disabled"},
-            {"usage", nullptr},
-            {"user", given_as("user", nullptr, &json::is_string)},
-            {"metadata", given_as("metadata", json::object(), &json::is_object)}};
+    // Member by member: a braced list of pairs costs nlohmann a temporary array for each.
+    json r = json::object();
+    r["id"] = response_id;
+    r["object"] = "response";
+    r["created_at"] = created;
+    r["status"] = "in_progress";
+    r["background"] = false;
+    r["error"] = nullptr;
+    r["incomplete_details"] = nullptr;
+    r["instructions"] = given_as("instructions", nullptr, &json::is_string);
+    r["max_output_tokens"] = given_as("max_output_tokens", nullptr, &json::is_number);
+    r["max_tool_calls"] = given_as("max_tool_calls", nullptr, &json::is_number);
+    r["model"] = model;
+    r["output"] = json::array();
+    r["parallel_tool_calls"] = given_as("parallel_tool_calls", true, &json::is_boolean);
+    r["previous_response_id"] = nullptr;
+    r["prompt_cache_key"] = given_as("prompt_cache_key", nullptr, &json::is_string);
+    r["reasoning"] = std::move(reasoning);
+    r["safety_identifier"] = given_as("safety_identifier", nullptr, &json::is_string);
+    r["service_tier"] = "default";
+    r["store"] = false;
+    r["temperature"] = given_as("temperature", nullptr, &json::is_number);
+    r["text"] = std::move(text);
+    r["tool_choice"] = given("tool_choice", "auto");
+    r["tools"] = given_as("tools", json::array(), &json::is_array);
+    r["top_p"] = given_as("top_p", nullptr, &json::is_number);
+    r["truncation"] = "disabled";
+    r["usage"] = nullptr;
+    r["user"] = given_as("user", nullptr, &json::is_string);
+    r["metadata"] = given_as("metadata", json::object(), &json::is_object);
+    return r;
 }
 
 json usage_json(const token_usage& u) {
@@ -194,7 +197,8 @@ nlohmann::json chat_to_response(const nlohmann::json& completion, const nlohmann
                           {"type", "reasoning"},
                           {"summary", {{{"type", "summary_text"}, {"text", std::move(thought)}}}}});
     }
-    const std::string text = content_text(message != nullptr ? field(*message, "content") : nullptr);
+    const std::string text =
+        content_text(message != nullptr ? field(*message, "content") : nullptr);
     const std::string refusal = message != nullptr ? string_field(*message, "refusal") : "";
     const json* calls = message != nullptr ? field(*message, "tool_calls") : nullptr;
     const bool has_calls = calls != nullptr && calls->is_array() && !calls->empty();

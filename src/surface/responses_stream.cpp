@@ -9,6 +9,7 @@
 
 #include "michi/surface/responses.hpp"
 
+#include "michi/providers/request_head.hpp"
 #include "michi/providers/usage.hpp"
 #include "michi/stream/sse.hpp"
 #include "responses_detail.hpp"
@@ -81,17 +82,48 @@ json item_json(const item& it, const namespace_map& namespaces) {
     return function_call_item(it.id, it.call_id, it.name, it.arguments, it.status, namespaces);
 }
 
-// Appends one event, numbered from `seq`: type and sequence_number first, as OpenAI's are.
-void emit(std::string& out, std::uint64_t& seq, std::string_view type, const json& data) {
-    const std::string fields = dump(data); // "{...}", an object
+// Appends one event, numbered from `seq`, of its JSON members `fields` ("a":1,"b":2, or
+// empty): type and sequence_number first, as OpenAI's are.
+void emit_fields(std::string& out, std::uint64_t& seq, std::string_view type,
+                 std::string_view fields) {
     std::string event = "{\"type\":\"";
     event.append(type).append("\",\"sequence_number\":").append(std::to_string(seq++));
-    if (fields.size() > 2) {
-        event.append(",").append(fields, 1);
-    } else {
-        event.append("}");
+    if (!fields.empty()) {
+        event.append(",").append(fields);
     }
+    event.append("}");
     out += stream::format_sse(event, type);
+}
+
+void emit(std::string& out, std::uint64_t& seq, std::string_view type, const json& data) {
+    const std::string fields = dump(data); // "{...}", an object
+    emit_fields(out, seq, type,
+                std::string_view(fields).substr(1, fields.size() >= 2 ? fields.size() - 2 : 0));
+}
+
+// A delta event, the most frequent kind (one per upstream delta), written without a JSON
+// value of its own: its members in the order the other events' are (sorted).
+void emit_delta(std::string& out, std::uint64_t& seq, std::string_view type,
+                std::optional<std::size_t> content_index, std::string_view delta,
+                std::string_view item_id, bool logprobs, std::size_t output_index,
+                std::optional<std::size_t> summary_index = std::nullopt) {
+    std::string fields;
+    fields.reserve(delta.size() + item_id.size() + 96);
+    if (content_index) {
+        fields.append("\"content_index\":").append(std::to_string(*content_index)).append(",");
+    }
+    fields.append("\"delta\":");
+    providers::append_json_string(fields, delta);
+    fields.append(",\"item_id\":");
+    providers::append_json_string(fields, item_id);
+    if (logprobs) {
+        fields.append(",\"logprobs\":[]");
+    }
+    fields.append(",\"output_index\":").append(std::to_string(output_index));
+    if (summary_index) {
+        fields.append(",\"summary_index\":").append(std::to_string(*summary_index));
+    }
+    emit_fields(out, seq, type, fields);
 }
 
 } // namespace
@@ -99,7 +131,11 @@ void emit(std::string& out, std::uint64_t& seq, std::string_view type, const jso
 struct stream_writer::state {
     std::string id;
     std::string suffix;
-    json envelope;
+    // The response's members but those a lifecycle event sets (error, incomplete_details,
+    // output, status, usage), each written once as `"key":value` in the order a whole
+    // response's dump has them (sorted), and where each of the five goes: a lifecycle event
+    // joins them without copying or writing again what the request echoes (its tools).
+    std::vector<std::pair<std::string, std::string>> members;
     namespace_map namespaces;
     std::vector<item> items;
     std::optional<std::size_t> open;           // the item taking deltas
@@ -111,6 +147,13 @@ struct stream_writer::state {
     std::string finish_reason;
     std::optional<token_usage> usage;
 
+    void set_envelope(const json& envelope) {
+        members.reserve(envelope.size());
+        for (const auto& [key, value] : envelope.items()) {
+            members.emplace_back(key, dump(value));
+        }
+    }
+
     json output() const {
         json out = json::array();
         for (const item& it : items) {
@@ -119,16 +162,31 @@ struct stream_writer::state {
         return out;
     }
 
-    // The lifecycle events' response: the envelope with status, output and usage.
-    json response(std::string_view status, bool with_output) const {
-        json r = envelope;
-        r["status"] = status;
-        if (with_output) {
-            r["output"] = output();
-            if (usage) {
-                r["usage"] = usage_json(*usage);
+    // A lifecycle event's response: the envelope with its status, and (with_output) the
+    // output and usage so far; error and incomplete_details when given.
+    std::string response(std::string_view status, bool with_output, const json& error = nullptr,
+                         const json& incomplete = nullptr) const {
+        std::string r = "{";
+        for (const auto& [key, text] : members) {
+            if (r.size() > 1) {
+                r.push_back(',');
+            }
+            r.append("\"").append(key).append("\":");
+            if (key == "status") {
+                providers::append_json_string(r, status);
+            } else if (key == "output") {
+                r.append(with_output ? dump(output()) : "[]");
+            } else if (key == "usage") {
+                r.append(with_output && usage ? dump(usage_json(*usage)) : "null");
+            } else if (key == "error") {
+                r.append(dump(error));
+            } else if (key == "incomplete_details") {
+                r.append(dump(incomplete));
+            } else {
+                r.append(text);
             }
         }
+        r.append("}");
         return r;
     }
 
@@ -137,8 +195,10 @@ struct stream_writer::state {
             return;
         }
         started = true;
-        emit(out, seq, "response.created", {{"response", response("in_progress", false)}});
-        emit(out, seq, "response.in_progress", {{"response", response("in_progress", false)}});
+        // The same response in both events: written once.
+        const std::string fields = "\"response\":" + response("in_progress", false);
+        emit_fields(out, seq, "response.created", fields);
+        emit_fields(out, seq, "response.in_progress", fields);
     }
 
     // Adds an item and announces it.
@@ -224,10 +284,8 @@ struct stream_writer::state {
             emit(out, seq, "response.reasoning_summary_part.added", std::move(added));
         }
         items[*open].text += delta;
-        json d = at_item(*open);
-        d["summary_index"] = 0;
-        d["delta"] = delta;
-        emit(out, seq, "response.reasoning_summary_text.delta", std::move(d));
+        emit_delta(out, seq, "response.reasoning_summary_text.delta", std::nullopt, delta,
+                   items[*open].id, false, *open, 0);
     }
 
     void on_text(std::string& out, const std::string& delta, bool refusal) {
@@ -250,14 +308,8 @@ struct stream_writer::state {
             return;
         }
         it.parts.back().text += delta;
-        json d = at_item(index);
-        d["content_index"] = it.parts.size() - 1;
-        d["delta"] = delta;
-        if (!refusal) {
-            d["logprobs"] = json::array();
-        }
-        emit(out, seq, refusal ? "response.refusal.delta" : "response.output_text.delta",
-             std::move(d));
+        emit_delta(out, seq, refusal ? "response.refusal.delta" : "response.output_text.delta",
+                   it.parts.size() - 1, delta, it.id, !refusal, index);
     }
 
     void on_tool_call(std::string& out, const json& call, std::size_t position) {
@@ -286,9 +338,8 @@ struct stream_writer::state {
         }
         it.arguments += args;
         if (open == found->second) {
-            json d = at_item(found->second);
-            d["delta"] = args;
-            emit(out, seq, "response.function_call_arguments.delta", std::move(d));
+            emit_delta(out, seq, "response.function_call_arguments.delta", std::nullopt, args,
+                       it.id, false, found->second);
         }
     }
 
@@ -345,10 +396,10 @@ struct stream_writer::state {
         }
         close(out, status);
         finished = true;
-        json r = response(status, true);
-        r["incomplete_details"] = incomplete_details(finish_reason);
-        emit(out, seq, status == "completed" ? "response.completed" : "response.incomplete",
-             {{"response", std::move(r)}});
+        emit_fields(out, seq,
+                    status == "completed" ? "response.completed" : "response.incomplete",
+                    "\"response\":" +
+                        response(status, true, nullptr, incomplete_details(finish_reason)));
     }
 };
 
@@ -356,7 +407,7 @@ stream_writer::stream_writer(std::string response_id, std::string model,
                              const nlohmann::json& request, std::int64_t created)
     : s_(std::make_unique<state>()) {
     s_->suffix = id_suffix(response_id);
-    s_->envelope = envelope(request, model, response_id, created);
+    s_->set_envelope(envelope(request, model, response_id, created));
     s_->namespaces = namespaces_of(request);
     s_->id = std::move(response_id);
 }
@@ -379,13 +430,13 @@ std::string stream_writer::failed_event(std::string_view message) const {
     std::string out;
     std::uint64_t seq = s_->seq;
     if (!s_->started) {
-        emit(out, seq, "response.created", {{"response", s_->response("in_progress", false)}});
-        emit(out, seq, "response.in_progress",
-             {{"response", s_->response("in_progress", false)}});
+        const std::string fields = "\"response\":" + s_->response("in_progress", false);
+        emit_fields(out, seq, "response.created", fields);
+        emit_fields(out, seq, "response.in_progress", fields);
     }
-    json r = s_->response("failed", true);
-    r["error"] = {{"code", "server_error"}, {"message", std::string(message)}};
-    emit(out, seq, "response.failed", {{"response", std::move(r)}});
+    const json error = {{"code", "server_error"}, {"message", std::string(message)}};
+    emit_fields(out, seq, "response.failed",
+                "\"response\":" + s_->response("failed", true, error));
     return out;
 }
 

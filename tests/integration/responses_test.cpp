@@ -95,7 +95,8 @@ TEST(ResponsesApiTest, PassedThroughToAResponsesProviderUnchangedButTheModel) {
     // Fields no translation carries reach a Responses provider: stored state included.
     const std::string body =
         R"({"model":"oai/gpt-test","input":"hi","previous_response_id":"resp_0",)"
-        R"("include":["reasoning.encrypted_content"],"store":true,"tools":[{"type":"web_search"}]})";
+        R"("include":["reasoning.encrypted_content"],"store":true,)"
+        R"("tools":[{"type":"web_search"}]})";
     const auto r = responses(gw, body);
     ASSERT_EQ(r.status, 200u) << r.body;
     EXPECT_EQ(r.body, answer);

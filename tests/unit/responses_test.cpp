@@ -328,8 +328,9 @@ TEST(ResponsesTest, StreamUsageIsThePivots) {
 }
 
 TEST(ResponsesTest, StreamEventsAreNumberedInOrder) {
-    const auto events = lines_of(run_filter(fixture("stream_tools/request.json"),
-                                            {upstream_sse("stream_tools/chat_chunks.jsonl", true)}));
+    const auto events =
+        lines_of(run_filter(fixture("stream_tools/request.json"),
+                            {upstream_sse("stream_tools/chat_chunks.jsonl", true)}));
     std::uint64_t expected = 0;
     for (const auto& line : events) {
         if (line.rfind("data: ", 0) != 0) {
