@@ -18,8 +18,8 @@ ctest --preset debug -j "$jobs"
 
 echo "== fuzz (short runs; see README for longer ones)"
 cmake --preset fuzz >/dev/null
-fuzzers=(sse_parser_fuzz anthropic_fuzz gemini_fuzz body_scan_fuzz http_parser_fuzz config_fuzz
-  price_file_fuzz http_session_fuzz)
+fuzzers=(sse_parser_fuzz anthropic_fuzz gemini_fuzz responses_fuzz body_scan_fuzz http_parser_fuzz
+  config_fuzz price_file_fuzz http_session_fuzz)
 cmake --build --preset fuzz -j "$jobs" --target "${fuzzers[@]}"
 fuzz_secs=${MICHI_FUZZ_SECONDS:-10}
 for target in "${fuzzers[@]}"; do

@@ -24,6 +24,10 @@ const providers::adapter& adapter_of(const candidate& c) { return *c.provider->i
 const config::provider_config& provider_of(const candidate& c) { return *c.provider->config; }
 
 std::string chat_id(const request_context& ctx) { return "chatcmpl-" + ctx.request_id; }
+// The id of an answer translated into the client's API (an Anthropic message, a response).
+std::string answer_id(const request_context& ctx) {
+    return (ctx.api == api_kind::responses ? "resp_" : "msg_") + ctx.request_id;
+}
 
 // Past a stream's commit point nothing sends the request again (no fallback): a stream that
 // lasts minutes need not hold the client's body, or its parse, meanwhile.
@@ -66,7 +70,8 @@ awaitable<void> answer_whole(deps& d, downstream::client_io& io, request_context
             if (ctx.api == api_kind::embeddings && providers::openai::wants_base64(ctx.body)) {
                 providers::openai::encode_base64(*pivot);
             }
-            out = surface::whole_answer(ctx.api, *pivot, ctx.client_model);
+            out = surface::whole_answer(ctx.api, *pivot, ctx.client_model, ctx.req.body(),
+                                        answer_id(ctx));
         }
     } else if (passthrough) {
         out = std::move(body);
@@ -134,7 +139,7 @@ std::unique_ptr<surface::stream_filter> filter_for(const request_context& ctx, c
     const bool usage = ctx.facts.wants_usage || ctx.api == api_kind::messages;
     return surface::translating_filter(ctx.api,
                                        ad.stream_to_pivot(chat_id(ctx), c.model->name, usage),
-                                       "msg_" + ctx.request_id, ctx.client_model);
+                                       answer_id(ctx), ctx.client_model, ctx.req.body());
 }
 
 // Relays a stream from src (status: its answer's) through the filter for this client.

@@ -23,8 +23,7 @@ bool read_responses_body_usage(std::string_view response, usage_info& u) {
     if (!usage || usage->empty() || usage->front() != '{') {
         return false;
     }
-    const auto parsed = json_parse::parse_value(*usage);
-    if (const auto read = read_responses_usage(parsed)) {
+    if (const auto read = read_responses_usage(*usage)) {
         u = usage_info::from(*read);
         return true;
     }

@@ -146,6 +146,34 @@ std::optional<token_usage> read_responses_usage(const json& usage) noexcept {
     return bounded(u);
 }
 
+std::optional<token_usage> read_responses_usage(std::string_view usage) noexcept {
+    token_usage u;
+    const auto detail = [](std::string_view value, std::string_view name, std::uint64_t& out) {
+        raw_members(value, [&](std::string_view k, std::string_view,
+                               std::optional<std::uint64_t> v) {
+            if (k == name) {
+                out = v.value_or(0);
+            }
+        });
+    };
+    const bool ok = raw_members(usage, [&](std::string_view key, std::string_view value,
+                                           std::optional<std::uint64_t> n) {
+        if (key == "input_tokens") {
+            u.input = n.value_or(0);
+        } else if (key == "output_tokens") {
+            u.output = n.value_or(0);
+        } else if (key == "input_tokens_details") {
+            detail(value, "cached_tokens", u.cache_read);
+        } else if (key == "output_tokens_details") {
+            detail(value, "reasoning_tokens", u.reasoning);
+        }
+    });
+    if (!ok) {
+        return std::nullopt;
+    }
+    return bounded(u);
+}
+
 std::optional<token_usage> read_gemini_usage(const json& meta) noexcept {
     if (!meta.is_object()) {
         return std::nullopt;

@@ -2,7 +2,10 @@
 
 #include "michi/providers/anthropic.hpp"
 #include "michi/stream/sse.hpp"
+#include "michi/surface/responses.hpp"
 #include "michi/surface/surface.hpp"
+
+#include <ctime>
 
 namespace michi::surface {
 namespace {
@@ -41,9 +44,16 @@ std::string upstream_error_body(api_kind api, unsigned status, const nlohmann::j
 }
 
 std::string whole_answer(api_kind api, const nlohmann::json& pivot,
-                         const std::string& client_model) {
+                         const std::string& client_model, std::string_view client_body,
+                         std::string_view answer_id) {
     if (api == api_kind::messages) {
         return dump(providers::anthropic::response_to_messages(pivot, client_model));
+    }
+    if (api == api_kind::responses) {
+        const auto request = nlohmann::json::parse(client_body, nullptr, false);
+        return dump(responses::chat_to_response(
+            pivot, request, client_model, std::string(answer_id),
+            static_cast<std::int64_t>(std::time(nullptr))));
     }
     return dump(pivot);
 }
@@ -53,12 +63,7 @@ std::string broken_event(api_kind api, std::string_view message) {
         return providers::anthropic::messages_stream_writer::error_event(message);
     }
     if (api == api_kind::responses) {
-        // The Responses API's error event.
-        const nlohmann::json event = {{"type", "error"},
-                                      {"code", "upstream_error"},
-                                      {"message", std::string(message)},
-                                      {"param", nullptr}};
-        return stream::format_sse(dump(event), "error");
+        return responses::stream_writer::error_event(message);
     }
     return stream::format_sse(dump(errors::upstream_error(std::string(message)).openai_body()));
 }

@@ -1,6 +1,7 @@
 // Requests of the client's API in pivot form.
 
 #include "michi/providers/anthropic.hpp"
+#include "michi/surface/responses.hpp"
 #include "michi/surface/surface.hpp"
 
 namespace michi::surface {
@@ -13,13 +14,16 @@ result<nlohmann::json> to_pivot(api_kind api, nlohmann::json request) {
         converted = providers::anthropic::request_from_messages(request);
         break;
     case api_kind::responses:
-        return errors::unsupported_parameter(
-            "This gateway cannot translate Responses API requests yet.", "model");
+        converted = responses::request_to_chat(request);
+        break;
     case api_kind::chat:
     case api_kind::embeddings:
         return std::move(request);
     }
     if (auto* err = std::get_if<providers::translate_error>(&converted)) {
+        if (err->unsupported) {
+            return errors::unsupported_parameter(err->message, err->param);
+        }
         return errors::invalid_request(err->message, err->param);
     }
     return std::move(std::get<nlohmann::json>(converted));

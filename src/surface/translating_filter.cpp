@@ -1,12 +1,15 @@
 // A stream turned into the client's API's events: provider events -> pivot chunks (the
-// provider's translator) -> OpenAI SSE, or Anthropic events for a /v1/messages client.
+// provider's translator) -> OpenAI SSE, Anthropic events for a /v1/messages client, or the
+// Responses API's events for a /v1/responses one.
 
 #include "michi/providers/anthropic.hpp"
 #include "michi/core/json_parse.hpp"
 #include "michi/providers/openai.hpp"
 #include "michi/stream/sse.hpp"
+#include "michi/surface/responses.hpp"
 #include "michi/surface/surface.hpp"
 
+#include <ctime>
 #include <optional>
 #include <vector>
 
@@ -16,10 +19,14 @@ namespace {
 class translating final : public stream_filter {
 public:
     translating(api_kind api, std::unique_ptr<providers::chunk_translator> translator,
-                std::string message_id, std::string client_model)
+                std::string message_id, std::string client_model, std::string_view client_body)
         : api_(api), translator_(std::move(translator)) {
         if (api == api_kind::messages) {
             writer_.emplace(std::move(message_id), std::move(client_model));
+        } else if (api == api_kind::responses) {
+            const auto request = nlohmann::json::parse(client_body, nullptr, false);
+            responses_.emplace(std::move(message_id), std::move(client_model), request,
+                               static_cast<std::int64_t>(std::time(nullptr)));
         }
     }
 
@@ -57,13 +64,15 @@ public:
         out_.clear();
         if (writer_) {
             writer_->finish(out_);
+        } else if (responses_) {
+            responses_->finish(out_);
         } else {
             out_.append("data: [DONE]\n\n");
         }
         return out_;
     }
     std::string broken(std::string_view message) const override {
-        return broken_event(api_, message);
+        return responses_ ? responses_->failed_event(message) : broken_event(api_, message);
     }
     const providers::usage_info& usage() const noexcept override {
         return translator_->usage();
@@ -72,19 +81,25 @@ public:
 
 private:
     void add(std::string_view chunk) {
-        if (!writer_) {
+        if (!writer_ && !responses_) {
             out_.append("data: ").append(chunk).append("\n\n");
             return;
         }
         const auto j = json_parse::parse_value(chunk);
-        if (j.is_object()) {
+        if (!j.is_object()) {
+            return;
+        }
+        if (writer_) {
             writer_->on_chunk(j, out_);
+        } else {
+            responses_->on_chunk(j, out_);
         }
     }
 
     api_kind api_;
     std::unique_ptr<providers::chunk_translator> translator_;
     std::optional<providers::anthropic::messages_stream_writer> writer_;
+    std::optional<responses::stream_writer> responses_;
     stream::sse_parser sse_;
     std::vector<std::string> chunks_;
     std::string out_;
@@ -96,9 +111,10 @@ private:
 
 std::unique_ptr<stream_filter>
 translating_filter(api_kind api, std::unique_ptr<providers::chunk_translator> translator,
-                   std::string message_id, std::string client_model) {
+                   std::string message_id, std::string client_model,
+                   std::string_view client_body) {
     return std::make_unique<translating>(api, std::move(translator), std::move(message_id),
-                                         std::move(client_model));
+                                         std::move(client_model), client_body);
 }
 
 } // namespace michi::surface

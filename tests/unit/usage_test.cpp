@@ -107,6 +107,30 @@ TEST(UsageTest, UntrustedUsageNeverThrows) {
     EXPECT_EQ(u->output, 4u);
 }
 
+TEST(UsageTest, RawResponsesReaderAgreesWithTheDomReader) {
+    for (const std::string text : {
+             fixture("responses.json"),
+             std::string(R"({"input_tokens":9,"output_tokens":3,"total_tokens":12})"),
+             std::string(R"({"input_tokens":9,"input_tokens_details":null})"),
+             std::string(R"( { "output_tokens" : 7 ,"input_tokens_details":)"
+                         R"({"cached_tokens":2},"input_tokens":10,)"
+                         R"("output_tokens_details":{"reasoning_tokens":4}} )"),
+             std::string(R"({"input_tokens":5,"input_tokens_details":{"cached_tokens":9}})"),
+             std::string("{}"),
+         }) {
+        SCOPED_TRACE(text);
+        const auto dom = read_responses_usage(json::parse(text));
+        const auto raw = read_responses_usage(std::string_view(text));
+        ASSERT_TRUE(dom);
+        ASSERT_TRUE(raw);
+        EXPECT_EQ(*raw, *dom);
+    }
+    EXPECT_FALSE(read_responses_usage(std::string_view("[1]")));
+    EXPECT_FALSE(read_responses_usage(std::string_view(R"({"input_tokens":)")));
+    EXPECT_NO_THROW((void)read_responses_usage(std::string_view(
+        R"({"input_tokens":"12","output_tokens":-3,"input_tokens_details":[1]})")));
+}
+
 TEST(UsageTest, ResponsesApi) {
     const auto u = read_responses_usage(json::parse(fixture("responses.json")));
     ASSERT_TRUE(u);

@@ -59,6 +59,9 @@ struct upstream_request {
 struct translate_error {
     std::string message;
     std::string param; // the offending request field, may be empty
+    // A well-formed request asking what the target cannot do (400 unsupported_parameter),
+    // not a malformed one (400 invalid_request_error).
+    bool unsupported = false;
 };
 
 template <class T>

@@ -25,6 +25,9 @@ std::optional<token_usage> read_openai_chat_usage(std::string_view usage) noexce
 // OpenAI Responses API `usage`: input_tokens (cached included), output_tokens (reasoning
 // included), input_tokens_details.cached_tokens, output_tokens_details.reasoning_tokens.
 std::optional<token_usage> read_responses_usage(const nlohmann::json& usage) noexcept;
+// The same from the raw text of the usage object, without building a DOM (passed-through
+// Responses answers): nullopt unless the text is one JSON object.
+std::optional<token_usage> read_responses_usage(std::string_view usage) noexcept;
 
 // Gemini `usageMetadata`: promptTokenCount (cachedContentTokenCount included) plus
 // toolUsePromptTokenCount are input; candidatesTokenCount plus thoughtsTokenCount are output.

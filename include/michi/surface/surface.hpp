@@ -26,10 +26,14 @@ std::string error_body(api_kind api, const gateway_error& err);
 // An upstream's error, given as an OpenAI error body (pivot), in the client's API.
 std::string upstream_error_body(api_kind api, unsigned status, const nlohmann::json& pivot);
 // A whole success answer in pivot form, in the client's API (client_model: the model as
-// the client named it, which an Anthropic message repeats).
+// the client named it, which an Anthropic message repeats; client_body: the client's request
+// as sent and answer_id the answer's own id, which a Responses API answer takes and echoes).
 std::string whole_answer(api_kind api, const nlohmann::json& pivot,
-                         const std::string& client_model);
-// The error event that ends a stream broken after its commit point.
+                         const std::string& client_model, std::string_view client_body = {},
+                         std::string_view answer_id = {});
+// The error event that ends a stream broken after its commit point, when no translating
+// filter knows the stream's state (a Responses stream's is an `error` event then: its
+// response.failed must repeat the response's id).
 std::string broken_event(api_kind api, std::string_view message);
 
 // A stream's filter that also notes the usage its events report.
@@ -46,9 +50,11 @@ std::unique_ptr<stream_filter> passthrough_filter(api_kind api,
                                                          const providers::adapter& adapter,
                                                          bool strip_usage);
 // A stream turned into the client's API's events: the provider's events become pivot chunks
-// (translator), which become the client's events.
+// (translator), which become the client's events (message_id: the answer's own id;
+// client_body: the client's request as sent, which a Responses stream echoes).
 std::unique_ptr<stream_filter>
 translating_filter(api_kind api, std::unique_ptr<providers::chunk_translator> translator,
-                   std::string message_id, std::string client_model);
+                   std::string message_id, std::string client_model,
+                   std::string_view client_body = {});
 
 } // namespace michi::surface
