@@ -4,6 +4,8 @@
 #include "michi/providers/token_estimate.hpp"
 #include "michi/routing/pricing.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <charconv>
 
 namespace michi::pipeline {
@@ -120,9 +122,16 @@ std::optional<body_facts> scan_passthrough_body(std::string_view body, api_kind 
         if (key.find('\\') != npos) {
             ok = false; // an escaped key could spell any name
         } else if (key == "model") {
-            if (once(1) && v.size() > 2 && v.front() == '"' &&
-                v.find('\\') == npos) {
-                f.model = std::string(v.substr(1, v.size() - 2));
+            if (once(1) && v.size() > 2 && v.front() == '"') {
+                // A name written with escapes ("claude\/x", as PHP writes slashes) is decoded.
+                if (v.find('\\') == npos) {
+                    f.model = std::string(v.substr(1, v.size() - 2));
+                } else if (const auto name = nlohmann::json::parse(v, nullptr, false);
+                           name.is_string()) {
+                    f.model = name.get_ref<const std::string&>();
+                } else {
+                    ok = false;
+                }
                 f.model_begin = m.value_begin;
                 f.model_end = m.value_end;
             } else {

@@ -217,10 +217,15 @@ json openai_chat_usage_json(const token_usage& u) {
 }
 
 json anthropic_usage_json(const token_usage& u) {
-    return {{"input_tokens", u.uncached_input()},
-            {"output_tokens", u.output},
-            {"cache_creation_input_tokens", u.cache_write()},
-            {"cache_read_input_tokens", u.cache_read}};
+    json out = {{"input_tokens", u.uncached_input()},
+                {"output_tokens", u.output},
+                {"cache_creation_input_tokens", u.cache_write()},
+                {"cache_read_input_tokens", u.cache_read}};
+    if (u.cache_write_1h > 0) { // the split that prices 1 h writes apart
+        out["cache_creation"] = {{"ephemeral_5m_input_tokens", u.cache_write_5m},
+                                 {"ephemeral_1h_input_tokens", u.cache_write_1h}};
+    }
+    return out;
 }
 
 } // namespace michi::providers

@@ -162,7 +162,13 @@ TEST(UsageTest, WrittenUsageObjects) {
         "prompt_tokens_details":{"cached_tokens":600,"cache_write_tokens":150},
         "completion_tokens_details":{"reasoning_tokens":120}})"));
     EXPECT_EQ(anthropic_usage_json(u), json::parse(R"({"input_tokens":250,"output_tokens":300,
-        "cache_creation_input_tokens":150,"cache_read_input_tokens":600})"));
+        "cache_creation_input_tokens":150,"cache_read_input_tokens":600,
+        "cache_creation":{"ephemeral_5m_input_tokens":100,"ephemeral_1h_input_tokens":50}})"));
+    // Anthropic's own shape reads back whole, 1 h writes included (a stream's tally does).
+    anthropic_usage_tally tally;
+    tally.add(anthropic_usage_json(u));
+    tally.add(json::parse(R"({"output_tokens":300})"));
+    EXPECT_EQ(tally.tokens(), (token_usage{1000, 600, 100, 50, 300, 0}));
     // What the gateway writes, it reads back the same (1 h writes become 5 min ones).
     const auto back = read_openai_chat_usage(openai_chat_usage_json(u));
     EXPECT_EQ(*back, (token_usage{1000, 600, 150, 0, 300, 120}));

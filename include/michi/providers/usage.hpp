@@ -58,7 +58,8 @@ std::optional<token_usage> read_anthropic_usage(const nlohmann::json& usage) noe
 // completion_tokens_details {reasoning_tokens}.
 nlohmann::json openai_chat_usage_json(const token_usage& u);
 // An Anthropic `usage` object for the usage: input_tokens (uncached), output_tokens,
-// cache_creation_input_tokens, cache_read_input_tokens.
+// cache_creation_input_tokens, cache_read_input_tokens, and the cache_creation split when
+// there are 1 h writes.
 nlohmann::json anthropic_usage_json(const token_usage& u);
 
 } // namespace michi::providers
