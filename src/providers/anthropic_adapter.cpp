@@ -19,7 +19,7 @@ bool read_message_usage(std::string_view message, usage_info& u) {
     if (!usage) {
         return false;
     }
-    const auto read = read_anthropic_usage(nlohmann::json::parse(*usage, nullptr, false));
+    const auto read = read_anthropic_usage(*usage); // (from the text: no DOM on the relay)
     if (read) {
         u = usage_info::from(*read);
     }
@@ -92,7 +92,7 @@ public:
         if (u.known) {
             tally.add(anthropic_usage_json(u.tokens()));
         }
-        tally.add(nlohmann::json::parse(*usage, nullptr, false));
+        tally.add(*usage);
         if (tally.known()) {
             u = usage_info::from(tally.tokens());
         }

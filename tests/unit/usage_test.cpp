@@ -45,6 +45,31 @@ TEST(UsageTest, RawOpenAiReaderAgreesWithTheDomReader) {
     }
 }
 
+TEST(UsageTest, RawAnthropicReaderAgreesWithTheDomReader) {
+    for (const std::string text : {
+             fixture("anthropic_cache_write.json"),
+             std::string(R"({"input_tokens":9,"output_tokens":3})"),
+             std::string(R"( { "output_tokens" : 7 , "cache_creation" : { "ephemeral_1h_input_tokens")"
+                         R"(: 200, "ephemeral_5m_input_tokens":100 }, "cache_creation_input_tokens":300,)"
+                         R"("cache_read_input_tokens":2000,"input_tokens":100,"service_tier":"standard"} )"),
+             std::string(R"({"input_tokens":null,"cache_creation":null,"output_tokens":4})"),
+             // Counts the scan does not read as integers: the DOM decides, as before.
+             std::string(R"({"input_tokens":12.0,"output_tokens":-3,"cache_read_input_tokens":"7"})"),
+             std::string(R"({"input\u005ftokens":5,"cache_creation":[1],"output_tokens":1e2})"),
+             std::string("{}"),
+         }) {
+        SCOPED_TRACE(text);
+        const auto dom = read_anthropic_usage(json::parse(text));
+        const auto raw = read_anthropic_usage(std::string_view(text));
+        ASSERT_TRUE(dom);
+        ASSERT_TRUE(raw);
+        EXPECT_EQ(*raw, *dom);
+    }
+    EXPECT_FALSE(read_anthropic_usage(std::string_view("[1]")));
+    EXPECT_FALSE(read_anthropic_usage(std::string_view(R"({"input_tokens":)")));
+    EXPECT_FALSE(read_anthropic_usage(std::string_view("")));
+}
+
 TEST(UsageTest, OpenAiShapes) {
     const auto u = read_openai_chat_usage(std::string_view(fixture("openai_chat.json")));
     ASSERT_TRUE(u);
@@ -88,6 +113,7 @@ TEST(UsageTest, UntrustedUsageNeverThrows) {
             (void)read_responses_usage(j);
             (void)read_gemini_usage(j);
             (void)read_anthropic_usage(j);
+            (void)read_anthropic_usage(std::string_view(text));
             (void)read_openai_chat_usage(std::string_view(text));
             if (const auto u = read_openai_chat_usage(j)) {
                 (void)openai_chat_usage_json(*u).dump();

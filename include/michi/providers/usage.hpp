@@ -38,6 +38,9 @@ std::optional<token_usage> read_gemini_usage(const nlohmann::json& usage_metadat
 class anthropic_usage_tally {
 public:
     void add(const nlohmann::json& usage) noexcept;
+    // The same from the raw text of the object, without building a DOM (unless a count is
+    // written otherwise than as a plain integer); text that is not an object is ignored.
+    void add(std::string_view usage) noexcept;
     bool known() const noexcept { return known_; }
     token_usage tokens() const noexcept;
 
@@ -52,6 +55,8 @@ private:
 };
 // One Anthropic usage object (a whole response's): nullopt unless it is an object.
 std::optional<token_usage> read_anthropic_usage(const nlohmann::json& usage) noexcept;
+// The same from the object's raw text.
+std::optional<token_usage> read_anthropic_usage(std::string_view usage) noexcept;
 
 // An OpenAI chat `usage` object for the usage: prompt_tokens, completion_tokens, total_tokens,
 // prompt_tokens_details {cached_tokens, and cache_write_tokens when there are writes},
