@@ -26,6 +26,7 @@ bool is_base64_char(char c) {
 struct text_walk {
     std::uint64_t tokens = 0;
     bool images = false;
+    bool image_word = false; // a string "image", "input_image" or "image_url" was seen
 };
 
 // Walks the value [begin, end) byte by byte (no recursion): the estimated tokens of its
@@ -61,6 +62,9 @@ bool walk_text(std::string_view v, std::size_t max_depth, text_walk& out) {
                 return false;
             }
             const std::size_t bytes = j - start;
+            const auto word = v.substr(start, bytes);
+            out.image_word = out.image_word || word == "image" || word == "input_image" ||
+                             word == "image_url";
             if (data && bytes >= data_string_bytes) {
                 out.tokens += providers::per_image;
                 out.images = true;
@@ -149,8 +153,10 @@ std::optional<body_facts> scan_passthrough_body(std::string_view body, api_kind 
             f.tools = ok && json_scan::detail::skip_ws(v, 1) < v.size() &&
                       v[json_scan::detail::skip_ws(v, 1)] != ']';
         } else if (key == prompt_a || key == prompt_b) {
+            prompt.image_word = false;
             ok = once(key == prompt_a ? 16 : 32) && walk_text(v, max_depth, prompt);
-            f.images = f.images || mentions_image(v);
+            // (The markers' search only where the walk saw one of their words.)
+            f.images = f.images || (prompt.image_word && mentions_image(v));
         }
     });
     if (!object || !ok || f.model.empty() || (seen & 16) == 0) {

@@ -3,11 +3,13 @@
 // anthropic-beta forwarded; other clients' requests are translated from the pivot form and
 // the answers and stream events translated back to it.
 
+#include "michi/core/http_wire.hpp"
 #include "michi/core/json_scan.hpp"
 #include "michi/providers/anthropic.hpp"
 #include "michi/providers/usage.hpp"
 #include "translated_request.hpp"
 
+#include <algorithm>
 #include <ctime>
 
 namespace michi::providers::anthropic {
@@ -52,19 +54,36 @@ public:
                           out.body)) {
             return errors::invalid_request("The request body's model cannot be read.", "model");
         }
-        field_list fields(*b.endpoint);
-        fields.set("x-api-key", b.config->api_key.reveal());
-        fields.set("anthropic-version", r.anthropic_version.empty()
-                                            ? std::string(api_version)
-                                            : std::string(r.anthropic_version));
-        if (!r.anthropic_beta.empty()) {
-            fields.set("anthropic-beta", std::string(r.anthropic_beta));
+        // The prepared head, then the client's version and beta (unless configured headers
+        // set them: those win, as they do over every field of the gateway's own).
+        const std::string& prefix = b.heads[r.api == api_kind::count_tokens ? 1 : 0];
+        out.head.reserve(prefix.size() + r.anthropic_beta.size() + 80);
+        out.head.append(prefix);
+        const auto configured = [&](std::string_view name) {
+            return std::any_of(b.config->headers.begin(), b.config->headers.end(),
+                               [&](const auto& h) { return beast::iequals(h.first, name); });
+        };
+        if (!configured("anthropic-version")) {
+            wire::append_field(out.head, "anthropic-version",
+                               r.anthropic_version.empty() ? api_version : r.anthropic_version);
         }
-        const char* path =
-            r.api == api_kind::count_tokens ? "/v1/messages/count_tokens" : "/v1/messages";
-        head_prefix(out.head, *b.config, b.endpoint->base_path + path, std::move(fields));
+        if (!r.anthropic_beta.empty() && !configured("anthropic-beta")) {
+            wire::append_field(out.head, "anthropic-beta", r.anthropic_beta);
+        }
         finish_head(out.head, out.body.size());
         return ok();
+    }
+
+    // The passthrough heads up to their version field, once per snapshot: messages (0) and
+    // count_tokens (1).
+    void prepare(binding& b) const override {
+        for (const auto& [i, path] : {std::pair{0, "/v1/messages"},
+                                      std::pair{1, "/v1/messages/count_tokens"}}) {
+            field_list fields(*b.endpoint);
+            fields.set("x-api-key", b.config->api_key.reveal());
+            b.heads[i].clear();
+            head_prefix(b.heads[i], *b.config, b.endpoint->base_path + path, std::move(fields));
+        }
     }
 
     // 529 (overloaded) is a 5xx: it falls back like the others.

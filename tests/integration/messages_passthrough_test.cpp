@@ -148,6 +148,31 @@ TEST(MessagesPassthroughTest, TheBodyReachesTheProviderByteForByteButTheModel) {
     EXPECT_EQ(plain.body, messages_body("claude-x-2026", false));
 }
 
+TEST(MessagesPassthroughTest, AProvidersConfiguredHeadersWinOverTheClients) {
+    fake_upstream claude;
+    claude.set_handler([](const recorded_request&) {
+        return json_response(200, message_answer(R"({"input_tokens":1,"output_tokens":1})"));
+    });
+    config_parts parts;
+    parts.providers = "  pinned: { type: anthropic, base_url: \"" + claude.base_url() +
+                      "\", api_key: \"sk-pinned\", headers: { Anthropic-Beta: \"only-this\" } }\n";
+    parts.models = "  pinned/claude-x: { input_per_mtok: 1, output_per_mtok: 1 }\n";
+    gateway_harness gw(config_with_claude(claude, parts));
+    for (const char* model : {"pinned/claude-x", "claude/claude-x"}) {
+        const auto r = gw.request(http::verb::post, "/v1/messages", messages_body(model, false),
+                                  anthropic_headers());
+        ASSERT_EQ(r.status, 200u) << r.body;
+    }
+    const auto seen = claude.requests();
+    ASSERT_EQ(seen.size(), 2u);
+    EXPECT_EQ(seen[0].headers.at("anthropic-beta"), "only-this");
+    EXPECT_EQ(seen[0].headers.at("x-api-key"), "sk-pinned");
+    EXPECT_EQ(seen[0].headers.at("anthropic-version"), "2023-06-01");
+    EXPECT_EQ(seen[1].headers.at("anthropic-beta"),
+              "prompt-caching-2024-07-31,context-management-2025-06-27");
+    EXPECT_EQ(seen[1].headers.at("x-api-key"), "sk-ant-upstream");
+}
+
 TEST(MessagesPassthroughTest, AStreamIsRelayedByteForByte) {
     fake_upstream claude;
     const auto stream = message_stream(R"({"input_tokens":9,"output_tokens":1})",

@@ -37,5 +37,20 @@ TEST(PassthroughScanTest, AModelWrittenWithEscapesIsDecoded) {
         128));
 }
 
+TEST(PassthroughScanTest, ImagesAreSeenByTheirBlocksOnly) {
+    const auto images = [](const std::string& content) {
+        const std::string body = R"({"model":"m","messages":[{"role":"user","content":)" +
+                                 content + "}]}";
+        const auto f = scan_passthrough_body(body, api_kind::messages, 128);
+        EXPECT_TRUE(f) << body;
+        return f && f->images;
+    };
+    EXPECT_TRUE(images(R"([{"type":"image","source":{"type":"url","url":"https://x/y.png"}}])"));
+    EXPECT_TRUE(images(R"([{"type":"text","text":"hi"},{"type":"image_url","image_url":{"url":"u"}}])"));
+    EXPECT_FALSE(images(R"("an image of an image_url")"));
+    EXPECT_FALSE(images(R"([{"type":"text","text":"image"}])"));
+    EXPECT_FALSE(images(R"([{"type":"text","text":"hi"}])"));
+}
+
 } // namespace
 } // namespace michi::pipeline
