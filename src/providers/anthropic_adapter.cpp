@@ -107,10 +107,7 @@ public:
         if (!usage) {
             return false;
         }
-        anthropic_usage_tally tally;
-        if (u.known) {
-            tally.add(anthropic_usage_json(u.tokens()));
-        }
+        auto tally = u.known ? anthropic_usage_tally::of(u.tokens()) : anthropic_usage_tally{};
         tally.add(*usage);
         if (tally.known()) {
             u = usage_info::from(tally.tokens());

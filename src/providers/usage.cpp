@@ -240,6 +240,18 @@ void anthropic_usage_tally::add(std::string_view usage) noexcept {
     }
 }
 
+anthropic_usage_tally anthropic_usage_tally::of(const token_usage& u) noexcept {
+    anthropic_usage_tally t;
+    t.known_ = true;
+    t.input_ = u.uncached_input();
+    t.output_ = u.output;
+    t.cache_read_ = u.cache_read;
+    t.cache_creation_ = u.cache_write();
+    t.ephemeral_5m_ = u.cache_write_5m;
+    t.ephemeral_1h_ = u.cache_write_1h;
+    return t;
+}
+
 std::optional<token_usage> read_anthropic_usage(const json& usage) noexcept {
     if (!usage.is_object()) {
         return std::nullopt;

@@ -195,6 +195,11 @@ TEST(UsageTest, WrittenUsageObjects) {
     tally.add(anthropic_usage_json(u));
     tally.add(json::parse(R"({"output_tokens":300})"));
     EXPECT_EQ(tally.tokens(), (token_usage{1000, 600, 100, 50, 300, 0}));
+    // A tally made from the usage so far is the same, without the object in between.
+    auto held = anthropic_usage_tally::of(token_usage{1000, 600, 100, 50, 7, 0});
+    EXPECT_TRUE(held.known());
+    held.add(std::string_view(R"({"output_tokens":300})"));
+    EXPECT_EQ(held.tokens(), tally.tokens());
     // What the gateway writes, it reads back the same (1 h writes become 5 min ones).
     const auto back = read_openai_chat_usage(openai_chat_usage_json(u));
     EXPECT_EQ(*back, (token_usage{1000, 600, 150, 0, 300, 120}));

@@ -41,6 +41,9 @@ public:
     // The same from the raw text of the object, without building a DOM (unless a count is
     // written otherwise than as a plain integer); text that is not an object is ignored.
     void add(std::string_view usage) noexcept;
+    // A tally that holds `u` already (a stream's usage so far), as if read from Anthropic's
+    // usage object for it.
+    static anthropic_usage_tally of(const token_usage& u) noexcept;
     bool known() const noexcept { return known_; }
     token_usage tokens() const noexcept;
 
