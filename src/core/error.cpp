@@ -33,7 +33,7 @@ nlohmann::json gateway_error::anthropic_body() const {
     case 413: t = "request_too_large"; break;
     case 429: t = "rate_limit_error"; break;
     case 529: t = "overloaded_error"; break;
-    default: break;
+    default: t = status / 100 == 4 ? "invalid_request_error" : t; break; // 405, 409, 431
     }
     return {{"type", "error"}, {"error", {{"type", t}, {"message", message}}}};
 }

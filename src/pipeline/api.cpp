@@ -93,11 +93,11 @@ awaitable<void> serve_models(deps& d, downstream::client_io& io, request_context
     const auto& cfg = *ctx.rt->cfg;
     // A model of a provider that is off is left out; a route while any target can serve.
     const auto serves = [&](const std::string& model) {
-        const auto m = cfg.models.find(model);
-        if (m == cfg.models.end()) {
-            return true;
+        const auto m = cfg.find_model(model); // (a route's target may come from the table)
+        if (!m) {
+            return false;
         }
-        const auto p = ctx.rt->providers.find(m->second.provider);
+        const auto p = ctx.rt->providers.find(m->provider);
         return p != ctx.rt->providers.end() && p->second.configured;
     };
     nlohmann::json data = nlohmann::json::array();

@@ -4,6 +4,8 @@
 #include "michi/providers/token_estimate.hpp"
 #include "michi/routing/pricing.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <charconv>
 
 namespace michi::pipeline {
@@ -24,6 +26,7 @@ bool is_base64_char(char c) {
 struct text_walk {
     std::uint64_t tokens = 0;
     bool images = false;
+    bool image_word = false; // a string "image", "input_image" or "image_url" was seen
 };
 
 // Walks the value [begin, end) byte by byte (no recursion): the estimated tokens of its
@@ -59,6 +62,9 @@ bool walk_text(std::string_view v, std::size_t max_depth, text_walk& out) {
                 return false;
             }
             const std::size_t bytes = j - start;
+            const auto word = v.substr(start, bytes);
+            out.image_word = out.image_word || word == "image" || word == "input_image" ||
+                             word == "image_url";
             if (data && bytes >= data_string_bytes) {
                 out.tokens += providers::per_image;
                 out.images = true;
@@ -124,9 +130,16 @@ std::optional<body_facts> scan_passthrough_body(std::string_view body, api_kind 
         if (key.find('\\') != npos) {
             ok = false; // an escaped key could spell any name
         } else if (key == "model") {
-            if (once(1) && v.size() > 2 && v.front() == '"' &&
-                v.find('\\') == npos) {
-                f.model = std::string(v.substr(1, v.size() - 2));
+            if (once(1) && v.size() > 2 && v.front() == '"') {
+                // A name written with escapes ("claude\/x", as PHP writes slashes) is decoded.
+                if (v.find('\\') == npos) {
+                    f.model = std::string(v.substr(1, v.size() - 2));
+                } else if (const auto name = nlohmann::json::parse(v, nullptr, false);
+                           name.is_string()) {
+                    f.model = name.get_ref<const std::string&>();
+                } else {
+                    ok = false;
+                }
                 f.model_begin = m.value_begin;
                 f.model_end = m.value_end;
             } else {
@@ -144,8 +157,10 @@ std::optional<body_facts> scan_passthrough_body(std::string_view body, api_kind 
             f.tools = ok && json_scan::detail::skip_ws(v, 1) < v.size() &&
                       v[json_scan::detail::skip_ws(v, 1)] != ']';
         } else if (key == prompt_a || key == prompt_b) {
+            prompt.image_word = false;
             ok = once(key == prompt_a ? 16 : 32) && walk_text(v, below, prompt);
-            f.images = f.images || mentions_image(v);
+            // (The markers' search only where the walk saw one of their words.)
+            f.images = f.images || (prompt.image_word && mentions_image(v));
         }
         if (ok && key != prompt_a && key != prompt_b && !v.empty() &&
             (v.front() == '{' || v.front() == '[')) {

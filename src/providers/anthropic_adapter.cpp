@@ -3,12 +3,14 @@
 // anthropic-beta forwarded; other clients' requests are translated from the pivot form and
 // the answers and stream events translated back to it.
 
+#include "michi/core/http_wire.hpp"
 #include "michi/core/json_scan.hpp"
 #include "michi/core/json_parse.hpp"
 #include "michi/providers/anthropic.hpp"
 #include "michi/providers/usage.hpp"
 #include "translated_request.hpp"
 
+#include <algorithm>
 #include <ctime>
 
 namespace michi::providers::anthropic {
@@ -20,7 +22,7 @@ bool read_message_usage(std::string_view message, usage_info& u) {
     if (!usage) {
         return false;
     }
-    const auto read = read_anthropic_usage(json_parse::parse_value(*usage));
+    const auto read = read_anthropic_usage(*usage); // (from the text: no DOM on the relay)
     if (read) {
         u = usage_info::from(*read);
     }
@@ -53,19 +55,41 @@ public:
                           out.body)) {
             return errors::invalid_request("The request body's model cannot be read.", "model");
         }
-        field_list fields(*b.endpoint);
-        fields.set("x-api-key", b.api_key(r.key_index));
-        fields.set("anthropic-version", r.anthropic_version.empty()
-                                            ? std::string(api_version)
-                                            : std::string(r.anthropic_version));
-        if (!r.anthropic_beta.empty()) {
-            fields.set("anthropic-beta", std::string(r.anthropic_beta));
+        // The prepared head, then the client's version and beta (unless configured headers
+        // set them: those win, as they do over every field of the gateway's own).
+        const auto& heads = b.heads[std::min(r.key_index, b.heads.size() - 1)];
+        const std::string& prefix = heads[r.api == api_kind::count_tokens ? 1 : 0];
+        out.head.reserve(prefix.size() + r.anthropic_beta.size() + 80);
+        out.head.append(prefix);
+        const auto configured = [&](std::string_view name) {
+            return std::any_of(b.config->headers.begin(), b.config->headers.end(),
+                               [&](const auto& h) { return beast::iequals(h.first, name); });
+        };
+        if (!configured("anthropic-version")) {
+            wire::append_field(out.head, "anthropic-version",
+                               r.anthropic_version.empty() ? api_version : r.anthropic_version);
         }
-        const char* path =
-            r.api == api_kind::count_tokens ? "/v1/messages/count_tokens" : "/v1/messages";
-        head_prefix(out.head, *b.config, b.endpoint->base_path + path, std::move(fields));
+        if (!r.anthropic_beta.empty() && !configured("anthropic-beta")) {
+            wire::append_field(out.head, "anthropic-beta", r.anthropic_beta);
+        }
         finish_head(out.head, out.body.size());
         return ok();
+    }
+
+    // The passthrough heads up to their version field, once per snapshot: messages (0) and
+    // count_tokens (1).
+    void prepare(binding& b) const override {
+        // One set per provider key.
+        b.heads.assign(std::max<std::size_t>(1, b.config->api_keys.size()), {});
+        for (std::size_t key = 0; key < b.heads.size(); ++key) {
+            for (const auto& [i, path] : {std::pair{0, "/v1/messages"},
+                                          std::pair{1, "/v1/messages/count_tokens"}}) {
+                field_list fields(*b.endpoint);
+                fields.set("x-api-key", b.api_key(key));
+                head_prefix(b.heads[key][i], *b.config, b.endpoint->base_path + path,
+                            std::move(fields));
+            }
+        }
     }
 
     // 529 (overloaded) is a 5xx: it falls back like the others.
@@ -89,11 +113,8 @@ public:
         if (!usage) {
             return false;
         }
-        anthropic_usage_tally tally;
-        if (u.known) {
-            tally.add(anthropic_usage_json(u.tokens()));
-        }
-        tally.add(json_parse::parse_value(*usage));
+        auto tally = u.known ? anthropic_usage_tally::of(u.tokens()) : anthropic_usage_tally{};
+        tally.add(*usage);
         if (tally.known()) {
             u = usage_info::from(tally.tokens());
         }

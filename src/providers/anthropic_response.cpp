@@ -65,9 +65,16 @@ private:
         c["choices"] = std::move(choices);
         return c;
     }
-    void emit(std::vector<std::string>& out, json delta, json finish = nullptr) const {
-        out.push_back(dump(chunk(json::array(
-            {{{"index", 0}, {"delta", std::move(delta)}, {"finish_reason", std::move(finish)}}}))));
+    // One chunk of one choice, written as dump(chunk(...)) writes it (keys in order), with
+    // the stream's own fields serialised once: no object built per event.
+    void emit(std::vector<std::string>& out, const json& delta, const json& finish = nullptr) const {
+        if (tail_.empty()) {
+            tail_ = dump(base_chunk()).substr(1); // "created":…,"object":"chat.completion.chunk"}
+        }
+        std::string c = R"({"choices":[{"delta":)";
+        c.append(dump(delta)).append(R"(,"finish_reason":)").append(dump(finish));
+        c.append(R"(,"index":0}],)").append(tail_);
+        out.push_back(std::move(c));
     }
     void emit_arguments(std::vector<std::string>& out, tool_block& tool, const std::string& args) {
         tool.has_arguments = true;
@@ -182,6 +189,7 @@ private:
     usage_info info_;
     std::map<std::uint64_t, tool_block> tools_; // by Anthropic content block index
     std::size_t next_tool_ = 0;
+    mutable std::string tail_; // a chunk's members after "choices", and its closing brace
 };
 
 } // namespace

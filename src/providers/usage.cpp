@@ -5,6 +5,7 @@
 #include "michi/core/json_scan.hpp"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 
 namespace michi::providers {
@@ -223,6 +224,62 @@ token_usage anthropic_usage_tally::tokens() const noexcept {
     return u;
 }
 
+void anthropic_usage_tally::add(std::string_view usage) noexcept {
+    anthropic_usage_tally next = *this;
+    bool plain = true; // every count written as a plain integer (or null)
+    const auto read = [&](std::string_view key, std::string_view value,
+                          std::optional<std::uint64_t> n, const auto& slots) {
+        for (const auto& [name, slot] : slots) {
+            if (key == name) {
+                if (n) {
+                    *slot = *n;
+                } else if (value != "null") {
+                    plain = false;
+                }
+                return true;
+            }
+        }
+        return false;
+    };
+    const bool object = raw_members(usage, [&](std::string_view key, std::string_view value,
+                                                std::optional<std::uint64_t> n) {
+        plain = plain && key.find('\\') == std::string_view::npos;
+        if (read(key, value, n,
+                 std::array{std::pair{"input_tokens", &next.input_},
+                            std::pair{"output_tokens", &next.output_},
+                            std::pair{"cache_read_input_tokens", &next.cache_read_},
+                            std::pair{"cache_creation_input_tokens", &next.cache_creation_}}) ||
+            key != "cache_creation" || value == "null") {
+            return;
+        }
+        plain = plain && raw_members(value, [&](std::string_view k, std::string_view v,
+                                                 std::optional<std::uint64_t> m) {
+                    plain = plain && k.find('\\') == std::string_view::npos;
+                    read(k, v, m,
+                         std::array{std::pair{"ephemeral_5m_input_tokens", &next.ephemeral_5m_},
+                                    std::pair{"ephemeral_1h_input_tokens", &next.ephemeral_1h_}});
+                });
+    });
+    if (object && !plain) {
+        add(json::parse(usage, nullptr, false)); // the DOM reads what the scan does not
+    } else if (object) {
+        next.known_ = true;
+        *this = next;
+    }
+}
+
+anthropic_usage_tally anthropic_usage_tally::of(const token_usage& u) noexcept {
+    anthropic_usage_tally t;
+    t.known_ = true;
+    t.input_ = u.uncached_input();
+    t.output_ = u.output;
+    t.cache_read_ = u.cache_read;
+    t.cache_creation_ = u.cache_write();
+    t.ephemeral_5m_ = u.cache_write_5m;
+    t.ephemeral_1h_ = u.cache_write_1h;
+    return t;
+}
+
 std::optional<token_usage> read_anthropic_usage(const json& usage) noexcept {
     if (!usage.is_object()) {
         return std::nullopt;
@@ -230,6 +287,12 @@ std::optional<token_usage> read_anthropic_usage(const json& usage) noexcept {
     anthropic_usage_tally t;
     t.add(usage);
     return t.tokens();
+}
+
+std::optional<token_usage> read_anthropic_usage(std::string_view usage) noexcept {
+    anthropic_usage_tally t;
+    t.add(usage);
+    return t.known() ? std::optional(t.tokens()) : std::nullopt;
 }
 
 json openai_chat_usage_json(const token_usage& u) {
@@ -245,10 +308,15 @@ json openai_chat_usage_json(const token_usage& u) {
 }
 
 json anthropic_usage_json(const token_usage& u) {
-    return {{"input_tokens", u.uncached_input()},
-            {"output_tokens", u.output},
-            {"cache_creation_input_tokens", u.cache_write()},
-            {"cache_read_input_tokens", u.cache_read}};
+    json out = {{"input_tokens", u.uncached_input()},
+                {"output_tokens", u.output},
+                {"cache_creation_input_tokens", u.cache_write()},
+                {"cache_read_input_tokens", u.cache_read}};
+    if (u.cache_write_1h > 0) { // the split that prices 1 h writes apart
+        out["cache_creation"] = {{"ephemeral_5m_input_tokens", u.cache_write_5m},
+                                 {"ephemeral_1h_input_tokens", u.cache_write_1h}};
+    }
+    return out;
 }
 
 } // namespace michi::providers

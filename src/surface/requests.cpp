@@ -9,8 +9,12 @@ namespace michi::surface {
 result<nlohmann::json> to_pivot(api_kind api, nlohmann::json request) {
     providers::translated<nlohmann::json> converted;
     switch (api) {
-    case api_kind::messages:
     case api_kind::count_tokens:
+        if (request.is_object() && !request.contains("max_tokens")) {
+            request["max_tokens"] = 1; // a count reaches no model: it sends no output limit
+        }
+        [[fallthrough]];
+    case api_kind::messages:
         converted = providers::anthropic::request_from_messages(request);
         break;
     case api_kind::responses:

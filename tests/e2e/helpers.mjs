@@ -29,11 +29,11 @@ function withTimeout(promise, ms, what) {
 
 /**
  * Starts `bin` with `args` and waits (START_TIMEOUT_MS) for a line of its output matching
- * `ready`. Resolves to { child, lines (all it printed), exited (resolves to { code, signal }),
+ * `ready` (`env`: its environment). Resolves to { child, lines (all it printed), exited (resolves to { code, signal }),
  * match }; on an exit or a timeout first, kills it and rejects with its output (`name` names it).
  */
-async function startProcess(bin, args, ready, name) {
-  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+async function startProcess(bin, args, ready, name, env = process.env) {
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
   const lines = [];
   const exited = once(child, 'exit').then(([code, signal]) => ({ code, signal }));
   const matched = new Promise((resolve, reject) => {
@@ -155,7 +155,8 @@ export function sseEvent(data, event) {
 
 /**
  * A fake HTTP upstream on an ephemeral port. Every request is recorded in `requests` as
- * { method, path, headers, body } (body parsed as JSON when it is JSON), then answered by
+ * { method, path, headers, body, raw } (body parsed as JSON when it is JSON, raw as text),
+ * then answered by
  * `respond(request)` (which may be async), returning one of
  *   { status?, json, headers? }   a JSON answer (status defaults to 200)
  *   { sse: [objects] }            an OpenAI stream: one `data: {...}` event per object, then
@@ -174,7 +175,7 @@ export async function startFakeServer(respond) {
     const raw = Buffer.concat(chunks).toString('utf8');
     let body = raw;
     try { body = JSON.parse(raw); } catch { /* keep the raw text */ }
-    const request = { method: req.method, path: req.url, headers: req.headers, body };
+    const request = { method: req.method, path: req.url, headers: req.headers, body, raw };
     requests.push(request);
 
     let answer;
@@ -260,4 +261,45 @@ export function anthropicStream(datas) {
 /** Gemini SSE events (`data:` only) from GenerateContentResponse objects. */
 export function geminiStream(responses) {
   return responses.map((data) => ({ data }));
+}
+
+/**
+ * Starts michi-gateway on the repository's own config/michi.yaml, as a newcomer would, on an
+ * ephemeral port of 127.0.0.1 with its SQLite file in a fresh temp dir and a developer key
+ * (MICHI_DEV_KEY_SHA256), in an environment without any `unset` variable (say, the providers'
+ * API keys). Returns { baseURL, origin, secret, output(), stop() } as startGateway does.
+ */
+export async function startDefaultGateway({ unset = [] } = {}) {
+  const dir = await mkdtemp(path.join(tmpdir(), 'michi-e2e-default-'));
+  const { secret, sha256 } = keygen('developer');
+  const env = { ...process.env, MICHI_LISTEN: '127.0.0.1:0', MICHI_DB: path.join(dir, 'michi.db'),
+    MICHI_LOG_LEVEL: 'info', MICHI_DEV_KEY_SHA256: sha256 };
+  for (const name of unset) delete env[name];
+  const configFile = fileURLToPath(new URL('../../config/michi.yaml', import.meta.url));
+  let child, lines, exited, m;
+  try {
+    ({ child, lines, exited, match: m } = await startProcess(
+      MICHI_BIN, ['--config', configFile], /listening on (\S+):(\d+)/, 'michi-gateway', env));
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+  const port = Number(m[2]);
+  return {
+    baseURL: `http://127.0.0.1:${port}/v1`,
+    origin: `http://127.0.0.1:${port}`,
+    secret,
+    output: () => lines.join('\n'),
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      try {
+        return await withTimeout(exited, STOP_TIMEOUT_MS, 'michi-gateway exit after SIGTERM');
+      } catch (err) {
+        child.kill('SIGKILL');
+        throw err;
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+  };
 }

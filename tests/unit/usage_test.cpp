@@ -45,6 +45,31 @@ TEST(UsageTest, RawOpenAiReaderAgreesWithTheDomReader) {
     }
 }
 
+TEST(UsageTest, RawAnthropicReaderAgreesWithTheDomReader) {
+    for (const std::string text : {
+             fixture("anthropic_cache_write.json"),
+             std::string(R"({"input_tokens":9,"output_tokens":3})"),
+             std::string(R"( { "output_tokens" : 7 , "cache_creation" : { "ephemeral_1h_input_tokens")"
+                         R"(: 200, "ephemeral_5m_input_tokens":100 }, "cache_creation_input_tokens":300,)"
+                         R"("cache_read_input_tokens":2000,"input_tokens":100,"service_tier":"standard"} )"),
+             std::string(R"({"input_tokens":null,"cache_creation":null,"output_tokens":4})"),
+             // Counts the scan does not read as integers: the DOM decides, as before.
+             std::string(R"({"input_tokens":12.0,"output_tokens":-3,"cache_read_input_tokens":"7"})"),
+             std::string(R"({"input\u005ftokens":5,"cache_creation":[1],"output_tokens":1e2})"),
+             std::string("{}"),
+         }) {
+        SCOPED_TRACE(text);
+        const auto dom = read_anthropic_usage(json::parse(text));
+        const auto raw = read_anthropic_usage(std::string_view(text));
+        ASSERT_TRUE(dom);
+        ASSERT_TRUE(raw);
+        EXPECT_EQ(*raw, *dom);
+    }
+    EXPECT_FALSE(read_anthropic_usage(std::string_view("[1]")));
+    EXPECT_FALSE(read_anthropic_usage(std::string_view(R"({"input_tokens":)")));
+    EXPECT_FALSE(read_anthropic_usage(std::string_view("")));
+}
+
 TEST(UsageTest, OpenAiShapes) {
     const auto u = read_openai_chat_usage(std::string_view(fixture("openai_chat.json")));
     ASSERT_TRUE(u);
@@ -88,6 +113,7 @@ TEST(UsageTest, UntrustedUsageNeverThrows) {
             (void)read_responses_usage(j);
             (void)read_gemini_usage(j);
             (void)read_anthropic_usage(j);
+            (void)read_anthropic_usage(std::string_view(text));
             (void)read_openai_chat_usage(std::string_view(text));
             if (const auto u = read_openai_chat_usage(j)) {
                 (void)openai_chat_usage_json(*u).dump();
@@ -186,7 +212,18 @@ TEST(UsageTest, WrittenUsageObjects) {
         "prompt_tokens_details":{"cached_tokens":600,"cache_write_tokens":150},
         "completion_tokens_details":{"reasoning_tokens":120}})"));
     EXPECT_EQ(anthropic_usage_json(u), json::parse(R"({"input_tokens":250,"output_tokens":300,
-        "cache_creation_input_tokens":150,"cache_read_input_tokens":600})"));
+        "cache_creation_input_tokens":150,"cache_read_input_tokens":600,
+        "cache_creation":{"ephemeral_5m_input_tokens":100,"ephemeral_1h_input_tokens":50}})"));
+    // Anthropic's own shape reads back whole, 1 h writes included (a stream's tally does).
+    anthropic_usage_tally tally;
+    tally.add(anthropic_usage_json(u));
+    tally.add(json::parse(R"({"output_tokens":300})"));
+    EXPECT_EQ(tally.tokens(), (token_usage{1000, 600, 100, 50, 300, 0}));
+    // A tally made from the usage so far is the same, without the object in between.
+    auto held = anthropic_usage_tally::of(token_usage{1000, 600, 100, 50, 7, 0});
+    EXPECT_TRUE(held.known());
+    held.add(std::string_view(R"({"output_tokens":300})"));
+    EXPECT_EQ(held.tokens(), tally.tokens());
     // What the gateway writes, it reads back the same (1 h writes become 5 min ones).
     const auto back = read_openai_chat_usage(openai_chat_usage_json(u));
     EXPECT_EQ(*back, (token_usage{1000, 600, 150, 0, 300, 120}));

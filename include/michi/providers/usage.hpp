@@ -41,6 +41,12 @@ std::optional<token_usage> read_gemini_usage(const nlohmann::json& usage_metadat
 class anthropic_usage_tally {
 public:
     void add(const nlohmann::json& usage) noexcept;
+    // The same from the raw text of the object, without building a DOM (unless a count is
+    // written otherwise than as a plain integer); text that is not an object is ignored.
+    void add(std::string_view usage) noexcept;
+    // A tally that holds `u` already (a stream's usage so far), as if read from Anthropic's
+    // usage object for it.
+    static anthropic_usage_tally of(const token_usage& u) noexcept;
     bool known() const noexcept { return known_; }
     token_usage tokens() const noexcept;
 
@@ -55,13 +61,16 @@ private:
 };
 // One Anthropic usage object (a whole response's): nullopt unless it is an object.
 std::optional<token_usage> read_anthropic_usage(const nlohmann::json& usage) noexcept;
+// The same from the object's raw text.
+std::optional<token_usage> read_anthropic_usage(std::string_view usage) noexcept;
 
 // An OpenAI chat `usage` object for the usage: prompt_tokens, completion_tokens, total_tokens,
 // prompt_tokens_details {cached_tokens, and cache_write_tokens when there are writes},
 // completion_tokens_details {reasoning_tokens}.
 nlohmann::json openai_chat_usage_json(const token_usage& u);
 // An Anthropic `usage` object for the usage: input_tokens (uncached), output_tokens,
-// cache_creation_input_tokens, cache_read_input_tokens.
+// cache_creation_input_tokens, cache_read_input_tokens, and the cache_creation split when
+// there are 1 h writes.
 nlohmann::json anthropic_usage_json(const token_usage& u);
 
 } // namespace michi::providers
