@@ -70,8 +70,13 @@ void check_providers(const config& cfg, std::vector<std::string>& errors) {
             (p.responses_api || !p.chat_api)) {
             errors.push_back(path + ".apis: only openai and azure providers choose their APIs");
         }
-        if (const auto why = header_value_problem(p.api_key.reveal())) {
-            errors.push_back(path + ".api_key: " + *why);
+        for (std::size_t i = 0; i < p.api_keys.size(); ++i) {
+            if (const auto why = header_value_problem(p.api_keys[i].key.reveal())) {
+                errors.push_back(path + (p.api_keys.size() == 1
+                                             ? ".api_key: "
+                                             : ".api_keys[" + std::to_string(i) + "]: ") +
+                                 *why);
+            }
         }
         for (const auto& [field, value] : p.headers) {
             if (const auto why = header_value_problem(value)) {
