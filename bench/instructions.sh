@@ -22,8 +22,12 @@
 # over those requests from `INFO commandstats` (µs per call, calls per request), since
 # redis-server's instructions are not counted.
 #
+# TLS=1 puts the mock behind HTTPS (a CA and an RSA-2048 certificate for localhost made here,
+# as bench/run.sh's TLS=1): nginx-proxy verifies it and reuses sessions, Michi's provider names
+# the CA as its ca_file; the floor, which speaks plain HTTP only, is left out.
+#
 #   bench/instructions.sh   env: MICHI_BIN FLOOR_BIN REQUESTS (2000) CONNECTIONS (4) WARMUP (5000)
-#                           REDIS (0)
+#                           REDIS (0) TLS (0)
 #                           needs valgrind, nginx, python3, curl (REDIS=1: redis-server, redis-cli)
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -33,6 +37,7 @@ CONNECTIONS="${CONNECTIONS:-4}"
 WARMUP="${WARMUP:-5000}"
 FLOOR_BIN="${FLOOR_BIN:-$HERE/../build/release/michi-bench-floor}"
 REDIS="${REDIS:-0}"
+TLS="${TLS:-0}"
 for tool in valgrind callgrind_control nginx python3 curl; do
     command -v "$tool" >/dev/null || { echo "bench: $tool not found" >&2; exit 1; }
 done
@@ -63,10 +68,34 @@ http { access_log off; client_body_temp_path $1; proxy_temp_path $1;
   keepalive_requests 1000000;
 NGINX
 }
+UP=http
+MOCK_SSL=""
+MOCK_SSL_CONF=""
+PROXY_SSL=""
+if [[ "$TLS" == 1 ]]; then
+    FLOOR_BIN=/nonexistent # plain HTTP only
+    (
+        cd "$TMP"
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout ca-key.pem -out ca.pem -days 2 \
+            -subj "/CN=michi bench CA" >/dev/null 2>&1
+        openssl req -newkey rsa:2048 -nodes -keyout server-key.pem -out server.csr \
+            -subj "/CN=localhost" >/dev/null 2>&1
+        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >ext.cnf
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial \
+            -out server.pem -days 2 -extfile ext.cnf >/dev/null 2>&1
+    ) || { echo "bench: could not make the TLS certificates (openssl)" >&2; exit 1; }
+    UP=https
+    MOCK_SSL=" ssl"
+    MOCK_SSL_CONF="ssl_certificate $TMP/server.pem; ssl_certificate_key $TMP/server-key.pem;
+  ssl_session_cache shared:mock:1m;"
+    PROXY_SSL="proxy_ssl_verify on; proxy_ssl_trusted_certificate $TMP/ca.pem;
+    proxy_ssl_name localhost; proxy_ssl_server_name on; proxy_ssl_session_reuse on;"
+fi
 {
     common "$TMP/mock"
     cat <<NGINX
-  server { listen 127.0.0.1:$MOCK; default_type application/json;
+  $MOCK_SSL_CONF
+  server { listen 127.0.0.1:$MOCK$MOCK_SSL; default_type application/json;
     location / { return 200 '{"id":"c","object":"chat.completion","created":1,"model":"gpt-bench","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?"},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":9,"total_tokens":18}}'; } } }
 NGINX
 } >"$TMP/mock/nginx.conf"
@@ -75,11 +104,17 @@ NGINX
     cat <<NGINX
   upstream mock { server 127.0.0.1:$MOCK; keepalive 64; keepalive_requests 1000000; }
   server { listen 127.0.0.1:$PROXY;
-    location / { proxy_pass http://mock; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
+    location / { proxy_pass $UP://mock; proxy_http_version 1.1; proxy_set_header Connection "";
+    $PROXY_SSL } } }
 NGINX
 } >"$TMP/proxy/nginx.conf"
 
 guard_keys_config "$MICHI" "$MOCK" 1
+if [[ "$TLS" == 1 ]]; then
+    sed -i "s|base_url: \"http://127.0.0.1:$MOCK/v1\"|base_url: \"https://localhost:$MOCK/v1\", ca_file: \"$TMP/ca.pem\"|" \
+        "$TMP/michi.yaml"
+    grep -q "ca_file" "$TMP/michi.yaml" || { echo "bench: TLS config not written" >&2; exit 1; }
+fi
 
 nginx -p "$TMP/mock" -c "$TMP/mock/nginx.conf" -g 'daemon off;' >"$TMP/mock/out.log" 2>&1 &
 PIDS+=($!)
@@ -181,7 +216,8 @@ if [[ -n "$REDIS_MICHI_PID" ]]; then
     REDIS_STATS=$(redis-cli -p "$REDIS_PORT" INFO commandstats | tr -d '\r' | grep '^cmdstat_')
 fi
 
-echo "instructions per request ($REQUESTS requests over $CONNECTIONS connections, after $WARMUP warm-up)"
+echo "instructions per request ($REQUESTS requests over $CONNECTIONS connections, after $WARMUP warm-up;" \
+    "upstream $([[ "$TLS" == 1 ]] && echo HTTPS || echo plain HTTP))"
 printf '  %-12s %8s\n' nginx-proxy "$PROXY_I" michi/free "$FREE_I" michi/guard "$GUARD_I"
 awk -v p="$PROXY_I" -v f="$FREE_I" -v g="$GUARD_I" 'BEGIN {
     printf "  michi/free / nginx-proxy: %.2fx\n", f / p

@@ -152,8 +152,8 @@ awaitable<attempt> client::send(const endpoint& ep, std::string_view head,
         a.conn = pool_.take(ep.pool_key);
         if (!a.conn) {
             a.conn = std::make_unique<connection>(ex_, ep);
-            const auto ec =
-                co_await a.conn->open(resolver_, std::min(connect_timeout, head_timeout));
+            const auto ec = co_await a.conn->open(resolver_, pool_.sessions(),
+                                                  std::min(connect_timeout, head_timeout));
             if (ec) {
                 fail(a, failure_kind::connect, ec, "connect");
                 co_return a;
@@ -162,10 +162,10 @@ awaitable<attempt> client::send(const endpoint& ep, std::string_view head,
         a.conn->expires_after(head_timeout);
         // Written at once when the socket takes it (a request usually fits its send buffer):
         // one system call and no completion through the scheduler; the rest, if any, by an
-        // asynchronous write.
+        // asynchronous write (on TLS, encrypted whole first: the ciphertext left unsent).
         error_code wec;
         const std::size_t wn = a.conn->write_now(bufs, wec);
-        if (!wec && wn < head.size() + body.size()) {
+        if (!wec && (wn < head.size() + body.size() || a.conn->unsent())) {
             auto [ec, n] = co_await a.conn->async_write(after(bufs, wn), nothrow_op);
             wec = ec;
         }

@@ -1,54 +1,47 @@
 #include "michi/upstream/connection.hpp"
 
-#include <openssl/ssl.h>
-
 namespace michi::upstream {
 
 connection::connection(executor ex, const endpoint& ep)
-    : pool_key_(ep.pool_key), host_(ep.host), port_(ep.port) {
+    : pool_key_(ep.pool_key), host_(ep.host), port_(ep.port), stream_(ex) {
     buffer_.reserve(read_buffer_bytes);
+    // The answer follows the request just written: its first read waits for epoll rather
+    // than trying recv() first (tcp_stream::wait_after_short_reads), the TLS session's
+    // reads of records as the plain connection's reads.
+    stream_.wait_after_short_reads();
     if (ep.tls) {
-        tls_ = std::make_unique<tls_stream>(ex, *ep.tls_ctx);
-    } else {
-        plain_ = std::make_unique<plain_stream>(ex);
-        plain_->wait_after_short_reads();
+        tls_ = std::make_unique<tls_channel>(stream_, *ep.tls_ctx);
     }
 }
 
-awaitable<error_code> connection::open(tcp_resolver& resolver,
+awaitable<error_code> connection::open(tcp_resolver& resolver, tls_sessions& sessions,
                                        std::chrono::milliseconds timeout) {
     auto [rec, results] = co_await resolver.async_resolve(host_, port_, nothrow);
     if (rec) {
         co_return rec;
     }
-    auto& tcp_layer = lowest();
-    tcp_layer.expires_after(timeout);
-    auto [cec, ep] = co_await net::async_connect(tcp_layer.socket(), results, nothrow);
+    stream_.expires_after(timeout);
+    auto [cec, ep] = co_await net::async_connect(stream_.socket(), results, nothrow);
     if (cec) {
-        co_return tcp_layer.timed_out() ? error_code(beast::error::timeout) : cec;
+        co_return stream_.timed_out() ? error_code(beast::error::timeout) : cec;
     }
-    tcp_layer.socket().set_option(tcp::no_delay(true));
+    stream_.socket().set_option(tcp::no_delay(true));
     if (tls_) {
-        // SNI first, then verify the certificate chain and that it names this host.
-        if (!SSL_set_tlsext_host_name(tls_->native_handle(), host_.c_str())) {
-            co_return error_code(static_cast<int>(::ERR_get_error()),
-                                 net::error::get_ssl_category());
-        }
-        tls_->set_verify_mode(ssl::verify_peer);
-        tls_->set_verify_callback(ssl::host_name_verification(host_));
-        auto [hec] = co_await tls_->async_handshake(ssl::stream_base::client, nothrow);
+        // SNI, then the certificate chain and that it names this host; every record the
+        // handshake exchanges goes through the stream, within the same deadline.
+        const auto hec = co_await tls_->handshake(host_, sessions, pool_key_);
         if (hec) {
-            co_return hec;
+            co_return stream_.timed_out() ? error_code(beast::error::timeout) : hec;
         }
     }
-    tcp_layer.expires_never();
+    stream_.expires_never();
     co_return error_code{};
 }
 
 void connection::close() {
     error_code ignored;
-    lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
-    lowest().close();
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.close();
 }
 
 } // namespace michi::upstream

@@ -1,6 +1,7 @@
 #include "michi/upstream/endpoint.hpp"
 
 #include "michi/core/url_text.hpp"
+#include "michi/upstream/tls_channel.hpp"
 
 namespace michi::upstream {
 
@@ -53,6 +54,7 @@ std::shared_ptr<ssl::context> make_client_tls_context(const std::string& ca_file
         ctx->load_verify_file(ca_file); // throws on a bad file
     }
     ctx->set_verify_mode(ssl::verify_peer);
+    tls_channel::prepare_context(*ctx); // sessions kept per worker, to resume
     return ctx;
 }
 

@@ -5,6 +5,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -19,6 +20,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -350,6 +352,10 @@ struct fake_upstream::impl {
     std::size_t connections_opened_ = 0;
     std::size_t connections_closed_ = 0;
     std::size_t streams_aborted_ = 0;
+    std::size_t tls_handshakes_ = 0;
+    std::size_t tls_resumed_ = 0;
+    std::size_t to_hold_ = 0; // handshakes still to hold
+    std::size_t held_ = 0;    // handshakes waiting now
 
     std::uint16_t port_ = 0;
     bool tls_enabled_ = false;
@@ -357,6 +363,7 @@ struct fake_upstream::impl {
     // Declared last and reset explicitly before the members above go away: destroying it
     // destroys the suspended connection coroutines, whose guards still record closes.
     std::optional<asio::io_context> ioc_;
+    std::optional<asio::steady_timer> gate_; // held handshakes wait on it until cancelled
     std::thread thread_;
 
     // Applies `f` under the lock and wakes every wait_until.
@@ -417,9 +424,26 @@ struct fake_upstream::impl {
                 close_socket(socket);
                 co_return;
             }
+            bool hold = false;
+            record([&] {
+                if (to_hold_ > 0) {
+                    --to_hold_;
+                    ++held_;
+                    hold = true;
+                }
+            });
+            if (hold) {
+                co_await gate_->async_wait(use_tuple);
+                record([&] { --held_; });
+            }
             ssl::stream<tcp::socket> stream(std::move(socket), *tls_);
             auto [hec] = co_await stream.async_handshake(ssl::stream_base::server, use_tuple);
             if (!hec) {
+                const bool resumed = SSL_session_reused(stream.native_handle()) == 1;
+                record([&] {
+                    ++tls_handshakes_;
+                    tls_resumed_ += resumed ? 1 : 0;
+                });
                 if (co_await serve_requests(stream) == connection_end::close_gracefully) {
                     co_await tls_shutdown(stream);
                 }
@@ -582,6 +606,7 @@ struct fake_upstream::impl {
 fake_upstream::fake_upstream(const tls_files* tls) : impl_(std::make_unique<impl>()) {
     impl& self = *impl_;
     self.ioc_.emplace(1);
+    self.gate_.emplace(*self.ioc_, asio::steady_timer::time_point::max());
     if (tls != nullptr) {
         self.tls_ = std::make_unique<ssl::context>(ssl::context::tls_server);
         self.tls_->use_certificate_chain_file(tls->cert_file);
@@ -613,6 +638,7 @@ fake_upstream::fake_upstream(const tls_files* tls) : impl_(std::make_unique<impl
 fake_upstream::~fake_upstream() {
     impl_->ioc_->stop();
     impl_->thread_.join();
+    impl_->gate_.reset();
     impl_->ioc_.reset();
 }
 
@@ -653,6 +679,34 @@ std::size_t fake_upstream::connections_closed() const {
 std::size_t fake_upstream::streams_aborted() const {
     std::lock_guard lock(impl_->mutex_);
     return impl_->streams_aborted_;
+}
+
+std::size_t fake_upstream::tls_handshakes() const {
+    std::lock_guard lock(impl_->mutex_);
+    return impl_->tls_handshakes_;
+}
+
+std::size_t fake_upstream::tls_resumed() const {
+    std::lock_guard lock(impl_->mutex_);
+    return impl_->tls_resumed_;
+}
+
+void fake_upstream::hold_handshakes(std::size_t n) {
+    std::lock_guard lock(impl_->mutex_);
+    impl_->to_hold_ = n;
+}
+
+void fake_upstream::release_handshakes() {
+    {
+        std::lock_guard lock(impl_->mutex_);
+        impl_->to_hold_ = 0;
+    }
+    asio::post(*impl_->ioc_, [this] { impl_->gate_->cancel(); });
+}
+
+std::size_t fake_upstream::tls_held() const {
+    std::lock_guard lock(impl_->mutex_);
+    return impl_->held_;
 }
 
 bool fake_upstream::wait_until(const std::function<bool()>& pred,

@@ -109,6 +109,14 @@ public:
     // by the concurrent read while streaming; a client half-close counts too). A peer leaving
     // during head_delay is not counted: nothing is streaming yet.
     std::size_t streams_aborted() const;
+    // TLS handshakes completed, and how many of them resumed an earlier session.
+    std::size_t tls_handshakes() const;
+    std::size_t tls_resumed() const;
+    // The next n TLS connections wait before their handshake (the client's hello unread)
+    // until release_handshakes(); tls_held() says how many are waiting now.
+    void hold_handshakes(std::size_t n);
+    void release_handshakes();
+    std::size_t tls_held() const;
 
     // Blocks until pred() is true or timeout passes; re-checks whenever the fake records
     // anything (request, connection, close, abort) and at least every 50 ms. pred() is called

@@ -4,10 +4,11 @@
 #include "michi/upstream/endpoint.hpp"
 #include "michi/core/net.hpp"
 #include "michi/core/tcp_stream.hpp"
+#include "michi/upstream/tls_channel.hpp"
+#include "michi/upstream/tls_sessions.hpp"
 
 #include <array>
 #include <memory>
-#include <variant>
 
 namespace michi::upstream {
 
@@ -19,33 +20,55 @@ public:
     // answer in two.
     static constexpr std::size_t read_buffer_bytes = 8 * 1024;
 
-    using plain_stream = tcp_stream;
-    using tls_stream = tls_over_tcp;
-
     connection(executor ex, const endpoint& ep);
 
     // Resolves, connects and (for TLS) handshakes with SNI, peer and host-name
-    // verification, all within `timeout`.
-    awaitable<error_code> open(tcp_resolver& resolver, std::chrono::milliseconds timeout);
+    // verification, offering the worker's latest session for the endpoint, all within
+    // `timeout`.
+    awaitable<error_code> open(tcp_resolver& resolver, tls_sessions& sessions,
+                               std::chrono::milliseconds timeout);
 
     // A read of some bytes and a write of all the buffers, on whichever stream this is,
-    // with any completion token (`co_await c.async_read_some(b, nothrow_op)`).
+    // with any completion token (`co_await c.async_read_some(b, nothrow_op)`). One at a
+    // time: a read never overlaps a write.
     template <class MutableBuffers, class Token>
     auto async_read_some(const MutableBuffers& buffers, Token&& token) {
-        return michi::async_read_some(tls_.get(), lowest(), buffers, std::forward<Token>(token));
+        return net::async_initiate<Token, void(error_code, std::size_t)>(
+            [this](auto handler, const MutableBuffers& b) {
+                if (tls_) {
+                    tls_->async_read_some(b, std::move(handler));
+                } else {
+                    stream_.async_read_some(b, std::move(handler));
+                }
+            },
+            token, buffers);
     }
+    // (On a TLS connection this also sends what write_now left unsent.)
     template <class ConstBuffers, class Token>
     auto async_write(const ConstBuffers& buffers, Token&& token) {
-        return michi::async_write(tls_.get(), lowest(), buffers, std::forward<Token>(token));
+        return net::async_initiate<Token, void(error_code, std::size_t)>(
+            [this](auto handler, const ConstBuffers& b) {
+                if (tls_) {
+                    tls_->async_write(b, std::move(handler));
+                } else {
+                    net::async_write(stream_, b, std::move(handler));
+                }
+            },
+            token, buffers);
     }
 
-    // What the socket takes now, on a plain connection (michi::write_now).
+    // Writes what the socket takes now (michi::write_now): the bytes taken; on a TLS
+    // connection all of them, encrypted, and unsent() says whether some of the ciphertext
+    // is left for async_write.
     template <std::size_t N>
     std::size_t write_now(const std::array<net::const_buffer, N>& buffers, error_code& ec) {
-        return michi::write_now(tls_.get(), lowest(), buffers, ec);
+        return tls_ ? tls_->write_now(buffers, ec) : stream_.write_now(buffers, ec);
     }
+    bool unsent() const noexcept { return tls_ && tls_->unsent(); }
+    // The TLS handshake resumed an earlier session.
+    bool resumed() const noexcept { return tls_ && tls_->resumed(); }
 
-    tcp_stream& lowest() { return tls_ ? beast::get_lowest_layer(*tls_) : *plain_; }
+    tcp_stream& lowest() { return stream_; }
     void expires_after(std::chrono::milliseconds d) { lowest().expires_after(d); }
     void expires_never() { lowest().expires_never(); }
     // Aborts every pending operation; the connection is then unusable.
@@ -60,8 +83,8 @@ private:
     std::string pool_key_;
     std::string host_;
     std::string port_;
-    std::unique_ptr<plain_stream> plain_;
-    std::unique_ptr<tls_stream> tls_;
+    tcp_stream stream_;                // (under the TLS session, when there is one)
+    std::unique_ptr<tls_channel> tls_; // the TLS session, for an https endpoint
     beast::flat_buffer buffer_;
 };
 

@@ -1,8 +1,10 @@
 #pragma once
-// Per-worker pool of idle keep-alive upstream connections, keyed by endpoint. Only
-// touched from its worker's thread, so it needs no lock.
+// Per-worker pool of idle keep-alive upstream connections, keyed by endpoint, and the
+// worker's TLS sessions to resume when it opens new ones. Only touched from its worker's
+// thread, so it needs no lock.
 
 #include "michi/upstream/connection.hpp"
+#include "michi/upstream/tls_sessions.hpp"
 
 #include <deque>
 #include <memory>
@@ -27,6 +29,7 @@ public:
     void put(std::unique_ptr<connection> c, std::size_t cap);
     std::size_t idle_count() const;
     void clear() { idle_.clear(); }
+    tls_sessions& sessions() noexcept { return sessions_; }
 
 private:
     // Closes every idle connection past its expiry; then waits for the next one to expire,
@@ -42,6 +45,7 @@ private:
     // Tells a sweep completion whether the pool still exists (the timer's wait may complete
     // after the pool was destroyed with its worker).
     std::shared_ptr<char> alive_ = std::make_shared<char>();
+    tls_sessions sessions_;
 };
 
 } // namespace michi::upstream
