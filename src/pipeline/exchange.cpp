@@ -297,10 +297,38 @@ awaitable<void> run_exchange(deps& d, downstream::client_io& io, request_context
             // its time to first byte (latency).
             routing::attempt_signal signal(routing::signals_of(plan, c, d.signals));
             const auto sent_at = steady_clock::now();
+            // While the answer's head is awaited (for a whole answer, the whole generation),
+            // a client that hangs up ends the attempt: the provider stops at once.
+            bool client_gone = false;
+            bool watching = false;
+            upstream::head_wait wait;
+            wait.on_wait = [&](upstream::head_wait& w) {
+                watching = true;
+                io.watch_disconnect([&client_gone, &w] {
+                    client_gone = true;
+                    w.abort();
+                });
+            };
             auto a = co_await d.upstream.send(*c.provider->endpoint, req.head, req.body,
-                                              provider.connect_timeout, head_timeout);
+                                              provider.connect_timeout, head_timeout, &wait);
+            if (watching) {
+                co_await io.unwatch();
+            }
             req.recycle(); // sent: its storage serves the next request, not this stream
             const auto head_at = steady_clock::now();
+            if (client_gone) {
+                // Charged the input it sent (the provider may bill it), no output.
+                d.metrics.on_attempt(provider.name, "client_closed");
+                if (a.conn) {
+                    a.conn->close();
+                }
+                account(ctx, *c.model, providers::usage_info{}, 0);
+                ctx.log.status = 499;
+                ctx.log.error_code = "client_closed";
+                ctx.keep_alive = false;
+                settle(ctx, d.ledger);
+                co_return;
+            }
             if (!a) {
                 last_timeout = a.failed == upstream::failure_kind::timeout;
                 if (last_timeout) {

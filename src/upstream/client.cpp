@@ -143,7 +143,7 @@ private:
 
 awaitable<attempt> client::send(const endpoint& ep, std::string_view head,
                                 std::string_view body, milliseconds connect_timeout,
-                                milliseconds head_timeout) {
+                                milliseconds head_timeout, head_wait* wait) {
     const std::array<net::const_buffer, 2> bufs{net::buffer(head.data(), head.size()),
                                                 net::buffer(body.data(), body.size())};
     attempt a;
@@ -180,10 +180,26 @@ awaitable<attempt> client::send(const endpoint& ep, std::string_view head,
         a.parser->body_limit(boost::none);
         error_code rec;
         auto& buffer = a.conn->buffer();
-        while (wire::wants_more(*a.parser, buffer, true, rec)) {
+        if (wait != nullptr) {
+            wait->conn = a.conn.get();
+            if (wait->on_wait) {
+                auto on_wait = std::move(wait->on_wait); // once
+                wait->on_wait = nullptr;
+                on_wait(*wait);
+            }
+        }
+        while (!(wait != nullptr && wait->aborted) &&
+               wire::wants_more(*a.parser, buffer, true, rec)) {
             auto [ec, n] = co_await a.conn->async_read_some(wire::read_room(buffer), nothrow_op);
             if (!wire::took_read(*a.parser, buffer, ec, n, rec)) {
                 break;
+            }
+        }
+        if (wait != nullptr) {
+            wait->conn = nullptr;
+            if (wait->aborted) {
+                fail(a, failure_kind::response, net::error::operation_aborted, "response");
+                co_return a;
             }
         }
         if (rec) {

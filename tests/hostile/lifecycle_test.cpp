@@ -1,6 +1,6 @@
 // The gateway's own lifecycle under clients that keep coming: probes and new requests while
-// it drains, and pooled upstream connections closed when they expire rather than kept until
-// the next request happens to need them.
+// it drains, pooled upstream connections closed when they expire rather than kept until
+// the next request happens to need them, and clients that hang up while the upstream works.
 
 #include "hostile/hostile_support.hpp"
 #include "support/fake_upstream.hpp"
@@ -78,6 +78,31 @@ TEST(LifecycleTest, IdlePooledUpstreamConnectionsAreClosedWhenTheyExpire) {
     // The next request opens a new connection.
     ASSERT_EQ(gw.chat(chat).status, 200u);
     EXPECT_EQ(up.connections_opened(), 2u);
+}
+
+TEST(LifecycleTest, AClientThatHangsUpBeforeTheAnswerEndsTheUpstreamAttemptAtOnce) {
+    fake_upstream up;
+    up.set_handler([](const recorded_request& req) {
+        auto r = default_chat_completion(req);
+        r.head_delay = 60s; // a long generation: the answer's head comes at its end
+        return r;
+    });
+    gateway_harness gw(basic_config(up.base_url()));
+    const std::string body =
+        R"({"model":"fake/gpt-test","messages":[{"role":"user","content":"a long one"}]})";
+    raw_client client(gw.port());
+    client.send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                std::string(test_secret) +
+                "\r\nContent-Type: application/json\r\nContent-Length: " +
+                std::to_string(body.size()) + "\r\n\r\n" + body);
+    ASSERT_TRUE(up.wait_until([&] { return up.request_count() == 1; }));
+    ASSERT_TRUE(eventually([&] { return gw.gw().state().inflight.now() == 1; }));
+    client.close();
+    // Noticed while the upstream still works: the request ends (and its upstream connection
+    // with it) long before the upstream would have answered.
+    EXPECT_TRUE(eventually([&] { return gw.gw().state().inflight.now() == 0; }));
+    const auto metrics = gw.request(http::verb::get, "/metrics");
+    EXPECT_NE(metrics.body.find("outcome=\"client_closed\""), std::string::npos);
 }
 
 } // namespace

@@ -11,6 +11,7 @@
 #include "michi/upstream/response_parser.hpp"
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -31,6 +32,22 @@ struct attempt {
     unsigned status() const noexcept { return parser ? parser->status() : 0; }
 };
 
+// Lets the caller of send() end an attempt while it waits for the answer's head (its client
+// hung up): on_wait runs once, before the first wait, and abort() may then be called until
+// send() returns.
+struct head_wait {
+    std::function<void(head_wait&)> on_wait;
+    connection* conn = nullptr; // the attempt's connection while send() waits on it
+    bool aborted = false;
+
+    void abort() noexcept {
+        aborted = true;
+        if (conn != nullptr) {
+            conn->close(); // ends the pending read
+        }
+    }
+};
+
 class client {
 public:
     // A non-streamed body larger than this is refused (a completion is far smaller; this
@@ -42,9 +59,10 @@ public:
 
     // Sends head and body to ep and waits for the answer's head, within head_timeout (and
     // connect_timeout for a new connection's connect and TLS handshake).
+    // With wait, the wait for the head can be ended by wait->abort() (a failed attempt).
     awaitable<attempt> send(const endpoint& ep, std::string_view head, std::string_view body,
                             std::chrono::milliseconds connect_timeout,
-                            std::chrono::milliseconds head_timeout);
+                            std::chrono::milliseconds head_timeout, head_wait* wait = nullptr);
 
     // The whole body of an attempt's answer into out; an error when it broke off or was too
     // large. A body already whole in the connection's buffer is taken without a coroutine.
