@@ -50,20 +50,6 @@ void finish_head(std::string& head, std::size_t body_size) {
     head.append(wire::crlf);
 }
 
-void append_json_string(std::string& out, std::string_view s) {
-    const bool plain = std::all_of(s.begin(), s.end(), [](char ch) {
-        return static_cast<unsigned char>(ch) >= 0x20 && ch != '"' && ch != '\\';
-    });
-    if (!plain) {
-        out.append(
-            nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-        return;
-    }
-    out.push_back('"');
-    out.append(s);
-    out.push_back('"');
-}
-
 bool splice_model(std::string_view raw, std::size_t model_begin, std::size_t model_end,
                   std::string_view upstream_model, std::string_view first_member,
                   std::string& out) {
