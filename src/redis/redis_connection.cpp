@@ -89,29 +89,47 @@ void redis_connection::connect() {
         plain_ = std::make_shared<tcp_socket>(ex_);
     }
     arm_watchdog();
+    // IPv4 addresses first, as hiredis does: a name asked for both families waits for the
+    // AAAA answer too, which a container network's resolver may forward to an upstream DNS
+    // that never answers (seconds per connect). Only a name without any IPv4 address is
+    // asked for again, for every family.
     resolver_.async_resolve(
-        at_.host, std::to_string(at_.port),
+        tcp::v4(), at_.host, std::to_string(at_.port),
         [this, gen](error_code ec, const tcp::resolver::results_type& results) {
             if (gen != generation_) {
                 return;
             }
             if (ec) {
-                fail("cannot resolve " + at_.host + ": " + ec.message(), true);
+                resolver_.async_resolve(
+                    at_.host, std::to_string(at_.port),
+                    [this, gen](error_code any_ec, const tcp::resolver::results_type& any) {
+                        if (gen == generation_) {
+                            on_resolved(gen, any_ec, any);
+                        }
+                    });
                 return;
             }
-            net::async_connect(socket(), results,
-                               [this, gen, keep = stream_alive()](error_code cec,
-                                                                  const tcp::endpoint&) {
-                                   if (gen != generation_) {
-                                       return;
-                                   }
-                                   if (cec) {
-                                       fail("cannot connect: " + cec.message(), true);
-                                       return;
-                                   }
-                                   on_tcp(gen);
-                               });
+            on_resolved(gen, ec, results);
         });
+}
+
+void redis_connection::on_resolved(std::uint64_t gen, error_code ec,
+                                   const tcp::resolver::results_type& results) {
+    if (ec) {
+        fail("cannot resolve " + at_.host + ": " + ec.message(), true);
+        return;
+    }
+    net::async_connect(socket(), results,
+                       [this, gen, keep = stream_alive()](error_code cec, const tcp::endpoint&) {
+                           if (gen != generation_) {
+                               return;
+                           }
+                           if (cec) {
+                               fail("cannot connect: " + cec.message(), true);
+                               return;
+                           }
+                           on_tcp(gen);
+                       });
 }
 
 // TCP is up: TLS first when asked for (SNI for a name, the chain verified against the

@@ -68,6 +68,8 @@ private:
     enum class state { idle, connecting, ready };
 
     void connect();
+    void on_resolved(std::uint64_t gen, error_code ec,
+                     const tcp::resolver::results_type& results);
     void on_tcp(std::uint64_t gen);
     void on_connected(std::uint64_t gen);
     void write_more();
