@@ -5,6 +5,8 @@
 
 #include "translate_util.hpp"
 
+#include "michi/core/json_fields.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -26,41 +28,9 @@ struct failure {
     throw failure{{std::move(message), std::move(param)}};
 }
 
-// The member `key` of an object, or nullptr (not an object, no such member, or null).
-inline const json* field(const json& j, const char* key) {
-    if (!j.is_object()) {
-        return nullptr;
-    }
-    const auto it = j.find(key);
-    return it == j.end() || it->is_null() ? nullptr : &*it;
-}
-
-inline std::string string_field(const json& j, const char* key, std::string fallback = {}) {
-    const json* v = field(j, key);
-    return v != nullptr && v->is_string() ? v->get<std::string>() : std::move(fallback);
-}
-
-// A non-negative integer member (a whole float counts too), or nothing.
-inline std::optional<std::uint64_t> uint_field(const json& j, const char* key) {
-    const json* v = field(j, key);
-    if (v == nullptr) {
-        return std::nullopt;
-    }
-    if (v->is_number_unsigned()) {
-        return v->get<std::uint64_t>();
-    }
-    if (v->is_number_integer()) {
-        const auto n = v->get<std::int64_t>();
-        return n < 0 ? std::nullopt : std::optional<std::uint64_t>(static_cast<std::uint64_t>(n));
-    }
-    if (v->is_number_float()) {
-        const double d = v->get<double>();
-        if (d >= 0 && d < 1.8e19 && d == static_cast<double>(static_cast<std::uint64_t>(d))) {
-            return static_cast<std::uint64_t>(d);
-        }
-    }
-    return std::nullopt;
-}
+using json_fields::field;
+using json_fields::string_field;
+using json_fields::uint_field;
 
 using translate_util::dump;
 

@@ -2,6 +2,7 @@
 
 #include "michi/providers/usage.hpp"
 
+#include "michi/core/json_fields.hpp"
 #include "michi/core/json_scan.hpp"
 
 #include <algorithm>
@@ -13,35 +14,11 @@ namespace {
 
 using json = nlohmann::json;
 
-// The member `key` of an object, or nullptr (absent, null, or `j` not an object).
-const json* member(const json& j, const char* key) noexcept {
-    if (!j.is_object()) {
-        return nullptr;
-    }
-    const auto it = j.find(key);
-    return it == j.end() || it->is_null() ? nullptr : &*it;
-}
-
-// A token count: a non-negative integer (a whole float counts too), else nullopt.
+// A member (nullptr when absent or null), and a token count: a non-negative integer (a whole
+// float counts too), else nullopt.
+const json* member(const json& j, const char* key) noexcept { return json_fields::field(j, key); }
 std::optional<std::uint64_t> count(const json& j, const char* key) noexcept {
-    const json* v = member(j, key);
-    if (v == nullptr) {
-        return std::nullopt;
-    }
-    if (v->is_number_unsigned()) {
-        return v->get<std::uint64_t>();
-    }
-    if (v->is_number_integer()) {
-        const auto n = v->get<std::int64_t>();
-        return n < 0 ? std::nullopt : std::optional<std::uint64_t>(static_cast<std::uint64_t>(n));
-    }
-    if (v->is_number_float()) {
-        const double d = v->get<double>();
-        if (d >= 0 && d < 1.8e19 && d == static_cast<double>(static_cast<std::uint64_t>(d))) {
-            return static_cast<std::uint64_t>(d);
-        }
-    }
-    return std::nullopt;
+    return json_fields::uint_field(j, key);
 }
 
 std::uint64_t count_or_0(const json& j, const char* key) noexcept {
