@@ -1,5 +1,6 @@
 #include "michi/cache/request_key.hpp"
 
+#include "michi/core/json_scan.hpp"
 #include "michi/core/secret.hpp"
 
 #include <nlohmann/json.hpp>
@@ -8,29 +9,6 @@
 #include <array>
 
 namespace michi::cache {
-
-std::size_t nesting_depth(std::string_view json) noexcept {
-    std::size_t depth = 0;
-    std::size_t deepest = 0;
-    bool in_string = false;
-    for (std::size_t i = 0; i < json.size(); ++i) {
-        const char c = json[i];
-        if (in_string) {
-            if (c == '\\') {
-                ++i;
-            } else if (c == '"') {
-                in_string = false;
-            }
-        } else if (c == '"') {
-            in_string = true;
-        } else if (c == '[' || c == '{') {
-            deepest = std::max(deepest, ++depth);
-        } else if ((c == ']' || c == '}') && depth > 0) {
-            --depth;
-        }
-    }
-    return deepest;
-}
 
 namespace {
 
@@ -63,7 +41,7 @@ bool sets_temperature(const nlohmann::json& body) { return sampled_of(body); }
 
 std::optional<request_key> key_of(api_kind api, std::string_view model, std::string_view body,
                                   std::string_view scope, std::string_view headers) {
-    if (nesting_depth(body) > max_key_depth) {
+    if (json_scan::nesting_depth(body, max_key_depth) > max_key_depth) {
         return std::nullopt;
     }
     const auto j = nlohmann::json::parse(body, nullptr, false);

@@ -3,6 +3,7 @@
 // skipped. Prices are USD per token there and per million tokens here.
 
 #include "michi/config/price_table.hpp"
+#include "michi/core/json_scan.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -14,34 +15,6 @@ namespace michi::config {
 namespace {
 
 using json = nlohmann::json;
-
-// Deepest nesting of objects and arrays in text, counted without parsing (strings skipped),
-// stopping once past `limit`.
-std::size_t nesting_depth(std::string_view text, std::size_t limit) {
-    std::size_t depth = 0;
-    std::size_t deepest = 0;
-    bool in_string = false;
-    for (std::size_t i = 0; i < text.size(); ++i) {
-        const char c = text[i];
-        if (in_string) {
-            if (c == '\\') {
-                ++i;
-            } else if (c == '"') {
-                in_string = false;
-            }
-        } else if (c == '"') {
-            in_string = true;
-        } else if (c == '{' || c == '[') {
-            deepest = std::max(deepest, ++depth);
-            if (deepest > limit) {
-                break;
-            }
-        } else if ((c == '}' || c == ']') && depth > 0) {
-            --depth;
-        }
-    }
-    return deepest;
-}
 
 // A key or value for an error message: bounded, quoted by the caller.
 std::string shown(std::string_view s) {
@@ -178,7 +151,7 @@ price_load_result parse_litellm_prices(std::string_view text, const std::string&
                                  std::to_string(max_price_file_bytes >> 20) + " MiB");
             return out;
         }
-        if (nesting_depth(text, max_price_file_depth) > max_price_file_depth) {
+        if (json_scan::nesting_depth(text, max_price_file_depth) > max_price_file_depth) {
             out.errors.push_back(name + ": nested deeper than " +
                                  std::to_string(max_price_file_depth) + " levels");
             return out;

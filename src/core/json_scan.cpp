@@ -1,5 +1,7 @@
 #include "michi/core/json_scan.hpp"
 
+#include <algorithm>
+
 #include <array>
 #include <cstring>
 
@@ -42,6 +44,32 @@ std::size_t find_text(std::string_view text, std::string_view needle,
         ::memmem(text.data() + from, text.size() - from, needle.data(), needle.size());
     return at == nullptr ? std::string_view::npos
                          : static_cast<std::size_t>(static_cast<const char*>(at) - text.data());
+}
+
+std::size_t nesting_depth(std::string_view text, std::size_t limit) noexcept {
+    std::size_t depth = 0;
+    std::size_t deepest = 0;
+    bool in_string = false;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        if (in_string) {
+            if (c == '\\') {
+                ++i;
+            } else if (c == '"') {
+                in_string = false;
+            }
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '{' || c == '[') {
+            deepest = std::max(deepest, ++depth);
+            if (deepest > limit) {
+                break;
+            }
+        } else if ((c == '}' || c == ']') && depth > 0) {
+            --depth;
+        }
+    }
+    return deepest;
 }
 
 std::size_t skip_value(std::string_view t, std::size_t i, std::size_t max_depth) noexcept {

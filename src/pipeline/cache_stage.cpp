@@ -1,6 +1,7 @@
 #include "michi/pipeline/cache_stage.hpp"
 
 #include "michi/cache/request_key.hpp"
+#include "michi/core/json_scan.hpp"
 #include "michi/pipeline/answer.hpp"
 #include "michi/pipeline/settle.hpp"
 
@@ -138,7 +139,7 @@ awaitable<bool> answer_from_cache(deps& d, downstream::client_io& io, request_co
     } else if (!as_sent) {
         key = cache::raw_key_of(ctx.api, model, body, scope, headers,
                                 cache::sets_temperature(ctx.body));
-    } else if (cache::nesting_depth(body) <= cache::max_key_depth) {
+    } else if (json_scan::nesting_depth(body, cache::max_key_depth) <= cache::max_key_depth) {
         key = cache::parsed_key_of(ctx.api, model, ctx.body, scope, headers);
     }
     if (!key || (key->sampled && !policy->nondeterministic)) {

@@ -1,6 +1,7 @@
 #include "michi/cache/cached_answer.hpp"
 #include "michi/cache/memory_cache.hpp"
 #include "michi/cache/request_key.hpp"
+#include "michi/core/json_scan.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -129,9 +130,9 @@ TEST(RequestKeyTest, SaysWhenTheRequestSamplesAndRefusesWhatItCannotKey) {
     EXPECT_FALSE(key_of(api_kind::chat, "m", "not json", "", ""));
     EXPECT_FALSE(key_of(api_kind::chat, "m", "[1,2]", "", ""));
     const std::string deep = std::string(100000, '[') + std::string(100000, ']');
-    EXPECT_EQ(nesting_depth(deep), 100000u);
+    EXPECT_EQ(json_scan::nesting_depth(deep), 100000u);
     EXPECT_FALSE(key_of(api_kind::chat, "m", R"({"a":)" + deep + "}", "", ""));
-    EXPECT_EQ(nesting_depth(R"({"a":"[[[[","b":[{}]})"), 3u);
+    EXPECT_EQ(json_scan::nesting_depth(R"({"a":"[[[[","b":[{}]})"), 3u);
 }
 
 } // namespace

@@ -32,7 +32,7 @@ struct request_key {
 std::optional<request_key> key_of(api_kind api, std::string_view model, std::string_view body,
                                   std::string_view scope, std::string_view headers);
 // The same for a body already parsed (as the client sent it): not parsed again, not copied.
-// The caller has checked its text's nesting_depth.
+// The caller has checked its text's json_scan::nesting_depth.
 std::optional<request_key> parsed_key_of(api_kind api, std::string_view model,
                                          const nlohmann::json& body, std::string_view scope,
                                          std::string_view headers);
@@ -42,8 +42,5 @@ request_key raw_key_of(api_kind api, std::string_view model, std::string_view bo
                        std::string_view scope, std::string_view headers, bool sampled);
 // Whether a parsed request sets temperature above 0.
 bool sets_temperature(const nlohmann::json& body);
-
-// The deepest nesting of arrays and objects in a JSON text (strings skipped).
-std::size_t nesting_depth(std::string_view json) noexcept;
 
 } // namespace michi::cache

@@ -38,6 +38,10 @@ inline constexpr std::size_t unbounded = std::numeric_limits<std::size_t>::max()
 std::size_t skip_value(std::string_view text, std::size_t pos,
                        std::size_t max_depth = unbounded) noexcept;
 
+// The deepest nesting of arrays and objects in a JSON text, counted without parsing (strings
+// skipped), stopping once past limit (then a value above limit).
+std::size_t nesting_depth(std::string_view text, std::size_t limit = unbounded) noexcept;
+
 // Calls visit(const member&) for each top-level member of the object `text`, in order.
 // Returns false when text is not one JSON object (visit may have been called for the
 // members before the point of failure).
