@@ -6,7 +6,7 @@ set -euo pipefail
 build_pkgs=(g++ cmake ninja-build pkg-config git ca-certificates openssl
   libboost1.81-dev nlohmann-json3-dev libspdlog-dev libyaml-cpp-dev
   libssl-dev libsqlite3-dev libhiredis-dev)
-test_pkgs=(libgtest-dev clang libclang-rt-14-dev chromium nodejs npm redis-server redis-tools
+test_pkgs=(libgtest-dev clang clang-format libclang-rt-14-dev chromium nodejs npm redis-server redis-tools
   podman runc conmon netavark aardvark-dns iptables catatonit podman-compose mmdebstrap)
 
 want=("${build_pkgs[@]}")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds with AddressSanitizer + UndefinedBehaviorSanitizer,
-# and runs every test: GoogleTest unit and integration suites (ctest), then the
+# Installs what is missing, checks the sources' format (.clang-format), builds with
+# AddressSanitizer + UndefinedBehaviorSanitizer, and runs every test: GoogleTest unit and integration suites (ctest), then the
 # end-to-end suite driving the daemon with the official SDKs (npm), then the container
 # tests (the image, compose and Kubernetes manifests under podman; MICHI_SKIP_CONTAINERS=1
 # skips them).
@@ -8,6 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./scripts/install-deps.sh --test
+
+echo "== format (clang-format, the style in .clang-format)"
+find src include tests bench -path tests/e2e/node_modules -prune -o \
+  \( -name '*.cpp' -o -name '*.hpp' -o -name '*.h' \) -print0 | xargs -0 clang-format --dry-run --Werror
 jobs=$(nproc)
 cmake --preset debug >/dev/null
 cmake --build --preset debug -j "$jobs"

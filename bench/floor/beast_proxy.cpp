@@ -66,7 +66,7 @@ net::awaitable<void> accept_loop(tcp::acceptor acceptor, tcp::endpoint upstream_
     }
 }
 
-}  // namespace
+} // namespace
 
 int main(int argc, char** argv) {
     if (argc != 4) {

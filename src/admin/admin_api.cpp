@@ -32,9 +32,7 @@ namespace {
 using json = nlohmann::json;
 using request_context = downstream::call;
 
-std::string dump(const json& j) {
-    return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 // Writes res with the request's id.
 awaitable<void> write_answer(downstream::client_io& io, request_context& ctx,
@@ -58,12 +56,8 @@ awaitable<void> send(downstream::client_io& io, request_context& ctx, unsigned s
     co_await write_answer(io, ctx, res);
 }
 
-json opt(const std::optional<std::uint64_t>& v) {
-    return v ? json(*v) : json(nullptr);
-}
-json opt(const std::optional<double>& v) {
-    return v ? json(*v) : json(nullptr);
-}
+json opt(const std::optional<std::uint64_t>& v) { return v ? json(*v) : json(nullptr); }
+json opt(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
 
 // Keys' spend and live rates, from the ledger that keeps them (zeros, and a warning in the
 // log naming the keys, when the shared one cannot be asked). With the shared ledger, every
@@ -71,16 +65,15 @@ json opt(const std::optional<double>& v) {
 // pipelined connection, not one a key).
 awaitable<std::vector<guard::key_usage>> usages_of(deps& d, std::vector<std::string> ids) {
     std::vector<guard::key_usage> out(ids.size());
-    using usage_op = decltype(net::co_spawn(d.ex, d.ledger.figures(std::string()),
-                                            net::deferred));
+    using usage_op = decltype(net::co_spawn(d.ex, d.ledger.figures(std::string()), net::deferred));
     std::vector<usage_op> ops;
     ops.reserve(ids.size());
     for (const auto& id : ids) {
         ops.push_back(net::co_spawn(d.ex, d.ledger.figures(id), net::deferred));
     }
     auto group = net::experimental::make_parallel_group(std::move(ops));
-    auto [order, errors, results] = co_await group.async_wait(
-        net::experimental::wait_for_all(), net::use_awaitable_t<executor>{});
+    auto [order, errors, results] = co_await group.async_wait(net::experimental::wait_for_all(),
+                                                              net::use_awaitable_t<executor>{});
     std::string unread;
     for (std::size_t i = 0; i < ids.size(); ++i) {
         if (!errors[i] && results[i]) {
@@ -132,8 +125,8 @@ awaitable<json> find_key_json(deps& d, const config::config& cfg, const std::str
     for (const auto& a : snap->keys) {
         if (a.id == id) {
             const auto u = co_await usage_of(d, id);
-            co_return key_json(cfg, a.as_key_config(), "admin", revoked || a.revoked,
-                               a.created_ms, u);
+            co_return key_json(cfg, a.as_key_config(), "admin", revoked || a.revoked, a.created_ms,
+                               u);
         }
     }
     co_return nullptr;
@@ -161,8 +154,8 @@ awaitable<void> create_key(deps& d, downstream::client_io& io, request_context& 
     } else if (id_field == body.end() || !id_field->is_string() || !valid_id(id)) {
         err = errors::invalid_request("'id' must be 1-64 characters of [A-Za-z0-9._-].", "id");
     } else if (!cls) {
-        err = errors::invalid_request(
-            "'class' must be one of developer, application or agent.", "class");
+        err = errors::invalid_request("'class' must be one of developer, application or agent.",
+                                      "class");
     } else {
         err = read_key_fields(body, k.overrides, k.models);
     }
@@ -170,12 +163,12 @@ awaitable<void> create_key(deps& d, downstream::client_io& io, request_context& 
         co_await write_failure(io, ctx, *err);
         co_return;
     }
-    const bool taken = std::any_of(cfg.keys.begin(), cfg.keys.end(),
-                                   [&](const auto& c) { return c.id == id; }) ||
-                       d.keys.find(id).has_value();
+    const bool taken =
+        std::any_of(cfg.keys.begin(), cfg.keys.end(), [&](const auto& c) { return c.id == id; }) ||
+        d.keys.find(id).has_value();
     if (taken) {
-        const auto dup = errors::conflict("key_exists",
-                                          "A key with id \"" + id + "\" already exists.", "id");
+        const auto dup =
+            errors::conflict("key_exists", "A key with id \"" + id + "\" already exists.", "id");
         co_await write_failure(io, ctx, dup);
         co_return;
     }
@@ -207,17 +200,13 @@ json route_json(deps& d, const config::route_config& r) {
             cooling.push_back(t);
         }
     }
-    return {{"name", r.name},
-            {"strategy", config::to_string(r.strategy)},
-            {"targets", r.targets},
-            {"attempt_timeout_ms", r.attempt_timeout.count()},
-            {"retries", r.retries},
-            {"cooling", cooling}};
+    return {{"name", r.name},       {"strategy", config::to_string(r.strategy)},
+            {"targets", r.targets}, {"attempt_timeout_ms", r.attempt_timeout.count()},
+            {"retries", r.retries}, {"cooling", cooling}};
 }
 
 awaitable<void> put_route(deps& d, downstream::client_io& io, request_context& ctx,
-                          const config::config& cfg, const std::string& name,
-                          const json& body) {
+                          const config::config& cfg, const std::string& name, const json& body) {
     config::route_config r;
     r.name = name;
     const auto existing = cfg.routes.find(name);
@@ -262,8 +251,8 @@ awaitable<void> put_route(deps& d, downstream::client_io& io, request_context& c
                                               std::to_string(max_attempt_timeout_ms) + ".",
                                           "attempt_timeout_ms");
         } else {
-            r.attempt_timeout = std::chrono::milliseconds(
-                static_cast<std::int64_t>(t.get<std::uint64_t>()));
+            r.attempt_timeout =
+                std::chrono::milliseconds(static_cast<std::int64_t>(t.get<std::uint64_t>()));
         }
     }
     if (!err && body.contains("retries")) {
@@ -302,10 +291,12 @@ awaitable<void> usage(deps& d, downstream::client_io& io, request_context& ctx) 
     f.key = get("key");
     std::optional<gateway_error> err;
     if (!get("since").empty() && !(f.since_ms = parse_time_ms(get("since")))) {
-        err = errors::invalid_request("'since' must be a date, a UTC time or unix seconds.", "since");
+        err =
+            errors::invalid_request("'since' must be a date, a UTC time or unix seconds.", "since");
     }
     if (!get("until").empty() && !(f.until_ms = parse_time_ms(get("until")))) {
-        err = errors::invalid_request("'until' must be a date, a UTC time or unix seconds.", "until");
+        err =
+            errors::invalid_request("'until' must be a date, a UTC time or unix seconds.", "until");
     }
     const auto group = get("group_by").empty() ? "key" : get("group_by");
     store::usage_group g = store::usage_group::key;
@@ -348,7 +339,8 @@ std::optional<gateway_error> check_admin(const request_context& ctx, const confi
     const std::string_view presented =
         auth.starts_with("Bearer ") ? std::string_view(auth.substr(7)) : std::string_view{};
     if (presented.empty()) {
-        return errors::invalid_api_key("Missing admin key: send \"Authorization: Bearer <admin.key>\".");
+        return errors::invalid_api_key(
+            "Missing admin key: send \"Authorization: Bearer <admin.key>\".");
     }
     if (!constant_time_equal(sha256_raw(presented), sha256_raw(key.reveal()))) {
         return errors::invalid_admin_key();

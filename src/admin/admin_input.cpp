@@ -65,9 +65,9 @@ std::string iso_ms(std::int64_t ms) {
     return buf;
 }
 
-std::optional<gateway_error> unknown_field(
-    const json& body, std::initializer_list<std::string_view> allowed,
-    std::initializer_list<std::pair<std::string_view, std::string_view>> refused) {
+std::optional<gateway_error>
+unknown_field(const json& body, std::initializer_list<std::string_view> allowed,
+              std::initializer_list<std::pair<std::string_view, std::string_view>> refused) {
     for (const auto& [key, value] : body.items()) {
         if (std::find(allowed.begin(), allowed.end(), key) != allowed.end()) {
             continue;
@@ -109,9 +109,8 @@ std::optional<gateway_error> read_key_fields(const json& body, config::limits& l
         } else if (v->is_number() && std::isfinite(v->get<double>()) && v->get<double>() >= 0) {
             target = v->get<double>();
         } else {
-            return errors::invalid_request(std::string("'") + field +
-                                               "' must be a number of USD >= 0 or null.",
-                                           field);
+            return errors::invalid_request(
+                std::string("'") + field + "' must be a number of USD >= 0 or null.", field);
         }
     }
     for (const auto* field : {"rpm", "tpm"}) {

@@ -26,7 +26,8 @@ json long_context_json(const std::optional<config::long_context_prices>& lc) {
 }
 
 // The price fields every item carries, from anything holding them.
-template <class T> void put_prices(json& out, const T& p) {
+template <class T>
+void put_prices(json& out, const T& p) {
     out["input_per_mtok"] = price(p.input_per_mtok);
     out["output_per_mtok"] = price(p.output_per_mtok);
     out["cache_read_per_mtok"] = price(p.cache_read_per_mtok);

@@ -140,7 +140,8 @@ int run_daemon(const std::string& path) {
     gateway& gw = *owned;
     if (const auto& url = gw.state().redis_url()) {
         spdlog::info("ledger: shared through Redis at {} (budgets and limits hold across "
-                     "replicas)", url->where());
+                     "replicas)",
+                     url->where());
     }
     // Signals are handled on the main thread, away from the workers. The handlers are in
     // place before "listening" is logged: a supervisor that signals the daemon as soon as it
@@ -148,8 +149,7 @@ int run_daemon(const std::string& path) {
     net::io_context signals_ctx;
     net::signal_set signals(signals_ctx, SIGINT, SIGTERM, SIGHUP);
     spdlog::info("michi {} listening on {}:{} ({} keys, {} providers)", MICHI_VERSION,
-                 loaded.cfg->server.host, gw.port(), rt->keys.size(),
-                 loaded.cfg->providers.size());
+                 loaded.cfg->server.host, gw.port(), rt->keys.size(), loaded.cfg->providers.size());
     std::function<void(const error_code&, int)> on_signal = [&](const error_code& ec, int sig) {
         if (ec) {
             return;
@@ -173,8 +173,7 @@ int run_daemon(const std::string& path) {
         }
         spdlog::info("signal {}: draining (up to {} ms)", sig, drain_timeout.count());
         if (!gw.drain(drain_timeout)) {
-            spdlog::warn("drain timeout: {} request(s) still in flight",
-                         gw.state().inflight.now());
+            spdlog::warn("drain timeout: {} request(s) still in flight", gw.state().inflight.now());
         }
         gw.stop();
         spdlog::info("stopped");

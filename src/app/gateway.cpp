@@ -26,8 +26,7 @@ awaitable<void> accept_loop(worker& w, tcp_acceptor& acceptor, ssl::context* tls
             co_await pause.async_wait(nothrow);
             continue;
         }
-        net::co_spawn(w.ioc(),
-                      server::serve_connection(w.connections(), std::move(socket), tls),
+        net::co_spawn(w.ioc(), server::serve_connection(w.connections(), std::move(socket), tls),
                       net::detached);
     }
 }

@@ -20,12 +20,12 @@ std::string describe(const error_code& ec, std::chrono::milliseconds timeout) {
 
 // One GET, its status into `status` or the failure into `what`; every step within the
 // stream's deadline.
-net::awaitable<void> get_status(probe_target t, std::chrono::milliseconds timeout,
-                                unsigned& status, std::string& what) {
+net::awaitable<void> get_status(probe_target t, std::chrono::milliseconds timeout, unsigned& status,
+                                std::string& what) {
     auto ex = co_await net::this_coro::executor;
     tcp::resolver resolver(ex);
-    auto [rec, results] = co_await resolver.async_resolve(
-        t.host, t.port, net::as_tuple(net::use_awaitable));
+    auto [rec, results] =
+        co_await resolver.async_resolve(t.host, t.port, net::as_tuple(net::use_awaitable));
     if (rec) {
         what = "cannot resolve " + t.host + ": " + rec.message();
         co_return;

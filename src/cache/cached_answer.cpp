@@ -7,7 +7,8 @@ namespace {
 
 constexpr std::string_view magic = "MC1";
 
-template <class T> bool read_number(std::string_view& in, T& out) {
+template <class T>
+bool read_number(std::string_view& in, T& out) {
     while (!in.empty() && in.front() == ' ') {
         in.remove_prefix(1);
     }
@@ -25,10 +26,10 @@ std::string encode(const cached_answer& a) {
     std::string out;
     out.reserve(64 + a.content_type.size() + a.model.size() + a.body.size());
     out.append(magic);
-    for (const std::uint64_t n :
-         {std::uint64_t{a.stream}, std::uint64_t{a.status}, static_cast<std::uint64_t>(a.expires_ms),
-          a.cost_nano, std::uint64_t{a.content_type.size()}, std::uint64_t{a.model.size()},
-          std::uint64_t{a.body.size()}}) {
+    for (const std::uint64_t n : {std::uint64_t{a.stream}, std::uint64_t{a.status},
+                                  static_cast<std::uint64_t>(a.expires_ms), a.cost_nano,
+                                  std::uint64_t{a.content_type.size()},
+                                  std::uint64_t{a.model.size()}, std::uint64_t{a.body.size()}}) {
         out.push_back(' ');
         out.append(std::to_string(n));
     }
@@ -47,10 +48,9 @@ std::optional<cached_answer> decode(std::string_view in) {
     std::size_t type_n = 0;
     std::size_t model_n = 0;
     std::size_t body_n = 0;
-    if (!read_number(in, stream) || !read_number(in, a.status) ||
-        !read_number(in, a.expires_ms) || !read_number(in, a.cost_nano) ||
-        !read_number(in, type_n) || !read_number(in, model_n) || !read_number(in, body_n) ||
-        in.empty() || in.front() != '\n' || stream > 1) {
+    if (!read_number(in, stream) || !read_number(in, a.status) || !read_number(in, a.expires_ms) ||
+        !read_number(in, a.cost_nano) || !read_number(in, type_n) || !read_number(in, model_n) ||
+        !read_number(in, body_n) || in.empty() || in.front() != '\n' || stream > 1) {
         return std::nullopt;
     }
     in.remove_prefix(1);

@@ -55,7 +55,7 @@ std::optional<request_key> parsed_key_of(api_kind api, std::string_view model,
                                          const nlohmann::json& body, std::string_view scope,
                                          std::string_view headers) {
     static constexpr std::array<std::string_view, 7> skipped{
-        "model", "user", "metadata", "store", "prompt_cache_key", "safety_identifier",
+        "model",       "user", "metadata", "store", "prompt_cache_key", "safety_identifier",
         "service_tier"};
     if (!body.is_object()) {
         return std::nullopt;

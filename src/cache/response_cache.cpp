@@ -21,8 +21,7 @@ response_cache::response_cache(memory_cache& memory, executor ex,
 response_cache::~response_cache() = default;
 
 std::int64_t response_cache::now_ms() const {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(now_().time_since_epoch())
-        .count();
+    return std::chrono::duration_cast<std::chrono::milliseconds>(now_().time_since_epoch()).count();
 }
 
 awaitable<std::shared_ptr<const cached_answer>> response_cache::find(const std::string& digest) {
@@ -50,7 +49,8 @@ awaitable<std::shared_ptr<const cached_answer>> response_cache::find(const std::
     co_return shared;
 }
 
-void response_cache::keep(const std::string& digest, cached_answer a, std::chrono::milliseconds ttl) {
+void response_cache::keep(const std::string& digest, cached_answer a,
+                          std::chrono::milliseconds ttl) {
     a.expires_ms = now_ms() + ttl.count();
     if (a.bytes() > max_entry_bytes_) {
         return;

@@ -102,8 +102,8 @@ std::optional<model_config> config::find_model(const std::string& name) const {
     }
     const std::string_view type_name = litellm_provider_name(prov->second.type);
     const price_entry* shipped = shipped_price_table().find(m.provider, type_name, m.model);
-    const price_entry* file = price_file ? price_file->find(m.provider, type_name, m.model)
-                                         : nullptr;
+    const price_entry* file =
+        price_file ? price_file->find(m.provider, type_name, m.model) : nullptr;
     const price_entry* e = file != nullptr ? file : shipped;
     if (e == nullptr) {
         return std::nullopt;
@@ -112,7 +112,7 @@ std::optional<model_config> config::find_model(const std::string& name) const {
     m.source = file != nullptr ? price_file->source() : price_source::table;
     // The upstream name: the entry's own, else the shipped table's for the same model (a
     // LiteLLM file names none), else the model name.
-    m.upstream = !e->upstream.empty() ? e->upstream
+    m.upstream = !e->upstream.empty()                               ? e->upstream
                  : shipped != nullptr && !shipped->upstream.empty() ? shipped->upstream
                                                                     : m.model;
     // Capabilities a file does not state: the shipped table's, else the config's defaults.
@@ -214,12 +214,9 @@ std::optional<std::chrono::sys_days> parse_date(std::string_view text) {
 const char* to_string(provider_type t) { return name_of(provider_types, t); }
 const char* to_string(price_source s) {
     switch (s) {
-    case price_source::config:
-        return "config";
-    case price_source::table:
-        return "table";
-    case price_source::file:
-        return "file";
+    case price_source::config: return "config";
+    case price_source::table: return "table";
+    case price_source::file: return "file";
     }
     return "?";
 }

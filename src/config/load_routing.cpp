@@ -83,15 +83,16 @@ void read_weights(reader& r, const at& a, std::vector<double>& out) {
 
 void read_cache_policy(reader& r, const at& a, std::optional<cache_policy>& out) {
     cache_policy c;
-    r.read_fields(a, {{"ttl",
-                       [&](const at& f) {
-                           if (auto d = r.read_duration(f, range::positive)) {
-                               c.ttl = *d;
-                           }
-                       }},
-                      {"nondeterministic",
-                       [&](const at& f) { c.nondeterministic = r.read_flag(f).value_or(false); }},
-                      {"per_key", [&](const at& f) { c.per_key = r.read_flag(f).value_or(false); }}});
+    r.read_fields(a,
+                  {{"ttl",
+                    [&](const at& f) {
+                        if (auto d = r.read_duration(f, range::positive)) {
+                            c.ttl = *d;
+                        }
+                    }},
+                   {"nondeterministic",
+                    [&](const at& f) { c.nondeterministic = r.read_flag(f).value_or(false); }},
+                   {"per_key", [&](const at& f) { c.per_key = r.read_flag(f).value_or(false); }}});
     out = c;
 }
 
@@ -103,9 +104,10 @@ void read_cache_store(reader& r, const at& a, cache_config& out) {
             }
         };
     };
-    r.read_fields(a, {{"max_bytes", bytes(out.max_bytes)},
-                      {"max_entry_bytes", bytes(out.max_entry_bytes)},
-                      {"shared", [&](const at& f) { out.shared = r.read_flag(f).value_or(true); }}});
+    r.read_fields(a,
+                  {{"max_bytes", bytes(out.max_bytes)},
+                   {"max_entry_bytes", bytes(out.max_entry_bytes)},
+                   {"shared", [&](const at& f) { out.shared = r.read_flag(f).value_or(true); }}});
 }
 
 } // namespace michi::config::yaml

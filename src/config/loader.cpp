@@ -31,7 +31,9 @@ public:
                  });
              }},
             {"prices",
-             [&](const at& f) { fields(f, {{"file", to(cfg.prices.file)}}); }},
+             [&](const at& f) {
+                 fields(f, {{"file", to(cfg.prices.file)}});
+             }},
             {"models", [&](const at& f) { models = f; }},
             {"routes",
              [&](const at& f) {
@@ -58,7 +60,6 @@ public:
         }
         return std::move(errors_);
     }
-
 
 private:
     // --- sections ---------------------------------------------------------------------------
@@ -109,7 +110,8 @@ private:
                  if (!s.redis.starts_with("redis://") && !s.redis.starts_with("rediss://") &&
                      !s.redis.starts_with("redis+") && !s.redis.starts_with("rediss+")) {
                      error(f.path, "expected a redis://, rediss://, redis+sentinel:// or "
-                                   "redis+cluster:// URL, got " + in_quotes(s.redis));
+                                   "redis+cluster:// URL, got " +
+                                       in_quotes(s.redis));
                  } else if (!redis::redis_url::parse(s.redis, why)) {
                      // (not the URL itself: it may hold a password)
                      error(f.path, "bad Redis URL: " + why);
@@ -226,9 +228,9 @@ private:
         fields(a, table);
         // Prices merge field by field over the table's (long_context as one field); the
         // entry's prices count as the config's once it sets any of them.
-        const bool priced_here = m.input_per_mtok || m.output_per_mtok ||
-                                 m.cache_read_per_mtok || m.cache_write_per_mtok ||
-                                 m.cache_write_1h_per_mtok || m.long_context;
+        const bool priced_here = m.input_per_mtok || m.output_per_mtok || m.cache_read_per_mtok ||
+                                 m.cache_write_per_mtok || m.cache_write_1h_per_mtok ||
+                                 m.long_context;
         const auto base = cfg.find_model(name);
         if (m.upstream.empty()) {
             m.upstream = base ? base->upstream : m.model;

@@ -34,9 +34,9 @@ public:
         }
         const auto as_of = parse_date(m->as_of);
         if (as_of && stale(*as_of)) {
-            out_.push_back(where + ": the prices of \"" + name + "\" are as of " + m->as_of +
-                           " (" + days_old(*as_of, today_) + ", from the " +
-                           to_string(m->source) + "); check them and update " +
+            out_.push_back(where + ": the prices of \"" + name + "\" are as of " + m->as_of + " (" +
+                           days_old(*as_of, today_) + ", from the " + to_string(m->source) +
+                           "); check them and update " +
                            (m->source == price_source::config ? "models:" : "prices.file"));
         }
     }

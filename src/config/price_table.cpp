@@ -65,16 +65,11 @@ const price_entry* price_table::find(std::string_view provider, std::string_view
 
 std::string_view litellm_provider_name(provider_type t) {
     switch (t) {
-    case provider_type::openai:
-        return "openai";
-    case provider_type::anthropic:
-        return "anthropic";
-    case provider_type::gemini:
-        return "gemini";
-    case provider_type::azure:
-        return "azure";
-    case provider_type::echo:
-        break;
+    case provider_type::openai: return "openai";
+    case provider_type::anthropic: return "anthropic";
+    case provider_type::gemini: return "gemini";
+    case provider_type::azure: return "azure";
+    case provider_type::echo: break;
     }
     return {};
 }

@@ -64,9 +64,9 @@ private:
     }
 
     // fn(key, value, path) for each entry of a map, with duplicate and non-name keys refused.
-    void entries(const YAML::Node& n, const std::string& path,
-                 const std::function<void(const std::string&, const YAML::Node&,
-                                          const std::string&)>& fn) {
+    void entries(
+        const YAML::Node& n, const std::string& path,
+        const std::function<void(const std::string&, const YAML::Node&, const std::string&)>& fn) {
         if (!n.IsMap()) {
             error(path, "expected a map, got " + describe(n));
             return;
@@ -161,18 +161,19 @@ private:
         if (n.IsNull()) {
             return;
         }
-        entries(n, "models", [&](const std::string& name, const YAML::Node& v,
-                                 const std::string& path) {
-            if (name.empty() || name.front() == '/' || name.back() == '/') {
-                error(path, "expected a model name as clients write it after \"provider/\"");
-                return;
-            }
-            price_entry e;
-            e.name = name;
-            if (entry(v, path, e)) {
-                out.push_back(std::move(e));
-            }
-        });
+        entries(n, "models",
+                [&](const std::string& name, const YAML::Node& v, const std::string& path) {
+                    if (name.empty() || name.front() == '/' || name.back() == '/') {
+                        error(path,
+                              "expected a model name as clients write it after \"provider/\"");
+                        return;
+                    }
+                    price_entry e;
+                    e.name = name;
+                    if (entry(v, path, e)) {
+                        out.push_back(std::move(e));
+                    }
+                });
     }
 
     bool entry(const YAML::Node& n, const std::string& path, price_entry& e) {
@@ -206,10 +207,10 @@ private:
         if (errors_.size() != errors_before) {
             return false;
         }
-        for (const auto& [field, set] : {std::pair{"as_of", !e.as_of.empty()},
-                                         std::pair{"input_per_mtok", e.input_per_mtok.has_value()},
-                                         std::pair{"output_per_mtok",
-                                                   e.output_per_mtok.has_value()}}) {
+        for (const auto& [field, set] :
+             {std::pair{"as_of", !e.as_of.empty()},
+              std::pair{"input_per_mtok", e.input_per_mtok.has_value()},
+              std::pair{"output_per_mtok", e.output_per_mtok.has_value()}}) {
             if (!set) {
                 error(path + "." + field, "missing required field");
             }
@@ -260,12 +261,12 @@ price_load_result parse_michi_prices(std::string_view text, const std::string& n
         } catch (const YAML::Exception& e) {
             const bool deep = dynamic_cast<const YAML::DeepRecursion*>(&e) != nullptr;
             const std::string what = deep ? "nested too deeply" : e.msg;
-            out.errors.push_back(
-                name + ": " +
-                (e.mark.is_null() ? "syntax error: " + what
-                                  : "syntax error at line " + std::to_string(e.mark.line + 1) +
-                                        ", column " + std::to_string(e.mark.column + 1) + ": " +
-                                        what));
+            out.errors.push_back(name + ": " +
+                                 (e.mark.is_null()
+                                      ? "syntax error: " + what
+                                      : "syntax error at line " + std::to_string(e.mark.line + 1) +
+                                            ", column " + std::to_string(e.mark.column + 1) + ": " +
+                                            what));
             return out;
         }
         reader r(name);

@@ -72,9 +72,10 @@ void check_providers(const config& cfg, std::vector<std::string>& errors) {
         }
         for (std::size_t i = 0; i < p.api_keys.size(); ++i) {
             if (const auto why = header_value_problem(p.api_keys[i].key.reveal())) {
-                errors.push_back(path + (p.api_keys.size() == 1
-                                             ? ".api_key: "
-                                             : ".api_keys[" + std::to_string(i) + "]: ") +
+                errors.push_back(path +
+                                 (p.api_keys.size() == 1
+                                      ? ".api_key: "
+                                      : ".api_keys[" + std::to_string(i) + "]: ") +
                                  *why);
             }
         }

@@ -74,8 +74,7 @@ inline bool is_var_name(std::string_view s) {
 }
 
 // "host:port", "[v6addr]:port" or ":port" (every interface).
-inline std::optional<std::pair<std::string, std::uint16_t>>
-split_host_port(std::string_view s) {
+inline std::optional<std::pair<std::string, std::uint16_t>> split_host_port(std::string_view s) {
     std::string why;
     const auto parts = wire::split_authority(s, why);
     if (!parts || !parts->port) {
@@ -110,19 +109,22 @@ inline std::optional<std::string> parse_log_format(const std::string& s) {
     return s == "text" || s == "json" ? std::optional(s) : std::nullopt;
 }
 
-template <class T> void set(T& out, std::optional<T> value) {
+template <class T>
+void set(T& out, std::optional<T> value) {
     if (value) {
         out = std::move(*value);
     }
 }
 
-template <class T> void set(std::optional<T>& out, std::optional<T> value) {
+template <class T>
+void set(std::optional<T>& out, std::optional<T> value) {
     if (value) {
         out = std::move(value);
     }
 }
 
-template <class T> void fill(std::optional<T>& out, const std::optional<T>& fallback) {
+template <class T>
+void fill(std::optional<T>& out, const std::optional<T>& fallback) {
     if (!out) {
         out = fallback;
     }
@@ -397,10 +399,12 @@ protected:
     handler to(std::vector<std::string>& out) {
         return [this, &out](const at& f) { out = strings(f); };
     }
-    template <ranged T> handler to(T& out, range r = range::non_negative) {
+    template <ranged T>
+    handler to(T& out, range r = range::non_negative) {
         return [this, &out, r](const at& f) { set(out, scalar<T>(f, r)); };
     }
-    template <ranged T> handler to(std::optional<T>& out, range r) {
+    template <ranged T>
+    handler to(std::optional<T>& out, range r) {
         return [this, &out, r](const at& f) { set(out, scalar<T>(f, r)); };
     }
     template <class T>
@@ -409,7 +413,8 @@ protected:
         return [=, this, &out](const at& f) { set(out, choice(f, parse, what, expected)); };
     }
 
-    template <ranged T> std::optional<T> scalar(const at& f, range r) {
+    template <ranged T>
+    std::optional<T> scalar(const at& f, range r) {
         if constexpr (std::same_as<T, duration>) {
             return dur(f, r);
         } else {

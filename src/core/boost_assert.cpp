@@ -28,8 +28,8 @@ bool is_known_wrong(const char* expr, const char* file) {
 
 namespace boost {
 
-void assertion_failed_msg(const char* expr, const char* msg, const char* function,
-                          const char* file, long line) {
+void assertion_failed_msg(const char* expr, const char* msg, const char* function, const char* file,
+                          long line) {
     if (is_known_wrong(expr, file)) {
         return;
     }

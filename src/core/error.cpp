@@ -9,10 +9,8 @@ bool gateway_error::retryable() const noexcept {
     case error_kind::rate_limited:
     case error_kind::upstream:
     case error_kind::unavailable:
-    case error_kind::timeout:
-        return true;
-    default:
-        return false;
+    case error_kind::timeout: return true;
+    default: return false;
     }
 }
 
@@ -55,8 +53,8 @@ gateway_error invalid_request(std::string message, std::string param) {
                 std::move(message), std::move(param));
 }
 gateway_error unsupported_parameter(std::string message, std::string param) {
-    return make(error_kind::invalid_request, 400, "invalid_request_error",
-                "unsupported_parameter", std::move(message), std::move(param));
+    return make(error_kind::invalid_request, 400, "invalid_request_error", "unsupported_parameter",
+                std::move(message), std::move(param));
 }
 gateway_error malformed_http(std::string message) {
     return make(error_kind::invalid_request, 400, "invalid_request_error", "malformed_request",
@@ -70,9 +68,7 @@ gateway_error invalid_api_key(std::string message) {
     return make(error_kind::authentication, 401, "invalid_request_error", "invalid_api_key",
                 std::move(message));
 }
-gateway_error revoked_api_key() {
-    return invalid_api_key("This API key has been revoked.");
-}
+gateway_error revoked_api_key() { return invalid_api_key("This API key has been revoked."); }
 gateway_error invalid_admin_key() {
     return make(error_kind::permission, 403, "permission_error", "invalid_admin_key",
                 "The admin key is not valid.");
@@ -114,8 +110,7 @@ gateway_error not_found_named(std::string code, std::string message, std::string
                 std::move(message), std::move(param));
 }
 gateway_error method_not_allowed(const std::string& method, const std::string& path) {
-    return make(error_kind::method_not_allowed, 405, "invalid_request_error",
-                "method_not_allowed",
+    return make(error_kind::method_not_allowed, 405, "invalid_request_error", "method_not_allowed",
                 "Method " + safe_text::printable(method, 32) + " is not allowed on " +
                     safe_text::printable(path) + ".");
 }

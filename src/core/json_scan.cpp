@@ -35,13 +35,11 @@ std::size_t skip_string(std::string_view t, std::size_t i) noexcept {
 
 } // namespace detail
 
-std::size_t find_text(std::string_view text, std::string_view needle,
-                      std::size_t from) noexcept {
+std::size_t find_text(std::string_view text, std::string_view needle, std::size_t from) noexcept {
     if (from > text.size()) {
         return std::string_view::npos;
     }
-    const void* at =
-        ::memmem(text.data() + from, text.size() - from, needle.data(), needle.size());
+    const void* at = ::memmem(text.data() + from, text.size() - from, needle.data(), needle.size());
     return at == nullptr ? std::string_view::npos
                          : static_cast<std::size_t>(static_cast<const char*>(at) - text.data());
 }

@@ -46,9 +46,7 @@ std::string raw_to_hex(std::string_view raw) {
     return out;
 }
 
-std::string sha256_hex(std::string_view data) {
-    return raw_to_hex(sha256_raw(data));
-}
+std::string sha256_hex(std::string_view data) { return raw_to_hex(sha256_raw(data)); }
 
 bool constant_time_equal(std::string_view a, std::string_view b) noexcept {
     if (a.size() != b.size()) {

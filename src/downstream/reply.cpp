@@ -2,8 +2,7 @@
 
 namespace michi::downstream {
 
-http::response<http::string_body> json_response(const call& c, unsigned status,
-                                                std::string body) {
+http::response<http::string_body> json_response(const call& c, unsigned status, std::string body) {
     http::response<http::string_body> res{static_cast<http::status>(status), 11};
     res.set(http::field::content_type, "application/json");
     res.body() = std::move(body);

@@ -91,8 +91,8 @@ void request_parser::on_field_impl(http::field name, string_view name_string, st
     t.append(name_string.data(), name_string.size());
     const auto value_at = static_cast<std::uint32_t>(t.size());
     t.append(value.data(), value.size());
-    req_.fields_.push_back({name, name_at, static_cast<std::uint32_t>(name_string.size()),
-                            value_at, static_cast<std::uint32_t>(value.size())});
+    req_.fields_.push_back({name, name_at, static_cast<std::uint32_t>(name_string.size()), value_at,
+                            static_cast<std::uint32_t>(value.size())});
 }
 
 void request_parser::on_header_impl(error_code& ec) {
@@ -102,8 +102,7 @@ void request_parser::on_header_impl(error_code& ec) {
     }
 }
 
-void request_parser::on_body_init_impl(const boost::optional<std::uint64_t>& length,
-                                       error_code&) {
+void request_parser::on_body_init_impl(const boost::optional<std::uint64_t>& length, error_code&) {
     // (Beast has checked a Content-Length against the body limit before this.)
     if (length) {
         req_.body_.reserve(static_cast<std::size_t>(*length));
@@ -115,8 +114,7 @@ std::size_t request_parser::on_body_impl(string_view body, error_code&) {
     return body.size();
 }
 
-std::size_t request_parser::on_chunk_body_impl(std::uint64_t, string_view body,
-                                               error_code& ec) {
+std::size_t request_parser::on_chunk_body_impl(std::uint64_t, string_view body, error_code& ec) {
     return on_body_impl(body, ec); // a chunk's bytes join the body as plain ones do
 }
 

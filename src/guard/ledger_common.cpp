@@ -12,9 +12,7 @@ namespace michi::guard {
 
 namespace detail {
 
-double sane_usd(double usd) {
-    return std::isfinite(usd) && usd > 0 ? usd : 0.0;
-}
+double sane_usd(double usd) { return std::isfinite(usd) && usd > 0 ? usd : 0.0; }
 
 std::chrono::seconds seconds_until(time_point t, time_point now) {
     const auto s = std::chrono::ceil<std::chrono::seconds>(t - now);
@@ -45,10 +43,9 @@ std::string iso_utc(time_point t) {
     const std::chrono::year_month_day ymd{day};
     const std::chrono::hh_mm_ss hms{std::chrono::floor<std::chrono::seconds>(t - day)};
     char buf[64];
-    std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02dZ",
-                  static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
-                  static_cast<unsigned>(ymd.day()), static_cast<int>(hms.hours().count()),
-                  static_cast<int>(hms.minutes().count()),
+    std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02dZ", static_cast<int>(ymd.year()),
+                  static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                  static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
                   static_cast<int>(hms.seconds().count()));
     return buf;
 }
@@ -63,8 +60,8 @@ std::string window_text(config::duration d) {
 
 } // namespace
 
-std::string budget_message(const char* window, double limit, const std::string& key,
-                           double spent, double reserved, time_point resets) {
+std::string budget_message(const char* window, double limit, const std::string& key, double spent,
+                           double reserved, time_point resets) {
     std::string used = money(spent) + " spent";
     if (reserved > 0) {
         used += ", " + money(reserved) + " in flight";

@@ -19,8 +19,8 @@ double sane_usd(double usd);
 std::chrono::seconds seconds_until(time_point t, time_point now);
 // "Daily budget of $5.00 for key "k" is used up ($5.01 spent, $0.02 in flight); it resets
 // at 2026-11-28T00:00:00Z."
-std::string budget_message(const char* window, double limit, const std::string& key,
-                           double spent, double reserved, time_point resets);
+std::string budget_message(const char* window, double limit, const std::string& key, double spent,
+                           double reserved, time_point resets);
 std::string rate_message(const std::string& key, std::uint64_t limit, const char* unit);
 std::string loop_message(const std::string& key, std::uint64_t sent, config::duration window);
 

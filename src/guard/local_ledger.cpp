@@ -46,12 +46,9 @@ std::uint64_t saturating_add(std::uint64_t a, std::uint64_t b) {
     return a > max - b ? max : a + b;
 }
 
-std::uint64_t saturating_sub(std::uint64_t a, std::uint64_t b) {
-    return a > b ? a - b : 0;
-}
+std::uint64_t saturating_sub(std::uint64_t a, std::uint64_t b) { return a > b ? a - b : 0; }
 
 } // namespace
-
 
 namespace {
 
@@ -240,8 +237,8 @@ public:
             return v;
         }
         auto& seen = it->second.seen;
-        const auto live = std::find_if(seen.begin(), seen.end(),
-                                       [&](time_point t) { return t > now - window; });
+        const auto live =
+            std::find_if(seen.begin(), seen.end(), [&](time_point t) { return t > now - window; });
         seen.erase(seen.begin(), live);
         v.earlier = seen.size();
         if (v.earlier >= loop_max) {
@@ -261,8 +258,7 @@ public:
         link_last(e);
         e.seen.push_back(now);
         if (e.seen.size() > loop_max) { // only the last loop_max decide the next one
-            e.seen.erase(e.seen.begin(),
-                         e.seen.end() - static_cast<std::ptrdiff_t>(loop_max));
+            e.seen.erase(e.seen.begin(), e.seen.end() - static_cast<std::ptrdiff_t>(loop_max));
         }
         while (entries_.size() > max_fingerprints_per_key) {
             drop(*first_);
@@ -321,8 +317,7 @@ private:
 
     // Drops fingerprints whose last sighting left the window (least recent first).
     void purge(time_point now, time_point::duration window) {
-        while (first_ != nullptr &&
-               (first_->seen.empty() || first_->seen.back() <= now - window)) {
+        while (first_ != nullptr && (first_->seen.empty() || first_->seen.back() <= now - window)) {
             drop(*first_);
         }
     }
@@ -398,8 +393,7 @@ struct local_ledger::impl {
     }
 };
 
-local_ledger::local_ledger(wall_clock now, spend_store* persist)
-    : impl_(std::make_unique<impl>()) {
+local_ledger::local_ledger(wall_clock now, spend_store* persist) : impl_(std::make_unique<impl>()) {
     impl_->now = std::move(now);
     impl_->persist = persist;
     if (persist == nullptr) {
@@ -424,7 +418,7 @@ local_ledger::local_ledger(wall_clock now, spend_store* persist)
 local_ledger::~local_ledger() = default;
 
 std::variant<reservation, refusal> local_ledger::admit(const admission_request& req,
-                                                 rate_headers& headers) {
+                                                       rate_headers& headers) {
     const time_point now = impl_->now();
     const std::int64_t now_sec = epoch_seconds(now);
     const config::limits& lim = req.limits;
@@ -457,21 +451,18 @@ std::variant<reservation, refusal> local_ledger::admit(const admission_request& 
                       detail::seconds_until(resets, now));
     }
     if (lim.rpm && st.requests.total(now_sec) >= *lim.rpm) {
-        return refuse(refusal_kind::rpm,
-                      detail::rate_message(req.key_id, *lim.rpm, "requests"),
+        return refuse(refusal_kind::rpm, detail::rate_message(req.key_id, *lim.rpm, "requests"),
                       std::chrono::seconds(st.requests.until_below(now_sec, *lim.rpm)));
     }
     if (lim.tpm && st.tokens.total(now_sec) >= *lim.tpm) {
-        return refuse(refusal_kind::tpm,
-                      detail::rate_message(req.key_id, *lim.tpm, "tokens"),
+        return refuse(refusal_kind::tpm, detail::rate_message(req.key_id, *lim.tpm, "tokens"),
                       std::chrono::seconds(st.tokens.until_below(now_sec, *lim.tpm)));
     }
     if (loop_guarded) {
         const auto v = st.loops.check(*req.loop_fingerprint, now, loop_window, *lim.loop_max);
         if (v.earlier >= *lim.loop_max) {
             const std::size_t sent = v.earlier + 1;
-            return refuse(refusal_kind::loop,
-                          detail::loop_message(req.key_id, sent, loop_window),
+            return refuse(refusal_kind::loop, detail::loop_message(req.key_id, sent, loop_window),
                           detail::seconds_until(v.frees_at, now));
         }
     }
@@ -546,9 +537,7 @@ double local_ledger::spent_this_month(const std::string& key_id) const {
     return usage(key_id).spent_this_month;
 }
 
-double local_ledger::reserved(const std::string& key_id) const {
-    return usage(key_id).reserved;
-}
+double local_ledger::reserved(const std::string& key_id) const { return usage(key_id).reserved; }
 
 std::uint64_t local_ledger::requests_last_minute(const std::string& key_id) const {
     return usage(key_id).requests_last_minute;
@@ -563,13 +552,13 @@ key_usage local_ledger::usage(const std::string& key_id) const {
     const std::int64_t now_sec = epoch_seconds(now);
     return impl_->read(key_id, key_usage{}, [&](const key_state& st) {
         return key_usage{st.day.id >= day_number(now) ? st.day.spent : 0.0,
-                         st.month.id >= month_number(now) ? st.month.spent : 0.0,
-                         st.reserved_total, st.requests.total(now_sec), st.tokens.total(now_sec)};
+                         st.month.id >= month_number(now) ? st.month.spent : 0.0, st.reserved_total,
+                         st.requests.total(now_sec), st.tokens.total(now_sec)};
     });
 }
 
 std::optional<admission> local_ledger::try_admit(const admission_request& req,
-                                                rate_headers& headers) {
+                                                 rate_headers& headers) {
     auto result = admit(req, headers);
     if (auto* r = std::get_if<reservation>(&result)) {
         return admission(std::move(*r));
@@ -586,8 +575,6 @@ awaitable<std::optional<key_usage>> local_ledger::figures(std::string key_id) {
     co_return usage(key_id);
 }
 
-awaitable<error_code> local_ledger::mark_revoked(std::string) {
-    co_return error_code{};
-}
+awaitable<error_code> local_ledger::mark_revoked(std::string) { co_return error_code{}; }
 
 } // namespace michi::guard

@@ -37,9 +37,7 @@ std::string nano_text(double usd) {
     return std::to_string(std::llround(std::min(detail::sane_usd(usd), 1e9) * nano_per_usd));
 }
 
-double usd_of(const redis::redis_value& nano) {
-    return redis::redis_number(nano) / nano_per_usd;
-}
+double usd_of(const redis::redis_value& nano) { return redis::redis_number(nano) / nano_per_usd; }
 
 template <typename T>
 std::string opt_text(const std::optional<T>& v) {
@@ -104,7 +102,7 @@ struct redis_ledger::admit_answer {
 
 struct redis_ledger::admit_entry {
     std::string hold_id;
-    std::string cost;   // nano-dollars
+    std::string cost; // nano-dollars
     std::string tokens;
     std::string daily, monthly, rpm, tpm; // "" when absent
     std::string loop_max, loop_window;    // "" when not loop-guarded
@@ -343,10 +341,9 @@ awaitable<redis_ledger::admission> redis_ledger::admit(const admission_request& 
     }
     if (!ans.ok) {
         const bool single = client_.url().mode == redis::redis_mode::single;
-        co_return ledger_unavailable{"The shared ledger (Redis " +
-                                     std::string(single ? "at " : "") + client_.url().where() +
-                                     ") cannot check this key's limits now: " + ans.why +
-                                     ". Retry shortly."};
+        co_return ledger_unavailable{
+            "The shared ledger (Redis " + std::string(single ? "at " : "") + client_.url().where() +
+            ") cannot check this key's limits now: " + ans.why + ". Retry shortly."};
     }
     const auto now = std::chrono::system_clock::time_point(std::chrono::milliseconds(ans.now_ms));
     const redis::redis_value* r = ans.values.data();
@@ -359,9 +356,8 @@ awaitable<redis_ledger::admission> redis_ledger::admit(const admission_request& 
         const auto resets = daily ? next_day(now) : next_month(now);
         refusal out{daily ? refusal_kind::budget_daily : refusal_kind::budget_monthly,
                     detail::budget_message(daily ? "Daily" : "Monthly",
-                                           daily ? *lim.daily_usd : *lim.monthly_usd,
-                                           req.key_id, a / nano_per_usd, b / nano_per_usd,
-                                           resets),
+                                           daily ? *lim.daily_usd : *lim.monthly_usd, req.key_id,
+                                           a / nano_per_usd, b / nano_per_usd, resets),
                     detail::seconds_until(resets, now)};
         co_return out;
     }
@@ -379,13 +375,19 @@ awaitable<redis_ledger::admission> redis_ledger::admit(const admission_request& 
     if (verdict == "loop") {
         const auto frees = std::chrono::system_clock::time_point(
             std::chrono::milliseconds(static_cast<std::int64_t>(b)));
-        co_return refusal{refusal_kind::loop,
-                          detail::loop_message(req.key_id, static_cast<std::uint64_t>(a),
-                                               loop_window),
-                          detail::seconds_until(frees, now)};
+        co_return refusal{
+            refusal_kind::loop,
+            detail::loop_message(req.key_id, static_cast<std::uint64_t>(a), loop_window),
+            detail::seconds_until(frees, now)};
     }
-    co_return reservation{std::move(hold_id), req.key_id, day_period(now), month_period(now),
-                          cost, req.est_tokens, now, false};
+    co_return reservation{std::move(hold_id),
+                          req.key_id,
+                          day_period(now),
+                          month_period(now),
+                          cost,
+                          req.est_tokens,
+                          now,
+                          false};
 }
 
 void redis_ledger::settle(reservation& r, double actual_cost_usd, std::uint64_t actual_tokens) {
@@ -413,7 +415,8 @@ void redis_ledger::settle(reservation& r, double actual_cost_usd, std::uint64_t 
 }
 
 awaitable<error_code> redis_ledger::revoke(std::string key_id) {
-    const std::vector<std::string> args{"HSET", redis::state_key(key_id), redis::revoked_field, "1"};
+    const std::vector<std::string> args{"HSET", redis::state_key(key_id), redis::revoked_field,
+                                        "1"};
     auto [ec, r] = co_await client_.call(redis::redis_command(args));
     if (!ec && r.is_error()) {
         ec = make_error_code(std::errc::io_error);

@@ -109,14 +109,16 @@ class json_formatter final : public spdlog::formatter {
 public:
     void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
         const auto t = std::chrono::system_clock::to_time_t(msg.time);
-        const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            msg.time.time_since_epoch()).count() % 1000;
+        const auto ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(msg.time.time_since_epoch())
+                .count() %
+            1000;
         std::tm tm{};
         gmtime_r(&t, &tm);
         char stamp[96];
-        std::snprintf(stamp, sizeof stamp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                      tm.tm_sec, static_cast<int>(ms));
+        std::snprintf(stamp, sizeof stamp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                      static_cast<int>(ms));
         const std::string_view payload(msg.payload.data(), msg.payload.size());
         std::string line;
         if (msg.logger_name == "access") {
@@ -132,9 +134,7 @@ public:
         dest.append(line.data(), line.data() + line.size());
         dest.push_back('\n');
     }
-    std::unique_ptr<formatter> clone() const override {
-        return std::make_unique<json_formatter>();
-    }
+    std::unique_ptr<formatter> clone() const override { return std::make_unique<json_formatter>(); }
 };
 
 std::string fixed(double v, int digits) {

@@ -19,13 +19,13 @@ namespace {
 
 // Upper bounds of the latency histograms in seconds; +Inf is the extra last bucket.
 constexpr std::array<double, 14> bucket_bounds{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                                               1,     2.5,  5,     10,   30,  60,  120};
+                                               1,     2.5,  5,     10,   30,  60,   120};
 constexpr std::size_t bucket_count = bucket_bounds.size() + 1;
 
 constexpr std::string_view other_label = "other";
 constexpr std::string_view none_label = "none";
-constexpr std::array<std::string_view, 6> known_guards{"auth", "budget", "loop",
-                                                       "model_not_allowed", "rpm", "tpm"};
+constexpr std::array<std::string_view, 6> known_guards{
+    "auth", "budget", "loop", "model_not_allowed", "rpm", "tpm"};
 
 template <std::size_t N>
 using label_view = std::array<std::string_view, N>;
@@ -131,8 +131,7 @@ struct admission {
             return v;
         }
         const std::string_view label = v[fold_index];
-        const bool unknown =
-            known && label != none_label && label != other_label && !known(label);
+        const bool unknown = known && label != none_label && label != other_label && !known(label);
         if (!unknown && seen.size() < limit) {
             seen.insert(own(v));
             return v;
@@ -146,17 +145,10 @@ struct admission {
 void append_escaped(std::string& out, std::string_view v) {
     for (const char c : v) {
         switch (c) {
-        case '\\':
-            out += "\\\\";
-            break;
-        case '"':
-            out += "\\\"";
-            break;
-        case '\n':
-            out += "\\n";
-            break;
-        default:
-            out += c;
+        case '\\': out += "\\\\"; break;
+        case '"': out += "\\\""; break;
+        case '\n': out += "\\n"; break;
+        default: out += c;
         }
     }
 }
@@ -268,8 +260,8 @@ using last_series = typename label_map<N, V>::value_type*;
 // One thread's counters; only that thread and the scraper take its mutex.
 struct metrics::shard {
     std::mutex mu;
-    label_map<3, std::uint64_t> requests;  // key_class, model, status
-    label_map<2, std::uint64_t> attempts;  // provider, outcome
+    label_map<3, std::uint64_t> requests; // key_class, model, status
+    label_map<2, std::uint64_t> attempts; // provider, outcome
     label_map<1, std::uint64_t> rate_limited;
     label_map<1, double> spend;
     last_series<3, std::uint64_t> last_request = nullptr;
@@ -304,8 +296,8 @@ struct metrics::impl {
     // Adds delta under labels v, admitting (or folding) a tuple this shard has not seen yet;
     // `last` is the series counted last in m (null before the first), and becomes this one.
     template <std::size_t N, typename V>
-    void add(label_map<N, V>& m, last_series<N, V>& last, admission<N>& adm,
-             const label_view<N>& v, V delta) {
+    void add(label_map<N, V>& m, last_series<N, V>& last, admission<N>& adm, const label_view<N>& v,
+             V delta) {
         if (last != nullptr && label_equal{}(last->first, v)) {
             last->second += delta;
             return;
@@ -392,8 +384,8 @@ void metrics::on_request(const access_entry& e) {
 void metrics::on_attempt(std::string_view provider, std::string_view outcome) {
     shard& s = local_shard();
     std::lock_guard lock(s.mu);
-    impl_->add<2, std::uint64_t>(s.attempts, s.last_attempt, impl_->attempts,
-                                 {provider, outcome}, 1);
+    impl_->add<2, std::uint64_t>(s.attempts, s.last_attempt, impl_->attempts, {provider, outcome},
+                                 1);
 }
 
 void metrics::on_fallback() {
@@ -405,8 +397,8 @@ void metrics::on_fallback() {
 void metrics::on_rate_limited(std::string_view guard) {
     shard& s = local_shard();
     std::lock_guard lock(s.mu);
-    impl_->add<1, std::uint64_t>(s.rate_limited, s.last_rate_limited, impl_->rate_limited,
-                                 {guard}, 1);
+    impl_->add<1, std::uint64_t>(s.rate_limited, s.last_rate_limited, impl_->rate_limited, {guard},
+                                 1);
 }
 
 std::string metrics::render(std::int64_t inflight) const {

@@ -75,8 +75,7 @@ result<void> validate_body(request_context& ctx) {
                         ((input->is_string() && !input->get_ref<const std::string&>().empty()) ||
                          (input->is_array() && !input->empty()));
         if (!ok) {
-            return errors::invalid_request("'input' must be a non-empty string or array.",
-                                           "input");
+            return errors::invalid_request("'input' must be a non-empty string or array.", "input");
         }
         if (input->is_array() && input->size() > max_embedding_inputs) {
             return errors::invalid_request("'input' may hold at most " +
@@ -179,8 +178,7 @@ bool needs_parsed_body(const request_context& ctx, const routing::dispatch_plan&
 
 // A key with a USD budget may only use priced models; then the ledger's request: the
 // estimates to hold.
-result<guard::admission_request> guard_request(request_context& ctx,
-                                               routing::dispatch_plan& plan) {
+result<guard::admission_request> guard_request(request_context& ctx, routing::dispatch_plan& plan) {
     if (ctx.api == api_kind::count_tokens) {
         return guard::admission_request{}; // a count is free: no budget, no rate limit
     }
@@ -215,10 +213,8 @@ gateway_error guard_error(request_context& ctx, const guard::refusal& r) {
     ctx.retry_after = std::max(r.retry_after, std::chrono::seconds(1));
     switch (r.kind) {
     case guard::refusal_kind::budget_daily:
-    case guard::refusal_kind::budget_monthly:
-        return errors::budget_exceeded(r.message);
-    case guard::refusal_kind::loop:
-        return errors::loop_detected(r.message);
+    case guard::refusal_kind::budget_monthly: return errors::budget_exceeded(r.message);
+    case guard::refusal_kind::loop: return errors::loop_detected(r.message);
     case guard::refusal_kind::rpm:
     case guard::refusal_kind::tpm:
     case guard::refusal_kind::revoked: // (answered by take_admission)
@@ -247,8 +243,8 @@ providers::request_view request_view_of(const request_context& ctx) {
 
 result<admitted> admit(request_context& ctx, auth::authenticator& auth) {
     std::string revoked_id;
-    const auto secret = auth::presented_secret(ctx.req[http::field::authorization],
-                                               ctx.req["x-api-key"]);
+    const auto secret =
+        auth::presented_secret(ctx.req[http::field::authorization], ctx.req["x-api-key"]);
     if (auto who = auth.authenticate(secret, ctx.rt->keys, ctx.who, revoked_id); !who) {
         ctx.log.key_id = std::move(revoked_id);
         return std::move(who.error());

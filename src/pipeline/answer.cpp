@@ -10,9 +10,7 @@ namespace michi::pipeline {
 namespace {
 
 // 1xx, 204 and 304 answers have no body, and no Content-Length either.
-bool no_body_status(unsigned status) {
-    return status / 100 == 1 || status == 204 || status == 304;
-}
+bool no_body_status(unsigned status) { return status / 100 == 1 || status == 204 || status == 304; }
 
 std::uint64_t seconds(std::chrono::seconds s) {
     return static_cast<std::uint64_t>(std::max<std::int64_t>(s.count(), 0));
@@ -52,8 +50,8 @@ void append_michi_fields(std::string& out, const request_context& ctx) {
     }
 }
 
-awaitable<void> reply_error(downstream::client_io& io, request_context& ctx,
-                            guard::ledger& ledger, const gateway_error& err) {
+awaitable<void> reply_error(downstream::client_io& io, request_context& ctx, guard::ledger& ledger,
+                            const gateway_error& err) {
     settle(ctx, ledger);
     std::string fields;
     fields.reserve(320);

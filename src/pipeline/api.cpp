@@ -37,10 +37,9 @@ awaitable<void> serve_count(deps& d, downstream::client_io& io, request_context&
         co_await run_exchange(d, io, ctx, plan);
         co_return;
     }
-    const std::string body =
-        nlohmann::json{{"input_tokens", ctx.facts.prompt_tokens}}.dump();
-    auto [ec, n] = co_await write_whole(io, ctx, d.ledger, d.fields, 200, body,
-                                        "application/json", {});
+    const std::string body = nlohmann::json{{"input_tokens", ctx.facts.prompt_tokens}}.dump();
+    auto [ec, n] =
+        co_await write_whole(io, ctx, d.ledger, d.fields, 200, body, "application/json", {});
     if (ec) {
         ctx.keep_alive = false;
     }
@@ -79,8 +78,8 @@ awaitable<void> serve_completion(deps& d, downstream::client_io& io, request_con
 awaitable<void> serve_models(deps& d, downstream::client_io& io, request_context& ctx,
                              std::string_view id) {
     co_await refresh_keys(d);
-    const auto secret = auth::presented_secret(ctx.req[http::field::authorization],
-                                               ctx.req["x-api-key"]);
+    const auto secret =
+        auth::presented_secret(ctx.req[http::field::authorization], ctx.req["x-api-key"]);
     std::string revoked_id;
     if (auto who = d.auth.authenticate(secret, ctx.rt->keys, ctx.who, revoked_id); !who) {
         ctx.log.key_id = std::move(revoked_id);
@@ -116,10 +115,9 @@ awaitable<void> serve_models(deps& d, downstream::client_io& io, request_context
     if (id.empty()) {
         body = nlohmann::json{{"object", "list"}, {"data", data}}.dump();
     } else {
-        const auto found = std::find_if(data.begin(), data.end(),
-                                        [&](const nlohmann::json& e) {
-                                            return e["id"].get_ref<const std::string&>() == id;
-                                        });
+        const auto found = std::find_if(data.begin(), data.end(), [&](const nlohmann::json& e) {
+            return e["id"].get_ref<const std::string&>() == id;
+        });
         if (found == data.end()) {
             co_await reply_error(io, ctx, d.ledger, errors::model_not_found(std::string(id)));
             co_return;

@@ -33,19 +33,13 @@ constexpr std::size_t message_level = 3;
 constexpr std::size_t content_level = 4;
 constexpr std::size_t part_level = 5;
 
-bool is_string(std::string_view v) {
-    return !v.empty() && v.front() == '"';
-}
+bool is_string(std::string_view v) { return !v.empty() && v.front() == '"'; }
 
 // The raw text between a string token's quotes.
-std::string_view string_body(std::string_view v) {
-    return v.substr(1, v.size() - 2);
-}
+std::string_view string_body(std::string_view v) { return v.substr(1, v.size() - 2); }
 
 // A key written with escapes could spell any name: the scan does not read such objects.
-bool plain(std::string_view key_raw) {
-    return key_raw.find('\\') == std::string_view::npos;
-}
+bool plain(std::string_view key_raw) { return key_raw.find('\\') == std::string_view::npos; }
 
 // Marks `bit` seen; false when it was seen before (a duplicated key).
 bool first_time(unsigned& seen, unsigned bit) {
@@ -230,7 +224,8 @@ std::optional<std::size_t> decoded_size(std::string_view raw) {
         if (found == nullptr) {
             break;
         }
-        const std::size_t at = static_cast<std::size_t>(static_cast<const char*>(found) - raw.data());
+        const std::size_t at =
+            static_cast<std::size_t>(static_cast<const char*>(found) - raw.data());
         if (at + 1 >= raw.size()) {
             return std::nullopt;
         }

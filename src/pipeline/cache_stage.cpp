@@ -57,8 +57,8 @@ awaitable<void> replay(deps& d, downstream::client_io& io, request_context& ctx,
     ctx.log.response_cache_saved_usd = static_cast<double>(a.cost_nano) / 1e9;
     ctx.cost_nano = 0; // (the usage stays zero: nothing was used upstream)
     if (!a.stream) {
-        auto [ec, n] = co_await write_whole(io, ctx, d.ledger, d.fields, a.status, a.body,
-                                            a.content_type, {});
+        auto [ec, n] =
+            co_await write_whole(io, ctx, d.ledger, d.fields, a.status, a.body, a.content_type, {});
         if (ec) {
             ctx.keep_alive = false;
         }
@@ -98,9 +98,7 @@ public:
         fill_.record(out);
         return out;
     }
-    std::string broken(std::string_view message) const override {
-        return inner_->broken(message);
-    }
+    std::string broken(std::string_view message) const override { return inner_->broken(message); }
     const providers::usage_info& usage() const noexcept override { return inner_->usage(); }
     std::size_t content_chars() const noexcept override { return inner_->content_chars(); }
 

@@ -17,8 +17,8 @@
 namespace michi::pipeline {
 namespace {
 
-using std::chrono::milliseconds;
 using routing::candidate;
+using std::chrono::milliseconds;
 
 const providers::adapter& adapter_of(const candidate& c) { return *c.provider->impl; }
 const config::provider_config& provider_of(const candidate& c) { return *c.provider->config; }
@@ -61,8 +61,8 @@ awaitable<void> answer_whole(deps& d, downstream::client_io& io, request_context
             const auto parsed = json_parse::parse_value(body);
             auto pivot = ad.to_pivot(ctx.api, parsed, c.model->name, chat_id(ctx), u);
             if (!pivot) {
-                const auto err = errors::upstream_error(
-                    "Upstream " + c.model->name + " answered with a body that is not JSON.");
+                const auto err = errors::upstream_error("Upstream " + c.model->name +
+                                                        " answered with a body that is not JSON.");
                 co_await reply_error(io, ctx, d.ledger, err);
                 co_return;
             }
@@ -80,8 +80,8 @@ awaitable<void> answer_whole(deps& d, downstream::client_io& io, request_context
     }
     const std::string_view type =
         passthrough && !upstream_type.empty() ? upstream_type : "application/json";
-    auto [ec, n] = co_await write_whole(io, ctx, d.ledger, d.fields, status, out, type,
-                                        retry_after);
+    auto [ec, n] =
+        co_await write_whole(io, ctx, d.ledger, d.fields, status, out, type, retry_after);
     if (ec) {
         ctx.keep_alive = false;
     }
@@ -102,8 +102,7 @@ awaitable<void> relay_whole(deps& d, downstream::client_io& io, request_context&
         if (!ec) {
             account_passthrough(ctx, c, whole);
             auto [wec, n] = co_await write_whole(io, ctx, d.ledger, d.fields, status, whole,
-                                                 a.parser->content_type(),
-                                                 a.parser->retry_after());
+                                                 a.parser->content_type(), a.parser->retry_after());
             if (wec) {
                 ctx.keep_alive = false;
             }
@@ -166,17 +165,13 @@ awaitable<stream::relay_result> relay_stream(deps& d, downstream::client_io& io,
     const auto r = co_await stream::relay(src, *filter, client, failure);
     ctx.stream_open = false;
     switch (r) {
-    case stream::relay_result::done:
-        break;
+    case stream::relay_result::done: break;
     case stream::relay_result::client_gone:
         ctx.log.status = 499;
         ctx.log.error_code = "client_closed";
         break;
-    case stream::relay_result::failed_after_commit:
-        ctx.log.error_code = "stream_broken";
-        break;
-    case stream::relay_result::failed_before_commit:
-        co_return r;
+    case stream::relay_result::failed_after_commit: ctx.log.error_code = "stream_broken"; break;
+    case stream::relay_result::failed_before_commit: co_return r;
     }
     if (r != stream::relay_result::done || client.broken) {
         ctx.keep_alive = false;
@@ -245,7 +240,7 @@ awaitable<void> run_exchange(deps& d, downstream::client_io& io, request_context
         const auto& ad = adapter_of(c);
         const auto& provider = provider_of(c);
         const bool last_candidate = i + 1 == count;
-        milliseconds hint{0}; // the upstream's retry-after, for the next try on this target
+        milliseconds hint{0};      // the upstream's retry-after, for the next try on this target
         std::size_t key_turns = 0; // other keys of the provider tried after a 429
         bool next_key = false;     // this try is another key's, at once (no backoff)
         for (unsigned t = 0; t <= plan.retries; ++t) {
@@ -348,8 +343,8 @@ awaitable<void> run_exchange(deps& d, downstream::client_io& io, request_context
                 hint = routing::retry_after(a.parser->retry_after());
                 if (d.key_pools.on_rate_limited(provider, *key, hint, cfg.cooldown, head_at) &&
                     ++key_turns < provider.api_keys.size()) {
-                    fall_back(c, "http_429", "HTTP 429 on key " +
-                                                 routing::key_pools::name_of(provider, *key));
+                    fall_back(c, "http_429",
+                              "HTTP 429 on key " + routing::key_pools::name_of(provider, *key));
                     a.conn->close();
                     next_key = true;
                     --t; // (not a retry of the route's: the same try with another key)

@@ -18,8 +18,8 @@ constexpr auto npos = std::string_view::npos;
 constexpr std::size_t data_string_bytes = 16 * 1024;
 
 bool is_base64_char(char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '+' || c == '/' || c == '=' || c == '-' || c == '_';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+           c == '/' || c == '=' || c == '-' || c == '_';
 }
 
 // What a walk of one value found: text tokens, data strings, elements of its top array.
@@ -63,8 +63,8 @@ bool walk_text(std::string_view v, std::size_t max_depth, text_walk& out) {
             }
             const std::size_t bytes = j - start;
             const auto word = v.substr(start, bytes);
-            out.image_word = out.image_word || word == "image" || word == "input_image" ||
-                             word == "image_url";
+            out.image_word =
+                out.image_word || word == "image" || word == "input_image" || word == "image_url";
             if (data && bytes >= data_string_bytes) {
                 out.tokens += providers::per_image;
                 out.images = true;

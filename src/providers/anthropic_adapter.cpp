@@ -41,18 +41,16 @@ public:
         return !passthrough(b, r.api);
     }
 
-    result<void> build(const binding& b, const config::model_config& model,
-                       const request_view& r, outgoing_request& out) const override {
+    result<void> build(const binding& b, const config::model_config& model, const request_view& r,
+                       outgoing_request& out) const override {
         if (r.api == api_kind::embeddings) {
             return errors::invalid_request("Anthropic has no embeddings API.", "model");
         }
         if (!passthrough(b, r.api)) {
             return detail::to_wire(
-                b, build_chat(*r.parsed, model.upstream, b.api_key(r.key_index), r.stream),
-                out);
+                b, build_chat(*r.parsed, model.upstream, b.api_key(r.key_index), r.stream), out);
         }
-        if (!splice_model(r.raw_body, r.model_begin, r.model_end, model.upstream, {},
-                          out.body)) {
+        if (!splice_model(r.raw_body, r.model_begin, r.model_end, model.upstream, {}, out.body)) {
             return errors::invalid_request("The request body's model cannot be read.", "model");
         }
         // The prepared head, then the client's version and beta (unless configured headers
@@ -82,8 +80,8 @@ public:
         // One set per provider key.
         b.heads.assign(std::max<std::size_t>(1, b.config->api_keys.size()), {});
         for (std::size_t key = 0; key < b.heads.size(); ++key) {
-            for (const auto& [i, path] : {std::pair{0, "/v1/messages"},
-                                          std::pair{1, "/v1/messages/count_tokens"}}) {
+            for (const auto& [i, path] :
+                 {std::pair{0, "/v1/messages"}, std::pair{1, "/v1/messages/count_tokens"}}) {
                 field_list fields(*b.endpoint);
                 fields.set("x-api-key", b.api_key(key));
                 head_prefix(b.heads[key][i], *b.config, b.endpoint->base_path + path,

@@ -102,8 +102,8 @@ void map_turn(const json& msg, const std::string& where, json& out) {
         }
     }
     out.insert(out.end(), tool_results.begin(), tool_results.end());
-    const bool text_only = std::all_of(parts.begin(), parts.end(),
-                                       [](const json& p) { return p["type"] == "text"; });
+    const bool text_only =
+        std::all_of(parts.begin(), parts.end(), [](const json& p) { return p["type"] == "text"; });
     json text = blocks_text(parts, role == "user" ? "\n\n" : "");
     if (!tool_calls.empty()) {
         json m = {{"role", "assistant"},
@@ -125,8 +125,7 @@ void map_tools(const json& request, json& out) {
         const json& tool = (*tools)[i];
         const json* schema = field(tool, "input_schema");
         if (string_field(tool, "name").empty() || schema == nullptr || !schema->is_object()) {
-            fail("only custom tools with a name and an input_schema are supported",
-                 at("tools", i));
+            fail("only custom tools with a name and an input_schema are supported", at("tools", i));
         }
         json fn = {{"name", string_field(tool, "name")}, {"parameters", *schema}};
         if (const json* d = field(tool, "description"); d != nullptr && d->is_string()) {
@@ -238,8 +237,8 @@ translated<nlohmann::json> request_from_messages(const nlohmann::json& messages_
         for (std::size_t i = 0; i < turns->size(); ++i) {
             map_turn((*turns)[i], at("messages", i), messages);
         }
-        json out = {{"model", model}, {"messages", std::move(messages)},
-                    {"max_tokens", *max_tokens}};
+        json out = {
+            {"model", model}, {"messages", std::move(messages)}, {"max_tokens", *max_tokens}};
         map_tools(req, out);
         map_options(req, out);
         return out;
@@ -254,9 +253,8 @@ nlohmann::json response_to_messages(const nlohmann::json& openai_response,
                                     const std::string& model) {
     json content = json::array();
     const json* choices = field(openai_response, "choices");
-    const json* choice = choices != nullptr && choices->is_array() && !choices->empty()
-                             ? &(*choices)[0]
-                             : nullptr;
+    const json* choice =
+        choices != nullptr && choices->is_array() && !choices->empty() ? &(*choices)[0] : nullptr;
     const json* message = choice != nullptr ? field(*choice, "message") : nullptr;
     const json* text = message != nullptr ? field(*message, "content") : nullptr;
     if (std::string t = text != nullptr ? blocks_text(*text, "") : ""; !t.empty()) {
@@ -354,8 +352,7 @@ struct messages_stream_writer::state {
                         {"input", json::object()}});
             it = tools.emplace(key, open_index).first;
         }
-        if (std::string args = fn != nullptr ? string_field(*fn, "arguments") : "";
-            !args.empty()) {
+        if (std::string args = fn != nullptr ? string_field(*fn, "arguments") : ""; !args.empty()) {
             delta(out, it->second, {{"type", "input_json_delta"}, {"partial_json", args}});
         }
     }
@@ -389,8 +386,7 @@ struct messages_stream_writer::state {
             delta(out, open_index, {{"type", "text_delta"}, {"text", text}});
         }
         const json* calls = d != nullptr ? field(*d, "tool_calls") : nullptr;
-        for (std::size_t j = 0; calls != nullptr && calls->is_array() && j < calls->size();
-             ++j) {
+        for (std::size_t j = 0; calls != nullptr && calls->is_array() && j < calls->size(); ++j) {
             on_tool_call(out, (*calls)[j], j);
         }
         if (const std::string finish = string_field(choice, "finish_reason"); !finish.empty()) {
@@ -405,8 +401,8 @@ struct messages_stream_writer::state {
         start(out);
         close(out);
         finished = true;
-        json usage = usage_known ? anthropic_usage_json(tokens)
-                                 : json{{"output_tokens", tokens.output}};
+        json usage =
+            usage_known ? anthropic_usage_json(tokens) : json{{"output_tokens", tokens.output}};
         event(out, "message_delta",
               {{"delta", {{"stop_reason", stop_reason}, {"stop_sequence", nullptr}}},
                {"usage", std::move(usage)}});
@@ -426,9 +422,7 @@ void messages_stream_writer::on_chunk(const nlohmann::json& chunk, std::string& 
     }
 }
 
-void messages_stream_writer::finish(std::string& out) {
-    s_->finish(out);
-}
+void messages_stream_writer::finish(std::string& out) { s_->finish(out); }
 
 std::string messages_stream_writer::error_event(std::string_view message) {
     const json data = {{"type", "error"},

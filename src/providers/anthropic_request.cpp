@@ -282,8 +282,8 @@ void map_sampling(const json& request, json& body) {
     }
     if (const json* stop = field(request, "stop")) {
         json seqs = stop->is_string() ? json::array({*stop}) : *stop;
-        if (!seqs.is_array() || !std::all_of(seqs.begin(), seqs.end(),
-                                             [](const json& s) { return s.is_string(); })) {
+        if (!seqs.is_array() ||
+            !std::all_of(seqs.begin(), seqs.end(), [](const json& s) { return s.is_string(); })) {
             fail("stop must be a string or an array of strings", "stop");
         }
         if (!seqs.empty()) {

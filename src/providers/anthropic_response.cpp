@@ -67,7 +67,8 @@ private:
     }
     // One chunk of one choice, written as dump(chunk(...)) writes it (keys in order), with
     // the stream's own fields serialised once: no object built per event.
-    void emit(std::vector<std::string>& out, const json& delta, const json& finish = nullptr) const {
+    void emit(std::vector<std::string>& out, const json& delta,
+              const json& finish = nullptr) const {
         if (tail_.empty()) {
             tail_ = dump(base_chunk()).substr(1); // "created":…,"object":"chat.completion.chunk"}
         }
@@ -78,8 +79,8 @@ private:
     }
     void emit_arguments(std::vector<std::string>& out, tool_block& tool, const std::string& args) {
         tool.has_arguments = true;
-        emit(out, {{"tool_calls", json::array({{{"index", tool.index},
-                                                {"function", {{"arguments", args}}}}})}});
+        emit(out, {{"tool_calls",
+                    json::array({{{"index", tool.index}, {"function", {{"arguments", args}}}}})}});
     }
     tool_block* tool_at(const json& data) {
         const auto index = uint_field(data, "index");
@@ -201,8 +202,7 @@ nlohmann::json to_openai(const nlohmann::json& response, const std::string& mode
     bool has_text = false;
     json tool_calls = json::array();
     const json* content = field(response, "content");
-    for (std::size_t i = 0; content != nullptr && content->is_array() && i < content->size();
-         ++i) {
+    for (std::size_t i = 0; content != nullptr && content->is_array() && i < content->size(); ++i) {
         const json& block = (*content)[i];
         const std::string type = string_field(block, "type");
         if (type == "text") {
@@ -228,16 +228,17 @@ nlohmann::json to_openai(const nlohmann::json& response, const std::string& mode
         u.add(*reported);
     }
     usage = u.known() ? usage_info::from(u.tokens()) : usage_info{};
-    return {{"id", id},
-            {"object", "chat.completion"},
-            {"created", created},
-            {"model", model},
-            {"choices", json::array({{{"index", 0},
-                                      {"message", std::move(message)},
-                                      {"logprobs", nullptr},
-                                      {"finish_reason",
-                                       openai_finish(string_field(response, "stop_reason"))}}})},
-            {"usage", openai_chat_usage_json(u.tokens())}};
+    return {
+        {"id", id},
+        {"object", "chat.completion"},
+        {"created", created},
+        {"model", model},
+        {"choices",
+         json::array({{{"index", 0},
+                       {"message", std::move(message)},
+                       {"logprobs", nullptr},
+                       {"finish_reason", openai_finish(string_field(response, "stop_reason"))}}})},
+        {"usage", openai_chat_usage_json(u.tokens())}};
 }
 
 std::unique_ptr<chunk_translator> make_stream(std::string id, std::string model,
@@ -250,7 +251,7 @@ nlohmann::json error_to_openai(unsigned status, std::string_view body) {
     const json parsed = json_parse::parse_value(body);
     const json* err = field(parsed, "error");
     std::string type = err != nullptr ? string_field(*err, "type") : std::string();
-    std::string message = err == nullptr      ? clean_text(body, 1000)
+    std::string message = err == nullptr     ? clean_text(body, 1000)
                           : err->is_string() ? err->get<std::string>()
                                              : string_field(*err, "message");
     if (type.empty()) {

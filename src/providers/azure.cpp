@@ -16,23 +16,21 @@ public:
     }
     void prepare(binding&) const override {}
 
-    result<void> build(const binding& b, const config::model_config& model,
-                       const request_view& r, outgoing_request& out) const override {
+    result<void> build(const binding& b, const config::model_config& model, const request_view& r,
+                       outgoing_request& out) const override {
         const auto& p = *b.config;
         field_list fields(*b.endpoint);
         if (const auto& key = b.api_key(r.key_index); !key.empty()) {
             fields.set("api-key", key);
         }
         if (r.api == api_kind::responses && passthrough(b, r.api) &&
-            splice_model(r.raw_body, r.model_begin, r.model_end, model.upstream, {},
-                         out.body)) {
+            splice_model(r.raw_body, r.model_begin, r.model_end, model.upstream, {}, out.body)) {
             head_prefix(out.head, p, b.endpoint->base_path + "/openai/v1/responses",
                         std::move(fields));
         } else {
-            const auto api = r.api == api_kind::embeddings ? api_kind::embeddings
-                                                            : api_kind::chat;
-            const auto target = b.endpoint->base_path + "/openai/deployments/" +
-                                model.upstream + "/" + std::string(detail::operation(api)) +
+            const auto api = r.api == api_kind::embeddings ? api_kind::embeddings : api_kind::chat;
+            const auto target = b.endpoint->base_path + "/openai/deployments/" + model.upstream +
+                                "/" + std::string(detail::operation(api)) +
                                 "?api-version=" + p.api_version;
             head_prefix(out.head, p, target, std::move(fields));
             rewrite_body(r, nullptr, out);

@@ -54,10 +54,9 @@ nlohmann::json chunk(const std::string& id, std::int64_t created, const std::str
             {"object", "chat.completion.chunk"},
             {"created", created},
             {"model", model},
-            {"choices",
-             nlohmann::json::array({{{"index", 0},
-                                     {"delta", std::move(delta)},
-                                     {"finish_reason", std::move(finish)}}})}};
+            {"choices", nlohmann::json::array({{{"index", 0},
+                                                {"delta", std::move(delta)},
+                                                {"finish_reason", std::move(finish)}}})}};
 }
 
 } // namespace
@@ -86,11 +85,11 @@ nlohmann::json completion(const reply& r, const std::string& model, const std::s
             {"object", "chat.completion"},
             {"created", created},
             {"model", model},
-            {"choices", nlohmann::json::array({{{"index", 0},
-                                                {"message", {{"role", "assistant"},
-                                                             {"content", r.text}}},
-                                                {"logprobs", nullptr},
-                                                {"finish_reason", "stop"}}})},
+            {"choices",
+             nlohmann::json::array({{{"index", 0},
+                                     {"message", {{"role", "assistant"}, {"content", r.text}}},
+                                     {"logprobs", nullptr},
+                                     {"finish_reason", "stop"}}})},
             {"usage", usage_json(r)}};
 }
 
@@ -107,19 +106,15 @@ std::vector<std::string> stream_chunks(const reply& r, const std::string& model,
         if (end == std::string::npos) {
             end = r.text.size();
         }
-        out.push_back(
-            dump(chunk(id, created, model, {{"content", r.text.substr(start, end - start)}},
-                       nullptr)));
+        out.push_back(dump(
+            chunk(id, created, model, {{"content", r.text.substr(start, end - start)}}, nullptr)));
         start = end;
     }
     out.push_back(dump(chunk(id, created, model, nlohmann::json::object(), "stop")));
     if (include_usage) {
-        nlohmann::json u = {{"id", id},
-                            {"object", "chat.completion.chunk"},
-                            {"created", created},
-                            {"model", model},
-                            {"choices", nlohmann::json::array()},
-                            {"usage", usage_json(r)}};
+        nlohmann::json u = {
+            {"id", id},       {"object", "chat.completion.chunk"},  {"created", created},
+            {"model", model}, {"choices", nlohmann::json::array()}, {"usage", usage_json(r)}};
         out.push_back(dump(u));
     }
     out.emplace_back("[DONE]");

@@ -26,8 +26,7 @@ constexpr std::size_t piece_bytes = 16 * 1024;
 // chunk, which the relay drops unless the client asked for it).
 class echo_stream final : public stream::body_source {
 public:
-    echo_stream(echo::reply r, std::string_view model, std::string_view id,
-                std::int64_t created)
+    echo_stream(echo::reply r, std::string_view model, std::string_view id, std::int64_t created)
         : reply_(std::move(r)) {
         // Every chunk's JSON up to its "choices" value's start, and what follows it: the keys
         // in the order nlohmann writes them (sorted), as before.
@@ -40,8 +39,7 @@ public:
         min_piece_ = reply_.text.size() / max_pieces;
     }
 
-    awaitable<std::pair<error_code, std::string_view>>
-    next(const std::function<void()>*) override {
+    awaitable<std::pair<error_code, std::string_view>> next(const std::function<void()>*) override {
         out_.clear();
         while (out_.size() < piece_bytes && step_ != step::done) {
             make_some();
@@ -54,9 +52,7 @@ public:
 private:
     enum class step { role, content, stop, usage, end, done };
 
-    void chunk(std::string_view choice) {
-        out_.append(head_).append(choice).append(tail_);
-    }
+    void chunk(std::string_view choice) { out_.append(head_).append(choice).append(tail_); }
 
     void make_some() {
         switch (step_) {
@@ -106,8 +102,7 @@ private:
             out_.append("data: [DONE]\n\n");
             step_ = step::done;
             break;
-        case step::done:
-            break;
+        case step::done: break;
         }
     }
 

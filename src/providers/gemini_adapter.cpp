@@ -15,8 +15,8 @@ public:
     bool passthrough(const binding&, api_kind) const noexcept override { return false; }
     bool needs_parsed_body(const binding&, const request_view&) const override { return true; }
 
-    result<void> build(const binding& b, const config::model_config& model,
-                       const request_view& r, outgoing_request& out) const override {
+    result<void> build(const binding& b, const config::model_config& model, const request_view& r,
+                       outgoing_request& out) const override {
         const auto& key = b.api_key(r.key_index);
         if (r.api == api_kind::embeddings) {
             return detail::to_wire(b, build_embeddings(*r.parsed, model.upstream, key), out);

@@ -75,9 +75,9 @@ inline std::uint64_t count_at(const json& j, std::string_view key) {
     if (v == nullptr || !v->is_number_integer()) {
         return 0;
     }
-    return v->is_number_unsigned() ? v->get<std::uint64_t>()
-                                   : static_cast<std::uint64_t>(std::max<std::int64_t>(
-                                         0, v->get<std::int64_t>()));
+    return v->is_number_unsigned()
+               ? v->get<std::uint64_t>()
+               : static_cast<std::uint64_t>(std::max<std::int64_t>(0, v->get<std::int64_t>()));
 }
 
 // "gemini-2.0-flash" for both "gemini-2.0-flash" and "models/gemini-2.0-flash".

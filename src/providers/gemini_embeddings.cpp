@@ -66,11 +66,10 @@ json embeddings_list(const json& response, const std::string& model, usage_info&
             if (const json* stats = find(embedding, "statistics")) {
                 reported += count_at(*stats, "tokenCount");
             }
-            data.push_back({{"object", "embedding"},
-                            {"index", data.size()},
-                            {"embedding", values != nullptr && values->is_array()
-                                              ? *values
-                                              : json::array()}});
+            data.push_back(
+                {{"object", "embedding"},
+                 {"index", data.size()},
+                 {"embedding", values != nullptr && values->is_array() ? *values : json::array()}});
         }
     }
     if (const json* meta = find(response, "usageMetadata"); meta != nullptr && reported == 0) {

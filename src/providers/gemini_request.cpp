@@ -49,10 +49,18 @@ std::string mime_from_url(std::string_view url) {
         return "image/jpeg";
     }
     static constexpr std::array<std::pair<std::string_view, std::string_view>, 13> types{{
-        {"png", "image/png"}, {"jpg", "image/jpeg"}, {"jpeg", "image/jpeg"},
-        {"gif", "image/gif"}, {"webp", "image/webp"}, {"heic", "image/heic"},
-        {"heif", "image/heif"}, {"pdf", "application/pdf"}, {"mp3", "audio/mp3"},
-        {"wav", "audio/wav"}, {"mp4", "video/mp4"}, {"txt", "text/plain"},
+        {"png", "image/png"},
+        {"jpg", "image/jpeg"},
+        {"jpeg", "image/jpeg"},
+        {"gif", "image/gif"},
+        {"webp", "image/webp"},
+        {"heic", "image/heic"},
+        {"heif", "image/heif"},
+        {"pdf", "application/pdf"},
+        {"mp3", "audio/mp3"},
+        {"wav", "audio/wav"},
+        {"mp4", "video/mp4"},
+        {"txt", "text/plain"},
         {"json", "application/json"},
     }};
     const std::string ext = lower(std::string(url.substr(dot + 1)));
@@ -226,8 +234,8 @@ struct contents_builder {
         } else if (role == "tool" || role == "function") {
             const std::string id = string_at(message, "tool_call_id");
             const auto known = tool_names.find(id);
-            std::string name = known != tool_names.end() ? known->second
-                                                         : string_at(message, "name");
+            std::string name =
+                known != tool_names.end() ? known->second : string_at(message, "name");
             const std::string text = content_text(content);
             json response = json_parse::parse_value(text);
             if (!response.is_object()) {
@@ -336,8 +344,8 @@ void copy_number(const json& request, const char* from, const char* to, bool int
     }
     const bool ok = integer_only ? v->is_number_unsigned() : v->is_number();
     if (!ok) {
-        fail(std::string(from) + (integer_only ? " must be a non-negative integer"
-                                               : " must be a number"),
+        fail(std::string(from) +
+                 (integer_only ? " must be a non-negative integer" : " must be a number"),
              from);
     }
     config[to] = *v;
@@ -355,9 +363,8 @@ json generation_config(const json& request) {
     copy_number(request, "max_completion_tokens", "maxOutputTokens", true, config);
     if (const json* stop = find(request, "stop"); stop && !stop->is_null()) {
         const json list = stop->is_string() ? json::array({*stop}) : *stop;
-        const bool ok = list.is_array() && std::all_of(list.begin(), list.end(), [](const json& s) {
-                            return s.is_string();
-                        });
+        const bool ok = list.is_array() && std::all_of(list.begin(), list.end(),
+                                                       [](const json& s) { return s.is_string(); });
         if (!ok) {
             fail("stop must be a string or an array of strings", "stop");
         }
@@ -376,9 +383,11 @@ json generation_config(const json& request) {
         if (e != "minimal" && e != "low" && e != "medium" && e != "high") {
             fail("reasoning_effort must be minimal, low, medium or high", "reasoning_effort");
         }
-        config["thinkingConfig"] = {
-            {"thinkingBudget", e == "minimal" ? 0 : e == "low" ? 1024 : e == "medium" ? 8192 : 24576},
-            {"includeThoughts", false}};
+        config["thinkingConfig"] = {{"thinkingBudget", e == "minimal"  ? 0
+                                                       : e == "low"    ? 1024
+                                                       : e == "medium" ? 8192
+                                                                       : 24576},
+                                    {"includeThoughts", false}};
     }
     if (const json* format = find(request, "response_format"); format && !format->is_null()) {
         const std::string type = string_at(*format, "type");

@@ -10,15 +10,15 @@ class openai_type : public adapter {
 public:
     config::provider_type type() const noexcept override { return config::provider_type::openai; }
     bool passthrough(const binding& b, api_kind client) const noexcept override {
-        return client == api_kind::responses ? b.config->responses_api
-                                             : (client == api_kind::chat ||
-                                                client == api_kind::embeddings) &&
-                                                   b.config->chat_api;
+        return client == api_kind::responses
+                   ? b.config->responses_api
+                   : (client == api_kind::chat || client == api_kind::embeddings) &&
+                         b.config->chat_api;
     }
     bool needs_parsed_body(const binding& b, const request_view& r) const override;
     void prepare(binding& b) const override;
-    result<void> build(const binding& b, const config::model_config& model,
-                       const request_view& r, outgoing_request& out) const override;
+    result<void> build(const binding& b, const config::model_config& model, const request_view& r,
+                       outgoing_request& out) const override;
     bool usage_of_body(api_kind api, std::string_view body, usage_info& u) const override;
     bool inspect_event(api_kind api, std::string_view data, usage_info& u) const override;
     std::size_t content_chars(std::string_view text) const noexcept override {

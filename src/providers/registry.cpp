@@ -29,8 +29,8 @@ namespace {
 // A host on this machine or a private network (a local model server such as Ollama or
 // vLLM, often without a key), rather than a hosted service that needs one.
 bool is_local_host(const std::string& host) {
-    if (host == "localhost" || host.ends_with(".localhost") || host == "::1" ||
-        host == "0.0.0.0" || host.ends_with(".local") || host.ends_with(".internal") ||
+    if (host == "localhost" || host.ends_with(".localhost") || host == "::1" || host == "0.0.0.0" ||
+        host.ends_with(".local") || host.ends_with(".internal") ||
         host.find('.') == std::string::npos) {
         return true;
     }
@@ -82,9 +82,8 @@ result<binding> bind(const config::provider_config& p, std::shared_ptr<ssl::cont
     // A hosted provider without its key would only answer 401: it is off until the key is set.
     if (!is_local_host(ep->host) && p.api_keys.empty()) {
         b.configured = false;
-        b.off_reason = p.api_key_env.empty()
-                           ? "providers." + p.name + ".api_key is empty"
-                           : p.api_key_env + " is not set";
+        b.off_reason = p.api_key_env.empty() ? "providers." + p.name + ".api_key is empty"
+                                             : p.api_key_env + " is not set";
     }
     b.endpoint = std::move(*ep);
     b.impl->prepare(b);

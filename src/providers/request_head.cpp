@@ -31,8 +31,7 @@ void head_prefix(std::string& out, const config::provider_config& p, std::string
     own.set("User-Agent", "michi/" MICHI_VERSION);
     for (const auto& [name, value] : p.headers) {
         // The body's framing is Michi's own: a configured one would contradict it.
-        if (!beast::iequals(name, "content-length") &&
-            !beast::iequals(name, "transfer-encoding")) {
+        if (!beast::iequals(name, "content-length") && !beast::iequals(name, "transfer-encoding")) {
             own.set(name, value);
         }
     }

@@ -3,7 +3,6 @@
 namespace michi::providers {
 namespace {
 
-
 std::uint64_t content_tokens(const nlohmann::json& content) noexcept {
     if (content.is_string()) {
         return estimate_text_tokens(content.get_ref<const std::string&>());
@@ -56,8 +55,8 @@ std::uint64_t estimate_prompt_tokens(const nlohmann::json& request) noexcept {
             n += estimate_text_tokens(input->get_ref<const std::string&>());
         } else if (input->is_array()) {
             for (const auto& item : *input) {
-                n += item.is_string() ? estimate_text_tokens(item.get_ref<const std::string&>())
-                                      : 1;
+                n +=
+                    item.is_string() ? estimate_text_tokens(item.get_ref<const std::string&>()) : 1;
             }
         }
     }

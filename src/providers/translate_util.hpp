@@ -36,8 +36,7 @@ inline std::string clean_text(std::string_view text, std::size_t max) {
 // every chunk of one stream repeats.
 class openai_chunk_stream : public chunk_translator {
 public:
-    openai_chunk_stream(std::string id, std::string model, std::int64_t created,
-                        bool include_usage)
+    openai_chunk_stream(std::string id, std::string model, std::int64_t created, bool include_usage)
         : id_(std::move(id)), model_(std::move(model)), created_(created),
           include_usage_(include_usage) {}
 

@@ -23,8 +23,6 @@ inline result<void> to_wire(const binding& b, translated<upstream_request>&& cal
     return ok();
 }
 
-inline std::int64_t unix_now() {
-    return static_cast<std::int64_t>(std::time(nullptr));
-}
+inline std::int64_t unix_now() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
 } // namespace michi::providers::detail

@@ -47,7 +47,8 @@ std::optional<std::uint64_t> raw_count(std::string_view text, const json_scan::m
 }
 
 // Calls read(key, value) for the members of the object `text`; false when it is not one.
-template <class Read> bool raw_members(std::string_view text, Read&& read) {
+template <class Read>
+bool raw_members(std::string_view text, Read&& read) {
     const auto first = text.find_first_not_of(" \t\r\n");
     if (first == std::string_view::npos || text[first] != '{') {
         return false;
@@ -88,21 +89,21 @@ std::optional<token_usage> read_openai_chat_usage(std::string_view usage) noexce
         } else if (key == "prompt_cache_hit_tokens") {
             cache_hit = n.value_or(0);
         } else if (key == "prompt_tokens_details") {
-            raw_members(value, [&](std::string_view k, std::string_view,
-                                   std::optional<std::uint64_t> v) {
-                if (k == "cached_tokens" && v) {
-                    cached = v;
-                } else if (k == "cache_write_tokens") {
-                    u.cache_write_5m = v.value_or(0);
-                }
-            });
+            raw_members(value,
+                        [&](std::string_view k, std::string_view, std::optional<std::uint64_t> v) {
+                            if (k == "cached_tokens" && v) {
+                                cached = v;
+                            } else if (k == "cache_write_tokens") {
+                                u.cache_write_5m = v.value_or(0);
+                            }
+                        });
         } else if (key == "completion_tokens_details") {
-            raw_members(value, [&](std::string_view k, std::string_view,
-                                   std::optional<std::uint64_t> v) {
-                if (k == "reasoning_tokens") {
-                    u.reasoning = v.value_or(0);
-                }
-            });
+            raw_members(value,
+                        [&](std::string_view k, std::string_view, std::optional<std::uint64_t> v) {
+                            if (k == "reasoning_tokens") {
+                                u.reasoning = v.value_or(0);
+                            }
+                        });
         }
     });
     if (!ok) {
@@ -127,25 +128,25 @@ std::optional<token_usage> read_responses_usage(const json& usage) noexcept {
 std::optional<token_usage> read_responses_usage(std::string_view usage) noexcept {
     token_usage u;
     const auto detail = [](std::string_view value, std::string_view name, std::uint64_t& out) {
-        raw_members(value, [&](std::string_view k, std::string_view,
-                               std::optional<std::uint64_t> v) {
-            if (k == name) {
-                out = v.value_or(0);
+        raw_members(value,
+                    [&](std::string_view k, std::string_view, std::optional<std::uint64_t> v) {
+                        if (k == name) {
+                            out = v.value_or(0);
+                        }
+                    });
+    };
+    const bool ok = raw_members(
+        usage, [&](std::string_view key, std::string_view value, std::optional<std::uint64_t> n) {
+            if (key == "input_tokens") {
+                u.input = n.value_or(0);
+            } else if (key == "output_tokens") {
+                u.output = n.value_or(0);
+            } else if (key == "input_tokens_details") {
+                detail(value, "cached_tokens", u.cache_read);
+            } else if (key == "output_tokens_details") {
+                detail(value, "reasoning_tokens", u.reasoning);
             }
         });
-    };
-    const bool ok = raw_members(usage, [&](std::string_view key, std::string_view value,
-                                           std::optional<std::uint64_t> n) {
-        if (key == "input_tokens") {
-            u.input = n.value_or(0);
-        } else if (key == "output_tokens") {
-            u.output = n.value_or(0);
-        } else if (key == "input_tokens_details") {
-            detail(value, "cached_tokens", u.cache_read);
-        } else if (key == "output_tokens_details") {
-            detail(value, "reasoning_tokens", u.reasoning);
-        }
-    });
     if (!ok) {
         return std::nullopt;
     }
@@ -170,10 +171,10 @@ void anthropic_usage_tally::add(const json& usage) noexcept {
         return;
     }
     known_ = true;
-    for (auto [key, slot] : {std::pair{"input_tokens", &input_},
-                             std::pair{"output_tokens", &output_},
-                             std::pair{"cache_read_input_tokens", &cache_read_},
-                             std::pair{"cache_creation_input_tokens", &cache_creation_}}) {
+    for (auto [key, slot] :
+         {std::pair{"input_tokens", &input_}, std::pair{"output_tokens", &output_},
+          std::pair{"cache_read_input_tokens", &cache_read_},
+          std::pair{"cache_creation_input_tokens", &cache_creation_}}) {
         if (const auto v = count(usage, key)) {
             *slot = *v;
         }
@@ -219,7 +220,7 @@ void anthropic_usage_tally::add(std::string_view usage) noexcept {
         return false;
     };
     const bool object = raw_members(usage, [&](std::string_view key, std::string_view value,
-                                                std::optional<std::uint64_t> n) {
+                                               std::optional<std::uint64_t> n) {
         plain = plain && key.find('\\') == std::string_view::npos;
         if (read(key, value, n,
                  std::array{std::pair{"input_tokens", &next.input_},
@@ -230,7 +231,7 @@ void anthropic_usage_tally::add(std::string_view usage) noexcept {
             return;
         }
         plain = plain && raw_members(value, [&](std::string_view k, std::string_view v,
-                                                 std::optional<std::uint64_t> m) {
+                                                std::optional<std::uint64_t> m) {
                     plain = plain && k.find('\\') == std::string_view::npos;
                     read(k, v, m,
                          std::array{std::pair{"ephemeral_5m_input_tokens", &next.ephemeral_5m_},

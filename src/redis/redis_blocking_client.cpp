@@ -16,12 +16,11 @@ redis_blocking_client::run(const std::vector<std::vector<std::string>>& cmds) {
     std::vector<result> out(cmds.size());
     std::size_t left = cmds.size();
     for (std::size_t i = 0; i < cmds.size(); ++i) {
-        net::co_spawn(ioc_, client_->call(cmds[i]),
-                      [&out, &left, i](std::exception_ptr e, result r) {
-                          out[i] = e ? result{make_error_code(std::errc::io_error), {}}
-                                     : std::move(r);
-                          --left;
-                      });
+        net::co_spawn(
+            ioc_, client_->call(cmds[i]), [&out, &left, i](std::exception_ptr e, result r) {
+                out[i] = e ? result{make_error_code(std::errc::io_error), {}} : std::move(r);
+                --left;
+            });
     }
     // One handler at a time until every command is answered (each ends within the
     // client's timeouts); the connections' reads stay pending for the next run.

@@ -87,8 +87,8 @@ redis_client::redis_client(executor ex, redis_url url, std::chrono::milliseconds
     topo_ = std::make_unique<topology>(ex_);
     if (url_.mode == redis_mode::sentinel) {
         hello_.expect_primary = true;
-        const redis_hello to_sentinel{url_.sentinel_username, url_.sentinel_password, 0, false,
-                                      tls_.get(), topology_backoff};
+        const redis_hello to_sentinel{
+            url_.sentinel_username, url_.sentinel_password, 0, false, tls_.get(), topology_backoff};
         for (const auto& at : url_.nodes) {
             topo_->sentinels.push_back(
                 std::make_unique<redis_connection>(ex_, at, to_sentinel, timeout_));
@@ -166,8 +166,7 @@ awaitable<std::tuple<error_code, redis_value>> redis_client::call(redis_command 
 
 // A redirection that says the command did not run and where it should: follows it (target
 // set; null: route again) and says so.
-bool redis_client::follow(const redis_value& v, int slot, redis_connection*& target,
-                          bool& asking) {
+bool redis_client::follow(const redis_value& v, int slot, redis_connection*& target, bool& asking) {
     const std::string_view e = v.str;
     if (url_.mode == redis_mode::cluster && (e.starts_with("MOVED ") || e.starts_with("ASK "))) {
         const auto sp = e.rfind(' ');
@@ -192,8 +191,8 @@ bool redis_client::follow(const redis_value& v, int slot, redis_connection*& tar
     if (url_.mode == redis_mode::sentinel &&
         (e.starts_with("READONLY") || e.starts_with("MASTERDOWN"))) {
         // The server took a replica's role (a failover): ask the Sentinels again.
-        spdlog::warn("redis {}: {} is no primary any more ({}): asking the Sentinels",
-                     url_.where(), target->endpoint().where(), e.substr(0, e.find(' ')));
+        spdlog::warn("redis {}: {} is no primary any more ({}): asking the Sentinels", url_.where(),
+                     target->endpoint().where(), e.substr(0, e.find(' ')));
         topo_->primary_known = false;
         target = nullptr;
         return true;

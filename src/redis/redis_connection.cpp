@@ -27,19 +27,12 @@ struct redis_connection::pending {
 
 redis_connection::redis_connection(executor ex, redis_endpoint at, redis_hello hello,
                                    std::chrono::milliseconds timeout)
-    : ex_(ex),
-      at_(std::move(at)),
-      hello_(std::move(hello)),
-      timeout_(timeout),
-      resolver_(ex),
-      watchdog_(ex),
-      read_buf_(new char[read_size]) {}
+    : ex_(ex), at_(std::move(at)), hello_(std::move(hello)), timeout_(timeout), resolver_(ex),
+      watchdog_(ex), read_buf_(new char[read_size]) {}
 
 redis_connection::~redis_connection() = default;
 
-tcp_socket& redis_connection::socket() {
-    return tls_ ? tls_->next_layer() : *plain_;
-}
+tcp_socket& redis_connection::socket() { return tls_ ? tls_->next_layer() : *plain_; }
 
 std::shared_ptr<void> redis_connection::stream_alive() const {
     return tls_ ? std::shared_ptr<void>(tls_) : std::shared_ptr<void>(plain_);
@@ -149,25 +142,25 @@ void redis_connection::on_tcp(std::uint64_t gen) {
     }
     tls_->set_verify_mode(ssl::verify_peer);
     tls_->set_verify_callback(ssl::host_name_verification(at_.host));
-    tls_->async_handshake(ssl::stream_base::client, [this, gen, keep = stream_alive()](
-                                                        error_code ec) {
-        if (gen != generation_) {
-            return;
-        }
-        if (ec) {
-            const long verdict = SSL_get_verify_result(tls_->native_handle());
-            std::string why = "TLS handshake failed: " + ec.message();
-            if (verdict != X509_V_OK) {
-                why += std::string(" (") + X509_verify_cert_error_string(verdict) +
-                       "; is the CA in the system trust store or in ca_file?)";
-            } else if (ec.message().find("certificate verify failed") != std::string::npos) {
-                why += " (the certificate does not name " + at_.host + ")";
+    tls_->async_handshake(
+        ssl::stream_base::client, [this, gen, keep = stream_alive()](error_code ec) {
+            if (gen != generation_) {
+                return;
             }
-            fail(why, true);
-            return;
-        }
-        on_connected(gen);
-    });
+            if (ec) {
+                const long verdict = SSL_get_verify_result(tls_->native_handle());
+                std::string why = "TLS handshake failed: " + ec.message();
+                if (verdict != X509_V_OK) {
+                    why += std::string(" (") + X509_verify_cert_error_string(verdict) +
+                           "; is the CA in the system trust store or in ca_file?)";
+                } else if (ec.message().find("certificate verify failed") != std::string::npos) {
+                    why += " (the certificate does not name " + at_.host + ")";
+                }
+                fail(why, true);
+                return;
+            }
+            on_connected(gen);
+        });
 }
 
 // The handshake goes alone, ahead of the callers' commands, which wait for its replies: a
@@ -184,8 +177,10 @@ void redis_connection::on_connected(std::uint64_t gen) {
         hello.push_back(pending{command_bytes(auth), {}, pending::check::not_error, {}});
     }
     if (hello_.db != 0) {
-        hello.push_back(pending{command_bytes({"SELECT", std::to_string(hello_.db)}), {},
-                                pending::check::not_error, {}});
+        hello.push_back(pending{command_bytes({"SELECT", std::to_string(hello_.db)}),
+                                {},
+                                pending::check::not_error,
+                                {}});
     }
     if (hello_.expect_primary) {
         hello.push_back(pending{command_bytes({"ROLE"}), {}, pending::check::primary_role, {}});

@@ -64,13 +64,9 @@ void* make_integer(const redisReadTask* task, long long n) {
     return v;
 }
 
-void* make_nil(const redisReadTask* task) {
-    return place(task);
-}
+void* make_nil(const redisReadTask* task) { return place(task); }
 
-void free_value(void* v) {
-    delete static_cast<redis_value*>(v);
-}
+void free_value(void* v) { delete static_cast<redis_value*>(v); }
 
 redisReplyObjectFunctions value_functions{make_string, make_array, make_integer, make_nil,
                                           free_value};
@@ -185,8 +181,6 @@ int redis_reader::next(redis_value& out) {
     return 1;
 }
 
-std::string redis_reader::error() const {
-    return reader_->errstr;
-}
+std::string redis_reader::error() const { return reader_->errstr; }
 
 } // namespace michi::redis

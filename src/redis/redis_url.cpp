@@ -53,9 +53,9 @@ bool parse_params(std::string_view query, redis_url& out, std::string& error) {
         }
         const auto eq = item.find('=');
         const std::string_view name = item.substr(0, eq);
-        const std::string value =
-            eq == std::string_view::npos ? std::string{} : wire::percent_decode(item.substr(eq + 1),
-                                                                                 true);
+        const std::string value = eq == std::string_view::npos
+                                      ? std::string{}
+                                      : wire::percent_decode(item.substr(eq + 1), true);
         if (name == "ca_file") {
             out.ca_file = value;
         } else if (name == "sentinel_username") {
@@ -128,8 +128,7 @@ std::optional<redis_url> redis_url::parse(std::string_view url, std::string& err
         return std::nullopt;
     }
     for (;;) {
-        const auto comma = out.mode == redis_mode::single ? std::string_view::npos
-                                                          : rest.find(',');
+        const auto comma = out.mode == redis_mode::single ? std::string_view::npos : rest.find(',');
         auto ep = parse_endpoint(rest.substr(0, comma), error);
         if (!ep) {
             return std::nullopt;

@@ -35,7 +35,7 @@ struct bucket {
 
 // One key's state: atomics every worker updates; it follows the key across reloads.
 struct key_state {
-    std::string fingerprint; // the key's SHA-256 (hex)
+    std::string fingerprint;               // the key's SHA-256 (hex)
     std::atomic<std::int64_t> until_ns{0}; // cooling down until (clock's epoch)
     std::array<bucket, window_seconds> window{};
 
@@ -180,8 +180,7 @@ bool key_pools::on_rate_limited(const config::provider_config& p, std::size_t in
     const auto until = ns_of(now + (retry_after.count() > 0 ? retry_after : cooldown));
     auto& cell = pl->keys[index]->until_ns;
     auto was = cell.load(std::memory_order_relaxed);
-    while (was < until && !cell.compare_exchange_weak(was, until, std::memory_order_relaxed)) {
-    }
+    while (was < until && !cell.compare_exchange_weak(was, until, std::memory_order_relaxed)) {}
     for (std::size_t k = 0; k < pl->keys.size(); ++k) {
         if (available(*pl->keys[k], p.api_keys[k], now, 0)) {
             return true;
@@ -198,14 +197,13 @@ key_pools::clock::time_point key_pools::soonest_back(const config::provider_conf
     }
     std::int64_t soonest = std::numeric_limits<std::int64_t>::max();
     for (const auto& k : pl->keys) {
-        soonest = std::min(soonest, std::max(k->until_ns.load(std::memory_order_relaxed),
-                                             ns_of(now)));
+        soonest =
+            std::min(soonest, std::max(k->until_ns.load(std::memory_order_relaxed), ns_of(now)));
     }
     return clock::time_point(duration_cast<clock::duration>(nanoseconds(soonest)));
 }
 
-std::vector<key_status> key_pools::status(const config::provider_config& p,
-                                          clock::time_point now) {
+std::vector<key_status> key_pools::status(const config::provider_config& p, clock::time_point now) {
     std::vector<key_status> out;
     pool* pl = pooled(p) ? pool_for(p) : nullptr;
     if (pl == nullptr) {

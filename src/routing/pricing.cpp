@@ -1,6 +1,5 @@
 #include "michi/routing/pricing.hpp"
 
-
 #include <cmath>
 #include <limits>
 #include <optional>

@@ -12,15 +12,16 @@ void target_signals::observe(std::chrono::microseconds ttfb, clock::time_point n
     const std::int64_t last_ns = last_ns_.exchange(now_ns, std::memory_order_relaxed);
     // The older the last sample, the more this one counts.
     const double age_s = static_cast<double>(std::max<std::int64_t>(0, now_ns - last_ns)) / 1e9;
-    const double keep = (1 - latency_alpha) *
-                        std::exp(-age_s / static_cast<double>(latency_memory.count()));
+    const double keep =
+        (1 - latency_alpha) * std::exp(-age_s / static_cast<double>(latency_memory.count()));
     std::int64_t old = ewma_us_.load(std::memory_order_relaxed);
     std::int64_t next = 0;
     do {
-        next = old < 0 ? sample
-                       : static_cast<std::int64_t>(std::llround(
-                             keep * static_cast<double>(old) +
-                             (1 - keep) * static_cast<double>(sample)));
+        next =
+            old < 0
+                ? sample
+                : static_cast<std::int64_t>(std::llround(keep * static_cast<double>(old) +
+                                                         (1 - keep) * static_cast<double>(sample)));
     } while (!ewma_us_.compare_exchange_weak(old, next, std::memory_order_relaxed));
     samples_.fetch_add(1, std::memory_order_relaxed);
 }

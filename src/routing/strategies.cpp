@@ -78,8 +78,7 @@ pick_reason latency_order(std::span<const target_view> targets, std::mt19937& rn
     if (!targets[out.front()].ttfb) {
         return pick_reason::unmeasured;
     }
-    if (out.size() > 1 &&
-        std::uniform_real_distribution<double>(0, 1)(rng) < latency_exploration) {
+    if (out.size() > 1 && std::uniform_real_distribution<double>(0, 1)(rng) < latency_exploration) {
         // Another target first, so a slow one that recovered is measured again.
         const std::size_t i = 1 + draw(out.size() - 1, rng);
         std::rotate(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(i),
@@ -122,15 +121,9 @@ std::vector<const candidate*> choose_order(const dispatch_plan& plan, signal_boa
     idx.reserve(n);
     pick_reason why = pick_reason::weight;
     switch (plan.strategy) {
-    case config::route_strategy::least_busy:
-        why = least_busy_order(views, rng, idx);
-        break;
-    case config::route_strategy::latency:
-        why = latency_order(views, rng, idx);
-        break;
-    default:
-        why = weighted_order(views, rng, idx);
-        break;
+    case config::route_strategy::least_busy: why = least_busy_order(views, rng, idx); break;
+    case config::route_strategy::latency: why = latency_order(views, rng, idx); break;
+    default: why = weighted_order(views, rng, idx); break;
     }
     std::vector<const candidate*> order;
     order.reserve(n);
@@ -169,12 +162,8 @@ std::vector<const candidate*> choose_order(const dispatch_plan& plan, signal_boa
     case pick_reason::fastest:
         reason += " (time to first byte ~" + ms_text(*first.ttfb) + ")";
         break;
-    case pick_reason::unmeasured:
-        reason += " (not measured yet)";
-        break;
-    case pick_reason::exploring:
-        reason += " (exploring)";
-        break;
+    case pick_reason::unmeasured: reason += " (not measured yet)"; break;
+    case pick_reason::exploring: reason += " (exploring)"; break;
     }
     return order;
 }

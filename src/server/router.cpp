@@ -12,8 +12,17 @@
 namespace michi::server {
 namespace {
 
-enum class target { chat, embeddings, messages, responses, count_tokens, models, model,
-                    healthz, readyz };
+enum class target {
+    chat,
+    embeddings,
+    messages,
+    responses,
+    count_tokens,
+    models,
+    model,
+    healthz,
+    readyz
+};
 
 struct endpoint_entry {
     std::string_view path;
@@ -50,8 +59,8 @@ api_kind api_of(target t) {
 
 awaitable<void> probe(downstream::client_io& io, pipeline::request_context& ctx, bool ok,
                       std::string_view ok_body, std::string_view down_body) {
-    auto res = downstream::json_response(ctx, ok ? 200 : 503,
-                                         std::string(ok ? ok_body : down_body));
+    auto res =
+        downstream::json_response(ctx, ok ? 200 : 503, std::string(ok ? ok_body : down_body));
     std::string fields;
     pipeline::append_guard_fields(fields, ctx);
     co_await downstream::write_reply(io, ctx, res, fields);
@@ -109,17 +118,13 @@ awaitable<void> dispatch(deps& d, downstream::client_io& io, pipeline::request_c
         ctx.api = api_of(it->to);
         co_await pipeline::serve_completion(d.api, io, ctx);
         break;
-    case target::models:
-        co_await pipeline::serve_models(d.api, io, ctx, {});
-        break;
+    case target::models: co_await pipeline::serve_models(d.api, io, ctx, {}); break;
     case target::model: {
         const auto id = wire::percent_decode(ctx.path.substr(it->path.size()), false);
         co_await pipeline::serve_models(d.api, io, ctx, id);
         break;
     }
-    case target::healthz:
-        co_await probe(io, ctx, true, R"({"status":"ok"})", "");
-        break;
+    case target::healthz: co_await probe(io, ctx, true, R"({"status":"ok"})", ""); break;
     case target::readyz:
         co_await probe(io, ctx, d.ready && !d.draining, R"({"status":"ready"})",
                        R"({"status":"not ready"})");

@@ -70,9 +70,9 @@ public:
         if (prefix.empty() && suffix.empty()) {
             co_return error_code{};
         }
-        const std::array<net::const_buffer, 3> bufs{
-            net::buffer(prefix), net::buffer(data.data(), data.size()),
-            net::buffer(suffix.data(), suffix.size())};
+        const std::array<net::const_buffer, 3> bufs{net::buffer(prefix),
+                                                    net::buffer(data.data(), data.size()),
+                                                    net::buffer(suffix.data(), suffix.size())};
         beast::get_lowest_layer(s_).expires_after(write_timeout_);
         auto [ec, n] = co_await net::async_write(s_, bufs, nothrow);
         co_return ec;
@@ -83,20 +83,19 @@ public:
         watch_done_ = false;
         // Waits for readability without consuming anything: end of stream or a reset
         // means the client is gone; bytes mean a pipelined request, left for later.
-        sock.async_wait(tcp::socket::wait_read,
-                        [this, &sock, cb = std::move(on_gone)](error_code ec) {
-                            watch_done_ = true;
-                            done_timer_.cancel();
-                            if (ec) {
-                                return;
-                            }
-                            char c = 0;
-                            const auto n =
-                                ::recv(sock.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-                            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
-                                cb();
-                            }
-                        });
+        sock.async_wait(
+            tcp::socket::wait_read, [this, &sock, cb = std::move(on_gone)](error_code ec) {
+                watch_done_ = true;
+                done_timer_.cancel();
+                if (ec) {
+                    return;
+                }
+                char c = 0;
+                const auto n = ::recv(sock.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+                if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+                    cb();
+                }
+            });
     }
 
     awaitable<void> unwatch() override {
@@ -183,10 +182,10 @@ struct kept_strings {
     }
     // Back from a request that ended, emptied (ones grown large are let go).
     void take_back(pipeline::request_context& ctx) noexcept {
-        for (auto [mine, theirs] : {std::pair{&request_id, &ctx.request_id},
-                                    std::pair{&log_request_id, &ctx.log.request_id},
-                                    std::pair{&path, &ctx.path},
-                                    std::pair{&log_path, &ctx.log.path}}) {
+        for (auto [mine, theirs] :
+             {std::pair{&request_id, &ctx.request_id},
+              std::pair{&log_request_id, &ctx.log.request_id}, std::pair{&path, &ctx.path},
+              std::pair{&log_path, &ctx.log.path}}) {
             if (theirs->capacity() <= 256) {
                 theirs->clear();
                 mine->swap(*theirs);
@@ -280,8 +279,8 @@ awaitable<bool> run_session(connection_deps& d, Stream& stream) {
         // The body (or its start) usually came with the head; room for the rest lets one
         // read take it (up to 64 KiB at a time).
         if (const auto rest = parser.content_length_remaining()) {
-            const auto room = static_cast<std::size_t>(
-                std::min<std::uint64_t>(*rest, body_read_room));
+            const auto room =
+                static_cast<std::size_t>(std::min<std::uint64_t>(*rest, body_read_room));
             if (room > buffer.capacity() - buffer.size()) {
                 buffer.reserve(buffer.size() + room);
             }
@@ -310,8 +309,8 @@ awaitable<bool> run_session(connection_deps& d, Stream& stream) {
             // client's error: 400, then the connection closes, as after a bad head. A body cut
             // short by a hang-up or a timeout gets no answer.
             if (malformed_message(bec)) {
-                const auto bad = errors::invalid_request("Malformed HTTP request body: " +
-                                                         bec.message());
+                const auto bad =
+                    errors::invalid_request("Malformed HTTP request body: " + bec.message());
                 co_await write_local_error(io, ctx, bad);
                 ended_on_error = true;
             }

@@ -103,10 +103,9 @@ std::optional<admin_key> key_from_json(const std::string& id, std::string_view t
 }
 
 const admin_key* key_snapshot::find_id(const std::string& id) const {
-    const auto it = std::lower_bound(keys.begin(), keys.end(), id,
-                                     [](const admin_key& k, const std::string& v) {
-                                         return k.id < v;
-                                     });
+    const auto it =
+        std::lower_bound(keys.begin(), keys.end(), id,
+                         [](const admin_key& k, const std::string& v) { return k.id < v; });
     return it != keys.end() && it->id == id ? &*it : nullptr;
 }
 

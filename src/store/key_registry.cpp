@@ -56,8 +56,7 @@ constexpr const char* replace_key_sql =
     "monthly_usd, loop_max, loop_window_ms, created_ms, id) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
 
-constexpr const char* revoke_sql =
-    "INSERT OR IGNORE INTO revoked_keys (id, ts_ms) VALUES (?1, ?2)";
+constexpr const char* revoke_sql = "INSERT OR IGNORE INTO revoked_keys (id, ts_ms) VALUES (?1, ?2)";
 
 // Every write bumps it in its own transaction: another process on the same file sees the
 // number move and reloads (refresh).
@@ -178,13 +177,9 @@ key_registry::key_registry(const std::string& sqlite_path)
     snap_.set(std::move(s));
 }
 
-std::shared_ptr<const key_snapshot> key_registry::current() const {
-    return snap_.get();
-}
+std::shared_ptr<const key_snapshot> key_registry::current() const { return snap_.get(); }
 
-void key_registry::publish(std::shared_ptr<const snapshot> s) {
-    snap_.set(std::move(s));
-}
+void key_registry::publish(std::shared_ptr<const snapshot> s) { snap_.set(std::move(s)); }
 
 std::string key_registry::load_locked(std::shared_ptr<const snapshot>& out) {
     sqlite3* db = db_.get();

@@ -152,8 +152,8 @@ void key_sync::with_redis() {
         std::from_chars(v.str.data(), v.str.data() + v.str.size(), version);
     }
     if (seen_version_ != version) {
-        auto both = client_->run(std::vector<std::vector<std::string>>{
-            {"HGETALL", keys_hash}, {"SMEMBERS", revoked_set}});
+        auto both = client_->run(std::vector<std::vector<std::string>>{{"HGETALL", keys_hash},
+                                                                       {"SMEMBERS", revoked_set}});
         auto& [kec, keys] = both[0];
         auto& [rec, revoked] = both[1];
         if (kec || rec || keys.type != redis_value::kind::array ||

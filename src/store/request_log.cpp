@@ -104,8 +104,7 @@ std::string add_missing_columns(sqlite3* db) {
         if (have.contains(name)) {
             continue;
         }
-        const std::string sql =
-            std::string("ALTER TABLE requests ADD COLUMN ") + name + " " + type;
+        const std::string sql = std::string("ALTER TABLE requests ADD COLUMN ") + name + " " + type;
         if (auto e = sqlite::exec(db, sql.c_str()); !e.empty()) {
             return e;
         }
@@ -171,9 +170,7 @@ std::int64_t clamp_i64(std::uint64_t v) {
     return static_cast<std::int64_t>(v > max ? max : v);
 }
 
-double finite_or_zero(double v) {
-    return std::isfinite(v) ? v : 0.0;
-}
+double finite_or_zero(double v) { return std::isfinite(v) ? v : 0.0; }
 
 } // namespace
 
@@ -188,9 +185,8 @@ std::string first_id_from(sqlite3* db, std::int64_t ts, std::optional<std::int64
 
 // The highest row id of the rows before ts.
 std::string last_id_before(sqlite3* db, std::int64_t ts, std::optional<std::int64_t>& out) {
-    return id_bound(db,
-                    "SELECT MAX(last_id) FROM request_minutes WHERE minute <= ?1 AND min_ts < ?2",
-                    ts, out);
+    return id_bound(
+        db, "SELECT MAX(last_id) FROM request_minutes WHERE minute <= ?1 AND min_ts < ?2", ts, out);
 }
 
 [[noreturn]] void fail(const std::string& path, const std::string& what) {
@@ -201,9 +197,7 @@ std::string last_id_before(sqlite3* db, std::int64_t ts, std::optional<std::int6
 
 request_log::request_log(const std::string& sqlite_path, std::chrono::milliseconds flush_interval,
                          std::chrono::hours retention, std::size_t max_pending)
-    : path_(sqlite_path),
-      retention_(retention),
-      max_pending_(max_pending),
+    : path_(sqlite_path), retention_(retention), max_pending_(max_pending),
       writer_(flush_interval) {
     if (path_.empty()) {
         throw std::runtime_error("request log: empty database path");
@@ -365,9 +359,7 @@ void request_log::add(const obs::access_entry& e, std::int64_t ts_ms, unsigned f
     }
 }
 
-void request_log::flush() {
-    write_pending();
-}
+void request_log::flush() { write_pending(); }
 
 std::uint64_t request_log::dropped() const {
     std::lock_guard lock(pending_mu_);
@@ -419,8 +411,8 @@ bool request_log::write_pending() {
         b.clear();
         return true;
     }
-    spdlog::error("request log {}: writing {} row(s) failed, kept for retry: {}", path_,
-                  b.size(), error);
+    spdlog::error("request log {}: writing {} row(s) failed, kept for retry: {}", path_, b.size(),
+                  error);
     // Put the batch back in front of whatever was added meanwhile, oldest dropped past the cap.
     bool warn = false;
     {

@@ -15,18 +15,13 @@ using request_log_detail::fail;
 using request_log_detail::first_id_from;
 using request_log_detail::last_id_before;
 
-std::uint64_t non_negative(std::int64_t v) {
-    return v > 0 ? static_cast<std::uint64_t>(v) : 0;
-}
+std::uint64_t non_negative(std::int64_t v) { return v > 0 ? static_cast<std::uint64_t>(v) : 0; }
 
 const char* group_expr(usage_group g) {
     switch (g) {
-    case usage_group::key:
-        return "COALESCE(key_id, '')";
-    case usage_group::model:
-        return "COALESCE(model, '')";
-    case usage_group::day:
-        return "COALESCE(date(ts_ms / 1000, 'unixepoch'), '')";
+    case usage_group::key: return "COALESCE(key_id, '')";
+    case usage_group::model: return "COALESCE(model, '')";
+    case usage_group::day: return "COALESCE(date(ts_ms / 1000, 'unixepoch'), '')";
     }
     return "''";
 }

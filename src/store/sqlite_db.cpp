@@ -12,17 +12,11 @@
 
 namespace michi::store::sqlite {
 
-void db_closer::operator()(sqlite3* db) const {
-    sqlite3_close_v2(db);
-}
+void db_closer::operator()(sqlite3* db) const { sqlite3_close_v2(db); }
 
-void stmt_finalizer::operator()(sqlite3_stmt* stmt) const {
-    sqlite3_finalize(stmt);
-}
+void stmt_finalizer::operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
 
-std::string errmsg(sqlite3* db) {
-    return db != nullptr ? sqlite3_errmsg(db) : "out of memory";
-}
+std::string errmsg(sqlite3* db) { return db != nullptr ? sqlite3_errmsg(db) : "out of memory"; }
 
 std::string exec(sqlite3* db, const char* sql) {
     thread_role::assert_off_event_loop("sqlite exec");
@@ -146,9 +140,7 @@ void statement::bind_double(int index, double value) {
     sqlite3_bind_double(stmt_.get(), index, value);
 }
 
-void statement::bind_null(int index) {
-    sqlite3_bind_null(stmt_.get(), index);
-}
+void statement::bind_null(int index) { sqlite3_bind_null(stmt_.get(), index); }
 
 int statement::step() {
     thread_role::assert_off_event_loop("sqlite step");

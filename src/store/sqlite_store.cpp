@@ -89,8 +89,8 @@ sqlite_store::~sqlite_store() {
 std::vector<spend_row> sqlite_store::load() {
     std::lock_guard db_lock(db_mu_);
     sqlite3_stmt* raw = nullptr;
-    if (sqlite3_prepare_v2(db_.get(), "SELECT key_id, period, usd FROM spend", -1, &raw,
-                           nullptr) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(db_.get(), "SELECT key_id, period, usd FROM spend", -1, &raw, nullptr) !=
+        SQLITE_OK) {
         fail(path_, "cannot read spend: " + sqlite::errmsg(db_.get()));
     }
     sqlite::stmt_ptr stmt(raw);
@@ -117,8 +117,8 @@ void sqlite_store::add(const std::string& key_id, const std::string& period, dou
     add_locked(key_id, period, usd);
 }
 
-void sqlite_store::add(const std::string& key_id, const std::string& day,
-                       const std::string& month, double usd) {
+void sqlite_store::add(const std::string& key_id, const std::string& day, const std::string& month,
+                       double usd) {
     if (!std::isfinite(usd)) {
         return;
     }
@@ -138,9 +138,7 @@ void sqlite_store::add_locked(std::string_view key_id, std::string_view period, 
     pending_.emplace_hint(it, std::pair<std::string, std::string>(key_id, period), usd);
 }
 
-void sqlite_store::flush() {
-    write_pending();
-}
+void sqlite_store::flush() { write_pending(); }
 
 bool sqlite_store::write_pending() {
     // db_mu_ first: a flush() that starts while the writer holds a batch waits for it.

@@ -69,16 +69,15 @@ awaitable<relay_result> relay(body_source& src, event_filter& f, relay_client& c
             } else {
                 describe(ec, failure);
             }
-            result = committed ? relay_result::failed_after_commit
-                               : relay_result::failed_before_commit;
+            result =
+                committed ? relay_result::failed_after_commit : relay_result::failed_before_commit;
             break;
         }
     }
     if (result == relay_result::done && !f.finished() && f.needs_end_event()) {
         failure.why = "stream ended before the provider's end of message";
         failure.timeout = false;
-        result = committed ? relay_result::failed_after_commit
-                           : relay_result::failed_before_commit;
+        result = committed ? relay_result::failed_after_commit : relay_result::failed_before_commit;
     }
     if (result == relay_result::done) {
         // The provider said its last word: read what is left of the body (nothing but the

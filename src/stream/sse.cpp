@@ -72,8 +72,7 @@ std::string_view sse_parser::consume_bom(std::string_view bytes) {
     return bytes;
 }
 
-bool sse_parser::feed(std::string_view bytes,
-                      const std::function<void(sse_event&&)>& on_event) {
+bool sse_parser::feed(std::string_view bytes, const std::function<void(sse_event&&)>& on_event) {
     if (failed_) {
         return false;
     }

@@ -43,17 +43,16 @@ std::string upstream_error_body(api_kind api, unsigned status, const nlohmann::j
     return dump(err.anthropic_body());
 }
 
-std::string whole_answer(api_kind api, const nlohmann::json& pivot,
-                         const std::string& client_model, std::string_view client_body,
-                         std::string_view answer_id) {
+std::string whole_answer(api_kind api, const nlohmann::json& pivot, const std::string& client_model,
+                         std::string_view client_body, std::string_view answer_id) {
     if (api == api_kind::messages) {
         return dump(providers::anthropic::response_to_messages(pivot, client_model));
     }
     if (api == api_kind::responses) {
         const auto request = nlohmann::json::parse(client_body, nullptr, false);
-        return dump(responses::chat_to_response(
-            pivot, request, client_model, std::string(answer_id),
-            static_cast<std::int64_t>(std::time(nullptr))));
+        return dump(responses::chat_to_response(pivot, request, client_model,
+                                                std::string(answer_id),
+                                                static_cast<std::int64_t>(std::time(nullptr))));
     }
     return dump(pivot);
 }

@@ -84,9 +84,8 @@ private:
 
 } // namespace
 
-std::unique_ptr<stream_filter> passthrough_filter(api_kind api,
-                                                         const providers::adapter& adapter,
-                                                         bool strip_usage) {
+std::unique_ptr<stream_filter> passthrough_filter(api_kind api, const providers::adapter& adapter,
+                                                  bool strip_usage) {
     return std::make_unique<passthrough>(api, adapter, strip_usage);
 }
 

@@ -124,7 +124,7 @@ json usage_json(const token_usage& u) {
 
 std::string_view status_of(std::string_view finish_reason) {
     return finish_reason == "length" || finish_reason == "content_filter" ? "incomplete"
-                                                                           : "completed";
+                                                                          : "completed";
 }
 
 json incomplete_details(std::string_view finish_reason) {
@@ -182,9 +182,8 @@ nlohmann::json chat_to_response(const nlohmann::json& completion, const nlohmann
                                 const std::string& model, const std::string& response_id,
                                 std::int64_t created) {
     const json* choices = field(completion, "choices");
-    const json* choice = choices != nullptr && choices->is_array() && !choices->empty()
-                             ? &(*choices)[0]
-                             : nullptr;
+    const json* choice =
+        choices != nullptr && choices->is_array() && !choices->empty() ? &(*choices)[0] : nullptr;
     const json* message = choice != nullptr ? field(*choice, "message") : nullptr;
     const std::string finish = choice != nullptr ? string_field(*choice, "finish_reason") : "";
     const std::string_view status = status_of(finish);

@@ -43,17 +43,36 @@ namespace {
 using namespace detail;
 
 // Top-level fields translated below, each checked where it is read.
-constexpr std::array<std::string_view, 18> translated_fields = {
-    "model",       "input",       "instructions", "tools",
-    "tool_choice", "text",        "reasoning",    "max_output_tokens",
-    "temperature", "top_p",       "parallel_tool_calls", "stream",
-    "user",        "safety_identifier", "include", "truncation",
-    "background",  "top_logprobs"};
+constexpr std::array<std::string_view, 18> translated_fields = {"model",
+                                                                "input",
+                                                                "instructions",
+                                                                "tools",
+                                                                "tool_choice",
+                                                                "text",
+                                                                "reasoning",
+                                                                "max_output_tokens",
+                                                                "temperature",
+                                                                "top_p",
+                                                                "parallel_tool_calls",
+                                                                "stream",
+                                                                "user",
+                                                                "safety_identifier",
+                                                                "include",
+                                                                "truncation",
+                                                                "background",
+                                                                "top_logprobs"};
 // Hints dropped (see the top of this file).
-constexpr std::array<std::string_view, 11> dropped_fields = {
-    "metadata",       "store",          "prompt_cache_key",   "prompt_cache_retention",
-    "prompt_cache_options", "service_tier", "background_options", "stream_options",
-    "max_tool_calls", "image",          "client_metadata"};
+constexpr std::array<std::string_view, 11> dropped_fields = {"metadata",
+                                                             "store",
+                                                             "prompt_cache_key",
+                                                             "prompt_cache_retention",
+                                                             "prompt_cache_options",
+                                                             "service_tier",
+                                                             "background_options",
+                                                             "stream_options",
+                                                             "max_tool_calls",
+                                                             "image",
+                                                             "client_metadata"};
 
 bool one_of(std::string_view v, std::initializer_list<std::string_view> set) {
     return std::find(set.begin(), set.end(), v) != set.end();
@@ -217,8 +236,7 @@ void map_function_output(const json& item, const std::string& where, conversatio
     } else {
         invalid("output must be a string or an array of content parts", where + ".output");
     }
-    conv.push({{"role", "tool"}, {"tool_call_id", call_id}, {"content", std::move(text)}},
-              false);
+    conv.push({{"role", "tool"}, {"tool_call_id", call_id}, {"content", std::move(text)}}, false);
 }
 
 void map_item(const json& item, const std::string& where, conversation& conv) {
@@ -247,8 +265,7 @@ void map_item(const json& item, const std::string& where, conversation& conv) {
     } else if (type.empty()) {
         invalid("an input item needs a type", where + ".type");
     } else {
-        unsupported("input items of type \"" + type + "\" are not supported for this model",
-                    where);
+        unsupported("input items of type \"" + type + "\" are not supported for this model", where);
     }
 }
 
@@ -349,8 +366,7 @@ void map_reasoning(const json& req, json& out) {
         out["reasoning_effort"] = *effort;
     }
     if (const json* mode = field(*reasoning, "mode"); mode != nullptr && *mode != "standard") {
-        unsupported("reasoning.mode is served only by a Responses API provider",
-                    "reasoning.mode");
+        unsupported("reasoning.mode is served only by a Responses API provider", "reasoning.mode");
     }
 }
 
@@ -467,8 +483,7 @@ providers::translated<nlohmann::json> request_to_chat(const nlohmann::json& resp
     } catch (const failure& f) {
         return f.error;
     } catch (const std::exception& e) {
-        return providers::translate_error{std::string("invalid request: ") + e.what(), "",
-                                          false};
+        return providers::translate_error{std::string("invalid request: ") + e.what(), "", false};
     }
 }
 

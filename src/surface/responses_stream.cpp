@@ -37,10 +37,10 @@ struct part {
 struct item {
     kind k = kind::message;
     std::string id;
-    std::string text;         // reasoning: the summary text
-    std::vector<part> parts;  // message
-    bool part_open = false;   // message: its last part still takes deltas
-    std::string call_id;      // function call
+    std::string text;        // reasoning: the summary text
+    std::vector<part> parts; // message
+    bool part_open = false;  // message: its last part still takes deltas
+    std::string call_id;     // function call
     std::string name;
     std::string arguments;
     std::string status = "in_progress";
@@ -76,8 +76,7 @@ json item_json(const item& it, const namespace_map& namespaces) {
                 {"role", "assistant"},
                 {"content", std::move(content)}};
     }
-    case kind::function:
-        break;
+    case kind::function: break;
     }
     return function_call_item(it.id, it.call_id, it.name, it.arguments, it.status, namespaces);
 }
@@ -138,7 +137,7 @@ struct stream_writer::state {
     std::vector<std::pair<std::string, std::string>> members;
     namespace_map namespaces;
     std::vector<item> items;
-    std::optional<std::size_t> open;           // the item taking deltas
+    std::optional<std::size_t> open;            // the item taking deltas
     std::map<std::uint64_t, std::size_t> calls; // chat tool_calls index -> item
     std::set<std::string, std::less<>> call_ids;
     std::uint64_t seq = 0;
@@ -387,17 +386,15 @@ struct stream_writer::state {
         }
         start(out);
         const std::string_view status = status_of(finish_reason);
-        const bool answered = std::any_of(items.begin(), items.end(), [](const item& it) {
-            return it.k != kind::reasoning;
-        });
+        const bool answered = std::any_of(items.begin(), items.end(),
+                                          [](const item& it) { return it.k != kind::reasoning; });
         if (!answered) {
             // An answer without text or calls is an empty message, as in a whole answer.
             on_text(out, "", false);
         }
         close(out, status);
         finished = true;
-        emit_fields(out, seq,
-                    status == "completed" ? "response.completed" : "response.incomplete",
+        emit_fields(out, seq, status == "completed" ? "response.completed" : "response.incomplete",
                     "\"response\":" +
                         response(status, true, nullptr, incomplete_details(finish_reason)));
     }
@@ -422,9 +419,7 @@ void stream_writer::on_chunk(const nlohmann::json& pivot_chunk, std::string& out
     }
 }
 
-void stream_writer::finish(std::string& out) {
-    s_->finish(out);
-}
+void stream_writer::finish(std::string& out) { s_->finish(out); }
 
 std::string stream_writer::failed_event(std::string_view message) const {
     std::string out;
@@ -435,8 +430,7 @@ std::string stream_writer::failed_event(std::string_view message) const {
         emit_fields(out, seq, "response.in_progress", fields);
     }
     const json error = {{"code", "server_error"}, {"message", std::string(message)}};
-    emit_fields(out, seq, "response.failed",
-                "\"response\":" + s_->response("failed", true, error));
+    emit_fields(out, seq, "response.failed", "\"response\":" + s_->response("failed", true, error));
     return out;
 }
 

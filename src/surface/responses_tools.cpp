@@ -23,9 +23,7 @@ bool one_of(std::string_view v, std::initializer_list<std::string_view> set) {
 }
 
 // OpenAI's hosted web search, in any of its versions.
-bool is_web_search(std::string_view type) {
-    return type.rfind("web_search", 0) == 0;
-}
+bool is_web_search(std::string_view type) { return type.rfind("web_search", 0) == 0; }
 
 json chat_function(const json& tool, const std::string& where, const std::string& name,
                    const std::string& preamble) {
@@ -180,6 +178,5 @@ void map_tool_choice(const json& req, json& tools, json& out) {
         refuse_tool(type, "tool_choice");
     }
 }
-
 
 } // namespace michi::surface::responses::detail

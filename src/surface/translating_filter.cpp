@@ -74,9 +74,7 @@ public:
     std::string broken(std::string_view message) const override {
         return responses_ ? responses_->failed_event(message) : broken_event(api_, message);
     }
-    const providers::usage_info& usage() const noexcept override {
-        return translator_->usage();
-    }
+    const providers::usage_info& usage() const noexcept override { return translator_->usage(); }
     std::size_t content_chars() const noexcept override { return content_chars_; }
 
 private:
@@ -111,8 +109,7 @@ private:
 
 std::unique_ptr<stream_filter>
 translating_filter(api_kind api, std::unique_ptr<providers::chunk_translator> translator,
-                   std::string message_id, std::string client_model,
-                   std::string_view client_body) {
+                   std::string message_id, std::string client_model, std::string_view client_body) {
     return std::make_unique<translating>(api, std::move(translator), std::move(message_id),
                                          std::move(client_model), client_body);
 }

@@ -33,9 +33,8 @@ void fail(attempt& a, failure_kind kind, const error_code& ec, std::string_view 
 std::size_t make_room(const attempt& a, std::string& out) {
     const std::size_t at = out.size();
     const auto announced = a.parser->content_length();
-    const std::size_t want = announced && *announced > at
-                                 ? static_cast<std::size_t>(*announced) - at
-                                 : whole_read_room;
+    const std::size_t want =
+        announced && *announced > at ? static_cast<std::size_t>(*announced) - at : whole_read_room;
     out.resize(at + want);
     return at;
 }
@@ -78,8 +77,7 @@ bool whole_from_buffer(attempt& a, std::string& out, error_code& ec) {
 
 // Reads from the connection until the parser moves (a read may bring only part of a chunk's
 // framing). `before_wait`, when given, runs before the first read from the socket.
-awaitable<error_code> read_until_progress(attempt& a,
-                                          const std::function<void()>* before_wait) {
+awaitable<error_code> read_until_progress(attempt& a, const std::function<void()>* before_wait) {
     error_code ec;
     if (wire::put_buffered(*a.parser, a.conn->buffer(), ec)) {
         co_return ec;
@@ -141,9 +139,9 @@ private:
 
 } // namespace
 
-awaitable<attempt> client::send(const endpoint& ep, std::string_view head,
-                                std::string_view body, milliseconds connect_timeout,
-                                milliseconds head_timeout, head_wait* wait) {
+awaitable<attempt> client::send(const endpoint& ep, std::string_view head, std::string_view body,
+                                milliseconds connect_timeout, milliseconds head_timeout,
+                                head_wait* wait) {
     const std::array<net::const_buffer, 2> bufs{net::buffer(head.data(), head.size()),
                                                 net::buffer(body.data(), body.size())};
     attempt a;

@@ -62,14 +62,10 @@ struct tls_channel::bio_io {
 
     static long ctrl(BIO* b, int cmd, long, void*) {
         switch (cmd) {
-        case BIO_CTRL_FLUSH:
-            return 1; // the channel sends out_ itself
-        case BIO_CTRL_PENDING:
-            return static_cast<long>(of(b)->in_end_ - of(b)->in_begin_);
-        case BIO_CTRL_WPENDING:
-            return static_cast<long>(of(b)->out_.size());
-        default:
-            return 0;
+        case BIO_CTRL_FLUSH: return 1; // the channel sends out_ itself
+        case BIO_CTRL_PENDING: return static_cast<long>(of(b)->in_end_ - of(b)->in_begin_);
+        case BIO_CTRL_WPENDING: return static_cast<long>(of(b)->out_.size());
+        default: return 0;
         }
     }
 
@@ -80,8 +76,8 @@ struct tls_channel::bio_io {
 
     static const BIO_METHOD* method() {
         static BIO_METHOD* const m = [] {
-            BIO_METHOD* made = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
-                                            "michi upstream tls");
+            BIO_METHOD* made =
+                BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "michi upstream tls");
             if (made != nullptr) {
                 BIO_meth_set_read(made, &read);
                 BIO_meth_set_write(made, &write);
@@ -231,7 +227,7 @@ std::size_t tls_channel::decrypt(net::mutable_buffer out, error_code& ec) {
     // SSL_want_read() without it; SSL_get_error(), which looks at the queue, only for the rest.)
     const int r =
         SSL_read(ssl_, out.data(), static_cast<int>(std::min<std::size_t>(out.size(), INT_MAX)));
-    const int err = r > 0                ? SSL_ERROR_NONE
+    const int err = r > 0                 ? SSL_ERROR_NONE
                     : SSL_want_read(ssl_) ? SSL_ERROR_WANT_READ
                                           : SSL_get_error(ssl_, r);
     if (!out_.empty()) {

@@ -30,9 +30,7 @@ void check(bool condition, const char* what) {
     }
 }
 
-bool valid_json(std::string_view text) {
-    return !json::parse(text, nullptr, false).is_discarded();
-}
+bool valid_json(std::string_view text) { return !json::parse(text, nullptr, false).is_discarded(); }
 
 std::vector<std::string> stream_chunks(std::string_view input, std::size_t split) {
     auto translator = anthropic::make_stream("chatcmpl-f", "m", 0, true);

@@ -37,8 +37,7 @@ std::optional<std::string> env(const std::string& name) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string text(reinterpret_cast<const char*>(data), size);
     const auto first = michi::config::load_string(text, env);
-    check((first.cfg != nullptr) == first.errors.empty(),
-          "a config and problems, or neither");
+    check((first.cfg != nullptr) == first.errors.empty(), "a config and problems, or neither");
     for (const auto& e : first.errors) {
         check(!e.empty(), "an empty problem");
     }

@@ -113,10 +113,10 @@ bool agree(const std::vector<Seen>& a, const std::vector<Seen>& b) {
 }
 
 constexpr std::array<http::field, 6> known_fields{
-    http::field::content_type,   http::field::authorization, http::field::content_length,
-    http::field::host,           http::field::connection,    http::field::transfer_encoding};
+    http::field::content_type, http::field::authorization, http::field::content_length,
+    http::field::host,         http::field::connection,    http::field::transfer_encoding};
 constexpr std::array<std::string_view, 4> named_fields{"x-api-key", "X-Request-Id", "x-michi",
-                                                        "anthropic-version"};
+                                                       "anthropic-version"};
 
 // Reads requests from `bytes` one after another until an error or the end of the stream.
 std::vector<seen_request> read_requests(std::string_view bytes,

@@ -60,13 +60,21 @@ struct world {
         const std::string yaml =
             "server: { listen: \"127.0.0.1:0\", threads: 1, max_body_bytes: 262144,\n"
             "          max_header_bytes: 8192, idle_timeout: 2s, read_timeout: 2s }\n"
-            "admin: { key: \"" + std::string(admin_key) + "\" }\n"
+            "admin: { key: \"" +
+            std::string(admin_key) +
+            "\" }\n"
             "store: { sqlite: \":memory:\" }\n"
             "log: { level: error }\n"
             "providers:\n"
-            "  fake: { type: openai, base_url: \"" + base + "/v1\", api_key: \"sk-up\" }\n"
-            "  claude: { type: anthropic, base_url: \"" + base + "\", api_key: \"sk-up\" }\n"
-            "  gem: { type: gemini, base_url: \"" + base + "\", api_key: \"sk-up\" }\n"
+            "  fake: { type: openai, base_url: \"" +
+            base +
+            "/v1\", api_key: \"sk-up\" }\n"
+            "  claude: { type: anthropic, base_url: \"" +
+            base +
+            "\", api_key: \"sk-up\" }\n"
+            "  gem: { type: gemini, base_url: \"" +
+            base +
+            "\", api_key: \"sk-up\" }\n"
             "  echo: { type: echo }\n"
             "models:\n"
             "  fake/gpt-test: { upstream: gpt-test, input_per_mtok: 1, output_per_mtok: 2 }\n"
@@ -77,7 +85,9 @@ struct world {
             "keys:\n"
             "  - id: fuzzer\n"
             "    class: developer\n"
-            "    secret_sha256: \"" + michi::sha256_hex(secret) + "\"\n"
+            "    secret_sha256: \"" +
+            michi::sha256_hex(secret) +
+            "\"\n"
             "    rpm: 1000000\n";
         auto loaded = michi::config::load_string(yaml);
         if (!loaded.cfg) {

@@ -59,9 +59,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::string_view input(reinterpret_cast<const char*>(data), size);
 
     // The first byte also picks a small limit now and then, so the failure path is fuzzed too.
-    const std::size_t max_event_bytes =
-        size > 0 && (data[0] & 0x80) != 0 ? static_cast<std::size_t>(data[0] & 0x3f)
-                                          : sse_parser::default_max_event_bytes;
+    const std::size_t max_event_bytes = size > 0 && (data[0] & 0x80) != 0
+                                            ? static_cast<std::size_t>(data[0] & 0x3f)
+                                            : sse_parser::default_max_event_bytes;
     std::size_t split = 0;
     for (std::size_t i = 0; i < size && i < 8; ++i) {
         split = split * 131 + data[size - 1 - i];
@@ -69,8 +69,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     split %= size + 1;
 
     const outcome whole = parse(max_event_bytes, std::vector<std::string_view>{input});
-    const outcome two = parse(max_event_bytes, std::vector<std::string_view>{
-                                                   input.substr(0, split), input.substr(split)});
+    const outcome two = parse(max_event_bytes, std::vector<std::string_view>{input.substr(0, split),
+                                                                             input.substr(split)});
     check(two == whole, "whole and two-piece parses differ");
 
     std::vector<std::string_view> bytes;
@@ -88,8 +88,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         formatted += format_sse(e.data, e.event);
         expected.push_back(sse_event{e.event, e.data, {}, std::nullopt});
     }
-    const outcome again = parse(sse_parser::default_max_event_bytes,
-                                std::vector<std::string_view>{formatted});
+    const outcome again =
+        parse(sse_parser::default_max_event_bytes, std::vector<std::string_view>{formatted});
     check(again.events == expected && again.at_boundary && !again.failed,
           "format_sse round trip differs");
     return 0;

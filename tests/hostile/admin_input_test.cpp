@@ -58,12 +58,10 @@ TEST_F(AdminInputTest, CreateKeyRefusesWrongTypesUnknownFieldsAndLimitsOutOfRang
     expect_400(post, "/admin/keys", R"({"id":"k","class":7})", "class");
     expect_400(post, "/admin/keys", R"({"id":"k","class":null})", "class");
     expect_400(post, "/admin/keys", R"({"id":"k"})", "class");
-    const auto secret =
-        expect_400(post, "/admin/keys", R"({"id":"k","class":"developer","secret":"mine"})",
-                   "secret");
+    const auto secret = expect_400(post, "/admin/keys",
+                                   R"({"id":"k","class":"developer","secret":"mine"})", "secret");
     EXPECT_NE(secret.find("the gateway makes the secret"), std::string::npos) << secret;
-    expect_400(post, "/admin/keys", R"({"id":"k","class":"developer","nickname":"x"})",
-               "nickname");
+    expect_400(post, "/admin/keys", R"({"id":"k","class":"developer","nickname":"x"})", "nickname");
     expect_400(post, "/admin/keys", R"({"id":"k","class":"developer","rpm":9223372036854775808})",
                "rpm");
     expect_400(post, "/admin/keys", R"({"id":"k","class":"developer","tpm":1e30})", "tpm");
@@ -109,8 +107,7 @@ TEST_F(AdminInputTest, PutRouteIsAsStrict) {
                "fallback");
     expect_400(put, "/admin/routes/r", R"({"targets":"echo/echo-1"})", "targets");
     expect_400(put, "/admin/routes/r", R"({"targets":[5]})", "targets");
-    expect_400(put, "/admin/routes/r", R"({"targets":["echo/echo-1"],"strategy":1})",
-               "strategy");
+    expect_400(put, "/admin/routes/r", R"({"targets":["echo/echo-1"],"strategy":1})", "strategy");
     expect_400(put, "/admin/routes/r",
                R"({"targets":["echo/echo-1"],"attempt_timeout_ms":18446744073709551615})",
                "attempt_timeout_ms");
@@ -137,9 +134,9 @@ TEST_F(AdminInputTest, DeepBodiesAreRefusedNamingTheLimit) {
     }
     // At the limit the parse takes it, and the field's own check answers.
     const std::string at_limit = std::string(127, '[') + std::string(127, ']');
-    const auto msg = expect_400(http::verb::post, "/admin/keys",
-                                R"({"id":"d","class":"developer","models":)" + at_limit + "}",
-                                "models");
+    const auto msg =
+        expect_400(http::verb::post, "/admin/keys",
+                   R"({"id":"d","class":"developer","models":)" + at_limit + "}", "models");
     EXPECT_NE(msg.find("'models' must be an array of glob strings"), std::string::npos) << msg;
 }
 

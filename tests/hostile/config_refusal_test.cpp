@@ -39,8 +39,8 @@ TEST(ConfigRefusalTest, AnEmptyOrCommentOnlyConfigIsRefusedEverywhere) {
     daemon_process d({"--config", path});
     const auto port = d.wait_listening();
     ASSERT_NE(port, 0) << d.output();
-    const std::string request = raw_post("/v1/chat/completions", echo_chat,
-                                         "Connection: close\r\n");
+    const std::string request =
+        raw_post("/v1/chat/completions", echo_chat, "Connection: close\r\n");
     EXPECT_TRUE(raw_exchange(port, request).bytes.starts_with("HTTP/1.1 200 "));
     dir.write("michi.yaml", "# emptied\n");
     d.signal(SIGHUP);
@@ -57,9 +57,8 @@ TEST(ConfigRefusalTest, AnAdminKeyShorterThan32CharactersIsRefused) {
     fake_upstream up;
     for (const std::string& key :
          {std::string("x"), std::string("short-admin-key"), std::string(31, 'k')}) {
-        const auto path =
-            dir.write("michi.yaml",
-                      basic_config(up.base_url()) + "admin: { key: \"" + key + "\" }\n");
+        const auto path = dir.write("michi.yaml", basic_config(up.base_url()) + "admin: { key: \"" +
+                                                      key + "\" }\n");
         const auto [code, out] = run_binary({"--config", path, "--check"});
         EXPECT_EQ(code, 1) << key << ": " << out;
         EXPECT_NE(out.find("admin.key: too short (" + std::to_string(key.size()) +

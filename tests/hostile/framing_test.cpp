@@ -27,9 +27,8 @@ const std::string chat_body =
 
 // The head of a chat request with the test key, without its framing fields and blank line.
 std::string chat_head(const std::string& version = "HTTP/1.1") {
-    return "POST /v1/chat/completions " + version +
-           "\r\nHost: gw\r\nAuthorization: Bearer " + std::string(test_secret) +
-           "\r\nContent-Type: application/json\r\n";
+    return "POST /v1/chat/completions " + version + "\r\nHost: gw\r\nAuthorization: Bearer " +
+           std::string(test_secret) + "\r\nContent-Type: application/json\r\n";
 }
 
 TEST(FramingTest, AmbiguousOrMalformedRequestFramingIs400AndClose) {
@@ -58,9 +57,11 @@ TEST(FramingTest, AmbiguousOrMalformedRequestFramingIs400AndClose) {
          chat_head() + "Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}" + inner},
         {"a Content-Length that is not a number",
          chat_head() + "Content-Length: +2\r\n\r\n{}" + inner},
-        {"chunked in HTTP/1.0", chat_head("HTTP/1.0") + "Connection: keep-alive\r\n"
-                                                        "Transfer-Encoding: chunked\r\n\r\n"
-                                                        "2\r\n{}\r\n0\r\n\r\n" + inner},
+        {"chunked in HTTP/1.0", chat_head("HTTP/1.0") +
+                                    "Connection: keep-alive\r\n"
+                                    "Transfer-Encoding: chunked\r\n\r\n"
+                                    "2\r\n{}\r\n0\r\n\r\n" +
+                                    inner},
         {"a chunk size that is not hex",
          chat_head() + "Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n" + inner},
         {"a chunk size beyond 64 bits",
@@ -74,7 +75,8 @@ TEST(FramingTest, AmbiguousOrMalformedRequestFramingIs400AndClose) {
         EXPECT_TRUE(answer.bytes.starts_with("HTTP/1.1 400 ")) << a.what << ":\n" << answer.bytes;
         EXPECT_EQ(status_lines(answer.bytes), 1u) << a.what << ":\n" << answer.bytes;
         EXPECT_NE(answer.bytes.find("\r\nConnection: close\r\n"), std::string::npos)
-            << a.what << ":\n" << answer.bytes;
+            << a.what << ":\n"
+            << answer.bytes;
         EXPECT_NE(answer.bytes.find("\"invalid_request_error\""), std::string::npos) << a.what;
         EXPECT_TRUE(answer.closed) << a.what;
     }
@@ -85,8 +87,9 @@ TEST(FramingTest, AmbiguousOrMalformedRequestFramingIs400AndClose) {
     const std::string ok_body = chat_body;
     char size_line[32];
     std::snprintf(size_line, sizeof size_line, "%zx\r\n", ok_body.size());
-    const auto ok = raw_exchange(gw.port(), chat_head() + "Connection: close\r\n"
-                                                          "Transfer-Encoding: chunked\r\n\r\n" +
+    const auto ok = raw_exchange(gw.port(), chat_head() +
+                                                "Connection: close\r\n"
+                                                "Transfer-Encoding: chunked\r\n\r\n" +
                                                 size_line + ok_body + "\r\n0\r\n\r\n");
     EXPECT_TRUE(ok.bytes.starts_with("HTTP/1.1 200 ")) << ok.bytes;
     EXPECT_EQ(up.request_count(), 1u);
@@ -200,10 +203,11 @@ TEST(FramingTest, AnUpstreamAnswerFramedAmbiguouslyIsNeverPooledNorReadAsTheNext
     // as its own answer.
     const std::string ambiguous =
         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: gzip\r\n"
-        "Content-Length: " + std::to_string(first.size()) + "\r\n\r\n" + first;
+        "Content-Length: " +
+        std::to_string(first.size()) + "\r\n\r\n" + first;
     const std::string rest = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                             "Content-Length: " + std::to_string(smuggled.size()) + "\r\n\r\n" +
-                             smuggled;
+                             "Content-Length: " +
+                             std::to_string(smuggled.size()) + "\r\n\r\n" + smuggled;
     raw_upstream up(ambiguous, rest);
     gateway_harness gw(basic_config(up.base_url()));
     const std::string body =

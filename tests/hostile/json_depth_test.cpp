@@ -25,15 +25,14 @@ TEST(JsonDepthTest, DeepClientBodiesAre400NamingTheLimit) {
         const std::string deep = nested(depth);
         const std::vector<std::pair<std::string, std::string>> bodies = {
             // an ignored member, relayed to an OpenAI-type upstream
-            {"/v1/chat/completions",
-             R"({"model":"fake/gpt-test","metadata":)" + deep +
-                 R"(,"stream_options":{"include_usage":false},)"
-                 R"("messages":[{"role":"user","content":"hi"}]})"},
+            {"/v1/chat/completions", R"({"model":"fake/gpt-test","metadata":)" + deep +
+                                         R"(,"stream_options":{"include_usage":false},)"
+                                         R"("messages":[{"role":"user","content":"hi"}]})"},
             // a tool's parameters, translated for an Anthropic upstream
-            {"/v1/chat/completions",
-             R"({"model":"claude/c","tools":[{"type":"function",)"
-             R"("function":{"name":"f","parameters":{"p":)" +
-                 deep + R"(}}}],"messages":[{"role":"user","content":"hi"}]})"},
+            {"/v1/chat/completions", R"({"model":"claude/c","tools":[{"type":"function",)"
+                                     R"("function":{"name":"f","parameters":{"p":)" +
+                                         deep +
+                                         R"(}}}],"messages":[{"role":"user","content":"hi"}]})"},
             // echo's embeddings input
             {"/v1/embeddings", R"({"model":"echo/e","input":[)" + deep + "]}"},
             // an Anthropic-shaped request
@@ -43,16 +42,14 @@ TEST(JsonDepthTest, DeepClientBodiesAre400NamingTheLimit) {
         for (const auto& [path, body] : bodies) {
             const auto r = gw.request(http::verb::post, path, body);
             EXPECT_EQ(r.status, 400u) << path << " at depth " << depth << ": " << r.body;
-            EXPECT_NE(r.body.find("nested deeper than the limit of 128 levels"),
-                      std::string::npos)
+            EXPECT_NE(r.body.find("nested deeper than the limit of 128 levels"), std::string::npos)
                 << r.body;
         }
     }
     EXPECT_EQ(up.request_count(), 0u);
     // The gateway is still up, and a body at the limit is served.
-    const auto fine =
-        gw.chat(R"({"model":"fake/gpt-test","metadata":)" + nested(127) +
-                R"(,"messages":[{"role":"user","content":"hi"}]})");
+    const auto fine = gw.chat(R"({"model":"fake/gpt-test","metadata":)" + nested(127) +
+                              R"(,"messages":[{"role":"user","content":"hi"}]})");
     EXPECT_EQ(fine.status, 200u) << fine.body;
 }
 

@@ -39,8 +39,8 @@ std::vector<std::string> hostile_requests() {
         // the model).
         raw_post("/v1/chat/completions", chat_with_model("\"echo/bad\xff\xfe\xc3\""), close),
         raw_post("/v1/chat/completions", chat_with_model(R"("echo/quote\"back\\slash")"), close),
-        raw_post("/v1/chat/completions",
-                 chat_with_model("\"echo/" + std::string(5000, 'L') + "\""), close),
+        raw_post("/v1/chat/completions", chat_with_model("\"echo/" + std::string(5000, 'L') + "\""),
+                 close),
         "GET /v1/mod\xff\"els?x=1 HTTP/1.1\r\nHost: gw\r\n" + close + "\r\n",
         "GET /v1/LOG-TEST-END HTTP/1.1\r\nHost: gw\r\n" + close + "\r\n",
     };
@@ -113,8 +113,8 @@ TEST(OutputTest, ClientStringsNeverForgeOrCorruptAccessLogLines) {
         const auto j = json::parse(line, nullptr, false);
         ASSERT_TRUE(j.is_object()) << line;
         EXPECT_LE(j["route"].get<std::string>().size(), 300u);
-        saw_newline_model = saw_newline_model ||
-                            j["route"].get<std::string>().starts_with("echo/x\n2026-01-01");
+        saw_newline_model =
+            saw_newline_model || j["route"].get<std::string>().starts_with("echo/x\n2026-01-01");
     }
     EXPECT_TRUE(saw_newline_model) << jsonl; // the value itself survives, escaped by JSON
 }
@@ -153,8 +153,8 @@ TEST(OutputTest, MetricLabelsComeOnlyFromTheConfig) {
     kept_alive_client client(gw.port());
     for (int i = 0; i < names; ++i) {
         const auto r = client.request(http::verb::post, "/v1/chat/completions",
-                                      chat_with_model("\"echo/made-up-" + std::to_string(i) +
-                                                      "-" + std::string(200, 'x') + "\""));
+                                      chat_with_model("\"echo/made-up-" + std::to_string(i) + "-" +
+                                                      std::string(200, 'x') + "\""));
         ASSERT_EQ(r.result_int(), 200u) << i;
     }
     const auto after = gw.request(http::verb::get, "/metrics").body;

@@ -42,8 +42,9 @@ TEST(AdminTest, MetricsMoveWithTraffic) {
     for (int i = 0; i < 3; ++i) {
         ASSERT_EQ(gw.chat(echo_chat).status, 200u);
     }
-    ASSERT_EQ(gw.chat(R"({"model":"fake/gpt-test","messages":[{"role":"user","content":"x"}]})").status,
-              200u);
+    ASSERT_EQ(
+        gw.chat(R"({"model":"fake/gpt-test","messages":[{"role":"user","content":"x"}]})").status,
+        200u);
     const auto after = gw.request(http::verb::get, "/metrics", "", {}).body;
     EXPECT_EQ(sample(after, series) - sample(before.body, series), 3);
     EXPECT_GE(sample(after, R"(michi_upstream_attempts_total{provider="fake",outcome="ok"})"), 1);
@@ -55,8 +56,9 @@ TEST(AdminTest, MetricsMoveWithTraffic) {
 TEST(AdminTest, KeyLifecycleCreateUseLimitRevoke) {
     fake_upstream up;
     gateway_harness gw(admin_config(up.base_url()));
-    const auto created = gw.request(http::verb::post, "/admin/keys",
-                                    R"({"id":"ci-bot","class":"agent","daily_usd":5})", admin_auth());
+    const auto created =
+        gw.request(http::verb::post, "/admin/keys",
+                   R"({"id":"ci-bot","class":"agent","daily_usd":5})", admin_auth());
     ASSERT_EQ(created.status, 201u) << created.body;
     const auto key = json::parse(created.body);
     const std::string secret = key["secret"];
@@ -64,7 +66,8 @@ TEST(AdminTest, KeyLifecycleCreateUseLimitRevoke) {
     EXPECT_EQ(key["limits"]["daily_usd"], 5.0);
 
     EXPECT_EQ(gw.chat(echo_chat, secret).status, 200u);
-    const auto listed = json::parse(gw.request(http::verb::get, "/admin/keys", "", admin_auth()).body);
+    const auto listed =
+        json::parse(gw.request(http::verb::get, "/admin/keys", "", admin_auth()).body);
     bool seen = false;
     for (const auto& k : listed["data"]) {
         EXPECT_FALSE(k.contains("secret"));
@@ -75,15 +78,16 @@ TEST(AdminTest, KeyLifecycleCreateUseLimitRevoke) {
         }
     }
     EXPECT_TRUE(seen);
-    const auto dup = gw.request(http::verb::post, "/admin/keys", R"({"id":"tester","class":"developer"})",
-                                admin_auth());
+    const auto dup = gw.request(http::verb::post, "/admin/keys",
+                                R"({"id":"tester","class":"developer"})", admin_auth());
     EXPECT_EQ(dup.status, 409u);
-    const auto bad = gw.request(http::verb::post, "/admin/keys", R"({"id":"x","class":"robot"})",
-                                admin_auth());
+    const auto bad =
+        gw.request(http::verb::post, "/admin/keys", R"({"id":"x","class":"robot"})", admin_auth());
     EXPECT_EQ(bad.status, 400u);
     EXPECT_EQ(json::parse(bad.body)["error"]["param"], "class");
 
-    const auto patched = gw.request(http::verb::patch, "/admin/keys/ci-bot", R"({"rpm":1})", admin_auth());
+    const auto patched =
+        gw.request(http::verb::patch, "/admin/keys/ci-bot", R"({"rpm":1})", admin_auth());
     ASSERT_EQ(patched.status, 200u) << patched.body;
     EXPECT_EQ(json::parse(patched.body)["limits"]["rpm"], 1);
     EXPECT_EQ(gw.chat(echo_chat + " ", secret).status, 429u); // 1 a minute, already used
@@ -104,10 +108,12 @@ TEST(AdminTest, UsageEqualsWhatTheUpstreamReported) {
     fake_upstream up; // reports prompt 5 / completion 3 per request
     gateway_harness gw(admin_config(up.base_url()));
     for (int i = 0; i < 4; ++i) {
-        ASSERT_EQ(gw.chat(R"({"model":"fake/gpt-test","messages":[{"role":"user","content":"x"}]})").status,
+        ASSERT_EQ(gw.chat(R"({"model":"fake/gpt-test","messages":[{"role":"user","content":"x"}]})")
+                      .status,
                   200u);
     }
-    const auto r = gw.request(http::verb::get, "/admin/usage?group_by=model&key=tester", "", admin_auth());
+    const auto r =
+        gw.request(http::verb::get, "/admin/usage?group_by=model&key=tester", "", admin_auth());
     ASSERT_EQ(r.status, 200u) << r.body;
     const auto data = json::parse(r.body)["data"];
     ASSERT_EQ(data.size(), 1u) << r.body;
@@ -125,8 +131,10 @@ TEST(AdminTest, UsageEqualsWhatTheUpstreamReported) {
 
 TEST(AdminTest, RoutesViewedAndChangedAtRunTime) {
     fake_upstream up;
-    gateway_harness gw(admin_config(up.base_url(), {.rest = "routes:\n  main: { targets: [fake/gpt-test] }\n"}));
-    const auto list = json::parse(gw.request(http::verb::get, "/admin/routes", "", admin_auth()).body);
+    gateway_harness gw(
+        admin_config(up.base_url(), {.rest = "routes:\n  main: { targets: [fake/gpt-test] }\n"}));
+    const auto list =
+        json::parse(gw.request(http::verb::get, "/admin/routes", "", admin_auth()).body);
     ASSERT_EQ(list["data"].size(), 1u);
     EXPECT_EQ(list["data"][0]["targets"][0], "fake/gpt-test");
     const auto put = gw.request(http::verb::put, "/admin/routes/main",
@@ -144,8 +152,9 @@ TEST(AdminTest, UnauthorisedCallsAreRefusedAndNoKeyMeansOff) {
     fake_upstream up;
     gateway_harness gw(admin_config(up.base_url()));
     EXPECT_EQ(gw.request(http::verb::get, "/admin/keys", "", {}).status, 401u);
-    EXPECT_EQ(gw.request(http::verb::get, "/admin/keys", "", {{"authorization", "Bearer nope"}}).status,
-              403u);
+    EXPECT_EQ(
+        gw.request(http::verb::get, "/admin/keys", "", {{"authorization", "Bearer nope"}}).status,
+        403u);
     // A client key is no admin key.
     EXPECT_EQ(gw.request(http::verb::get, "/admin/keys").status, 403u);
     const auto page = gw.request(http::verb::get, "/dashboard/", "", {});

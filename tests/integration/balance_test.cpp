@@ -27,11 +27,9 @@ std::string model_line(const std::string& name) {
     return "  " + name + "/m: { upstream: m, input_per_mtok: 1, output_per_mtok: 2 }\n";
 }
 
-std::string chat(const std::string& model, const std::string& text = "hello",
-                 bool stream = false) {
-    return json{{"model", model},
-                {"stream", stream},
-                {"messages", {{{"role", "user"}, {"content", text}}}}}
+std::string chat(const std::string& model, const std::string& text = "hello", bool stream = false) {
+    return json{
+        {"model", model}, {"stream", stream}, {"messages", {{{"role", "user"}, {"content", text}}}}}
         .dump();
 }
 
@@ -51,11 +49,11 @@ json balance(gateway_harness& gw) {
 struct three_targets {
     fake_upstream a, b, c;
     std::string config(const std::string& route, const std::string& rest = "") {
-        return basic_config(a.base_url(),
-                            {.providers = provider_line("a", a) + provider_line("b", b) +
-                                          provider_line("c", c),
-                             .models = model_line("a") + model_line("b") + model_line("c"),
-                             .rest = admin_section() + "routes:\n  spread: " + route + "\n" + rest});
+        return basic_config(
+            a.base_url(),
+            {.providers = provider_line("a", a) + provider_line("b", b) + provider_line("c", c),
+             .models = model_line("a") + model_line("b") + model_line("c"),
+             .rest = admin_section() + "routes:\n  spread: " + route + "\n" + rest});
     }
 };
 
@@ -80,9 +78,9 @@ TEST(BalanceTest, WeightsSpreadTheTrafficInTheirProportions) {
 TEST(BalanceTest, AFailedTargetFallsBackToAnotherOfTheRoute) {
     three_targets t;
     t.c.set_handler([](const recorded_request&) { return json_response(503, "{}"); });
-    gateway_harness gw(t.config(
-        "{ strategy: weighted, targets: [a/m, b/m, c/m], weights: [1, 1, 1000] }",
-        "cooldown_failures: 100\n"));
+    gateway_harness gw(
+        t.config("{ strategy: weighted, targets: [a/m, b/m, c/m], weights: [1, 1, 1000] }",
+                 "cooldown_failures: 100\n"));
     for (int i = 0; i < 20; ++i) {
         const auto r = post(gw, chat("spread"));
         ASSERT_EQ(r.status, 200u) << r.body;
@@ -107,8 +105,8 @@ TEST(BalanceTest, LeastBusyAvoidsATargetWithARequestInFlightAndComesBack) {
     for (int i = 0; i < 30 && t.a.request_count() == 0; ++i) {
         const auto seen = t.b.request_count();
         auto f = std::async(std::launch::async, [&] { return post(gw, chat("spread")); });
-        ASSERT_TRUE(t.a.wait_until(
-            [&] { return t.a.request_count() > 0 || t.b.request_count() > seen; }));
+        ASSERT_TRUE(
+            t.a.wait_until([&] { return t.a.request_count() > 0 || t.b.request_count() > seen; }));
         if (t.a.request_count() > 0) {
             stuck = std::move(f);
         } else {
@@ -175,10 +173,9 @@ TEST(BalanceTest, A429OnOneProviderKeyMovesTheTrafficToTheOtherKey) {
         return default_chat_completion(req);
     });
     gateway_harness gw(basic_config(
-        up.base_url(),
-        {.providers = provider_line("pool", up, R"(api_keys: ["sk-one", "sk-two"])"),
-         .models = model_line("pool"),
-         .rest = admin_section()}));
+        up.base_url(), {.providers = provider_line("pool", up, R"(api_keys: ["sk-one", "sk-two"])"),
+                        .models = model_line("pool"),
+                        .rest = admin_section()}));
     std::map<std::string, int> keys;
     for (int i = 0; i < 8; ++i) {
         const auto r = post(gw, chat("pool/m"));
@@ -210,11 +207,11 @@ TEST(BalanceTest, A429OnOneProviderKeyMovesTheTrafficToTheOtherKey) {
 struct cached_route {
     fake_upstream up;
     std::string config(const std::string& cache = "{ ttl: 10m }", const std::string& store = "") {
-        return basic_config(up.base_url(),
-                            {.rest = admin_section() +
-                                     "routes:\n  cached: { targets: [fake/gpt-test], cache: " +
-                                     cache + " }\n",
-                             .store = store});
+        return basic_config(
+            up.base_url(),
+            {.rest = admin_section() +
+                     "routes:\n  cached: { targets: [fake/gpt-test], cache: " + cache + " }\n",
+             .store = store});
     }
 };
 
@@ -278,7 +275,9 @@ TEST(ResponseCacheTest, TheClientsCacheControlAndTemperatureAreHonoured) {
 TEST(ResponseCacheTest, AnAnswerExpiresAfterItsTtlAndFailuresAreNotKept) {
     cached_route t;
     std::atomic<std::int64_t> now_s{1'800'000'000};
-    const auto clock = [&] { return std::chrono::system_clock::time_point(std::chrono::seconds(now_s.load())); };
+    const auto clock = [&] {
+        return std::chrono::system_clock::time_point(std::chrono::seconds(now_s.load()));
+    };
     std::atomic<bool> failing{true};
     t.up.set_handler([&](const recorded_request& req) {
         return failing ? json_response(400, R"({"error":{"message":"no"}})")

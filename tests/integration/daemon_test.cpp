@@ -88,7 +88,8 @@ TEST_F(DaemonTest, KeygenPrintsPrefixedSecretAndItsDigest) {
         ASSERT_EQ(code, 0) << out;
         std::smatch m;
         ASSERT_TRUE(std::regex_search(
-            out, m, std::regex("secret: (" + prefix + "[0-9A-Za-z]{32,})\nsecret_sha256: ([0-9a-f]{64})")))
+            out, m,
+            std::regex("secret: (" + prefix + "[0-9A-Za-z]{32,})\nsecret_sha256: ([0-9a-f]{64})")))
             << out;
         EXPECT_EQ(sha256_hex(m[1].str()), m[2].str());
         EXPECT_TRUE(seen.insert(m[1].str()).second);
@@ -121,7 +122,8 @@ bogus: 1
 
 TEST_F(DaemonTest, ARedisStoreIsNamedAtStartWithoutItsPassword) {
     const auto cfg = write_config("server: { listen: \"127.0.0.1:0\" }\n"
-                                  "store: { sqlite: \"" + (dir_ / "michi.db").string() +
+                                  "store: { sqlite: \"" +
+                                  (dir_ / "michi.db").string() +
                                   "\", redis: \"redis://:hunter2@cache:6379/0\" }\n"
                                   "providers: { echo: { type: echo } }\n");
     auto [code, out] = run_binary({"--config", cfg, "--check"});
@@ -175,8 +177,7 @@ TEST_F(DaemonTest, ServesMoreConnectionsAtOnceThanTheOpenFilesLimitItStartedWith
     }
     const auto port = d->wait_listening();
     ASSERT_NE(port, 0) << d->output();
-    EXPECT_NE(d->output().find("soft limit raised from 64 to "), std::string::npos)
-        << d->output();
+    EXPECT_NE(d->output().find("soft limit raised from 64 to "), std::string::npos) << d->output();
 
     // Every connection open and its request sent before any answer is read.
     net::io_context ioc;
@@ -184,14 +185,14 @@ TEST_F(DaemonTest, ServesMoreConnectionsAtOnceThanTheOpenFilesLimitItStartedWith
     const std::string body =
         R"({"model":"echo/echo-1","messages":[{"role":"user","content":"hi"}]})";
     const std::string request = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
-                                "Authorization: Bearer " + secret + "\r\nContent-Length: " +
-                                std::to_string(body.size()) + "\r\n\r\n" + body;
+                                "Authorization: Bearer " +
+                                secret + "\r\nContent-Length: " + std::to_string(body.size()) +
+                                "\r\n\r\n" + body;
     const timeval ten_seconds{10, 0};
     for (std::size_t i = 0; i < clients; ++i) {
         auto& s = sockets.emplace_back(ioc);
         s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
-        ::setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &ten_seconds,
-                     sizeof ten_seconds);
+        ::setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &ten_seconds, sizeof ten_seconds);
         net::write(s, net::buffer(request));
     }
     std::size_t answered = 0;
@@ -217,8 +218,9 @@ TEST_F(DaemonTest, AccessLogLineNamesTheKeyButNeverTheSecretOrPrompt) {
     daemon_process d({"--config", write_config(daemon_config(up.base_url()))});
     const auto port = d.wait_listening();
     ASSERT_NE(port, 0) << d.output();
-    const auto r = call(port, test_secret,
-                        R"({"model":"echo/echo-1","messages":[{"role":"user","content":"TOP-SECRET-PROMPT"}]})");
+    const auto r = call(
+        port, test_secret,
+        R"({"model":"echo/echo-1","messages":[{"role":"user","content":"TOP-SECRET-PROMPT"}]})");
     EXPECT_EQ(r.status, 200u);
     ASSERT_TRUE(d.wait_for_line("key=tester")) << d.output();
     EXPECT_NE(d.output().find("model=echo/echo-1 status=200"), std::string::npos) << d.output();
@@ -235,7 +237,8 @@ TEST_F(DaemonTest, SighupKeepsOldConfigWhenNewIsBadAndSwapsInAGoodOne) {
     const auto port = d.wait_listening();
     ASSERT_NE(port, 0) << d.output();
     const std::string second = "mk-dev-SecondKeySecondKeySecondKeySecond99";
-    const std::string body = R"({"model":"echo/echo-1","messages":[{"role":"user","content":"x"}]})";
+    const std::string body =
+        R"({"model":"echo/echo-1","messages":[{"role":"user","content":"x"}]})";
     EXPECT_EQ(call(port, second, body).status, 401u);
 
     write_config("server: { threads: -1 }\n");
@@ -284,9 +287,10 @@ namespace {
 
 // An upstream whose every answer costs $0.20 on fake/gpt-test ($2 per million output).
 fake_response costly(const recorded_request&) {
-    return json_response(200, R"({"id":"c","object":"chat.completion","choices":[{"index":0,)"
-                              R"("message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],)"
-                              R"("usage":{"prompt_tokens":0,"completion_tokens":100000,"total_tokens":100000}})");
+    return json_response(
+        200, R"({"id":"c","object":"chat.completion","choices":[{"index":0,)"
+             R"("message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],)"
+             R"("usage":{"prompt_tokens":0,"completion_tokens":100000,"total_tokens":100000}})");
 }
 
 class LedgerPersistenceTest : public DaemonTest {
@@ -298,8 +302,9 @@ protected:
         if (sqlite3_open_v2((dir_ / "michi.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr) ==
             SQLITE_OK) {
             sqlite3_stmt* st = nullptr;
-            if (sqlite3_prepare_v2(db, "SELECT SUM(usd) FROM spend WHERE key_id = ? AND period LIKE 'd:%'",
-                                   -1, &st, nullptr) == SQLITE_OK) {
+            if (sqlite3_prepare_v2(
+                    db, "SELECT SUM(usd) FROM spend WHERE key_id = ? AND period LIKE 'd:%'", -1,
+                    &st, nullptr) == SQLITE_OK) {
                 sqlite3_bind_text(st, 1, key.c_str(), -1, SQLITE_TRANSIENT);
                 if (sqlite3_step(st) == SQLITE_ROW) {
                     usd = sqlite3_column_double(st, 0);
@@ -313,10 +318,12 @@ protected:
 
     std::string budget_config(const std::string& fake_url) {
         // $0.50 a day: two requests ($0.40) leave room for one more, three exhaust it.
-        return daemon_config(fake_url, key_entry("limited", "developer", limited_, "    daily_usd: 0.5\n"));
+        return daemon_config(fake_url,
+                             key_entry("limited", "developer", limited_, "    daily_usd: 0.5\n"));
     }
     const std::string limited_ = "mk-dev-PersistPersistPersistPersistPersist12";
-    const std::string body_ = R"({"model":"fake/gpt-test","max_tokens":10,"messages":[{"role":"user","content":"x"}]})";
+    const std::string body_ =
+        R"({"model":"fake/gpt-test","max_tokens":10,"messages":[{"role":"user","content":"x"}]})";
 };
 
 TEST_F(LedgerPersistenceTest, SpendSurvivesACleanRestart) {
@@ -375,7 +382,8 @@ namespace {
 
 TEST(ShippedConfigTest, EveryConfigInTheRepositoryPassesCheck) {
     for (const auto* file : {"config/michi.yaml", "config/providers.example.yaml"}) {
-        auto [code, out] = run_binary({"--config", std::string(MICHI_SOURCE_DIR) + "/" + file, "--check"});
+        auto [code, out] =
+            run_binary({"--config", std::string(MICHI_SOURCE_DIR) + "/" + file, "--check"});
         EXPECT_EQ(code, 0) << file << ":\n" << out;
     }
 }

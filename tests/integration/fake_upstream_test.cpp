@@ -81,7 +81,6 @@ http::request<http::string_body> make_request(const std::string& body,
     return req;
 }
 
-
 TEST(FakeUpstreamTest, KeepAliveServesManyRequestsOnOneConnection) {
     fake_upstream up;
     EXPECT_EQ(up.base_url(), "http://127.0.0.1:" + std::to_string(up.port()));

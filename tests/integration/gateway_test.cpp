@@ -27,8 +27,9 @@ const std::string stream_body =
 // A chat request with the test key and a Content-Length body, as bytes for a raw socket.
 std::string raw_chat_request(const std::string& body) {
     return "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
-           std::string(test_secret) + "\r\nContent-Type: application/json\r\nContent-Length: " +
-           std::to_string(body.size()) + "\r\n\r\n" + body;
+           std::string(test_secret) +
+           "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+           "\r\n\r\n" + body;
 }
 
 TEST(GatewayTest, HealthAndReadiness) {
@@ -121,7 +122,8 @@ TEST(GatewayTest, UpstreamHeadCarriesHostTypeKeyAndConfiguredHeaders) {
         {.providers = "  hdr: { type: openai, base_url: \"" + up.base_url() +
                       "/v1\", api_key: \"sk-hdr\", headers: { User-Agent: custom/1, X-Org: "
                       "acme, Content-Length: \"5\" } }\n",
-         .models = R"(  hdr/odd: { upstream: "we\"ird\\model", input_per_mtok: 1, output_per_mtok: 1 }
+         .models =
+             R"(  hdr/odd: { upstream: "we\"ird\\model", input_per_mtok: 1, output_per_mtok: 1 }
 )"}));
     ASSERT_EQ(gw.chat(chat_body).status, 200u);
     const auto plain = up.requests().back();
@@ -168,10 +170,11 @@ TEST(GatewayTest, UpstreamGetsTheClientsBytesWithOnlyTheModelReplaced) {
     EXPECT_EQ(up.requests().back().body,
               R"({"model":"gpt-test","stream":true,"stream_options":{"include_usage":true},)"
               R"("messages":[{"role":"user","content":"x"}]})");
-    ASSERT_EQ(gw.chat(R"({"model":"fake/gpt-test","stream":true,"stream_options":)"
-                      R"({"include_obfuscation":false},"messages":[{"role":"user","content":"x"}]})")
-                  .status,
-              200u);
+    ASSERT_EQ(
+        gw.chat(R"({"model":"fake/gpt-test","stream":true,"stream_options":)"
+                R"({"include_obfuscation":false},"messages":[{"role":"user","content":"x"}]})")
+            .status,
+        200u);
     EXPECT_EQ(json::parse(up.requests().back().body)["stream_options"],
               json::parse(R"({"include_obfuscation":false,"include_usage":true})"));
 }
@@ -181,10 +184,11 @@ TEST(GatewayTest, AmbiguousModelKeysNeverReachTheUpstreamUnrewritten) {
     gateway_harness gw(basic_config(up.base_url()));
     // Admission reads the last "model" (and decodes escaped keys); the upstream must get
     // exactly one model, the rewritten one.
-    for (const std::string body :
-         {R"({"model":"fake/other","model":"fake/gpt-test","messages":[{"role":"user","content":"x"}]})",
-          R"({"\u006dodel":"fake/gpt-test","messages":[{"role":"user","content":"x"}]})",
-          R"({"model":"fake/gpt-test","\u006dodel":"fake/gpt-test","messages":[{"role":"user","content":"x"}]})"}) {
+    for (
+        const std::string body :
+        {R"({"model":"fake/other","model":"fake/gpt-test","messages":[{"role":"user","content":"x"}]})",
+         R"({"\u006dodel":"fake/gpt-test","messages":[{"role":"user","content":"x"}]})",
+         R"({"model":"fake/gpt-test","\u006dodel":"fake/gpt-test","messages":[{"role":"user","content":"x"}]})"}) {
         const auto r = gw.chat(body);
         ASSERT_EQ(r.status, 200u) << body << r.body;
         const std::string seen = up.requests().back().body;
@@ -197,9 +201,9 @@ TEST(GatewayTest, AmbiguousModelKeysNeverReachTheUpstreamUnrewritten) {
 TEST(GatewayTest, ClientRequestIdIsKeptAndEchoed) {
     fake_upstream up;
     gateway_harness gw(basic_config(up.base_url()));
-    const auto r = gw.request(http::verb::post, "/v1/chat/completions", chat_body,
-                              {{"authorization", std::string("Bearer ") + test_secret},
-                               {"x-request-id", "my-trace-42"}});
+    const auto r = gw.request(
+        http::verb::post, "/v1/chat/completions", chat_body,
+        {{"authorization", std::string("Bearer ") + test_secret}, {"x-request-id", "my-trace-42"}});
     EXPECT_EQ(r.headers.at("x-request-id"), "my-trace-42");
     const auto bad = gw.request(http::verb::post, "/v1/chat/completions", chat_body,
                                 {{"authorization", std::string("Bearer ") + test_secret},
@@ -262,8 +266,9 @@ TEST(GatewayTest, StreamRelaysEveryUpstreamByteUnchanged) {
 TEST(GatewayTest, StreamLedByAByteOrderMarkIsRelayedAndRead) {
     fake_upstream up;
     const std::string bom = "\xEF\xBB\xBF";
-    const std::string first = R"(data: {"id":"c1","choices":[{"index":0,"delta":{"content":"Hi"}}]})"
-                              "\n\n";
+    const std::string first =
+        R"(data: {"id":"c1","choices":[{"index":0,"delta":{"content":"Hi"}}]})"
+        "\n\n";
     const std::string usage =
         R"(data: {"id":"c1","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1,)"
         R"("total_tokens":4}})"
@@ -314,12 +319,12 @@ TEST(GatewayTest, LargeBodiesAndAnswersPassWholeOnOneKeptAliveConnection) {
                                    std::size_t{5000}, std::size_t{10}}) {
         const std::string content(size, 'q');
         for (const bool stream : {false, true}) {
-            const auto res = client.request(
-                http::verb::post, "/v1/chat/completions",
-                json{{"model", "fake/gpt-test"},
-                     {"stream", stream},
-                     {"messages", {{{"role", "user"}, {"content", content}}}}}
-                    .dump());
+            const auto res =
+                client.request(http::verb::post, "/v1/chat/completions",
+                               json{{"model", "fake/gpt-test"},
+                                    {"stream", stream},
+                                    {"messages", {{{"role", "user"}, {"content", content}}}}}
+                                   .dump());
             ASSERT_EQ(res.result_int(), 200u) << size << " " << res.body();
             const auto seen = json::parse(up.requests().back().body);
             EXPECT_EQ(seen["messages"][0]["content"], content) << size;
@@ -330,8 +335,7 @@ TEST(GatewayTest, LargeBodiesAndAnswersPassWholeOnOneKeptAliveConnection) {
                 }
                 EXPECT_EQ(res.body(), expected) << size;
             } else {
-                EXPECT_EQ(json::parse(res.body())["choices"][0]["message"]["content"],
-                          big_content)
+                EXPECT_EQ(json::parse(res.body())["choices"][0]["message"]["content"], big_content)
                     << size;
             }
             ASSERT_TRUE(res.keep_alive());
@@ -341,7 +345,8 @@ TEST(GatewayTest, LargeBodiesAndAnswersPassWholeOnOneKeptAliveConnection) {
 
 TEST(GatewayTest, Upstream4xxAnd5xxPassedThroughAsTheyAre) {
     fake_upstream up;
-    const std::string e400 = R"({"error":{"message":"bad thing","type":"invalid_request_error","param":"messages","code":null}})";
+    const std::string e400 =
+        R"({"error":{"message":"bad thing","type":"invalid_request_error","param":"messages","code":null}})";
     const std::string e500 = R"({"error":{"message":"boom","type":"server_error"}})";
     up.set_handler([&](const recorded_request& req) {
         const bool four = req.body.find("four") != std::string::npos;
@@ -376,12 +381,14 @@ TEST(GatewayTest, BadRequestsGetClearOpenAIErrors) {
     const auto no_messages = gw.chat(R"({"model":"fake/gpt-test"})");
     EXPECT_EQ(no_messages.status, 400u);
     for (const std::string opts : {R"("yes")", R"([])", R"({"include_usage":"yes"})"}) {
-        const auto bad_opts = gw.chat(R"({"model":"fake/gpt-test","stream":true,"stream_options":)" +
-                                      opts + R"(,"messages":[{"role":"user","content":"x"}]})");
+        const auto bad_opts =
+            gw.chat(R"({"model":"fake/gpt-test","stream":true,"stream_options":)" + opts +
+                    R"(,"messages":[{"role":"user","content":"x"}]})");
         EXPECT_EQ(bad_opts.status, 400u) << opts;
         EXPECT_EQ(json::parse(bad_opts.body)["error"]["param"], "stream_options") << opts;
     }
-    const auto unknown = gw.chat(R"({"model":"fake/nope","messages":[{"role":"user","content":"x"}]})");
+    const auto unknown =
+        gw.chat(R"({"model":"fake/nope","messages":[{"role":"user","content":"x"}]})");
     EXPECT_EQ(unknown.status, 404u);
     EXPECT_EQ(json::parse(unknown.body)["error"]["code"], "model_not_found");
     // Bodies the admission scan leaves to the full parse get the parse's errors.
@@ -395,8 +402,8 @@ TEST(GatewayTest, BadRequestsGetClearOpenAIErrors) {
     EXPECT_EQ(no_role.status, 400u);
     EXPECT_EQ(json::parse(no_role.body)["error"]["message"],
               "messages[1] must be an object with a string 'role'.");
-    const auto twice = gw.chat(
-        R"({"model":"fake/gpt-test","messages":[{"role":"user","role":7,"content":"a"}]})");
+    const auto twice =
+        gw.chat(R"({"model":"fake/gpt-test","messages":[{"role":"user","role":7,"content":"a"}]})");
     EXPECT_EQ(twice.status, 400u); // the last "role" counts, as in any JSON parser
     EXPECT_EQ(up.request_count(), 0u);
 }
@@ -450,13 +457,14 @@ TEST(GatewayTest, UpstreamRequestsOfChangingSizesGoOutExactly) {
     fake_upstream up;
     gateway_harness gw(basic_config(up.base_url()));
     for (int i = 0; i < 8; ++i) {
-        const std::string text(static_cast<std::size_t>((7 - i) * 300 + i), static_cast<char>('a' + i));
+        const std::string text(static_cast<std::size_t>((7 - i) * 300 + i),
+                               static_cast<char>('a' + i));
         const std::string sent =
             R"({"model":"fake/gpt-test","messages":[{"role":"user","content":")" + text + R"("}]})";
         ASSERT_EQ(gw.chat(sent).status, 200u) << i;
         const auto got = up.requests().back();
-        EXPECT_EQ(got.body,
-                  R"({"model":"gpt-test","messages":[{"role":"user","content":")" + text + R"("}]})")
+        EXPECT_EQ(got.body, R"({"model":"gpt-test","messages":[{"role":"user","content":")" + text +
+                                R"("}]})")
             << i;
         EXPECT_EQ(got.headers.at("content-length"), std::to_string(got.body.size())) << i;
         EXPECT_EQ(got.headers.at("authorization"), "Bearer sk-upstream-test") << i;
@@ -468,8 +476,9 @@ TEST(GatewayTest, UpstreamRequestsOfChangingSizesGoOutExactly) {
 // (with its length), and that connection is not pooled.
 TEST(GatewayTest, AnswerEndingAtTheUpstreamsCloseIsRelayedWhole) {
     fake_upstream up;
-    const std::string body = R"({"id":"c1","object":"chat.completion","choices":[],)"
-                             R"("usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}})";
+    const std::string body =
+        R"({"id":"c1","object":"chat.completion","choices":[],)"
+        R"("usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}})";
     up.set_handler([&](const recorded_request&) {
         auto r = json_response(200, body);
         r.body_until_close = true;
@@ -508,9 +517,8 @@ TEST(GatewayTest, ClientDisconnectMidStreamCancelsTheUpstreamRequest) {
         many.push_back(R"({"choices":[{"index":0,"delta":{"content":"x"}}]})");
     }
     up.set_handler([&](const recorded_request& req) {
-        return req.body.find("\"stream\":true") != std::string::npos
-                   ? sse_response(many, 20ms)
-                   : default_chat_completion(req);
+        return req.body.find("\"stream\":true") != std::string::npos ? sse_response(many, 20ms)
+                                                                     : default_chat_completion(req);
     });
     gateway_harness gw(basic_config(up.base_url()));
     {
@@ -606,10 +614,10 @@ TEST(GatewayTest, FallbackOn429And5xxButNotOn400) {
         return json_response(req.body.find("client-error") != std::string::npos ? 400 : 429,
                              R"({"error":{"message":"no"}})");
     });
-    gateway_harness gw(basic_config(bad.base_url(),
-                                    {.providers = "  good: { type: openai, base_url: \"" +
-                                                  good.base_url() + "/v1\" }\n",
-                                     .rest = R"(routes:
+    gateway_harness gw(basic_config(
+        bad.base_url(),
+        {.providers = "  good: { type: openai, base_url: \"" + good.base_url() + "/v1\" }\n",
+         .rest = R"(routes:
   chain: { targets: [fake/gpt-test, good/gpt-4o-mini] }
 cooldown: 0s
 )"}));
@@ -655,18 +663,18 @@ TEST(GatewayTest, EveryTargetFailingGives502ListingTheAttempts) {
 }
 
 TEST(GatewayTest, TlsUpstreamVerifiedAgainstTestCaAndWrongHostNameRefused) {
-    const auto dir = std::filesystem::temp_directory_path() /
-                     ("michi-tls-" + std::to_string(::getpid()));
+    const auto dir =
+        std::filesystem::temp_directory_path() / ("michi-tls-" + std::to_string(::getpid()));
     const auto certs = make_test_certs(dir.string(), "localhost");
     fake_upstream up(&certs);
     auto provider = [&](const std::string& name, const std::string& host, bool with_ca) {
         return "  " + name + ": { type: openai, base_url: \"" + up.base_url(host) + "/v1\"" +
                (with_ca ? ", ca_file: \"" + certs.ca_file + "\"" : std::string()) + " }\n";
     };
-    gateway_harness gw(basic_config(
-        up.base_url(), {.providers = provider("tls_ok", "localhost", true) +
-                                     provider("tls_wrong_name", "127.0.0.1", true) +
-                                     provider("tls_untrusted", "localhost", false)}));
+    gateway_harness gw(
+        basic_config(up.base_url(), {.providers = provider("tls_ok", "localhost", true) +
+                                                  provider("tls_wrong_name", "127.0.0.1", true) +
+                                                  provider("tls_untrusted", "localhost", false)}));
     const auto ok =
         gw.chat(R"({"model":"tls_ok/gpt-4o-mini","messages":[{"role":"user","content":"x"}]})");
     EXPECT_EQ(ok.status, 200u) << ok.body;
@@ -682,21 +690,22 @@ TEST(GatewayTest, TlsUpstreamVerifiedAgainstTestCaAndWrongHostNameRefused) {
 
 TEST(GatewayTest, SlowClientIsCutOff) {
     fake_upstream up;
-    gateway_harness gw(basic_config(up.base_url(), {.server = "  idle_timeout: 300ms\n  read_timeout: 300ms\n"}));
+    gateway_harness gw(
+        basic_config(up.base_url(), {.server = "  idle_timeout: 300ms\n  read_timeout: 300ms\n"}));
     raw_client client(gw.port());
     client.send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"); // and then nothing
     EXPECT_TRUE(client.wait_closed());
     // A body that never completes is cut off too.
     raw_client body_client(gw.port());
-    body_client.send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{");
+    body_client.send(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{");
     EXPECT_TRUE(body_client.wait_closed());
 }
 
 TEST(GatewayTest, OversizedBodyGets413AndOversizedHeaders431) {
     fake_upstream up;
-    gateway_harness gw(
-        basic_config(up.base_url(),
-                     {.server = "  max_body_bytes: 1024\n  max_header_bytes: 2048\n"}));
+    gateway_harness gw(basic_config(
+        up.base_url(), {.server = "  max_body_bytes: 1024\n  max_header_bytes: 2048\n"}));
     const std::string big(4096, 'x');
     const auto r = gw.chat(R"({"model":"fake/gpt-test","messages":[{"role":"user","content":")" +
                            big + R"("}]})");
@@ -713,8 +722,8 @@ TEST(GatewayTest, PipelinedRequestsAreAnsweredInOrder) {
     fake_upstream up;
     gateway_harness gw(basic_config(up.base_url()));
     const auto head = [](const std::string& start) {
-        return start + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
-               std::string(test_secret) + "\r\n";
+        return start + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + std::string(test_secret) +
+               "\r\n";
     };
     const std::string first =
         R"({"model":"echo/echo-1","messages":[{"role":"user","content":"first"}]})";
@@ -829,14 +838,16 @@ TEST(GatewayTest, ReloadRotatesTheProvidersKeyAndHeadersInTheUpstreamHead) {
 TEST(GatewayTest, ReloadSwapsConfigForNewRequests) {
     fake_upstream up;
     gateway_harness gw(basic_config(up.base_url()));
-    EXPECT_EQ(gw.chat(R"({"model":"fake/other","messages":[{"role":"user","content":"x"}]})").status,
-              404u);
+    EXPECT_EQ(
+        gw.chat(R"({"model":"fake/other","messages":[{"role":"user","content":"x"}]})").status,
+        404u);
     auto next = config::load_string(basic_config(up.base_url(), {.models = "  fake/other: {}\n"}));
     ASSERT_TRUE(next.cfg) << (next.errors.empty() ? "" : next.errors.front());
     std::string error;
     ASSERT_TRUE(gw.gw().reload(next.cfg, error)) << error;
-    EXPECT_EQ(gw.chat(R"({"model":"fake/other","messages":[{"role":"user","content":"x"}]})").status,
-              200u);
+    EXPECT_EQ(
+        gw.chat(R"({"model":"fake/other","messages":[{"role":"user","content":"x"}]})").status,
+        200u);
 }
 
 // A connection keeps its own copy of the config and of the admin keys between requests: a
@@ -845,7 +856,8 @@ TEST(GatewayTest, AReloadAndARevocationReachAConnectionAlreadyOpen) {
     fake_upstream up;
     gateway_harness gw(basic_config(up.base_url()));
     kept_alive_client client(gw.port());
-    const std::string other = R"({"model":"fake/other","messages":[{"role":"user","content":"x"}]})";
+    const std::string other =
+        R"({"model":"fake/other","messages":[{"role":"user","content":"x"}]})";
     auto chat = [&](const std::string& body) {
         return client.request(http::verb::post, "/v1/chat/completions", body);
     };
@@ -873,13 +885,13 @@ namespace michi::test {
 namespace {
 
 TEST(GatewayTlsFrontTest, ServesHttpsWhenServerTlsIsSet) {
-    const auto dir = std::filesystem::temp_directory_path() /
-                     ("michi-front-" + std::to_string(::getpid()));
+    const auto dir =
+        std::filesystem::temp_directory_path() / ("michi-front-" + std::to_string(::getpid()));
     const auto certs = make_test_certs(dir.string(), "localhost");
     fake_upstream up;
-    gateway_harness gw(basic_config(
-        up.base_url(), {.server = "  tls: { cert_file: \"" + certs.cert_file + "\", key_file: \"" +
-                                  certs.key_file + "\" }\n"}));
+    gateway_harness gw(
+        basic_config(up.base_url(), {.server = "  tls: { cert_file: \"" + certs.cert_file +
+                                               "\", key_file: \"" + certs.key_file + "\" }\n"}));
     net::io_context ioc;
     ssl::context ctx(ssl::context::tls_client);
     ctx.load_verify_file(certs.ca_file);

@@ -17,8 +17,8 @@ using namespace std::chrono_literals;
 
 TEST(GuardTest, RpmRefusesTheNextRequestWithHeadersAndRetryAfter) {
     fake_upstream up;
-    gateway_harness gw(basic_config(up.base_url(), {.keys = key_entry("limited", "developer", limited,
-                                                                      "    rpm: 3\n")}));
+    gateway_harness gw(basic_config(
+        up.base_url(), {.keys = key_entry("limited", "developer", limited, "    rpm: 3\n")}));
     for (int i = 0; i < 3; ++i) {
         const auto r = gw.chat(priced_chat(10), limited);
         ASSERT_EQ(r.status, 200u) << r.body;
@@ -39,8 +39,8 @@ TEST(GuardTest, RpmRefusesTheNextRequestWithHeadersAndRetryAfter) {
 TEST(GuardTest, TpmCountsActualTokens) {
     fake_upstream up;
     up.set_handler(usage_echoing);
-    gateway_harness gw(basic_config(up.base_url(), {.keys = key_entry("limited", "developer", limited,
-                                                                      "    tpm: 1000\n")}));
+    gateway_harness gw(basic_config(
+        up.base_url(), {.keys = key_entry("limited", "developer", limited, "    tpm: 1000\n")}));
     EXPECT_EQ(gw.chat(priced_chat(600), limited).status, 200u);
     const auto second = gw.chat(priced_chat(400), limited);
     EXPECT_EQ(second.status, 200u); // 610 used, below 1000: admitted, and it may cross (1020)
@@ -54,8 +54,9 @@ TEST(GuardTest, DailyBudgetRefusesWith403NamingTheWindowAndReset) {
     fake_upstream up;
     up.set_handler(usage_echoing);
     // fake/gpt-test costs $2 per million output tokens: max_tokens 100000 is $0.20.
-    gateway_harness gw(basic_config(up.base_url(), {.keys = key_entry("limited", "developer", limited,
-                                                                      "    daily_usd: 0.5\n")}));
+    gateway_harness gw(
+        basic_config(up.base_url(),
+                     {.keys = key_entry("limited", "developer", limited, "    daily_usd: 0.5\n")}));
     EXPECT_EQ(gw.chat(priced_chat(100000), limited).status, 200u);
     EXPECT_EQ(gw.chat(priced_chat(100000), limited).status, 200u);
     // $0.40 < $0.50: the last may cross
@@ -78,9 +79,10 @@ TEST(GuardTest, ConcurrentRequestsOverspendAtMostOneRequest) {
         r.head_delay = 50ms; // keep them in flight together
         return r;
     });
-    gateway_harness gw(basic_config(up.base_url(), {.server = "  threads: 2\n",
-                                                    .keys = key_entry("limited", "developer", limited,
-                                                                      "    daily_usd: 2.0\n")}));
+    gateway_harness gw(
+        basic_config(up.base_url(),
+                     {.server = "  threads: 2\n",
+                      .keys = key_entry("limited", "developer", limited, "    daily_usd: 2.0\n")}));
     constexpr int n = 40; // each $0.20: the budget is worth 10
     std::atomic<int> ok{0};
     std::atomic<int> refused{0};
@@ -107,8 +109,9 @@ TEST(GuardTest, ConcurrentRequestsOverspendAtMostOneRequest) {
 TEST(GuardTest, StreamsAreChargedLikeNonStreamsAndTheExtraUsageChunkIsHidden) {
     fake_upstream up;
     up.set_handler(usage_echoing);
-    gateway_harness gw(basic_config(up.base_url(), {.keys = key_entry("limited", "developer", limited,
-                                                                      "    daily_usd: 100\n")}));
+    gateway_harness gw(
+        basic_config(up.base_url(),
+                     {.keys = key_entry("limited", "developer", limited, "    daily_usd: 100\n")}));
     auto& ledger = gw.gw().state().ledger();
     ASSERT_EQ(gw.chat(priced_chat(5000), limited).status, 200u);
     const double non_stream = ledger.spent_today("limited");
@@ -144,8 +147,9 @@ TEST(GuardTest, StreamCutMidwayIsChargedForWhatWasRelayed) {
         r.cut_after_chunks = true;
         return r;
     });
-    gateway_harness gw(basic_config(up.base_url(), {.keys = key_entry("limited", "developer", limited,
-                                                                      "    daily_usd: 100\n")}));
+    gateway_harness gw(
+        basic_config(up.base_url(),
+                     {.keys = key_entry("limited", "developer", limited, "    daily_usd: 100\n")}));
     const auto r = gw.chat(priced_chat(100000, true), limited);
     EXPECT_EQ(r.status, 200u);
     EXPECT_NE(r.body.find("upstream_error"), std::string::npos);
@@ -158,9 +162,10 @@ TEST(GuardTest, StreamCutMidwayIsChargedForWhatWasRelayed) {
 
 TEST(GuardTest, UnpricedModelRefusedForBudgetKeysOnly) {
     fake_upstream up;
-    gateway_harness gw(basic_config(up.base_url(), {.models = "  fake/unpriced: {}\n",
-                                                    .keys = key_entry("limited", "developer", limited,
-                                                                      "    monthly_usd: 10\n")}));
+    gateway_harness gw(basic_config(
+        up.base_url(),
+        {.models = "  fake/unpriced: {}\n",
+         .keys = key_entry("limited", "developer", limited, "    monthly_usd: 10\n")}));
     const auto r = gw.chat(priced_chat(10, false, "fake/unpriced"), limited);
     EXPECT_EQ(r.status, 403u);
     const auto err = json::parse(r.body)["error"];
@@ -189,8 +194,9 @@ TEST(GuardTest, LoopGuardRefusesTheSameBodyForAgentKeys) {
 
 TEST(GuardTest, ModelAllowListGlobs) {
     fake_upstream up;
-    gateway_harness gw(basic_config(up.base_url(), {.keys = key_entry("limited", "developer", limited,
-                                                                      "    models: [\"echo/*\"]\n")}));
+    gateway_harness gw(basic_config(
+        up.base_url(),
+        {.keys = key_entry("limited", "developer", limited, "    models: [\"echo/*\"]\n")}));
     const auto r = gw.chat(priced_chat(10), limited);
     EXPECT_EQ(r.status, 403u);
     EXPECT_EQ(json::parse(r.body)["error"]["code"], "model_not_allowed");

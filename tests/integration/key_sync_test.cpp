@@ -25,7 +25,6 @@ namespace fs = std::filesystem;
 const std::string echo_chat =
     R"({"model":"echo/echo-1","messages":[{"role":"user","content":"hi"}]})";
 
-
 class KeySyncTest : public ::testing::Test {
 protected:
     // A replica on its own SQLite file `db`, sharing keys through `redis_url` when given.
@@ -61,8 +60,8 @@ TEST_F(KeySyncTest, AKeyMadeOnOneReplicaWorksOnTheOtherUntilItIsRevoked) {
         << "the key never reached the other replica";
 
     // An edit travels too.
-    const auto patched = a.request(http::verb::patch, "/admin/keys/ci-bot", R"({"rpm":7})",
-                                   admin_auth());
+    const auto patched =
+        a.request(http::verb::patch, "/admin/keys/ci-bot", R"({"rpm":7})", admin_auth());
     ASSERT_EQ(patched.status, 200u) << patched.body;
     EXPECT_TRUE(eventually([&] {
         const auto r = b.request(http::verb::get, "/admin/keys/ci-bot", "", admin_auth());
@@ -72,8 +71,7 @@ TEST_F(KeySyncTest, AKeyMadeOnOneReplicaWorksOnTheOtherUntilItIsRevoked) {
     // Revoked on B: refused on A too, from the next request on (A's copy of the keys learns
     // of it later; its admission in Redis finds the mark B set before answering).
     // (A's own key sync may also have learned of it by then, in its poll: either way, 401.)
-    ASSERT_EQ(b.request(http::verb::delete_, "/admin/keys/ci-bot", "", admin_auth()).status,
-              200u);
+    ASSERT_EQ(b.request(http::verb::delete_, "/admin/keys/ci-bot", "", admin_auth()).status, 200u);
     EXPECT_EQ(status_with(a, secret), 401u);
     EXPECT_EQ(status_with(b, secret), 401u);
     EXPECT_TRUE(eventually([&] {

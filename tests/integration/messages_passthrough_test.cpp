@@ -52,7 +52,8 @@ fake_response message_stream(const std::string& start_usage, const std::string& 
     r.chunks = {
         "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_01\","
         "\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-x-2026\",\"content\":[],"
-        "\"stop_reason\":null,\"stop_sequence\":null,\"usage\":" + start_usage + "}}\n\n",
+        "\"stop_reason\":null,\"stop_sequence\":null,\"usage\":" +
+            start_usage + "}}\n\n",
         "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,"
         "\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
         "event: ping\ndata: {\"type\": \"ping\"}\n\n",
@@ -60,7 +61,8 @@ fake_response message_stream(const std::string& start_usage, const std::string& 
         "\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi \\u00e9\"}}\n\n",
         "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
         "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":"
-        "\"end_turn\",\"stop_sequence\":null},\"usage\":" + delta_usage + "}\n\n",
+        "\"end_turn\",\"stop_sequence\":null},\"usage\":" +
+            delta_usage + "}\n\n",
         "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"};
     return r;
 }
@@ -108,7 +110,8 @@ TEST(MessagesPassthroughTest, TheBodyReachesTheProviderByteForByteButTheModel) {
         " , \"max_tokens\":1000,\"top_k\":40,\"thinking\":{\"type\":\"enabled\","
         "\"budget_tokens\":31999},\"context_management\":{\"edits\":[{\"type\":"
         "\"clear_thinking_20251015\",\"keep\":\"all\"}]},\"output_config\":{\"effort\":\"high\"},"
-        "\"metadata\":{\"user_id\":\"u-1\",\"model\":\"not/this\"},\"future_field\":[1,-0.5e-3,null,"
+        "\"metadata\":{\"user_id\":\"u-1\",\"model\":\"not/"
+        "this\"},\"future_field\":[1,-0.5e-3,null,"
         "true,{\"deep\":{\"er\":[]}}],\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
         "\"text\",\"text\":\"hi \\\"there\\\"\"}]}] }";
     const auto r = gw.request(http::verb::post, "/v1/messages?beta=true",
@@ -175,8 +178,8 @@ TEST(MessagesPassthroughTest, AProvidersConfiguredHeadersWinOverTheClients) {
 
 TEST(MessagesPassthroughTest, AStreamIsRelayedByteForByte) {
     fake_upstream claude;
-    const auto stream = message_stream(R"({"input_tokens":9,"output_tokens":1})",
-                                       R"({"output_tokens":3})");
+    const auto stream =
+        message_stream(R"({"input_tokens":9,"output_tokens":1})", R"({"output_tokens":3})");
     claude.set_handler([&](const recorded_request&) { return stream; });
     gateway_harness gw(config_with_claude(claude));
     const auto r = gw.request(http::verb::post, "/v1/messages",
@@ -194,9 +197,8 @@ TEST(MessagesPassthroughTest, CostIsChargedFromTheAnswersUsageWithCacheReadsAndW
         R"({"input_tokens":100,"cache_read_input_tokens":2000,"cache_creation_input_tokens":300,)"
         R"("cache_creation":{"ephemeral_5m_input_tokens":100,"ephemeral_1h_input_tokens":200},)"
         R"("output_tokens":50})";
-    claude.set_handler([&](const recorded_request&) {
-        return json_response(200, message_answer(usage));
-    });
+    claude.set_handler(
+        [&](const recorded_request&) { return json_response(200, message_answer(usage)); });
     gateway_harness gw(config_with_claude(claude));
     const auto r = gw.request(http::verb::post, "/v1/messages",
                               messages_body("claude/claude-x", false), anthropic_headers());
@@ -236,9 +238,10 @@ TEST(MessagesPassthroughTest, CostIsChargedFromTheRelayedStreamsUsage) {
         ASSERT_EQ(r.status, 200u) << r.body;
         spent += want;
         auto& ledger = gw.gw().state().ledger();
-        EXPECT_TRUE(eventually([&] { return std::abs(ledger.spent_today("tester") - spent) < 1e-12; }))
-            << "message_delta usage " << d << ": spent " << ledger.spent_today("tester")
-            << ", expected " << spent;
+        EXPECT_TRUE(eventually([&] {
+            return std::abs(ledger.spent_today("tester") - spent) < 1e-12;
+        })) << "message_delta usage "
+            << d << ": spent " << ledger.spent_today("tester") << ", expected " << spent;
     }
 
     // Past long_context.above_input_tokens (all input kinds: 2400 > 2000), its prices apply.
@@ -267,15 +270,15 @@ TEST(MessagesPassthroughTest, CountTokensIsPassedThroughFreeAndWithoutBudgetOrRa
     parts.keys = key_entry("limited", "developer", limited, "    daily_usd: 0.1\n    rpm: 2\n");
     parts.models = "  claude/unpriced: { upstream: unpriced }\n";
     gateway_harness gw(config_with_claude(claude, parts));
-    const auto spend = gw.request(http::verb::post, "/v1/messages",
-                                  messages_body("claude/claude-x", false),
-                                  anthropic_headers(limited));
+    const auto spend =
+        gw.request(http::verb::post, "/v1/messages", messages_body("claude/claude-x", false),
+                   anthropic_headers(limited));
     ASSERT_EQ(spend.status, 200u) << spend.body;
     const double spent = gw.gw().state().ledger().spent_today("limited");
     EXPECT_GE(spent, 0.3);
-    const auto refused = gw.request(http::verb::post, "/v1/messages",
-                                    messages_body("claude/claude-x", false),
-                                    anthropic_headers(limited));
+    const auto refused =
+        gw.request(http::verb::post, "/v1/messages", messages_body("claude/claude-x", false),
+                   anthropic_headers(limited));
     EXPECT_EQ(refused.status, 403u) << refused.body;
 
     const std::string count =
@@ -288,15 +291,16 @@ TEST(MessagesPassthroughTest, CountTokensIsPassedThroughFreeAndWithoutBudgetOrRa
     }
     const auto seen = claude.requests().back();
     EXPECT_EQ(seen.target, "/v1/messages/count_tokens");
-    EXPECT_EQ(seen.body,
-              R"({"model":"claude-x-2026","system":"Be brief.","messages":[{"role":"user","content":"hi"}],"tools":[]})");
+    EXPECT_EQ(
+        seen.body,
+        R"({"model":"claude-x-2026","system":"Be brief.","messages":[{"role":"user","content":"hi"}],"tools":[]})");
     EXPECT_EQ(seen.headers.at("anthropic-beta"),
               "prompt-caching-2024-07-31,context-management-2025-06-27");
     // An unpriced model may be counted for a key with a budget; echo is counted here.
-    const auto unpriced = gw.request(
-        http::verb::post, "/v1/messages/count_tokens",
-        R"({"model":"claude/unpriced","messages":[{"role":"user","content":"hi"}]})",
-        anthropic_headers(limited));
+    const auto unpriced =
+        gw.request(http::verb::post, "/v1/messages/count_tokens",
+                   R"({"model":"claude/unpriced","messages":[{"role":"user","content":"hi"}]})",
+                   anthropic_headers(limited));
     EXPECT_EQ(unpriced.status, 200u) << unpriced.body;
     const auto local = gw.request(
         http::verb::post, "/v1/messages/count_tokens",
@@ -307,8 +311,8 @@ TEST(MessagesPassthroughTest, CountTokensIsPassedThroughFreeAndWithoutBudgetOrRa
     EXPECT_EQ(claude.request_count(), 6u); // 1 message, 4 + 1 counts; echo is the gateway's
 
     EXPECT_DOUBLE_EQ(gw.gw().state().ledger().spent_today("limited"), spent);
-    const auto usage = gw.request(http::verb::get, "/admin/usage?key=limited&group_by=model", "",
-                                  admin_auth());
+    const auto usage =
+        gw.request(http::verb::get, "/admin/usage?key=limited&group_by=model", "", admin_auth());
     double cost = 0;
     const json rows = json::parse(usage.body)["data"];
     for (const auto& row : rows) {

@@ -75,9 +75,9 @@ TEST(PricesTest, AdminModelsListsPricesSourcesAndDates) {
     EXPECT_EQ(item(body["table"], "deepseek-v3")["upstream"], "deepseek-chat");
 
     // The usage API carries the cache and reasoning columns.
-    ASSERT_EQ(gw.chat(R"({"model":"fake/gpt-test","messages":[{"role":"user","content":"x"}]})")
-                  .status,
-              200u);
+    ASSERT_EQ(
+        gw.chat(R"({"model":"fake/gpt-test","messages":[{"role":"user","content":"x"}]})").status,
+        200u);
     const auto usage = gw.request(http::verb::get, "/admin/usage", "", admin_auth());
     const json rows = json::parse(usage.body)["data"];
     ASSERT_EQ(rows.size(), 1u) << usage.body;

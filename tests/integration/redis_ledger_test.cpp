@@ -30,13 +30,13 @@ protected:
     }
     std::string config_at(const std::string& url, const std::string& limits,
                           const std::string& server = "") {
-        return basic_config(up.base_url(),
-                            {.server = server,
-                             .keys = key_entry("limited", "developer", limited, limits) +
-                                     key_entry("agent", "agent", agent,
-                                               "    loop_max: 2\n    loop_window: 60s\n"),
-                             .rest = admin_section(),
-                             .store = ", redis: \"" + url + "\""});
+        return basic_config(
+            up.base_url(),
+            {.server = server,
+             .keys = key_entry("limited", "developer", limited, limits) +
+                     key_entry("agent", "agent", agent, "    loop_max: 2\n    loop_window: 60s\n"),
+             .rest = admin_section(),
+             .store = ", redis: \"" + url + "\""});
     }
 
     redis_server redis;
@@ -89,13 +89,13 @@ struct redis_env {
 class SharedLedgerTest : public ::testing::TestWithParam<mode> {
 protected:
     std::string config(const std::string& limits, const std::string& server = "") {
-        return basic_config(up.base_url(),
-                            {.server = server,
-                             .keys = key_entry("limited", "developer", limited, limits) +
-                                     key_entry("agent", "agent", agent,
-                                               "    loop_max: 2\n    loop_window: 60s\n"),
-                             .rest = admin_section(),
-                             .store = ", redis: \"" + env.url() + "\""});
+        return basic_config(
+            up.base_url(),
+            {.server = server,
+             .keys = key_entry("limited", "developer", limited, limits) +
+                     key_entry("agent", "agent", agent, "    loop_max: 2\n    loop_window: 60s\n"),
+             .rest = admin_section(),
+             .store = ", redis: \"" + env.url() + "\""});
     }
 
     redis_env env{GetParam()};
@@ -488,11 +488,10 @@ TEST_F(RedisLedgerTest, BatchedAdmissionsAtALimitAdmitExactlyUpToIt) {
     // What the settlements freed counts at once: three more fit ($0.70 + 3 x $0.10 reaches
     // the $1 limit).
     auto more = d.admit_together(40, 0.1, budget);
-    EXPECT_EQ(std::count_if(more.begin(), more.end(),
-                            [](const auto& a) {
-                                return std::holds_alternative<guard::reservation>(a);
-                            }),
-              3);
+    EXPECT_EQ(
+        std::count_if(more.begin(), more.end(),
+                      [](const auto& a) { return std::holds_alternative<guard::reservation>(a); }),
+        3);
 }
 
 TEST_F(RedisLedgerTest, BatchedAdmissionsHoldAnExactRpmWindow) {

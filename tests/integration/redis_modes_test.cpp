@@ -22,11 +22,10 @@ using namespace std::chrono_literals;
 
 std::string config_on(const fake_upstream& up, const std::string& url, const std::string& limits,
                       const std::string& sqlite = ":memory:") {
-    return basic_config(up.base_url(),
-                        {.keys = key_entry("limited", "developer", limited, limits),
-                         .rest = admin_section(),
-                         .store = ", redis: \"" + url + "\"",
-                         .sqlite = sqlite});
+    return basic_config(up.base_url(), {.keys = key_entry("limited", "developer", limited, limits),
+                                        .rest = admin_section(),
+                                        .store = ", redis: \"" + url + "\"",
+                                        .sqlite = sqlite});
 }
 
 class RedisTlsTest : public ::testing::Test {
@@ -37,9 +36,9 @@ protected:
 };
 
 TEST_F(RedisTlsTest, AnAclUserAndADatabaseOverVerifiedTls) {
-    redis_server redis({"--user", "default", "off", "--user", "ledger", "on", ">s3cret", "~*", "&*",
-                        "+@all"},
-                       certs);
+    redis_server redis(
+        {"--user", "default", "off", "--user", "ledger", "on", ">s3cret", "~*", "&*", "+@all"},
+        certs);
     const std::string base = "rediss://ledger:s3cret@localhost:" + std::to_string(redis.port());
     const std::string ca = "?ca_file=" + certs.ca_file;
     gateway_harness a(config_on(up, base + "/2" + ca, "    rpm: 2\n"));
@@ -53,8 +52,7 @@ TEST_F(RedisTlsTest, AnAclUserAndADatabaseOverVerifiedTls) {
     gateway_harness other_db(config_on(up, base + "/3" + ca, "    rpm: 2\n"));
     EXPECT_EQ(other_db.chat(priced_chat(10), limited).status, 200u);
     // A wrong password is refused by Redis, and said so without the password.
-    const std::string wrong =
-        "rediss://ledger:nope@localhost:" + std::to_string(redis.port()) + ca;
+    const std::string wrong = "rediss://ledger:nope@localhost:" + std::to_string(redis.port()) + ca;
     gateway_harness bad(config_on(up, wrong, "    rpm: 2\n"));
     const auto refused = bad.chat(priced_chat(10), limited);
     ASSERT_EQ(refused.status, 503u) << refused.body;
@@ -93,8 +91,8 @@ TEST(RedisSentinelTest, TheLedgerFollowsAFailoverWithoutAdmittingAboveTheLimit) 
     redis_sentinel_set redis;
     fake_upstream up;
     constexpr int limit = 30;
-    gateway_harness gw(config_on(up, redis.url(), "    rpm: " + std::to_string(limit) + "\n",
-                                 ":memory:"));
+    gateway_harness gw(
+        config_on(up, redis.url(), "    rpm: " + std::to_string(limit) + "\n", ":memory:"));
     std::atomic<int> ok{0};
     std::atomic<int> unavailable{0};
     std::atomic<int> limited_out{0};
@@ -158,8 +156,7 @@ TEST(RedisClusterTest, AKeyMadeOnOneReplicaWorksOnTheOtherUntilRevokedThere) {
         R"({"model":"echo/echo-1","messages":[{"role":"user","content":"hi"}]})";
     ASSERT_TRUE(eventually([&] { return b.chat(chat, secret).status == 200; }))
         << "the key never reached the other replica";
-    ASSERT_EQ(b.request(http::verb::delete_, "/admin/keys/ci-bot", "", admin_auth()).status,
-              200u);
+    ASSERT_EQ(b.request(http::verb::delete_, "/admin/keys/ci-bot", "", admin_auth()).status, 200u);
     EXPECT_EQ(a.chat(chat, secret).status, 401u);
 }
 
@@ -198,8 +195,8 @@ TEST(RedisClusterTest, ASlotMovedToAnotherNodeKeepsItsWindow) {
     const auto s = std::to_string(slot);
     new_node.cli({"CLUSTER", "SETSLOT", s, "IMPORTING", old_id});
     old_node.cli({"CLUSTER", "SETSLOT", s, "MIGRATING", new_id});
-    std::vector<std::string> migrate{"MIGRATE", "127.0.0.1", std::to_string(new_node.port()),
-                                     "", "0", "5000", "KEYS"};
+    std::vector<std::string> migrate{
+        "MIGRATE", "127.0.0.1", std::to_string(new_node.port()), "", "0", "5000", "KEYS"};
     const std::string keys = old_node.cli({"CLUSTER", "GETKEYSINSLOT", s, "100"});
     for (std::size_t at = 0; at < keys.size();) {
         const auto end = keys.find('\n', at);

@@ -18,8 +18,7 @@ using json = nlohmann::json;
 const std::string secret_header = std::string("Bearer ") + test_secret;
 
 http_reply responses(gateway_harness& gw, const std::string& body) {
-    return gw.request(http::verb::post, "/v1/responses", body,
-                      {{"authorization", secret_header}});
+    return gw.request(http::verb::post, "/v1/responses", body, {{"authorization", secret_header}});
 }
 
 // The value of a counter line of /metrics ("name{labels} value"), or -1.
@@ -185,9 +184,8 @@ TEST(ResponsesApiTest, TranslatedToAChatOnlyUpstream) {
     EXPECT_EQ(seen.target, "/v1/chat/completions");
     const json sent = json::parse(seen.body);
     EXPECT_EQ(sent["model"], "gpt-test");
-    EXPECT_EQ(sent["messages"],
-              json::parse(R"([{"role":"system","content":"Be brief."},)"
-                          R"({"role":"user","content":"weather in Oslo?"}])"));
+    EXPECT_EQ(sent["messages"], json::parse(R"([{"role":"system","content":"Be brief."},)"
+                                            R"({"role":"user","content":"weather in Oslo?"}])"));
     EXPECT_EQ(sent["tools"][0]["function"]["name"], "weather");
     EXPECT_EQ(sent["max_completion_tokens"], 50);
     EXPECT_FALSE(sent.contains("metadata"));
@@ -204,8 +202,11 @@ TEST(ResponsesApiTest, TranslatedStreamFromAChatOnlyUpstream) {
         fake_response r;
         r.headers = {{"content-type", "text/event-stream"}};
         r.chunks = {chat_chunk({{"role", "assistant"}, {"content", ""}}),
-                    chat_chunk({{"content", "Hel"}}), chat_chunk({{"content", "lo"}}),
-                    chat_chunk(json::object(), "stop"), usage_chunk, "data: [DONE]\n\n"};
+                    chat_chunk({{"content", "Hel"}}),
+                    chat_chunk({{"content", "lo"}}),
+                    chat_chunk(json::object(), "stop"),
+                    usage_chunk,
+                    "data: [DONE]\n\n"};
         return r;
     });
     gateway_harness gw(basic_config(up.base_url()));
@@ -219,12 +220,12 @@ TEST(ResponsesApiTest, TranslatedStreamFromAChatOnlyUpstream) {
         EXPECT_EQ(events[i].second["sequence_number"], i);
         types.push_back(events[i].first);
     }
-    EXPECT_EQ(types, (std::vector<std::string>{
-                         "response.created", "response.in_progress", "response.output_item.added",
-                         "response.content_part.added", "response.output_text.delta",
-                         "response.output_text.delta", "response.output_text.done",
-                         "response.content_part.done", "response.output_item.done",
-                         "response.completed"}));
+    EXPECT_EQ(types,
+              (std::vector<std::string>{"response.created", "response.in_progress",
+                                        "response.output_item.added", "response.content_part.added",
+                                        "response.output_text.delta", "response.output_text.delta",
+                                        "response.output_text.done", "response.content_part.done",
+                                        "response.output_item.done", "response.completed"}));
     const json& done = events.back().second["response"];
     EXPECT_EQ(done["output"][0]["content"][0]["text"], "Hello");
     EXPECT_EQ(done["usage"]["input_tokens"], 21);
@@ -274,13 +275,13 @@ TEST(ResponsesApiTest, TranslatedToAnAnthropicUpstream) {
                  R"("usage":{"input_tokens":12,"output_tokens":3}})");
     });
     config_parts parts;
-    parts.providers = "  claude: { type: anthropic, base_url: \"" + up.base_url() +
-                      "\", api_key: \"sk-ant\" }\n";
+    parts.providers =
+        "  claude: { type: anthropic, base_url: \"" + up.base_url() + "\", api_key: \"sk-ant\" }\n";
     parts.models = "  claude/x: { upstream: claude-x, input_per_mtok: 3, output_per_mtok: 15 }\n";
     gateway_harness gw(basic_config(up.base_url(), parts));
-    const auto r = responses(
-        gw, R"({"model":"claude/x","instructions":"Answer in French.","input":"hello",)"
-            R"("max_output_tokens":100,"reasoning":{"effort":"low"}})");
+    const auto r =
+        responses(gw, R"({"model":"claude/x","instructions":"Answer in French.","input":"hello",)"
+                      R"("max_output_tokens":100,"reasoning":{"effort":"low"}})");
     ASSERT_EQ(r.status, 200u) << r.body;
     const json out = json::parse(r.body);
     EXPECT_EQ(out["object"], "response");
@@ -314,8 +315,8 @@ TEST(ResponsesApiTest, TranslatedStreamFromAGeminiUpstream) {
         return r;
     });
     config_parts parts;
-    parts.providers = "  gem: { type: gemini, base_url: \"" + up.base_url() +
-                      "\", api_key: \"g-key\" }\n";
+    parts.providers =
+        "  gem: { type: gemini, base_url: \"" + up.base_url() + "\", api_key: \"g-key\" }\n";
     parts.models = "  gem/flash: { upstream: gemini-flash, input_per_mtok: 1, "
                    "output_per_mtok: 1 }\n";
     gateway_harness gw(basic_config(up.base_url(), parts));
@@ -336,15 +337,15 @@ TEST(ResponsesApiTest, TranslatedStreamFromAGeminiUpstream) {
 TEST(ResponsesApiTest, WhatAChatTargetCannotCarryIsRefusedByName) {
     fake_upstream up;
     gateway_harness gw(basic_config(up.base_url()));
-    const auto r = responses(
-        gw, R"({"model":"fake/gpt-test","input":"hi","previous_response_id":"resp_1"})");
+    const auto r =
+        responses(gw, R"({"model":"fake/gpt-test","input":"hi","previous_response_id":"resp_1"})");
     EXPECT_EQ(r.status, 400u) << r.body;
     const json err = json::parse(r.body)["error"];
     EXPECT_EQ(err["code"], "unsupported_parameter");
     EXPECT_EQ(err["param"], "previous_response_id");
     EXPECT_EQ(err["type"], "invalid_request_error");
-    const auto hosted = responses(
-        gw, R"({"model":"fake/gpt-test","input":"hi","tools":[{"type":"file_search"}]})");
+    const auto hosted =
+        responses(gw, R"({"model":"fake/gpt-test","input":"hi","tools":[{"type":"file_search"}]})");
     EXPECT_EQ(hosted.status, 400u);
     EXPECT_EQ(json::parse(hosted.body)["error"]["param"], "tools[0]");
     EXPECT_EQ(up.request_count(), 0u);

@@ -205,9 +205,9 @@ TEST(TlsUpstreamTest, WrongNameOrUnknownCaRefusedSayingWhy) {
     const test_certs local("localhost");
     fake_upstream trusted_elsewhere(&local.files);
     {
-        gateway_harness gw(basic_config(
-            trusted_elsewhere.base_url(),
-            {.providers = tls_provider(trusted_elsewhere, "localhost", "")}));
+        gateway_harness gw(
+            basic_config(trusted_elsewhere.base_url(),
+                         {.providers = tls_provider(trusted_elsewhere, "localhost", "")}));
         const auto r = gw.chat(chat_body);
         EXPECT_EQ(r.status, 502u);
         EXPECT_NE(message(r).find("certificate verify failed: unable to get local issuer"),

@@ -116,8 +116,7 @@ int daemon_process::wait_exit(std::chrono::milliseconds timeout) {
         const auto r = ::waitpid(pid_, &status, WNOHANG);
         if (r == pid_) {
             pid_ = -1;
-            while (read_some(std::chrono::milliseconds(0))) {
-            }
+            while (read_some(std::chrono::milliseconds(0))) {}
             return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
         }
         if (std::chrono::steady_clock::now() > deadline) {

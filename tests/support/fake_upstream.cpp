@@ -271,11 +271,11 @@ fake_response usage_echoing(const recorded_request& req) {
             R"("choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})"};
         const auto opts = body.find("stream_options");
         if (opts != body.end() && opts->value("include_usage", false)) {
-            events.push_back(json{{"id", "s"},
-                                  {"object", "chat.completion.chunk"},
-                                  {"choices", json::array()},
-                                  {"usage", usage}}
-                                 .dump());
+            events.push_back(json{
+                {"id", "s"},
+                {"object", "chat.completion.chunk"},
+                {"choices", json::array()},
+                {"usage", usage}}.dump());
         }
         events.emplace_back("[DONE]");
         return sse_response(events);
@@ -328,8 +328,7 @@ tls_files make_test_certs(const std::string& dir, const std::string& dns_name) {
     auto ca_key = make_key();
     auto ca_cert = make_cert(ca_key.get(), "Michi Test CA", nullptr, ca_key.get(), "");
     auto server_key = make_key();
-    auto server_cert =
-        make_cert(server_key.get(), dns_name, ca_cert.get(), ca_key.get(), dns_name);
+    auto server_cert = make_cert(server_key.get(), dns_name, ca_cert.get(), ca_key.get(), dns_name);
 
     std::filesystem::path base(dir);
     tls_files files{(base / "ca.pem").string(), (base / "server.pem").string(),
@@ -507,10 +506,8 @@ struct fake_upstream::impl {
                 }
             } else {
                 switch (co_await stream_chunks(stream, buffer, res, keep_alive)) {
-                case stream_result::completed:
-                    break;
-                case stream_result::cut:
-                    co_return connection_end::drop;
+                case stream_result::completed: break;
+                case stream_result::cut: co_return connection_end::drop;
                 case stream_result::aborted:
                     record([&] { ++streams_aborted_; });
                     co_return connection_end::drop;
@@ -642,9 +639,7 @@ fake_upstream::~fake_upstream() {
     impl_->ioc_.reset();
 }
 
-std::uint16_t fake_upstream::port() const {
-    return impl_->port_;
-}
+std::uint16_t fake_upstream::port() const { return impl_->port_; }
 
 std::string fake_upstream::base_url(const std::string& host) const {
     return std::string(impl_->tls_enabled_ ? "https://" : "http://") + host + ":" +

@@ -36,7 +36,8 @@ struct fake_response {
     std::chrono::milliseconds chunk_delay{0};
     // Close the socket after the chunks, without the final 0-chunk (no TLS close_notify either).
     bool cut_after_chunks = false;
-    std::chrono::milliseconds end_delay{0};   // silence after the last chunk, before the end (a stall)
+    std::chrono::milliseconds end_delay{
+        0}; // silence after the last chunk, before the end (a stall)
     // Delay before sending the response head (for timeouts).
     std::chrono::milliseconds head_delay{0};
     // Send Connection: close and close after responding.

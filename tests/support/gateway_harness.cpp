@@ -12,21 +12,26 @@ namespace michi::test {
 
 std::string basic_config(const std::string& fake_base_url, const config_parts& parts) {
     const bool own_threads = parts.server.find("threads:") != std::string::npos;
-    return "server:\n  listen: \"127.0.0.1:0\"\n" + std::string(own_threads ? "" : "  threads: 1\n") +
-           parts.server +
+    return "server:\n  listen: \"127.0.0.1:0\"\n" +
+           std::string(own_threads ? "" : "  threads: 1\n") + parts.server +
            "log: { level: warn }\n"
-           "store: { sqlite: \"" + parts.sqlite + "\"" + parts.store + " }\n"
+           "store: { sqlite: \"" +
+           parts.sqlite + "\"" + parts.store +
+           " }\n"
            "providers:\n"
-           "  fake: { type: openai, base_url: \"" + fake_base_url +
+           "  fake: { type: openai, base_url: \"" +
+           fake_base_url +
            "/v1\", api_key: \"sk-upstream-test\" }\n"
-           "  echo: { type: echo }\n" + parts.providers +
+           "  echo: { type: echo }\n" +
+           parts.providers +
            "models:\n"
            "  fake/gpt-test: { upstream: gpt-test, input_per_mtok: 1, output_per_mtok: 2 }\n" +
            parts.models +
            "keys:\n"
            "  - id: tester\n"
            "    class: developer\n"
-           "    secret_sha256: \"" + sha256_hex(test_secret) + "\"\n" + parts.keys + parts.rest;
+           "    secret_sha256: \"" +
+           sha256_hex(test_secret) + "\"\n" + parts.keys + parts.rest;
 }
 
 bool eventually(const std::function<bool()>& check, std::chrono::milliseconds limit) {
@@ -129,8 +134,7 @@ kept_alive_client::request(http::verb method, const std::string& target, const s
     return res;
 }
 
-raw_client::raw_client(std::uint16_t port, std::chrono::milliseconds recv_timeout)
-    : sock_(ioc_) {
+raw_client::raw_client(std::uint16_t port, std::chrono::milliseconds recv_timeout) : sock_(ioc_) {
     sock_.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
     timeval tv{};
     tv.tv_sec = static_cast<time_t>(recv_timeout.count() / 1000);

@@ -20,9 +20,7 @@ inline const std::string agent = "mk-agt-AgentAgentAgentAgentAgentAgentAgent12";
 // The admin key of a config with admin_section() among its top-level sections, and the
 // header that sends it.
 inline const std::string admin_key = "admin-TestAdminKeyTestAdminKeyTestAdminKey";
-inline std::string admin_section() {
-    return "admin: { key: \"" + admin_key + "\" }\n";
-}
+inline std::string admin_section() { return "admin: { key: \"" + admin_key + "\" }\n"; }
 inline std::map<std::string, std::string> admin_auth() {
     return {{"authorization", "Bearer " + admin_key}};
 }
@@ -38,9 +36,9 @@ struct config_parts {
     std::string server;    // "  idle_timeout: 300ms\n"
     std::string providers; // "  other: { type: openai, base_url: ... }\n"
     std::string models;
-    std::string keys;      // more entries of the keys list: "  - id: x\n    class: agent\n..."
-    std::string rest;      // top-level sections: "routes:\n  ..."
-    std::string store;     // more fields of store: ", redis: \"redis://...\""
+    std::string keys;  // more entries of the keys list: "  - id: x\n    class: agent\n..."
+    std::string rest;  // top-level sections: "routes:\n  ..."
+    std::string store; // more fields of store: ", redis: \"redis://...\""
     std::string sqlite = ":memory:"; // store.sqlite
 };
 
@@ -64,9 +62,8 @@ public:
 
     // One request on a fresh connection; headers default to the test key.
     http_reply request(http::verb method, const std::string& target, const std::string& body = "",
-                       std::map<std::string, std::string> headers = {{"authorization",
-                                                                      std::string("Bearer ") +
-                                                                          test_secret}});
+                       std::map<std::string, std::string> headers = {
+                           {"authorization", std::string("Bearer ") + test_secret}});
     http_reply chat(const std::string& body, const std::string& secret = test_secret) {
         return request(http::verb::post, "/v1/chat/completions", body,
                        {{"authorization", "Bearer " + secret}});
@@ -101,8 +98,8 @@ private:
 // need to misbehave (slow clients, hang-ups).
 class raw_client {
 public:
-    explicit raw_client(std::uint16_t port, std::chrono::milliseconds recv_timeout =
-                                                std::chrono::seconds(10));
+    explicit raw_client(std::uint16_t port,
+                        std::chrono::milliseconds recv_timeout = std::chrono::seconds(10));
     void send(const std::string& bytes);
     // Reads until `needle` has been seen or the peer closed; returns all bytes read.
     std::string read_until(const std::string& needle);

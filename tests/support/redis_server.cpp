@@ -70,12 +70,10 @@ redis_server::redis_server(std::vector<std::string> extra, std::optional<tls_fil
 
 std::string redis_server::url() const {
     return tls_ ? "rediss://localhost:" + std::to_string(port_)
-                           : "redis://127.0.0.1:" + std::to_string(port_);
+                : "redis://127.0.0.1:" + std::to_string(port_);
 }
 
-void redis_server::kill() {
-    proc_.reset();
-}
+void redis_server::kill() { proc_.reset(); }
 
 void redis_server::start() {
     if (!try_start()) {
@@ -84,14 +82,14 @@ void redis_server::start() {
 }
 
 bool redis_server::try_start() {
-    std::vector<std::string> args{"--bind",    "127.0.0.1", "--save", "",
-                                  "--appendonly", "no",     "--logfile", "",
+    std::vector<std::string> args{"--bind",           "127.0.0.1", "--save",    "",
+                                  "--appendonly",     "no",        "--logfile", "",
                                   "--protected-mode", "no"};
     if (tls_) {
-        args.insert(args.end(), {"--port", "0", "--tls-port", std::to_string(port_),
-                                 "--tls-cert-file", tls_files_.cert_file, "--tls-key-file",
-                                 tls_files_.key_file, "--tls-ca-cert-file", tls_files_.ca_file,
-                                 "--tls-auth-clients", "no"});
+        args.insert(args.end(),
+                    {"--port", "0", "--tls-port", std::to_string(port_), "--tls-cert-file",
+                     tls_files_.cert_file, "--tls-key-file", tls_files_.key_file,
+                     "--tls-ca-cert-file", tls_files_.ca_file, "--tls-auth-clients", "no"});
     } else {
         args.insert(args.end(), {"--port", std::to_string(port_)});
     }

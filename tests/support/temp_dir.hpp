@@ -16,10 +16,10 @@ class temp_dir {
 public:
     explicit temp_dir(const std::string& prefix = "michi-test") {
         static std::atomic<unsigned> counter{0};
-        path_ = std::filesystem::temp_directory_path() /
-                (prefix + "-" + std::to_string(::getpid()) + "-" +
-                 std::to_string(counter.fetch_add(1)) + "-" +
-                 std::to_string(std::random_device{}()));
+        path_ =
+            std::filesystem::temp_directory_path() /
+            (prefix + "-" + std::to_string(::getpid()) + "-" +
+             std::to_string(counter.fetch_add(1)) + "-" + std::to_string(std::random_device{}()));
         std::filesystem::remove_all(path_);
         std::filesystem::create_directories(path_);
     }

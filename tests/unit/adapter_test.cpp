@@ -77,15 +77,17 @@ TEST(AdapterTest, RegistryHasOneAdapterPerType) {
 TEST(AdapterTest, OpenAiPassesTheBodyThroughWithOnlyTheModelSwapped) {
     fixture f;
     const auto& b = f.bound.at("oai");
-    const std::string body = R"({"model":"oai/m","messages":[{"role":"user","content":"hi"}],"x":1})";
+    const std::string body =
+        R"({"model":"oai/m","messages":[{"role":"user","content":"hi"}],"x":1})";
     outgoing_request out;
     ASSERT_TRUE(b.impl->build(b, f.model("oai/m"), chat_view(body, nullptr, false), out));
     EXPECT_EQ(out.body, R"({"model":"gpt-up","messages":[{"role":"user","content":"hi"}],"x":1})");
-    EXPECT_TRUE(out.head.starts_with("POST /v1/chat/completions HTTP/1.1\r\nHost: up.example:8000\r\n"));
+    EXPECT_TRUE(
+        out.head.starts_with("POST /v1/chat/completions HTTP/1.1\r\nHost: up.example:8000\r\n"));
     EXPECT_NE(out.head.find("Authorization: Bearer sk-up\r\n"), std::string::npos);
     EXPECT_NE(out.head.find("x-org: o1\r\n"), std::string::npos);
-    EXPECT_TRUE(out.head.ends_with("Content-Length: " + std::to_string(out.body.size()) +
-                                   "\r\n\r\n"));
+    EXPECT_TRUE(
+        out.head.ends_with("Content-Length: " + std::to_string(out.body.size()) + "\r\n\r\n"));
     EXPECT_FALSE(b.impl->needs_parsed_body(b, chat_view(body, nullptr, false)));
 }
 
@@ -95,14 +97,16 @@ TEST(AdapterTest, OpenAiStreamsAskForUsageFirstInTheBody) {
     const std::string body = R"({"model":"oai/m","stream":true,"messages":[]})";
     outgoing_request out;
     ASSERT_TRUE(b.impl->build(b, f.model("oai/m"), chat_view(body, nullptr, true), out));
-    EXPECT_EQ(out.body,
-              R"({"stream_options":{"include_usage":true},"model":"gpt-up","stream":true,"messages":[]})");
+    EXPECT_EQ(
+        out.body,
+        R"({"stream_options":{"include_usage":true},"model":"gpt-up","stream":true,"messages":[]})");
 }
 
 TEST(AdapterTest, OpenAiMergesStreamOptionsTheClientSetThroughTheParse) {
     fixture f;
     const auto& b = f.bound.at("oai");
-    const std::string body = R"({"model":"oai/m","stream":true,"stream_options":{"x":1},"messages":[]})";
+    const std::string body =
+        R"({"model":"oai/m","stream":true,"stream_options":{"x":1},"messages":[]})";
     const auto parsed = nlohmann::json::parse(body);
     auto view = chat_view(body, &parsed, true);
     view.has_stream_options = true;
@@ -159,8 +163,8 @@ TEST(AdapterTest, GeminiBuildsEmbeddingsAsABatch) {
     emb.parsed = &input;
     outgoing_request out;
     ASSERT_TRUE(b.impl->build(b, f.model("gem/m"), emb, out));
-    EXPECT_TRUE(out.head.starts_with(
-        "POST /v1beta/models/gemini-up:batchEmbedContents HTTP/1.1\r\n"));
+    EXPECT_TRUE(
+        out.head.starts_with("POST /v1beta/models/gemini-up:batchEmbedContents HTTP/1.1\r\n"));
     EXPECT_EQ(nlohmann::json::parse(out.body)["requests"].size(), 2u);
 }
 
@@ -181,12 +185,14 @@ TEST(AdapterTest, PassedThroughUsageIsReadWithoutAParse) {
     const auto& a = adapter_for(config::provider_type::openai);
     usage_info u;
     EXPECT_TRUE(a.usage_of_body(
-        api_kind::chat, R"({"id":"x","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":7}})", u));
+        api_kind::chat,
+        R"({"id":"x","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":7}})", u));
     EXPECT_TRUE(u.known);
     EXPECT_EQ(u.prompt_tokens, 12u);
     EXPECT_EQ(u.completion_tokens, 7u);
     usage_info none;
-    EXPECT_FALSE(a.usage_of_body(api_kind::chat, R"({"choices":[{"message":{"content":"abcd"}}]})", none));
+    EXPECT_FALSE(
+        a.usage_of_body(api_kind::chat, R"({"choices":[{"message":{"content":"abcd"}}]})", none));
     EXPECT_FALSE(none.known);
     EXPECT_EQ(a.content_chars("{\"delta\":{\"content\":\"h\xc3\xa9llo\"}}"), 5u); // UTF-8
 

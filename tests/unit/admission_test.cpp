@@ -57,8 +57,8 @@ struct admission_fixture {
                                 request_context& ctx) {
         downstream::request_parser parser;
         const std::string wire = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
-                                 "Authorization: Bearer " + secret +
-                                 "\r\nContent-Length: " + std::to_string(body.size()) +
+                                 "Authorization: Bearer " +
+                                 secret + "\r\nContent-Length: " + std::to_string(body.size()) +
                                  "\r\n\r\n" + body;
         error_code ec;
         parser.eager(true);
@@ -164,19 +164,19 @@ TEST(AdmissionTest, TheLedgersRefusalsAreTheContractsErrors) {
     obs::metrics metrics;
     request_context ctx;
     guard::rate_headers headers;
-    auto budget = take_admission(
-        ctx,
-        guard::admission(guard::refusal{guard::refusal_kind::budget_daily, "spent",
-                                        std::chrono::seconds(3600)}),
-        headers, metrics);
+    auto budget =
+        take_admission(ctx,
+                       guard::admission(guard::refusal{guard::refusal_kind::budget_daily, "spent",
+                                                       std::chrono::seconds(3600)}),
+                       headers, metrics);
     ASSERT_FALSE(budget);
     EXPECT_EQ(budget.error().status, 403u);
     EXPECT_EQ(budget.error().code, "budget_exceeded");
     request_context rpm_ctx;
-    auto rpm = take_admission(
-        rpm_ctx,
-        guard::admission(guard::refusal{guard::refusal_kind::rpm, "too many", std::chrono::seconds(0)}),
-        headers, metrics);
+    auto rpm = take_admission(rpm_ctx,
+                              guard::admission(guard::refusal{guard::refusal_kind::rpm, "too many",
+                                                              std::chrono::seconds(0)}),
+                              headers, metrics);
     ASSERT_FALSE(rpm);
     EXPECT_EQ(rpm.error().status, 429u);
     EXPECT_EQ(rpm_ctx.retry_after, std::chrono::seconds(1)); // at least a second

@@ -26,9 +26,7 @@ std::string fixture(const std::string& name) {
     return s.str();
 }
 
-json fixture_json(const std::string& name) {
-    return json::parse(fixture(name));
-}
+json fixture_json(const std::string& name) { return json::parse(fixture(name)); }
 
 std::vector<std::string> lines_of(const std::string& text) {
     std::vector<std::string> out;
@@ -68,8 +66,8 @@ json user_request(json extra = json::object()) {
 // ---- OpenAI request -> Anthropic request -------------------------------------------------
 
 TEST(AnthropicTest, RequestGoldens) {
-    for (const std::string name : {"request_system_multiturn", "request_images", "request_tools",
-                                   "request_sampling"}) {
+    for (const std::string name :
+         {"request_system_multiturn", "request_images", "request_tools", "request_sampling"}) {
         SCOPED_TRACE(name);
         const json in = fixture_json(name + "/openai_in.json");
         EXPECT_EQ(body_of(in, in.value("stream", false)),
@@ -93,9 +91,8 @@ TEST(AnthropicTest, RequestMaxTokens) {
     EXPECT_EQ(body_of(user_request())["max_tokens"], default_max_tokens);
     EXPECT_EQ(body_of(user_request({{"max_tokens", 7}}))["max_tokens"], 7);
     EXPECT_EQ(body_of(user_request({{"max_completion_tokens", 9}}))["max_tokens"], 9);
-    EXPECT_EQ(body_of(user_request({{"max_tokens", 7}, {"max_completion_tokens", 9}}))
-                  ["max_tokens"],
-              9);
+    EXPECT_EQ(
+        body_of(user_request({{"max_tokens", 7}, {"max_completion_tokens", 9}}))["max_tokens"], 9);
     EXPECT_EQ(body_of(user_request({{"max_tokens", nullptr}}))["max_tokens"], default_max_tokens);
     EXPECT_EQ(error_of(user_request({{"max_tokens", 0}})).param, "max_tokens");
     EXPECT_EQ(error_of(user_request({{"max_completion_tokens", "9"}})).param,
@@ -104,8 +101,7 @@ TEST(AnthropicTest, RequestMaxTokens) {
 
 TEST(AnthropicTest, RequestSamplingAndStops) {
     EXPECT_EQ(body_of(user_request({{"temperature", -1}}))["temperature"], 0.0);
-    EXPECT_EQ(body_of(user_request({{"stop", {"a", "b"}}}))["stop_sequences"],
-              json({"a", "b"}));
+    EXPECT_EQ(body_of(user_request({{"stop", {"a", "b"}}}))["stop_sequences"], json({"a", "b"}));
     EXPECT_FALSE(body_of(user_request({{"stop", json::array()}})).contains("stop_sequences"));
     EXPECT_FALSE(body_of(user_request({{"logprobs", false}})).contains("logprobs"));
     // What Anthropic cannot honour is refused by name, never dropped in silence.
@@ -145,8 +141,7 @@ TEST(AnthropicTest, RequestSystemCacheControlKeepsBlocks) {
                             {"text", "long prompt"},
                             {"cache_control", {{"type", "ephemeral"}}}}}}},
                         {{"role", "user"}, {"content", "hi"}}}}};
-    EXPECT_EQ(body_of(req)["system"],
-              json::parse(R"([{"type":"text","text":"long prompt",
+    EXPECT_EQ(body_of(req)["system"], json::parse(R"([{"type":"text","text":"long prompt",
                                "cache_control":{"type":"ephemeral"}}])"));
 }
 
@@ -177,20 +172,20 @@ TEST(AnthropicTest, RequestRejectsWhatAnthropicCannotTake) {
               "messages[0].role");
     EXPECT_EQ(error_of({{"messages", {{{"role", "user"}, {"content", 5}}}}}).param,
               "messages[0].content");
-    EXPECT_EQ(error_of({{"messages",
-                         {{{"role", "user"},
-                           {"content",
-                            {{{"type", "input_audio"}, {"input_audio", json::object()}}}}}}}})
-                  .param,
-              "messages[0].content[0]");
+    EXPECT_EQ(
+        error_of({{"messages",
+                   {{{"role", "user"},
+                     {"content", {{{"type", "input_audio"}, {"input_audio", json::object()}}}}}}}})
+            .param,
+        "messages[0].content[0]");
     for (const std::string url : {"ftp://x/y.png", "data:image/png,abc", "data:"}) {
         SCOPED_TRACE(url);
-        EXPECT_EQ(error_of({{"messages",
-                             {{{"role", "user"},
-                               {"content",
-                                {{{"type", "image_url"}, {"image_url", {{"url", url}}}}}}}}}})
-                      .param,
-                  "messages[0].content[0]");
+        EXPECT_EQ(
+            error_of({{"messages",
+                       {{{"role", "user"},
+                         {"content", {{{"type", "image_url"}, {"image_url", {{"url", url}}}}}}}}}})
+                .param,
+            "messages[0].content[0]");
     }
     EXPECT_EQ(error_of({{"messages", {{{"role", "tool"}, {"content", "x"}}}}}).param,
               "messages[0]");
@@ -225,8 +220,8 @@ TEST(AnthropicTest, ResponseFinishReasons) {
                                                    {"pause_turn", "stop"},
                                                    {nullptr, "stop"}}) {
         usage_info usage;
-        const json out = to_openai({{"content", json::array()}, {"stop_reason", stop}}, "m", "i",
-                                   0, usage);
+        const json out =
+            to_openai({{"content", json::array()}, {"stop_reason", stop}}, "m", "i", 0, usage);
         EXPECT_EQ(out["choices"][0]["finish_reason"], finish) << stop;
         EXPECT_TRUE(out["choices"][0]["message"]["content"].is_null());
         EXPECT_FALSE(usage.known);
@@ -260,8 +255,8 @@ struct stream_result {
 };
 
 stream_result run_stream(const std::vector<std::string_view>& pieces, bool include_usage) {
-    auto translator = make_stream("chatcmpl-s", "claude/claude-3-5-sonnet", 1700000000,
-                                  include_usage);
+    auto translator =
+        make_stream("chatcmpl-s", "claude/claude-3-5-sonnet", 1700000000, include_usage);
     stream::sse_parser parser;
     stream_result r;
     for (const std::string_view piece : pieces) {
@@ -358,11 +353,11 @@ TEST(AnthropicTest, StreamErrorWithoutJson) {
 }
 
 TEST(AnthropicTest, StreamMaxTokensStop) {
-    const stream_result r = run_stream(
-        {"event: message_delta\ndata: {\"delta\":{\"stop_reason\":\"max_tokens\"},"
-         "\"usage\":{\"output_tokens\":5,\"input_tokens\":8}}\n\n"
-         "event: message_stop\ndata: {}\n\n"},
-        true);
+    const stream_result r =
+        run_stream({"event: message_delta\ndata: {\"delta\":{\"stop_reason\":\"max_tokens\"},"
+                    "\"usage\":{\"output_tokens\":5,\"input_tokens\":8}}\n\n"
+                    "event: message_stop\ndata: {}\n\n"},
+                   true);
     ASSERT_EQ(r.chunks.size(), 2u);
     EXPECT_EQ(json::parse(r.chunks[0])["choices"][0]["finish_reason"], "length");
     EXPECT_EQ(json::parse(r.chunks[1])["usage"]["total_tokens"], 13);
@@ -386,9 +381,8 @@ translate_error messages_error(const json& request) {
 }
 
 TEST(AnthropicTest, MessagesRequestRejects) {
-    const json ok = {{"model", "m"},
-                     {"max_tokens", 10},
-                     {"messages", {{{"role", "user"}, {"content", "hi"}}}}};
+    const json ok = {
+        {"model", "m"}, {"max_tokens", 10}, {"messages", {{{"role", "user"}, {"content", "hi"}}}}};
     const auto with = [&](json patch) {
         json r = ok;
         r.merge_patch(patch);
@@ -402,19 +396,18 @@ TEST(AnthropicTest, MessagesRequestRejects) {
     EXPECT_EQ(messages_error(with({{"system", 5}})).param, "system");
     EXPECT_EQ(messages_error(with({{"top_k", 40}})).param, "top_k");
     // Claude Code sends a system turn inside messages: it becomes a system message.
-    const auto sys = request_from_messages(
-        with({{"messages", {{{"role", "system"}, {"content", "be brief"}},
-                            {{"role", "user"}, {"content", "hi"}}}}}));
+    const auto sys = request_from_messages(with({{"messages",
+                                                  {{{"role", "system"}, {"content", "be brief"}},
+                                                   {{"role", "user"}, {"content", "hi"}}}}}));
     ASSERT_TRUE(std::holds_alternative<json>(sys));
     EXPECT_EQ(std::get<json>(sys)["messages"][0]["role"], "system");
     EXPECT_EQ(std::get<json>(sys)["messages"][0]["content"], "be brief");
-    EXPECT_EQ(messages_error(with({{"messages",
-                                    {{{"role", "user"},
-                                      {"content", {{{"type", "document"}}}}}}}}))
+    EXPECT_EQ(messages_error(
+                  with({{"messages", {{{"role", "user"}, {"content", {{{"type", "document"}}}}}}}}))
                   .param,
               "messages[0].content[0]");
-    EXPECT_EQ(messages_error(with({{"tools", {{{"type", "web_search_20250305"},
-                                               {"name", "web_search"}}}}}))
+    EXPECT_EQ(messages_error(
+                  with({{"tools", {{{"type", "web_search_20250305"}, {"name", "web_search"}}}}}))
                   .param,
               "tools[0]");
     EXPECT_EQ(messages_error(with({{"temperature", "warm"}})).param, "temperature");
@@ -527,7 +520,11 @@ TEST(AnthropicTest, StreamRoundTrip) {
 
 TEST(AnthropicTest, HostileInputNeverThrows) {
     const std::vector<json> inputs = {
-        nullptr, 1, "s", json::array(), json::object(),
+        nullptr,
+        1,
+        "s",
+        json::array(),
+        json::object(),
         json::parse(R"({"messages":[null,1,{"role":5},
                                     {"role":"user","content":[null,{"type":5}]}]})"),
         json::parse(R"({"messages":[{"role":"assistant","tool_calls":[null,{"id":"a"}]}]})"),

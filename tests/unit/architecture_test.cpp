@@ -39,8 +39,8 @@ std::vector<source_file> sources() {
             std::ifstream in(entry.path());
             std::stringstream text;
             text << in.rdbuf();
-            out.push_back({fs::relative(entry.path(), root).string(),
-                           rel.begin()->string(), text.str()});
+            out.push_back(
+                {fs::relative(entry.path(), root).string(), rel.begin()->string(), text.str()});
         }
     }
     return out;
@@ -52,8 +52,7 @@ std::map<std::string, std::map<std::string, std::string>> module_graph() {
     std::map<std::string, std::map<std::string, std::string>> graph;
     for (const auto& f : sources()) {
         graph[f.module];
-        for (std::sregex_iterator it(f.text.begin(), f.text.end(), include), end; it != end;
-             ++it) {
+        for (std::sregex_iterator it(f.text.begin(), f.text.end(), include), end; it != end; ++it) {
             const std::string to = (*it)[1];
             if (to != f.module) {
                 graph[f.module].emplace(to, f.path);

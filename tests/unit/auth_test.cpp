@@ -38,7 +38,8 @@ TEST(AuthTest, AuthenticatesByDigestOnly) {
     EXPECT_EQ(store.authenticate("mk-agt-bob-secret")->id, "bob");
     EXPECT_EQ(store.authenticate("mk-dev-alice-secreT"), nullptr);
     EXPECT_EQ(store.authenticate(""), nullptr);
-    EXPECT_EQ(store.authenticate(sha256_hex("mk-dev-alice-secret")), nullptr); // digest is no secret
+    EXPECT_EQ(store.authenticate(sha256_hex("mk-dev-alice-secret")),
+              nullptr); // digest is no secret
     EXPECT_EQ(store.authenticate(std::string(10000, 'x')), nullptr);
     // By a digest already computed (the gateway hashes a presented secret once).
     ASSERT_NE(store.find_digest(sha256_raw("mk-agt-bob-secret")), nullptr);

@@ -110,17 +110,17 @@ TEST(BodyScanTest, LeavesEverythingUnusualToTheFullParse) {
         "[]",
         R"({"model":"m","messages":[{"role":"user","content":"a"}]} trailing)",
         R"({"model":"m","messages":[{"role":"user","content":"a"}])",
-        R"({"messages":[{"role":"user","content":"a"}]})",                     // no model
-        R"({"model":"","messages":[{"role":"user","content":"a"}]})",          // empty model
-        R"({"model":7,"messages":[{"role":"user","content":"a"}]})",           // not a string
-        R"({"model":"g\u0070t","messages":[{"role":"user","content":"a"}]})",  // escaped value
+        R"({"messages":[{"role":"user","content":"a"}]})",                    // no model
+        R"({"model":"","messages":[{"role":"user","content":"a"}]})",         // empty model
+        R"({"model":7,"messages":[{"role":"user","content":"a"}]})",          // not a string
+        R"({"model":"g\u0070t","messages":[{"role":"user","content":"a"}]})", // escaped value
         R"({"model":"a","model":"b","messages":[{"role":"user","content":"a"}]})",
         R"({"mod\u0065l":"a","model":"b","messages":[{"role":"user","content":"a"}]})",
-        R"({"model":"m"})",                                                     // no messages
+        R"({"model":"m"})", // no messages
         R"({"model":"m","messages":[]})",
         R"({"model":"m","messages":{}})",
         R"({"model":"m","messages":["hi"]})",
-        R"({"model":"m","messages":[{"content":"a"}]})",                        // no role
+        R"({"model":"m","messages":[{"content":"a"}]})", // no role
         R"({"model":"m","messages":[{"role":1,"content":"a"}]})",
         R"({"model":"m","messages":[{"role":"user","role":"system","content":"a"}]})",
         R"({"model":"m","messages":[{"role":"user","content":"a","content":"b"}]})",
@@ -151,17 +151,17 @@ TEST(BodyScanTest, LeavesEverythingUnusualToTheFullParse) {
 TEST(BodyScanTest, DecodedSizeCountsEscapesAsTheirBytes) {
     EXPECT_EQ(decoded_size("plain"), 5u);
     EXPECT_EQ(decoded_size(R"(a\"b\\c\/d\b\f\n\r\t)"), 12u);
-    EXPECT_EQ(decoded_size(R"(\u0041)"), 1u);          // A
-    EXPECT_EQ(decoded_size(R"(\u00e9)"), 2u);          // é
-    EXPECT_EQ(decoded_size(R"(\u20AC)"), 3u);          // €
-    EXPECT_EQ(decoded_size(R"(\ud83d\ude00)"), 4u);    // 😀
-    EXPECT_EQ(decoded_size("caf\xC3\xA9"), 5u);         // raw UTF-8 counts its bytes
+    EXPECT_EQ(decoded_size(R"(\u0041)"), 1u);       // A
+    EXPECT_EQ(decoded_size(R"(\u00e9)"), 2u);       // é
+    EXPECT_EQ(decoded_size(R"(\u20AC)"), 3u);       // €
+    EXPECT_EQ(decoded_size(R"(\ud83d\ude00)"), 4u); // 😀
+    EXPECT_EQ(decoded_size("caf\xC3\xA9"), 5u);     // raw UTF-8 counts its bytes
     EXPECT_FALSE(decoded_size(R"(\x)"));
     EXPECT_FALSE(decoded_size("\\"));
     EXPECT_FALSE(decoded_size(R"(\u12)"));
     EXPECT_FALSE(decoded_size(R"(\uzzzz)"));
-    EXPECT_FALSE(decoded_size(R"(\ude00)"));            // a low surrogate alone
-    EXPECT_FALSE(decoded_size(R"(\ud83d\u0041)"));      // a high one without its low
+    EXPECT_FALSE(decoded_size(R"(\ude00)"));       // a low surrogate alone
+    EXPECT_FALSE(decoded_size(R"(\ud83d\u0041)")); // a high one without its low
     for (const std::string s : {"\\u0041\\u00e9\\u20ac\\ud83d\\ude00", "\\\"x\\\\"}) {
         const auto decoded = nlohmann::json::parse("\"" + s + "\"").get<std::string>();
         EXPECT_EQ(decoded_size(s), decoded.size()) << s;

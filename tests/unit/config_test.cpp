@@ -212,8 +212,8 @@ TEST(ConfigTest, EmptyOrCommentOnlyDocumentIsRefused) {
     const auto from_file = load_file(path.string(), fake_env());
     std::filesystem::remove(path);
     EXPECT_FALSE(from_file.cfg);
-    EXPECT_TRUE(has_error(from_file,
-                          path.string() + ": empty (nothing but blank lines or comments)"))
+    EXPECT_TRUE(
+        has_error(from_file, path.string() + ": empty (nothing but blank lines or comments)"))
         << joined(from_file.errors);
 }
 
@@ -554,7 +554,7 @@ log: { format: xml }
 server: { tls: { cert_file: a.pem } }
 )");
     EXPECT_TRUE(has_error(r, "store.redis: expected a redis://, rediss://, redis+sentinel:// or "
-                              "redis+cluster:// URL, got \"http://cache\""));
+                             "redis+cluster:// URL, got \"http://cache\""));
     EXPECT_TRUE(has_error(r, "store.flush_interval: expected a positive duration like 250ms, "
                              "30s, 5m or 1h, got \"0ms\""));
     EXPECT_TRUE(has_error(r, "log.format: unknown log format \"xml\" (expected text or json)"));
@@ -806,7 +806,8 @@ TEST(ConfigTest, HeaderValuesSentUpstreamAreChecked) {
     const auto r = load(R"(
 providers:
   p: { type: openai, base_url: "http://h", api_key: "a\nb", headers: { x-a: "1\r\nx-b: 2" } }
-  q: { type: openai, base_url: "http://h", headers: { x-long: ")" + std::string(1025, 'v') +
+  q: { type: openai, base_url: "http://h", headers: { x-long: ")" +
+                        std::string(1025, 'v') +
                         R"(" } }
 )");
     EXPECT_TRUE(has_error(r, "providers.p.api_key: contains a control character (a line break, "

@@ -67,8 +67,8 @@ struct stream_result {
 };
 
 stream_result run_stream(const std::vector<std::string_view>& pieces, bool include_usage) {
-    auto translator = gemini::make_stream("chatcmpl-s", "gemini/gemini-2.0-flash", created,
-                                          include_usage);
+    auto translator =
+        gemini::make_stream("chatcmpl-s", "gemini/gemini-2.0-flash", created, include_usage);
     michi::stream::sse_parser parser;
     stream_result result;
     std::vector<std::string> out;
@@ -93,9 +93,8 @@ stream_result run_stream(const std::string& body, bool include_usage = true) {
 std::string sse(const json& event) { return "data: " + event.dump() + "\n\n"; }
 
 TEST(GeminiTest, RequestFixtures) {
-    for (const std::string name :
-         {"request_system_multiturn", "request_images", "request_tools",
-          "request_generation_config"}) {
+    for (const std::string name : {"request_system_multiturn", "request_images", "request_tools",
+                                   "request_generation_config"}) {
         SCOPED_TRACE(name);
         const json got = body_of(fixture(name + ".openai.json"));
         const json want = fixture(name + ".gemini.json");
@@ -135,10 +134,10 @@ TEST(GeminiTest, SmallerRequestShapes) {
     EXPECT_EQ(body_of(chat({{{"role", "system"}, {"content", "Say hi"}}})),
               json::parse(R"({"contents":[{"role":"user","parts":[{"text":"Say hi"}]}]})"));
     // json_object, a single stop string, legacy function_call and function messages.
-    json request = chat({user("q"),
-                         {{"role", "assistant"},
-                          {"function_call", {{"name", "f"}, {"arguments", ""}}}},
-                         {{"role", "function"}, {"name", "f"}, {"content", "{\"ok\":true}"}}});
+    json request =
+        chat({user("q"),
+              {{"role", "assistant"}, {"function_call", {{"name", "f"}, {"arguments", ""}}}},
+              {{"role", "function"}, {"name", "f"}, {"content", "{\"ok\":true}"}}});
     request["response_format"] = {{"type", "json_object"}};
     request["stop"] = "END";
     EXPECT_EQ(body_of(request), json::parse(R"({
@@ -150,11 +149,10 @@ TEST(GeminiTest, SmallerRequestShapes) {
 }
 
 TEST(GeminiTest, Gemini3CallsCarryTheSignatureSentinel) {
-    const json request = chat({user("q"),
-                               {{"role", "assistant"},
-                                {"tool_calls", {{{"id", "c"},
-                                                 {"type", "function"},
-                                                 {"function", {{"name", "f"}}}}}}}});
+    const json request = chat(
+        {user("q"),
+         {{"role", "assistant"},
+          {"tool_calls", {{{"id", "c"}, {"type", "function"}, {"function", {{"name", "f"}}}}}}}});
     const auto call = [&](const std::string& model) {
         return json::parse(built(request, false, model).body)["contents"][1]["parts"][0];
     };
@@ -168,10 +166,10 @@ TEST(GeminiTest, Gemini3CallsCarryTheSignatureSentinel) {
 TEST(GeminiTest, RequestErrors) {
     const json bad_args = chat({user("q"),
                                 {{"role", "assistant"},
-                                 {"tool_calls", {{{"id", "c"},
-                                                  {"type", "function"},
-                                                  {"function", {{"name", "f"},
-                                                                {"arguments", "{not json"}}}}}}}});
+                                 {"tool_calls",
+                                  {{{"id", "c"},
+                                    {"type", "function"},
+                                    {"function", {{"name", "f"}, {"arguments", "{not json"}}}}}}}});
     EXPECT_EQ(refused(bad_args).param, "messages[1].tool_calls");
     EXPECT_EQ(refused(json::array()).param, "");
     EXPECT_EQ(refused(json::object()).param, "messages");
@@ -179,14 +177,15 @@ TEST(GeminiTest, RequestErrors) {
     EXPECT_EQ(refused(chat({42})).param, "messages[0]");
     EXPECT_EQ(refused(chat({{{"role", "robot"}, {"content", "x"}}})).param, "messages[0].role");
     EXPECT_EQ(refused(chat({user({{{"type", "video"}}})})).param, "messages[0].content[0]");
-    EXPECT_EQ(refused(chat({user({{{"type", "image_url"},
-                                   {"image_url", {{"url", "ftp://x/y.png"}}}}})}))
-                  .param,
-              "messages[0].content[0]");
-    EXPECT_EQ(refused(chat({user({{{"type", "image_url"},
-                                   {"image_url", {{"url", "data:image/png,raw"}}}}})}))
-                  .param,
-              "messages[0].content[0]");
+    EXPECT_EQ(
+        refused(chat({user({{{"type", "image_url"}, {"image_url", {{"url", "ftp://x/y.png"}}}}})}))
+            .param,
+        "messages[0].content[0]");
+    EXPECT_EQ(
+        refused(
+            chat({user({{{"type", "image_url"}, {"image_url", {{"url", "data:image/png,raw"}}}}})}))
+            .param,
+        "messages[0].content[0]");
     json request = chat({user("q")});
     request["tools"] = {{{"type", "web_search"}}};
     EXPECT_EQ(refused(request).param, "tools[0]");
@@ -211,15 +210,14 @@ TEST(GeminiTest, ResponseFixtures) {
     for (const std::string name : {"response_function_call", "response_safety_block"}) {
         SCOPED_TRACE(name);
         usage_info usage;
-        const json got = gemini::to_openai(fixture(name + ".gemini.json"),
-                                           "gemini/gemini-2.5-flash", "chatcmpl-test", created,
-                                           usage);
+        const json got =
+            gemini::to_openai(fixture(name + ".gemini.json"), "gemini/gemini-2.5-flash",
+                              "chatcmpl-test", created, usage);
         const json want = fixture(name + ".openai.json");
         EXPECT_EQ(got, want) << "got:  " << got.dump() << "\nwant: " << want.dump();
         EXPECT_TRUE(usage.known);
         EXPECT_EQ(usage.prompt_tokens, want["usage"]["prompt_tokens"].get<std::uint64_t>());
-        EXPECT_EQ(usage.completion_tokens,
-                  want["usage"]["completion_tokens"].get<std::uint64_t>());
+        EXPECT_EQ(usage.completion_tokens, want["usage"]["completion_tokens"].get<std::uint64_t>());
         EXPECT_EQ(usage.cache_read_tokens,
                   want["usage"]["prompt_tokens_details"]["cached_tokens"].get<std::uint64_t>());
     }
@@ -298,7 +296,8 @@ TEST(GeminiTest, StreamEdges) {
     EXPECT_TRUE(r.finished);
 
     r = run_stream(sse(text) + sse(json::parse(R"({"error":{"code":429,
-        "message":"Quota exceeded","status":"RESOURCE_EXHAUSTED"}})")) + sse(text));
+        "message":"Quota exceeded","status":"RESOURCE_EXHAUSTED"}})")) +
+                   sse(text));
     EXPECT_FALSE(r.ok);
     EXPECT_EQ(r.error, "RESOURCE_EXHAUSTED: Quota exceeded");
 
@@ -363,14 +362,20 @@ TEST(GeminiTest, Embeddings) {
 
 TEST(GeminiTest, HostileInputNeverThrows) {
     const std::vector<std::string> bodies = {
-        "null", "[]", "42", R"({"candidates":"x"})", R"({"candidates":[1,null,[]]})",
+        "null",
+        "[]",
+        "42",
+        R"({"candidates":"x"})",
+        R"({"candidates":[1,null,[]]})",
         R"({"candidates":[{"content":{"parts":5}}]})",
         R"({"candidates":[{"content":{"parts":[7,{"text":3},{"functionCall":"f"},
             {"functionCall":{"name":9,"args":"s"}},{"text":"a","thought":"yes"}]},
             "finishReason":12,"index":-4}]})",
         R"({"usageMetadata":{"promptTokenCount":-5,"candidatesTokenCount":1.5,
             "totalTokenCount":"9","thoughtsTokenCount":18446744073709551615}})",
-        R"({"promptFeedback":{"blockReason":{}}})", R"({"error":null})", R"({"error":[1]})",
+        R"({"promptFeedback":{"blockReason":{}}})",
+        R"({"error":null})",
+        R"({"error":[1]})",
         R"({"candidates":[{"index":99999999999999999999,"finishReason":"STOP"}]})",
         R"({"embeddings":[{"values":"x","statistics":5},3]})"};
     for (const std::string& body : bodies) {

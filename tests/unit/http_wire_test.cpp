@@ -35,9 +35,8 @@ TEST(HttpWireTest, ExtraFieldsGoAfterTheMessagesOwnBeforeTheBlankLine) {
     std::string extra;
     append_field(extra, "x-request-id", "req_1");
     append_field(extra, "x-michi-model", "evil\r\nset-cookie: a=b");
-    EXPECT_EQ(head(res, extra),
-              "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nx-request-id: req_1\r\n"
-              "x-michi-model: evil  set-cookie: a=b\r\n\r\n");
+    EXPECT_EQ(head(res, extra), "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nx-request-id: req_1\r\n"
+                                "x-michi-model: evil  set-cookie: a=b\r\n\r\n");
 }
 
 TEST(HttpWireTest, FieldValuesCarryNoControlCharacterAndAreCut) {

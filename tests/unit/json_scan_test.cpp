@@ -27,10 +27,9 @@ std::optional<members> scan(std::string_view text) {
 }
 
 TEST(JsonScanTest, FindsEachTopLevelMemberAndItsValueBytes) {
-    const std::string text =
-        R"( { "model" : "gpt-4o" , "n":2,"stop":null,"ok":true, "x":-1.5e3,)"
-        R"( "messages":[{"role":"user","content":"a \"quoted\" } ] { text"}],)"
-        R"( "meta":{"a":[1,{"b":"}"}]}} )";
+    const std::string text = R"( { "model" : "gpt-4o" , "n":2,"stop":null,"ok":true, "x":-1.5e3,)"
+                             R"( "messages":[{"role":"user","content":"a \"quoted\" } ] { text"}],)"
+                             R"( "meta":{"a":[1,{"b":"}"}]}} )";
     const auto got = scan(text);
     ASSERT_TRUE(got.has_value());
     const members want{
@@ -52,9 +51,9 @@ TEST(JsonScanTest, EmptyObjectHasNoMembers) {
 
 TEST(JsonScanTest, TextThatIsNotOneObjectFails) {
     for (const std::string_view bad :
-         {"", "[]", "\"s\"", "42", "{", "{\"a\"", "{\"a\":", "{\"a\":1", "{\"a\":1,}",
-          "{\"a\" 1}", "{a:1}", "{\"a\":\"unterminated}", "{\"a\":[1,2}", "{\"a\":1} x",
-          "{\"a\":1}{}", "{\"a\":{\"b\":1}", "{,}", "{\"a\":}"}) {
+         {"", "[]", "\"s\"", "42", "{", "{\"a\"", "{\"a\":", "{\"a\":1", "{\"a\":1,}", "{\"a\" 1}",
+          "{a:1}", "{\"a\":\"unterminated}", "{\"a\":[1,2}", "{\"a\":1} x", "{\"a\":1}{}",
+          "{\"a\":{\"b\":1}", "{,}", "{\"a\":}"}) {
         EXPECT_FALSE(scan(bad).has_value()) << bad;
     }
 }
@@ -80,7 +79,8 @@ TEST(JsonScanTest, FindUniqueReadsOnlyTheTopLevel) {
     const std::string body =
         R"({"choices":[{"message":{"content":"\"usage\":{\"prompt_tokens\":999}"}}],)"
         R"("usage":{"prompt_tokens":9}})";
-    EXPECT_EQ(find_unique(body, "usage"), std::optional<std::string_view>(R"({"prompt_tokens":9})"));
+    EXPECT_EQ(find_unique(body, "usage"),
+              std::optional<std::string_view>(R"({"prompt_tokens":9})"));
     EXPECT_EQ(find_unique(body, "prompt_tokens"), std::nullopt); // nested: not top-level
     EXPECT_EQ(find_unique(body, "missing"), std::nullopt);
 }
@@ -112,7 +112,7 @@ TEST(JsonScanTest, FindTextFindsTheFirstPlaceAtOrAfterFrom) {
     EXPECT_EQ(find_text(t, "}}"), t.size() - 2); // at the very end
     EXPECT_EQ(find_text(t, t), 0u);              // the whole text
     EXPECT_EQ(find_text(t, "\"missing\""), std::string_view::npos);
-    EXPECT_EQ(find_text(t, "x"), t.find('x'));   // one character
+    EXPECT_EQ(find_text(t, "x"), t.find('x')); // one character
     EXPECT_EQ(find_text(t, ""), 0u);
     EXPECT_EQ(find_text(t, "", 5), 5u);
     EXPECT_EQ(find_text(t, "}}", t.size() - 1), std::string_view::npos); // no room left

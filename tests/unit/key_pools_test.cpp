@@ -74,7 +74,7 @@ TEST(KeyPoolsTest, RpmAndTpmMoveRequestsToAnotherKeyBeforeTheUpstreamRefuses) {
         ASSERT_TRUE(pools.acquire(p, 1, t0 + 1s * i, why));
     }
     EXPECT_FALSE(pools.acquire(p, 1, t0 + 5s, why)); // 2 a minute each, 4 sent
-    EXPECT_TRUE(pools.acquire(p, 1, t0 + 61s, why));   // the first minute is over
+    EXPECT_TRUE(pools.acquire(p, 1, t0 + 61s, why)); // the first minute is over
 
     const auto tcfg = two_keys({}, 1000);
     key_pools tpools;

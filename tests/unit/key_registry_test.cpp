@@ -25,9 +25,7 @@ namespace {
 namespace fs = std::filesystem;
 
 // The registry's file in a directory it has to make.
-std::string db_in(const test::temp_dir& dir) {
-    return (dir.path() / "sub" / "michi.db").string();
-}
+std::string db_in(const test::temp_dir& dir) { return (dir.path() / "sub" / "michi.db").string(); }
 
 admin_key make_key(const std::string& id, const std::string& secret) {
     admin_key k;
@@ -131,20 +129,23 @@ TEST(KeyRegistryTest, UpdateChangesLimitsAndModelsDurably) {
                 k.overrides.rpm.reset();
                 k.overrides.tpm = 1000;
                 k.overrides.monthly_usd = 50;
-                k.created_ms = 1;  // ignored
-                k.revoked = true;  // ignored
+                k.created_ms = 1; // ignored
+                k.revoked = true; // ignored
             },
             error))
             << error;
         EXPECT_EQ(reg.find("a")->created_ms, created);
         EXPECT_FALSE(reg.find("a")->revoked);
 
-        EXPECT_FALSE(reg.update("nobody", [](admin_key&) {}, error));
-        EXPECT_FALSE(reg.update("a", [](admin_key& k) { k.id = "b"; }, error));
-        EXPECT_FALSE(reg.update("a", [](admin_key& k) { k.secret_sha256 = "zz"; }, error));
+        EXPECT_FALSE(reg.update(
+            "nobody", [](admin_key&) {}, error));
+        EXPECT_FALSE(reg.update(
+            "a", [](admin_key& k) { k.id = "b"; }, error));
+        EXPECT_FALSE(reg.update(
+            "a", [](admin_key& k) { k.secret_sha256 = "zz"; }, error));
         ASSERT_TRUE(reg.create(make_key("b", "s2"), error)) << error;
-        EXPECT_FALSE(
-            reg.update("a", [](admin_key& k) { k.secret_sha256 = sha256_hex("s2"); }, error));
+        EXPECT_FALSE(reg.update(
+            "a", [](admin_key& k) { k.secret_sha256 = sha256_hex("s2"); }, error));
     }
     key_registry reg(db_in(dir));
     const auto k = reg.find("a");
@@ -164,10 +165,11 @@ TEST(KeyRegistryTest, RevokeWorksForAnyIdAndPersists) {
         std::string error;
         ASSERT_TRUE(reg.create(make_key("bot", "s1"), error)) << error;
         ASSERT_TRUE(reg.revoke("bot"));
-        ASSERT_TRUE(reg.revoke("bot")); // idempotent
+        ASSERT_TRUE(reg.revoke("bot"));          // idempotent
         ASSERT_TRUE(reg.revoke("alice-laptop")); // a config-file key
         EXPECT_FALSE(reg.revoke(""));
-        EXPECT_FALSE(reg.update("bot", [](admin_key& k) { k.overrides.rpm = 1; }, error));
+        EXPECT_FALSE(reg.update(
+            "bot", [](admin_key& k) { k.overrides.rpm = 1; }, error));
         EXPECT_FALSE(reg.create(make_key("alice-laptop", "s9"), error)); // ids are not reused
     }
     key_registry reg(db_in(dir));
@@ -177,7 +179,7 @@ TEST(KeyRegistryTest, RevokeWorksForAnyIdAndPersists) {
     EXPECT_FALSE(snap->is_revoked("someone-else"));
     EXPECT_EQ(snap->revoked.size(), 2U);
     EXPECT_EQ(snap->find_digest(sha256_raw("s1")), nullptr); // no longer authenticates
-    ASSERT_EQ(snap->keys.size(), 1U);                         // still listed
+    ASSERT_EQ(snap->keys.size(), 1U);                        // still listed
     EXPECT_TRUE(snap->keys[0].revoked);
     EXPECT_TRUE(reg.find("bot")->revoked);
     EXPECT_TRUE(reg.find("bot")->as_key_config().secret_sha256.empty());

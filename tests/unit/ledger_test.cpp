@@ -572,7 +572,7 @@ TEST_F(LedgerTest, LoopGuardRefusesTheRequestAfterLoopMax) {
     EXPECT_EQ(f.message,
               "Loop detected for key \"bot\": the same request was sent 4 times within 60s.");
     EXPECT_EQ(f.retry_after, 57s);
-    admitted(l->admit(req("bot", lim, 0, 0, "fp-b"), h)); // a different body is fine
+    admitted(l->admit(req("bot", lim, 0, 0, "fp-b"), h));   // a different body is fine
     admitted(l->admit(req("other", lim, 0, 0, "fp-a"), h)); // per key
 
     now_ = t0 + 59s;
@@ -665,11 +665,9 @@ TEST_F(LedgerTest, ChecksRunInContractOrderAndRefusalsRecordNothing) {
     all.loop_max = 1;
     auto r = admitted(l->admit(req("k", all, 0.5, 200, "fp"), h));
     l->settle(r, 1.0, 200);
-    EXPECT_EQ(refused(l->admit(req("k", all, 0.1, 1, "fp"), h)).kind,
-              refusal_kind::budget_daily);
+    EXPECT_EQ(refused(l->admit(req("k", all, 0.1, 1, "fp"), h)).kind, refusal_kind::budget_daily);
     all.daily_usd.reset();
-    EXPECT_EQ(refused(l->admit(req("k", all, 0.1, 1, "fp"), h)).kind,
-              refusal_kind::budget_monthly);
+    EXPECT_EQ(refused(l->admit(req("k", all, 0.1, 1, "fp"), h)).kind, refusal_kind::budget_monthly);
     all.monthly_usd.reset();
     EXPECT_EQ(refused(l->admit(req("k", all, 0.1, 1, "fp"), h)).kind, refusal_kind::rpm);
     all.rpm.reset();
@@ -740,12 +738,13 @@ TEST_F(LedgerTest, HeadersOnAdmittedAndRefusedRequests) {
 TEST_F(LedgerTest, HeadersResetIsZeroWhenTheWindowIsEmpty) {
     auto l = make();
     rate_headers h;
-    refused(l->admit(req("alice", [] {
-                                      config::limits x = rate(10, 100);
-                                      x.daily_usd = 0.0;
-                                      return x;
-                                  }()),
-                         h));
+    refused(l->admit(req("alice",
+                         [] {
+                             config::limits x = rate(10, 100);
+                             x.daily_usd = 0.0;
+                             return x;
+                         }()),
+                     h));
     EXPECT_EQ(h.remaining_requests, 10u);
     EXPECT_EQ(h.reset_requests, 0s);
     EXPECT_EQ(h.remaining_tokens, 100u);
@@ -769,8 +768,8 @@ TEST_F(LedgerTest, SettledSpendIsPersistedAndResumedByANewLedger) {
         EXPECT_EQ(log[1].period, "m:2026-11");
         EXPECT_DOUBLE_EQ(log[1].usd, 1.25);
     }
-    store_.put("alice", "d:2026-11-26", 7.0);  // yesterday: this month only
-    store_.put("alice", "m:2026-10", 50.0);    // last month: ignored
+    store_.put("alice", "d:2026-11-26", 7.0); // yesterday: this month only
+    store_.put("alice", "m:2026-10", 50.0);   // last month: ignored
     store_.put("alice", "m:2026-11", 7.0);
     store_.put("bob", "d:2026-11-27", 4.0);
     store_.put("bob", "m:2026-11", 4.0);
@@ -845,8 +844,8 @@ TEST_F(LedgerTest, ThreadsNeverOverspendByMoreThanOneRequest) {
                 }
                 if (held.size() >= 4 || (i % 3 == 0 && !held.empty())) {
                     auto& r = held.front();
-                    const double actual = r.cost_usd * std::uniform_real_distribution<double>(
-                                                           0.2, 1.0)(rng);
+                    const double actual =
+                        r.cost_usd * std::uniform_real_distribution<double>(0.2, 1.0)(rng);
                     l->settle(r, actual, 80);
                     held.erase(held.begin());
                 }

@@ -132,11 +132,11 @@ TEST(MetricsTest, ConfiguredModelsAreTheConfigsNamesNotAnEchoWildcard) {
 
 TEST(MetricsTest, DurationHistogramIsCumulativeWithSumAndCount) {
     metrics m;
-    m.on_request(entry("developer", "m", 200, 3));       // 0.003 s
-    m.on_request(entry("developer", "m", 200, 7));       // 0.007 s
-    m.on_request(entry("developer", "m", 500, 300));     // 0.3 s
-    m.on_request(entry("developer", "m", 200, 200000));  // 200 s: only +Inf
-    m.on_request(entry("developer", "m", 200, 5));       // exactly on the 0.005 bound
+    m.on_request(entry("developer", "m", 200, 3));      // 0.003 s
+    m.on_request(entry("developer", "m", 200, 7));      // 0.007 s
+    m.on_request(entry("developer", "m", 500, 300));    // 0.3 s
+    m.on_request(entry("developer", "m", 200, 200000)); // 200 s: only +Inf
+    m.on_request(entry("developer", "m", 200, 5));      // exactly on the 0.005 bound
     const auto text = m.render(0);
     const std::string b = "michi_request_duration_seconds_bucket{le=\"";
     EXPECT_TRUE(has_line(text, b + "0.005\"} 2"));
@@ -161,10 +161,10 @@ TEST(MetricsTest, DurationHistogramIsCumulativeWithSumAndCount) {
 
 TEST(MetricsTest, TimeToFirstByteOnlyFor2xx) {
     metrics m;
-    m.on_request(entry("developer", "m", 200, 100, 40));  // 0.04 s
-    m.on_request(entry("developer", "m", 204, 100, 2));   // 0.002 s
-    m.on_request(entry("developer", "m", 502, 100, 90));  // not counted
-    m.on_request(entry("developer", "m", 429, 100, 1));   // not counted
+    m.on_request(entry("developer", "m", 200, 100, 40)); // 0.04 s
+    m.on_request(entry("developer", "m", 204, 100, 2));  // 0.002 s
+    m.on_request(entry("developer", "m", 502, 100, 90)); // not counted
+    m.on_request(entry("developer", "m", 429, 100, 1));  // not counted
     const auto text = m.render(0);
     const std::string b = "michi_time_to_first_byte_seconds_bucket{le=\"";
     EXPECT_TRUE(has_line(text, b + "0.005\"} 1"));
@@ -226,10 +226,12 @@ TEST(MetricsTest, EachLabelOfTheSeriesCountedLastIsCompared) {
     EXPECT_TRUE(has_line(text, requests_line("agent", "openai/gpt-4o-mini", "200", "1")));
     EXPECT_TRUE(has_line(text, requests_line("agent", "openai/gpt-4o-mini", "20", "1")));
     EXPECT_EQ(count_prefixed(text, "michi_requests_total{"), 4u);
-    EXPECT_TRUE(has_line(text, R"(michi_upstream_attempts_total{provider="openai",outcome="ok"} 2)"));
+    EXPECT_TRUE(
+        has_line(text, R"(michi_upstream_attempts_total{provider="openai",outcome="ok"} 2)"));
     EXPECT_TRUE(
         has_line(text, R"(michi_upstream_attempts_total{provider="openai",outcome="http_429"} 1)"));
-    EXPECT_TRUE(has_line(text, R"(michi_upstream_attempts_total{provider="claude",outcome="ok"} 1)"));
+    EXPECT_TRUE(
+        has_line(text, R"(michi_upstream_attempts_total{provider="claude",outcome="ok"} 1)"));
 }
 
 TEST(MetricsTest, AttemptsFallbacksAndRateLimits) {
@@ -307,8 +309,8 @@ TEST(MetricsTest, MergesShardsAcrossThreadsExactly) {
         has_line(text, R"(michi_upstream_attempts_total{provider="openai",outcome="ok"} 40000)"));
     EXPECT_TRUE(has_line(text, "michi_fallbacks_total 4000"));
     for (int t = 0; t < threads; ++t) {
-        EXPECT_TRUE(has_line(text, "michi_spend_usd_total{key=\"key-" + std::to_string(t) +
-                                       "\"} 5000"));
+        EXPECT_TRUE(
+            has_line(text, "michi_spend_usd_total{key=\"key-" + std::to_string(t) + "\"} 5000"));
     }
     EXPECT_TRUE(has_line(text, "michi_inflight_requests 7"));
 }
@@ -351,7 +353,7 @@ TEST(MetricsTest, InstancesInOneThreadStaySeparate) {
     EXPECT_TRUE(has_line(a.render(0), "michi_fallbacks_total 2"));
     EXPECT_TRUE(has_line(b.render(-1), "michi_fallbacks_total 1"));
     EXPECT_TRUE(has_line(b.render(-1), "michi_inflight_requests -1"));
-    metrics c;  // a fresh instance, possibly at a reused address, starts from zero
+    metrics c; // a fresh instance, possibly at a reused address, starts from zero
     EXPECT_TRUE(has_line(c.render(0), "michi_fallbacks_total 0"));
 }
 

@@ -32,21 +32,22 @@ TEST(PassthroughScanTest, AModelWrittenWithEscapesIsDecoded) {
     EXPECT_EQ(body.substr(f->model_begin, f->model_end - f->model_begin),
               R"("claude\/cl\u0061ude-x")");
     // A broken escape is left to the full parse.
-    EXPECT_FALSE(scan_passthrough_body(
-        R"({"messages":[{"role":"user","content":"hi"}],"model":"bad\q"})", api_kind::messages,
-        128));
+    EXPECT_FALSE(
+        scan_passthrough_body(R"({"messages":[{"role":"user","content":"hi"}],"model":"bad\q"})",
+                              api_kind::messages, 128));
 }
 
 TEST(PassthroughScanTest, ImagesAreSeenByTheirBlocksOnly) {
     const auto images = [](const std::string& content) {
-        const std::string body = R"({"model":"m","messages":[{"role":"user","content":)" +
-                                 content + "}]}";
+        const std::string body =
+            R"({"model":"m","messages":[{"role":"user","content":)" + content + "}]}";
         const auto f = scan_passthrough_body(body, api_kind::messages, 128);
         EXPECT_TRUE(f) << body;
         return f && f->images;
     };
     EXPECT_TRUE(images(R"([{"type":"image","source":{"type":"url","url":"https://x/y.png"}}])"));
-    EXPECT_TRUE(images(R"([{"type":"text","text":"hi"},{"type":"image_url","image_url":{"url":"u"}}])"));
+    EXPECT_TRUE(
+        images(R"([{"type":"text","text":"hi"},{"type":"image_url","image_url":{"url":"u"}}])"));
     EXPECT_FALSE(images(R"("an image of an image_url")"));
     EXPECT_FALSE(images(R"([{"type":"text","text":"image"}])"));
     EXPECT_FALSE(images(R"([{"type":"text","text":"hi"}])"));

@@ -150,8 +150,7 @@ TEST(PriceTableTest, ShippedPricesOfNowadaysModels) {
     EXPECT_EQ(sonnet->cache_write_per_mtok, 3.75);
     EXPECT_EQ(sonnet->cache_write_1h_per_mtok, 6.0);
     ASSERT_TRUE(sonnet->long_context);
-    EXPECT_EQ(*sonnet->long_context,
-              (long_context_prices{200000, 6.0, 22.5, 0.60, 7.50, 12.0}));
+    EXPECT_EQ(*sonnet->long_context, (long_context_prices{200000, 6.0, 22.5, 0.60, 7.50, 12.0}));
     EXPECT_FALSE(sonnet->as_of.empty());
     const auto gpt5 = cfg->find_model("openai/gpt-5");
     ASSERT_TRUE(gpt5);
@@ -266,8 +265,9 @@ extra: 1
         "new.yaml: extra: unknown field (a price file has only \"models\")",
     };
     EXPECT_EQ(r.errors, want) << joined(r.errors);
-    EXPECT_EQ(parse_michi_prices("models: [", "x.yaml", price_source::file).errors.at(0).rfind(
-                  "x.yaml: syntax error at line ", 0),
+    EXPECT_EQ(parse_michi_prices("models: [", "x.yaml", price_source::file)
+                  .errors.at(0)
+                  .rfind("x.yaml: syntax error at line ", 0),
               0u);
     EXPECT_EQ(parse_michi_prices("{}", "y.yaml", price_source::file).errors,
               std::vector<std::string>{"y.yaml: models: missing required field"});
@@ -394,9 +394,9 @@ TEST_F(PriceFileTest, ABadPriceFileIsAConfigErrorNamingFileAndEntry) {
                                                  ": models.m.input_per_mtok: expected a "
                                                  "non-negative number, got \"-3\""});
     const auto missing = load_string(providers + "prices: { file: /nonexistent/p.json }\n");
-    EXPECT_EQ(missing.errors, std::vector<std::string>{
-                                  "prices.file: /nonexistent/p.json: cannot read the price "
-                                  "file: No such file or directory"});
+    EXPECT_EQ(missing.errors,
+              std::vector<std::string>{"prices.file: /nonexistent/p.json: cannot read the price "
+                                       "file: No such file or directory"});
     EXPECT_EQ(load_string(providers + "prices: { url: x }\n").errors,
               std::vector<std::string>{"prices.url: unknown field"});
 }

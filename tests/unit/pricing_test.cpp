@@ -66,8 +66,8 @@ struct cost_case {
     const char* fixture;
     reader read;
     const char* model;
-    token_usage tokens;   // what the reader must find
-    std::uint64_t nano;   // what the tokens cost, in 10^-9 USD
+    token_usage tokens; // what the reader must find
+    std::uint64_t nano; // what the tokens cost, in 10^-9 USD
 };
 
 TEST(PricingTest, EveryUsageShapeCostsWhatTheProviderBills) {
@@ -75,43 +75,91 @@ TEST(PricingTest, EveryUsageShapeCostsWhatTheProviderBills) {
     // (reasoning included), reasoning.
     const cost_case cases[] = {
         // 2000 x $2.50 + 10000 cached x $0.25 + 800 x $15 (per million).
-        {"OpenAI chat, cached and reasoning tokens", "openai_chat.json", openai_chat,
-         "openai/gpt-5.4", {12000, 10000, 0, 0, 800, 500}, 19'500'000},
+        {"OpenAI chat, cached and reasoning tokens",
+         "openai_chat.json",
+         openai_chat,
+         "openai/gpt-5.4",
+         {12000, 10000, 0, 0, 800, 500},
+         19'500'000},
         // DeepSeek reports its cache hits apart: 904 x $0.28 + 4096 x $0.028 + 300 x $0.42.
-        {"DeepSeek cache hits", "deepseek_chat.json", openai_chat, "deepseek/deepseek-v3",
-         {5000, 4096, 0, 0, 300, 0}, 493'808},
+        {"DeepSeek cache hits",
+         "deepseek_chat.json",
+         openai_chat,
+         "deepseek/deepseek-v3",
+         {5000, 4096, 0, 0, 300, 0},
+         493'808},
         // Codex on the Responses API: 4000 x $1.25 + 32000 x $0.125 + 1500 x $10.
-        {"Responses API", "responses.json", responses, "openai/gpt-5.1-codex",
-         {36000, 32000, 0, 0, 1500, 1024}, 24'000'000},
+        {"Responses API",
+         "responses.json",
+         responses,
+         "openai/gpt-5.1-codex",
+         {36000, 32000, 0, 0, 1500, 1024},
+         24'000'000},
         // A Claude Code turn: 100k input, 90% read from the cache: 10000 x $3 + 90000 x $0.30 +
         // 1000 x $15 = $0.072 (the old formula charged $0.315).
-        {"Anthropic, 90% of the input from the cache", "anthropic_agent_turn.json", anthropic,
-         "claude/claude-sonnet-4-5", {100000, 90000, 0, 0, 1000, 0}, 72'000'000},
+        {"Anthropic, 90% of the input from the cache",
+         "anthropic_agent_turn.json",
+         anthropic,
+         "claude/claude-sonnet-4-5",
+         {100000, 90000, 0, 0, 1000, 0},
+         72'000'000},
         // 50 x $1 + 20000 written for 5 min x $1.25 + 10000 for 1 h x $2 + 200 x $5.
-        {"Anthropic cache writes, 5 min and 1 h", "anthropic_cache_write.json", anthropic,
-         "claude/claude-haiku-4-5", {30050, 0, 20000, 10000, 200, 0}, 46'050'000},
+        {"Anthropic cache writes, 5 min and 1 h",
+         "anthropic_cache_write.json",
+         anthropic,
+         "claude/claude-haiku-4-5",
+         {30050, 0, 20000, 10000, 200, 0},
+         46'050'000},
         // 200001 input tokens: above 200k, every token at the long-context prices:
         // 1 x $6 + 200000 x $0.60 + 1000 x $22.50.
-        {"Claude Sonnet 4.5 above 200k", "anthropic_long_context.json", anthropic,
-         "claude/claude-sonnet-4-5", {200001, 200000, 0, 0, 1000, 0}, 142'506'000},
+        {"Claude Sonnet 4.5 above 200k",
+         "anthropic_long_context.json",
+         anthropic,
+         "claude/claude-sonnet-4-5",
+         {200001, 200000, 0, 0, 1000, 0},
+         142'506'000},
         // Exactly 200000: not above, the usual prices: 200000 x $0.30 + 1000 x $15.
-        {"Claude Sonnet 4.5 at 200k", "anthropic_at_threshold.json", anthropic,
-         "claude/claude-sonnet-4-5", {200000, 200000, 0, 0, 1000, 0}, 75'000'000},
+        {"Claude Sonnet 4.5 at 200k",
+         "anthropic_at_threshold.json",
+         anthropic,
+         "claude/claude-sonnet-4-5",
+         {200000, 200000, 0, 0, 1000, 0},
+         75'000'000},
         // 250000 input: 150000 x $2.50 + 100000 cached x $0.25 + (2000 + 1000 thoughts) x $15.
-        {"Gemini 2.5 Pro above 200k", "gemini_long_context.json", gemini,
-         "google/gemini-2.5-pro", {250000, 100000, 0, 0, 3000, 1000}, 445'000'000},
+        {"Gemini 2.5 Pro above 200k",
+         "gemini_long_context.json",
+         gemini,
+         "google/gemini-2.5-pro",
+         {250000, 100000, 0, 0, 3000, 1000},
+         445'000'000},
         // 200000 input: 100000 x $1.25 + 100000 x $0.125 + 3000 x $10.
-        {"Gemini 2.5 Pro at 200k", "gemini_at_threshold.json", gemini, "google/gemini-2.5-pro",
-         {200000, 100000, 0, 0, 3000, 1000}, 167'500'000},
+        {"Gemini 2.5 Pro at 200k",
+         "gemini_at_threshold.json",
+         gemini,
+         "google/gemini-2.5-pro",
+         {200000, 100000, 0, 0, 3000, 1000},
+         167'500'000},
         // Thinking tokens are output: 1200 x $0.30 + (150 + 300) x $2.50.
-        {"Gemini thoughts as output", "gemini_flash.json", gemini, "google/gemini-2.5-flash",
-         {1200, 0, 0, 0, 450, 300}, 1'485'000},
+        {"Gemini thoughts as output",
+         "gemini_flash.json",
+         gemini,
+         "google/gemini-2.5-flash",
+         {1200, 0, 0, 0, 450, 300},
+         1'485'000},
         // No cache prices: cached tokens at the input price: 12000 x $2 + 800 x $8.
-        {"no cache prices, cache reads", "openai_chat.json", openai_chat, "openai/house-model",
-         {12000, 10000, 0, 0, 800, 500}, 30'400'000},
+        {"no cache prices, cache reads",
+         "openai_chat.json",
+         openai_chat,
+         "openai/house-model",
+         {12000, 10000, 0, 0, 800, 500},
+         30'400'000},
         // ... and cache writes likewise: 30050 x $1 + 200 x $5.
-        {"no cache prices, cache writes", "anthropic_cache_write.json", anthropic,
-         "claude/house-model", {30050, 0, 20000, 10000, 200, 0}, 31'050'000},
+        {"no cache prices, cache writes",
+         "anthropic_cache_write.json",
+         anthropic,
+         "claude/house-model",
+         {30050, 0, 20000, 10000, 200, 0},
+         31'050'000},
     };
     for (const auto& c : cases) {
         SCOPED_TRACE(c.what);
@@ -132,12 +180,12 @@ TEST(PricingTest, NanoDollarsRoundToTheNearest) {
     EXPECT_EQ(routing::cost_nano_usd(flash, u), 3u); // 2.8 nano-dollars
     u.input = u.cache_read = 5;
     EXPECT_EQ(routing::cost_nano_usd(flash, u), 14u); // 14.0
-    const auto nano = model("openai/gpt-5-nano"); // $0.05 in: 50 nano-dollars a token
+    const auto nano = model("openai/gpt-5-nano");     // $0.05 in: 50 nano-dollars a token
     EXPECT_EQ(routing::cost_nano_usd(nano, {1, 0, 0, 0, 0, 0}), 50u);
     // A billion tokens of each kind at Opus prices: exact, no overflow.
     const auto opus = model("claude/claude-opus-4-1");
-    const token_usage big{4'000'000'000, 1'000'000'000, 1'000'000'000, 1'000'000'000,
-                          1'000'000'000, 0};
+    const token_usage big{4'000'000'000, 1'000'000'000, 1'000'000'000,
+                          1'000'000'000, 1'000'000'000, 0};
     // 1e9 x (15 + 1.50 + 18.75 + 30 + 75) / 1e6 USD.
     EXPECT_EQ(routing::cost_nano_usd(opus, big), 140'250'000'000'000u);
 }
@@ -174,8 +222,8 @@ TEST(PricingTest, LongContextPricesLeftOutStayAsBelow) {
     m.input_per_mtok = 3.0;
     m.output_per_mtok = 15.0;
     m.cache_read_per_mtok = 0.30;
-    m.long_context = config::long_context_prices{1000, 6.0, std::nullopt, std::nullopt,
-                                                 std::nullopt, std::nullopt};
+    m.long_context = config::long_context_prices{1000,         6.0,          std::nullopt,
+                                                 std::nullopt, std::nullopt, std::nullopt};
     // 2000 input (1000 cached) above 1000: input $6, cache reads and output unchanged.
     EXPECT_EQ(routing::cost_nano_usd(m, {2000, 1000, 0, 0, 100, 0}),
               1000u * 6000 + 1000u * 300 + 100u * 15000);
@@ -188,8 +236,8 @@ TEST(PricingTest, LongContextPricesLeftOutStayAsBelow) {
 // stream's message_start and message_delta usage add up to the response's usage.
 TEST(PricingTest, StreamedAndUnstreamedCostTheSame) {
     providers::usage_info whole;
-    providers::anthropic::to_openai(json::parse(fixture("anthropic_response.json")), "m", "id",
-                                    0, whole);
+    providers::anthropic::to_openai(json::parse(fixture("anthropic_response.json")), "m", "id", 0,
+                                    whole);
     auto translator = providers::anthropic::make_stream("id", "m", 0, true);
     stream::sse_parser parser;
     std::vector<std::string> chunks;

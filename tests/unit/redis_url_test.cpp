@@ -130,8 +130,7 @@ TEST(RedisUrlTest, TheConfigRefusesABadUrlWithoutEchoingIt) {
                                        "providers: { echo: { type: echo } }\n");
     ASSERT_FALSE(r.cfg);
     ASSERT_EQ(r.errors.size(), 1u);
-    EXPECT_EQ(r.errors[0],
-              "store.redis: bad Redis URL: the port must be a number from 1 to 65535");
+    EXPECT_EQ(r.errors[0], "store.redis: bad Redis URL: the port must be a number from 1 to 65535");
 }
 
 } // namespace

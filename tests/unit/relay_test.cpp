@@ -99,8 +99,10 @@ struct relay_run {
 
     outcome go(scripted_source& src) {
         outcome out;
-        relay_client client{io,  http::response<http::empty_body>{http::status::ok, 11},
-                            {},  "p/m",
+        relay_client client{io,
+                            http::response<http::empty_body>{http::status::ok, 11},
+                            {},
+                            "p/m",
                             [&] { out.committed = true; },
                             [&](relay_result) { out.ended = true; }};
         net::co_spawn(

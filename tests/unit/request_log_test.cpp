@@ -207,9 +207,9 @@ TEST(RequestLogTest, PercentilesAreNearestRank) {
     const auto g = by_group(log.usage({}, usage_group::key));
     EXPECT_DOUBLE_EQ(g.at("k100").p50_ms, 50);
     EXPECT_DOUBLE_EQ(g.at("k100").p95_ms, 95);
-    EXPECT_DOUBLE_EQ(g.at("k10").p50_ms, 5);  // rank ceil(5) = 5
-    EXPECT_DOUBLE_EQ(g.at("k10").p95_ms, 10); // rank ceil(9.5) = 10
-    EXPECT_DOUBLE_EQ(g.at("k20").p50_ms, 15); // rank 10 -> 10 * 1.5
+    EXPECT_DOUBLE_EQ(g.at("k10").p50_ms, 5);    // rank ceil(5) = 5
+    EXPECT_DOUBLE_EQ(g.at("k10").p95_ms, 10);   // rank ceil(9.5) = 10
+    EXPECT_DOUBLE_EQ(g.at("k20").p50_ms, 15);   // rank 10 -> 10 * 1.5
     EXPECT_DOUBLE_EQ(g.at("k20").p95_ms, 28.5); // rank 19 -> 19 * 1.5
 }
 
@@ -360,8 +360,8 @@ TEST(RequestLogTest, LongPastTheCapTheNewestRowsKeepTheirStrings) {
     {
         request_log log(dir.db(), never, 24h, cap);
         for (int i = 0; i < n; ++i) {
-            auto e = entry("key-" + std::to_string(i), "model-" + std::to_string(i), 200, 1, 1,
-                           1, 1);
+            auto e =
+                entry("key-" + std::to_string(i), "model-" + std::to_string(i), 200, 1, 1, 1, 1);
             e.request_id = "request-" + std::to_string(i);
             log.add(e, march_1 + i, 0);
         }
@@ -533,8 +533,8 @@ TEST(RequestLogTest, TimeRangesAreExactAcrossMinutesAndBatches) {
     temp_dir dir;
     request_log log(dir.db(), never);
     const std::int64_t t0 = march_1; // a minute's start
-    const std::int64_t times[] = {t0 + 59999, t0 + 60000, t0 + 5, t0 + 120001, t0 - 1,
-                                  t0 + 60001, t0 + 30000};
+    const std::int64_t times[] = {t0 + 59999, t0 + 60000, t0 + 5,    t0 + 120001,
+                                  t0 - 1,     t0 + 60001, t0 + 30000};
     int i = 0;
     for (const auto t : times) {
         log.add(entry("k", "m", 200, 1, 1, 1, 1), t, 0);
@@ -558,13 +558,13 @@ TEST(RequestLogTest, TimeRangesAreExactAcrossMinutesAndBatches) {
         }
         return n;
     };
-    for (const std::int64_t since : {t0 - 2, t0 - 1, t0, t0 + 6, t0 + 59999, t0 + 60000,
-                                     t0 + 60002, t0 + 120001, t0 + 120002}) {
+    for (const std::int64_t since : {t0 - 2, t0 - 1, t0, t0 + 6, t0 + 59999, t0 + 60000, t0 + 60002,
+                                     t0 + 120001, t0 + 120002}) {
         EXPECT_EQ(count(since, std::nullopt), expected(since, std::nullopt)) << since - t0;
-        for (const std::int64_t until : {t0, t0 + 1, t0 + 6, t0 + 60000, t0 + 60001,
-                                         t0 + 120001, t0 + 120002}) {
-            EXPECT_EQ(count(since, until), expected(since, until)) << since - t0 << " "
-                                                                   << until - t0;
+        for (const std::int64_t until :
+             {t0, t0 + 1, t0 + 6, t0 + 60000, t0 + 60001, t0 + 120001, t0 + 120002}) {
+            EXPECT_EQ(count(since, until), expected(since, until))
+                << since - t0 << " " << until - t0;
         }
     }
     EXPECT_EQ(count(std::nullopt, t0 + 60000), expected(std::nullopt, t0 + 60000));
@@ -582,9 +582,9 @@ TEST(RequestLogTest, ABigBatchKeepsEveryColumnOfEveryRow) {
     {
         request_log log(dir.db(), never);
         for (int i = 0; i < n; ++i) {
-            auto e = entry("k" + std::to_string(i), "m" + std::to_string(i), 200 + i, i + 0.5,
-                           static_cast<std::uint64_t>(i), static_cast<std::uint64_t>(2 * i),
-                           i * 0.25);
+            auto e =
+                entry("k" + std::to_string(i), "m" + std::to_string(i), 200 + i, i + 0.5,
+                      static_cast<std::uint64_t>(i), static_cast<std::uint64_t>(2 * i), i * 0.25);
             e.request_id = "r" + std::to_string(i);
             e.attempts = static_cast<unsigned>(i % 4);
             log.add(e, march_1 + i, static_cast<unsigned>(i % 3));

@@ -83,8 +83,8 @@ TEST(RequestParserTest, AReusedRequestCarriesNothingOver) {
                        64 * 1024);
     ASSERT_TRUE(first);
     EXPECT_EQ((*first)["x-old"], "stale");
-    auto second = parse("GET /v1/models HTTP/1.0\r\nAuthorization: Bearer two\r\n\r\n", 7,
-                        nullptr, 1 << 20, 8192, &*first);
+    auto second = parse("GET /v1/models HTTP/1.0\r\nAuthorization: Bearer two\r\n\r\n", 7, nullptr,
+                        1 << 20, 8192, &*first);
     ASSERT_TRUE(second);
     EXPECT_EQ(second->method(), http::verb::get);
     EXPECT_EQ(second->method_string(), "GET");
@@ -95,8 +95,8 @@ TEST(RequestParserTest, AReusedRequestCarriesNothingOver) {
     EXPECT_EQ((*second)[http::field::authorization], "Bearer two");
     EXPECT_EQ(second->body(), "");
     const std::string small = "{}";
-    auto third = parse("POST /a HTTP/1.1\r\nContent-Length: 2\r\n\r\n" + small, 3, nullptr,
-                       1 << 20, 8192, &*second);
+    auto third = parse("POST /a HTTP/1.1\r\nContent-Length: 2\r\n\r\n" + small, 3, nullptr, 1 << 20,
+                       8192, &*second);
     ASSERT_TRUE(third);
     EXPECT_EQ(third->body(), small);
     EXPECT_EQ((*third)["authorization"], "");
@@ -154,11 +154,11 @@ TEST(RequestParserTest, BodyAndHeaderLimitsAndMalformedInputAreRefused) {
                        "6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n",
                        4096, &ec, 10));
     EXPECT_EQ(ec, http::error::body_limit);
-    EXPECT_FALSE(parse("GET / HTTP/1.1\r\nX-Long: " + std::string(200, 'a') + "\r\n\r\n", 4096,
-                       &ec, 1 << 20, 100));
+    EXPECT_FALSE(parse("GET / HTTP/1.1\r\nX-Long: " + std::string(200, 'a') + "\r\n\r\n", 4096, &ec,
+                       1 << 20, 100));
     EXPECT_EQ(ec, http::error::header_limit);
-    EXPECT_FALSE(parse("POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
-                       4096, &ec));
+    EXPECT_FALSE(
+        parse("POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 4096, &ec));
     EXPECT_EQ(ec, http::error::multiple_content_length);
     EXPECT_FALSE(parse("GET / HTTP/1.1\r\nBad Name: x\r\n\r\n", 4096, &ec));
     EXPECT_TRUE(ec);
@@ -185,8 +185,8 @@ TEST(RequestParserTest, FramingIsChunkedAloneOrOneContentLength) {
         }
     }
     error_code ec;
-    EXPECT_FALSE(parse("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 4096,
-                       &ec));
+    EXPECT_FALSE(
+        parse("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 4096, &ec));
     EXPECT_EQ(ec, http::error::bad_transfer_encoding);
     // Exactly chunked, in any case and with spaces around it, still reads the body.
     const auto ok =

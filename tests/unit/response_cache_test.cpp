@@ -95,7 +95,8 @@ std::string digest(std::string_view body, std::string_view model = "gpt",
 }
 
 TEST(RequestKeyTest, TheSameRequestWhateverItsSpacingAndOrderHasOneKey) {
-    const std::string a = R"({"model":"gpt","messages":[{"role":"user","content":"hi"}],"max_tokens":5})";
+    const std::string a =
+        R"({"model":"gpt","messages":[{"role":"user","content":"hi"}],"max_tokens":5})";
     const std::string b = R"({ "max_tokens": 5, "messages": [ {"content": "hi", "role": "user"} ],
                                "model": "gpt" })";
     EXPECT_EQ(digest(a), digest(b));

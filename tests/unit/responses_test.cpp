@@ -140,8 +140,9 @@ TEST(ResponsesTest, RequestStringInputAndInstructions) {
 TEST(ResponsesTest, RequestWebSearchIsDroppedUnlessForced) {
     const json req = {{"model", "m"},
                       {"input", "hi"},
-                      {"tools", {{{"type", "web_search"}, {"external_web_access", false}},
-                                 {{"type", "web_search_preview_2025_03_11"}}}},
+                      {"tools",
+                       {{{"type", "web_search"}, {"external_web_access", false}},
+                        {{"type", "web_search_preview_2025_03_11"}}}},
                       {"tool_choice", "auto"}};
     const json chat = chat_of(req);
     EXPECT_FALSE(chat.contains("tools"));
@@ -191,13 +192,21 @@ TEST(ResponsesTest, RequestRefusals) {
 // Whatever shape untrusted JSON takes where an object, string or array belongs, the
 // translator answers with a translation or an error, never a throw.
 TEST(ResponsesTest, RequestOfAnyShapeNeverThrows) {
-    const std::vector<json> odd = {nullptr, 1, -1, 1.5, "x", true, json::array(),
-                                   json::object(), json::array({nullptr}),
-                                   json::array({json::object()}), json::array({1, "a"})};
+    const std::vector<json> odd = {nullptr,
+                                   1,
+                                   -1,
+                                   1.5,
+                                   "x",
+                                   true,
+                                   json::array(),
+                                   json::object(),
+                                   json::array({nullptr}),
+                                   json::array({json::object()}),
+                                   json::array({1, "a"})};
     const std::vector<std::string> fields = {
-        "input", "instructions", "tools", "tool_choice", "text", "reasoning",
-        "max_output_tokens", "temperature", "include", "parallel_tool_calls", "truncation",
-        "top_logprobs", "user", "metadata", "background"};
+        "input",      "instructions",      "tools",       "tool_choice", "text",
+        "reasoning",  "max_output_tokens", "temperature", "include",     "parallel_tool_calls",
+        "truncation", "top_logprobs",      "user",        "metadata",    "background"};
     const std::vector<json> items = {
         {{"type", "message"}, {"role", "user"}},
         {{"type", "function_call"}, {"call_id", "c"}, {"name", "f"}},
@@ -240,23 +249,28 @@ TEST(ResponsesTest, AnswerGoldens) {
     for (const std::string name : {"answer_text", "answer_tools", "answer_reasoning_length"}) {
         SCOPED_TRACE(name);
         const json request = fixture_json(name + "/request.json");
-        EXPECT_EQ(chat_to_response(fixture_json(name + "/chat_in.json"), request,
-                                   request["model"], "resp_test", created),
+        EXPECT_EQ(chat_to_response(fixture_json(name + "/chat_in.json"), request, request["model"],
+                                   "resp_test", created),
                   fixture_json(name + "/response_out.json"));
     }
 }
 
 TEST(ResponsesTest, WholeAnswerThroughTheSurface) {
     const std::string request = fixture("answer_tools/request.json");
-    const auto out = json::parse(fixed_time(whole_answer(
-        api_kind::responses, fixture_json("answer_tools/chat_in.json"), "michi/coder", request,
-        "resp_test")));
+    const auto out = json::parse(
+        fixed_time(whole_answer(api_kind::responses, fixture_json("answer_tools/chat_in.json"),
+                                "michi/coder", request, "resp_test")));
     EXPECT_EQ(out, fixture_json("answer_tools/response_out.json"));
 }
 
 TEST(ResponsesTest, AnswerOfAnyShapeNeverThrows) {
-    const std::vector<json> odd = {nullptr, 1, "x", json::array(), json::object(),
-                                   json::array({nullptr}), json::array({json::object()})};
+    const std::vector<json> odd = {nullptr,
+                                   1,
+                                   "x",
+                                   json::array(),
+                                   json::object(),
+                                   json::array({nullptr}),
+                                   json::array({json::object()})};
     for (const auto& v : odd) {
         EXPECT_NO_THROW(chat_to_response(v, v, "m", "resp_x", created));
         for (const auto& key : {"choices", "usage"}) {
@@ -355,8 +369,13 @@ TEST(ResponsesTest, EmptyStreamStillAnswersWithAMessage) {
 }
 
 TEST(ResponsesTest, StreamOfOddChunksNeverThrows) {
-    const std::vector<json> odd = {nullptr, 1, "x", json::array(), json::object(),
-                                   json::array({nullptr}), json::array({json::object()})};
+    const std::vector<json> odd = {nullptr,
+                                   1,
+                                   "x",
+                                   json::array(),
+                                   json::object(),
+                                   json::array({nullptr}),
+                                   json::array({json::object()})};
     for (const auto& v : odd) {
         stream_writer w("resp_x", "m", v, created);
         std::string out;
@@ -369,8 +388,7 @@ TEST(ResponsesTest, StreamOfOddChunksNeverThrows) {
         for (const auto& key : {"content", "tool_calls", "refusal", "reasoning_content"}) {
             EXPECT_NO_THROW(w.on_chunk({{"choices", {{{"delta", {{key, v}}}}}}}, out));
             EXPECT_NO_THROW(w.on_chunk(
-                {{"choices", {{{"delta", {{"tool_calls", {{{key, v}, {"index", v}}}}}}}}}},
-                out));
+                {{"choices", {{{"delta", {{"tool_calls", {{{key, v}, {"index", v}}}}}}}}}}, out));
         }
         EXPECT_NO_THROW(w.finish(out));
         EXPECT_NO_THROW((void)w.failed_event("x"));

@@ -46,7 +46,8 @@ TEST(SafeTextTest, PlainTokens) {
 
 TEST(SafeTextTest, PrintableForAMessage) {
     EXPECT_EQ(printable("echo/x"), "echo/x");
-    EXPECT_EQ(printable("a\nb\xff"), "a\xef\xbf\xbd" "b\xef\xbf\xbd");
+    EXPECT_EQ(printable("a\nb\xff"), "a\xef\xbf\xbd"
+                                     "b\xef\xbf\xbd");
     EXPECT_EQ(printable(std::string(1000, 'm'), 10), std::string(10, 'm') + "...");
 }
 

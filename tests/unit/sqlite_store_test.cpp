@@ -37,9 +37,8 @@ class temp_dir {
 public:
     temp_dir() {
         static std::atomic<int> counter{0};
-        path_ = fs::temp_directory_path() /
-                ("michi-sqlite-" + std::to_string(::getpid()) + "-" +
-                 std::to_string(counter.fetch_add(1)));
+        path_ = fs::temp_directory_path() / ("michi-sqlite-" + std::to_string(::getpid()) + "-" +
+                                             std::to_string(counter.fetch_add(1)));
         fs::remove_all(path_);
     }
     ~temp_dir() {
@@ -96,9 +95,8 @@ TEST(SqliteStoreTest, AddFlushThenReopenLoadsTheSums) {
     EXPECT_TRUE(fs::exists(dir.db()));
     sqlite_store again(dir.db(), never);
     const auto got = by_key(again.load());
-    const sums want{{{"k1", "d:2025-01-02"}, 2.75},
-                    {{"k1", "m:2025-01"}, 0.75},
-                    {{"k2", "d:2025-01-02"}, 1.0}};
+    const sums want{
+        {{"k1", "d:2025-01-02"}, 2.75}, {{"k1", "m:2025-01"}, 0.75}, {{"k2", "d:2025-01-02"}, 1.0}};
     EXPECT_EQ(got, want);
     EXPECT_EQ(again.load().size(), 3u); // one row per (key_id, period)
 }

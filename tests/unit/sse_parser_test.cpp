@@ -99,9 +99,8 @@ const std::vector<std::string> openai_payloads = {
     openai_chunk_head +
         R"("choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,)"
         R"("finish_reason":null}],"usage":null})",
-    openai_chunk_head +
-        R"("choices":[{"index":0,"delta":{"content":"Hello"},"logprobs":null,)"
-        R"("finish_reason":null}],"usage":null})",
+    openai_chunk_head + R"("choices":[{"index":0,"delta":{"content":"Hello"},"logprobs":null,)"
+                        R"("finish_reason":null}],"usage":null})",
     openai_chunk_head +
         R"("choices":[{"index":0,"delta":{"content":" wörld\n: ok"},"logprobs":null,)"
         R"("finish_reason":null}],"usage":null})",
@@ -187,21 +186,21 @@ TEST(SseParserTest, AnthropicStreamWithEventLinesAndPings) {
 
 TEST(SseParserTest, CommentsAndMultiLineData) {
     const std::string input =
-        ": OPENROUTER PROCESSING\n\n"          // comment-only block: nothing dispatched
-        ":\n"                                  // empty comment
+        ": OPENROUTER PROCESSING\n\n" // comment-only block: nothing dispatched
+        ":\n"                         // empty comment
         "data: first\n"
         ": comment inside a block\n"
         "data: second\n"
-        "data:\n"                              // empty data line
-        "data:  two spaces\n"                  // only one leading space is stripped
+        "data:\n"             // empty data line
+        "data:  two spaces\n" // only one leading space is stripped
         "data:no space\n"
         "\n"
-        "data\n\n"                             // field without colon: empty value
-        "event: only-event\n\n"                // event without data: dispatched
-        "unknown: field\n\n"                   // nothing known: not dispatched
+        "data\n\n"              // field without colon: empty value
+        "event: only-event\n\n" // event without data: dispatched
+        "unknown: field\n\n"    // nothing known: not dispatched
         "DATA: case matters\n\n"
-        "data: a: b\n\n"                       // only the first colon splits
-        "data\t: tab\n\n";                     // field name "data\t" is unknown
+        "data: a: b\n\n"   // only the first colon splits
+        "data\t: tab\n\n"; // field name "data\t" is unknown
     const parse_result r = parse_every_way(input);
     const std::vector<sse_event> want = {
         ev("first\nsecond\n\n two spaces\nno space"),
@@ -229,11 +228,10 @@ TEST(SseParserTest, CrLfAndLoneCrEndingsMatchLf) {
 
 TEST(SseParserTest, MixedLineEndings) {
     // "\n\r" is two line endings, "\r\n" one, "\r\r" two.
-    const parse_result r = parse_every_way(
-        "data: a\r\ndata: b\rdata: c\n\r\n"
-        "data: d\n\rdata: e\r\r"
-        "data: f\r\n\r\n"
-        "data: g\r\r\n");
+    const parse_result r = parse_every_way("data: a\r\ndata: b\rdata: c\n\r\n"
+                                           "data: d\n\rdata: e\r\r"
+                                           "data: f\r\n\r\n"
+                                           "data: g\r\r\n");
     const std::vector<sse_event> want = {ev("a\nb\nc"), ev("d"), ev("e"), ev("f"), ev("g")};
     EXPECT_EQ(r.events, want);
     EXPECT_TRUE(r.at_boundary);
@@ -244,15 +242,15 @@ TEST(SseParserTest, CrAtPieceEndThenLfIsOneLineEnding) {
     std::vector<sse_event> got;
     const auto sink = [&](sse_event&& e) { got.push_back(std::move(e)); };
     EXPECT_TRUE(parser.feed("data: x\r", sink));
-    EXPECT_TRUE(parser.feed("\n", sink));  // ends "data: x", not a blank line
+    EXPECT_TRUE(parser.feed("\n", sink)); // ends "data: x", not a blank line
     EXPECT_TRUE(got.empty());
     EXPECT_FALSE(parser.at_boundary());
     EXPECT_TRUE(parser.feed("", sink));
-    EXPECT_TRUE(parser.feed("\r", sink));  // a blank line, dispatched right away
+    EXPECT_TRUE(parser.feed("\r", sink)); // a blank line, dispatched right away
     ASSERT_EQ(got.size(), 1u);
     EXPECT_EQ(got[0].data, "x");
     EXPECT_TRUE(parser.at_boundary());
-    EXPECT_TRUE(parser.feed("\n", sink));  // completes that "\r\n": no second blank line
+    EXPECT_TRUE(parser.feed("\n", sink)); // completes that "\r\n": no second blank line
     EXPECT_TRUE(parser.feed("data: y\n\n", sink));
     ASSERT_EQ(got.size(), 2u);
     EXPECT_EQ(got[1].data, "y");
@@ -265,8 +263,13 @@ TEST(SseParserTest, LeadingBomDroppedOnce) {
     // A second BOM is part of the field name, which then is unknown.
     EXPECT_TRUE(parse_every_way(bom + bom + "data: x\n\n").events.empty());
     // A BOM prefix that is not a whole BOM is kept as content.
-    EXPECT_TRUE(parse_every_way("\xEF\xBB" "data: x\n\n").events.empty());
-    EXPECT_EQ(parse_every_way("\xEF\xBB\n" "data: x\n\n").events, std::vector<sse_event>{ev("x")});
+    EXPECT_TRUE(parse_every_way("\xEF\xBB"
+                                "data: x\n\n")
+                    .events.empty());
+    EXPECT_EQ(parse_every_way("\xEF\xBB\n"
+                              "data: x\n\n")
+                  .events,
+              std::vector<sse_event>{ev("x")});
     // Only at the start of the stream.
     EXPECT_EQ(parse_every_way("data: x\n\n" + bom + "data: y\n\n").events,
               std::vector<sse_event>{ev("x")});
@@ -292,27 +295,25 @@ TEST(SseParserTest, StartedWithoutBomKeepsALaterBom) {
 }
 
 TEST(SseParserTest, IdAndRetryFields) {
-    const std::string input =
-        "id: 1\nretry: 3000\ndata: a\n\n"
-        "data: b\n\n"                            // id is kept, retry is per block
-        "id: 2\n\n"                              // not dispatched, but sets the id
-        "data: c\n\n"
-        "id: bad\0id\ndata: d\n\n"s              // id with NUL ignored
-        "retry: 12a\ndata: e\n\n"                // retry must be digits only
-        "retry:\ndata: f\n\n"
-        "retry: -5\ndata: g\n\n"
-        "retry: 99999999999999999999999\ndata: h\n\n"  // overflow ignored
-        "retry: 10\nretry: 20\ndata: i\n\n"      // last valid one wins
-        "retry: 7\n\n"                           // not dispatched: dropped
-        "data: j\n\n"
-        "id\ndata: k\n\n"                        // empty id clears it
-        "id: x:y\nevent: e\ndata: l\nretry: 0\n\n";
+    const std::string input = "id: 1\nretry: 3000\ndata: a\n\n"
+                              "data: b\n\n" // id is kept, retry is per block
+                              "id: 2\n\n"   // not dispatched, but sets the id
+                              "data: c\n\n"
+                              "id: bad\0id\ndata: d\n\n"s // id with NUL ignored
+                              "retry: 12a\ndata: e\n\n"   // retry must be digits only
+                              "retry:\ndata: f\n\n"
+                              "retry: -5\ndata: g\n\n"
+                              "retry: 99999999999999999999999\ndata: h\n\n" // overflow ignored
+                              "retry: 10\nretry: 20\ndata: i\n\n"           // last valid one wins
+                              "retry: 7\n\n" // not dispatched: dropped
+                              "data: j\n\n"
+                              "id\ndata: k\n\n" // empty id clears it
+                              "id: x:y\nevent: e\ndata: l\nretry: 0\n\n";
     const parse_result r = parse_every_way(input);
     const std::vector<sse_event> want = {
-        ev("a", "", "1", 3000), ev("b", "", "1"),   ev("c", "", "2"),
-        ev("d", "", "2"),       ev("e", "", "2"),   ev("f", "", "2"),
-        ev("g", "", "2"),       ev("h", "", "2"),   ev("i", "", "2", 20),
-        ev("j", "", "2"),       ev("k"),            ev("l", "e", "x:y", 0),
+        ev("a", "", "1", 3000), ev("b", "", "1"), ev("c", "", "2"), ev("d", "", "2"),
+        ev("e", "", "2"),       ev("f", "", "2"), ev("g", "", "2"), ev("h", "", "2"),
+        ev("i", "", "2", 20),   ev("j", "", "2"), ev("k"),          ev("l", "e", "x:y", 0),
     };
     EXPECT_EQ(r.events, want);
 }
@@ -328,7 +329,7 @@ TEST(SseParserTest, AtBoundaryOnCleanAndCutInput) {
     EXPECT_TRUE(parse_whole("data: a\n\n: keep-alive\n").at_boundary);
     EXPECT_FALSE(parse_whole("data: a\n\n: keep-al").at_boundary);
     EXPECT_FALSE(parse_whole("data: a\n\nid: 3\n").at_boundary);
-    EXPECT_TRUE(parse_whole("data: a\r\n\r").at_boundary);  // the blank line is complete
+    EXPECT_TRUE(parse_whole("data: a\r\n\r").at_boundary); // the blank line is complete
     EXPECT_FALSE(parse_whole("data: a\r\n").at_boundary);
 }
 
@@ -463,7 +464,8 @@ std::vector<std::string> split_all(const std::vector<std::string_view>& pieces,
 }
 
 TEST(EventSplitterTest, SplitsAtBlankLinesAtEverySplitPointKeepingEveryByte) {
-    const std::string input = "data: a\n\nevent: x\r\ndata: b\r\n\r\n: comment\n\ndata: c\r\rdata: tail";
+    const std::string input =
+        "data: a\n\nevent: x\r\ndata: b\r\n\r\n: comment\n\ndata: c\r\rdata: tail";
     const std::vector<std::string> expected = {"data: a\n\n", "event: x\r\ndata: b\r\n\r\n",
                                                ": comment\n\n", "data: c\r\r"};
     std::string rest;
@@ -471,9 +473,8 @@ TEST(EventSplitterTest, SplitsAtBlankLinesAtEverySplitPointKeepingEveryByte) {
     EXPECT_EQ(rest, "data: tail");
     for (std::size_t cut = 0; cut <= input.size(); ++cut) {
         std::string r;
-        const auto got = split_all({std::string_view(input).substr(0, cut),
-                                    std::string_view(input).substr(cut)},
-                                   &r);
+        const auto got = split_all(
+            {std::string_view(input).substr(0, cut), std::string_view(input).substr(cut)}, &r);
         std::string joined;
         for (const auto& e : got) {
             joined += e;

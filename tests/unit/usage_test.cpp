@@ -46,18 +46,21 @@ TEST(UsageTest, RawOpenAiReaderAgreesWithTheDomReader) {
 }
 
 TEST(UsageTest, RawAnthropicReaderAgreesWithTheDomReader) {
-    for (const std::string text : {
-             fixture("anthropic_cache_write.json"),
-             std::string(R"({"input_tokens":9,"output_tokens":3})"),
-             std::string(R"( { "output_tokens" : 7 , "cache_creation" : { "ephemeral_1h_input_tokens")"
-                         R"(: 200, "ephemeral_5m_input_tokens":100 }, "cache_creation_input_tokens":300,)"
-                         R"("cache_read_input_tokens":2000,"input_tokens":100,"service_tier":"standard"} )"),
-             std::string(R"({"input_tokens":null,"cache_creation":null,"output_tokens":4})"),
-             // Counts the scan does not read as integers: the DOM decides, as before.
-             std::string(R"({"input_tokens":12.0,"output_tokens":-3,"cache_read_input_tokens":"7"})"),
-             std::string(R"({"input\u005ftokens":5,"cache_creation":[1],"output_tokens":1e2})"),
-             std::string("{}"),
-         }) {
+    for (
+        const std::string text : {
+            fixture("anthropic_cache_write.json"),
+            std::string(R"({"input_tokens":9,"output_tokens":3})"),
+            std::string(
+                R"( { "output_tokens" : 7 , "cache_creation" : { "ephemeral_1h_input_tokens")"
+                R"(: 200, "ephemeral_5m_input_tokens":100 }, "cache_creation_input_tokens":300,)"
+                R"("cache_read_input_tokens":2000,"input_tokens":100,"service_tier":"standard"} )"),
+            std::string(R"({"input_tokens":null,"cache_creation":null,"output_tokens":4})"),
+            // Counts the scan does not read as integers: the DOM decides, as before.
+            std::string(
+                R"({"input_tokens":12.0,"output_tokens":-3,"cache_read_input_tokens":"7"})"),
+            std::string(R"({"input\u005ftokens":5,"cache_creation":[1],"output_tokens":1e2})"),
+            std::string("{}"),
+        }) {
         SCOPED_TRACE(text);
         const auto dom = read_anthropic_usage(json::parse(text));
         const auto raw = read_anthropic_usage(std::string_view(text));
@@ -79,8 +82,8 @@ TEST(UsageTest, OpenAiShapes) {
     EXPECT_EQ(u->output, 800u);
     EXPECT_EQ(u->reasoning, 500u);
     // cached_tokens, when given, wins over DeepSeek's own field.
-    const auto both = read_openai_chat_usage(
-        json::parse(R"({"prompt_tokens":100,"prompt_cache_hit_tokens":60,
+    const auto both =
+        read_openai_chat_usage(json::parse(R"({"prompt_tokens":100,"prompt_cache_hit_tokens":60,
                         "prompt_tokens_details":{"cached_tokens":64}})"));
     EXPECT_EQ(both->cache_read, 64u);
     // Writes reported back by the gateway's own translated responses.

@@ -33,9 +33,9 @@ std::string iso_ms(std::int64_t ms);
 
 // A 400 naming the first member of body that is not one of `allowed`; `refused` gives a
 // clearer message for fields a client might expect to be taken (a secret, a class).
-std::optional<gateway_error> unknown_field(
-    const nlohmann::json& body, std::initializer_list<std::string_view> allowed,
-    std::initializer_list<std::pair<std::string_view, std::string_view>> refused = {});
+std::optional<gateway_error>
+unknown_field(const nlohmann::json& body, std::initializer_list<std::string_view> allowed,
+              std::initializer_list<std::pair<std::string_view, std::string_view>> refused = {});
 // Reads the limit and model fields shared by POST and PATCH; a null value clears one.
 std::optional<gateway_error> read_key_fields(const nlohmann::json& body, config::limits& lim,
                                              std::vector<std::string>& models);

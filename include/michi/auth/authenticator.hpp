@@ -16,7 +16,7 @@ namespace michi::auth {
 
 // The key a request is made with.
 struct identity {
-    const config::key_config* key = nullptr;    // points into the snapshot, or at admin_key
+    const config::key_config* key = nullptr;     // points into the snapshot, or at admin_key
     std::optional<config::key_config> admin_key; // a key made through the admin API, copied
 };
 
@@ -33,8 +33,8 @@ public:
     // The key the secret names, into `who` (its key points at who.admin_key for an admin
     // key: keep `who` where it is); 401 when there is none, or it is revoked (`revoked_id`
     // then names it, for the log).
-    result<void> authenticate(std::string_view secret, const key_store& config_keys,
-                              identity& who, std::string& revoked_id);
+    result<void> authenticate(std::string_view secret, const key_store& config_keys, identity& who,
+                              std::string& revoked_id);
 
 private:
     store::key_registry& registry_;

@@ -11,7 +11,7 @@
 namespace michi::cache {
 
 struct cached_answer {
-    bool stream = false;         // the body is an SSE stream's events, else a whole answer
+    bool stream = false; // the body is an SSE stream's events, else a whole answer
     unsigned status = 200;
     std::string content_type;    // a whole answer's
     std::string model;           // the provider/model that served it (x-michi-model)

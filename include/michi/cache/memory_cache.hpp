@@ -60,7 +60,7 @@ private:
     };
     struct shard {
         mutable adaptive_mutex mu; // (a few hundred instructions; never across I/O)
-        std::list<entry> lru; // most recently used first
+        std::list<entry> lru;      // most recently used first
         std::unordered_map<std::string_view, std::list<entry>::iterator> index;
         std::size_t bytes = 0;
         std::uint64_t evictions = 0;

@@ -26,12 +26,12 @@ struct tls_config {
 
 struct server_config {
     std::string listen = "0.0.0.0:8080";
-    std::string host = "0.0.0.0";      // derived from listen
-    std::uint16_t port = 8080;          // derived from listen (0 = ephemeral)
-    unsigned threads = 0;               // 0 = one per core
+    std::string host = "0.0.0.0"; // derived from listen
+    std::uint16_t port = 8080;    // derived from listen (0 = ephemeral)
+    unsigned threads = 0;         // 0 = one per core
     std::size_t max_body_bytes = 10485760;
-    std::size_t max_header_bytes = 16384;            // extension
-    std::size_t max_json_depth = 128; // nesting of any JSON read from outside (extension)
+    std::size_t max_header_bytes = 16384; // extension
+    std::size_t max_json_depth = 128;     // nesting of any JSON read from outside (extension)
     duration idle_timeout{std::chrono::seconds(60)};
     duration read_timeout{std::chrono::seconds(30)}; // extension: whole request must arrive
     duration drain_timeout{std::chrono::seconds(30)};
@@ -161,16 +161,16 @@ struct limits {
 struct key_config {
     std::string id;
     key_class cls = key_class::developer;
-    std::string secret_sha256;        // lower-case hex; empty = key disabled
-    std::vector<std::string> models;  // globs; empty = every model and route
-    limits overrides;                 // per-key values, unset = class default
+    std::string secret_sha256;         // lower-case hex; empty = key disabled
+    std::vector<std::string> models;   // globs; empty = every model and route
+    limits overrides;                  // per-key values, unset = class default
     std::optional<cache_policy> cache; // the response cache for this key's requests
 };
 
 // The response cache's store: memory bounds, and whether Redis (store.redis) holds it too.
 struct cache_config {
-    std::size_t max_bytes = 64 * 1024 * 1024;   // answers kept in memory (least recently used go)
-    std::size_t max_entry_bytes = 1024 * 1024;  // a larger answer is not cached
+    std::size_t max_bytes = 64 * 1024 * 1024;  // answers kept in memory (least recently used go)
+    std::size_t max_entry_bytes = 1024 * 1024; // a larger answer is not cached
     bool shared = true; // with store.redis: kept in Redis too, so replicas share it
 };
 

@@ -27,7 +27,7 @@ struct price_entry {
     std::optional<double> cache_write_1h_per_mtok;
     std::optional<long_context_prices> long_context;
     std::optional<std::uint64_t> context_window;
-    std::optional<bool> supports_tools;  // unset: the file does not say
+    std::optional<bool> supports_tools; // unset: the file does not say
     std::optional<bool> supports_images;
     std::string as_of; // "YYYY-MM-DD"
 };

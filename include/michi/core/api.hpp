@@ -19,7 +19,7 @@ enum class dialect { openai, anthropic };
 
 constexpr dialect dialect_of(api_kind api) noexcept {
     return api == api_kind::messages || api == api_kind::count_tokens ? dialect::anthropic
-                                                                       : dialect::openai;
+                                                                      : dialect::openai;
 }
 
 constexpr std::string_view to_string(api_kind api) noexcept {

@@ -57,7 +57,7 @@ drained_read_buffer first_buffer(const MutableBuffers& buffers) {
 
 } // namespace michi
 
-#if defined(BOOST_ASIO_HAS_EPOLL) && !defined(BOOST_ASIO_HAS_IO_URING_AS_DEFAULT) &&        \
+#if defined(BOOST_ASIO_HAS_EPOLL) && !defined(BOOST_ASIO_HAS_IO_URING_AS_DEFAULT) &&               \
     BOOST_VERSION / 100 == 1081
 #define MICHI_DRAINED_READS 1
 
@@ -69,22 +69,18 @@ namespace boost::asio::detail {
 template <>
 class reactive_socket_recv_op_base<michi::drained_read_buffer> : public reactor_op {
 public:
-    reactive_socket_recv_op_base(const boost::system::error_code& success_ec,
-                                 socket_type socket, socket_ops::state_type state,
+    reactive_socket_recv_op_base(const boost::system::error_code& success_ec, socket_type socket,
+                                 socket_ops::state_type state,
                                  const michi::drained_read_buffer& buffers,
                                  socket_base::message_flags flags, func_type complete_func)
         : reactor_op(success_ec, &reactive_socket_recv_op_base::do_perform, complete_func),
-          socket_(socket),
-          state_(state),
-          buffer_(buffers.buffer),
-          flags_(flags) {}
+          socket_(socket), state_(state), buffer_(buffers.buffer), flags_(flags) {}
 
     static status do_perform(reactor_op* base) {
         auto* o = static_cast<reactive_socket_recv_op_base*>(base);
         const bool stream = (o->state_ & socket_ops::stream_oriented) != 0;
         if (!socket_ops::non_blocking_recv1(o->socket_, o->buffer_.data(), o->buffer_.size(),
-                                            o->flags_, stream, o->ec_,
-                                            o->bytes_transferred_)) {
+                                            o->flags_, stream, o->ec_, o->bytes_transferred_)) {
             return not_done; // would block: wait for epoll
         }
         if (stream && (o->bytes_transferred_ == 0 ||

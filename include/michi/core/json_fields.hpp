@@ -27,8 +27,7 @@ inline std::string string_field(const nlohmann::json& j, const char* key,
 }
 
 // A non-negative integer member (a whole float counts too), or nothing.
-inline std::optional<std::uint64_t> uint_field(const nlohmann::json& j,
-                                               const char* key) noexcept {
+inline std::optional<std::uint64_t> uint_field(const nlohmann::json& j, const char* key) noexcept {
     const nlohmann::json* v = field(j, key);
     if (v == nullptr) {
         return std::nullopt;

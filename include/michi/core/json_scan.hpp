@@ -72,9 +72,7 @@ std::optional<std::string_view> find_unique(std::string_view text, std::string_v
 // ---------------------------------------------------------------- implementation
 
 namespace detail {
-inline bool is_ws(char c) noexcept {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
+inline bool is_ws(char c) noexcept { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 inline std::size_t skip_ws(std::string_view t, std::size_t i) noexcept {
     while (i < t.size() && is_ws(t[i])) {
         ++i;
@@ -90,8 +88,7 @@ namespace detail {
 // inside the text) and returns the index just past it, or npos; items are separated by ','
 // and the list ends at close. Returns the index just past close, or npos.
 template <class Item>
-std::size_t walk_list(std::string_view text, std::size_t pos, char open, char close,
-                      Item&& item) {
+std::size_t walk_list(std::string_view text, std::size_t pos, char open, char close, Item&& item) {
     constexpr auto npos = std::string_view::npos;
     if (pos >= text.size() || text[pos] != open) {
         return npos;

@@ -17,8 +17,7 @@ template <class F>
 awaitable<std::invoke_result_t<F&>> offload(net::io_context& other, F f) {
     using result_type = std::invoke_result_t<F&>;
     co_return co_await net::co_spawn(
-        other,
-        [fn = std::move(f)]() mutable -> net::awaitable<result_type> { co_return fn(); },
+        other, [fn = std::move(f)]() mutable -> net::awaitable<result_type> { co_return fn(); },
         net::use_awaitable_t<executor>{});
 }
 

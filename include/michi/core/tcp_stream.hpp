@@ -117,8 +117,7 @@ public:
 
     explicit tcp_stream(executor ex) : tcp_stream(tcp_socket(ex)) {}
     explicit tcp_stream(tcp_socket socket)
-        : socket_(std::move(socket)),
-          w_(new watch(socket_.get_executor(), &socket_)) {}
+        : socket_(std::move(socket)), w_(new watch(socket_.get_executor(), &socket_)) {}
     ~tcp_stream() {
         w_->socket = nullptr;
         w_->timer.cancel();
@@ -312,8 +311,7 @@ auto async_read_some(tls_over_tcp* tls, tcp_stream& plain, const MutableBuffers&
 
 // The buffers after their first n bytes.
 template <std::size_t N>
-std::array<net::const_buffer, N> after(std::array<net::const_buffer, N> buffers,
-                                       std::size_t n) {
+std::array<net::const_buffer, N> after(std::array<net::const_buffer, N> buffers, std::size_t n) {
     for (auto& b : buffers) {
         const auto k = std::min(n, b.size());
         b += k;
@@ -331,8 +329,7 @@ std::size_t write_now(tls_over_tcp* tls, tcp_stream& plain,
 }
 
 template <class ConstBuffers, class Token>
-auto async_write(tls_over_tcp* tls, tcp_stream& plain, const ConstBuffers& buffers,
-                 Token&& token) {
+auto async_write(tls_over_tcp* tls, tcp_stream& plain, const ConstBuffers& buffers, Token&& token) {
     return net::async_initiate<Token, void(error_code, std::size_t)>(
         [tls, &plain](auto handler, const ConstBuffers& b) {
             if (tls != nullptr) {

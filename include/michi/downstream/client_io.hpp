@@ -46,8 +46,8 @@ public:
     // chunk when last. One write instead of three saves a stream that fits in one upstream
     // read two system calls and two suspensions.
     virtual awaitable<error_code> write_stream(http::response<http::empty_body>* head,
-                                               std::string_view extra_fields,
-                                               std::string_view data, bool last) = 0;
+                                               std::string_view extra_fields, std::string_view data,
+                                               bool last) = 0;
     // The head of a chunked response.
     awaitable<error_code> write_head(http::response<http::empty_body>& res,
                                      std::string_view extra_fields = {}) {

@@ -13,8 +13,7 @@
 namespace michi::downstream {
 
 // A JSON response (write it with write_reply).
-http::response<http::string_body> json_response(const call& c, unsigned status,
-                                                std::string body);
+http::response<http::string_body> json_response(const call& c, unsigned status, std::string body);
 // Writes a response with `fields` (serialised header lines) after its own; notes its status.
 awaitable<error_code> write_reply(client_io& io, call& c, http::response<http::string_body>& res,
                                   std::string_view fields = {});

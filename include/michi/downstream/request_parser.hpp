@@ -55,7 +55,7 @@ private:
     unsigned version_ = 11;
     bool keep_alive_ = false;
     bool head_ = false; // a HEAD request served as a GET
-    std::string text_; // field names and values, back to back
+    std::string text_;  // field names and values, back to back
     std::vector<field_ref> fields_;
     std::string body_;
 };

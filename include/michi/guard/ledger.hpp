@@ -23,7 +23,7 @@ enum class refusal_kind { budget_daily, budget_monthly, rpm, tpm, loop, revoked 
 
 struct refusal {
     refusal_kind kind;
-    std::string message;               // says which limit/window and when it resets
+    std::string message;                 // says which limit/window and when it resets
     std::chrono::seconds retry_after{0}; // for rpm/tpm/loop (429); budget: seconds to reset
 };
 
@@ -41,7 +41,7 @@ struct rate_headers {
 
 // An admitted request's hold on the budgets and the TPM window, settled exactly once.
 struct reservation {
-    std::string id;    // the hold's name in the shared ledger (Redis); empty in-process
+    std::string id; // the hold's name in the shared ledger (Redis); empty in-process
     std::string key_id;
     std::string day;   // "d:YYYY-MM-DD" at admission
     std::string month; // "m:YYYY-MM" at admission
@@ -63,8 +63,8 @@ struct key_usage {
 // What one request asks of the ledger.
 struct admission_request {
     std::string key_id;
-    config::limits limits;       // effective limits (class defaults + key overrides)
-    double est_cost_usd = 0;     // estimated prompt + max output at the model's prices
+    config::limits limits;   // effective limits (class defaults + key overrides)
+    double est_cost_usd = 0; // estimated prompt + max output at the model's prices
     std::uint64_t est_tokens = 0;
     std::optional<std::uint64_t> loop_fingerprint; // hash of the body for agent keys
 };

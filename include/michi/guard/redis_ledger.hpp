@@ -27,7 +27,6 @@
 
 namespace michi::guard {
 
-
 inline constexpr std::chrono::minutes hold_lease{15};
 inline constexpr std::chrono::seconds settle_retry_for{30};
 inline constexpr std::chrono::milliseconds redis_timeout{2000};

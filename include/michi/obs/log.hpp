@@ -17,10 +17,10 @@ struct access_entry {
     std::string request_id;
     std::string method;
     std::string path;
-    std::string key_id;    // empty: unauthenticated
+    std::string key_id; // empty: unauthenticated
     std::string key_class;
-    std::string route;     // the requested model or route name
-    std::string model;     // provider/model that served it
+    std::string route; // the requested model or route name
+    std::string model; // provider/model that served it
     unsigned status = 0;
     unsigned attempts = 0;
     bool stream = false;
@@ -32,10 +32,10 @@ struct access_entry {
     std::uint64_t tokens_cache_write = 0; // part of tokens_in written to the prompt cache
     std::uint64_t tokens_reasoning = 0;   // part of tokens_out spent reasoning
     double cost_usd = 0;
-    double cache_saved_usd = 0; // what prompt caching saved (negative: writes cost more)
+    double cache_saved_usd = 0;          // what prompt caching saved (negative: writes cost more)
     std::string response_cache;          // the response cache: "hit", "miss", or "" (not used)
     double response_cache_saved_usd = 0; // a hit: what the answer cost when it was fetched
-    std::string error_code; // low-cardinality label when it failed
+    std::string error_code;              // low-cardinality label when it failed
 };
 
 void write_access_log(const access_entry& e);

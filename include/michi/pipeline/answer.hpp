@@ -21,8 +21,8 @@ void append_guard_fields(std::string& out, const request_context& ctx);
 void append_michi_fields(std::string& out, const request_context& ctx);
 
 // Settles the request, then writes err in the client's API's shape.
-awaitable<void> reply_error(downstream::client_io& io, request_context& ctx,
-                            guard::ledger& ledger, const gateway_error& err);
+awaitable<void> reply_error(downstream::client_io& io, request_context& ctx, guard::ledger& ledger,
+                            const gateway_error& err);
 
 // The head of a stream's answer (status, SSE type, no caching, keep-alive).
 http::response<http::empty_body> stream_head(const request_context& ctx, unsigned status);

@@ -15,9 +15,9 @@ namespace michi::pipeline {
 
 // The members of a chat request admission and routing read.
 struct body_facts {
-    std::string model;               // "model", a non-empty string
-    std::size_t model_begin = 0;     // where its value (the quoted string) is in the body;
-                                     // model_end 0: not known (the body was parsed instead)
+    std::string model;           // "model", a non-empty string
+    std::size_t model_begin = 0; // where its value (the quoted string) is in the body;
+                                 // model_end 0: not known (the body was parsed instead)
     std::size_t model_end = 0;
     bool stream = false;             // "stream" is true
     bool wants_usage = false;        // "stream_options": {"include_usage": true}

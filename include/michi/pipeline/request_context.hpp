@@ -48,11 +48,11 @@ struct request_context : downstream::call {
     // Exchange.
     unsigned fallbacks = 0; // attempts that failed over to another try
     std::vector<std::pair<std::string, std::string>> failed; // (target, why) of each
-    token_usage usage;        // what it used, by billing kind (settle)
+    token_usage usage;           // what it used, by billing kind (settle)
     std::uint64_t cost_nano = 0; // what it cost, in nano-dollars (x-michi-cost-usd)
-    bool committed = false;   // the answer's head went out: no other answer can follow
-    bool stream_open = false; // a stream's body is under way (past its commit point)
-    bool api_call = false;    // a call to the API: recorded in the request log
+    bool committed = false;      // the answer's head went out: no other answer can follow
+    bool stream_open = false;    // a stream's body is under way (past its commit point)
+    bool api_call = false;       // a call to the API: recorded in the request log
     // The response cache missed: the answer, once complete and good, is kept (cache_stage).
     std::unique_ptr<cache::pending_fill> cache_fill;
 

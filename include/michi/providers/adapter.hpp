@@ -67,7 +67,7 @@ struct binding {
 
 // A local provider's answer (echo): a whole body, or a stream generated piece by piece.
 struct local_answer {
-    std::string whole;                          // a whole JSON answer, when not a stream
+    std::string whole;                           // a whole JSON answer, when not a stream
     std::unique_ptr<stream::body_source> stream; // the SSE body, when a stream
 };
 
@@ -93,7 +93,9 @@ public:
 
     // Whether an answer with this status goes to the next target (429, 5xx: Anthropic's
     // 529 too).
-    virtual bool retryable(unsigned status) const noexcept { return status == 429 || status >= 500; }
+    virtual bool retryable(unsigned status) const noexcept {
+        return status == 429 || status >= 500;
+    }
 
     // Usage of a passed-through whole answer in `api`, read from its text; false when it
     // has none.
@@ -109,8 +111,7 @@ public:
     // A whole success answer in pivot form (OpenAI chat.completion or embeddings list) with
     // its usage; nullopt when the body makes no sense.
     virtual std::optional<nlohmann::json> to_pivot(api_kind client, const nlohmann::json& body,
-                                                   const std::string& model,
-                                                   const std::string& id,
+                                                   const std::string& model, const std::string& id,
                                                    usage_info& u) const = 0;
     // An error answer (any status) as an OpenAI error body.
     virtual nlohmann::json error_to_pivot(unsigned status, std::string_view body) const = 0;

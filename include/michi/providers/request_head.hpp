@@ -41,7 +41,6 @@ void append_json_string(std::string& out, std::string_view s);
 // left empty, when the model's bytes cannot be told (a duplicated or escaped key, where the
 // upstream might read a different "model" than admission did).
 bool splice_model(std::string_view raw, std::size_t model_begin, std::size_t model_end,
-                  std::string_view upstream_model, std::string_view first_member,
-                  std::string& out);
+                  std::string_view upstream_model, std::string_view first_member, std::string& out);
 
 } // namespace michi::providers

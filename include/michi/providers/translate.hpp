@@ -21,17 +21,18 @@ namespace michi::providers {
 // Token usage as the provider reported it.
 struct usage_info {
     bool known = false;
-    std::uint64_t prompt_tokens = 0;      // all input tokens, cached ones included
-    std::uint64_t completion_tokens = 0;  // reasoning included
-    std::uint64_t cache_read_tokens = 0;  // part of prompt_tokens
-    std::uint64_t cache_write_tokens = 0; // part of prompt_tokens: every cache write
+    std::uint64_t prompt_tokens = 0;         // all input tokens, cached ones included
+    std::uint64_t completion_tokens = 0;     // reasoning included
+    std::uint64_t cache_read_tokens = 0;     // part of prompt_tokens
+    std::uint64_t cache_write_tokens = 0;    // part of prompt_tokens: every cache write
     std::uint64_t cache_write_1h_tokens = 0; // part of cache_write_tokens: 1 hour writes
     std::uint64_t reasoning_tokens = 0;      // part of completion_tokens
 
     // Known usage of every kind.
     static usage_info from(const token_usage& u) noexcept {
-        return {true,           u.total_input(),   u.output,   u.cache_read,
-                u.cache_write(), u.cache_write_1h, u.reasoning};
+        return {true,         u.total_input(), u.output,
+                u.cache_read, u.cache_write(), u.cache_write_1h,
+                u.reasoning};
     }
 
     // Every kind of token, as prices are applied to them.

@@ -8,9 +8,7 @@
 namespace michi::redis {
 
 // The hash of one key's ledger state: spend, holds and per-second counts.
-inline std::string state_key(const std::string& key_id) {
-    return "michi:{" + key_id + "}";
-}
+inline std::string state_key(const std::string& key_id) { return "michi:{" + key_id + "}"; }
 // The field of a key's state hash that marks it revoked (every admission checks it).
 inline constexpr const char* revoked_field = "revoked";
 
@@ -22,8 +20,6 @@ inline constexpr const char* revoked_set = "michi:revoked";
 inline constexpr const char* keys_version = "michi:keys:version";
 
 // One answer of the response cache, by the hex digest of its request (expires by itself).
-inline std::string cache_key(const std::string& digest_hex) {
-    return "michi:cache:" + digest_hex;
-}
+inline std::string cache_key(const std::string& digest_hex) { return "michi:cache:" + digest_hex; }
 
 } // namespace michi::redis

@@ -25,8 +25,8 @@ struct redis_hello {
     std::string username;
     std::string password;
     int db = 0;
-    bool expect_primary = false; // ROLE must answer "master" (else the connect fails)
-    ssl::context* tls = nullptr; // TLS with this context (verify_peer, SNI, host name)
+    bool expect_primary = false;             // ROLE must answer "master" (else the connect fails)
+    ssl::context* tls = nullptr;             // TLS with this context (verify_peer, SNI, host name)
     std::chrono::milliseconds backoff{1000}; // calls fail at once this long after a failed connect
 };
 
@@ -68,8 +68,7 @@ private:
     enum class state { idle, connecting, ready };
 
     void connect();
-    void on_resolved(std::uint64_t gen, error_code ec,
-                     const tcp::resolver::results_type& results);
+    void on_resolved(std::uint64_t gen, error_code ec, const tcp::resolver::results_type& results);
     void on_tcp(std::uint64_t gen);
     void on_connected(std::uint64_t gen);
     void write_more();

@@ -30,7 +30,7 @@ namespace michi::routing {
 // A pool key's state as the admin API shows it.
 struct key_status {
     std::size_t index = 0;
-    std::string digest; // first 8 hex digits of the key's SHA-256
+    std::string digest;                   // first 8 hex digits of the key's SHA-256
     std::chrono::milliseconds cooling{0}; // left of its cool-down (0: none)
     std::uint64_t requests = 0;           // sent in the last minute
     std::uint64_t tokens = 0;             // estimated, in the last minute
@@ -63,8 +63,8 @@ public:
     // The key answered 429: it cools down for retry_after (else cooldown). True when another
     // key of the provider could take a request now.
     bool on_rate_limited(const config::provider_config& p, std::size_t index,
-                         std::chrono::milliseconds retry_after,
-                         std::chrono::milliseconds cooldown, clock::time_point now);
+                         std::chrono::milliseconds retry_after, std::chrono::milliseconds cooldown,
+                         clock::time_point now);
     // When the provider's first cooling key is back (now when one is not cooling).
     clock::time_point soonest_back(const config::provider_config& p, clock::time_point now);
     // Every key of the provider, for the admin API (empty when not pooled).

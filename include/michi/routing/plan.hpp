@@ -42,8 +42,8 @@ struct candidate {
 
 struct dispatch_plan {
     std::vector<candidate> candidates;
-    std::string route;                              // route name, empty for a direct model
-    std::chrono::milliseconds attempt_timeout{0};   // 0: the provider's timeout
+    std::string route;                            // route name, empty for a direct model
+    std::chrono::milliseconds attempt_timeout{0}; // 0: the provider's timeout
     unsigned retries = 0;
     std::string reason; // x-michi-route-reason, when a strategy chose the order
     // How the exchange orders the candidates (weighted, least_busy, latency: per request,

@@ -42,4 +42,3 @@ double cache_savings_usd(const config::model_config& m, const token_usage& u) no
 std::uint64_t expected_output_tokens(const nlohmann::json& body) noexcept;
 
 } // namespace michi::routing
-

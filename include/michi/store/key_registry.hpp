@@ -149,10 +149,10 @@ private:
     sqlite::db_ptr db_;
 
     published<snapshot> snap_;
-    std::int64_t loaded_version_ = 0; // of the tables snap_ was loaded from
-    std::unique_ptr<change_counter> changes_;       // bumped after each write committed
-    std::atomic<std::uint64_t> seen_changes_{0};    // its value at the last refresh
-    std::function<void()> notify_;     // set by share()
+    std::int64_t loaded_version_ = 0;            // of the tables snap_ was loaded from
+    std::unique_ptr<change_counter> changes_;    // bumped after each write committed
+    std::atomic<std::uint64_t> seen_changes_{0}; // its value at the last refresh
+    std::function<void()> notify_;               // set by share()
     std::vector<shared_change> outbox_;
 };
 

@@ -42,7 +42,7 @@ struct usage_row {
     std::uint64_t fallbacks = 0; // sum of fallbacks taken (targets tried after the first)
     double cost_usd = 0;
     double cache_saved_usd = 0; // what prompt caching saved
-    double p50_ms = 0; // nearest-rank percentiles of latency_ms
+    double p50_ms = 0;          // nearest-rank percentiles of latency_ms
     double p95_ms = 0;
 };
 
@@ -87,7 +87,7 @@ private:
     // hold no allocation of their own, so a row costs the worker that adds it no malloc
     // and the writer thread that writes it no free of another thread's memory.
     struct row {
-        std::size_t text_at = 0; // offset of the first string in batch::text
+        std::size_t text_at = 0;   // offset of the first string in batch::text
         std::uint32_t len[6] = {}; // id, key_id, key_class, route, model, error
         std::int64_t ts_ms = 0;
         std::int64_t status = 0;

@@ -25,9 +25,9 @@ private:
                      const std::function<void(std::string_view)>& on_event);
 
     std::string buf_;
-    std::size_t start_ = 0;      // first byte of the unfinished event
-    bool at_line_start_ = true;  // nothing but line endings since the last line ending
-    bool after_cr_ = false;      // a '\n' next belongs to the preceding '\r'
+    std::size_t start_ = 0;     // first byte of the unfinished event
+    bool at_line_start_ = true; // nothing but line endings since the last line ending
+    bool after_cr_ = false;     // a '\n' next belongs to the preceding '\r'
 };
 
 // The data of a raw event that is one "data:" line ended by "\n\n" (what OpenAI-type

@@ -21,8 +21,8 @@ enum class relay_result { done, failed_before_commit, failed_after_commit, clien
 struct relay_client {
     downstream::client_io& io;
     http::response<http::empty_body> head; // the stream's response head (written at commit)
-    std::string fields;                     // extra head fields, serialised
-    std::string target;                     // what serves it ("provider/model"), for errors
+    std::string fields;                    // extra head fields, serialised
+    std::string target;                    // what serves it ("provider/model"), for errors
     // The commit point passed (its time, and the request's body no longer needed).
     std::function<void()> on_commit;
     // The stream ended (not failed before its commit point): runs before its last bytes go

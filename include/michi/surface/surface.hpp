@@ -28,9 +28,8 @@ std::string upstream_error_body(api_kind api, unsigned status, const nlohmann::j
 // A whole success answer in pivot form, in the client's API (client_model: the model as
 // the client named it, which an Anthropic message repeats; client_body: the client's request
 // as sent and answer_id the answer's own id, which a Responses API answer takes and echoes).
-std::string whole_answer(api_kind api, const nlohmann::json& pivot,
-                         const std::string& client_model, std::string_view client_body = {},
-                         std::string_view answer_id = {});
+std::string whole_answer(api_kind api, const nlohmann::json& pivot, const std::string& client_model,
+                         std::string_view client_body = {}, std::string_view answer_id = {});
 // The error event that ends a stream broken after its commit point, when no translating
 // filter knows the stream's state (a Responses stream's is an `error` event then: its
 // response.failed must repeat the response's id).
@@ -46,9 +45,8 @@ public:
 
 // A stream passed through as it came: every byte unchanged, but for the usage-only event
 // when strip_usage (the gateway asked for it, the client did not).
-std::unique_ptr<stream_filter> passthrough_filter(api_kind api,
-                                                         const providers::adapter& adapter,
-                                                         bool strip_usage);
+std::unique_ptr<stream_filter> passthrough_filter(api_kind api, const providers::adapter& adapter,
+                                                  bool strip_usage);
 // A stream turned into the client's API's events: the provider's events become pivot chunks
 // (translator), which become the client's events (message_id: the answer's own id;
 // client_body: the client's request as sent, which a Responses stream echoes).

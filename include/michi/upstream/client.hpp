@@ -75,9 +75,8 @@ public:
 
     // The answer's body as a stream's source; each wait for the upstream ends after
     // idle_timeout. The connection goes back to the pool when the stream ends cleanly.
-    std::unique_ptr<stream::body_source> stream_body(attempt a,
-                                                     std::chrono::milliseconds idle_timeout,
-                                                     std::size_t keep_idle);
+    std::unique_ptr<stream::body_source>
+    stream_body(attempt a, std::chrono::milliseconds idle_timeout, std::size_t keep_idle);
 
     // Returns the attempt's connection to the pool when its answer ended cleanly (keeping at
     // most keep_idle idle connections to its endpoint); closes it otherwise.

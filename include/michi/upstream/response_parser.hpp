@@ -77,8 +77,7 @@ private:
             content_length_ = true;
         }
     }
-    void on_field_impl(http::field name, string_view, string_view value,
-                       error_code& ec) override {
+    void on_field_impl(http::field name, string_view, string_view value, error_code& ec) override {
         if (name == http::field::transfer_encoding || name == http::field::content_length) {
             framing_field(name, value, ec);
             return;

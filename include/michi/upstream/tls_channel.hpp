@@ -93,9 +93,9 @@ public:
                       net::append(std::forward<Handler>(handler), ec, std::size_t{0}));
             return;
         }
-        net::async_write(lower_, net::buffer(out_),
-                         write_op<std::decay_t<Handler>>{{std::forward<Handler>(handler)},
-                                                         this, total});
+        net::async_write(
+            lower_, net::buffer(out_),
+            write_op<std::decay_t<Handler>>{{std::forward<Handler>(handler)}, this, total});
     }
 
     // Reads some plaintext into the first non-empty buffer: from records already received
@@ -113,8 +113,7 @@ public:
             return;
         }
         lower_.async_read_some(
-            in_room(), read_op<std::decay_t<Handler>>{{std::forward<Handler>(handler)}, this,
-                                                      out});
+            in_room(), read_op<std::decay_t<Handler>>{{std::forward<Handler>(handler)}, this, out});
     }
 
 private:
