@@ -27,7 +27,8 @@
 # the CA as its ca_file; the floor, which speaks plain HTTP only, is left out.
 #
 #   bench/instructions.sh   env: MICHI_BIN FLOOR_BIN REQUESTS (2000) CONNECTIONS (4) WARMUP (5000)
-#                           REDIS (0) TLS (0)
+#                           REDIS (0) TLS (0) KEEP (a directory: the callgrind dumps are
+#                           copied there, for callgrind_annotate)
 #                           needs valgrind, nginx, python3, curl (REDIS=1: redis-server, redis-cli)
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -49,6 +50,7 @@ cleanup() {
     local p
     for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
+    if [[ -n "${KEEP:-}" ]]; then mkdir -p "$KEEP" && cp "$TMP"/*.cg.* "$KEEP"/ 2>/dev/null || true; fi
     rm -rf "$TMP"
 }
 trap cleanup EXIT
