@@ -200,9 +200,20 @@ json route_json(deps& d, const config::route_config& r) {
             cooling.push_back(t);
         }
     }
-    return {{"name", r.name},       {"strategy", config::to_string(r.strategy)},
-            {"targets", r.targets}, {"attempt_timeout_ms", r.attempt_timeout.count()},
-            {"retries", r.retries}, {"cooling", cooling}};
+    json out = {{"name", r.name},       {"strategy", config::to_string(r.strategy)},
+                {"targets", r.targets}, {"attempt_timeout_ms", r.attempt_timeout.count()},
+                {"retries", r.retries}, {"cooling", cooling}};
+    if (!r.weights.empty()) {
+        out["weights"] = r.weights;
+    }
+    return out;
+}
+
+// The field a config problem of route `name` names ("routes.<name>.weights[1]: ..."), for
+// the 400's param; targets otherwise.
+std::string problem_field(const std::string& name, const std::string& problem) {
+    const std::string weights = "routes." + name + ".weights";
+    return problem.starts_with(weights) ? "weights" : "targets";
 }
 
 awaitable<void> put_route(deps& d, downstream::client_io& io, request_context& ctx,
@@ -214,7 +225,7 @@ awaitable<void> put_route(deps& d, downstream::client_io& io, request_context& c
         r = existing->second;
     }
     std::optional<gateway_error> err =
-        unknown_field(body, {"targets", "strategy", "attempt_timeout_ms", "retries"});
+        unknown_field(body, {"targets", "strategy", "weights", "attempt_timeout_ms", "retries"});
     const auto targets = body.find("targets");
     if (err) {
         // the unknown field is named
@@ -238,10 +249,30 @@ awaitable<void> put_route(deps& d, downstream::client_io& io, request_context& c
                            ? config::parse_route_strategy(body["strategy"].get<std::string>())
                            : std::nullopt;
         if (!s) {
-            err = errors::invalid_request("'strategy' must be fallback or cheapest.", "strategy");
+            err = errors::invalid_request(
+                "'strategy' must be fallback, cheapest, weighted, least_busy or latency.",
+                "strategy");
         } else {
             r.strategy = *s;
         }
+    }
+    if (!err && body.contains("weights")) {
+        // One positive number per target, weighted only (checked with the config below).
+        const auto& w = body["weights"];
+        r.weights.clear();
+        if (!w.is_array() || w.empty()) {
+            err = errors::invalid_request("'weights' must be a non-empty array of numbers.",
+                                          "weights");
+        }
+        for (std::size_t i = 0; !err && i < w.size(); ++i) {
+            if (!w[i].is_number()) {
+                err = errors::invalid_request("'weights' must hold numbers.", "weights");
+            } else {
+                r.weights.push_back(w[i].get<double>());
+            }
+        }
+    } else if (!err && r.strategy != config::route_strategy::weighted) {
+        r.weights.clear(); // (a route that is no longer weighted has none)
     }
     if (!err && body.contains("attempt_timeout_ms")) {
         const auto& t = body["attempt_timeout_ms"];
@@ -268,7 +299,12 @@ awaitable<void> put_route(deps& d, downstream::client_io& io, request_context& c
         next->routes[name] = r;
         const auto problems = config::validate(*next);
         if (!problems.empty()) {
-            err = errors::invalid_request(problems.front(), "targets");
+            // This route's own problem first.
+            const auto own = std::find_if(problems.begin(), problems.end(), [&](const auto& p) {
+                return p.starts_with("routes." + name + ".");
+            });
+            const auto& problem = own == problems.end() ? problems.front() : *own;
+            err = errors::invalid_request(problem, problem_field(name, problem));
         } else if (auto applied = d.apply(next); !applied) {
             err = applied.error();
         }
@@ -324,6 +360,8 @@ awaitable<void> usage(deps& d, downstream::client_io& io, request_context& ctx) 
                         {"tokens_reasoning", row.tokens_reasoning},
                         {"cost_usd", row.cost_usd},
                         {"cache_saved_usd", row.cache_saved_usd},
+                        {"response_cache_hits", row.response_cache_hits},
+                        {"response_cache_saved_usd", row.response_cache_saved_usd},
                         {"errors", row.errors},
                         {"fallbacks", row.fallbacks},
                         {"p50_ms", row.p50_ms},
