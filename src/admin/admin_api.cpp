@@ -209,13 +209,6 @@ json route_json(deps& d, const config::route_config& r) {
     return out;
 }
 
-// The field a config problem of route `name` names ("routes.<name>.weights[1]: ..."), for
-// the 400's param; targets otherwise.
-std::string problem_field(const std::string& name, const std::string& problem) {
-    const std::string weights = "routes." + name + ".weights";
-    return problem.starts_with(weights) ? "weights" : "targets";
-}
-
 awaitable<void> put_route(deps& d, downstream::client_io& io, request_context& ctx,
                           const config::config& cfg, const std::string& name, const json& body) {
     config::route_config r;
@@ -244,35 +237,8 @@ awaitable<void> put_route(deps& d, downstream::client_io& io, request_context& c
             r.targets.push_back(t.get<std::string>());
         }
     }
-    if (!err && body.contains("strategy")) {
-        const auto s = body["strategy"].is_string()
-                           ? config::parse_route_strategy(body["strategy"].get<std::string>())
-                           : std::nullopt;
-        if (!s) {
-            err = errors::invalid_request(
-                "'strategy' must be fallback, cheapest, weighted, least_busy or latency.",
-                "strategy");
-        } else {
-            r.strategy = *s;
-        }
-    }
-    if (!err && body.contains("weights")) {
-        // One positive number per target, weighted only (checked with the config below).
-        const auto& w = body["weights"];
-        r.weights.clear();
-        if (!w.is_array() || w.empty()) {
-            err = errors::invalid_request("'weights' must be a non-empty array of numbers.",
-                                          "weights");
-        }
-        for (std::size_t i = 0; !err && i < w.size(); ++i) {
-            if (!w[i].is_number()) {
-                err = errors::invalid_request("'weights' must hold numbers.", "weights");
-            } else {
-                r.weights.push_back(w[i].get<double>());
-            }
-        }
-    } else if (!err && r.strategy != config::route_strategy::weighted) {
-        r.weights.clear(); // (a route that is no longer weighted has none)
+    if (!err) {
+        err = read_route_balance(body, r);
     }
     if (!err && body.contains("attempt_timeout_ms")) {
         const auto& t = body["attempt_timeout_ms"];
@@ -299,12 +265,7 @@ awaitable<void> put_route(deps& d, downstream::client_io& io, request_context& c
         next->routes[name] = r;
         const auto problems = config::validate(*next);
         if (!problems.empty()) {
-            // This route's own problem first.
-            const auto own = std::find_if(problems.begin(), problems.end(), [&](const auto& p) {
-                return p.starts_with("routes." + name + ".");
-            });
-            const auto& problem = own == problems.end() ? problems.front() : *own;
-            err = errors::invalid_request(problem, problem_field(name, problem));
+            err = route_problem(name, problems);
         } else if (auto applied = d.apply(next); !applied) {
             err = applied.error();
         }
