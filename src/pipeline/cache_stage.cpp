@@ -136,10 +136,16 @@ awaitable<bool> answer_from_cache(deps& d, downstream::client_io& io, request_co
         key = cache::raw_key_of(ctx.api, model, body, scope, headers,
                                 cache::sets_temperature(ctx.body));
     } else {
-        // A body this worker saw before, byte for byte, is not normalised again.
+        // A body this worker saw before, byte for byte, is not normalised again (one short
+        // enough to be remembered: the text's room stays within max_known_text).
         thread_local std::string exact; // (this worker's; its room kept)
-        cache::exact_text(ctx.api, model, body, scope, headers, exact);
-        if (const auto* known = d.cache.known_key(exact)) {
+        const bool short_text = body.size() + model.size() + scope.size() + headers.size() + 64 <=
+                                cache::max_known_text;
+        exact.clear();
+        if (short_text) {
+            cache::exact_text(ctx.api, model, body, scope, headers, exact);
+        }
+        if (const auto* known = short_text ? d.cache.known_key(exact) : nullptr) {
             key = *known;
         } else {
             if (!ctx.body_parsed) {
@@ -148,7 +154,7 @@ awaitable<bool> answer_from_cache(deps& d, downstream::client_io& io, request_co
                        cache::max_key_depth) {
                 key = cache::parsed_key_of(ctx.api, model, ctx.body, scope, headers);
             }
-            if (key) {
+            if (key && short_text) {
                 d.cache.remember_key(exact, *key);
             }
         }
