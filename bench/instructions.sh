@@ -22,13 +22,16 @@
 # over those requests from `INFO commandstats` (µs per call, calls per request), since
 # redis-server's instructions are not counted.
 #
+# CACHE=1 adds michi/cache-hit: a key with the response cache on (`cache: { ttl: 1h }`), every
+# request the same body, so that each one after the first is a hit answered from memory: what a
+# hit costs against michi/free's proxied request.
+#
 # TLS=1 puts the mock behind HTTPS (a CA and an RSA-2048 certificate for localhost made here,
 # as bench/run.sh's TLS=1): nginx-proxy verifies it and reuses sessions, Michi's provider names
 # the CA as its ca_file; the floor, which speaks plain HTTP only, is left out.
 #
 #   bench/instructions.sh   env: MICHI_BIN FLOOR_BIN REQUESTS (2000) CONNECTIONS (4) WARMUP (5000)
-#                           REDIS (0) TLS (0) KEEP (a directory: the callgrind dumps are
-#                           copied there, for callgrind_annotate)
+#                           REDIS (0) TLS (0) CACHE (0) KEEP (0; 1: keep the dumps)
 #                           needs valgrind, nginx, python3, curl (REDIS=1: redis-server, redis-cli)
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -39,6 +42,7 @@ WARMUP="${WARMUP:-5000}"
 FLOOR_BIN="${FLOOR_BIN:-$HERE/../build/release/michi-bench-floor}"
 REDIS="${REDIS:-0}"
 TLS="${TLS:-0}"
+CACHE="${CACHE:-0}"
 for tool in valgrind callgrind_control nginx python3 curl; do
     command -v "$tool" >/dev/null || { echo "bench: $tool not found" >&2; exit 1; }
 done
@@ -50,8 +54,11 @@ cleanup() {
     local p
     for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    if [[ -n "${KEEP:-}" ]]; then mkdir -p "$KEEP" && cp "$TMP"/*.cg.* "$KEEP"/ 2>/dev/null || true; fi
-    rm -rf "$TMP"
+    if [[ "${KEEP:-0}" == 1 ]]; then
+        echo "bench: callgrind dumps kept in $TMP" >&2
+    else
+        rm -rf "$TMP"
+    fi
 }
 trap cleanup EXIT
 # shellcheck source=bench/guard_keys.sh
@@ -112,6 +119,11 @@ NGINX
 } >"$TMP/proxy/nginx.conf"
 
 guard_keys_config "$MICHI" "$MOCK" 1
+if [[ "$CACHE" == 1 ]]; then
+    keygen application cached
+    echo "  - { id: cached, class: application, secret_sha256: \"$(field secret_sha256 cached)\"," \
+        "cache: { ttl: 1h } }" >>"$TMP/michi.yaml"
+fi
 if [[ "$TLS" == 1 ]]; then
     sed -i "s|base_url: \"http://127.0.0.1:$MOCK/v1\"|base_url: \"https://localhost:$MOCK/v1\", ca_file: \"$TMP/ca.pem\"|" \
         "$TMP/michi.yaml"
@@ -161,8 +173,9 @@ bad = []
 def run(t, count):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     for i in range(count):
+        # "same": one body throughout (the response cache's hits), else each one differs.
         body = ('{"model":"mock/gpt-bench","max_tokens":16,"messages":[{"role":"user",'
-                '"content":"hello %s %d %d"}]}' % (tag, t, i))
+                '"content":"hello %s %d %d"}]}' % ((tag, 0, 0) if tag == "same" else (tag, t, i)))
         conn.request("POST", "/v1/chat/completions", body,
                      {"Authorization": "Bearer " + key, "Content-Type": "application/json"})
         r = conn.getresponse()
@@ -208,6 +221,8 @@ measure() { # name pid port key dump-prefix -> instructions per request
 PROXY_I=$(measure proxy "$PROXY_PID" "$PROXY" none "$TMP/proxy.cg")
 FREE_I=$(measure free "$MICHI_PID" "$MICHI" "$(field secret free)" "$TMP/michi.cg")
 GUARD_I=$(measure guarded "$MICHI_PID" "$MICHI" "$(field secret guarded)" "$TMP/michi.cg")
+CACHE_I=""
+[[ "$CACHE" != 1 ]] || CACHE_I=$(measure same "$MICHI_PID" "$MICHI" "$(field secret cached)" "$TMP/michi.cg")
 FLOOR_I=""
 [[ -z "$FLOOR_PID" ]] || FLOOR_I=$(measure floor "$FLOOR_PID" "$FLOOR" none "$TMP/floor.cg")
 REDIS_I=""
@@ -224,6 +239,11 @@ printf '  %-12s %8s\n' nginx-proxy "$PROXY_I" michi/free "$FREE_I" michi/guard "
 awk -v p="$PROXY_I" -v f="$FREE_I" -v g="$GUARD_I" 'BEGIN {
     printf "  michi/free / nginx-proxy: %.2fx\n", f / p
     printf "  guards cost: %+.1f%% instructions (michi/guard / michi/free = %.3f)\n", 100 * (g - f) / f, g / f }'
+if [[ -n "$CACHE_I" ]]; then
+    printf '  %-12s %8s\n' michi/cache-hit "$CACHE_I"
+    awk -v f="$FREE_I" -v c="$CACHE_I" 'BEGIN {
+        printf "  michi/free / michi/cache-hit: %.2fx (a proxied request against a hit)\n", f / c }'
+fi
 if [[ -n "$REDIS_I" ]]; then
     printf '  %-12s %8s\n' michi-redis/guard "$REDIS_I"
     awk -v g="$GUARD_I" -v r="$REDIS_I" 'BEGIN {

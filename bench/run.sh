@@ -567,6 +567,7 @@ export RESULTS OUT CPU_MODEL BUILD_TYPE LOAD_START LOAD_END DURATION CONNECTIONS
 export RSS_IDLE_DIRECT=${RSS_IDLE[direct]} RSS_IDLE_PROXY=${RSS_IDLE[nginx-proxy]} RSS_IDLE_MICHI=${RSS_IDLE[michi]}
 export RSS_IDLE_FLOOR=${RSS_IDLE[beast-floor]:-0} RSS_IDLE_REDIS=${RSS_IDLE[michi-redis]:-0}
 export RSS_IDLE_BASE=${RSS_IDLE[michi-base]:-0} BASE_BIN TLS
+export RSS_IDLE_CACHE=${RSS_IDLE[michi-cache]:-0}
 
 python3 - <<'PY'
 import os, statistics, datetime
@@ -583,10 +584,12 @@ for line in open(E["RESULTS"]):
     fields.update(phase=phase, target=target, round=int(rnd))
     rows.append(fields)
 
-targets = ["direct", "nginx-proxy", "michi", "beast-floor", "michi-redis", "michi-base"]
+targets = ["direct", "nginx-proxy", "michi", "beast-floor", "michi-redis", "michi-base",
+           "michi-cache"]
 idle = {"direct": int(E["RSS_IDLE_DIRECT"]), "nginx-proxy": int(E["RSS_IDLE_PROXY"]),
         "michi": int(E["RSS_IDLE_MICHI"]), "beast-floor": int(E["RSS_IDLE_FLOOR"]),
-        "michi-redis": int(E["RSS_IDLE_REDIS"]), "michi-base": int(E["RSS_IDLE_BASE"])}
+        "michi-redis": int(E["RSS_IDLE_REDIS"]), "michi-base": int(E["RSS_IDLE_BASE"]),
+        "michi-cache": int(E["RSS_IDLE_CACHE"])}
 med = statistics.median
 
 def sel(phase, target):
@@ -730,6 +733,17 @@ for phase, s in (("throughput", tp), ("latency", lt), ("stream", st), ("stream-l
              f"redis-server): michi-redis/michi **{rd['rps'] / mc['rps']:.2f}x** (per round: "
              f"{', '.join(f'{x:.2f}' for x in rr)}), p99 {rd['p99'] - mc['p99']:+.3f} ms, CPU per "
              f"request {rd['cpu_us'] / max(mc['cpu_us'], 1e-9):.2f}x")
+for phase in ("throughput", "latency"):
+    pp = pairs(phase, "michi-cache", "michi")
+    if not pp:
+        continue
+    rr = [m["rps"] / n["rps"] for m, n in pp]
+    qm, qse = mean_se(rr)
+    cm, cse = mean_se([cpu_us(m) / max(cpu_us(n), 1e-9) for m, n in pp])
+    emit(f"- response-cache hits against proxied requests, {phase} phase, means of the rounds: "
+         f"michi-cache/michi req/s **{qm:.2f}x** ({qse}per round: "
+         f"{', '.join(f'{x:.2f}' for x in rr)}) — target >= 2x: "
+         f"{verdict(qm >= 2)}; CPU per request {cm:.2f}x ({cse.rstrip('; ') or 'one round'})")
 for phase in ("throughput", "latency", "stream", "stream-latency"):
     pp = pairs(phase, "michi", "michi-base")
     if not pp:

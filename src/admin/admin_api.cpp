@@ -200,9 +200,13 @@ json route_json(deps& d, const config::route_config& r) {
             cooling.push_back(t);
         }
     }
-    return {{"name", r.name},       {"strategy", config::to_string(r.strategy)},
-            {"targets", r.targets}, {"attempt_timeout_ms", r.attempt_timeout.count()},
-            {"retries", r.retries}, {"cooling", cooling}};
+    json out = {{"name", r.name},       {"strategy", config::to_string(r.strategy)},
+                {"targets", r.targets}, {"attempt_timeout_ms", r.attempt_timeout.count()},
+                {"retries", r.retries}, {"cooling", cooling}};
+    if (!r.weights.empty()) {
+        out["weights"] = r.weights;
+    }
+    return out;
 }
 
 awaitable<void> put_route(deps& d, downstream::client_io& io, request_context& ctx,
@@ -214,7 +218,7 @@ awaitable<void> put_route(deps& d, downstream::client_io& io, request_context& c
         r = existing->second;
     }
     std::optional<gateway_error> err =
-        unknown_field(body, {"targets", "strategy", "attempt_timeout_ms", "retries"});
+        unknown_field(body, {"targets", "strategy", "weights", "attempt_timeout_ms", "retries"});
     const auto targets = body.find("targets");
     if (err) {
         // the unknown field is named
@@ -233,15 +237,8 @@ awaitable<void> put_route(deps& d, downstream::client_io& io, request_context& c
             r.targets.push_back(t.get<std::string>());
         }
     }
-    if (!err && body.contains("strategy")) {
-        const auto s = body["strategy"].is_string()
-                           ? config::parse_route_strategy(body["strategy"].get<std::string>())
-                           : std::nullopt;
-        if (!s) {
-            err = errors::invalid_request("'strategy' must be fallback or cheapest.", "strategy");
-        } else {
-            r.strategy = *s;
-        }
+    if (!err) {
+        err = read_route_balance(body, r);
     }
     if (!err && body.contains("attempt_timeout_ms")) {
         const auto& t = body["attempt_timeout_ms"];
@@ -268,7 +265,7 @@ awaitable<void> put_route(deps& d, downstream::client_io& io, request_context& c
         next->routes[name] = r;
         const auto problems = config::validate(*next);
         if (!problems.empty()) {
-            err = errors::invalid_request(problems.front(), "targets");
+            err = route_problem(name, problems);
         } else if (auto applied = d.apply(next); !applied) {
             err = applied.error();
         }
@@ -324,6 +321,8 @@ awaitable<void> usage(deps& d, downstream::client_io& io, request_context& ctx) 
                         {"tokens_reasoning", row.tokens_reasoning},
                         {"cost_usd", row.cost_usd},
                         {"cache_saved_usd", row.cache_saved_usd},
+                        {"response_cache_hits", row.response_cache_hits},
+                        {"response_cache_saved_usd", row.response_cache_saved_usd},
                         {"errors", row.errors},
                         {"fallbacks", row.fallbacks},
                         {"p50_ms", row.p50_ms},

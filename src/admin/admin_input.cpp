@@ -136,6 +136,47 @@ std::optional<gateway_error> read_key_fields(const json& body, config::limits& l
 
 // A route name from the path of PUT /admin/routes/{name}: it is written into logs and the
 // config snapshot, so it must be short and printable.
+std::optional<gateway_error> read_route_balance(const json& body, config::route_config& r) {
+    if (const auto s = body.find("strategy"); s != body.end()) {
+        const auto strategy =
+            s->is_string() ? config::parse_route_strategy(s->get<std::string>()) : std::nullopt;
+        if (!strategy) {
+            return errors::invalid_request(
+                "'strategy' must be fallback, cheapest, weighted, least_busy or latency.",
+                "strategy");
+        }
+        r.strategy = *strategy;
+    }
+    const auto w = body.find("weights");
+    if (w == body.end()) {
+        if (r.strategy != config::route_strategy::weighted) {
+            r.weights.clear();
+        }
+        return std::nullopt;
+    }
+    if (!w->is_array() || w->empty()) {
+        return errors::invalid_request("'weights' must be a non-empty array of numbers.",
+                                       "weights");
+    }
+    r.weights.clear();
+    for (const auto& x : *w) {
+        if (!x.is_number()) {
+            return errors::invalid_request("'weights' must hold numbers.", "weights");
+        }
+        r.weights.push_back(x.get<double>());
+    }
+    return std::nullopt;
+}
+
+gateway_error route_problem(const std::string& name, const std::vector<std::string>& problems) {
+    const std::string own = "routes." + name + ".";
+    const auto it = std::find_if(problems.begin(), problems.end(),
+                                 [&](const std::string& p) { return p.starts_with(own); });
+    const std::string& problem = it == problems.end() ? problems.front() : *it;
+    return errors::invalid_request(problem,
+                                   problem.starts_with(own + "weights") ? "weights" : "targets");
+}
+
 bool valid_route_name(const std::string& name) {
     return !name.empty() && name.size() <= 128 && safe_text::is_plain(name);
 }

@@ -12,14 +12,20 @@ namespace michi::cache {
 
 namespace {
 
-std::string prefix(api_kind api, std::string_view model, std::string_view scope,
+void append_prefix(std::string& text, api_kind api, std::string_view model, std::string_view scope,
                    std::string_view headers, char form) {
-    std::string text = "michi-cache-v1 ";
+    text.append("michi-cache-v1 ");
     text.push_back(form);
     text.append("\n").append(to_string(api)).append("\n");
     text.append(scope).append("\n");
     text.append(headers).append("\n");
     text.append(model).append("\n");
+}
+
+std::string prefix(api_kind api, std::string_view model, std::string_view scope,
+                   std::string_view headers, char form) {
+    std::string text;
+    append_prefix(text, api, model, scope, headers, form);
     return text;
 }
 
@@ -35,6 +41,13 @@ request_key raw_key_of(api_kind api, std::string_view model, std::string_view bo
     std::string text = prefix(api, model, scope, headers, 'r');
     text.append(body);
     return {sha256_raw(text), sampled};
+}
+
+void exact_text(api_kind api, std::string_view model, std::string_view body, std::string_view scope,
+                std::string_view headers, std::string& out) {
+    out.clear();
+    append_prefix(out, api, model, scope, headers, 'r');
+    out.append(body);
 }
 
 bool sets_temperature(const nlohmann::json& body) { return sampled_of(body); }

@@ -49,6 +49,24 @@ awaitable<std::shared_ptr<const cached_answer>> response_cache::find(const std::
     co_return shared;
 }
 
+const request_key* response_cache::known_key(const std::string& text) const {
+    const auto it = known_.find(text);
+    return it == known_.end() ? nullptr : &it->second;
+}
+
+void response_cache::remember_key(const std::string& text, const request_key& key) {
+    if (text.size() > max_known_text) {
+        return;
+    }
+    if (known_.size() >= max_known_keys || known_bytes_ + text.size() > max_known_bytes) {
+        known_.clear();
+        known_bytes_ = 0;
+    }
+    if (known_.emplace(text, key).second) {
+        known_bytes_ += text.size();
+    }
+}
+
 void response_cache::keep(const std::string& digest, cached_answer a,
                           std::chrono::milliseconds ttl) {
     a.expires_ms = now_ms() + ttl.count();

@@ -132,13 +132,32 @@ awaitable<bool> answer_from_cache(deps& d, downstream::client_io& io, request_co
     // body's exact bytes.
     const bool as_sent = ctx.api == api_kind::chat || ctx.api == api_kind::embeddings;
     std::optional<cache::request_key> key;
-    if (!ctx.body_parsed) {
-        key = cache::key_of(ctx.api, model, body, scope, headers);
-    } else if (!as_sent) {
+    if (ctx.body_parsed && !as_sent) {
         key = cache::raw_key_of(ctx.api, model, body, scope, headers,
                                 cache::sets_temperature(ctx.body));
-    } else if (json_scan::nesting_depth(body, cache::max_key_depth) <= cache::max_key_depth) {
-        key = cache::parsed_key_of(ctx.api, model, ctx.body, scope, headers);
+    } else {
+        // A body this worker saw before, byte for byte, is not normalised again (one short
+        // enough to be remembered: the text's room stays within max_known_text).
+        thread_local std::string exact; // (this worker's; its room kept)
+        const bool short_text = body.size() + model.size() + scope.size() + headers.size() + 64 <=
+                                cache::max_known_text;
+        exact.clear();
+        if (short_text) {
+            cache::exact_text(ctx.api, model, body, scope, headers, exact);
+        }
+        if (const auto* known = short_text ? d.cache.known_key(exact) : nullptr) {
+            key = *known;
+        } else {
+            if (!ctx.body_parsed) {
+                key = cache::key_of(ctx.api, model, body, scope, headers);
+            } else if (json_scan::nesting_depth(body, cache::max_key_depth) <=
+                       cache::max_key_depth) {
+                key = cache::parsed_key_of(ctx.api, model, ctx.body, scope, headers);
+            }
+            if (key && short_text) {
+                d.cache.remember_key(exact, *key);
+            }
+        }
     }
     if (!key || (key->sampled && !policy->nondeterministic)) {
         co_return false;

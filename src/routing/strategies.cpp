@@ -3,7 +3,7 @@
 #include "michi/routing/retry.hpp"
 
 #include <algorithm>
-#include <cstdio>
+#include <charconv>
 #include <numeric>
 
 namespace michi::routing {
@@ -25,9 +25,52 @@ void shuffle(std::vector<std::size_t>& v, std::mt19937& rng) {
     }
 }
 
-std::string ms_text(std::chrono::microseconds us) {
+// A stable sort without an allocation (std::stable_sort takes a buffer from the heap): an
+// insertion sort, for a route's few targets.
+template <class Less>
+void stable_small_sort(std::vector<std::size_t>& v, Less less) {
+    if (v.size() > 32) {
+        std::stable_sort(v.begin(), v.end(), less);
+        return;
+    }
+    for (std::size_t i = 1; i < v.size(); ++i) {
+        const std::size_t x = v[i];
+        std::size_t j = i;
+        for (; j > 0 && less(x, v[j - 1]); --j) {
+            v[j] = v[j - 1];
+        }
+        v[j] = x;
+    }
+}
+
+// A number as text, appended (shortest form; no locale, no allocation of its own).
+template <class T>
+void append_number(std::string& out, T value) {
+    char buf[32];
+    const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+    out.append(buf, ec == std::errc{} ? end : buf);
+}
+
+// A weight as text: a whole one as an integer (the usual case, and a tenth of the work).
+void append_weight(std::string& out, double w) {
+    if (w >= 0 && w < 1e15 && w == static_cast<double>(static_cast<std::int64_t>(w))) {
+        append_number(out, static_cast<std::int64_t>(w));
+    } else {
+        append_number(out, w);
+    }
+}
+
+// A uniform number in [0, limit): one draw of the generator (32 bits are plenty for weights).
+double uniform_below(double limit, std::mt19937& rng) {
+    return limit * (static_cast<double>(rng()) * (1.0 / 4294967296.0));
+}
+
+void append_ms(std::string& out, std::chrono::microseconds us) {
     const auto tenths = (us.count() + 50) / 100;
-    return std::to_string(tenths / 10) + "." + std::to_string(tenths % 10) + " ms";
+    append_number(out, tenths / 10);
+    out.push_back('.');
+    append_number(out, tenths % 10);
+    out.append(" ms");
 }
 
 } // namespace
@@ -41,7 +84,7 @@ pick_reason weighted_order(std::span<const target_view> targets, std::mt19937& r
     }
     // Draw the first, then the next from those left, each by weight.
     for (std::size_t i = 0; i + 1 < out.size(); ++i) {
-        double x = std::uniform_real_distribution<double>(0, left)(rng);
+        double x = uniform_below(left, rng);
         std::size_t pick = out.size() - 1;
         for (std::size_t j = i; j < out.size(); ++j) {
             x -= targets[out[j]].weight;
@@ -60,7 +103,7 @@ pick_reason least_busy_order(std::span<const target_view> targets, std::mt19937&
                              std::vector<std::size_t>& out) {
     identity(targets.size(), out);
     shuffle(out, rng); // ties in random order
-    std::stable_sort(out.begin(), out.end(), [&](std::size_t a, std::size_t b) {
+    stable_small_sort(out, [&](std::size_t a, std::size_t b) {
         return targets[a].in_flight < targets[b].in_flight;
     });
     return pick_reason::least_busy;
@@ -70,7 +113,7 @@ pick_reason latency_order(std::span<const target_view> targets, std::mt19937& rn
                           std::vector<std::size_t>& out) {
     identity(targets.size(), out);
     // Unmeasured first (they must be seen once), then by average time to first byte.
-    std::stable_sort(out.begin(), out.end(), [&](std::size_t a, std::size_t b) {
+    stable_small_sort(out, [&](std::size_t a, std::size_t b) {
         const auto& x = targets[a].ttfb;
         const auto& y = targets[b].ttfb;
         return x.has_value() != y.has_value() ? !x.has_value() : x && *x < *y;
@@ -78,7 +121,7 @@ pick_reason latency_order(std::span<const target_view> targets, std::mt19937& rn
     if (!targets[out.front()].ttfb) {
         return pick_reason::unmeasured;
     }
-    if (out.size() > 1 && std::uniform_real_distribution<double>(0, 1)(rng) < latency_exploration) {
+    if (out.size() > 1 && uniform_below(1.0, rng) < latency_exploration) {
         // Another target first, so a slow one that recovered is measured again.
         const std::size_t i = 1 + draw(out.size() - 1, rng);
         std::rotate(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(i),
@@ -106,7 +149,10 @@ std::vector<const candidate*> choose_order(const dispatch_plan& plan, signal_boa
         return order_candidates(plan, cd);
     }
     const std::size_t n = plan.candidates.size();
-    std::vector<target_view> views(n);
+    // This thread's, their room kept from one request to the next.
+    thread_local std::vector<target_view> views;
+    thread_local std::vector<std::size_t> idx;
+    views.assign(n, target_view{});
     for (std::size_t i = 0; i < n; ++i) {
         const auto& c = plan.candidates[i];
         views[i].weight = c.weight;
@@ -117,8 +163,6 @@ std::vector<const candidate*> choose_order(const dispatch_plan& plan, signal_boa
             }
         }
     }
-    std::vector<std::size_t> idx;
-    idx.reserve(n);
     pick_reason why = pick_reason::weight;
     switch (plan.strategy) {
     case config::route_strategy::least_busy: why = least_busy_order(views, rng, idx); break;
@@ -138,6 +182,7 @@ std::vector<const candidate*> choose_order(const dispatch_plan& plan, signal_boa
         });
     }
     const auto& first = views[idx.front()];
+    reason.reserve(64);
     reason = config::to_string(plan.strategy);
     reason += ": ";
     reason += order.front()->model->name;
@@ -151,16 +196,22 @@ std::vector<const candidate*> choose_order(const dispatch_plan& plan, signal_boa
         for (const auto& v : views) {
             total += v.weight;
         }
-        char buf[64];
-        std::snprintf(buf, sizeof buf, " (weight %g of %g)", first.weight, total);
-        reason += buf;
+        reason += " (weight ";
+        append_weight(reason, first.weight);
+        reason += " of ";
+        append_weight(reason, total);
+        reason += ")";
         break;
     }
     case pick_reason::least_busy:
-        reason += " (" + std::to_string(first.in_flight) + " in flight)";
+        reason += " (";
+        append_number(reason, first.in_flight);
+        reason += " in flight)";
         break;
     case pick_reason::fastest:
-        reason += " (time to first byte ~" + ms_text(*first.ttfb) + ")";
+        reason += " (time to first byte ~";
+        append_ms(reason, *first.ttfb);
+        reason += ")";
         break;
     case pick_reason::unmeasured: reason += " (not measured yet)"; break;
     case pick_reason::exploring: reason += " (exploring)"; break;

@@ -46,7 +46,9 @@ CREATE TABLE IF NOT EXISTS requests (
     tokens_cache_read INTEGER NOT NULL DEFAULT 0,
     tokens_cache_write INTEGER NOT NULL DEFAULT 0,
     tokens_reasoning INTEGER NOT NULL DEFAULT 0,
-    cache_saved_usd REAL NOT NULL DEFAULT 0
+    cache_saved_usd REAL NOT NULL DEFAULT 0,
+    response_cache_hit INTEGER NOT NULL DEFAULT 0,
+    response_cache_saved_usd REAL NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS request_minutes (
     minute INTEGER PRIMARY KEY,
@@ -77,6 +79,8 @@ constexpr std::pair<const char*, const char*> added_columns[] = {
     {"tokens_cache_write", "INTEGER NOT NULL DEFAULT 0"},
     {"tokens_reasoning", "INTEGER NOT NULL DEFAULT 0"},
     {"cache_saved_usd", "REAL NOT NULL DEFAULT 0"},
+    {"response_cache_hit", "INTEGER NOT NULL DEFAULT 0"},
+    {"response_cache_saved_usd", "REAL NOT NULL DEFAULT 0"},
 };
 
 // Adds the columns an older file lacks, in one transaction (another process opening the same
@@ -126,7 +130,7 @@ constexpr std::int64_t minute_ms = 60000;
 // each burst short, and a commit still carries many rows.
 constexpr std::size_t nudge_rows = 1024;
 
-constexpr int columns = 19;
+constexpr int columns = 21;
 // Rows per execution of the bulk insert: one execution of a statement costs about half
 // a row's insert again (set-up, bindings cleared, reset); sixteen rows share it.
 constexpr int bulk_rows = 16;
@@ -136,7 +140,8 @@ std::string insert_sql(int rows) {
     std::string sql =
         "INSERT INTO requests (id, ts_ms, key_id, key_class, route, model, status, attempts, "
         "fallbacks, latency_ms, ttfb_ms, tokens_in, tokens_out, cost_usd, error, "
-        "tokens_cache_read, tokens_cache_write, tokens_reasoning, cache_saved_usd) VALUES ";
+        "tokens_cache_read, tokens_cache_write, tokens_reasoning, cache_saved_usd, "
+        "response_cache_hit, response_cache_saved_usd) VALUES ";
     for (int r = 0; r < rows; ++r) {
         sql += r == 0 ? "(" : ",(";
         for (int c = 0; c < columns; ++c) {
@@ -333,6 +338,9 @@ void request_log::add(const obs::access_entry& e, std::int64_t ts_ms, unsigned f
     r.tokens_cache_write = clamp_i64(e.tokens_cache_write);
     r.tokens_reasoning = clamp_i64(e.tokens_reasoning);
     r.cache_saved_usd = finite_or_zero(e.cache_saved_usd);
+    r.response_cache_hit = e.response_cache == "hit" ? 1 : 0;
+    r.response_cache_saved_usd =
+        r.response_cache_hit ? finite_or_zero(e.response_cache_saved_usd) : 0;
     const std::string_view strings[6] = {e.request_id, e.key_id, e.key_class,
                                          e.route,      e.model,  e.error_code};
 
@@ -462,6 +470,8 @@ std::string request_log::write_batch(const batch& b) {
         st.bind_int(first + 17, r.tokens_cache_write);
         st.bind_int(first + 18, r.tokens_reasoning);
         st.bind_double(first + 19, r.cache_saved_usd);
+        st.bind_int(first + 20, r.response_cache_hit);
+        st.bind_double(first + 21, r.response_cache_saved_usd);
     };
     // The minutes of the batch's rows (a batch spans one or two, mostly), with their ids.
     minutes_.clear();

@@ -74,7 +74,8 @@ std::vector<usage_row> request_log::usage(const usage_filter& filter, usage_grou
         " AS g, COUNT(*), COALESCE(SUM(tokens_in), 0), COALESCE(SUM(tokens_out), 0), "
         "COALESCE(SUM(status >= 400), 0), COALESCE(SUM(fallbacks), 0), TOTAL(cost_usd), "
         "COALESCE(SUM(tokens_cache_read), 0), COALESCE(SUM(tokens_cache_write), 0), "
-        "COALESCE(SUM(tokens_reasoning), 0), TOTAL(cache_saved_usd) "
+        "COALESCE(SUM(tokens_reasoning), 0), TOTAL(cache_saved_usd), "
+        "COALESCE(SUM(response_cache_hit), 0), TOTAL(response_cache_saved_usd) "
         "FROM requests" +
         where + " GROUP BY g ORDER BY g";
     const std::string latency_sql =
@@ -124,6 +125,8 @@ std::vector<usage_row> request_log::usage(const usage_filter& filter, usage_grou
             r.tokens_cache_write = non_negative(s.column_int(8));
             r.tokens_reasoning = non_negative(s.column_int(9));
             r.cache_saved_usd = s.column_double(10);
+            r.response_cache_hits = non_negative(s.column_int(11));
+            r.response_cache_saved_usd = s.column_double(12);
             index.emplace(r.group, rows.size());
             rows.push_back(std::move(r));
         }

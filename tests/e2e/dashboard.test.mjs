@@ -139,7 +139,7 @@ test('dashboard: sign in, spend, create and revoke a key, usage, routes', { time
     await page.selectOption('[data-testid="usage-group"]', 'key');
     const usage = await waitText(page, 'usage-table', (s) => s.includes('dash-created'));
     assert.match(usage, /e2e/);
-    assert.match(usage, /Cached in.*Caching saved/); // prompt caching per key
+    assert.match(usage, /Cached in.*Caching saved.*Cache hits/); // prompt and response caching per key
     await shot('dashboard-usage.png');
 
     // Routes: the chain, a rejected edit with the server's reason, then a saved reorder.

@@ -4,6 +4,9 @@
 #include "support/fake_upstream.hpp"
 #include "support/gateway_harness.hpp"
 #include "support/redis_server.hpp"
+#include "support/temp_dir.hpp"
+
+#include "michi/store/sqlite_db.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -73,6 +76,54 @@ TEST(BalanceTest, WeightsSpreadTheTrafficInTheirProportions) {
     EXPECT_NEAR(t.a.request_count() / double(requests), 0.1, 0.06);
     EXPECT_NEAR(t.b.request_count() / double(requests), 0.2, 0.06);
     EXPECT_NEAR(t.c.request_count() / double(requests), 0.7, 0.06);
+}
+
+http_reply put_route(gateway_harness& gw, const std::string& name, const json& body) {
+    return gw.request(http::verb::put, "/admin/routes/" + name, body.dump(), admin_auth());
+}
+
+TEST(BalanceTest, TheAdminApiSetsARoutesStrategyAndWeights) {
+    three_targets t;
+    gateway_harness gw(t.config("{ targets: [a/m, b/m, c/m] }"));
+    const json targets = {"a/m", "b/m", "c/m"};
+    // Refused as the config loader refuses them, naming the field.
+    const auto param = [&](const json& body) {
+        const auto r = put_route(gw, "spread", body);
+        EXPECT_EQ(r.status, 400u) << r.body;
+        const auto err = json::parse(r.body, nullptr, false);
+        return err.is_object() ? err["error"]["param"] : json();
+    };
+    EXPECT_EQ(param({{"targets", targets}, {"strategy", "weighted"}, {"weights", {1, 2}}}),
+              "weights");
+    EXPECT_EQ(param({{"targets", targets}, {"strategy", "weighted"}, {"weights", {1, 0, 2}}}),
+              "weights");
+    EXPECT_EQ(param({{"targets", targets}, {"strategy", "weighted"}, {"weights", {1, "2", 3}}}),
+              "weights");
+    EXPECT_EQ(param({{"targets", targets}, {"strategy", "fallback"}, {"weights", {1, 1, 1}}}),
+              "weights");
+    EXPECT_EQ(param({{"targets", targets}, {"strategy", "busiest"}}), "strategy");
+
+    // Almost every request to a/m now (b and c: a chance in 500,000 each per request).
+    const auto set =
+        put_route(gw, "spread",
+                  {{"targets", targets}, {"strategy", "weighted"}, {"weights", {1000000, 1, 1}}});
+    ASSERT_EQ(set.status, 200u) << set.body;
+    EXPECT_EQ(json::parse(set.body)["weights"], json({1000000, 1, 1}));
+    for (int i = 0; i < 20; ++i) {
+        ASSERT_EQ(post(gw, chat("spread")).status, 200u);
+    }
+    EXPECT_EQ(t.a.request_count(), 20u);
+    const auto routes = gw.request(http::verb::get, "/admin/routes", "", admin_auth());
+    const auto listed = json::parse(routes.body)["data"][0];
+    EXPECT_EQ(listed["strategy"], "weighted");
+    EXPECT_EQ(listed["weights"], json({1000000, 1, 1}));
+    EXPECT_EQ(balance(gw)["routes"][0]["strategy"], "weighted");
+
+    // Another strategy leaves the weights behind.
+    const auto busy = put_route(gw, "spread", {{"targets", targets}, {"strategy", "least_busy"}});
+    ASSERT_EQ(busy.status, 200u) << busy.body;
+    EXPECT_EQ(json::parse(busy.body)["strategy"], "least_busy");
+    EXPECT_FALSE(json::parse(busy.body).contains("weights"));
 }
 
 TEST(BalanceTest, AFailedTargetFallsBackToAnotherOfTheRoute) {
@@ -328,6 +379,83 @@ TEST(ResponseCacheTest, AStreamIsReplayedByteForByteAndABrokenOneIsNotKept) {
     EXPECT_EQ(t.up.request_count(), 2u);
     // The same question not streamed is another answer.
     EXPECT_EQ(post(gw, chat("cached", "hello", false)).headers.at("x-michi-cache"), "miss");
+}
+
+TEST(ResponseCacheTest, TheSameBytesFromTwoKeysOfPerKeyCachesAreKeptApart) {
+    fake_upstream up;
+    up.set_handler(usage_echoing);
+    const std::string other = "mk-dev-OtherOtherOtherOtherOtherOtherOther1";
+    const auto cached = "    cache: { ttl: 10m, per_key: true }\n";
+    // (the test key "tester" is the harness's; these two keep answers of their own)
+    gateway_harness gw(
+        basic_config(up.base_url(), {.keys = key_entry("mine", "developer", limited, cached) +
+                                             key_entry("theirs", "developer", other, cached)}));
+    const auto ask = [&](const std::string& secret) {
+        return gw.chat(chat("fake/gpt-test"), secret).headers["x-michi-cache"];
+    };
+    EXPECT_EQ(ask(limited), "miss");
+    EXPECT_EQ(ask(limited), "hit");
+    EXPECT_EQ(ask(other), "miss"); // the same bytes, another key's cache
+    EXPECT_EQ(ask(other), "hit");
+    EXPECT_EQ(ask(test_secret), ""); // a key without a cache
+    EXPECT_EQ(up.request_count(), 3u);
+}
+
+TEST(ResponseCacheTest, HitsAreInTheRequestLogOfAnOlderFileAndTheUsageView) {
+    // A request log from before the response cache's columns, with one row.
+    temp_dir dir;
+    const auto path = dir.file("michi.db");
+    {
+        auto db = store::sqlite::open(path, "old log");
+        ASSERT_EQ(store::sqlite::exec(db.get(), R"sql(
+            CREATE TABLE requests (id TEXT, ts_ms INTEGER, key_id TEXT, key_class TEXT,
+                route TEXT, model TEXT, status INTEGER, attempts INTEGER, fallbacks INTEGER,
+                latency_ms REAL, ttfb_ms REAL, tokens_in INTEGER, tokens_out INTEGER,
+                cost_usd REAL, error TEXT);
+            INSERT INTO requests VALUES ('old', 1700000000000, 'tester', 'developer', 'cached',
+                'fake/gpt-test', 200, 1, 0, 5, 4, 10, 10, 0.001, NULL);)sql"),
+                  "");
+    }
+    cached_route t;
+    t.up.set_handler(usage_echoing);
+    auto parts = config_parts{.rest = admin_section() +
+                                      "routes:\n  cached: { targets: [fake/gpt-test], cache: "
+                                      "{ ttl: 10m } }\n",
+                              .sqlite = path};
+    gateway_harness gw(basic_config(t.up.base_url(), parts));
+    ASSERT_EQ(post(gw, chat("cached")).headers.at("x-michi-cache"), "miss");
+    ASSERT_EQ(post(gw, chat("cached")).headers.at("x-michi-cache"), "hit");
+    ASSERT_EQ(post(gw, chat("cached")).headers.at("x-michi-cache"), "hit");
+
+    // (a request's row is added once its answer went out)
+    http_reply r;
+    json row;
+    ASSERT_TRUE(eventually([&] {
+        r = gw.request(http::verb::get, "/admin/usage?group_by=key", "", admin_auth());
+        row = json::parse(r.body, nullptr, false)["data"][0];
+        return row["requests"] == 4; // the old row, the miss and two hits
+    })) << r.body;
+    EXPECT_EQ(row["response_cache_hits"], 2) << r.body;
+    const double saved = row["response_cache_saved_usd"].get<double>();
+    EXPECT_GT(saved, 0) << r.body;
+    // Each hit saved what the miss cost.
+    const auto by_day = json::parse(
+        gw.request(http::verb::get, "/admin/usage?group_by=day", "", admin_auth()).body)["data"];
+    double miss_cost = 0;
+    for (const auto& d : by_day) {
+        if (d["response_cache_hits"] == 2) {
+            miss_cost = d["cost_usd"].get<double>();
+        }
+    }
+    EXPECT_NEAR(saved, 2 * miss_cost, 1e-12) << by_day;
+
+    // The column itself: one row per hit marked.
+    auto db = store::sqlite::open(path, "log", true);
+    std::string error;
+    EXPECT_EQ(store::sqlite::query_text(
+                  db.get(), "SELECT COUNT(*) FROM requests WHERE response_cache_hit = 1", error),
+              "2");
+    EXPECT_EQ(error, "");
 }
 
 TEST(ResponseCacheTest, TwoReplicasShareAnswersThroughRedis) {

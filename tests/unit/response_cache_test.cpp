@@ -1,6 +1,7 @@
 #include "michi/cache/cached_answer.hpp"
 #include "michi/cache/memory_cache.hpp"
 #include "michi/cache/request_key.hpp"
+#include "michi/cache/response_cache.hpp"
 #include "michi/core/json_scan.hpp"
 
 #include <gtest/gtest.h>
@@ -134,6 +135,39 @@ TEST(RequestKeyTest, SaysWhenTheRequestSamplesAndRefusesWhatItCannotKey) {
     EXPECT_EQ(json_scan::nesting_depth(deep), 100000u);
     EXPECT_FALSE(key_of(api_kind::chat, "m", R"({"a":)" + deep + "}", "", ""));
     EXPECT_EQ(json_scan::nesting_depth(R"({"a":"[[[[","b":[{}]})"), 3u);
+}
+
+TEST(KnownKeysTest, ARequestsExactTextFindsItsKeyWithinTheBounds) {
+    net::io_context ioc;
+    memory_cache memory(1 << 20);
+    response_cache cache(memory, ioc.get_executor(), std::nullopt, 1 << 20,
+                         std::chrono::system_clock::now);
+    const std::string body = R"({"model":"gpt","messages":[{"role":"user","content":"hi"}]})";
+    const auto key = *key_of(api_kind::chat, "gpt", body, "", "");
+    std::string text;
+    exact_text(api_kind::chat, "gpt", body, "", "", text);
+    EXPECT_EQ(cache.known_key(text), nullptr);
+    cache.remember_key(text, key);
+    ASSERT_NE(cache.known_key(text), nullptr);
+    EXPECT_EQ(cache.known_key(text)->digest, key.digest);
+    // Whatever else the key covers is part of the text: another scope, model or API is
+    // another text.
+    std::string other;
+    exact_text(api_kind::chat, "gpt", body, "key-1", "", other);
+    EXPECT_EQ(cache.known_key(other), nullptr);
+    exact_text(api_kind::chat, "gpt-2", body, "", "", other);
+    EXPECT_EQ(cache.known_key(other), nullptr);
+    exact_text(api_kind::messages, "gpt", body, "", "", other);
+    EXPECT_EQ(cache.known_key(other), nullptr);
+    // Too long a text is not remembered; past max_known_keys the table starts afresh.
+    const std::string long_text(max_known_text + 1, 'x');
+    cache.remember_key(long_text, key);
+    EXPECT_EQ(cache.known_key(long_text), nullptr);
+    for (std::size_t i = 0; i < max_known_keys; ++i) {
+        cache.remember_key("text " + std::to_string(i), key);
+    }
+    EXPECT_EQ(cache.known_key(text), nullptr);
+    EXPECT_NE(cache.known_key("text " + std::to_string(max_known_keys - 1)), nullptr);
 }
 
 } // namespace

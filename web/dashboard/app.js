@@ -240,6 +240,7 @@ function renderTotals(rows) {
   const items = [['Requests', fmtInt(sum('requests'))], ['Cost', fmtUSD(sum('cost_usd'))],
     ['Tokens in', fmtInt(sum('tokens_in'))], ['Tokens out', fmtInt(sum('tokens_out'))],
     ['Cached in', fmtInt(sum('tokens_cache_read'))], ['Caching saved', fmtUSD(sum('cache_saved_usd'))],
+    ['Cache hits', fmtInt(sum('response_cache_hits'))], ['Hits saved', fmtUSD(sum('response_cache_saved_usd'))],
     ['Errors', fmtInt(sum('errors'))], ['Fallbacks', fmtInt(sum('fallbacks'))]];
   $('#usage-totals').replaceChildren(...items.map(([l, v]) => h('div', { class: 'card stat' }, h('div', { class: 'muted small' }, l), h('b', {}, v))));
 }
@@ -306,7 +307,10 @@ function renderUsageTable(rows, group) {
     // caching saved against every input token at the full input price.
     ['Cached in', (r) => h('span', { title: `written to the cache: ${fmtInt(r.tokens_cache_write || 0)}, reasoning: ${fmtInt(r.tokens_reasoning || 0)}` },
       fmtInt(r.tokens_cache_read || 0))],
-    ['Cost', (r) => fmtUSD(r.cost_usd)], ['Caching saved', (r) => fmtUSD(r.cache_saved_usd || 0)], ['Errors', (r) => fmtInt(r.errors)],
+    ['Cost', (r) => fmtUSD(r.cost_usd)], ['Caching saved', (r) => fmtUSD(r.cache_saved_usd || 0)],
+    // Answers from the response cache, and what they cost when they were fetched.
+    ['Cache hits', (r) => h('span', { title: `saved: ${fmtUSD(r.response_cache_saved_usd || 0)}` }, fmtInt(r.response_cache_hits || 0))],
+    ['Errors', (r) => fmtInt(r.errors)],
     ['Fallbacks', (r) => fmtInt(r.fallbacks)], ['p50', (r) => fmtMs(r.p50_ms)], ['p95', (r) => fmtMs(r.p95_ms)]];
   wrap.replaceChildren(h('table', { dataset: { testid: 'usage-table' } },
     h('thead', {}, h('tr', {}, cols.map(([t], i) => h('th', { class: i ? 'num' : '' }, t)))),

@@ -39,6 +39,14 @@ unknown_field(const nlohmann::json& body, std::initializer_list<std::string_view
 // Reads the limit and model fields shared by POST and PATCH; a null value clears one.
 std::optional<gateway_error> read_key_fields(const nlohmann::json& body, config::limits& lim,
                                              std::vector<std::string>& models);
+// Reads `strategy` and `weights` of a PUT /admin/routes body into r (a route that is no
+// longer weighted drops its weights); whether they fit its targets the config's validation
+// says (route_problem).
+std::optional<gateway_error> read_route_balance(const nlohmann::json& body,
+                                                config::route_config& r);
+// The 400 for a config with route `name` changed that does not validate: the route's own
+// problem first, naming its field (weights, else targets).
+gateway_error route_problem(const std::string& name, const std::vector<std::string>& problems);
 // A route name from the path of PUT /admin/routes/{name}: short and printable.
 bool valid_route_name(const std::string& name);
 // A key id: 1-64 characters of [A-Za-z0-9._-].

@@ -40,6 +40,10 @@ std::optional<request_key> parsed_key_of(api_kind api, std::string_view model,
 // API's form (a translated one): the body is not parsed again. sampled: from that parse.
 request_key raw_key_of(api_kind api, std::string_view model, std::string_view body,
                        std::string_view scope, std::string_view headers, bool sampled);
+// What a request's key covers as one text, not normalised (the body's exact bytes last), into
+// out: for response_cache::known_key.
+void exact_text(api_kind api, std::string_view model, std::string_view body, std::string_view scope,
+                std::string_view headers, std::string& out);
 // Whether a parsed request sets temperature above 0.
 bool sets_temperature(const nlohmann::json& body);
 

@@ -7,6 +7,7 @@
 
 #include "michi/cache/cached_answer.hpp"
 #include "michi/cache/memory_cache.hpp"
+#include "michi/cache/request_key.hpp"
 #include "michi/core/net.hpp"
 #include "michi/redis/redis_url.hpp"
 
@@ -15,6 +16,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 
 namespace michi::redis {
 class redis_client;
@@ -24,6 +26,11 @@ namespace michi::cache {
 
 // How long a lookup waits for Redis before it counts as a miss.
 inline constexpr std::chrono::milliseconds redis_lookup_timeout{500};
+// The normalised keys a worker remembers by a request's exact text (response_cache::known_key):
+// at most this many, of at most this many bytes together, none longer than max_known_text.
+inline constexpr std::size_t max_known_keys = 1024;
+inline constexpr std::size_t max_known_bytes = 512 * 1024;
+inline constexpr std::size_t max_known_text = 32 * 1024;
 
 class response_cache {
 public:
@@ -43,6 +50,13 @@ public:
     // Keeps the answer under digest for ttl.
     void keep(const std::string& digest, cached_answer a, std::chrono::milliseconds ttl);
 
+    // The normalised key of a request seen before, by its exact text (exact_text: the body's
+    // bytes and what else the key covers), so that a body sent again byte for byte is neither
+    // parsed nor hashed again. This worker's own (no lock), within max_known_keys and
+    // max_known_bytes (then it starts afresh).
+    const request_key* known_key(const std::string& text) const;
+    void remember_key(const std::string& text, const request_key& key);
+
     // The largest answer kept (config and memory bound).
     std::size_t max_entry_bytes() const noexcept { return max_entry_bytes_; }
     std::int64_t now_ms() const;
@@ -56,6 +70,8 @@ private:
     std::unique_ptr<redis::redis_client> redis_; // null: memory only
     std::size_t max_entry_bytes_;
     wall_clock now_;
+    std::unordered_map<std::string, request_key> known_;
+    std::size_t known_bytes_ = 0;
 };
 
 // An answer on its way to the cache (a miss that is kept if it completes well): a whole

@@ -41,8 +41,10 @@ struct usage_row {
     std::uint64_t errors = 0;    // status >= 400
     std::uint64_t fallbacks = 0; // sum of fallbacks taken (targets tried after the first)
     double cost_usd = 0;
-    double cache_saved_usd = 0; // what prompt caching saved
-    double p50_ms = 0;          // nearest-rank percentiles of latency_ms
+    double cache_saved_usd = 0;            // what prompt caching saved
+    std::uint64_t response_cache_hits = 0; // answered by the response cache
+    double response_cache_saved_usd = 0;   // what those answers cost when they were fetched
+    double p50_ms = 0;                     // nearest-rank percentiles of latency_ms
     double p95_ms = 0;
 };
 
@@ -102,6 +104,8 @@ private:
         std::int64_t tokens_cache_write = 0;
         std::int64_t tokens_reasoning = 0;
         double cache_saved_usd = 0;
+        std::int64_t response_cache_hit = 0; // 1: answered by the response cache
+        double response_cache_saved_usd = 0;
     };
     // Rows in the order they were added, their strings back to back in one buffer. The
     // writer swaps the whole batch with an empty one that keeps its capacity. Dropping the
