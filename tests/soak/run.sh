@@ -162,7 +162,8 @@ grep -q '^data: \[DONE\]' "$TMP/probe.out" || die "the stream probe did not end 
 probe --data '{"model":"echo/echo-1","messages":[{"role":"user","content":"hi"}]}' "$CHAT"
 probe "http://127.0.0.1:$PORT/v1/models"
 
-export SOAK_PORT="$PORT" SOAK_PID="$MICHI_PID" SOAK_UPSTREAM_PORT="$UP_PORT" SOAK_TMP="$TMP"
+export SOAK_PORT="$PORT" SOAK_PID="$MICHI_PID" SOAK_UPSTREAM_PORT="$UP_PORT" SOAK_UPSTREAM_PID="$UP_PID"
+export SOAK_TMP="$TMP"
 export SOAK_NORMAL_KEY="$NORMAL_KEY" SOAK_HOSTILE_KEY="$HOSTILE_KEY" SOAK_ADMIN_KEY="$ADMIN_KEY"
 export SOAK_MAX_BODY="$MAX_BODY" SOAK_RATE QUIET_SECONDS SOAK_SECONDS MICHI_BIN
 export SOAK_ASAN_DIR="$TMP/asan" SOAK_DAEMON_LOG="$TMP/michi.log"

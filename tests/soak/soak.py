@@ -18,6 +18,7 @@ import glob
 import json
 import os
 import random
+import resource
 import signal
 import socket
 import statistics
@@ -248,8 +249,8 @@ class Hostile:
         self.sent = collections.Counter()
         self.rng = random.Random(23)
         self.deep = [(p, b.encode()) for p, b in deep_bodies()]
-        # The big echo prompt (SOAK_BIG_BYTES, default 1 MB of words), within max_body_bytes.
-        words = int(os.environ.get("SOAK_BIG_BYTES", "1000000")) // 5
+        # The big echo prompt (SOAK_BIG_BYTES, default 200 KB of words), within max_body_bytes.
+        words = int(os.environ.get("SOAK_BIG_BYTES", "200000")) // 5
         self.big_prompt = " ".join("w%d" % (i % 1000) for i in range(words)).encode()
 
     def left(self):
@@ -455,12 +456,12 @@ class Hostile:
             kind = "stream"
         elif v == 1:  # as many inputs as an embeddings request may hold
             body = json.dumps({"model": "echo/echo-1", "input": [
-                "input number %d " % k + "z" * 400 for k in range(2048)]}).encode()
+                "input number %d" % k for k in range(2048)]}).encode()
             kind = "embeddings-2048"
         elif v == 2:  # more inputs than that: refused
             body = json.dumps({"model": "echo/echo-1",
-                               "input": ["input number %d" % k for k in range(100000)]}).encode()
-            kind = "embeddings-100k"
+                               "input": ["input number %d" % k for k in range(10000)]}).encode()
+            kind = "embeddings-10k"
         else:
             body = json.dumps({"model": "echo/echo-1",
                                "input": self.big_prompt.decode()}).encode()
@@ -559,19 +560,21 @@ class Hostile:
         return self.label(raw, err)
 
 
+# SOAK_INTENSITY scales how often each hostile worker tries again (2: twice as often).
+INTENSITY = float(os.environ.get("SOAK_INTENSITY", "1"))
 HOSTILE_CLASSES = [
     # name, workers, pause between one worker's attempts (s)
-    ("deep_json", 2, 0.05),
-    ("oversize", 1, 0.2),
-    ("smuggling", 2, 0.05),
-    ("bad_chunked", 2, 0.05),
+    ("deep_json", 2, 0.2 / INTENSITY),
+    ("oversize", 1, 0.4 / INTENSITY),
+    ("smuggling", 2, 0.2 / INTENSITY),
+    ("bad_chunked", 2, 0.2 / INTENSITY),
     ("slowloris", 16, 0.0),
-    ("hangup", 2, 0.1),
-    ("big_echo", 1, float(os.environ.get("SOAK_BIG_PAUSE", "5"))),
-    ("random_models", 2, 0.05),
-    ("bad_auth", 2, 0.05),
-    ("admin_junk", 1, 0.05),
-    ("raw_bytes", 2, 0.05),
+    ("hangup", 2, 0.2 / INTENSITY),
+    ("big_echo", 1, 5 / INTENSITY),
+    ("random_models", 2, 0.2 / INTENSITY),
+    ("bad_auth", 2, 0.2 / INTENSITY),
+    ("admin_junk", 1, 0.2 / INTENSITY),
+    ("raw_bytes", 2, 0.2 / INTENSITY),
 ]
 
 
@@ -602,6 +605,16 @@ def rss_kb(pid):
     except OSError:
         return None
     return None
+
+
+def cpu_seconds(pid):
+    """User + system CPU time the process has used so far."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def http_get(path, key=None, timeout=10):
@@ -657,7 +670,22 @@ def drive(out_path):
         result["rss"].append({"phase": phase, "t": round(time.monotonic() - t0, 1), "kb": kb})
 
     # Quiet phase: the normal traffic alone.
+    up_pid = int(os.environ.get("SOAK_UPSTREAM_PID", "0"))
+
+    def children_cpu():
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return r.ru_utime + r.ru_stime
+
+    def phase_cpu(name, t0, cpu0, kids0, up0):
+        secs = time.monotonic() - t0
+        cpu1, up1 = cpu_seconds(pid), cpu_seconds(up_pid)
+        result["cpu_" + name] = {
+            "gateway": (cpu1 - cpu0) / secs if cpu1 is not None else None,
+            "clients": (children_cpu() - kids0) / secs,
+            "upstream": (up1 - up0) / secs if up1 is not None and up0 is not None else None}
+
     t0 = time.monotonic()
+    cpu0, kids0, up0 = cpu_seconds(pid), children_cpu(), cpu_seconds(up_pid)
     p = spawn("normal", quiet, f"{tmp}/normal-quiet.json")
     next_sample = t0
     while p.poll() is None:
@@ -665,8 +693,10 @@ def drive(out_path):
             sample("quiet", t0)
             next_sample += 5
         time.sleep(0.2)  # polling the client's end and the sampling clock
+    phase_cpu("quiet", t0, cpu0, kids0, up0)
     # Soak phase: the same normal traffic, the hostile clients, SIGHUP reloads.
     t0 = time.monotonic()
+    cpu0, kids0, up0 = cpu_seconds(pid), children_cpu(), cpu_seconds(up_pid)
     pn = spawn("normal", soak, f"{tmp}/normal-soak.json")
     ph = spawn("hostile", soak, f"{tmp}/hostile.json")
     next_sample, next_reload = t0, t0 + reload_every
@@ -685,6 +715,7 @@ def drive(out_path):
             next_reload += reload_every
         time.sleep(0.1)
     sample("end", t0)
+    phase_cpu("soak", t0, cpu0, kids0, up0)
     result["load_end"] = os.getloadavg()
     result["alive_end"] = alive and rss_kb(pid) is not None
     status, _ = http_get("/readyz")
@@ -771,7 +802,9 @@ def report(drive_path, exit_code, md_path):
         f"quiet phase {d['quiet']:.0f} s, soak phase {d['soak']:.0f} s; normal traffic "
         f"{d['rate']:g} requests/s in both; {d['reloads']} SIGHUP reloads during the soak; "
         f"load average (1, 5, 15 min) at the start {fmt_load(d['load_start'])}, at the end "
-        f"{fmt_load(d['load_end'])} ({os.cpu_count()} cores).",
+        f"{fmt_load(d['load_end'])} ({os.cpu_count()} cores). CPU used, in % of one core, "
+        f"quiet phase / soak phase: the gateway {fmt_cpu(d, 'gateway')}, the soak's Python "
+        f"clients {fmt_cpu(d, 'clients')}, the fake upstream {fmt_cpu(d, 'upstream')}.",
         "",
         "| target | figure | result |",
         "|---|---|---|",
@@ -843,6 +876,13 @@ def report(drive_path, exit_code, md_path):
         f.write(text)
     print(text)
     return 1 if misses else 0
+
+
+def fmt_cpu(d, who):
+    def one(phase):
+        x = (d.get("cpu_" + phase) or {}).get(who)
+        return f"{x * 100:.0f}" if x is not None else "?"
+    return f"{one('quiet')} / {one('soak')}"
 
 
 def fmt_load(load):
