@@ -34,6 +34,9 @@
 #   OUT            the markdown report (default tests/soak/results/soak-<UTC date-time>.md);
 #                  sanitizer logs, when there are any, are copied beside it
 #   KEEP_TMP       1: keep the run's temporary directory (config, logs) and print its path
+#   SOAK_NICE      a niceness for the whole run (gateway, upstream, clients alike), e.g. -10 on
+#                  a machine other jobs keep busy (default: unchanged)
+#   SOAK_INTENSITY how often the hostile clients try again, 1 = the default pace (see soak.py)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -51,6 +54,10 @@ die() { echo "soak: $*" >&2; exit 2; }
 [[ -x "$MICHI_BIN" ]] || die "no gateway binary at $MICHI_BIN (build it first, see the head of $0)"
 command -v python3 >/dev/null || die "python3 not found"
 command -v curl >/dev/null || die "curl not found"
+
+if [[ -n "${SOAK_NICE:-}" ]]; then
+    renice -n "$SOAK_NICE" -p $$ >/dev/null || die "cannot renice to $SOAK_NICE"
+fi
 
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/michi-soak.XXXXXX")"
 mkdir -p "$TMP/asan"

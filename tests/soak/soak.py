@@ -115,6 +115,28 @@ async def read_all(reader, timeout):
         return b"".join(chunks), "reset" if not chunks else None
 
 
+def blocking_exchange(data, timeout):
+    """exchange() on a blocking socket, for bodies the gateway refuses before reading them
+    whole: its answer is still read after a send fails on the connection it closed."""
+    try:
+        with socket.create_connection((HOST, PORT), timeout=timeout) as s:
+            try:
+                s.sendall(data)
+            except OSError:
+                pass
+            chunks = []
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                chunks.append(b)
+            return b"".join(chunks), None
+    except socket.timeout:
+        return b"".join(chunks) if "chunks" in locals() else b"", "timeout"
+    except OSError as e:
+        return b"", f"oserror:{e.errno}"
+
+
 async def exchange(data, timeout, half_close=False):
     """Sends data on a new connection, reads to EOF. -> (raw bytes, error label or None)."""
     writer = None
@@ -308,7 +330,7 @@ class Hostile:
                            headers=["X-H%d: v" % k for k in range(20000)])
         else:  # a 300 KB request target
             data = request("GET", "/v1/models?q=" + "z" * 300000, key=HOSTILE_KEY)
-        raw, err = await exchange(data, 30)
+        raw, err = await asyncio.to_thread(blocking_exchange, data, 30)
         return ["body", "cl-10g", "chunked", "header", "headers", "target"][v] + ":" + \
             self.label(raw, err)
 
@@ -660,7 +682,7 @@ def drive(out_path):
     soak = float(os.environ.get("SOAK_SECONDS", "300"))
     reload_every = float(os.environ.get("SOAK_RELOAD_EVERY", "3"))
     tmp = os.environ["SOAK_TMP"]
-    result = {"rss": [], "reloads": 0, "load_start": os.getloadavg(), "quiet": quiet,
+    result = {"rss": [], "reloads": 0, "late_wakeups": [], "load_start": os.getloadavg(), "quiet": quiet,
               "soak": soak, "rate": RATE, "started": time.time()}
     _, metrics = http_get("/metrics")
     result["metrics_bytes_start"] = len(metrics)
@@ -713,7 +735,12 @@ def drive(out_path):
             except ProcessLookupError:
                 alive = False
             next_reload += reload_every
+        before = time.monotonic()
         time.sleep(0.1)
+        # The machine's own stalls: how late this process wakes up from a 100 ms sleep.
+        late = time.monotonic() - before - 0.1
+        if late > 0.1:
+            result["late_wakeups"].append([round(before + 0.1 - t0, 2), round(late, 3)])
     sample("end", t0)
     phase_cpu("soak", t0, cpu0, kids0, up0)
     result["load_end"] = os.getloadavg()
@@ -843,6 +870,17 @@ def report(drive_path, exit_code, md_path):
     lines += ["", "Slowest in the soak (seconds into the phase, kind, ms): " + ", ".join(
         f"{r['t'] - r['latency'] - t_start['normal-soak']:.1f} s {r['kind']} "
         f"{r['latency'] * 1000:.0f}" for r in slowest) + "."]
+    late = d.get("late_wakeups", [])
+    slow = [r for r in (d.get("normal-soak") or {"records": []})["records"]
+            if r["outcome"] == "ok" and r["latency"] * 1000 > 2 * q["p99"]]
+    near = [r for r in slow if any(
+        r["t"] - r["latency"] - t_start["normal-soak"] - 1 <= w <= r["t"] - t_start["normal-soak"]
+        + 1 for w, _ in late)]
+    lines += ["", f"The machine: the driver (a process of its own, outside the gateway) woke up "
+              f"more than 100 ms late from a 100 ms sleep {len(late)} times in the soak "
+              f"(worst {max((x for _, x in late), default=0) * 1000:.0f} ms); of the "
+              f"{len(slow)} normal requests slower than twice the quiet p99, {len(near)} were "
+              "under way within a second of such a late wake-up."]
     for name, x in (("quiet", q), ("soak", s)):
         for r in x["samples"]:
             lines.append(f"- {name} failure sample: {json.dumps(r)[:400]}")
