@@ -269,6 +269,7 @@ class Hostile:
         self.end = time.monotonic() + seconds
         self.counts = collections.defaultdict(collections.Counter)
         self.sent = collections.Counter()
+        self.spans = collections.defaultdict(list)  # class -> [(start, end)] of its attempts
         self.rng = random.Random(23)
         self.deep = [(p, b.encode()) for p, b in deep_bodies()]
         # The big echo prompt (SOAK_BIG_BYTES, default 200 KB of words), within max_body_bytes.
@@ -290,10 +291,12 @@ class Hostile:
         async def worker(w):
             i = w
             while self.left() > 0:
+                started = time.time()
                 try:
                     label = await attempt(i)
                 except (OSError, asyncio.IncompleteReadError) as e:
                     label = type(e).__name__
+                self.spans[name].append((started, time.time()))
                 self.counts[name][label] += 1
                 self.sent[name] += 1
                 i += workers
@@ -613,6 +616,7 @@ async def hostile(seconds, out_path):
                            for name, workers, pause in classes))
     with open(out_path, "w") as f:
         json.dump({"sent": h.sent, "counts": {k: dict(v) for k, v in h.counts.items()},
+                   "spans": {k: v for k, v in h.spans.items() if k != "slowloris"},
                    "classes": [[n, w, p] for n, w, p in classes]}, f)
 
 
@@ -881,6 +885,9 @@ def report(drive_path, exit_code, md_path):
               f"(worst {max((x for _, x in late), default=0) * 1000:.0f} ms); of the "
               f"{len(slow)} normal requests slower than twice the quiet p99, {len(near)} were "
               "under way within a second of such a late wake-up."]
+    lines += ["", "Which hostile class was under way during the slow requests (share of the slow "
+              "normal requests overlapping one of its attempts, against the share of all normal "
+              "requests that did): " + overlap_summary(d, slow) + "."]
     for name, x in (("quiet", q), ("soak", s)):
         for r in x["samples"]:
             lines.append(f"- {name} failure sample: {json.dumps(r)[:400]}")
@@ -914,6 +921,31 @@ def report(drive_path, exit_code, md_path):
         f.write(text)
     print(text)
     return 1 if misses else 0
+
+
+def overlap_summary(d, slow):
+    import bisect
+    hostile_data = d.get("hostile") or {}
+    normal = [r for r in (d.get("normal-soak") or {"records": []})["records"]
+              if r["outcome"] == "ok"]
+    if not slow or not normal:
+        return "no slow requests"
+    out = []
+    for name, spans in sorted((hostile_data.get("spans") or {}).items()):
+        spans = sorted(spans)
+        starts = [a for a, _ in spans]
+        longest = max((b - a for a, b in spans), default=0)
+
+        def overlaps(r):
+            begin, end = r["t"] - r["latency"], r["t"]
+            k = bisect.bisect_right(starts, end)
+            j = bisect.bisect_left(starts, begin - longest)
+            return any(spans[m][1] >= begin for m in range(j, k))
+        share_slow = sum(map(overlaps, slow)) / len(slow)
+        share_all = sum(map(overlaps, normal)) / len(normal)
+        out.append((share_slow - share_all, f"{name} {share_slow * 100:.0f} % vs "
+                                            f"{share_all * 100:.0f} %"))
+    return "; ".join(text for _, text in sorted(out, reverse=True))
 
 
 def fmt_cpu(d, who):
