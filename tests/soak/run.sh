@@ -140,11 +140,12 @@ EOF
 # so that RSS measures the gateway, not the quarantine filling up.
 export ASAN_OPTIONS="log_path=$TMP/asan/asan:detect_leaks=1:quarantine_size_mb=64"
 export UBSAN_OPTIONS="log_path=$TMP/asan/ubsan:print_stacktrace=1"
+: >"$TMP/michi.log"  # there before the background job opens it: read at once below
 "$MICHI_BIN" --config "$TMP/michi.yaml" >"$TMP/michi.log" 2>&1 &
 MICHI_PID=$!; PIDS+=("$MICHI_PID")
 PORT=""
 for _ in $(seq 1 600); do
-    PORT="$(sed -n 's/.* listening on 127\.0\.0\.1:\([0-9][0-9]*\) .*/\1/p' "$TMP/michi.log" | head -n1)"
+    PORT="$(sed -n 's/.* listening on 127\.0\.0\.1:\([0-9][0-9]*\) .*/\1/p' "$TMP/michi.log" | head -n1 || true)"
     [[ -n "$PORT" ]] && break
     kill -0 "$MICHI_PID" 2>/dev/null || die "the gateway exited: $(tail -n 20 "$TMP/michi.log")"
     sleep 0.1
