@@ -21,6 +21,21 @@ std::string dump(const nlohmann::json& j) {
 constexpr std::size_t max_pieces = 4096;
 // What one next() makes at most before it hands the piece on.
 constexpr std::size_t piece_bytes = 16 * 1024;
+// The model an answer names, at most: a stream names it in every piece, so a client's long
+// model name would otherwise multiply its request's size by the pieces (up to 4096 times).
+constexpr std::size_t max_named_model_bytes = 256;
+
+// The model name an answer carries: the client's, cut at a character's start past the bound.
+std::string_view named_model(std::string_view model) noexcept {
+    if (model.size() <= max_named_model_bytes) {
+        return model;
+    }
+    std::size_t n = max_named_model_bytes;
+    while (n > 0 && (static_cast<unsigned char>(model[n]) & 0xC0) == 0x80) {
+        --n; // (a UTF-8 continuation byte: the cut goes before its character)
+    }
+    return model.substr(0, n);
+}
 
 // The SSE body of an echo stream, as an OpenAI-type upstream sends it (with the usage
 // chunk, which the relay drops unless the client asked for it).
@@ -133,7 +148,7 @@ public:
         const auto created = static_cast<std::int64_t>(std::time(nullptr));
         const auto& body = *r.parsed;
         if (r.api == api_kind::embeddings) {
-            auto list = echo::embeddings(body, model.model);
+            auto list = echo::embeddings(body, std::string(named_model(model.model)));
             if (wants_base64(body)) {
                 encode_base64(list);
             }
@@ -142,10 +157,12 @@ public:
         }
         auto reply = echo::make_reply(body);
         if (!r.stream) {
-            out->whole = dump(echo::completion(reply, model.model, id, created));
+            out->whole =
+                dump(echo::completion(reply, std::string(named_model(model.model)), id, created));
             return out;
         }
-        out->stream = std::make_unique<echo_stream>(std::move(reply), model.model, id, created);
+        out->stream =
+            std::make_unique<echo_stream>(std::move(reply), named_model(model.model), id, created);
         return out;
     }
 };

@@ -139,6 +139,25 @@ TEST(OutputTest, AClientsModelNameIsBoundedAndCleanInResponseHeaders) {
     }
 }
 
+// An echo stream names its model in every piece: a long model name must not multiply the
+// request's size by the pieces.
+TEST(OutputTest, AnEchoStreamIsAboutAsLargeAsItsRequestWhateverTheModelName) {
+    fake_upstream up;
+    gateway_harness gw(basic_config(up.base_url()));
+    std::string words;
+    for (int i = 0; i < 300; ++i) {
+        words += "word" + std::to_string(i) + " ";
+    }
+    const std::string body = R"({"model":"echo/)" + std::string(64 * 1024, 'm') +
+                             R"(","stream":true,"messages":[{"role":"user","content":")" + words +
+                             R"("}]})";
+    const auto r = gw.chat(body);
+    ASSERT_EQ(r.status, 200u);
+    EXPECT_NE(r.body.find("word299"), std::string::npos);
+    EXPECT_NE(r.body.find("data: [DONE]"), std::string::npos);
+    EXPECT_LT(r.body.size(), 4 * body.size()) << "an echo stream of " << r.body.size() << " bytes";
+}
+
 TEST(OutputTest, MetricLabelsComeOnlyFromTheConfig) {
     fake_upstream up;
     config_parts parts;
