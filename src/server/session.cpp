@@ -44,8 +44,9 @@ tls_over_tcp* tls_of(tls_over_tcp& s) noexcept { return &s; }
 template <class Stream>
 class session_io final : public downstream::client_io {
 public:
-    session_io(Stream& s, executor ex)
-        : client_io(beast::get_lowest_layer(s), tls_of(s)), s_(s), done_timer_(ex) {}
+    session_io(Stream& s, executor ex, beast::flat_buffer& read_buffer)
+        : client_io(beast::get_lowest_layer(s), tls_of(s)), s_(s), done_timer_(ex),
+          read_buffer_(read_buffer) {}
 
     awaitable<error_code> write_stream(http::response<http::empty_body>* head,
                                        std::string_view extra_fields, std::string_view data,
@@ -110,9 +111,16 @@ public:
         }
     }
 
+    void release_read_buffer() noexcept override {
+        if (read_buffer_.size() == 0) {
+            read_buffer_ = beast::flat_buffer();
+        }
+    }
+
 private:
     Stream& s_;
     steady_timer done_timer_;
+    beast::flat_buffer& read_buffer_; // the session's (run_session)
     bool watch_done_ = true;
 };
 
@@ -199,9 +207,9 @@ struct kept_strings {
 // still be sending.
 template <class Stream>
 awaitable<bool> run_session(connection_deps& d, Stream& stream) {
-    session_io<Stream> io(stream, d.ex);
     beast::flat_buffer buffer;
     buffer.reserve(read_buffer_bytes);
+    session_io<Stream> io(stream, d.ex, buffer);
     request spent; // the previous request: the next one is read into its storage
     kept_strings kept;
     published<pipeline::snapshot>::reader current; // this connection's copy of the snapshot
@@ -356,6 +364,9 @@ awaitable<bool> run_session(connection_deps& d, Stream& stream) {
         }
         spent = std::move(ctx.req);
         kept.take_back(ctx);
+        if (buffer.capacity() < read_buffer_bytes) { // (let go while a stream waited)
+            buffer.reserve(read_buffer_bytes);
+        }
     }
     co_return ended_on_error;
 }
