@@ -197,6 +197,7 @@ public:
     // Reads what the socket has now, without waiting: false when it has nothing (the read
     // must then wait); else `ec` and `n` are the read's, as async_read_some's.
     bool read_now(net::mutable_buffer b, error_code& ec, std::size_t& n) {
+        n = 0;
         if (!try_recv(b, ec, n)) {
             return false;
         }
