@@ -11,6 +11,15 @@
 #   BODY_FILE   a chat request body whose messages each stream sends (default: one "hi"), e.g.
 #               bench/bodies/conversation-11k.json
 #   NGINX       nginx binary (default: from PATH)
+#
+# Descriptors: each stream takes two in the proxy, one in the client and one in the upstream
+# (all under this shell's limit), so STEPS up to N need `ulimit -n` >= 2N + 100: 10,000
+# streams need 20,100. The script raises the soft limit to the hard one; where the hard limit
+# is lower, raise it first, as root (CAP_SYS_RESOURCE), e.g.
+#   prlimit --pid $$ --nofile=65536:65536        # this shell, then run the script from it
+#   sudo bash -c 'ulimit -Hn 65536 && ulimit -n 65536 && STEPS=1000,5000,10000 bench/open_streams.sh'
+# or where the limit is set for you: `docker run --ulimit nofile=65536:65536 ...`, systemd
+# `LimitNOFILE=65536`, /etc/security/limits.conf `nofile`.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -30,7 +39,8 @@ command -v python3 >/dev/null || die "python3 not found"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 most="${STEPS##*,}"
 need=$(( most * 2 + 100 ))
-(( need <= $(ulimit -n) )) || die "STEPS up to $most needs ulimit -n >= $need"
+(( need <= $(ulimit -n) )) ||
+    die "STEPS up to $most needs ulimit -n >= $need (hard limit $(ulimit -Hn): see this script's header)"
 
 TMP="$(mktemp -d)"
 PIDS=()

@@ -30,9 +30,10 @@ std::string answer_id(const request_context& ctx) {
 }
 
 // Past a stream's commit point nothing sends the request again (no fallback): a stream that
-// lasts minutes need not hold the client's body, or its parse, meanwhile.
+// lasts minutes need not hold the client's body, its parse or its fields, meanwhile.
 void forget_request_body(request_context& ctx) {
     ctx.req.release_body();
+    ctx.req.release_fields();
     ctx.body = nlohmann::json();
 }
 

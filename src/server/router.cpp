@@ -66,6 +66,27 @@ awaitable<void> probe(downstream::client_io& io, pipeline::request_context& ctx,
     co_await downstream::write_reply(io, ctx, res, fields);
 }
 
+// A path no endpoint serves (404), or one that does with another method (405). (Its own
+// coroutine: its locals stay out of dispatch's frame, which lasts as long as a stream.)
+awaitable<void> refuse(deps& d, downstream::client_io& io, pipeline::request_context& ctx,
+                       const endpoint_entry* it) {
+    if (it == nullptr) {
+        // Anthropic's paths answer in Anthropic's shape, 404s too.
+        ctx.api = ctx.path.starts_with("/messages") ? api_kind::messages : api_kind::chat;
+        const auto err = errors::not_found(std::string(ctx.req.target()));
+        co_await pipeline::reply_error(io, ctx, d.api.ledger, err);
+        co_return;
+    }
+    ctx.api = api_of(it->to);
+    auto err = errors::method_not_allowed(ctx.log.method, ctx.path);
+    auto res = downstream::json_response(ctx, 405, surface::error_body(ctx.api, err));
+    res.set(http::field::allow, http::to_string(it->method));
+    ctx.log.error_code = err.code;
+    std::string fields;
+    pipeline::append_guard_fields(fields, ctx);
+    co_await downstream::write_reply(io, ctx, res, fields);
+}
+
 } // namespace
 
 void normalize_path(std::string_view target, std::string& out) {
@@ -91,22 +112,8 @@ awaitable<void> dispatch(deps& d, downstream::client_io& io, pipeline::request_c
     }
     const auto it = std::find_if(endpoints.begin(), endpoints.end(),
                                  [&](const endpoint_entry& e) { return matches(e, ctx.path); });
-    if (it == endpoints.end()) {
-        // Anthropic's paths answer in Anthropic's shape, 404s too.
-        ctx.api = ctx.path.starts_with("/messages") ? api_kind::messages : api_kind::chat;
-        const auto err = errors::not_found(std::string(ctx.req.target()));
-        co_await pipeline::reply_error(io, ctx, d.api.ledger, err);
-        co_return;
-    }
-    if (ctx.req.method() != it->method) {
-        ctx.api = api_of(it->to);
-        auto err = errors::method_not_allowed(ctx.log.method, ctx.path);
-        auto res = downstream::json_response(ctx, 405, surface::error_body(ctx.api, err));
-        res.set(http::field::allow, http::to_string(it->method));
-        ctx.log.error_code = err.code;
-        std::string fields;
-        pipeline::append_guard_fields(fields, ctx);
-        co_await downstream::write_reply(io, ctx, res, fields);
+    if (it == endpoints.end() || ctx.req.method() != it->method) {
+        co_await refuse(d, io, ctx, it == endpoints.end() ? nullptr : &*it);
         co_return;
     }
     switch (it->to) {

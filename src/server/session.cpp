@@ -44,8 +44,9 @@ tls_over_tcp* tls_of(tls_over_tcp& s) noexcept { return &s; }
 template <class Stream>
 class session_io final : public downstream::client_io {
 public:
-    session_io(Stream& s, executor ex)
-        : client_io(beast::get_lowest_layer(s), tls_of(s)), s_(s), done_timer_(ex) {}
+    session_io(Stream& s, executor ex, beast::flat_buffer& read_buffer)
+        : client_io(beast::get_lowest_layer(s), tls_of(s)), s_(s), done_timer_(ex),
+          read_buffer_(read_buffer) {}
 
     awaitable<error_code> write_stream(http::response<http::empty_body>* head,
                                        std::string_view extra_fields, std::string_view data,
@@ -110,9 +111,16 @@ public:
         }
     }
 
+    void release_read_buffer() noexcept override {
+        if (read_buffer_.size() == 0) {
+            read_buffer_ = beast::flat_buffer();
+        }
+    }
+
 private:
     Stream& s_;
     steady_timer done_timer_;
+    beast::flat_buffer& read_buffer_; // the session's (run_session)
     bool watch_done_ = true;
 };
 
@@ -199,13 +207,16 @@ struct kept_strings {
 // still be sending.
 template <class Stream>
 awaitable<bool> run_session(connection_deps& d, Stream& stream) {
-    session_io<Stream> io(stream, d.ex);
     beast::flat_buffer buffer;
     buffer.reserve(read_buffer_bytes);
+    session_io<Stream> io(stream, d.ex, buffer);
     request spent; // the previous request: the next one is read into its storage
     kept_strings kept;
     published<pipeline::snapshot>::reader current; // this connection's copy of the snapshot
     bool ended_on_error = false;
+    // The error a request is refused with (one slot in this frame, whichever error: a
+    // session's frame lasts as long as its connection, streams included).
+    std::optional<gateway_error> refusal;
     for (;;) {
         const pipeline::snapshot* rt = current.get(d.snapshots).get();
         const auto* sc = &rt->cfg->server;
@@ -231,20 +242,19 @@ awaitable<bool> run_session(connection_deps& d, Stream& stream) {
         new_request_id(ctx.request_id);
         if (hec) {
             // (Errors are named locals: GCC 12 mis-destroys temporaries in some co_awaits.)
-            std::optional<gateway_error> err;
             if (hec == http::error::header_limit) {
-                err = errors::headers_too_large(sc->max_header_bytes);
+                refusal = errors::headers_too_large(sc->max_header_bytes);
             } else if (hec == http::error::body_limit) {
                 // Beast checks Content-Length against the limit as soon as the head is in.
-                err = errors::request_too_large(sc->max_body_bytes);
+                refusal = errors::request_too_large(sc->max_body_bytes);
             } else if (hec != http::error::end_of_stream && hec != beast::error::timeout &&
                        hec != net::error::eof && hec != net::error::connection_reset &&
                        hec != net::error::operation_aborted && parser.got_some()) {
-                err = errors::malformed_http("Malformed HTTP request: " + hec.message());
+                refusal = errors::malformed_http("Malformed HTTP request: " + hec.message());
             }
-            if (err) {
+            if (refusal) {
                 ctx.log.method = "-";
-                co_await write_local_error(io, ctx, *err);
+                co_await write_local_error(io, ctx, *refusal);
                 ended_on_error = true;
             }
             break;
@@ -263,8 +273,8 @@ awaitable<bool> run_session(connection_deps& d, Stream& stream) {
         const auto target = head.target().substr(0, head.target().find('?'));
         ctx.log.path.assign(target.data(), target.size());
         if (const auto len = parser.content_length(); len && *len > sc->max_body_bytes) {
-            const auto too_large = errors::request_too_large(sc->max_body_bytes);
-            co_await write_local_error(io, ctx, too_large);
+            refusal = errors::request_too_large(sc->max_body_bytes);
+            co_await write_local_error(io, ctx, *refusal);
             ended_on_error = true;
             break;
         }
@@ -299,8 +309,8 @@ awaitable<bool> run_session(connection_deps& d, Stream& stream) {
             } while (wire::wants_more(parser, buffer, false, bec));
         }
         if (bec == http::error::body_limit) {
-            const auto too_large = errors::request_too_large(sc->max_body_bytes);
-            co_await write_local_error(io, ctx, too_large);
+            refusal = errors::request_too_large(sc->max_body_bytes);
+            co_await write_local_error(io, ctx, *refusal);
             ended_on_error = true;
             break;
         }
@@ -309,9 +319,8 @@ awaitable<bool> run_session(connection_deps& d, Stream& stream) {
             // client's error: 400, then the connection closes, as after a bad head. A body cut
             // short by a hang-up or a timeout gets no answer.
             if (malformed_message(bec)) {
-                const auto bad =
-                    errors::invalid_request("Malformed HTTP request body: " + bec.message());
-                co_await write_local_error(io, ctx, bad);
+                refusal = errors::invalid_request("Malformed HTTP request body: " + bec.message());
+                co_await write_local_error(io, ctx, *refusal);
                 ended_on_error = true;
             }
             break;
@@ -327,9 +336,9 @@ awaitable<bool> run_session(connection_deps& d, Stream& stream) {
             // Draining: the probes still answer (/readyz with 503, so load balancers move
             // away), every other new request is refused at once and its connection closed,
             // so that the drain waits only for what was in flight when it began.
-            const auto closing = errors::unavailable(
+            refusal = errors::unavailable(
                 "The gateway is shutting down; send the request to another instance.");
-            co_await write_local_error(io, ctx, closing);
+            co_await write_local_error(io, ctx, *refusal);
             ended_on_error = true;
             break;
         }
@@ -356,6 +365,9 @@ awaitable<bool> run_session(connection_deps& d, Stream& stream) {
         }
         spent = std::move(ctx.req);
         kept.take_back(ctx);
+        if (buffer.capacity() < read_buffer_bytes) { // (let go while a stream waited)
+            buffer.reserve(read_buffer_bytes);
+        }
     }
     co_return ended_on_error;
 }

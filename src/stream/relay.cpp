@@ -21,12 +21,14 @@ awaitable<relay_result> relay(body_source& src, event_filter& f, relay_client& c
     bool committed = false;
     bool client_gone = false;
     // Starts watching the client for a hang-up the first time the relay waits for the
-    // upstream (a hang-up then aborts that wait). A stream whose answer was whole in the
+    // upstream (a hang-up then aborts that wait); the client's connection, which reads
+    // nothing meanwhile, lets its read buffer go. A stream whose answer was whole in the
     // first read never waits, and never pays for the watch.
     bool watching = false;
     const std::function<void()> before_wait = [&] {
         if (!watching) {
             watching = true;
+            io.release_read_buffer();
             io.watch_disconnect([&] {
                 client_gone = true;
                 src.abort();

@@ -76,8 +76,11 @@ bool whole_from_buffer(attempt& a, std::string& out, error_code& ec) {
 }
 
 // Reads from the connection until the parser moves (a read may bring only part of a chunk's
-// framing). `before_wait`, when given, runs before the first read from the socket.
-awaitable<error_code> read_until_progress(attempt& a, const std::function<void()>* before_wait) {
+// framing). `before_wait`, when given, runs before the first read from the socket. With
+// `idle`, a connection that has nothing buffered holds no read buffer while it waits for
+// the socket (a stream between events): it takes one back when bytes are there.
+awaitable<error_code> read_until_progress(attempt& a, const std::function<void()>* before_wait,
+                                          bool idle = false) {
     error_code ec;
     if (wire::put_buffered(*a.parser, a.conn->buffer(), ec)) {
         co_return ec;
@@ -85,7 +88,23 @@ awaitable<error_code> read_until_progress(attempt& a, const std::function<void()
     if (before_wait != nullptr) {
         (*before_wait)();
     }
-    auto& buffer = a.conn->buffer();
+    auto& buffer = a.conn->read_buffer();
+    if (idle && a.conn->plain()) {
+        // Bytes already there are taken at once (as any read tries first); the wait for
+        // more holds no buffer.
+        error_code rec;
+        std::size_t n = 0;
+        bool got = a.conn->lowest().read_now(wire::read_room(buffer), rec, n);
+        if (!got && a.conn->release_buffer()) {
+            auto [wec] = co_await a.conn->lowest().async_wait_readable(nothrow_op);
+            rec = wec;
+            got = wec || a.conn->lowest().read_now(wire::read_room(a.conn->read_buffer()), rec, n);
+        }
+        if (got && (!wire::took_read(*a.parser, a.conn->read_buffer(), rec, n, ec) ||
+                    wire::put_buffered(*a.parser, buffer, ec))) {
+            co_return ec;
+        }
+    }
     for (;;) {
         auto [rec, n] = co_await a.conn->async_read_some(wire::read_room(buffer), nothrow_op);
         if (!wire::took_read(*a.parser, buffer, rec, n, ec) ||
@@ -116,7 +135,7 @@ public:
         }
         a_.conn->expires_after(idle_timeout_);
         a_.parser->borrow();
-        auto ec = co_await read_until_progress(a_, before_wait);
+        auto ec = co_await read_until_progress(a_, before_wait, true);
         if (ec == http::error::need_buffer) {
             ec = {}; // the next run of body bytes is not contiguous with this one
         }
@@ -177,7 +196,7 @@ awaitable<attempt> client::send(const endpoint& ep, std::string_view head, std::
         a.parser = std::make_unique<response_parser>();
         a.parser->body_limit(boost::none);
         error_code rec;
-        auto& buffer = a.conn->buffer();
+        auto& buffer = a.conn->read_buffer();
         if (wait != nullptr) {
             wait->conn = a.conn.get();
             if (wait->on_wait) {

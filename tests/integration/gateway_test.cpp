@@ -260,6 +260,28 @@ TEST(GatewayTest, StreamRelaysEveryUpstreamByteUnchanged) {
     EXPECT_TRUE(json::parse(up.requests().front().body)["stream"].get<bool>());
 }
 
+// A stream that waits between its events holds no read buffer meanwhile (its connection takes
+// one back when bytes come, with the chunk's framing kept aside): its bytes still come through
+// unchanged, and its connection, read to the end, serves the next stream.
+TEST(GatewayTest, StreamsThatWaitBetweenEventsRelayEveryByteAndKeepTheirConnection) {
+    fake_upstream up;
+    const std::vector<std::string> events = {
+        R"({"id":"c1","choices":[{"index":0,"delta":{"content":"a"}}]})",
+        R"({"id":"c1","choices":[{"index":0,"delta":{"content":"b"}}]})", "[DONE]"};
+    up.set_handler([&](const recorded_request&) { return sse_response(events, 30ms); });
+    gateway_harness gw(basic_config(up.base_url()));
+    std::string expected;
+    for (const auto& e : events) {
+        expected += "data: " + e + "\n\n";
+    }
+    for (int i = 0; i < 3; ++i) {
+        const auto r = gw.chat(stream_body);
+        ASSERT_EQ(r.status, 200u);
+        EXPECT_EQ(r.body, expected) << i;
+    }
+    EXPECT_EQ(up.connections_opened(), 1u);
+}
+
 // A stream led by a byte-order mark: relayed with it, and its events still read (the usage
 // chunk Michi asked for is found and dropped, as the client did not ask for it),
 // whether the events come one per read or all in one.

@@ -404,5 +404,54 @@ TEST(TcpStreamTest, AnEarlierDeadlineReplacesALaterOne) {
     EXPECT_EQ(read_one(p), beast::error::timeout);
 }
 
+// A wait for readability (a stream that holds no buffer between events): nothing is read
+// until the bytes come, then read_now() takes them at once; an empty socket reads nothing.
+TEST(TcpStreamTest, AWaitForReadabilityEndsWhenBytesComeAndReadNowTakesThem) {
+    pair p;
+    char buf[16] = {};
+    error_code ec;
+    std::size_t n = 0;
+    EXPECT_FALSE(p.stream->read_now(net::buffer(buf), ec, n)); // nothing there yet
+    std::optional<error_code> waited;
+    p.stream->async_wait_readable([&](error_code e) { waited = e; });
+    steady_timer later(p.ioc.get_executor());
+    write_later(p, later, 100ms);
+    for (int i = 0; i < 100 && !waited; ++i) {
+        ASSERT_NE(p.ioc.run_one_for(10s), 0u) << "the wait never ended";
+    }
+    ASSERT_EQ(waited, error_code{});
+    ASSERT_TRUE(p.stream->read_now(net::buffer(buf), ec, n));
+    EXPECT_EQ(ec, error_code{});
+    EXPECT_EQ(std::string(buf, n), "x");
+}
+
+TEST(TcpStreamTest, AWaitForReadabilityPendingAtTheDeadlineTimesOut) {
+    pair p;
+    p.stream->expires_after(50ms);
+    std::optional<error_code> waited;
+    p.stream->async_wait_readable([&](error_code e) { waited = e; });
+    for (int i = 0; i < 100 && !waited; ++i) {
+        ASSERT_NE(p.ioc.run_one_for(10s), 0u) << "the wait never ended";
+    }
+    EXPECT_EQ(waited, beast::error::timeout);
+    EXPECT_TRUE(p.stream->timed_out());
+}
+
+TEST(TcpStreamTest, ReadNowReportsThePeersClose) {
+    pair p;
+    p.peer->close();
+    char buf[16] = {};
+    error_code ec;
+    std::size_t n = 0;
+    const auto give_up = steady_clock::now() + 10s;
+    while (!p.stream->read_now(net::buffer(buf), ec, n)) {
+        ASSERT_LT(steady_clock::now(), give_up) << "the close never arrived";
+        pollfd pfd{p.stream->socket().native_handle(), POLLIN, 0};
+        ::poll(&pfd, 1, 10);
+    }
+    EXPECT_EQ(ec, net::error::eof);
+    EXPECT_EQ(n, 0u);
+}
+
 } // namespace
 } // namespace michi

@@ -100,6 +100,17 @@ class tcp_stream {
         }
     };
 
+    // The same for a wait, whose completion carries no count.
+    template <class Handler>
+    struct wait_handler : timeout_handler<Handler> {
+        void operator()(error_code ec) {
+            if (ec && this->w->timed_out) {
+                ec = beast::error::timeout;
+            }
+            std::move(this->handler)(ec);
+        }
+    };
+
     // The same for a drained read: notes whether it came back short.
     template <class Handler>
     struct drained_handler : timeout_handler<Handler> {
@@ -169,6 +180,29 @@ public:
                     b, timeout_handler<std::decay_t<decltype(handler)>>{std::move(handler), w_});
             },
             token, buffers);
+    }
+
+    // Waits until the socket has bytes (or an end, or an error) to read, without reading
+    // them: a connection that waits long need hold no buffer meanwhile. Then read_now().
+    template <class Token>
+    auto async_wait_readable(Token&& token) {
+        return net::async_initiate<Token, void(error_code)>(
+            [this](auto handler) {
+                socket_.async_wait(
+                    tcp_socket::wait_read,
+                    wait_handler<std::decay_t<decltype(handler)>>{{std::move(handler), w_}});
+            },
+            token);
+    }
+    // Reads what the socket has now, without waiting: false when it has nothing (the read
+    // must then wait); else `ec` and `n` are the read's, as async_read_some's.
+    bool read_now(net::mutable_buffer b, error_code& ec, std::size_t& n) {
+        n = 0;
+        if (!try_recv(b, ec, n)) {
+            return false;
+        }
+        w_->last_short = !ec && n < b.size();
+        return true;
     }
 
     template <class ConstBuffers, class Token>

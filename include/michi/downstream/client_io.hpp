@@ -63,6 +63,9 @@ public:
     virtual void watch_disconnect(std::function<void()> on_gone) = 0;
     // Stops watching and waits until the watch has ended.
     virtual awaitable<void> unwatch() = 0;
+    // The request was read whole and its answer waits (a stream between events): the
+    // connection's read buffer goes when it holds nothing, until the next request.
+    virtual void release_read_buffer() noexcept {}
 
     void set_write_timeout(std::chrono::milliseconds t) { write_timeout_ = t; }
     // Answers to the request being served go without their body (HEAD).

@@ -31,6 +31,12 @@ public:
     const std::string& body() const { return body_; }
     // Lets the body's storage go (a stream past its commit point no longer needs it).
     void release_body() { std::string().swap(body_); }
+    // Lets the fields' storage go too: after this the request has no fields (a stream past
+    // its commit point reads none).
+    void release_fields() {
+        std::string().swap(text_);
+        std::vector<field_ref>().swap(fields_);
+    }
     // A HEAD request is served as the GET it asks about (its answer then goes without a
     // body); method_string() still says HEAD.
     bool is_head() const noexcept { return method_ == http::verb::head || head_; }

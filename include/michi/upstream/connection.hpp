@@ -76,6 +76,33 @@ public:
 
     const std::string& pool_key() const { return pool_key_; }
     beast::flat_buffer& buffer() { return buffer_; }
+    // The read buffer with its room (it may have been let go: release_buffer()).
+    beast::flat_buffer& read_buffer() {
+        if (buffer_.capacity() < read_buffer_bytes) {
+            buffer_.reserve(read_buffer_bytes);
+            if (carried_ != 0) {
+                buffer_.commit(net::buffer_copy(buffer_.prepare(carried_),
+                                                net::buffer(carry_.data(), carried_)));
+                carried_ = 0;
+            }
+        }
+        return buffer_;
+    }
+    // A plain connection that will wait long for its next bytes (a stream between events)
+    // lets its read buffer go when it holds no more than a piece of framing (the CRLF that
+    // ends a chunk is parsed with the next chunk's size line), which is kept aside until
+    // read_buffer() takes room again, once the socket has bytes (async_wait_readable).
+    bool plain() const noexcept { return !tls_; }
+    bool release_buffer() {
+        if (tls_ || buffer_.size() > carry_.size()) {
+            return false;
+        }
+        carried_ = static_cast<std::uint8_t>(
+            net::buffer_copy(net::buffer(carry_.data(), carry_.size()), buffer_.data()));
+        buffer_ = beast::flat_buffer();
+        return true;
+    }
+
     bool reused = false;
     steady_clock::time_point idle_since{};
 
@@ -86,6 +113,8 @@ private:
     tcp_stream stream_;                // (under the TLS session, when there is one)
     std::unique_ptr<tls_channel> tls_; // the TLS session, for an https endpoint
     beast::flat_buffer buffer_;
+    std::array<char, 32> carry_{}; // the buffer's bytes while it is let go
+    std::uint8_t carried_ = 0;
 };
 
 } // namespace michi::upstream
