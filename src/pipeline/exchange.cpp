@@ -308,7 +308,7 @@ awaitable<void> run_exchange(deps& d, downstream::client_io& io, request_context
             auto a = co_await d.upstream.send(*c.provider->endpoint, req.head, req.body,
                                               provider.connect_timeout, head_timeout, &wait);
             if (watching) {
-                co_await io.unwatch();
+                io.unwatch();
             }
             req.recycle(); // sent: its storage serves the next request, not this stream
             const auto head_at = steady_clock::now();

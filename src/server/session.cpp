@@ -44,9 +44,12 @@ tls_over_tcp* tls_of(tls_over_tcp& s) noexcept { return &s; }
 template <class Stream>
 class session_io final : public downstream::client_io {
 public:
-    session_io(Stream& s, executor ex, beast::flat_buffer& read_buffer)
-        : client_io(beast::get_lowest_layer(s), tls_of(s)), s_(s), done_timer_(ex),
-          read_buffer_(read_buffer) {}
+    session_io(Stream& s, beast::flat_buffer& read_buffer)
+        : client_io(beast::get_lowest_layer(s), tls_of(s)), s_(s), read_buffer_(read_buffer),
+          watch_(std::make_shared<watch_state>()) {}
+    ~session_io() override { watch_->open = false; }
+    session_io(const session_io&) = delete;
+    session_io& operator=(const session_io&) = delete;
 
     awaitable<error_code> write_stream(http::response<http::empty_body>* head,
                                        std::string_view extra_fields, std::string_view data,
@@ -81,34 +84,33 @@ public:
 
     void watch_disconnect(std::function<void()> on_gone) override {
         auto& sock = beast::get_lowest_layer(s_).socket();
-        watch_done_ = false;
+        watching_ = true;
         // Waits for readability without consuming anything: end of stream or a reset
-        // means the client is gone; bytes mean a pipelined request, left for later.
-        sock.async_wait(
-            tcp::socket::wait_read, [this, &sock, cb = std::move(on_gone)](error_code ec) {
-                watch_done_ = true;
-                done_timer_.cancel();
-                if (ec) {
-                    return;
-                }
-                char c = 0;
-                const auto n = ::recv(sock.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-                if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
-                    cb();
-                }
-            });
+        // means the client is gone; bytes mean a pipelined request, left for later. The
+        // handler may run after unwatch() (a cancelled or already-queued completion) or after
+        // this object is gone: it acts only while its watch is still the current one.
+        sock.async_wait(tcp::socket::wait_read,
+                        [state = watch_, generation = watch_->generation, fd = sock.native_handle(),
+                         cb = std::move(on_gone)](error_code ec) {
+                            if (ec || !state->open || state->generation != generation) {
+                                return;
+                            }
+                            char c = 0;
+                            const auto n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+                            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+                                cb();
+                            }
+                        });
     }
 
-    awaitable<void> unwatch() override {
-        if (watch_done_) {
-            co_return;
+    void unwatch() noexcept override {
+        if (!watching_) {
+            return;
         }
-        done_timer_.expires_at(steady_clock::time_point::max());
+        watching_ = false;
+        ++watch_->generation; // a completion still on its way now does nothing
         error_code ignored;
         beast::get_lowest_layer(s_).socket().cancel(ignored);
-        if (!watch_done_) {
-            co_await done_timer_.async_wait(nothrow);
-        }
     }
 
     void release_read_buffer() noexcept override {
@@ -118,10 +120,17 @@ public:
     }
 
 private:
+    // What a watch's handler reads, shared with it: the handler can outlive a watch and the
+    // connection (one allocation a connection, not a request).
+    struct watch_state {
+        std::uint64_t generation = 0;
+        bool open = true;
+    };
+
     Stream& s_;
-    steady_timer done_timer_;
     beast::flat_buffer& read_buffer_; // the session's (run_session)
-    bool watch_done_ = true;
+    std::shared_ptr<watch_state> watch_;
+    bool watching_ = false;
 };
 
 // The access-log line and the metrics of a request that ended; an API call's request-log
@@ -209,7 +218,7 @@ template <class Stream>
 awaitable<bool> run_session(connection_deps& d, Stream& stream) {
     beast::flat_buffer buffer;
     buffer.reserve(read_buffer_bytes);
-    session_io<Stream> io(stream, d.ex, buffer);
+    session_io<Stream> io(stream, buffer);
     request spent; // the previous request: the next one is read into its storage
     kept_strings kept;
     published<pipeline::snapshot>::reader current; // this connection's copy of the snapshot

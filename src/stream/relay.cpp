@@ -93,7 +93,7 @@ awaitable<relay_result> relay(body_source& src, event_filter& f, relay_client& c
         pending.append(f.finish());
     }
     if (watching) {
-        co_await io.unwatch();
+        io.unwatch();
     }
     if (result == relay_result::failed_before_commit) {
         src.abort();

@@ -72,7 +72,7 @@ public:
         watched = true;
         gone = std::move(on_gone);
     }
-    awaitable<void> unwatch() override { co_return; }
+    void unwatch() noexcept override {}
 
     std::vector<write> writes;
     int fail_after = -1; // writes that succeed before the rest fail

@@ -61,8 +61,8 @@ public:
     // Calls on_gone (once) if the client hangs up while watched. Only between writes
     // of a response whose request has been read completely.
     virtual void watch_disconnect(std::function<void()> on_gone) = 0;
-    // Stops watching and waits until the watch has ended.
-    virtual awaitable<void> unwatch() = 0;
+    // Stops watching: on_gone is not called after this returns.
+    virtual void unwatch() noexcept = 0;
     // The request was read whole and its answer waits (a stream between events): the
     // connection's read buffer goes when it holds nothing, until the next request.
     virtual void release_read_buffer() noexcept {}
