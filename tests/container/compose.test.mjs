@@ -143,10 +143,24 @@ let probeSecret;
 test('a key made through the admin API answers on the entry point', async () => {
   probeSecret = await makeKey({ id: 'probe', class: 'application' });
   const openai = client(origin, probeSecret);
-  // Each replica connects to Redis on first use: a 503 ledger_unavailable until then.
-  const first = await guarded(() => openai.chat.completions.create({
+  // Each replica connects to Redis on first use: a 503 ledger_unavailable until then. The
+  // entry point may send every try to the same replica, so both are asked until both have
+  // answered one (their access logs say), before anything is counted.
+  const ask = () => openai.chat.completions.create({
     model: 'echo/metered', messages: [{ role: 'user', content: message }],
-  }));
+  });
+  await eventually(async () => {
+    try {
+      await ask();
+    } catch (err) {
+      if (err.status !== 503) throw err;
+    }
+    for (const rep of REPLICAS) {
+      if (!(await served(rep, 'probe')).some((l) => l.status === 200)) return false;
+    }
+    return true;
+  }, { what: 'both replicas reach the ledger in Redis' });
+  const first = await guarded(ask);
   assert.equal(first.choices[0].message.content, message);
   // With max_tokens at the answer's own length, what a request holds while in flight is what
   // it is charged: the budget below admits the same number of requests whatever their timing.
