@@ -439,18 +439,13 @@ class Hostile:
                                      HOSTILE_KEY))
                 got = await asyncio.wait_for(reader.readuntil(b"data: "), 20)
                 label = "mid-stream" if got.startswith(b"HTTP/1.1 200") else "mid-stream:no-200"
-            elif v == 1:  # before the first byte
-                writer.write(request("POST", "/v1/chat/completions", chat_body("up/late", True),
+            elif v in (1, 2):  # before the first byte, a stream (1) or a whole answer (2)
+                stream = v == 1
+                writer.write(request("POST", "/v1/chat/completions", chat_body("up/late", stream),
                                      HOSTILE_KEY))
                 await writer.drain()
                 await asyncio.sleep(0.2)
-                label = "before-first-byte"
-            elif v == 2:  # before the first byte, non-stream
-                writer.write(request("POST", "/v1/chat/completions", chat_body("up/late"),
-                                     HOSTILE_KEY))
-                await writer.drain()
-                await asyncio.sleep(0.2)
-                label = "before-first-byte-nonstream"
+                label = "before-first-byte" if stream else "before-first-byte-nonstream"
             elif v == 3:  # mid-stream with a reset (SO_LINGER 0)
                 writer.write(request("POST", "/v1/chat/completions", chat_body("up/slow", True),
                                      HOSTILE_KEY))
