@@ -19,25 +19,11 @@ MICHI_BIN="${MICHI_BIN:-$HERE/../build/release/michi-gateway}"
 REQUESTS="${REQUESTS:-2000}"
 CONNECTIONS="${CONNECTIONS:-4}"
 WARMUP="${WARMUP:-500}"
-for tool in valgrind callgrind_control callgrind_annotate nginx python3 curl; do
-    command -v "$tool" >/dev/null || { echo "bench: $tool not found" >&2; exit 1; }
-done
-[[ -x "$MICHI_BIN" ]] || { echo "bench: no michi-gateway at $MICHI_BIN" >&2; exit 1; }
-
-TMP="$(mktemp -d "${TMPDIR:-/tmp}/michi-choice.XXXXXX")"
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    if [[ "${KEEP:-0}" == 1 ]]; then
-        echo "bench: callgrind dumps kept in $TMP" >&2
-    else
-        rm -rf "$TMP"
-    fi
-}
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=bench/workdir.sh
+source "$HERE/workdir.sh"
+bench_workdir choice valgrind callgrind_control callgrind_annotate nginx python3 curl
+# shellcheck source=bench/guard_keys.sh
+source "$HERE/guard_keys.sh" # port
 
 MOCK=$(port)
 MICHI=$(port)

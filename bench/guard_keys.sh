@@ -1,5 +1,5 @@
 # Sourced by bench/guards.sh and bench/instructions.sh: the two keys they compare and the
-# Michi config that serves them. Expects MICHI_BIN and TMP to be set.
+# Michi config that serves them (bench/choice.sh takes port() only). Expects MICHI_BIN and TMP.
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 keygen() { "$MICHI_BIN" keygen --class "$1" >"$TMP/$2.key"; }

@@ -43,24 +43,9 @@ FLOOR_BIN="${FLOOR_BIN:-$HERE/../build/release/michi-bench-floor}"
 REDIS="${REDIS:-0}"
 TLS="${TLS:-0}"
 CACHE="${CACHE:-0}"
-for tool in valgrind callgrind_control nginx python3 curl; do
-    command -v "$tool" >/dev/null || { echo "bench: $tool not found" >&2; exit 1; }
-done
-[[ -x "$MICHI_BIN" ]] || { echo "bench: no michi-gateway at $MICHI_BIN" >&2; exit 1; }
-
-TMP="$(mktemp -d "${TMPDIR:-/tmp}/michi-instr.XXXXXX")"
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    if [[ "${KEEP:-0}" == 1 ]]; then
-        echo "bench: callgrind dumps kept in $TMP" >&2
-    else
-        rm -rf "$TMP"
-    fi
-}
-trap cleanup EXIT
+# shellcheck source=bench/workdir.sh
+source "$HERE/workdir.sh"
+bench_workdir instr valgrind callgrind_control nginx python3 curl
 # shellcheck source=bench/guard_keys.sh
 source "$HERE/guard_keys.sh"
 
