@@ -21,6 +21,19 @@ namespace {
 using json = nlohmann::json;
 using namespace std::chrono_literals;
 
+// A gateway config on the ledger at redis_url: the "limited" key with its limit lines, the
+// "agent" key with a loop guard, the admin key.
+std::string ledger_config(const fake_upstream& up, const std::string& redis_url,
+                          const std::string& limits, const std::string& server) {
+    return basic_config(
+        up.base_url(),
+        {.server = server,
+         .keys = key_entry("limited", "developer", limited, limits) +
+                 key_entry("agent", "agent", agent, "    loop_max: 2\n    loop_window: 60s\n"),
+         .rest = admin_section(),
+         .store = ", redis: \"" + redis_url + "\""});
+}
+
 // A real redis-server and a fake upstream for each test; config() makes a gateway config on
 // the shared ledger, with the "limited" key's limit lines.
 class RedisLedgerTest : public ::testing::Test {
@@ -30,13 +43,7 @@ protected:
     }
     std::string config_at(const std::string& url, const std::string& limits,
                           const std::string& server = "") {
-        return basic_config(
-            up.base_url(),
-            {.server = server,
-             .keys = key_entry("limited", "developer", limited, limits) +
-                     key_entry("agent", "agent", agent, "    loop_max: 2\n    loop_window: 60s\n"),
-             .rest = admin_section(),
-             .store = ", redis: \"" + url + "\""});
+        return ledger_config(up, url, limits, server);
     }
 
     redis_server redis;
@@ -89,13 +96,7 @@ struct redis_env {
 class SharedLedgerTest : public ::testing::TestWithParam<mode> {
 protected:
     std::string config(const std::string& limits, const std::string& server = "") {
-        return basic_config(
-            up.base_url(),
-            {.server = server,
-             .keys = key_entry("limited", "developer", limited, limits) +
-                     key_entry("agent", "agent", agent, "    loop_max: 2\n    loop_window: 60s\n"),
-             .rest = admin_section(),
-             .store = ", redis: \"" + env.url() + "\""});
+        return ledger_config(up, env.url(), limits, server);
     }
 
     redis_env env{GetParam()};

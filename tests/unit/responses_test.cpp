@@ -263,14 +263,19 @@ TEST(ResponsesTest, WholeAnswerThroughTheSurface) {
     EXPECT_EQ(out, fixture_json("answer_tools/response_out.json"));
 }
 
+// JSON of every shape a field may take where an object or string is expected.
+std::vector<json> odd_values() {
+    return {nullptr,
+            1,
+            "x",
+            json::array(),
+            json::object(),
+            json::array({nullptr}),
+            json::array({json::object()})};
+}
+
 TEST(ResponsesTest, AnswerOfAnyShapeNeverThrows) {
-    const std::vector<json> odd = {nullptr,
-                                   1,
-                                   "x",
-                                   json::array(),
-                                   json::object(),
-                                   json::array({nullptr}),
-                                   json::array({json::object()})};
+    const auto odd = odd_values();
     for (const auto& v : odd) {
         EXPECT_NO_THROW(chat_to_response(v, v, "m", "resp_x", created));
         for (const auto& key : {"choices", "usage"}) {
@@ -369,13 +374,7 @@ TEST(ResponsesTest, EmptyStreamStillAnswersWithAMessage) {
 }
 
 TEST(ResponsesTest, StreamOfOddChunksNeverThrows) {
-    const std::vector<json> odd = {nullptr,
-                                   1,
-                                   "x",
-                                   json::array(),
-                                   json::object(),
-                                   json::array({nullptr}),
-                                   json::array({json::object()})};
+    const auto odd = odd_values();
     for (const auto& v : odd) {
         stream_writer w("resp_x", "m", v, created);
         std::string out;
