@@ -43,7 +43,15 @@ std::unique_ptr<ssl::context> make_server_tls(const config::tls_config& tls) {
 } // namespace
 
 gateway::gateway(std::shared_ptr<const pipeline::snapshot> rt, guard::wall_clock clock)
-    : state_(std::move(rt), std::move(clock)) {}
+    : state_(std::move(rt), std::move(clock)) {
+    // A snapshot built before this gateway existed has its route targets bound to no signals
+    // (they would be looked up by name per request): bind them to this gateway's.
+    if (const auto first = state_.snapshot(); !first->routes.bound_to(state_.signals())) {
+        if (auto bound = pipeline::snapshot::build(first->cfg, &state_.signals())) {
+            state_.swap(std::move(bound.value()));
+        }
+    }
+}
 
 gateway::~gateway() { stop(); }
 
@@ -117,7 +125,7 @@ bool gateway::reload(std::shared_ptr<const config::config> cfg, std::string& err
 }
 
 result<void> gateway::apply(std::shared_ptr<const config::config> cfg) {
-    auto rt = pipeline::snapshot::build(std::move(cfg));
+    auto rt = pipeline::snapshot::build(std::move(cfg), &state_.signals());
     if (!rt) {
         return rt.error();
     }

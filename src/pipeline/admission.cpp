@@ -266,7 +266,8 @@ result<admitted> admit(request_context& ctx, auth::authenticator& auth) {
     needs.priced_only = ctx.api != api_kind::embeddings && ctx.api != api_kind::count_tokens;
     needs.prompt_tokens = ctx.facts.prompt_tokens;
     needs.max_output = ctx.facts.max_output;
-    auto plan = routing::resolve(*ctx.rt->cfg, ctx.rt->providers, name, needs, *ctx.key);
+    auto plan =
+        routing::resolve(*ctx.rt->cfg, ctx.rt->providers, ctx.rt->routes, name, needs, *ctx.key);
     if (!plan) {
         return std::move(plan.error());
     }

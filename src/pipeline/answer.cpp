@@ -42,8 +42,10 @@ void append_michi_fields(std::string& out, const request_context& ctx) {
     append_guard_fields(out, ctx);
     wire::append_field(out, "x-michi-model", ctx.log.model);
     wire::append_field(out, "x-michi-attempts", std::uint64_t{ctx.log.attempts});
-    if (!ctx.route_reason.empty()) {
-        wire::append_field(out, "x-michi-route-reason", ctx.route_reason);
+    if (const std::string_view why =
+            ctx.route_reason_kept.empty() ? ctx.route_reason : ctx.route_reason_kept;
+        !why.empty()) {
+        wire::append_field(out, "x-michi-route-reason", why);
     }
     if (!ctx.log.response_cache.empty()) {
         wire::append_field(out, "x-michi-cache", ctx.log.response_cache);

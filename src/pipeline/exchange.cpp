@@ -203,7 +203,7 @@ std::string_view status_outcome(unsigned status) {
 } // namespace
 
 awaitable<void> run_exchange(deps& d, downstream::client_io& io, request_context& ctx,
-                             const routing::dispatch_plan& plan) {
+                             routing::dispatch_plan& plan) {
     const auto& cfg = *ctx.rt->cfg;
     auto& cd = d.cooldowns;
     std::string attempts_list;
@@ -229,15 +229,12 @@ awaitable<void> run_exchange(deps& d, downstream::client_io& io, request_context
 
     auto view = request_view_of(ctx);
     // The strategy's order (weighted, least_busy, latency), cooling targets last.
-    std::string reason;
-    const auto reordered = routing::choose_order(plan, d.signals, cd, d.rng, reason);
-    if (!reason.empty()) {
-        ctx.route_reason = std::move(reason);
-    }
+    ctx.route_reason_kept =
+        routing::choose_order(plan, d.signals, cd, d.rng, ctx.route_reason_made);
     const std::uint64_t key_tokens = ctx.facts.prompt_tokens + ctx.facts.max_output;
     const std::size_t count = plan.candidates.size();
     for (std::size_t i = 0; i < count; ++i) {
-        const candidate& c = reordered.empty() ? plan.candidates[i] : *reordered[i];
+        const candidate& c = plan.candidates[i];
         const auto& ad = adapter_of(c);
         const auto& provider = provider_of(c);
         const bool last_candidate = i + 1 == count;

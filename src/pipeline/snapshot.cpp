@@ -4,7 +4,8 @@ namespace michi::pipeline {
 
 snapshot::snapshot(std::shared_ptr<const config::config> c) : cfg(std::move(c)), keys(*cfg) {}
 
-result<std::shared_ptr<const snapshot>> snapshot::build(std::shared_ptr<const config::config> c) {
+result<std::shared_ptr<const snapshot>> snapshot::build(std::shared_ptr<const config::config> c,
+                                                        routing::signal_board* signals) {
     auto s = std::make_shared<snapshot>(std::move(c));
     std::shared_ptr<ssl::context> shared_tls;
     for (const auto& [name, p] : s->cfg->providers) {
@@ -14,6 +15,7 @@ result<std::shared_ptr<const snapshot>> snapshot::build(std::shared_ptr<const co
         }
         s->providers.emplace(name, std::move(b.value()));
     }
+    s->routes = routing::route_table(*s->cfg, s->providers, signals);
     return std::shared_ptr<const snapshot>(std::move(s));
 }
 

@@ -9,11 +9,6 @@
 namespace michi::routing {
 namespace {
 
-candidate make_candidate(const provider_map& providers, model_ref m) {
-    const auto it = providers.find(m->provider);
-    return candidate{std::move(m), it == providers.end() ? nullptr : &it->second};
-}
-
 // Orders candidates by expected cost for this request, dropping those that cannot serve
 // it (context window, tools, images), and says why in the plan's reason.
 void apply_cheapest(const request_needs& needs, dispatch_plan& plan) {
@@ -56,20 +51,16 @@ void apply_cheapest(const request_needs& needs, dispatch_plan& plan) {
 
 // The unordered plan for a name: a route's targets, `auto`'s models, or one model.
 std::optional<dispatch_plan> targets_of(const config::config& cfg, const provider_map& providers,
-                                        const std::string& name, bool& cheapest) {
+                                        const route_table& table, const std::string& name,
+                                        bool& cheapest) {
     dispatch_plan plan;
-    if (const auto route = cfg.routes.find(name); route != cfg.routes.end()) {
+    if (const auto* route = table.route(name)) {
         plan.route = name;
-        plan.attempt_timeout = route->second.attempt_timeout;
-        plan.retries = route->second.retries;
-        const auto& weights = route->second.weights;
-        for (std::size_t i = 0; i < route->second.targets.size(); ++i) {
-            if (auto m = find_model(cfg, route->second.targets[i])) {
-                plan.candidates.push_back(make_candidate(providers, std::move(*m)));
-                plan.candidates.back().weight = i < weights.size() ? weights[i] : 1.0;
-            }
-        }
-        plan.strategy = route->second.strategy;
+        plan.attempt_timeout = route->config->attempt_timeout;
+        plan.retries = route->config->retries;
+        plan.candidates = route->candidates;
+        plan.strategy = route->config->strategy;
+        plan.prepared = route;
         cheapest = plan.strategy == config::route_strategy::cheapest;
         return plan;
     }
@@ -79,14 +70,18 @@ std::optional<dispatch_plan> targets_of(const config::config& cfg, const provide
         for (const auto& [model_name, m] : cfg.models) {
             const auto p = providers.find(m.provider);
             if (p != providers.end() && !p->second.impl->local()) {
-                plan.candidates.push_back(make_candidate(providers, model_ref::configured(m)));
+                plan.candidates.push_back(make_candidate(providers, model_ref::of(m)));
             }
         }
         cheapest = true;
         return plan;
     }
-    if (auto m = find_model(cfg, name)) {
-        plan.candidates.push_back(make_candidate(providers, std::move(*m)));
+    if (const auto* c = table.model(name)) {
+        plan.candidates.push_back(*c);
+        return plan;
+    }
+    if (auto m = find_model(cfg, name, plan.held)) {
+        plan.candidates.push_back(make_candidate(providers, *m));
         return plan;
     }
     return std::nullopt;
@@ -94,21 +89,11 @@ std::optional<dispatch_plan> targets_of(const config::config& cfg, const provide
 
 } // namespace
 
-std::optional<model_ref> find_model(const config::config& cfg, const std::string& name) {
-    if (const auto it = cfg.models.find(name); it != cfg.models.end()) {
-        return model_ref::configured(it->second);
-    }
-    if (auto made = cfg.find_model(name)) {
-        return model_ref::made(std::move(*made));
-    }
-    return std::nullopt;
-}
-
 result<dispatch_plan> resolve(const config::config& cfg, const provider_map& providers,
-                              const std::string& name, const request_needs& needs,
-                              const config::key_config& key) {
+                              const route_table& table, const std::string& name,
+                              const request_needs& needs, const config::key_config& key) {
     bool cheapest = false;
-    auto plan = targets_of(cfg, providers, name, cheapest);
+    auto plan = targets_of(cfg, providers, table, name, cheapest);
     if (!plan) {
         return errors::model_not_found(name);
     }

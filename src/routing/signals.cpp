@@ -4,6 +4,18 @@
 #include <functional>
 
 namespace michi::routing {
+namespace {
+
+// e^-x: under load samples come microseconds apart (x near 0), where four terms of its series
+// are exact to 1e-5 at a tenth of exp's cost.
+double decay(double x) noexcept {
+    if (x < 0.1) {
+        return 1 - x * (1 - x * (0.5 - x * (1.0 / 6)));
+    }
+    return std::exp(-x);
+}
+
+} // namespace
 
 void target_signals::observe(std::chrono::microseconds ttfb, clock::time_point now) noexcept {
     const std::int64_t sample = std::max<std::int64_t>(0, ttfb.count());
@@ -11,17 +23,15 @@ void target_signals::observe(std::chrono::microseconds ttfb, clock::time_point n
         std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
     const std::int64_t last_ns = last_ns_.exchange(now_ns, std::memory_order_relaxed);
     // The older the last sample, the more this one counts.
-    const double age_s = static_cast<double>(std::max<std::int64_t>(0, now_ns - last_ns)) / 1e9;
-    const double keep =
-        (1 - latency_alpha) * std::exp(-age_s / static_cast<double>(latency_memory.count()));
+    const double x = static_cast<double>(std::max<std::int64_t>(0, now_ns - last_ns)) / 1e9 /
+                     static_cast<double>(latency_memory.count());
+    const double keep = (1 - latency_alpha) * decay(x);
     std::int64_t old = ewma_us_.load(std::memory_order_relaxed);
     std::int64_t next = 0;
     do {
-        next =
-            old < 0
-                ? sample
-                : static_cast<std::int64_t>(std::llround(keep * static_cast<double>(old) +
-                                                         (1 - keep) * static_cast<double>(sample)));
+        next = old < 0 ? sample
+                       : static_cast<std::int64_t>(keep * static_cast<double>(old) +
+                                                   (1 - keep) * static_cast<double>(sample) + 0.5);
     } while (!ewma_us_.compare_exchange_weak(old, next, std::memory_order_relaxed));
     samples_.fetch_add(1, std::memory_order_relaxed);
 }

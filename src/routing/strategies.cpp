@@ -1,6 +1,7 @@
 #include "michi/routing/strategies.hpp"
 
 #include "michi/routing/retry.hpp"
+#include "michi/routing/route_table.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -14,12 +15,13 @@ void identity(std::size_t n, std::vector<std::size_t>& out) {
     std::iota(out.begin(), out.end(), std::size_t{0});
 }
 
-// A uniform index in [0, n).
-std::size_t draw(std::size_t n, std::mt19937& rng) {
-    return std::uniform_int_distribution<std::size_t>(0, n - 1)(rng);
+// A uniform index in [0, n): one 32-bit draw scaled (a bias below n / 2^32, nothing for a
+// route's targets), without the division and rejection of a distribution object.
+std::size_t draw(std::size_t n, random_engine& rng) {
+    return static_cast<std::size_t>((static_cast<std::uint64_t>(rng()) * n) >> 32);
 }
 
-void shuffle(std::vector<std::size_t>& v, std::mt19937& rng) {
+void shuffle(std::vector<std::size_t>& v, random_engine& rng) {
     for (std::size_t i = v.size(); i > 1; --i) {
         std::swap(v[i - 1], v[draw(i, rng)]);
     }
@@ -43,12 +45,18 @@ void stable_small_sort(std::vector<std::size_t>& v, Less less) {
     }
 }
 
+// Text appended to a std::string or a reason_text.
+template <class Out>
+void put(Out& out, std::string_view s) {
+    out.insert(out.end(), s.begin(), s.end());
+}
+
 // A number as text, appended (shortest form; no locale, no allocation of its own).
-template <class T>
-void append_number(std::string& out, T value) {
+template <class Out, class T>
+void append_number(Out& out, T value) {
     char buf[32];
     const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
-    out.append(buf, ec == std::errc{} ? end : buf);
+    put(out, std::string_view(buf, ec == std::errc{} ? end : buf));
 }
 
 // A weight as text: a whole one as an integer (the usual case, and a tenth of the work).
@@ -61,21 +69,22 @@ void append_weight(std::string& out, double w) {
 }
 
 // A uniform number in [0, limit): one draw of the generator (32 bits are plenty for weights).
-double uniform_below(double limit, std::mt19937& rng) {
+double uniform_below(double limit, random_engine& rng) {
     return limit * (static_cast<double>(rng()) * (1.0 / 4294967296.0));
 }
 
-void append_ms(std::string& out, std::chrono::microseconds us) {
+template <class Out>
+void append_ms(Out& out, std::chrono::microseconds us) {
     const auto tenths = (us.count() + 50) / 100;
     append_number(out, tenths / 10);
     out.push_back('.');
     append_number(out, tenths % 10);
-    out.append(" ms");
+    put(out, " ms");
 }
 
 } // namespace
 
-pick_reason weighted_order(std::span<const target_view> targets, std::mt19937& rng,
+pick_reason weighted_order(std::span<const target_view> targets, random_engine& rng,
                            std::vector<std::size_t>& out) {
     identity(targets.size(), out);
     double left = 0;
@@ -99,7 +108,7 @@ pick_reason weighted_order(std::span<const target_view> targets, std::mt19937& r
     return pick_reason::weight;
 }
 
-pick_reason least_busy_order(std::span<const target_view> targets, std::mt19937& rng,
+pick_reason least_busy_order(std::span<const target_view> targets, random_engine& rng,
                              std::vector<std::size_t>& out) {
     identity(targets.size(), out);
     shuffle(out, rng); // ties in random order
@@ -109,7 +118,7 @@ pick_reason least_busy_order(std::span<const target_view> targets, std::mt19937&
     return pick_reason::least_busy;
 }
 
-pick_reason latency_order(std::span<const target_view> targets, std::mt19937& rng,
+pick_reason latency_order(std::span<const target_view> targets, random_engine& rng,
                           std::vector<std::size_t>& out) {
     identity(targets.size(), out);
     // Unmeasured first (they must be seen once), then by average time to first byte.
@@ -139,26 +148,51 @@ bool per_request_order(const dispatch_plan& plan) noexcept {
 }
 
 target_signals* signals_of(const dispatch_plan& plan, const candidate& c, signal_board& board) {
-    return plan.route.empty() ? nullptr : board.find(c.model->name);
+    if (c.signals != nullptr || plan.route.empty()) {
+        return c.signals;
+    }
+    return board.find(c.model->name);
 }
 
-std::vector<const candidate*> choose_order(const dispatch_plan& plan, signal_board& board,
-                                           const cooldowns& cd, std::mt19937& rng,
-                                           std::string& reason) {
+std::string reason_start(config::route_strategy strategy, const candidate& first) {
+    std::string reason = config::to_string(strategy);
+    reason += ": ";
+    reason += first.model->name;
+    reason += " (";
+    return reason;
+}
+
+std::string weighted_reason(const candidate& first, double total) {
+    std::string reason = reason_start(config::route_strategy::weighted, first);
+    reason += "weight ";
+    append_weight(reason, first.weight);
+    reason += " of ";
+    append_weight(reason, total);
+    reason += ")";
+    return reason;
+}
+
+std::string_view choose_order(dispatch_plan& plan, signal_board& board, const cooldowns& cd,
+                              random_engine& rng, reason_text& reason) {
     if (!per_request_order(plan)) {
-        return order_candidates(plan, cd);
+        cooling_last(plan.candidates, cd);
+        return {};
     }
     const std::size_t n = plan.candidates.size();
     // This thread's, their room kept from one request to the next.
     thread_local std::vector<target_view> views;
     thread_local std::vector<std::size_t> idx;
-    views.assign(n, target_view{});
+    views.resize(n);
     for (std::size_t i = 0; i < n; ++i) {
         const auto& c = plan.candidates[i];
-        views[i].weight = c.weight;
-        if (plan.strategy != config::route_strategy::weighted) {
-            if (const auto* s = board.find(c.model->name)) {
+        views[i] = target_view{c.weight, 0, std::nullopt};
+        if (plan.strategy == config::route_strategy::weighted) {
+            continue;
+        }
+        if (const auto* s = signals_of(plan, c, board)) {
+            if (plan.strategy == config::route_strategy::least_busy) {
                 views[i].in_flight = s->in_flight();
+            } else {
                 views[i].ttfb = s->ttfb();
             }
         }
@@ -169,54 +203,50 @@ std::vector<const candidate*> choose_order(const dispatch_plan& plan, signal_boa
     case config::route_strategy::latency: why = latency_order(views, rng, idx); break;
     default: why = weighted_order(views, rng, idx); break;
     }
-    std::vector<const candidate*> order;
-    order.reserve(n);
-    for (const auto i : idx) {
-        order.push_back(&plan.candidates[i]);
+    const std::size_t chosen = idx.front();
+    const auto& first = views[chosen];
+    reorder(plan.candidates, idx);
+    const bool cooled = cooling_last(plan.candidates, cd);
+    // Every target of the route taking part: the reason's text for each was written once.
+    const auto* texts = plan.prepared != nullptr && plan.prepared->reasons.size() == n && !cooled
+                            ? &plan.prepared->reasons
+                            : nullptr;
+    if (why == pick_reason::weight) {
+        if (texts != nullptr) {
+            return (*texts)[chosen];
+        }
+        if (!cooled) {
+            double total = 0;
+            for (const auto& v : views) {
+                total += v.weight;
+            }
+            put(reason, weighted_reason(plan.candidates.front(), total));
+            return {reason.data(), reason.size()};
+        }
     }
-    if (cd.any()) {
-        // Cooling targets last, the soonest back first.
-        const auto now = cooldowns::clock::now();
-        std::stable_sort(order.begin(), order.end(), [&](const candidate* a, const candidate* b) {
-            return cd.until(a->model->name, now) < cd.until(b->model->name, now);
-        });
-    }
-    const auto& first = views[idx.front()];
-    reason.reserve(64);
-    reason = config::to_string(plan.strategy);
-    reason += ": ";
-    reason += order.front()->model->name;
-    if (order.front() != &plan.candidates[idx.front()]) {
-        reason += " (the chosen ones are cooling down)";
-        return order;
+    reason.clear();
+    put(reason, texts != nullptr
+                    ? std::string_view((*texts)[chosen])
+                    : std::string_view(reason_start(plan.strategy, plan.candidates.front())));
+    if (cooled) {
+        put(reason, "the chosen ones are cooling down)");
+        return {reason.data(), reason.size()};
     }
     switch (why) {
-    case pick_reason::weight: {
-        double total = 0;
-        for (const auto& v : views) {
-            total += v.weight;
-        }
-        reason += " (weight ";
-        append_weight(reason, first.weight);
-        reason += " of ";
-        append_weight(reason, total);
-        reason += ")";
-        break;
-    }
+    case pick_reason::weight: break; // (above)
     case pick_reason::least_busy:
-        reason += " (";
         append_number(reason, first.in_flight);
-        reason += " in flight)";
+        put(reason, " in flight)");
         break;
     case pick_reason::fastest:
-        reason += " (time to first byte ~";
+        put(reason, "time to first byte ~");
         append_ms(reason, *first.ttfb);
-        reason += ")";
+        put(reason, ")");
         break;
-    case pick_reason::unmeasured: reason += " (not measured yet)"; break;
-    case pick_reason::exploring: reason += " (exploring)"; break;
+    case pick_reason::unmeasured: put(reason, "not measured yet)"); break;
+    case pick_reason::exploring: put(reason, "exploring)"); break;
     }
-    return order;
+    return {reason.data(), reason.size()};
 }
 
 } // namespace michi::routing

@@ -17,7 +17,7 @@ std::vector<std::size_t> sorted(std::vector<std::size_t> v) {
 
 TEST(StrategiesTest, WeightedFirstChoicesFollowTheWeightsWithinTwoPercent) {
     const std::array<target_view, 3> targets{{{1, 0, {}}, {2, 0, {}}, {7, 0, {}}}};
-    std::mt19937 rng(42);
+    random_engine rng(42);
     std::array<int, 3> first{};
     std::vector<std::size_t> order;
     constexpr int draws = 10000;
@@ -34,7 +34,7 @@ TEST(StrategiesTest, WeightedFirstChoicesFollowTheWeightsWithinTwoPercent) {
 TEST(StrategiesTest, WeightedFallbacksAreDrawnFromTheRestByWeight) {
     // With the heaviest target first, the second is target 1 twice as often as target 0.
     const std::array<target_view, 3> targets{{{1, 0, {}}, {2, 0, {}}, {1000, 0, {}}}};
-    std::mt19937 rng(7);
+    random_engine rng(7);
     std::array<int, 3> second{};
     std::vector<std::size_t> order;
     for (int i = 0; i < 6000; ++i) {
@@ -49,7 +49,7 @@ TEST(StrategiesTest, WeightedFallbacksAreDrawnFromTheRestByWeight) {
 
 TEST(StrategiesTest, LeastBusyPutsTheFewestInFlightFirstAndBreaksTiesAtRandom) {
     const std::array<target_view, 3> targets{{{1, 5, {}}, {1, 0, {}}, {1, 3, {}}}};
-    std::mt19937 rng(1);
+    random_engine rng(1);
     std::vector<std::size_t> order;
     EXPECT_EQ(least_busy_order(targets, rng, order), pick_reason::least_busy);
     EXPECT_EQ(order, (std::vector<std::size_t>{1, 2, 0}));
@@ -65,7 +65,7 @@ TEST(StrategiesTest, LeastBusyPutsTheFewestInFlightFirstAndBreaksTiesAtRandom) {
 }
 
 TEST(StrategiesTest, LatencyTriesUnmeasuredTargetsThenTheFastestAndExploresNowAndThen) {
-    std::mt19937 rng(3);
+    random_engine rng(3);
     std::vector<std::size_t> order;
     const std::array<target_view, 3> fresh{{{1, 0, 40ms}, {1, 0, {}}, {1, 0, 10ms}}};
     EXPECT_EQ(latency_order(fresh, rng, order), pick_reason::unmeasured);

@@ -49,7 +49,7 @@ private:
     auth::authenticator auth_;
     string_pool strings_;
     std::string fields_;
-    std::mt19937 rng_{std::random_device{}()};
+    routing::random_engine rng_{std::random_device{}()};
     pipeline::deps api_;
     admin::deps admin_;
     server::deps planes_;

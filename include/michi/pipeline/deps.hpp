@@ -7,6 +7,7 @@
 #include "michi/core/net.hpp"
 #include "michi/core/string_pool.hpp"
 #include "michi/guard/ledger.hpp"
+#include "michi/routing/random.hpp"
 #include "michi/obs/fallback_log.hpp"
 #include "michi/obs/metrics.hpp"
 #include "michi/routing/cooldowns.hpp"
@@ -31,10 +32,10 @@ struct deps {
     obs::metrics& metrics;
     store::request_log& request_log;
     obs::fallback_log& fallbacks;
-    net::io_context& blocking; // the thread for blocking work (SQLite)
-    string_pool& strings;      // the worker's spare strings for upstream requests
-    std::string& fields;       // the worker's scratch for a whole answer's head fields
-    std::mt19937& rng;         // the worker's, for backoff jitter
+    net::io_context& blocking;   // the thread for blocking work (SQLite)
+    string_pool& strings;        // the worker's spare strings for upstream requests
+    std::string& fields;         // the worker's scratch for a whole answer's head fields
+    routing::random_engine& rng; // the worker's, for backoff jitter
 };
 
 } // namespace michi::pipeline

@@ -14,6 +14,6 @@
 namespace michi::pipeline {
 
 awaitable<void> run_exchange(deps& d, downstream::client_io& io, request_context& ctx,
-                             const routing::dispatch_plan& plan);
+                             routing::dispatch_plan& plan);
 
 } // namespace michi::pipeline

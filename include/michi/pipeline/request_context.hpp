@@ -18,6 +18,7 @@
 #include "michi/guard/ledger.hpp"
 #include "michi/pipeline/body_scan.hpp"
 #include "michi/pipeline/snapshot.hpp"
+#include "michi/routing/strategies.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -40,7 +41,12 @@ struct request_context : downstream::call {
     nlohmann::json body;
     bool body_parsed = false;
     std::string client_model; // the model as the client named it
-    std::string route_reason; // x-michi-route-reason, when a strategy chose the order
+    // x-michi-route-reason, when the router or a strategy chose the order: the router's, or
+    // the strategy's (route_reason_made's text, or one of the snapshot's, kept alive with
+    // ctx.rt), which goes first.
+    std::string route_reason;
+    std::string_view route_reason_kept;
+    routing::reason_text route_reason_made;
     // Guards: set at admission, settled once the answer's cost is known.
     std::optional<guard::reservation> reservation;
     std::optional<guard::rate_headers> rate; // x-ratelimit-* on every guarded response

@@ -12,24 +12,20 @@
 
 namespace michi::routing {
 
-// A candidate's model: one of the snapshot's configured models, pointed at (the request
-// keeps its snapshot alive), or one made for this request from the price table, held. Either
-// way no copy of a configured model's strings per request.
+class target_signals;
+struct prepared_route;
+
+// A candidate's model: one of the snapshot's configured models, or one made from the price
+// table and held by the route table or the plan (`held`), pointed at either way: no copy of
+// a model's strings per request, and a candidate that moves as five words.
 class model_ref {
 public:
-    static model_ref configured(const config::model_config& m) { return model_ref(nullptr, &m); }
-    static model_ref made(config::model_config m) {
-        auto held = std::make_shared<const config::model_config>(std::move(m));
-        const auto* p = held.get();
-        return model_ref(std::move(held), p);
-    }
+    static model_ref of(const config::model_config& m) { return model_ref(&m); }
     const config::model_config* operator->() const noexcept { return p_; }
     const config::model_config& operator*() const noexcept { return *p_; }
 
 private:
-    model_ref(std::shared_ptr<const config::model_config> made, const config::model_config* p)
-        : made_(std::move(made)), p_(p) {}
-    std::shared_ptr<const config::model_config> made_; // the made one (stays put as this moves)
+    explicit model_ref(const config::model_config* p) : p_(p) {}
     const config::model_config* p_;
 };
 
@@ -38,6 +34,9 @@ struct candidate {
     model_ref model;
     const providers::binding* provider = nullptr;
     double weight = 1; // its share of a weighted route's traffic
+    // A route target's live signals (process-wide, outliving snapshots); null for a model
+    // asked for by name, or when the snapshot was built without the board (looked up then).
+    target_signals* signals = nullptr;
 };
 
 struct dispatch_plan {
@@ -49,6 +48,11 @@ struct dispatch_plan {
     // How the exchange orders the candidates (weighted, least_busy, latency: per request,
     // from the live signals; cheapest and fallback: as they are).
     config::route_strategy strategy = config::route_strategy::fallback;
+    // The snapshot's route it came from (its texts made once); null for a model or `auto`.
+    const prepared_route* prepared = nullptr;
+    // A model asked for by name that the price table made for this request (the candidate
+    // points at it).
+    std::shared_ptr<const config::model_config> held;
 };
 
 } // namespace michi::routing

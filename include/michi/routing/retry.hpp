@@ -5,6 +5,7 @@
 
 #include "michi/routing/cooldowns.hpp"
 #include "michi/routing/plan.hpp"
+#include "michi/routing/random.hpp"
 
 #include <chrono>
 #include <random>
@@ -16,14 +17,18 @@ namespace michi::routing {
 inline constexpr std::chrono::milliseconds backoff_base{250};
 inline constexpr std::chrono::milliseconds backoff_cap{4000};
 
-// Candidates not cooling down keep their order and go first; cooling ones follow, the
-// soonest back first, as a last resort. Empty when none is cooling down (the usual case):
-// the plan's own order stands, and nothing is allocated for it.
-std::vector<const candidate*> order_candidates(const dispatch_plan& plan, const cooldowns& cd);
+// Moves the candidates cooling down behind the others, the soonest back first, as a last
+// resort; the others keep their order. Nothing is done (or allocated) when none is cooling
+// down, the usual case. True when the first candidate changed.
+bool cooling_last(std::vector<candidate>& candidates, const cooldowns& cd);
+
+// Puts the candidates in the given order: candidates[i] becomes the one at order[i] before
+// (`order` is a permutation of their indices; it is used up).
+void reorder(std::vector<candidate>& candidates, std::vector<std::size_t>& order);
 
 // The wait before retry number n (1-based) on one target: base * 2^(n-1), capped, times a
 // jitter in [0.5, 1.5).
-std::chrono::milliseconds backoff(unsigned n, std::mt19937& rng);
+std::chrono::milliseconds backoff(unsigned n, random_engine& rng);
 
 // A retry-after header's seconds (0 when absent or not a number; at most a day).
 std::chrono::milliseconds retry_after(std::string_view header) noexcept;

@@ -6,6 +6,7 @@
 
 #include "michi/core/result.hpp"
 #include "michi/routing/plan.hpp"
+#include "michi/routing/route_table.hpp"
 
 #include <map>
 #include <string>
@@ -21,15 +22,10 @@ struct request_needs {
     std::uint64_t max_output = 0;
 };
 
-using provider_map = std::map<std::string, providers::binding>;
-
 // The plan for `name`: 404 model_not_found, 403 model_not_allowed (the name, or every target
 // outside the key's globs), 400 when no target can serve the request.
 result<dispatch_plan> resolve(const config::config& cfg, const provider_map& providers,
-                              const std::string& name, const request_needs& needs,
-                              const config::key_config& key);
-
-// A configured model by name, pointed at; else one made from the price table.
-std::optional<model_ref> find_model(const config::config& cfg, const std::string& name);
+                              const route_table& table, const std::string& name,
+                              const request_needs& needs, const config::key_config& key);
 
 } // namespace michi::routing

@@ -8,7 +8,10 @@
 
 #include "michi/routing/cooldowns.hpp"
 #include "michi/routing/plan.hpp"
+#include "michi/routing/random.hpp"
 #include "michi/routing/signals.hpp"
+
+#include <boost/container/small_vector.hpp>
 
 #include <chrono>
 #include <optional>
@@ -37,23 +40,31 @@ enum class pick_reason { weight, least_busy, fastest, unmeasured, exploring };
 // weight_i / sum). Least busy: fewest in flight first, ties in random order. Latency:
 // targets not measured yet first, then the lowest average; with probability
 // latency_exploration another target, at random, goes first.
-pick_reason weighted_order(std::span<const target_view> targets, std::mt19937& rng,
+pick_reason weighted_order(std::span<const target_view> targets, random_engine& rng,
                            std::vector<std::size_t>& out);
-pick_reason least_busy_order(std::span<const target_view> targets, std::mt19937& rng,
+pick_reason least_busy_order(std::span<const target_view> targets, random_engine& rng,
                              std::vector<std::size_t>& out);
-pick_reason latency_order(std::span<const target_view> targets, std::mt19937& rng,
+pick_reason latency_order(std::span<const target_view> targets, random_engine& rng,
                           std::vector<std::size_t>& out);
+
+// A reason written for one request: inline up to its size (no allocation), on the heap past.
+using reason_text = boost::container::small_vector<char, 160>;
 
 // Whether the plan's order is drawn per request from the live signals.
 bool per_request_order(const dispatch_plan& plan) noexcept;
 
-// The order in which the exchange tries the plan's candidates: the strategy's (weighted,
-// least_busy, latency), then targets cooling down last, the soonest back first. Empty when
-// the plan's own order stands (fallback and cheapest with nothing cooling: the usual case,
-// nothing allocated). reason: why the first target is first, for a strategy that chose.
-std::vector<const candidate*> choose_order(const dispatch_plan& plan, signal_board& board,
-                                           const cooldowns& cd, std::mt19937& rng,
-                                           std::string& reason);
+// Puts the plan's candidates in the order the exchange tries them: the strategy's (weighted,
+// least_busy, latency), then targets cooling down last, the soonest back first. Fallback and
+// cheapest keep the plan's own order (with nothing cooling, the usual case, nothing is
+// done). Returns why the first target is first, for a strategy that chose: one of the
+// snapshot's texts (plan.prepared's, alive as long as it), or `made`, written for this request.
+std::string_view choose_order(dispatch_plan& plan, signal_board& board, const cooldowns& cd,
+                              random_engine& rng, reason_text& made);
+
+// Why `first` goes first, as x-michi-route-reason says: "<strategy>: <name> (" and what the
+// strategy saw, e.g. a weighted route's "weight w of total)".
+std::string reason_start(config::route_strategy strategy, const candidate& first);
+std::string weighted_reason(const candidate& first, double total);
 
 // The live signals of a candidate of the plan: the route's targets are measured (every
 // strategy); a model asked for by name is not (null).
