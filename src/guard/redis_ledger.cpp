@@ -8,6 +8,8 @@
 #include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 
@@ -33,9 +35,14 @@ std::int64_t epoch_ms(std::chrono::system_clock::time_point t) {
 constexpr double nano_per_usd = 1e9;
 
 // A USD amount as the scripts count it: whole nano-dollars (up to a billion dollars).
-std::string nano_text(double usd) {
-    return std::to_string(std::llround(std::min(detail::sane_usd(usd), 1e9) * nano_per_usd));
+std::int64_t nano(double usd) {
+    return std::llround(std::min(detail::sane_usd(usd), 1e9) * nano_per_usd);
 }
+
+std::string nano_text(double usd) { return std::to_string(nano(usd)); }
+
+// Token counts as the scripts add them up (far above any request's).
+constexpr std::uint64_t max_tokens = std::uint64_t{1} << 40;
 
 double usd_of(const redis::redis_value& nano) { return redis::redis_number(nano) / nano_per_usd; }
 
@@ -104,9 +111,9 @@ struct redis_ledger::admit_entry {
     std::string hold_id;
     std::string cost; // nano-dollars
     std::string tokens;
-    std::string daily, monthly, rpm, tpm; // "" when absent
-    std::string loop_max, loop_window;    // "" when not loop-guarded
-    std::string loop_key;                 // the set of this body's times; "" when none
+    // daily monthly rpm tpm loop_max loop_window ("" when absent or not loop-guarded)
+    std::array<std::string, 6> limits;
+    std::string loop_key; // the set of this body's times; "" when none
     // The waiting admission's answer and its wake-up (both in its coroutine frame, which
     // waits for them).
     admit_answer* answer = nullptr;
@@ -114,7 +121,10 @@ struct redis_ledger::admit_entry {
 };
 
 struct redis_ledger::settle_entry {
-    std::string hold_id, cost, tokens, held_cost, held_tokens, day, month, second;
+    std::string hold; // the lease's member: "id cost tokens second day month", as admitted
+    std::int64_t cost = 0, held_cost = 0; // nano-dollars
+    std::int64_t tokens = 0, held_tokens = 0;
+    std::string day, month, second;
     std::string key_id; // for the log
     double cost_usd = 0;
     steady_clock::time_point give_up;
@@ -128,6 +138,11 @@ struct redis_ledger::key_batch {
     bool in_flight = false;
     bool flush_queued = false;
 };
+
+const redis_ledger::script& redis_ledger::batch_script() {
+    static const script s(std::string(scripts::prelude) + scripts::batch_lua);
+    return s;
+}
 
 redis_ledger::redis_ledger(executor ex, redis::redis_url url, wall_clock now)
     : ex_(ex), client_(ex, std::move(url), redis_timeout), now_(std::move(now)) {}
@@ -203,7 +218,7 @@ void redis_ledger::flush(const std::string& key_id) {
 
 awaitable<void> redis_ledger::send(std::string key_id, std::vector<admit_entry> admits,
                                    std::vector<settle_entry> settles) {
-    static const script s(std::string(scripts::prelude) + scripts::batch_lua);
+    const script& s = batch_script();
     const auto now = now_();
     const std::int64_t now_ms = epoch_ms(now);
     const std::string now_sec = std::to_string(now_ms / 1000);
@@ -218,6 +233,34 @@ awaitable<void> redis_ledger::send(std::string key_id, std::vector<admit_entry> 
             loops.push_back(a.loop_key);
         }
     }
+    // What the settlements change if every hold is still held, added up per field (a
+    // batch's settlements touch a few fields: the day and month, the seconds admitted in).
+    std::vector<std::pair<std::string, std::int64_t>> sums;
+    const auto add = [&sums](std::string field, std::int64_t x) {
+        for (auto& [name, sum] : sums) {
+            if (name == field) {
+                sum += x;
+                return;
+            }
+        }
+        sums.emplace_back(std::move(field), x);
+    };
+    for (const auto& e : settles) {
+        add("s|" + e.day, e.cost);
+        add("s|" + e.month, e.cost);
+        add("h|" + e.day, -e.held_cost);
+        add("h|" + e.month, -e.held_cost);
+        add("t|" + e.second, e.tokens - e.held_tokens);
+    }
+    std::erase_if(sums, [](const auto& p) { return p.second == 0; });
+    // The admissions' limit sets (one, unless the config changed while the batch formed).
+    std::vector<const std::array<std::string, 6>*> sets;
+    for (const auto& a : admits) {
+        if (std::find_if(sets.begin(), sets.end(), [&](auto* l) { return *l == a.limits; }) ==
+            sets.end()) {
+            sets.push_back(&a.limits);
+        }
+    }
     redis::redis_command tail;
     tail.arg(static_cast<long long>(3 + loops.size()));
     tail.arg(state).arg(state + ":lease").arg(state + ":lapsed");
@@ -228,24 +271,37 @@ awaitable<void> redis_ledger::send(std::string key_id, std::vector<admit_entry> 
     tail.arg(now_ms).arg(day).arg(month);
     tail.arg(now_ms + std::chrono::milliseconds(hold_lease).count());
     tail.arg(static_cast<long long>(settles.size())).arg(static_cast<long long>(admits.size()));
+    tail.arg(static_cast<long long>(sums.size())).arg(static_cast<long long>(sets.size()));
+    for (const auto& [name, sum] : sums) {
+        tail.arg(name).arg(static_cast<long long>(sum));
+    }
+    for (const auto* l : sets) {
+        for (const auto& v : *l) {
+            tail.arg(v);
+        }
+    }
     for (const auto& e : settles) {
-        std::string hold = e.hold_id;
-        hold.append(" ").append(e.held_cost).append(" ").append(e.held_tokens).append(" ");
-        hold.append(e.second).append(" ").append(e.day).append(" ").append(e.month);
-        tail.arg(e.hold_id).arg(hold).arg(e.cost).arg(e.tokens).arg(e.held_cost);
-        tail.arg(e.held_tokens).arg(e.day).arg(e.month).arg(e.second);
+        tail.arg(e.hold);
+    }
+    for (const auto& e : settles) {
+        tail.arg(static_cast<long long>(e.cost));
+    }
+    for (const auto& e : settles) {
+        tail.arg(static_cast<long long>(e.tokens));
     }
     for (const auto& a : admits) {
         long long loop_index = 0;
         if (!a.loop_key.empty()) {
             loop_index = 4 + (std::find(loops.begin(), loops.end(), a.loop_key) - loops.begin());
         }
+        const auto set_index =
+            1 + (std::find_if(sets.begin(), sets.end(), [&](auto* l) { return *l == a.limits; }) -
+                 sets.begin());
         std::string hold = a.hold_id;
         hold.append(" ").append(a.cost).append(" ").append(a.tokens).append(" ").append(now_sec);
         hold.append(" ").append(day).append(" ").append(month);
-        tail.arg(a.hold_id).arg(hold).arg(a.cost).arg(a.tokens);
-        tail.arg(a.daily).arg(a.monthly).arg(a.rpm).arg(a.tpm);
-        tail.arg(a.loop_max).arg(a.loop_window).arg(loop_index);
+        tail.arg(hold).arg(a.cost).arg(a.tokens).arg(static_cast<long long>(set_index));
+        tail.arg(loop_index);
     }
 
     auto [ec, r] = co_await run(s, tail);
@@ -317,13 +373,13 @@ awaitable<redis_ledger::admission> redis_ledger::admit(const admission_request& 
     e.hold_id = new_request_id();
     e.cost = nano_text(cost);
     e.tokens = std::to_string(req.est_tokens);
-    e.daily = opt_text(lim.daily_usd);
-    e.monthly = opt_text(lim.monthly_usd);
-    e.rpm = opt_text(lim.rpm);
-    e.tpm = opt_text(lim.tpm);
+    e.limits[0] = opt_text(lim.daily_usd);
+    e.limits[1] = opt_text(lim.monthly_usd);
+    e.limits[2] = opt_text(lim.rpm);
+    e.limits[3] = opt_text(lim.tpm);
     if (loop_guarded) {
-        e.loop_max = std::to_string(*lim.loop_max);
-        e.loop_window = std::to_string(loop_window.count());
+        e.limits[4] = std::to_string(*lim.loop_max);
+        e.limits[5] = std::to_string(loop_window.count());
         e.loop_key = "loop:" + std::to_string(*req.loop_fingerprint);
     }
     std::string hold_id = e.hold_id;
@@ -397,17 +453,21 @@ void redis_ledger::settle(reservation& r, double actual_cost_usd, std::uint64_t 
     r.settled = true;
     const double cost = detail::sane_usd(actual_cost_usd);
     const auto at = std::chrono::floor<std::chrono::seconds>(r.at.time_since_epoch()).count();
-    settle_entry e{r.id,
-                   nano_text(cost),
-                   std::to_string(actual_tokens),
-                   nano_text(r.cost_usd),
-                   std::to_string(r.tokens),
-                   r.day,
-                   r.month,
-                   std::to_string(at),
-                   r.key_id,
-                   cost,
-                   steady_clock::now() + settle_retry_for};
+    settle_entry e;
+    e.cost = nano(cost);
+    e.held_cost = nano(r.cost_usd);
+    e.tokens = static_cast<std::int64_t>(std::min<std::uint64_t>(actual_tokens, max_tokens));
+    e.held_tokens = static_cast<std::int64_t>(std::min<std::uint64_t>(r.tokens, max_tokens));
+    e.day = r.day;
+    e.month = r.month;
+    e.second = std::to_string(at);
+    e.hold = r.id;
+    e.hold.append(" ").append(std::to_string(e.held_cost)).append(" ");
+    e.hold.append(std::to_string(r.tokens)).append(" ").append(e.second).append(" ");
+    e.hold.append(r.day).append(" ").append(r.month);
+    e.key_id = r.key_id;
+    e.cost_usd = cost;
+    e.give_up = steady_clock::now() + settle_retry_for;
     ++unsettled_;
     key_batch& b = batch_of(r.key_id);
     b.settles.push_back(std::move(e));

@@ -76,6 +76,7 @@ private:
     struct settle_entry;
     struct key_batch;
     struct admit_answer;
+    static const script& batch_script();
     awaitable<std::tuple<error_code, redis::redis_value>> run(const script& s,
                                                               const redis::redis_command& tail);
     key_batch& batch_of(const std::string& key_id);
