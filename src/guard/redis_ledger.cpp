@@ -216,6 +216,26 @@ void redis_ledger::flush(const std::string& key_id) {
     net::co_spawn(ex_, send(key_id, std::move(admits), std::move(settles)), net::detached);
 }
 
+void redis_ledger::start(std::function<void()> answered) {
+    net::co_spawn(ex_, connect(std::move(answered)), net::detached);
+}
+
+awaitable<void> redis_ledger::connect(std::function<void()> answered) {
+    const script& s = batch_script();
+    for (;;) {
+        redis::redis_command load;
+        load.arg("SCRIPT").arg("LOAD").arg(s.body);
+        auto [ec, v] = co_await client_.call(std::move(load));
+        if (!ec && !v.is_error()) {
+            break;
+        }
+        // (a failed connect makes every call fail at once for a second: no sooner than that)
+        steady_timer pause(ex_, std::chrono::seconds(1));
+        co_await pause.async_wait(nothrow_op);
+    }
+    answered();
+}
+
 awaitable<void> redis_ledger::send(std::string key_id, std::vector<admit_entry> admits,
                                    std::vector<settle_entry> settles) {
     const script& s = batch_script();

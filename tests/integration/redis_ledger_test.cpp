@@ -265,6 +265,27 @@ TEST_F(RedisLedgerTest, RedisDownRefusesWith503AndRecovers) {
     EXPECT_EQ(status, 200u);
 }
 
+// Each worker connects to the ledger when the gateway starts: a gateway whose Redis is not up
+// yet is alive but not ready, and becomes ready once Redis is, before any request needs it.
+TEST_F(RedisLedgerTest, NotReadyUntilTheLedgerHasAnswered) {
+    redis_server later;
+    later.kill();
+    gateway_harness gw(config_at(later.url(), "    rpm: 100\n"));
+    EXPECT_EQ(gw.request(http::verb::get, "/healthz").status, 200u);
+    const auto waiting = gw.request(http::verb::get, "/readyz");
+    EXPECT_EQ(waiting.status, 503u) << waiting.body;
+    later.start();
+    EXPECT_TRUE(
+        eventually([&] { return gw.request(http::verb::get, "/readyz").status == 200; }, 5s));
+    // Connected, and the ledger's script loaded, before any request was sent.
+    EXPECT_EQ(up.request_count(), 0u);
+    EXPECT_NE(later.cli({"INFO", "commandstats"}).find("cmdstat_script"), std::string::npos);
+    EXPECT_EQ(gw.chat(priced_chat(10), limited).status, 200u);
+    // Once ready, it stays ready while Redis goes away (guarded requests get a 503 meanwhile).
+    later.kill();
+    EXPECT_EQ(gw.request(http::verb::get, "/readyz").status, 200u);
+}
+
 TEST_F(RedisLedgerTest, PasswordAndDatabaseFromTheUrl) {
     redis_server locked({"--requirepass", "s3cret"});
     const std::string base = "redis://:s3cret@127.0.0.1:" + std::to_string(locked.port());

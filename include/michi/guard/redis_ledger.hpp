@@ -19,6 +19,7 @@
 #include "michi/redis/key_layout.hpp"
 #include "michi/redis/redis_client.hpp"
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -64,6 +65,11 @@ public:
         return revoke(std::move(key_id));
     }
 
+    // Connects now rather than on the first request: loads the batch script (the first
+    // admission's call then needs no second round trip), again each second until Redis
+    // answers, then calls answered() once, on this ledger's loop. Returns at once.
+    void start(std::function<void()> answered);
+
     // Settlements sent or waiting to be retried, not yet acknowledged by Redis.
     std::size_t unsettled() const { return unsettled_; }
 
@@ -85,6 +91,7 @@ private:
     awaitable<void> send(std::string key_id, std::vector<admit_entry> admits,
                          std::vector<settle_entry> settles);
     awaitable<void> retry_later(std::string key_id, std::vector<settle_entry> settles);
+    awaitable<void> connect(std::function<void()> answered);
 
     executor ex_;
     redis::redis_client client_;
