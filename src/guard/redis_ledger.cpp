@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 
@@ -58,6 +59,12 @@ std::string opt_text(const std::optional<T>& v) {
     }
 }
 
+bool same_limits(const config::limits& a, const config::limits& b) {
+    return a.rpm == b.rpm && a.tpm == b.tpm && a.daily_usd == b.daily_usd &&
+           a.monthly_usd == b.monthly_usd && a.loop_max == b.loop_max &&
+           a.loop_window == b.loop_window;
+}
+
 std::uint64_t count(const redis::redis_value& v) {
     const double d = redis::redis_number(v);
     return d > 0 ? static_cast<std::uint64_t>(d) : 0;
@@ -104,6 +111,7 @@ struct redis_ledger::admit_answer {
     bool ok = false;
     std::string why;
     std::int64_t now_ms = 0; // the batch's time, the admission's
+    std::string hold;        // the hold's lease member, as admitted
     std::vector<redis::redis_value> values;
 };
 
@@ -111,8 +119,9 @@ struct redis_ledger::admit_entry {
     std::string hold_id;
     std::string cost; // nano-dollars
     std::string tokens;
-    // daily monthly rpm tpm loop_max loop_window ("" when absent or not loop-guarded)
-    std::array<std::string, 6> limits;
+    // daily monthly rpm tpm loop_max loop_window ("" when absent or not loop-guarded), made
+    // once for the admissions of a key with the same limits
+    std::shared_ptr<const limit_text> limits;
     std::string loop_key; // the set of this body's times; "" when none
     // The waiting admission's answer and its wake-up (both in its coroutine frame, which
     // waits for them).
@@ -133,6 +142,9 @@ struct redis_ledger::settle_entry {
 // One key's admissions and settlements waiting for the next call, and whether a call for
 // it is with Redis (one at a time per key and worker: the next batch forms meanwhile).
 struct redis_ledger::key_batch {
+    config::limits limits; // the limits of the key's last admission, as text in texts
+    bool loop_guarded = false;
+    std::shared_ptr<const limit_text> texts;
     std::vector<admit_entry> admits;
     std::vector<settle_entry> settles;
     bool in_flight = false;
@@ -145,7 +157,19 @@ const redis_ledger::script& redis_ledger::batch_script() {
 }
 
 redis_ledger::redis_ledger(executor ex, redis::redis_url url, wall_clock now)
-    : ex_(ex), client_(ex, std::move(url), redis_timeout), now_(std::move(now)) {}
+    : ex_(ex), client_(ex, std::move(url), redis_timeout), now_(std::move(now)),
+      hold_prefix_(new_request_id().replace(0, 4, "h") + ".") {}
+
+// The day's and month's names (snprintf'd: made again only when the day changes).
+const redis_ledger::period_text& redis_ledger::periods_at(std::chrono::system_clock::time_point t) {
+    const auto day = std::chrono::floor<std::chrono::days>(t).time_since_epoch().count();
+    if (day != periods_.day_number || periods_.day.empty()) {
+        periods_.day_number = day;
+        periods_.day = day_period(t);
+        periods_.month = month_period(t);
+    }
+    return periods_;
+}
 
 redis_ledger::~redis_ledger() = default;
 
@@ -242,8 +266,9 @@ awaitable<void> redis_ledger::send(std::string key_id, std::vector<admit_entry> 
     const auto now = now_();
     const std::int64_t now_ms = epoch_ms(now);
     const std::string now_sec = std::to_string(now_ms / 1000);
-    const std::string day = day_period(now);
-    const std::string month = month_period(now);
+    const period_text& periods = periods_at(now);
+    const std::string& day = periods.day;
+    const std::string& month = periods.month;
     const std::string state = redis::state_key(key_id);
     // KEYS: the state, its lease and lapsed holds, and each loop-guard set named.
     std::vector<std::string> loops;
@@ -274,11 +299,10 @@ awaitable<void> redis_ledger::send(std::string key_id, std::vector<admit_entry> 
     }
     std::erase_if(sums, [](const auto& p) { return p.second == 0; });
     // The admissions' limit sets (one, unless the config changed while the batch formed).
-    std::vector<const std::array<std::string, 6>*> sets;
+    std::vector<const limit_text*> sets;
     for (const auto& a : admits) {
-        if (std::find_if(sets.begin(), sets.end(), [&](auto* l) { return *l == a.limits; }) ==
-            sets.end()) {
-            sets.push_back(&a.limits);
+        if (std::find(sets.begin(), sets.end(), a.limits.get()) == sets.end()) {
+            sets.push_back(a.limits.get());
         }
     }
     redis::redis_command tail;
@@ -315,9 +339,9 @@ awaitable<void> redis_ledger::send(std::string key_id, std::vector<admit_entry> 
             loop_index = 4 + (std::find(loops.begin(), loops.end(), a.loop_key) - loops.begin());
         }
         const auto set_index =
-            1 + (std::find_if(sets.begin(), sets.end(), [&](auto* l) { return *l == a.limits; }) -
-                 sets.begin());
-        std::string hold = a.hold_id;
+            1 + (std::find(sets.begin(), sets.end(), a.limits.get()) - sets.begin());
+        std::string& hold = a.answer->hold;
+        hold = a.hold_id;
         hold.append(" ").append(a.cost).append(" ").append(a.tokens).append(" ").append(now_sec);
         hold.append(" ").append(day).append(" ").append(month);
         tail.arg(hold).arg(a.cost).arg(a.tokens).arg(static_cast<long long>(set_index));
@@ -333,7 +357,7 @@ awaitable<void> redis_ledger::send(std::string key_id, std::vector<admit_entry> 
     }
     // Each admission its answer (resumed after this coroutine yields: the wake-up is posted).
     for (std::size_t i = 0; i < admits.size(); ++i) {
-        admit_answer ans;
+        admit_answer& ans = *admits[i].answer;
         ans.done = true;
         ans.ok = answered;
         ans.now_ms = now_ms;
@@ -344,7 +368,6 @@ awaitable<void> redis_ledger::send(std::string key_id, std::vector<admit_entry> 
         } else {
             ans.why = why;
         }
-        *admits[i].answer = std::move(ans);
         admits[i].wake->cancel();
     }
     // Settlements: acknowledged, or tried again shortly (a settlement is charged once however
@@ -389,25 +412,37 @@ awaitable<redis_ledger::admission> redis_ledger::admit(const admission_request& 
     const bool loop_guarded = lim.loop_max.has_value() && req.loop_fingerprint.has_value();
     const config::duration loop_window = lim.loop_window.value_or(std::chrono::seconds(60));
     const double cost = detail::sane_usd(req.est_cost_usd);
+    key_batch& batch = batch_of(req.key_id);
+    if (!batch.texts || !same_limits(batch.limits, lim) || batch.loop_guarded != loop_guarded) {
+        auto text = std::make_shared<limit_text>();
+        (*text)[0] = opt_text(lim.daily_usd);
+        (*text)[1] = opt_text(lim.monthly_usd);
+        (*text)[2] = opt_text(lim.rpm);
+        (*text)[3] = opt_text(lim.tpm);
+        if (loop_guarded) {
+            (*text)[4] = std::to_string(*lim.loop_max);
+            (*text)[5] = std::to_string(loop_window.count());
+        }
+        batch.limits = lim;
+        batch.loop_guarded = loop_guarded;
+        batch.texts = std::move(text);
+    }
     admit_entry e;
-    e.hold_id = new_request_id();
+    // (unique across replicas and restarts: a random prefix per ledger, then a count)
+    char digits[24];
+    const auto end = std::to_chars(digits, digits + sizeof digits, ++holds_).ptr;
+    e.hold_id.reserve(hold_prefix_.size() + static_cast<std::size_t>(end - digits));
+    e.hold_id.append(hold_prefix_).append(digits, end);
     e.cost = nano_text(cost);
     e.tokens = std::to_string(req.est_tokens);
-    e.limits[0] = opt_text(lim.daily_usd);
-    e.limits[1] = opt_text(lim.monthly_usd);
-    e.limits[2] = opt_text(lim.rpm);
-    e.limits[3] = opt_text(lim.tpm);
+    e.limits = batch.texts;
     if (loop_guarded) {
-        e.limits[4] = std::to_string(*lim.loop_max);
-        e.limits[5] = std::to_string(loop_window.count());
         e.loop_key = "loop:" + std::to_string(*req.loop_fingerprint);
     }
-    std::string hold_id = e.hold_id;
     admit_answer ans;
     steady_timer woken(ex_, steady_clock::time_point::max());
     e.answer = &ans;
     e.wake = &woken;
-    key_batch& batch = batch_of(req.key_id);
     batch.admits.push_back(std::move(e));
     wake(req.key_id, batch);
     // (the batch's call ends within the client's timeout, and so this wait; a wait cut short
@@ -456,14 +491,9 @@ awaitable<redis_ledger::admission> redis_ledger::admit(const admission_request& 
             detail::loop_message(req.key_id, static_cast<std::uint64_t>(a), loop_window),
             detail::seconds_until(frees, now)};
     }
-    co_return reservation{std::move(hold_id),
-                          req.key_id,
-                          day_period(now),
-                          month_period(now),
-                          cost,
-                          req.est_tokens,
-                          now,
-                          false};
+    const period_text& periods = periods_at(now);
+    co_return reservation{std::move(ans.hold), req.key_id, periods.day, periods.month, cost,
+                          req.est_tokens,      now,        false};
 }
 
 void redis_ledger::settle(reservation& r, double actual_cost_usd, std::uint64_t actual_tokens) {
@@ -482,9 +512,6 @@ void redis_ledger::settle(reservation& r, double actual_cost_usd, std::uint64_t 
     e.month = r.month;
     e.second = std::to_string(at);
     e.hold = r.id;
-    e.hold.append(" ").append(std::to_string(e.held_cost)).append(" ");
-    e.hold.append(std::to_string(r.tokens)).append(" ").append(e.second).append(" ");
-    e.hold.append(r.day).append(" ").append(r.month);
     e.key_id = r.key_id;
     e.cost_usd = cost;
     e.give_up = steady_clock::now() + settle_retry_for;
@@ -509,7 +536,8 @@ awaitable<std::optional<key_usage>> redis_ledger::usage(std::string key_id) {
     const auto now = now_();
     const std::string state = redis::state_key(key_id);
     redis::redis_command tail;
-    tail.arg(1LL).arg(state).arg(epoch_ms(now)).arg(day_period(now)).arg(month_period(now));
+    const period_text& periods = periods_at(now);
+    tail.arg(1LL).arg(state).arg(epoch_ms(now)).arg(periods.day).arg(periods.month);
     tail.slot = redis::redis_key_slot(state);
     auto [ec, r] = co_await run(s, tail);
     if (ec || r.type != redis::redis_value::kind::array || r.elements.size() != 5) {

@@ -19,6 +19,7 @@
 #include "michi/redis/key_layout.hpp"
 #include "michi/redis/redis_client.hpp"
 
+#include <array>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -82,6 +83,12 @@ private:
     struct settle_entry;
     struct key_batch;
     struct admit_answer;
+    using limit_text = std::array<std::string, 6>;
+    struct period_text {
+        std::int64_t day_number = 0;
+        std::string day, month;
+    };
+    const period_text& periods_at(std::chrono::system_clock::time_point t);
     static const script& batch_script();
     awaitable<std::tuple<error_code, redis::redis_value>> run(const script& s,
                                                               const redis::redis_command& tail);
@@ -99,6 +106,9 @@ private:
     std::size_t unsettled_ = 0;
     std::uint64_t calls_ = 0;
     std::unordered_map<std::string, std::unique_ptr<key_batch>> batches_;
+    std::string hold_prefix_; // random, per ledger: the holds' ids are it and a count
+    std::uint64_t holds_ = 0;
+    period_text periods_;
 };
 
 } // namespace michi::guard
