@@ -176,6 +176,7 @@ redis_ledger::~redis_ledger() = default;
 awaitable<std::tuple<error_code, redis::redis_value>>
 redis_ledger::run(const script& s, const redis::redis_command& tail) {
     redis::redis_command cmd;
+    cmd.reserve(tail.body_size() + 64);
     cmd.arg("EVALSHA").arg(s.sha).append(tail);
     ++calls_;
     auto [ec, v] = co_await client_.call(std::move(cmd));
