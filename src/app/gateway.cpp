@@ -101,6 +101,20 @@ void gateway::start() {
     state_.metrics().set_model_filter([this](std::string_view model) {
         return config::is_configured_model(*state_.snapshot()->cfg, model);
     });
+    // Ready (/readyz) once every worker's shared ledger, if there is one, has answered: each
+    // connects now, on its loop, instead of on the first guarded request.
+    auto unanswered = std::make_shared<std::atomic<std::size_t>>(0);
+    for (auto& w : workers_) {
+        if (auto* ledger = w->shared_ledger()) {
+            ++*unanswered;
+            ledger->start([this, unanswered] {
+                if (--*unanswered == 0) {
+                    state_.ready = !state_.inflight.draining;
+                }
+            });
+        }
+    }
+    state_.ready = *unanswered == 0; // (before the loops run: no answer has come yet)
     for (std::size_t i = 0; i < workers_.size(); ++i) {
         auto& w = *workers_[i];
         net::co_spawn(w.ioc(), accept_loop(w, *acceptors_[i], server_tls_.get()), net::detached);
@@ -109,7 +123,6 @@ void gateway::start() {
             w.ioc().run();
         });
     }
-    state_.ready = true;
 }
 
 bool gateway::reload(std::shared_ptr<const config::config> cfg, std::string& error) {

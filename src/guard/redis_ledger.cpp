@@ -8,6 +8,9 @@
 #include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <array>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 
@@ -33,9 +36,14 @@ std::int64_t epoch_ms(std::chrono::system_clock::time_point t) {
 constexpr double nano_per_usd = 1e9;
 
 // A USD amount as the scripts count it: whole nano-dollars (up to a billion dollars).
-std::string nano_text(double usd) {
-    return std::to_string(std::llround(std::min(detail::sane_usd(usd), 1e9) * nano_per_usd));
+std::int64_t nano(double usd) {
+    return std::llround(std::min(detail::sane_usd(usd), 1e9) * nano_per_usd);
 }
+
+std::string nano_text(double usd) { return std::to_string(nano(usd)); }
+
+// Token counts as the scripts add them up (far above any request's).
+constexpr std::uint64_t max_tokens = std::uint64_t{1} << 40;
 
 double usd_of(const redis::redis_value& nano) { return redis::redis_number(nano) / nano_per_usd; }
 
@@ -49,6 +57,12 @@ std::string opt_text(const std::optional<T>& v) {
     } else {
         return std::to_string(*v);
     }
+}
+
+bool same_limits(const config::limits& a, const config::limits& b) {
+    return a.rpm == b.rpm && a.tpm == b.tpm && a.daily_usd == b.daily_usd &&
+           a.monthly_usd == b.monthly_usd && a.loop_max == b.loop_max &&
+           a.loop_window == b.loop_window;
 }
 
 std::uint64_t count(const redis::redis_value& v) {
@@ -97,6 +111,7 @@ struct redis_ledger::admit_answer {
     bool ok = false;
     std::string why;
     std::int64_t now_ms = 0; // the batch's time, the admission's
+    std::string hold;        // the hold's lease member, as admitted
     std::vector<redis::redis_value> values;
 };
 
@@ -104,9 +119,10 @@ struct redis_ledger::admit_entry {
     std::string hold_id;
     std::string cost; // nano-dollars
     std::string tokens;
-    std::string daily, monthly, rpm, tpm; // "" when absent
-    std::string loop_max, loop_window;    // "" when not loop-guarded
-    std::string loop_key;                 // the set of this body's times; "" when none
+    // daily monthly rpm tpm loop_max loop_window ("" when absent or not loop-guarded), made
+    // once for the admissions of a key with the same limits
+    std::shared_ptr<const limit_text> limits;
+    std::string loop_key; // the set of this body's times; "" when none
     // The waiting admission's answer and its wake-up (both in its coroutine frame, which
     // waits for them).
     admit_answer* answer = nullptr;
@@ -114,7 +130,10 @@ struct redis_ledger::admit_entry {
 };
 
 struct redis_ledger::settle_entry {
-    std::string hold_id, cost, tokens, held_cost, held_tokens, day, month, second;
+    std::string hold; // the lease's member: "id cost tokens second day month", as admitted
+    std::int64_t cost = 0, held_cost = 0; // nano-dollars
+    std::int64_t tokens = 0, held_tokens = 0;
+    std::string day, month, second;
     std::string key_id; // for the log
     double cost_usd = 0;
     steady_clock::time_point give_up;
@@ -123,20 +142,41 @@ struct redis_ledger::settle_entry {
 // One key's admissions and settlements waiting for the next call, and whether a call for
 // it is with Redis (one at a time per key and worker: the next batch forms meanwhile).
 struct redis_ledger::key_batch {
+    config::limits limits; // the limits of the key's last admission, as text in texts
+    bool loop_guarded = false;
+    std::shared_ptr<const limit_text> texts;
     std::vector<admit_entry> admits;
     std::vector<settle_entry> settles;
     bool in_flight = false;
     bool flush_queued = false;
 };
 
+const redis_ledger::script& redis_ledger::batch_script() {
+    static const script s(std::string(scripts::prelude) + scripts::batch_lua);
+    return s;
+}
+
 redis_ledger::redis_ledger(executor ex, redis::redis_url url, wall_clock now)
-    : ex_(ex), client_(ex, std::move(url), redis_timeout), now_(std::move(now)) {}
+    : ex_(ex), client_(ex, std::move(url), redis_timeout), now_(std::move(now)),
+      hold_prefix_(new_request_id().replace(0, 4, "h") + ".") {}
+
+// The day's and month's names (snprintf'd: made again only when the day changes).
+const redis_ledger::period_text& redis_ledger::periods_at(std::chrono::system_clock::time_point t) {
+    const auto day = std::chrono::floor<std::chrono::days>(t).time_since_epoch().count();
+    if (day != periods_.day_number || periods_.day.empty()) {
+        periods_.day_number = day;
+        periods_.day = day_period(t);
+        periods_.month = month_period(t);
+    }
+    return periods_;
+}
 
 redis_ledger::~redis_ledger() = default;
 
 awaitable<std::tuple<error_code, redis::redis_value>>
 redis_ledger::run(const script& s, const redis::redis_command& tail) {
     redis::redis_command cmd;
+    cmd.reserve(tail.body_size() + 64);
     cmd.arg("EVALSHA").arg(s.sha).append(tail);
     ++calls_;
     auto [ec, v] = co_await client_.call(std::move(cmd));
@@ -201,14 +241,35 @@ void redis_ledger::flush(const std::string& key_id) {
     net::co_spawn(ex_, send(key_id, std::move(admits), std::move(settles)), net::detached);
 }
 
+void redis_ledger::start(std::function<void()> answered) {
+    net::co_spawn(ex_, connect(std::move(answered)), net::detached);
+}
+
+awaitable<void> redis_ledger::connect(std::function<void()> answered) {
+    const script& s = batch_script();
+    for (;;) {
+        redis::redis_command load;
+        load.arg("SCRIPT").arg("LOAD").arg(s.body);
+        auto [ec, v] = co_await client_.call(std::move(load));
+        if (!ec && !v.is_error()) {
+            break;
+        }
+        // (a failed connect makes every call fail at once for a second: no sooner than that)
+        steady_timer pause(ex_, std::chrono::seconds(1));
+        co_await pause.async_wait(nothrow_op);
+    }
+    answered();
+}
+
 awaitable<void> redis_ledger::send(std::string key_id, std::vector<admit_entry> admits,
                                    std::vector<settle_entry> settles) {
-    static const script s(std::string(scripts::prelude) + scripts::batch_lua);
+    const script& s = batch_script();
     const auto now = now_();
     const std::int64_t now_ms = epoch_ms(now);
     const std::string now_sec = std::to_string(now_ms / 1000);
-    const std::string day = day_period(now);
-    const std::string month = month_period(now);
+    const period_text& periods = periods_at(now);
+    const std::string& day = periods.day;
+    const std::string& month = periods.month;
     const std::string state = redis::state_key(key_id);
     // KEYS: the state, its lease and lapsed holds, and each loop-guard set named.
     std::vector<std::string> loops;
@@ -216,6 +277,33 @@ awaitable<void> redis_ledger::send(std::string key_id, std::vector<admit_entry> 
         if (!a.loop_key.empty() &&
             std::find(loops.begin(), loops.end(), a.loop_key) == loops.end()) {
             loops.push_back(a.loop_key);
+        }
+    }
+    // What the settlements change if every hold is still held, added up per field (a
+    // batch's settlements touch a few fields: the day and month, the seconds admitted in).
+    std::vector<std::pair<std::string, std::int64_t>> sums;
+    const auto add = [&sums](std::string field, std::int64_t x) {
+        for (auto& [name, sum] : sums) {
+            if (name == field) {
+                sum += x;
+                return;
+            }
+        }
+        sums.emplace_back(std::move(field), x);
+    };
+    for (const auto& e : settles) {
+        add("s|" + e.day, e.cost);
+        add("s|" + e.month, e.cost);
+        add("h|" + e.day, -e.held_cost);
+        add("h|" + e.month, -e.held_cost);
+        add("t|" + e.second, e.tokens - e.held_tokens);
+    }
+    std::erase_if(sums, [](const auto& p) { return p.second == 0; });
+    // The admissions' limit sets (one, unless the config changed while the batch formed).
+    std::vector<const limit_text*> sets;
+    for (const auto& a : admits) {
+        if (std::find(sets.begin(), sets.end(), a.limits.get()) == sets.end()) {
+            sets.push_back(a.limits.get());
         }
     }
     redis::redis_command tail;
@@ -228,24 +316,37 @@ awaitable<void> redis_ledger::send(std::string key_id, std::vector<admit_entry> 
     tail.arg(now_ms).arg(day).arg(month);
     tail.arg(now_ms + std::chrono::milliseconds(hold_lease).count());
     tail.arg(static_cast<long long>(settles.size())).arg(static_cast<long long>(admits.size()));
+    tail.arg(static_cast<long long>(sums.size())).arg(static_cast<long long>(sets.size()));
+    for (const auto& [name, sum] : sums) {
+        tail.arg(name).arg(static_cast<long long>(sum));
+    }
+    for (const auto* l : sets) {
+        for (const auto& v : *l) {
+            tail.arg(v);
+        }
+    }
     for (const auto& e : settles) {
-        std::string hold = e.hold_id;
-        hold.append(" ").append(e.held_cost).append(" ").append(e.held_tokens).append(" ");
-        hold.append(e.second).append(" ").append(e.day).append(" ").append(e.month);
-        tail.arg(e.hold_id).arg(hold).arg(e.cost).arg(e.tokens).arg(e.held_cost);
-        tail.arg(e.held_tokens).arg(e.day).arg(e.month).arg(e.second);
+        tail.arg(e.hold);
+    }
+    for (const auto& e : settles) {
+        tail.arg(static_cast<long long>(e.cost));
+    }
+    for (const auto& e : settles) {
+        tail.arg(static_cast<long long>(e.tokens));
     }
     for (const auto& a : admits) {
         long long loop_index = 0;
         if (!a.loop_key.empty()) {
             loop_index = 4 + (std::find(loops.begin(), loops.end(), a.loop_key) - loops.begin());
         }
-        std::string hold = a.hold_id;
+        const auto set_index =
+            1 + (std::find(sets.begin(), sets.end(), a.limits.get()) - sets.begin());
+        std::string& hold = a.answer->hold;
+        hold = a.hold_id;
         hold.append(" ").append(a.cost).append(" ").append(a.tokens).append(" ").append(now_sec);
         hold.append(" ").append(day).append(" ").append(month);
-        tail.arg(a.hold_id).arg(hold).arg(a.cost).arg(a.tokens);
-        tail.arg(a.daily).arg(a.monthly).arg(a.rpm).arg(a.tpm);
-        tail.arg(a.loop_max).arg(a.loop_window).arg(loop_index);
+        tail.arg(hold).arg(a.cost).arg(a.tokens).arg(static_cast<long long>(set_index));
+        tail.arg(loop_index);
     }
 
     auto [ec, r] = co_await run(s, tail);
@@ -257,7 +358,7 @@ awaitable<void> redis_ledger::send(std::string key_id, std::vector<admit_entry> 
     }
     // Each admission its answer (resumed after this coroutine yields: the wake-up is posted).
     for (std::size_t i = 0; i < admits.size(); ++i) {
-        admit_answer ans;
+        admit_answer& ans = *admits[i].answer;
         ans.done = true;
         ans.ok = answered;
         ans.now_ms = now_ms;
@@ -268,7 +369,6 @@ awaitable<void> redis_ledger::send(std::string key_id, std::vector<admit_entry> 
         } else {
             ans.why = why;
         }
-        *admits[i].answer = std::move(ans);
         admits[i].wake->cancel();
     }
     // Settlements: acknowledged, or tried again shortly (a settlement is charged once however
@@ -313,25 +413,37 @@ awaitable<redis_ledger::admission> redis_ledger::admit(const admission_request& 
     const bool loop_guarded = lim.loop_max.has_value() && req.loop_fingerprint.has_value();
     const config::duration loop_window = lim.loop_window.value_or(std::chrono::seconds(60));
     const double cost = detail::sane_usd(req.est_cost_usd);
+    key_batch& batch = batch_of(req.key_id);
+    if (!batch.texts || !same_limits(batch.limits, lim) || batch.loop_guarded != loop_guarded) {
+        auto text = std::make_shared<limit_text>();
+        (*text)[0] = opt_text(lim.daily_usd);
+        (*text)[1] = opt_text(lim.monthly_usd);
+        (*text)[2] = opt_text(lim.rpm);
+        (*text)[3] = opt_text(lim.tpm);
+        if (loop_guarded) {
+            (*text)[4] = std::to_string(*lim.loop_max);
+            (*text)[5] = std::to_string(loop_window.count());
+        }
+        batch.limits = lim;
+        batch.loop_guarded = loop_guarded;
+        batch.texts = std::move(text);
+    }
     admit_entry e;
-    e.hold_id = new_request_id();
+    // (unique across replicas and restarts: a random prefix per ledger, then a count)
+    char digits[24];
+    const auto end = std::to_chars(digits, digits + sizeof digits, ++holds_).ptr;
+    e.hold_id.reserve(hold_prefix_.size() + static_cast<std::size_t>(end - digits));
+    e.hold_id.append(hold_prefix_).append(digits, end);
     e.cost = nano_text(cost);
     e.tokens = std::to_string(req.est_tokens);
-    e.daily = opt_text(lim.daily_usd);
-    e.monthly = opt_text(lim.monthly_usd);
-    e.rpm = opt_text(lim.rpm);
-    e.tpm = opt_text(lim.tpm);
+    e.limits = batch.texts;
     if (loop_guarded) {
-        e.loop_max = std::to_string(*lim.loop_max);
-        e.loop_window = std::to_string(loop_window.count());
         e.loop_key = "loop:" + std::to_string(*req.loop_fingerprint);
     }
-    std::string hold_id = e.hold_id;
     admit_answer ans;
     steady_timer woken(ex_, steady_clock::time_point::max());
     e.answer = &ans;
     e.wake = &woken;
-    key_batch& batch = batch_of(req.key_id);
     batch.admits.push_back(std::move(e));
     wake(req.key_id, batch);
     // (the batch's call ends within the client's timeout, and so this wait; a wait cut short
@@ -380,14 +492,9 @@ awaitable<redis_ledger::admission> redis_ledger::admit(const admission_request& 
             detail::loop_message(req.key_id, static_cast<std::uint64_t>(a), loop_window),
             detail::seconds_until(frees, now)};
     }
-    co_return reservation{std::move(hold_id),
-                          req.key_id,
-                          day_period(now),
-                          month_period(now),
-                          cost,
-                          req.est_tokens,
-                          now,
-                          false};
+    const period_text& periods = periods_at(now);
+    co_return reservation{std::move(ans.hold), req.key_id, periods.day, periods.month, cost,
+                          req.est_tokens,      now,        false};
 }
 
 void redis_ledger::settle(reservation& r, double actual_cost_usd, std::uint64_t actual_tokens) {
@@ -397,17 +504,18 @@ void redis_ledger::settle(reservation& r, double actual_cost_usd, std::uint64_t 
     r.settled = true;
     const double cost = detail::sane_usd(actual_cost_usd);
     const auto at = std::chrono::floor<std::chrono::seconds>(r.at.time_since_epoch()).count();
-    settle_entry e{r.id,
-                   nano_text(cost),
-                   std::to_string(actual_tokens),
-                   nano_text(r.cost_usd),
-                   std::to_string(r.tokens),
-                   r.day,
-                   r.month,
-                   std::to_string(at),
-                   r.key_id,
-                   cost,
-                   steady_clock::now() + settle_retry_for};
+    settle_entry e;
+    e.cost = nano(cost);
+    e.held_cost = nano(r.cost_usd);
+    e.tokens = static_cast<std::int64_t>(std::min<std::uint64_t>(actual_tokens, max_tokens));
+    e.held_tokens = static_cast<std::int64_t>(std::min<std::uint64_t>(r.tokens, max_tokens));
+    e.day = r.day;
+    e.month = r.month;
+    e.second = std::to_string(at);
+    e.hold = r.id;
+    e.key_id = r.key_id;
+    e.cost_usd = cost;
+    e.give_up = steady_clock::now() + settle_retry_for;
     ++unsettled_;
     key_batch& b = batch_of(r.key_id);
     b.settles.push_back(std::move(e));
@@ -429,7 +537,8 @@ awaitable<std::optional<key_usage>> redis_ledger::usage(std::string key_id) {
     const auto now = now_();
     const std::string state = redis::state_key(key_id);
     redis::redis_command tail;
-    tail.arg(1LL).arg(state).arg(epoch_ms(now)).arg(day_period(now)).arg(month_period(now));
+    const period_text& periods = periods_at(now);
+    tail.arg(1LL).arg(state).arg(epoch_ms(now)).arg(periods.day).arg(periods.month);
     tail.slot = redis::redis_key_slot(state);
     auto [ec, r] = co_await run(s, tail);
     if (ec || r.type != redis::redis_value::kind::array || r.elements.size() != 5) {

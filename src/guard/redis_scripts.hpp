@@ -80,36 +80,60 @@ end
 )lua";
 
 // KEYS: state lease lapsed, then the loop-guard sets the admissions name
-// ARGV: now_ms day month lease_end_ms settlements admissions, then
-//   per settlement (8): hold_id cost tokens held_cost held_tokens day month second-of-admission
-//       (the hold as admitted, which the gateway still knows)
-//   per admission (11): hold_id record cost tokens daily monthly rpm tpm loop_max
-//       loop_window_ms loop_key (its index in KEYS; 0: no loop guard)
-//   (amounts in nano-dollars; an absent limit is ""; the record, "cost tokens second day
-//   month", is built by the gateway: Lua's string work is the dearest part of a script)
+// ARGV: now_ms day month lease_end_ms settlements admissions sums limit-sets, then
+//   the sums (2 each): field change: what the batch's settlements change in the key's hash
+//       if every hold they settle is still held ("s|<period>" +cost, "h|<period>" -held cost,
+//       "t|<second of admission>" +tokens -held tokens), added up by the gateway
+//   the limit sets (6 each): daily monthly rpm tpm loop_max loop_window_ms (an absent
+//       limit is ""; an admission names its set by its index, from 1)
+//   the settlements: all their holds, then all their costs, then all their tokens (each
+//       hold its lease member, "id cost tokens second day month", as admitted)
+//   the admissions (5 each): hold cost tokens limit-set loop_key (its index in KEYS; 0: no
+//       loop guard), the hold built by the gateway (Lua's string work is the dearest part)
+//   (amounts in nano-dollars)
 // The settlements go first (what they free counts for the admissions after them), then each
 // admission in turn, exactly as one script each would: checked against what the ones before
-// it held. A settlement charges once: a hold settled before (a retried batch) is skipped.
+// it held. A settlement charges once: one whose hold is no longer held (a retried batch, or a
+// hold that lapsed) is taken out of the sums again, and charged only if it lapsed.
 // Returns, per admission, {verdict, a, b, requests, oldest request second, tokens, oldest
 // token second} one after the other: "ok"; "d"/"m" with spent and held; "rpm"/"tpm" with
 // seconds until below the limit; "loop" with the times sent and when it frees (ms);
 // "revoked" when the key was revoked (by any replica: revoked_field). Oldest seconds are -1
-// when empty. The key's hash is read once (HMGET) and written once (HSET) per batch.
+// when empty. The key's hash is read once (HMGET) and written once (HSET) per batch, the
+// lease read once (ZMSCORE) and written twice (ZREM, ZADD); the numbers stay numbers in Lua
+// from the read to the write.
 constexpr const char* batch_lua = R"lua(
 local st, lease, lapsed = KEYS[1], KEYS[2], KEYS[3]
 local now_ms = tonumber(ARGV[1])
 local now = math.floor(now_ms / 1000)
 local day, month, lease_end = ARGV[2], ARGV[3], ARGV[4]
-local ns, na = tonumber(ARGV[5]), tonumber(ARGV[6])
-local s0, a0 = 6, 6 + 9 * ns
+local ns, na, nd, nl = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local d0 = 8
+local l0 = d0 + 2 * nd
+local s0 = l0 + 6 * nl
+local a0 = s0 + 3 * ns
 
 local r_now, t_now = 'r|' .. now, 't|' .. now
 local s_day, s_month, h_day, h_month = 's|' .. day, 's|' .. month, 'h|' .. day, 'h|' .. month
 local names = {r_now, t_now, s_day, s_month, h_day, h_month, 'revoked', 'lz'}
+local sums, fields = {}, {}
+for i = 1, nd do
+  local name = ARGV[d0 + 2 * i - 1]
+  names[#names + 1], fields[i], sums[name] = name, name, tonumber(ARGV[d0 + 2 * i])
+end
 local w, f = state(st, now, unpack(names))
 -- The fields' values as the batch goes (false: absent), read once; the ones changed, in order.
 local val, order = {}, {}
-for i, name in ipairs(names) do val[name] = f[5 + i] or false end
+for i, name in ipairs(names) do
+  if val[name] == nil then val[name] = f[5 + i] or false end
+end
+-- (a second the slide just dropped is gone, whatever the read before it said)
+for i = 1, nd do
+  local name = fields[i]
+  if string.sub(name, 1, 1) == 't' and (tonumber(string.sub(name, 3)) or 0) <= w.c then
+    val[name] = false
+  end
+end
 local function get(name)
   local v = val[name]
   if v == nil then
@@ -153,39 +177,49 @@ if tonumber(val['lz']) ~= now then
   set('lz', now)
 end
 
--- Which of the settled holds are still held (a lapsed one is not; a settled one is gone).
-local done, live = {}, {}
-if ns > 0 then
-  local members = {}
-  for i = 0, ns - 1 do members[#members + 1] = ARGV[s0 + 9 * i + 2] end
-  live = redis.call('ZMSCORE', lease, unpack(members))
-end
-for i = 0, ns - 1 do
-  local b = s0 + 9 * i
-  local id, cost, tokens = ARGV[b + 1], tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
-  local est, est_tokens = tonumber(ARGV[b + 5]), tonumber(ARGV[b + 6])
-  local sd, sm = 's|' .. ARGV[b + 7], 's|' .. ARGV[b + 8]
-  local charge = false
-  if live[i + 1] then
-    local hd, hm = 'h|' .. ARGV[b + 7], 'h|' .. ARGV[b + 8]
-    set(hd, math.max(num(get(hd)) - est, 0))
-    set(hm, math.max(num(get(hm)) - est, 0))
-    -- The estimate counted at admission becomes the actual tokens, if its second is live.
-    local at = 't|' .. ARGV[b + 9]
-    local t_at = get(at)
-    if t_at and tokens ~= est_tokens then
-      local after = math.max(tonumber(t_at) + tokens - est_tokens, 0)
-      w.tt = math.max(w.tt + after - tonumber(t_at), 0)
-      set(at, after)
-    end
-    done[#done + 1] = ARGV[b + 2]
-    charge = true
-  elseif redis.call('HDEL', lapsed, id) == 1 then
-    charge = true
+-- The settlements: the sums hold as they are while every hold is still held; one that is
+-- not (settled before, or lapsed: then no longer held, but charged now) is taken out of them.
+local function add(name, x)
+  if sums[name] == nil then
+    fields[#fields + 1], sums[name] = name, 0
   end
-  if charge then
-    set(sd, num(get(sd)) + cost)
-    set(sm, num(get(sm)) + cost)
+  sums[name] = sums[name] + x
+end
+if ns > 0 then
+  local live = redis.call('ZMSCORE', lease, unpack(ARGV, s0 + 1, s0 + ns))
+  for i = 1, ns do
+    if not live[i] then
+      local id, c, t, sec, d, m = string.match(ARGV[s0 + i], '^(%S+) (%S+) (%S+) (%S+) (%S+) (%S+)$')
+      if id then
+        local cost, tokens = tonumber(ARGV[s0 + ns + i]), tonumber(ARGV[s0 + 2 * ns + i])
+        add('h|' .. d, tonumber(c))
+        add('h|' .. m, tonumber(c))
+        add('t|' .. sec, tonumber(t) - tokens)
+        if redis.call('HDEL', lapsed, id) ~= 1 then
+          add('s|' .. d, -cost)
+          add('s|' .. m, -cost)
+        end
+      end
+    end
+  end
+  redis.call('ZREM', lease, unpack(ARGV, s0 + 1, s0 + ns))
+end
+for _, name in ipairs(fields) do
+  local x = sums[name]
+  local kind = string.sub(name, 1, 1)
+  if x == 0 then -- nothing
+  elseif kind == 't' then -- the estimate counted at admission becomes the actual tokens,
+    local before = get(name) -- if its second is live
+    if before then
+      before = tonumber(before)
+      local after = math.max(before + x, 0)
+      w.tt = math.max(w.tt + after - before, 0)
+      set(name, after)
+    end
+  elseif kind == 'h' then
+    set(name, math.max(num(get(name)) + x, 0))
+  else
+    set(name, num(get(name)) + x)
   end
 end
 
@@ -215,27 +249,33 @@ local function until_below(kind, total, limit)
   return wait
 end
 
+local sets = {}
+for i = 1, nl do
+  local b = l0 + 6 * (i - 1)
+  sets[i] = {tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]),
+             tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5]), tonumber(ARGV[b + 6])}
+end
 local out, zadd = {}, {}
 local revoked = get('revoked')
+local sd, sm, hd, hm = num(get(s_day)), num(get(s_month)), num(get(h_day)), num(get(h_month))
+local held, counted, counted_tokens = false, 0, 0
 for i = 0, na - 1 do
-  local b = a0 + 11 * i
-  local verdict, va, vb = 'ok', '0', '0'
-  local daily, monthly = tonumber(ARGV[b + 5]), tonumber(ARGV[b + 6])
-  local rpm, tpm = tonumber(ARGV[b + 7]), tonumber(ARGV[b + 8])
-  local loop_max, loop_window = tonumber(ARGV[b + 9]), tonumber(ARGV[b + 10])
-  local loopk = KEYS[tonumber(ARGV[b + 11])]
-  if not loopk then loop_max = nil end
-  local sd, sm, hd, hm = num(get(s_day)), num(get(s_month)), num(get(h_day)), num(get(h_month))
+  local b = a0 + 5 * i
+  local lim = sets[tonumber(ARGV[b + 4])]
+  local daily, monthly, rpm, tpm = lim[1], lim[2], lim[3], lim[4]
+  local loopk = KEYS[tonumber(ARGV[b + 5])]
+  local loop_max, loop_window = loopk and lim[5], lim[6] or 60000
+  local verdict, va, vb = 'ok', 0, 0
   if revoked then
     verdict = 'revoked'
   elseif daily and sd + hd >= daily then
-    verdict, va, vb = 'd', tostring(sd), tostring(hd)
+    verdict, va, vb = 'd', sd, hd
   elseif monthly and sm + hm >= monthly then
-    verdict, va, vb = 'm', tostring(sm), tostring(hm)
+    verdict, va, vb = 'm', sm, hm
   elseif rpm and w.rt >= rpm then
-    verdict, va = 'rpm', tostring(until_below('r', w.rt, rpm))
+    verdict, va = 'rpm', until_below('r', w.rt, rpm)
   elseif tpm and w.tt >= tpm then
-    verdict, va = 'tpm', tostring(until_below('t', w.tt, tpm))
+    verdict, va = 'tpm', until_below('t', w.tt, tpm)
   elseif loop_max then
     redis.call('ZREMRANGEBYSCORE', loopk, '-inf', now_ms - loop_window)
     local n = redis.call('ZCARD', loopk)
@@ -245,28 +285,21 @@ for i = 0, na - 1 do
         local e = redis.call('ZRANGE', loopk, n - loop_max, n - loop_max, 'WITHSCORES')
         frees = tonumber(e[2]) + loop_window
       end
-      verdict, va, vb = 'loop', tostring(n + 1), tostring(frees)
+      verdict, va, vb = 'loop', n + 1, frees
     end
   end
   if verdict == 'ok' then
-    local id, cost, tokens = ARGV[b + 1], tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
+    local hold, cost, tokens = ARGV[b + 1], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
     w.rt, w.tt = w.rt + 1, w.tt + tokens
-    if now > w.c then
-      set(r_now, num(get(r_now)) + 1)
-      set(t_now, num(get(t_now)) + tokens)
-    else -- (a clock more than a minute behind another replica's: count it as the oldest second)
-      redis.call('HINCRBY', st, 'r|' .. (w.c + 1), 1)
-      redis.call('HINCRBY', st, 't|' .. (w.c + 1), tokens)
-    end
+    counted, counted_tokens = counted + 1, counted_tokens + tokens
     if w.ro < 0 then w.ro = now end
     if w.to < 0 and tokens > 0 then w.to = now end
     if cost > 0 then
-      set(h_day, hd + cost)
-      set(h_month, hm + cost)
+      hd, hm, held = hd + cost, hm + cost, true
     end
-    zadd[#zadd + 1], zadd[#zadd + 2] = lease_end, ARGV[b + 2]
+    zadd[#zadd + 1], zadd[#zadd + 2] = lease_end, hold
     if loop_max then
-      redis.call('ZADD', loopk, now_ms, id)
+      redis.call('ZADD', loopk, now_ms, hold)
       redis.call('ZREMRANGEBYRANK', loopk, 0, -(loop_max + 1))
       redis.call('PEXPIRE', loopk, loop_window)
     end
@@ -274,6 +307,19 @@ for i = 0, na - 1 do
   local n = #out
   out[n + 1], out[n + 2], out[n + 3], out[n + 4] = verdict, va, vb, w.rt
   out[n + 5], out[n + 6], out[n + 7] = w.ro, w.tt, w.to
+end
+if held then
+  set(h_day, hd)
+  set(h_month, hm)
+end
+if counted > 0 then
+  if now > w.c then
+    set(r_now, num(get(r_now)) + counted)
+    set(t_now, num(get(t_now)) + counted_tokens)
+  else -- (a clock more than a minute behind another replica's: count it as the oldest second)
+    redis.call('HINCRBY', st, 'r|' .. (w.c + 1), counted)
+    redis.call('HINCRBY', st, 't|' .. (w.c + 1), counted_tokens)
+  end
 end
 
 local rec = {'rt', w.rt, 'tt', w.tt, 'ro', w.ro, 'to', w.to}
@@ -283,7 +329,6 @@ for _, name in ipairs(order) do
   end
 end
 redis.call('HSET', st, unpack(rec))
-if #done > 0 then redis.call('ZREM', lease, unpack(done)) end
 if #zadd > 0 then redis.call('ZADD', lease, unpack(zadd)) end
 return out
 )lua";

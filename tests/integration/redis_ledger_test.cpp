@@ -265,6 +265,27 @@ TEST_F(RedisLedgerTest, RedisDownRefusesWith503AndRecovers) {
     EXPECT_EQ(status, 200u);
 }
 
+// Each worker connects to the ledger when the gateway starts: a gateway whose Redis is not up
+// yet is alive but not ready, and becomes ready once Redis is, before any request needs it.
+TEST_F(RedisLedgerTest, NotReadyUntilTheLedgerHasAnswered) {
+    redis_server later;
+    later.kill();
+    gateway_harness gw(config_at(later.url(), "    rpm: 100\n"));
+    EXPECT_EQ(gw.request(http::verb::get, "/healthz").status, 200u);
+    const auto waiting = gw.request(http::verb::get, "/readyz");
+    EXPECT_EQ(waiting.status, 503u) << waiting.body;
+    later.start();
+    EXPECT_TRUE(
+        eventually([&] { return gw.request(http::verb::get, "/readyz").status == 200; }, 5s));
+    // Connected, and the ledger's script loaded, before any request was sent.
+    EXPECT_EQ(up.request_count(), 0u);
+    EXPECT_NE(later.cli({"INFO", "commandstats"}).find("cmdstat_script"), std::string::npos);
+    EXPECT_EQ(gw.chat(priced_chat(10), limited).status, 200u);
+    // Once ready, it stays ready while Redis goes away (guarded requests get a 503 meanwhile).
+    later.kill();
+    EXPECT_EQ(gw.request(http::verb::get, "/readyz").status, 200u);
+}
+
 TEST_F(RedisLedgerTest, PasswordAndDatabaseFromTheUrl) {
     redis_server locked({"--requirepass", "s3cret"});
     const std::string base = "redis://:s3cret@127.0.0.1:" + std::to_string(locked.port());
@@ -339,9 +360,10 @@ public:
     }
 
     // Settles them all at once (coalesced into the key's next batch) and waits for Redis.
-    void settle_together(std::vector<guard::reservation> rs, double cost) {
+    void settle_together(std::vector<guard::reservation> rs, double cost,
+                         std::uint64_t tokens = 10) {
         for (auto& r : rs) {
-            ledger_.settle(r, cost, 10);
+            ledger_.settle(r, cost, tokens);
         }
         while (ledger_.unsettled() > 0) {
             ioc_.run_one();
@@ -511,6 +533,46 @@ TEST_F(RedisLedgerTest, BatchedAdmissionsHoldAnExactRpmWindow) {
     }
     EXPECT_EQ(ok, 10);
     EXPECT_EQ(d.usage().requests_last_minute, 10u);
+}
+
+// A batch's settlements are summed up by the gateway as if every hold were still held; the
+// script takes out those that are not. One batch settles two holds that lapsed (charged, not
+// released again) and two still held; the same batch sent again (a retry) changes nothing;
+// then the budget admits exactly what is left of it.
+TEST_F(RedisLedgerTest, ABatchOfLiveAndLapsedSettlementsChargesEachOnce) {
+    ledger_driver d(redis.url());
+    const config::limits budget{.tpm = 100000, .daily_usd = 10.0};
+    auto early = d.admit_together(2, 1.0, budget);
+    d.now += guard::hold_lease - 10s;
+    auto late = d.admit_together(2, 1.0, budget);
+    std::vector<guard::reservation> all;
+    for (auto* group : {&early, &late}) {
+        for (auto& a : *group) {
+            ASSERT_TRUE(std::holds_alternative<guard::reservation>(a));
+            all.push_back(std::get<guard::reservation>(a));
+        }
+    }
+    EXPECT_NEAR(d.usage().reserved, 4.0, 1e-12);
+    d.now += 11s; // the early two have lapsed (their replica died, say); the late two are held
+    const auto before = d.calls();
+    d.settle_together(all, 0.5, 25);
+    EXPECT_EQ(d.calls() - before, 1u) << "the four settlements were not one batch";
+    auto u = d.usage();
+    EXPECT_NEAR(u.spent_today, 2.0, 1e-12);
+    EXPECT_NEAR(u.reserved, 0.0, 1e-12);
+    EXPECT_EQ(u.tokens_last_minute, 50u); // the late two's estimates (10) became their 25
+    EXPECT_EQ(u.requests_last_minute, 2u);
+    d.settle_together(all, 0.5, 25);
+    u = d.usage();
+    EXPECT_NEAR(u.spent_today, 2.0, 1e-12);
+    EXPECT_NEAR(u.reserved, 0.0, 1e-12);
+    EXPECT_EQ(u.tokens_last_minute, 50u);
+    auto more = d.admit_together(40, 1.0, budget);
+    EXPECT_EQ(
+        std::count_if(more.begin(), more.end(),
+                      [](const auto& a) { return std::holds_alternative<guard::reservation>(a); }),
+        8);
+    EXPECT_NEAR(d.usage().reserved, 8.0, 1e-12);
 }
 
 } // namespace

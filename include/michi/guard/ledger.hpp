@@ -41,7 +41,7 @@ struct rate_headers {
 
 // An admitted request's hold on the budgets and the TPM window, settled exactly once.
 struct reservation {
-    std::string id; // the hold's name in the shared ledger (Redis); empty in-process
+    std::string id; // the hold's lease member in the shared ledger (Redis); empty in-process
     std::string key_id;
     std::string day;   // "d:YYYY-MM-DD" at admission
     std::string month; // "m:YYYY-MM" at admission

@@ -19,6 +19,8 @@
 #include "michi/redis/key_layout.hpp"
 #include "michi/redis/redis_client.hpp"
 
+#include <array>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -64,6 +66,11 @@ public:
         return revoke(std::move(key_id));
     }
 
+    // Connects now rather than on the first request: loads the batch script (the first
+    // admission's call then needs no second round trip), again each second until Redis
+    // answers, then calls answered() once, on this ledger's loop. Returns at once.
+    void start(std::function<void()> answered);
+
     // Settlements sent or waiting to be retried, not yet acknowledged by Redis.
     std::size_t unsettled() const { return unsettled_; }
 
@@ -76,6 +83,13 @@ private:
     struct settle_entry;
     struct key_batch;
     struct admit_answer;
+    using limit_text = std::array<std::string, 6>;
+    struct period_text {
+        std::int64_t day_number = 0;
+        std::string day, month;
+    };
+    const period_text& periods_at(std::chrono::system_clock::time_point t);
+    static const script& batch_script();
     awaitable<std::tuple<error_code, redis::redis_value>> run(const script& s,
                                                               const redis::redis_command& tail);
     key_batch& batch_of(const std::string& key_id);
@@ -84,6 +98,7 @@ private:
     awaitable<void> send(std::string key_id, std::vector<admit_entry> admits,
                          std::vector<settle_entry> settles);
     awaitable<void> retry_later(std::string key_id, std::vector<settle_entry> settles);
+    awaitable<void> connect(std::function<void()> answered);
 
     executor ex_;
     redis::redis_client client_;
@@ -91,6 +106,9 @@ private:
     std::size_t unsettled_ = 0;
     std::uint64_t calls_ = 0;
     std::unordered_map<std::string, std::unique_ptr<key_batch>> batches_;
+    std::string hold_prefix_; // random, per ledger: the holds' ids are it and a count
+    std::uint64_t holds_ = 0;
+    period_text periods_;
 };
 
 } // namespace michi::guard

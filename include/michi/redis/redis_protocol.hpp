@@ -47,6 +47,9 @@ public:
     // Another command's arguments after these (its slot too when this one has none).
     redis_command& append(const redis_command& more);
     std::size_t size() const { return count_; }
+    // Room for this many more bytes of arguments (a command about to take a long tail).
+    void reserve(std::size_t more) { body_.reserve(body_.size() + more); }
+    std::size_t body_size() const { return body_.size(); }
     // "*<count>\r\n" and the arguments: what goes on the wire.
     std::string bytes() const;
 
