@@ -29,6 +29,10 @@ public:
     std::string_view operator[](std::string_view name) const;
 
     const std::string& body() const { return body_; }
+    // Lends the body out (to work off the event loop) and takes it back: the request has
+    // none meanwhile.
+    std::string lend_body() noexcept { return std::move(body_); }
+    void take_back_body(std::string body) noexcept { body_ = std::move(body); }
     // Lets the body's storage go (a stream past its commit point no longer needs it).
     void release_body() { std::string().swap(body_); }
     // Lets the fields' storage go too: after this the request has no fields (a stream past

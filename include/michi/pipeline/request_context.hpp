@@ -39,8 +39,9 @@ struct request_context : downstream::call {
     body_facts facts;
     nlohmann::json body;
     bool body_parsed = false;
-    std::string client_model; // the model as the client named it
-    std::string route_reason; // x-michi-route-reason, when a strategy chose the order
+    std::string client_model;             // the model as the client named it
+    std::optional<std::size_t> body_hash; // the loop guard's hash of a large body (large_body)
+    std::string route_reason;             // x-michi-route-reason, when a strategy chose the order
     // Guards: set at admission, settled once the answer's cost is known.
     std::optional<guard::reservation> reservation;
     std::optional<guard::rate_headers> rate; // x-ratelimit-* on every guarded response
