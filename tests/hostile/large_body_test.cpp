@@ -8,6 +8,7 @@
 #include "support/gateway_harness.hpp"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -159,6 +160,63 @@ TEST(LargeBodyTest, AClientGoneWhileItsBodyIsParsedEndsItsRequestOnly) {
     // Its result was dropped: nothing went upstream; the gateway serves on.
     EXPECT_EQ(gw.chat(small_chat).status, 200u);
     EXPECT_EQ(up.request_count(), 0u);
+}
+
+// Each step that runs off the event loop for a large body gives what the inline path gives:
+// translated requests and answers (Responses and Messages to a chat-only upstream, whole and
+// streamed), echo answers and embeddings, and the response cache's key.
+TEST(LargeBodyTest, EveryPathServesALargeBodyAsTheInlinePathDoes) {
+    fake_upstream up;
+    gateway_harness gw(basic_config(
+        up.base_url(),
+        {.rest = "routes:\n  cached: { targets: [fake/gpt-test], cache: { ttl: 10m } }\n"}));
+    const std::string text(200 * 1024, 'w');
+    const auto post = [&](const std::string& path, const std::string& body) {
+        return gw.request(http::verb::post, path, body,
+                          {{"authorization", std::string("Bearer ") + test_secret}});
+    };
+    // Responses, translated to chat: the upstream gets the whole text; the answer is a response.
+    auto r = post("/v1/responses", R"({"model":"fake/gpt-test","input":")" + text + R"("})");
+    ASSERT_EQ(r.status, 200u) << r.body.substr(0, 300);
+    auto out = nlohmann::json::parse(r.body);
+    EXPECT_EQ(out["object"], "response");
+    auto sent = nlohmann::json::parse(up.requests().back().body);
+    EXPECT_EQ(sent["messages"][0]["content"], text);
+    // The same streamed (the upstream's answer is not a stream: a whole one, translated).
+    r = post("/v1/responses",
+             R"({"model":"fake/gpt-test","stream":true,"input":")" + text + R"("})");
+    EXPECT_EQ(r.status, 200u) << r.body.substr(0, 300);
+    // Messages, translated to chat.
+    r = post("/v1/messages", R"({"model":"fake/gpt-test","max_tokens":5,"messages":[)"
+                             R"({"role":"user","content":")" +
+                                 text + R"("}]})");
+    ASSERT_EQ(r.status, 200u) << r.body.substr(0, 300);
+    out = nlohmann::json::parse(r.body);
+    EXPECT_EQ(out["type"], "message");
+    sent = nlohmann::json::parse(up.requests().back().body);
+    EXPECT_EQ(sent["messages"][0]["content"], text);
+    // Echo, whole and streamed, and embeddings.
+    r = post("/v1/chat/completions", large_chat(text.size()));
+    ASSERT_EQ(r.status, 200u) << r.body.substr(0, 300);
+    out = nlohmann::json::parse(r.body);
+    EXPECT_GE(out["choices"][0]["message"]["content"].get<std::string>().size(), 1u);
+    r = post("/v1/chat/completions", large_chat(text.size(), R"(,"stream":true)"));
+    EXPECT_EQ(r.status, 200u);
+    EXPECT_NE(r.body.find("data: [DONE]"), std::string::npos);
+    r = post("/v1/embeddings", R"({"model":"echo/e","input":")" + text + R"("})");
+    ASSERT_EQ(r.status, 200u) << r.body.substr(0, 300);
+    EXPECT_EQ(nlohmann::json::parse(r.body)["object"], "list");
+    // The response cache: the same large request twice is one upstream request.
+    const auto cached =
+        R"({"model":"cached","messages":[{"role":"user","content":")" + text + R"("}]})";
+    const auto before = up.request_count();
+    r = post("/v1/chat/completions", cached);
+    EXPECT_EQ(r.headers["x-michi-cache"], "miss");
+    r = post("/v1/chat/completions", cached);
+    EXPECT_EQ(r.status, 200u);
+    EXPECT_EQ(r.headers["x-michi-cache"], "hit");
+    EXPECT_EQ(up.request_count(), before + 1);
+    EXPECT_EQ(gw.gw().state().cpu().jobs(), 0u);
 }
 
 } // namespace
