@@ -27,10 +27,17 @@ awaitable<std::invoke_result_t<F&>> offload(net::io_context& other, F f) {
         net::use_awaitable_t<executor>{});
 }
 
+namespace thread_role {
+// Lowers the calling thread's scheduling priority (its nice value +10) the first time it is called on
+// it: a CPU pool's thread yields the cores to the event loops when both want them.
+void run_in_background() noexcept;
+} // namespace thread_role
+
 // A few threads shared by every worker for CPU work proportional to a request's size (a
 // multi-megabyte body's parse, its translation, an answer built from it): the event loop that
-// hands such work over serves its other connections meanwhile. Its queue is bounded: a job
-// is refused at once when `limit` jobs are already waiting or running.
+// hands such work over serves its other connections meanwhile, and its threads run at a lower
+// priority than the event loops'. Its queue is bounded: a job is refused at once when `limit`
+// jobs are already waiting or running.
 class cpu_pool {
 public:
     cpu_pool(std::size_t threads, std::size_t max_jobs)
@@ -67,6 +74,7 @@ public:
         // The job is a named local: GCC 12 may destroy a temporary of a co_await twice.)
         auto job = [this,
                     fn = std::move(f)]() mutable -> net::awaitable<std::optional<result_type>> {
+            thread_role::run_in_background();
             std::optional<result_type> r(std::in_place, fn());
             jobs_.fetch_sub(1, std::memory_order_relaxed);
             co_return r;
