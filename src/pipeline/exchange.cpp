@@ -53,11 +53,14 @@ struct converted_whole {
 };
 
 // What turns a whole success answer from a provider that does not speak the client's API
-// into the client's answer: everything it reads, copied (it may run off the event loop).
+// into the client's answer. The strings it points to outlive it (owned_conversion below).
 struct whole_conversion {
     const providers::adapter* ad;
     api_kind api;
-    std::string model, chat_id, answer_id, client_model;
+    const std::string* model;
+    const std::string* chat_id;
+    const std::string* answer_id;
+    const std::string* client_model;
     std::uint64_t prompt_tokens;
     bool base64; // embeddings asked for as base64
 
@@ -65,7 +68,7 @@ struct whole_conversion {
         converted_whole c;
         c.usage.prompt_tokens = prompt_tokens; // Gemini embeddings may report no count
         const auto parsed = json_parse::parse_value(body);
-        auto pivot = ad->to_pivot(api, parsed, model, chat_id, c.usage);
+        auto pivot = ad->to_pivot(api, parsed, *model, *chat_id, c.usage);
         if (!pivot) {
             return std::nullopt;
         }
@@ -73,9 +76,28 @@ struct whole_conversion {
         if (base64) {
             providers::openai::encode_base64(*pivot);
         }
-        c.text = surface::whole_answer(api, *pivot, client_model, client, answer_id);
+        c.text = surface::whole_answer(api, *pivot, *client_model, client, *answer_id);
         return c;
     }
+};
+
+// The same with its own copies of the strings: work on the pool owns what it reads.
+struct owned_conversion {
+    explicit owned_conversion(const whole_conversion& w)
+        : model(*w.model), chat_id(*w.chat_id), answer_id(*w.answer_id),
+          client_model(*w.client_model), with(w) {}
+
+    std::optional<converted_whole> convert(std::string_view body, std::string_view client) const {
+        auto w = with;
+        w.model = &model;
+        w.chat_id = &chat_id;
+        w.answer_id = &answer_id;
+        w.client_model = &client_model;
+        return w.convert(body, client);
+    }
+
+    std::string model, chat_id, answer_id, client_model;
+    whole_conversion with;
 };
 
 // Answers with a whole body (any status) that came from c: passed through when the client
@@ -91,21 +113,22 @@ awaitable<void> answer_whole(deps& d, downstream::client_io& io, request_context
             account_passthrough(ctx, c, body);
             out = std::move(body);
         } else {
-            whole_conversion conversion{&ad,
-                                        ctx.api,
-                                        c.model->name,
-                                        chat_id(ctx),
-                                        answer_id(ctx),
-                                        ctx.client_model,
-                                        ctx.facts.prompt_tokens,
-                                        ctx.api == api_kind::embeddings &&
-                                            providers::openai::wants_base64(ctx.body)};
+            const std::string id = chat_id(ctx);
+            const std::string out_id = answer_id(ctx);
+            const whole_conversion conversion{&ad,
+                                              ctx.api,
+                                              &c.model->name,
+                                              &id,
+                                              &out_id,
+                                              &ctx.client_model,
+                                              ctx.facts.prompt_tokens,
+                                              ctx.api == api_kind::embeddings &&
+                                                  providers::openai::wants_base64(ctx.body)};
             std::optional<converted_whole> conv;
             if (is_large(ctx) || body.size() >= large_body_bytes) {
                 // (Off this event loop: the answer's parse, translation and text.)
-                auto job = [conversion, answer = std::move(body)](const lent_body& b) {
-                    return conversion.convert(answer, b.bytes);
-                };
+                auto job = [conversion = owned_conversion(conversion), answer = std::move(body)](
+                               const lent_body& b) { return conversion.convert(answer, b.bytes); };
                 auto done = co_await on_pool(d, io, ctx, job_stage::later, std::move(job));
                 if (!done) {
                     co_return;
