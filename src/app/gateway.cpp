@@ -194,6 +194,7 @@ void gateway::stop() {
         t.join();
     }
     threads_.clear();
+    state_.cpu().join(); // (a job's end is handed to its worker: before the workers go)
     acceptors_.clear();
     workers_.clear();
     state_.store().flush(); // a clean stop loses no charge

@@ -6,10 +6,19 @@
 #include <stdexcept>
 
 namespace michi {
+namespace {
+
+// The CPU pool: one thread, two on a machine with four cores or more (the workers keep the
+// rest), and the jobs it may hold: at a few milliseconds a megabyte (release build), 32
+// multi-megabyte bodies are a wait of a second or so; more are refused with 503.
+std::size_t cpu_threads() { return std::clamp(std::thread::hardware_concurrency() / 2, 1u, 2u); }
+constexpr std::size_t cpu_max_jobs = 32;
+
+} // namespace
 
 shared_state::shared_state(std::shared_ptr<const pipeline::snapshot> rt, guard::wall_clock clock)
     : rt_(std::move(rt)), clock_(std::move(clock)),
-      response_cache_(rt_.get()->cfg->cache.max_bytes) {
+      response_cache_(rt_.get()->cfg->cache.max_bytes), cpu_(cpu_threads(), cpu_max_jobs) {
     key_pools_.configure(*rt_.get()->cfg);
     const auto& sc = rt_.get()->cfg->store;
     if (!sc.redis.empty()) {
@@ -34,6 +43,7 @@ shared_state::shared_state(std::shared_ptr<const pipeline::snapshot> rt, guard::
 }
 
 shared_state::~shared_state() {
+    cpu_.join();
     blocking_.stop();
     if (blocking_thread_.joinable()) {
         blocking_thread_.join();

@@ -66,6 +66,16 @@ bool just_chunked(beast::string_view value) {
 
 void request_parser::on_field_impl(http::field name, string_view name_string, string_view value,
                                    error_code& ec) {
+    if (is_header_done()) {
+        // A trailer field of a chunked body: none is read, and together they are held to the
+        // head's limit (Beast bounds the head, not the trailers).
+        trailer_bytes_ += name_string.size() + value.size() + 4;
+        if (trailer_bytes_ > header_limit_) {
+            ec = http::error::bad_field;
+            refusal_ = "a trailer section larger than the head's limit";
+        }
+        return;
+    }
     // Framing as RFC 9112 section 6.3 asks of a server: a body is delimited by chunked alone
     // or by one Content-Length, never both. Beast reads a Transfer-Encoding whose last coding
     // is not chunked ("gzip", "chunked, identity") as no body at all, and takes a
@@ -112,6 +122,13 @@ void request_parser::on_body_init_impl(const boost::optional<std::uint64_t>& len
 std::size_t request_parser::on_body_impl(string_view body, error_code&) {
     req_.body_.append(body.data(), body.size());
     return body.size();
+}
+
+void request_parser::on_chunk_header_impl(std::uint64_t, string_view extensions, error_code& ec) {
+    if (extensions.size() > max_chunk_extension) {
+        ec = http::error::bad_chunk_extension;
+        refusal_ = "a chunk extension longer than 4096 bytes";
+    }
 }
 
 std::size_t request_parser::on_chunk_body_impl(std::uint64_t, string_view body, error_code& ec) {

@@ -50,12 +50,11 @@ bool uses_images(const nlohmann::json& body) {
 }
 
 // Checks the body of a chat or embeddings request (in OpenAI form).
-result<void> validate_body(request_context& ctx) {
-    const auto& body = ctx.body;
-    if (ctx.api == api_kind::count_tokens) {
+result<void> validate_body(api_kind api, const nlohmann::json& body, body_facts& facts) {
+    if (api == api_kind::count_tokens) {
         return ok(); // (counted, never sent to a model: any shape the count can read)
     }
-    if (ctx.api != api_kind::embeddings) {
+    if (api != api_kind::embeddings) {
         const auto messages = body.find("messages");
         if (messages == body.end() || !messages->is_array() || messages->empty()) {
             return errors::invalid_request("'messages' must be a non-empty array.", "messages");
@@ -98,17 +97,18 @@ result<void> validate_body(request_context& ctx) {
         }
         wants_usage = usage != opts->end() && usage->is_boolean() && usage->get<bool>();
     }
-    ctx.facts.wants_usage = wants_usage;
-    ctx.facts.stream = ctx.api != api_kind::embeddings && stream != body.end() &&
-                       stream->is_boolean() && stream->get<bool>();
+    facts.wants_usage = wants_usage;
+    facts.stream = api != api_kind::embeddings && stream != body.end() && stream->is_boolean() &&
+                   stream->get<bool>();
     return ok();
 }
 
-// The body parsed into ctx.body (OpenAI form: /v1/messages is translated), checked, and
-// its facts read from the parse: the full path.
-result<void> parse_body(request_context& ctx) {
-    const auto limit = json_parse::max_depth();
-    auto parsed = json_parse::parse(ctx.req.body(), limit);
+} // namespace
+
+// The body parsed (OpenAI form: /v1/messages is translated), checked, and its facts read
+// from the parse: the full path.
+result<parsed_body> parse_request_body(api_kind api, std::string_view bytes, unsigned limit) {
+    auto parsed = json_parse::parse(bytes, limit);
     if (parsed.why == json_parse::failure::too_deep) {
         return errors::json_too_deep(limit);
     }
@@ -118,52 +118,88 @@ result<void> parse_body(request_context& ctx) {
     auto in = std::move(parsed.value);
     // Another API's request becomes the pivot form (Chat Completions) the other providers
     // are reached in.
-    if (auto pivot = surface::to_pivot(ctx.api, std::move(in)); !pivot) {
+    if (auto pivot = surface::to_pivot(api, std::move(in)); !pivot) {
         return std::move(pivot.error());
     } else {
         in = std::move(pivot.value());
     }
-    ctx.body = std::move(in);
-    ctx.body_parsed = true;
-    const auto model = ctx.body.find("model");
-    if (model == ctx.body.end() || !model->is_string() ||
+    parsed_body out;
+    out.body = std::move(in);
+    const auto model = out.body.find("model");
+    if (model == out.body.end() || !model->is_string() ||
         model->get_ref<const std::string&>().empty()) {
         return errors::invalid_request("Missing required parameter: 'model'.", "model");
     }
-    if (auto checked = validate_body(ctx); !checked) {
-        return checked;
+    auto& f = out.facts;
+    if (auto checked = validate_body(api, out.body, f); !checked) {
+        return std::move(checked.error());
     }
-    ctx.client_model = model->get<std::string>();
     // Estimated once: routing (cheapest) and the guards' reservation both use it.
+    f.model = model->get<std::string>();
+    f.prompt_tokens = providers::estimate_prompt_tokens(out.body);
+    f.max_output = routing::expected_output_tokens(out.body);
+    f.tools = uses_tools(out.body);
+    f.images = uses_images(out.body);
+    f.has_stream_options = out.body.contains("stream_options");
+    return out;
+}
+
+std::optional<body_facts> scan_request_body(api_kind api, std::string_view bytes, unsigned limit) {
+    if (api == api_kind::chat) {
+        return scan_chat_body(bytes);
+    }
+    if (api != api_kind::embeddings) {
+        return scan_passthrough_body(bytes, api, limit);
+    }
+    return std::nullopt;
+}
+
+void take_parsed_body(request_context& ctx, parsed_body&& p) {
+    ctx.body = std::move(p.body);
+    ctx.body_parsed = true;
+    ctx.client_model = p.facts.model;
+    // (Where the scan found the model's bytes stays known.)
     auto& f = ctx.facts;
-    f.model = ctx.client_model;
-    f.prompt_tokens = providers::estimate_prompt_tokens(ctx.body);
-    f.max_output = routing::expected_output_tokens(ctx.body);
-    f.tools = uses_tools(ctx.body);
-    f.images = uses_images(ctx.body);
-    f.has_stream_options = ctx.body.contains("stream_options");
+    f.model = std::move(p.facts.model);
+    f.stream = p.facts.stream;
+    f.wants_usage = p.facts.wants_usage;
+    f.has_stream_options = p.facts.has_stream_options;
+    f.tools = p.facts.tools;
+    f.images = p.facts.images;
+    f.max_output = p.facts.max_output;
+    f.prompt_tokens = p.facts.prompt_tokens;
+}
+
+void take_scanned_body(request_context& ctx, body_facts&& facts) {
+    ctx.client_model = facts.model;
+    ctx.facts = std::move(facts);
+}
+
+namespace {
+
+// The body parsed into ctx.body, checked, and its facts into ctx.
+result<void> parse_body(request_context& ctx) {
+    auto parsed = parse_request_body(ctx.api, ctx.req.body(), json_parse::max_depth());
+    if (!parsed) {
+        return std::move(parsed.error());
+    }
+    take_parsed_body(ctx, std::move(parsed.value()));
     return ok();
 }
 
 // Reads a plain request's facts from its bytes (body_scan, passthrough_scan); false when
 // the full parse has to decide.
 bool scan_body(request_context& ctx) {
-    std::optional<body_facts> facts;
-    if (ctx.api == api_kind::chat) {
-        facts = scan_chat_body(ctx.req.body());
-    } else if (ctx.api != api_kind::embeddings) {
-        facts = scan_passthrough_body(ctx.req.body(), ctx.api, json_parse::max_depth());
-    }
+    auto facts = scan_request_body(ctx.api, ctx.req.body(), json_parse::max_depth());
     if (!facts) {
         return false;
     }
-    ctx.client_model = facts->model;
-    ctx.facts = std::move(*facts);
+    take_scanned_body(ctx, std::move(*facts));
     return true;
 }
 
-// Whether a target of the plan reads the parsed body (a count of tokens is the gateway's
-// own, from the parse, unless the first target counts).
+} // namespace
+
 bool needs_parsed_body(const request_context& ctx, const routing::dispatch_plan& plan) {
     const auto view = request_view_of(ctx);
     if (ctx.api == api_kind::count_tokens) {
@@ -175,6 +211,8 @@ bool needs_parsed_body(const request_context& ctx, const routing::dispatch_plan&
                            return c.provider->impl->needs_parsed_body(*c.provider, view);
                        });
 }
+
+namespace {
 
 // A key with a USD budget may only use priced models; then the ledger's request: the
 // estimates to hold.
@@ -203,7 +241,8 @@ result<guard::admission_request> guard_request(request_context& ctx, routing::di
         // A 64-bit hash is fingerprint enough: it is only compared with the same key's
         // own recent bodies (a collision could refuse nothing but the sender's own
         // request), at a fraction of a SHA-256's cost.
-        req.loop_fingerprint = std::hash<std::string_view>{}(ctx.req.body());
+        req.loop_fingerprint =
+            ctx.body_hash ? *ctx.body_hash : std::hash<std::string_view>{}(ctx.req.body());
     }
     return req;
 }
@@ -241,7 +280,7 @@ providers::request_view request_view_of(const request_context& ctx) {
     return v;
 }
 
-result<admitted> admit(request_context& ctx, auth::authenticator& auth) {
+result<void> admit_key(request_context& ctx, auth::authenticator& auth) {
     std::string revoked_id;
     const auto secret =
         auth::presented_secret(ctx.req[http::field::authorization], ctx.req["x-api-key"]);
@@ -252,11 +291,10 @@ result<admitted> admit(request_context& ctx, auth::authenticator& auth) {
     ctx.key = ctx.who.key;
     ctx.log.key_id = ctx.key->id;
     ctx.log.key_class = config::to_string(ctx.key->cls);
-    if (!scan_body(ctx)) {
-        if (auto parsed = parse_body(ctx); !parsed) {
-            return std::move(parsed.error());
-        }
-    }
+    return ok();
+}
+
+result<routing::dispatch_plan> admit_route(request_context& ctx) {
     ctx.log.stream = ctx.facts.stream;
     const std::string& name = ctx.client_model;
     ctx.log.route = name;
@@ -272,16 +310,36 @@ result<admitted> admit(request_context& ctx, auth::authenticator& auth) {
         return std::move(plan.error());
     }
     ctx.route_reason = plan->reason;
+    return plan;
+}
+
+result<admitted> admit_guard(request_context& ctx, routing::dispatch_plan&& plan) {
+    auto req = guard_request(ctx, plan);
+    if (!req) {
+        return std::move(req.error());
+    }
+    return admitted{std::move(plan), std::move(req.value())};
+}
+
+result<admitted> admit(request_context& ctx, auth::authenticator& auth) {
+    if (auto who = admit_key(ctx, auth); !who) {
+        return std::move(who.error());
+    }
+    if (!scan_body(ctx)) {
+        if (auto parsed = parse_body(ctx); !parsed) {
+            return std::move(parsed.error());
+        }
+    }
+    auto plan = admit_route(ctx);
+    if (!plan) {
+        return std::move(plan.error());
+    }
     if (!ctx.body_parsed && needs_parsed_body(ctx, plan.value())) {
         if (auto parsed = parse_body(ctx); !parsed) {
             return std::move(parsed.error());
         }
     }
-    auto req = guard_request(ctx, plan.value());
-    if (!req) {
-        return std::move(req.error());
-    }
-    return admitted{std::move(plan.value()), std::move(req.value())};
+    return admit_guard(ctx, std::move(plan.value()));
 }
 
 result<void> take_admission(request_context& ctx, guard::admission&& answer,

@@ -7,6 +7,7 @@
 #include "michi/pipeline/answer.hpp"
 #include "michi/pipeline/cache_stage.hpp"
 #include "michi/pipeline/exchange.hpp"
+#include "michi/pipeline/large_body.hpp"
 
 #include <algorithm>
 
@@ -50,7 +51,17 @@ awaitable<void> serve_count(deps& d, downstream::client_io& io, request_context&
 awaitable<void> serve_completion(deps& d, downstream::client_io& io, request_context& ctx) {
     ctx.api_call = true;
     co_await refresh_keys(d);
-    auto admitted = admit(ctx, d.auth);
+    // (A large body's scan and parse run off this event loop; the request may end there.)
+    std::optional<result<pipeline::admitted>> admission;
+    if (is_large(ctx)) {
+        admission = co_await admit_large(d, io, ctx);
+        if (!admission) {
+            co_return;
+        }
+    } else {
+        admission.emplace(admit(ctx, d.auth));
+    }
+    auto& admitted = *admission;
     if (!admitted) {
         co_await reply_error(io, ctx, d.ledger, admitted.error());
         co_return;

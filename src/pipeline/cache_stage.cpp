@@ -3,6 +3,7 @@
 #include "michi/cache/request_key.hpp"
 #include "michi/core/json_scan.hpp"
 #include "michi/pipeline/answer.hpp"
+#include "michi/pipeline/large_body.hpp"
 #include "michi/pipeline/settle.hpp"
 
 #include <boost/algorithm/string/predicate.hpp>
@@ -107,6 +108,23 @@ private:
     cache::pending_fill& fill_;
 };
 
+// The key of a large body, as answer_from_cache finds a key (without the keys remembered).
+std::optional<cache::request_key> large_key(api_kind api, const std::string& model,
+                                            const lent_body& b, const std::string& scope,
+                                            const std::string& headers, bool as_sent, bool parsed) {
+    if (parsed && !as_sent) {
+        return cache::raw_key_of(api, model, b.bytes, scope, headers,
+                                 cache::sets_temperature(b.parsed));
+    }
+    if (!parsed) {
+        return cache::key_of(api, model, b.bytes, scope, headers);
+    }
+    if (json_scan::nesting_depth(b.bytes, cache::max_key_depth) <= cache::max_key_depth) {
+        return cache::parsed_key_of(api, model, b.parsed, scope, headers);
+    }
+    return std::nullopt;
+}
+
 } // namespace
 
 awaitable<bool> answer_from_cache(deps& d, downstream::client_io& io, request_context& ctx,
@@ -132,7 +150,19 @@ awaitable<bool> answer_from_cache(deps& d, downstream::client_io& io, request_co
     // body's exact bytes.
     const bool as_sent = ctx.api == api_kind::chat || ctx.api == api_kind::embeddings;
     std::optional<cache::request_key> key;
-    if (ctx.body_parsed && !as_sent) {
+    if (is_large(ctx)) {
+        // (Off this event loop: the key of a large body, never one remembered.)
+        auto job = [api = ctx.api, model = model, scope = std::string(scope),
+                    headers = std::move(headers), as_sent,
+                    parsed = ctx.body_parsed](const lent_body& b) {
+            return large_key(api, model, b, scope, headers, as_sent, parsed);
+        };
+        auto done = co_await on_pool(d, io, ctx, job_stage::later, std::move(job));
+        if (!done) {
+            co_return true; // (the request ended there)
+        }
+        key = std::move(*done);
+    } else if (ctx.body_parsed && !as_sent) {
         key = cache::raw_key_of(ctx.api, model, body, scope, headers,
                                 cache::sets_temperature(ctx.body));
     } else {

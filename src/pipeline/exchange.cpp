@@ -5,6 +5,7 @@
 #include "michi/pipeline/admission.hpp"
 #include "michi/pipeline/answer.hpp"
 #include "michi/pipeline/cache_stage.hpp"
+#include "michi/pipeline/large_body.hpp"
 #include "michi/pipeline/settle.hpp"
 #include "michi/providers/openai.hpp"
 #include "michi/routing/retry.hpp"
@@ -44,6 +45,61 @@ void account_passthrough(request_context& ctx, const candidate& c, std::string_v
     account(ctx, *c.model, u, seen ? 0 : adapter_of(c).content_chars(body));
 }
 
+// A whole success answer in the client's API, with the usage and characters it accounts.
+struct converted_whole {
+    std::string text;
+    providers::usage_info usage;
+    std::size_t chars = 0; // the answer's text, when no usage came
+};
+
+// What turns a whole success answer from a provider that does not speak the client's API
+// into the client's answer. The strings it points to outlive it (owned_conversion below).
+struct whole_conversion {
+    const providers::adapter* ad;
+    api_kind api;
+    const std::string* model;
+    const std::string* chat_id;
+    const std::string* answer_id;
+    const std::string* client_model;
+    std::uint64_t prompt_tokens;
+    bool base64; // embeddings asked for as base64
+
+    std::optional<converted_whole> convert(std::string_view body, std::string_view client) const {
+        converted_whole c;
+        c.usage.prompt_tokens = prompt_tokens; // Gemini embeddings may report no count
+        const auto parsed = json_parse::parse_value(body);
+        auto pivot = ad->to_pivot(api, parsed, *model, *chat_id, c.usage);
+        if (!pivot) {
+            return std::nullopt;
+        }
+        c.chars = c.usage.known ? 0 : ad->content_chars(body);
+        if (base64) {
+            providers::openai::encode_base64(*pivot);
+        }
+        c.text = surface::whole_answer(api, *pivot, *client_model, client, *answer_id);
+        return c;
+    }
+};
+
+// The same with its own copies of the strings: work on the pool owns what it reads.
+struct owned_conversion {
+    explicit owned_conversion(const whole_conversion& w)
+        : model(*w.model), chat_id(*w.chat_id), answer_id(*w.answer_id),
+          client_model(*w.client_model), with(w) {}
+
+    std::optional<converted_whole> convert(std::string_view body, std::string_view client) const {
+        auto w = with;
+        w.model = &model;
+        w.chat_id = &chat_id;
+        w.answer_id = &answer_id;
+        w.client_model = &client_model;
+        return w.convert(body, client);
+    }
+
+    std::string model, chat_id, answer_id, client_model;
+    whole_conversion with;
+};
+
 // Answers with a whole body (any status) that came from c: passed through when the client
 // speaks the provider's API, else turned into the client's API's answer or error.
 awaitable<void> answer_whole(deps& d, downstream::client_io& io, request_context& ctx,
@@ -57,22 +113,38 @@ awaitable<void> answer_whole(deps& d, downstream::client_io& io, request_context
             account_passthrough(ctx, c, body);
             out = std::move(body);
         } else {
-            providers::usage_info u;
-            u.prompt_tokens = ctx.facts.prompt_tokens; // Gemini embeddings may report no count
-            const auto parsed = json_parse::parse_value(body);
-            auto pivot = ad.to_pivot(ctx.api, parsed, c.model->name, chat_id(ctx), u);
-            if (!pivot) {
+            const std::string id = chat_id(ctx);
+            const std::string out_id = answer_id(ctx);
+            const whole_conversion conversion{&ad,
+                                              ctx.api,
+                                              &c.model->name,
+                                              &id,
+                                              &out_id,
+                                              &ctx.client_model,
+                                              ctx.facts.prompt_tokens,
+                                              ctx.api == api_kind::embeddings &&
+                                                  providers::openai::wants_base64(ctx.body)};
+            std::optional<converted_whole> conv;
+            if (is_large(ctx) || body.size() >= large_body_bytes) {
+                // (Off this event loop: the answer's parse, translation and text.)
+                auto job = [conversion = owned_conversion(conversion), answer = std::move(body)](
+                               const lent_body& b) { return conversion.convert(answer, b.bytes); };
+                auto done = co_await on_pool(d, io, ctx, job_stage::later, std::move(job));
+                if (!done) {
+                    co_return;
+                }
+                conv = std::move(*done);
+            } else {
+                conv = conversion.convert(body, ctx.req.body());
+            }
+            if (!conv) {
                 const auto err = errors::upstream_error("Upstream " + c.model->name +
                                                         " answered with a body that is not JSON.");
                 co_await reply_error(io, ctx, d.ledger, err);
                 co_return;
             }
-            account(ctx, *c.model, u, u.known ? 0 : ad.content_chars(body));
-            if (ctx.api == api_kind::embeddings && providers::openai::wants_base64(ctx.body)) {
-                providers::openai::encode_base64(*pivot);
-            }
-            out = surface::whole_answer(ctx.api, *pivot, ctx.client_model, ctx.req.body(),
-                                        answer_id(ctx));
+            account(ctx, *c.model, conv->usage, conv->usage.known ? 0 : conv->chars);
+            out = std::move(conv->text);
         }
     } else if (passthrough) {
         out = std::move(body);
@@ -147,7 +219,27 @@ awaitable<stream::relay_result> relay_stream(deps& d, downstream::client_io& io,
                                              request_context& ctx, const candidate& c,
                                              stream::body_source& src, unsigned status,
                                              stream::relay_failure& failure) {
-    const auto filter = recorded(ctx, filter_for(ctx, c));
+    std::unique_ptr<surface::stream_filter> made;
+    if (is_large(ctx) && ctx.api == api_kind::responses &&
+        !adapter_of(c).passthrough(*c.provider, ctx.api)) {
+        // (Off this event loop: the Responses filter reads the large request whole.)
+        auto job =
+            [t = adapter_of(c).stream_to_pivot(chat_id(ctx), c.model->name, ctx.facts.wants_usage),
+             id = answer_id(ctx), model = ctx.client_model](const lent_body& b) mutable {
+                return surface::translating_filter(api_kind::responses, std::move(t), id, model,
+                                                   b.bytes);
+            };
+        auto done = co_await on_pool(d, io, ctx, job_stage::later, std::move(job));
+        if (!done) {
+            account(ctx, *c.model, providers::usage_info{}, 0); // (the input was sent)
+            ctx.keep_alive = false;
+            co_return stream::relay_result::done;
+        }
+        made = std::move(*done);
+    } else {
+        made = filter_for(ctx, c);
+    }
+    const auto filter = recorded(ctx, std::move(made));
     stream::relay_client client{io, stream_head(ctx, status), {}, c.model->name, {}, {}};
     client.fields.reserve(512);
     append_michi_fields(client.fields, ctx);
@@ -183,7 +275,21 @@ awaitable<stream::relay_result> relay_stream(deps& d, downstream::client_io& io,
 // Answers from a local provider (echo), as from an upstream that answered 200.
 awaitable<void> serve_local(deps& d, downstream::client_io& io, request_context& ctx,
                             const candidate& c) {
-    auto answer = adapter_of(c).answer_locally(*c.model, request_view_of(ctx), chat_id(ctx));
+    std::unique_ptr<providers::local_answer> answer;
+    if (is_large(ctx)) {
+        // (Off this event loop: an answer built from a large prompt.)
+        auto job = [ad = &adapter_of(c), model = c.model, view = lent_view(request_view_of(ctx)),
+                    id = chat_id(ctx)](const lent_body& b) {
+            return ad->answer_locally(*model, view.over(b), id);
+        };
+        auto done = co_await on_pool(d, io, ctx, job_stage::later, std::move(job));
+        if (!done) {
+            co_return;
+        }
+        answer = std::move(*done);
+    } else {
+        answer = adapter_of(c).answer_locally(*c.model, request_view_of(ctx), chat_id(ctx));
+    }
     if (!answer->stream) {
         co_await answer_whole(d, io, ctx, c, 200, answer->whole, "application/json", {});
         co_return;
@@ -276,7 +382,26 @@ awaitable<void> run_exchange(deps& d, downstream::client_io& io, request_context
                 co_return;
             }
             providers::outgoing_request req(&d.strings);
-            if (auto built = ad.build(*c.provider, *c.model, view, req); !built) {
+            result<void> built;
+            if (is_large(ctx)) {
+                // (Off this event loop: a large body's translation or copy.)
+                auto job = [&ad, b = c.provider, m = c.model,
+                            v = lent_view(view)](const lent_body& l) {
+                    std::pair<result<void>, providers::outgoing_request> r;
+                    r.first = ad.build(*b, *m, v.over(l), r.second);
+                    return r;
+                };
+                auto done = co_await on_pool(d, io, ctx, job_stage::later, std::move(job));
+                if (!done) {
+                    co_return;
+                }
+                built = std::move(done->first);
+                req.head.swap(done->second.head);
+                req.body.swap(done->second.body);
+            } else {
+                built = ad.build(*c.provider, *c.model, view, req);
+            }
+            if (!built) {
                 const auto& why = built.error().message;
                 translate_errors += c.model->name + ": " + why + " ";
                 note(c, "cannot translate the request (" + why + ")");

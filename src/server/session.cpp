@@ -315,7 +315,8 @@ awaitable<bool> run_session(connection_deps& d, Stream& stream) {
                 if (!wire::took_read(parser, buffer, rec, rn, bec)) {
                     break;
                 }
-            } while (wire::wants_more(parser, buffer, false, bec));
+            } while (wire::wants_more(parser, buffer, false, bec) &&
+                     !parser.overlong_line(buffer.size(), bec));
         }
         if (bec == http::error::body_limit) {
             refusal = errors::request_too_large(sc->max_body_bytes);
@@ -328,7 +329,9 @@ awaitable<bool> run_session(connection_deps& d, Stream& stream) {
             // client's error: 400, then the connection closes, as after a bad head. A body cut
             // short by a hang-up or a timeout gets no answer.
             if (malformed_message(bec)) {
-                refusal = errors::invalid_request("Malformed HTTP request body: " + bec.message());
+                const auto why =
+                    parser.refusal().empty() ? bec.message() : std::string(parser.refusal());
+                refusal = errors::invalid_request("Malformed HTTP request body: " + why);
                 co_await write_local_error(io, ctx, *refusal);
                 ended_on_error = true;
             }

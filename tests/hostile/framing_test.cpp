@@ -95,6 +95,47 @@ TEST(FramingTest, AmbiguousOrMalformedRequestFramingIs400AndClose) {
     EXPECT_EQ(up.request_count(), 1u);
 }
 
+// A chunk extension or trailer section is bounded like a head: a long one is refused with 400
+// and the connection closed, before it can grow the connection's buffer without end; short
+// ones are ignored as RFC 9112 lets a server do.
+TEST(FramingTest, LongChunkExtensionsAndTrailersAre400AndClose) {
+    fake_upstream up;
+    gateway_harness gw(basic_config(up.base_url()));
+    char size_line[32];
+    std::snprintf(size_line, sizeof size_line, "%zx", chat_body.size());
+    const std::string chunked = chat_head() + "Transfer-Encoding: chunked\r\n\r\n";
+    const std::string long_text(100 * 1024, 'x');
+    struct attempt {
+        const char* what;
+        std::string bytes;
+    };
+    const std::vector<attempt> attempts = {
+        {"a 100 KB chunk extension",
+         chunked + size_line + ";name=" + long_text + "\r\n" + chat_body + "\r\n0\r\n\r\n"},
+        {"a 100 KB extension on the last chunk",
+         chunked + size_line + "\r\n" + chat_body + "\r\n0;name=" + long_text + "\r\n\r\n"},
+        {"100 KB of trailer fields", chunked + size_line + "\r\n" + chat_body +
+                                         "\r\n0\r\nX-Trailer: " + long_text + "\r\n\r\n"},
+        {"a chunk line that never ends", chunked + size_line + ";name=" + long_text + long_text},
+    };
+    for (const auto& a : attempts) {
+        const auto answer = raw_exchange(gw.port(), a.bytes);
+        EXPECT_TRUE(answer.bytes.starts_with("HTTP/1.1 400 ")) << a.what << ":\n" << answer.bytes;
+        EXPECT_EQ(status_lines(answer.bytes), 1u) << a.what;
+        EXPECT_NE(answer.bytes.find("\r\nConnection: close\r\n"), std::string::npos) << a.what;
+        EXPECT_NE(answer.bytes.find("\"invalid_request_error\""), std::string::npos) << a.what;
+        EXPECT_TRUE(answer.closed) << a.what;
+    }
+    EXPECT_EQ(up.request_count(), 0u);
+    // Short extensions and trailers are ignored (a trailer is not read as a field).
+    const auto ok = raw_exchange(
+        gw.port(), chat_head() + "Connection: close\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                       size_line + ";a=b;c=\"d\"\r\n" + chat_body +
+                       "\r\n0;e=f\r\nX-Checksum: 1\r\n\r\n");
+    EXPECT_TRUE(ok.bytes.starts_with("HTTP/1.1 200 ")) << ok.bytes;
+    EXPECT_EQ(up.request_count(), 1u);
+}
+
 // An upstream that answers the first request of each connection with `first` and any later
 // one on the same connection with `later`, raw bytes, counting connections and requests
 // (requests framed by Content-Length, as the gateway sends them).

@@ -2,10 +2,11 @@
 // What every worker shares: the current snapshot (swapped atomically on reload), the stores,
 // the in-process ledger, cool-downs, live signals and provider key pools, the response
 // cache's memory, metrics, the recent fallbacks, the thread for blocking
-// work, and the in-flight count with readiness and the drain flag.
+// work, the pool for CPU work on large bodies, and the in-flight count with readiness and the drain flag.
 
 #include "michi/cache/memory_cache.hpp"
 #include "michi/core/inflight.hpp"
+#include "michi/core/offload.hpp"
 #include "michi/core/published.hpp"
 #include "michi/guard/local_ledger.hpp"
 #include "michi/obs/fallback_log.hpp"
@@ -52,6 +53,8 @@ public:
     store::key_registry& key_registry() { return *key_registry_; }
     // The thread blocking work (SQLite) is handed to, away from the event loops.
     net::io_context& blocking() { return blocking_; }
+    // The threads CPU work proportional to a large request's size is handed to.
+    cpu_pool& cpu() { return cpu_; }
 
     std::shared_ptr<const pipeline::snapshot> snapshot() const { return rt_.get(); }
     // For a reader on the request path (see published.hpp): no lock, no shared count.
@@ -81,6 +84,7 @@ private:
     std::unique_ptr<store::key_sync> key_sync_; // after the registry: stops before it goes
     net::io_context blocking_;
     std::thread blocking_thread_;
+    cpu_pool cpu_;
 };
 
 } // namespace michi

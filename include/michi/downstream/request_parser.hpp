@@ -29,6 +29,10 @@ public:
     std::string_view operator[](std::string_view name) const;
 
     const std::string& body() const { return body_; }
+    // Lends the body out (to work off the event loop) and takes it back: the request has
+    // none meanwhile.
+    std::string lend_body() noexcept { return std::move(body_); }
+    void take_back_body(std::string body) noexcept { body_ = std::move(body); }
     // Lets the body's storage go (a stream past its commit point no longer needs it).
     void release_body() { std::string().swap(body_); }
     // Lets the fields' storage go too: after this the request has no fields (a stream past
@@ -75,6 +79,31 @@ public:
     // its strings are emptied and keep their room, unless a large body left a lot of it.
     explicit request_parser(request&& spent);
 
+    // The head's limit (Beast's), which also bounds the trailer section of a chunked body.
+    void header_limit(std::uint32_t bytes) {
+        basic_parser::header_limit(bytes);
+        header_limit_ = bytes;
+    }
+    // The bytes a body read may leave unparsed in the read buffer: the parser consumes body
+    // bytes as they come, so only a chunk line or the trailer section waits there whole, and
+    // one longer than this is refused (an unterminated one would otherwise grow the buffer
+    // without end).
+    // True (and ec set) when `buffered` unparsed bytes exceed that.
+    bool overlong_line(std::size_t buffered, error_code& ec) {
+        if (buffered <= max_chunk_extension + header_limit_ + 64) {
+            return false;
+        }
+        ec = http::error::bad_chunk_extension;
+        refusal_ = "a chunk line or trailer section too long";
+        return true;
+    }
+    // Why the parser refused the body for a limit of its own (empty: Beast's error says).
+    std::string_view refusal() const noexcept { return refusal_; }
+
+    // A chunk extension longer than this is refused (Michi reads none: RFC 9112 section 7.1.1
+    // lets a server ignore them, not take unbounded ones).
+    static constexpr std::size_t max_chunk_extension = 4096;
+
     // The request read so far (its fields complete once the header is done).
     const request& get() const { return req_; }
     // Takes the request out; the parser is then spent.
@@ -94,13 +123,16 @@ private:
     void on_header_impl(error_code& ec) override;
     void on_body_init_impl(const boost::optional<std::uint64_t>& length, error_code&) override;
     std::size_t on_body_impl(string_view body, error_code&) override;
-    void on_chunk_header_impl(std::uint64_t, string_view, error_code&) override {}
+    void on_chunk_header_impl(std::uint64_t, string_view extensions, error_code& ec) override;
     std::size_t on_chunk_body_impl(std::uint64_t, string_view body, error_code&) override;
     void on_finish_impl(error_code&) override {}
 
     request req_;
-    bool transfer_encoding_ = false; // a Transfer-Encoding field came
-    bool content_length_ = false;    // a Content-Length field came
+    bool transfer_encoding_ = false;    // a Transfer-Encoding field came
+    bool content_length_ = false;       // a Content-Length field came
+    std::uint32_t header_limit_ = 8192; // (Beast's default)
+    std::size_t trailer_bytes_ = 0;     // the trailer section's fields so far
+    const char* refusal_ = "";
 };
 
 } // namespace michi::downstream

@@ -20,7 +20,32 @@ struct admitted {
 };
 
 // The checks before the ledger; ctx gets the key, the body's facts and the route reason.
+// In steps: the key (admit_key), the body's facts (scanned from its bytes, else parsed), the
+// plan (admit_route), the parse when a target of the plan needs it, the guards' request
+// (admit_guard). A large body's steps run off the event loop (admit_large, large_body.hpp).
 result<admitted> admit(request_context& ctx, auth::authenticator& auth);
+
+result<void> admit_key(request_context& ctx, auth::authenticator& auth);
+result<routing::dispatch_plan> admit_route(request_context& ctx);
+result<admitted> admit_guard(request_context& ctx, routing::dispatch_plan&& plan);
+// Whether a target of the plan reads the parsed body (a count of tokens is the gateway's
+// own, from the parse, unless the first target counts).
+bool needs_parsed_body(const request_context& ctx, const routing::dispatch_plan& plan);
+
+// A body parsed, checked, and its facts read from the parse (the client's model in
+// facts.model).
+struct parsed_body {
+    nlohmann::json body; // in OpenAI form (another API's request translated)
+    body_facts facts;
+};
+// The body's bytes parsed (depth at most `limit`) and checked: the full path. Pure: any thread.
+result<parsed_body> parse_request_body(api_kind api, std::string_view bytes, unsigned limit);
+// A plain request's facts read from its bytes (body_scan, passthrough_scan); nullopt when the
+// full parse has to decide. Pure: any thread.
+std::optional<body_facts> scan_request_body(api_kind api, std::string_view bytes, unsigned limit);
+// What either found, into ctx.
+void take_parsed_body(request_context& ctx, parsed_body&& p);
+void take_scanned_body(request_context& ctx, body_facts&& facts);
 
 // The ledger's answer: the hold and the x-ratelimit-* values into ctx, or the refusal
 // (counted in the metrics).

@@ -5,6 +5,7 @@
 #include "michi/auth/authenticator.hpp"
 #include "michi/cache/response_cache.hpp"
 #include "michi/core/net.hpp"
+#include "michi/core/offload.hpp"
 #include "michi/core/string_pool.hpp"
 #include "michi/guard/ledger.hpp"
 #include "michi/routing/random.hpp"
@@ -36,6 +37,7 @@ struct deps {
     string_pool& strings;        // the worker's spare strings for upstream requests
     std::string& fields;         // the worker's scratch for a whole answer's head fields
     routing::random_engine& rng; // the worker's, for backoff jitter
+    cpu_pool& cpu;               // the threads for CPU work on large bodies (large_body.hpp)
 };
 
 } // namespace michi::pipeline

@@ -40,7 +40,8 @@ struct request_context : downstream::call {
     body_facts facts;
     nlohmann::json body;
     bool body_parsed = false;
-    std::string client_model; // the model as the client named it
+    std::string client_model;             // the model as the client named it
+    std::optional<std::size_t> body_hash; // the loop guard's hash of a large body (large_body)
     // x-michi-route-reason, when the router or a strategy chose the order: the router's, or
     // the strategy's (route_reason_made's text, or one of the snapshot's, kept alive with
     // ctx.rt), which goes first.
