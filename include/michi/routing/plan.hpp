@@ -17,7 +17,7 @@ struct prepared_route;
 
 // A candidate's model: one of the snapshot's configured models, or one made from the price
 // table and held by the route table or the plan (`held`), pointed at either way: no copy of
-// a model's strings per request, and a candidate that moves as five words.
+// a model's strings per request, and a candidate that moves as four words.
 class model_ref {
 public:
     static model_ref of(const config::model_config& m) { return model_ref(&m); }

@@ -8,7 +8,6 @@
 #include "michi/routing/random.hpp"
 
 #include <chrono>
-#include <random>
 #include <string_view>
 #include <vector>
 

@@ -15,7 +15,6 @@
 
 #include <chrono>
 #include <optional>
-#include <random>
 #include <span>
 #include <string>
 #include <vector>
