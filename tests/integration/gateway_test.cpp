@@ -565,7 +565,12 @@ TEST(GatewayTest, AClientThatStopsReadingAStreamIsCutOffAndTheUpstreamCancelled)
     const std::string event =
         R"({"choices":[{"index":0,"delta":{"content":")" + std::string(8192, 'x') + R"("}}]})";
     up.set_handler([&](const recorded_request&) {
-        return sse_response(std::vector<std::string>(1024, event));
+        auto r = sse_response(std::vector<std::string>(1024, event));
+        // The stream stays open after its events: the gateway's side of the upstream socket
+        // can take all 8 MiB into its receive buffer, and a stream the fake had finished
+        // could not be seen cancelled.
+        r.end_delay = std::chrono::seconds(60);
+        return r;
     });
     gateway_harness gw(basic_config(up.base_url(), {.server = "  idle_timeout: 300ms\n"}));
     raw_client client(gw.port());
