@@ -140,4 +140,145 @@ std::optional<std::string_view> find_unique(std::string_view text, std::string_v
     return found;
 }
 
+namespace {
+
+// Where `"key"` (with its quotes) is written in text[from, to): the first place, and whether
+// there is a second; and the first `\u` there (an escape that could spell a key), or npos.
+struct key_places {
+    std::size_t first = std::string_view::npos;
+    bool twice = false;
+    std::size_t escape = std::string_view::npos;
+};
+
+key_places find_key_places(std::string_view t, std::size_t from, std::size_t to,
+                           std::string_view key) noexcept {
+    key_places found;
+    const std::size_t span = key.size() + 1; // from the opening quote to the closing one
+    const char* const d = t.data();
+    const auto at = [&](std::size_t i) { // one starting place
+        if (d[i] == '"' && i + span < to && d[i + 1] == key[0] && d[i + span] == '"' &&
+            std::memcmp(d + i + 1, key.data(), key.size()) == 0) {
+            found.twice = found.first != std::string_view::npos;
+            if (!found.twice) {
+                found.first = i;
+            }
+        } else if (d[i] == '\\' && i + 1 < to && d[i + 1] == 'u' &&
+                   found.escape == std::string_view::npos) {
+            found.escape = i;
+        }
+    };
+    // 16 starting places at a time: a quote there, the key's first byte next and a quote
+    // where the key would end; or a backslash and a 'u'. (GCC vector extensions: plain
+    // SIMD compares on any target.)
+    using bytes = unsigned char __attribute__((vector_size(16)));
+    const auto splat = [](char c) {
+        bytes v;
+        for (int k = 0; k < 16; ++k) {
+            v[k] = static_cast<unsigned char>(c);
+        }
+        return v;
+    };
+    const bytes quote = splat('"');
+    const bytes lead = splat(key[0]);
+    const bytes backslash = splat('\\');
+    const bytes u = splat('u');
+    std::size_t i = from;
+    for (; i + span + 16 <= to && !found.twice; i += 16) {
+        bytes here;
+        bytes next;
+        bytes end;
+        std::memcpy(&here, d + i, 16);
+        std::memcpy(&next, d + i + 1, 16);
+        std::memcpy(&end, d + i + span, 16);
+        const auto hit = ((here == quote) & (next == lead) & (end == quote)) |
+                         ((here == backslash) & (next == u));
+        std::uint64_t half[2];
+        std::memcpy(half, &hit, sizeof half);
+        if ((half[0] | half[1]) != 0) {
+            for (std::size_t k = i; k < i + 16; ++k) {
+                at(k);
+            }
+        }
+    }
+    for (; i < to && !found.twice; ++i) {
+        at(i);
+    }
+    return found;
+}
+
+} // namespace
+
+std::optional<std::string_view> find_unique_near_end(std::string_view text, std::string_view key) {
+    constexpr auto npos = std::string_view::npos;
+    std::size_t end = text.size();
+    while (end > 0 && detail::is_ws(text[end - 1])) {
+        --end;
+    }
+    const std::size_t open = detail::skip_ws(text, 0);
+    if (key.empty() || end == 0 || text[end - 1] != '}' || open >= end || text[open] != '{') {
+        return find_unique(text, key);
+    }
+    const std::size_t close = end - 1; // the object's closing brace
+    // A key written as `key` is written `"key"` somewhere: none, and no member has the name.
+    const key_places places = find_key_places(text, open + 1, close, key);
+    if (places.first == npos) {
+        return places.escape == npos ? std::nullopt : find_unique(text, key);
+    }
+    if (places.twice || places.escape < places.first) {
+        return find_unique(text, key); // (which decides a duplicate or an escape exactly)
+    }
+    const std::size_t quote = places.first;
+    // A member starts there only after '{' or ',' (a quote after anything else closes a
+    // string or is escaped).
+    std::size_t before = quote;
+    while (before > open && detail::is_ws(text[before - 1])) {
+        --before;
+    }
+    if (before == 0 || (text[before - 1] != ',' && text[before - 1] != '{') ||
+        (text[before - 1] == '{' && before - 1 != open)) {
+        return find_unique(text, key);
+    }
+    // That member and those after it, to the object's close: then it is a top-level one
+    // (nested deeper, its object would close before the text's last brace).
+    std::optional<std::string_view> found;
+    bool clean = true; // no later key named key or written with escapes
+    std::size_t i = quote;
+    for (;;) {
+        if (i >= close || text[i] != '"') {
+            return find_unique(text, key);
+        }
+        const std::size_t key_end = detail::skip_string(text, i);
+        if (key_end == npos || key_end > close) {
+            return find_unique(text, key);
+        }
+        const std::string_view k = text.substr(i + 1, key_end - i - 2);
+        const std::size_t colon = detail::skip_ws(text, key_end);
+        if (colon >= close || text[colon] != ':') {
+            return find_unique(text, key);
+        }
+        const std::size_t value = detail::skip_ws(text, colon + 1);
+        const std::size_t value_end = skip_value(text, value);
+        if (value_end == npos || value_end > close) {
+            return find_unique(text, key);
+        }
+        if (!found) {
+            found = text.substr(value, value_end - value);
+        } else if (k == key || k.find('\\') != std::string_view::npos) {
+            clean = false;
+        }
+        i = detail::skip_ws(text, value_end);
+        if (i == close) {
+            break;
+        }
+        if (text[i] != ',') {
+            return find_unique(text, key);
+        }
+        i = detail::skip_ws(text, i + 1);
+    }
+    if (!clean) {
+        return find_unique(text, key); // (which decides a duplicate or an escape exactly)
+    }
+    return found;
+}
+
 } // namespace michi::json_scan

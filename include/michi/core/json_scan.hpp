@@ -69,6 +69,14 @@ std::size_t walk_array(std::string_view text, std::size_t pos, Visit&& visit);
 // spell `key` too). nullopt otherwise: absent, duplicated, escaped keys, not an object.
 std::optional<std::string_view> find_unique(std::string_view text, std::string_view key);
 
+// find_unique for a member that comes at or near the end of its object, as a provider's
+// "usage" does (last, or followed by a few short members): one vectorized pass for where
+// `"key"` is written (and for a `\u` escape, which could spell it), then a scan of only the
+// members from there to the object's close. The same answer as find_unique for a JSON
+// object whose keys before the member have no escape but \u; find_unique itself when the
+// text has `"key"` twice, a \u before it, or anything else the pass cannot vouch for.
+std::optional<std::string_view> find_unique_near_end(std::string_view text, std::string_view key);
+
 // ---------------------------------------------------------------- implementation
 
 namespace detail {
