@@ -5,6 +5,10 @@
 #include <array>
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace michi::json_scan {
 
 namespace detail {
@@ -167,39 +171,43 @@ key_places find_key_places(std::string_view t, std::size_t from, std::size_t to,
             found.escape = i;
         }
     };
-    // 16 starting places at a time: a quote there, the key's first byte next and a quote
-    // where the key would end; or a backslash and a 'u'. (GCC vector extensions: plain
-    // SIMD compares on any target.)
-    using bytes = unsigned char __attribute__((vector_size(16)));
-    const auto splat = [](char c) {
-        bytes v;
-        for (int k = 0; k < 16; ++k) {
-            v[k] = static_cast<unsigned char>(c);
-        }
-        return v;
-    };
-    const bytes quote = splat('"');
-    const bytes lead = splat(key[0]);
-    const bytes backslash = splat('\\');
-    const bytes u = splat('u');
     std::size_t i = from;
-    for (; i + span + 16 <= to && !found.twice; i += 16) {
-        bytes here;
-        bytes next;
-        bytes end;
-        std::memcpy(&here, d + i, 16);
-        std::memcpy(&next, d + i + 1, 16);
-        std::memcpy(&end, d + i + span, 16);
-        const auto hit = ((here == quote) & (next == lead) & (end == quote)) |
-                         ((here == backslash) & (next == u));
-        std::uint64_t half[2];
-        std::memcpy(half, &hit, sizeof half);
-        if ((half[0] | half[1]) != 0) {
-            for (std::size_t k = i; k < i + 16; ++k) {
-                at(k);
+#if defined(__SSE2__)
+    // 16 starting places at a time: a quote there, the key's first byte next and a quote
+    // where the key would end; or a backslash and a 'u'. The places from to - span on can
+    // hold neither a key nor an escape before one: they are not looked at.
+    if (to >= from + span + 16) {
+        const auto load = [](const char* p) {
+            return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+        };
+        const __m128i quote = _mm_set1_epi8('"');
+        const __m128i lead = _mm_set1_epi8(key[0]);
+        const __m128i backslash = _mm_set1_epi8('\\');
+        const __m128i u = _mm_set1_epi8('u');
+        // The block of places [j, j + 16), those below j + skip already looked at.
+        const auto block = [&](std::size_t j, unsigned skip) {
+            const __m128i here = load(d + j);
+            const __m128i next = load(d + j + 1);
+            const __m128i named =
+                _mm_and_si128(_mm_cmpeq_epi8(here, quote), _mm_cmpeq_epi8(next, lead));
+            const __m128i hit = _mm_or_si128(
+                _mm_and_si128(named, _mm_cmpeq_epi8(load(d + j + span), quote)),
+                _mm_and_si128(_mm_cmpeq_epi8(here, backslash), _mm_cmpeq_epi8(next, u)));
+            auto mask = static_cast<unsigned>(_mm_movemask_epi8(hit)) & ~((1u << skip) - 1);
+            for (; mask != 0 && !found.twice; mask &= mask - 1) {
+                at(j + static_cast<std::size_t>(__builtin_ctz(mask)));
             }
+        };
+        const std::size_t stop = to - span; // past the last place a key can start
+        for (; i + 16 <= stop && !found.twice; i += 16) {
+            block(i, 0);
         }
+        if (i < stop && !found.twice) {
+            block(stop - 16, static_cast<unsigned>(16 - (stop - i))); // the rest, overlapping
+        }
+        return found;
     }
+#endif
     for (; i < to && !found.twice; ++i) {
         at(i);
     }
@@ -222,7 +230,7 @@ std::optional<std::string_view> find_unique_near_end(std::string_view text, std:
     // A key written as `key` is written `"key"` somewhere: none, and no member has the name.
     const key_places places = find_key_places(text, open + 1, close, key);
     if (places.first == npos) {
-        return places.escape == npos ? std::nullopt : find_unique(text, key);
+        return std::nullopt; // (an escaped spelling makes find_unique refuse too)
     }
     if (places.twice || places.escape < places.first) {
         return find_unique(text, key); // (which decides a duplicate or an escape exactly)
