@@ -5,6 +5,10 @@
 #include <array>
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace michi::json_scan {
 
 namespace detail {
@@ -136,6 +140,151 @@ std::optional<std::string_view> find_unique(std::string_view text, std::string_v
     });
     if (!ok || ambiguous) {
         return std::nullopt;
+    }
+    return found;
+}
+
+namespace {
+
+// Where `"key"` (with its quotes) is written in text[from, to): the first place, and whether
+// there is a second; and the first `\u` there (an escape that could spell a key), or npos.
+struct key_places {
+    std::size_t first = std::string_view::npos;
+    bool twice = false;
+    std::size_t escape = std::string_view::npos;
+};
+
+key_places find_key_places(std::string_view t, std::size_t from, std::size_t to,
+                           std::string_view key) noexcept {
+    key_places found;
+    const std::size_t span = key.size() + 1; // from the opening quote to the closing one
+    const char* const d = t.data();
+    const auto at = [&](std::size_t i) { // one starting place
+        if (d[i] == '"' && i + span < to && d[i + 1] == key[0] && d[i + span] == '"' &&
+            std::memcmp(d + i + 1, key.data(), key.size()) == 0) {
+            found.twice = found.first != std::string_view::npos;
+            if (!found.twice) {
+                found.first = i;
+            }
+        } else if (d[i] == '\\' && i + 1 < to && d[i + 1] == 'u' &&
+                   found.escape == std::string_view::npos) {
+            found.escape = i;
+        }
+    };
+    std::size_t i = from;
+#if defined(__SSE2__)
+    // 16 starting places at a time: a quote there, the key's first byte next and a quote
+    // where the key would end; or a backslash and a 'u'. The places from to - span on can
+    // hold neither a key nor an escape before one: they are not looked at.
+    if (to >= from + span + 16) {
+        const auto load = [](const char* p) {
+            return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+        };
+        const __m128i quote = _mm_set1_epi8('"');
+        const __m128i lead = _mm_set1_epi8(key[0]);
+        const __m128i backslash = _mm_set1_epi8('\\');
+        const __m128i u = _mm_set1_epi8('u');
+        // The block of places [j, j + 16), those below j + skip already looked at.
+        const auto block = [&](std::size_t j, unsigned skip) {
+            const __m128i here = load(d + j);
+            const __m128i next = load(d + j + 1);
+            const __m128i named =
+                _mm_and_si128(_mm_cmpeq_epi8(here, quote), _mm_cmpeq_epi8(next, lead));
+            const __m128i hit = _mm_or_si128(
+                _mm_and_si128(named, _mm_cmpeq_epi8(load(d + j + span), quote)),
+                _mm_and_si128(_mm_cmpeq_epi8(here, backslash), _mm_cmpeq_epi8(next, u)));
+            auto mask = static_cast<unsigned>(_mm_movemask_epi8(hit)) & ~((1u << skip) - 1);
+            for (; mask != 0 && !found.twice; mask &= mask - 1) {
+                at(j + static_cast<std::size_t>(__builtin_ctz(mask)));
+            }
+        };
+        const std::size_t stop = to - span; // past the last place a key can start
+        for (; i + 16 <= stop && !found.twice; i += 16) {
+            block(i, 0);
+        }
+        if (i < stop && !found.twice) {
+            block(stop - 16, static_cast<unsigned>(16 - (stop - i))); // the rest, overlapping
+        }
+        return found;
+    }
+#endif
+    for (; i < to && !found.twice; ++i) {
+        at(i);
+    }
+    return found;
+}
+
+} // namespace
+
+std::optional<std::string_view> find_unique_near_end(std::string_view text, std::string_view key) {
+    constexpr auto npos = std::string_view::npos;
+    std::size_t end = text.size();
+    while (end > 0 && detail::is_ws(text[end - 1])) {
+        --end;
+    }
+    const std::size_t open = detail::skip_ws(text, 0);
+    if (key.empty() || end == 0 || text[end - 1] != '}' || open >= end || text[open] != '{') {
+        return find_unique(text, key);
+    }
+    const std::size_t close = end - 1; // the object's closing brace
+    // A key written as `key` is written `"key"` somewhere: none, and no member has the name.
+    const key_places places = find_key_places(text, open + 1, close, key);
+    if (places.first == npos) {
+        return std::nullopt; // (an escaped spelling makes find_unique refuse too)
+    }
+    if (places.twice || places.escape < places.first) {
+        return find_unique(text, key); // (which decides a duplicate or an escape exactly)
+    }
+    const std::size_t quote = places.first;
+    // A member starts there only after '{' or ',' (a quote after anything else closes a
+    // string or is escaped).
+    std::size_t before = quote;
+    while (before > open && detail::is_ws(text[before - 1])) {
+        --before;
+    }
+    if (before == 0 || (text[before - 1] != ',' && text[before - 1] != '{') ||
+        (text[before - 1] == '{' && before - 1 != open)) {
+        return find_unique(text, key);
+    }
+    // That member and those after it, to the object's close: then it is a top-level one
+    // (nested deeper, its object would close before the text's last brace).
+    std::optional<std::string_view> found;
+    bool clean = true; // no later key named key or written with escapes
+    std::size_t i = quote;
+    for (;;) {
+        if (i >= close || text[i] != '"') {
+            return find_unique(text, key);
+        }
+        const std::size_t key_end = detail::skip_string(text, i);
+        if (key_end == npos || key_end > close) {
+            return find_unique(text, key);
+        }
+        const std::string_view k = text.substr(i + 1, key_end - i - 2);
+        const std::size_t colon = detail::skip_ws(text, key_end);
+        if (colon >= close || text[colon] != ':') {
+            return find_unique(text, key);
+        }
+        const std::size_t value = detail::skip_ws(text, colon + 1);
+        const std::size_t value_end = skip_value(text, value);
+        if (value_end == npos || value_end > close) {
+            return find_unique(text, key);
+        }
+        if (!found) {
+            found = text.substr(value, value_end - value);
+        } else if (k == key || k.find('\\') != std::string_view::npos) {
+            clean = false;
+        }
+        i = detail::skip_ws(text, value_end);
+        if (i == close) {
+            break;
+        }
+        if (text[i] != ',') {
+            return find_unique(text, key);
+        }
+        i = detail::skip_ws(text, i + 1);
+    }
+    if (!clean) {
+        return find_unique(text, key); // (which decides a duplicate or an escape exactly)
     }
     return found;
 }

@@ -417,24 +417,28 @@ awaitable<void> run_exchange(deps& d, downstream::client_io& io, request_context
             const auto sent_at = steady_clock::now();
             // While the answer's head is awaited (for a whole answer, the whole generation),
             // a client that hangs up ends the attempt: the provider stops at once.
-            bool client_gone = false;
-            bool watching = false;
+            // (One pointer in the callback: std::function keeps that without an allocation.)
+            struct hang_up_watch {
+                downstream::client_io& io;
+                bool client_gone = false;
+                bool watching = false;
+            } hang_up{io};
             upstream::head_wait wait;
-            wait.on_wait = [&](upstream::head_wait& w) {
-                watching = true;
-                io.watch_disconnect([&client_gone, &w] {
-                    client_gone = true;
+            wait.on_wait = [h = &hang_up](upstream::head_wait& w) {
+                h->watching = true;
+                h->io.watch_disconnect([h, &w] {
+                    h->client_gone = true;
                     w.abort();
                 });
             };
             auto a = co_await d.upstream.send(*c.provider->endpoint, req.head, req.body,
                                               provider.connect_timeout, head_timeout, &wait);
-            if (watching) {
+            if (hang_up.watching) {
                 io.unwatch();
             }
             req.recycle(); // sent: its storage serves the next request, not this stream
             const auto head_at = steady_clock::now();
-            if (client_gone) {
+            if (hang_up.client_gone) {
                 // Charged the input it sent (the provider may bill it), no output.
                 d.metrics.on_attempt(provider.name, "client_closed");
                 if (a.conn) {

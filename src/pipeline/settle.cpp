@@ -22,9 +22,10 @@ void account(request_context& ctx, const config::model_config& model,
     log.tokens_cache_read = t.cache_read;
     log.tokens_cache_write = t.cache_write();
     log.tokens_reasoning = t.reasoning;
-    ctx.cost_nano = routing::cost_nano_usd(model, t);
+    const auto priced = routing::price(model, t);
+    ctx.cost_nano = priced.cost_nano;
     log.cost_usd = static_cast<double>(ctx.cost_nano) / 1e9;
-    log.cache_saved_usd = routing::cache_savings_usd(model, t);
+    log.cache_saved_usd = priced.saved_usd;
 }
 
 void settle(request_context& ctx, guard::ledger& ledger) {

@@ -18,7 +18,7 @@ namespace {
 
 // The usage object of a message (a whole answer, or message_start's message) as text.
 bool read_message_usage(std::string_view message, usage_info& u) {
-    const auto usage = json_scan::find_unique(message, "usage");
+    const auto usage = json_scan::find_unique_near_end(message, "usage");
     if (!usage) {
         return false;
     }

@@ -19,7 +19,7 @@ std::string dump(const nlohmann::json& j) {
 
 // The usage of a Responses API response object's text.
 bool read_responses_body_usage(std::string_view response, usage_info& u) {
-    const auto usage = json_scan::find_unique(response, "usage");
+    const auto usage = json_scan::find_unique_near_end(response, "usage");
     if (!usage || usage->empty() || usage->front() != '{') {
         return false;
     }
@@ -168,7 +168,7 @@ bool openai_type::usage_of_body(api_kind api, std::string_view body, usage_info&
     if (api == api_kind::responses) {
         return read_responses_body_usage(body, u);
     }
-    const auto usage = json_scan::find_unique(body, "usage");
+    const auto usage = json_scan::find_unique_near_end(body, "usage");
     return usage && read_usage(*usage, u);
 }
 

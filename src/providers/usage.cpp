@@ -37,26 +37,39 @@ token_usage bounded(token_usage u) noexcept {
     return u;
 }
 
-// A raw unsigned integer value, or nullopt.
-std::optional<std::uint64_t> raw_count(std::string_view text, const json_scan::member& m) {
-    const char* first = text.data() + m.value_begin;
-    const char* last = text.data() + m.value_end;
-    std::uint64_t n = 0;
-    const auto [end, ec] = std::from_chars(first, last, n);
-    return ec == std::errc{} && end == last ? std::optional(n) : std::nullopt;
+// Whether a scalar ends at text[i] (as skip_value ends one).
+bool ends_scalar(std::string_view text, std::size_t i) noexcept {
+    return i == text.size() || text[i] == ',' || text[i] == '}' || text[i] == ']' ||
+           text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r';
 }
 
-// Calls read(key, value) for the members of the object `text`; false when it is not one.
+// Calls read(key, value, count) for the members of the object `text` (count: the value as
+// a raw unsigned integer, else nullopt); false when it is not one. One pass: a count is
+// read where it stands, other values skipped.
 template <class Read>
 bool raw_members(std::string_view text, Read&& read) {
-    const auto first = text.find_first_not_of(" \t\r\n");
-    if (first == std::string_view::npos || text[first] != '{') {
+    constexpr auto npos = std::string_view::npos;
+    const std::size_t first = json_scan::detail::skip_ws(text, 0);
+    if (first >= text.size() || text[first] != '{') {
         return false;
     }
-    return json_scan::for_each_member(text, [&](const json_scan::member& m) {
-        read(m.key_raw, text.substr(m.value_begin, m.value_end - m.value_begin),
-             raw_count(text, m));
-    });
+    const std::size_t end =
+        json_scan::walk_object(text, first, [&](std::string_view key, std::size_t begin) {
+            std::uint64_t n = 0;
+            const auto [stop, ec] =
+                std::from_chars(text.data() + begin, text.data() + text.size(), n);
+            const auto at = static_cast<std::size_t>(stop - text.data());
+            if (ec == std::errc{} && ends_scalar(text, at)) {
+                read(key, text.substr(begin, at - begin), std::optional(n));
+                return at;
+            }
+            const std::size_t value_end = json_scan::skip_value(text, begin);
+            if (value_end != npos) {
+                read(key, text.substr(begin, value_end - begin), std::optional<std::uint64_t>());
+            }
+            return value_end;
+        });
+    return end != npos && json_scan::detail::skip_ws(text, end) == text.size();
 }
 
 } // namespace

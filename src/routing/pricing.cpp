@@ -1,5 +1,6 @@
 #include "michi/routing/pricing.hpp"
 
+#include <charconv>
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -18,7 +19,15 @@ std::uint64_t pico_per_token(const std::optional<double>& usd_per_mtok) noexcept
         return 0;
     }
     const double pico = *usd_per_mtok * 1e6;
-    return static_cast<std::uint64_t>(pico >= max ? max : std::llround(pico));
+    if (pico >= max) {
+        return static_cast<std::uint64_t>(max);
+    }
+    // To the nearest, halves up (as llround, without its call): the difference is exact.
+    auto whole = static_cast<std::uint64_t>(pico);
+    if (pico - static_cast<double>(whole) >= 0.5) {
+        ++whole;
+    }
+    return whole;
 }
 
 // The prices that apply to one request, in pico-dollars per token.
@@ -94,22 +103,49 @@ double cost_usd(const config::model_config& m, std::uint64_t in, std::uint64_t o
 }
 
 std::string usd_text(std::uint64_t nano) {
-    std::string frac = std::to_string(nano % 1'000'000'000);
-    frac.insert(0, 9 - frac.size(), '0');
-    while (!frac.empty() && frac.back() == '0') {
-        frac.pop_back();
+    // Whole dollars, then the nine decimals without their trailing zeros: in one buffer,
+    // short enough for the string's own storage.
+    char text[32];
+    char* end = std::to_chars(text, text + 20, nano / 1'000'000'000).ptr;
+    if (std::uint64_t frac = nano % 1'000'000'000; frac != 0) {
+        *end++ = '.';
+        int digits = 9;
+        while (frac % 10 == 0) {
+            frac /= 10;
+            --digits;
+        }
+        for (int i = digits - 1; i >= 0; --i, frac /= 10) {
+            end[i] = static_cast<char>('0' + frac % 10);
+        }
+        end += digits;
     }
-    std::string out = std::to_string(nano / 1'000'000'000);
-    return frac.empty() ? out : out + "." + frac;
+    return std::string(text, end);
 }
 
-double cache_savings_usd(const config::model_config& m, const token_usage& u) noexcept {
-    const rates r = rates_for(m, u);
-    const std::uint64_t charged = to_nano(cost_pico(r, u));
+namespace {
+
+// What the usage saved by caching, in nano-dollars (negative: cost more), given its rates
+// and what it was charged.
+double savings_usd(const rates& r, const token_usage& u, std::uint64_t charged) noexcept {
     const std::uint64_t uncached =
         to_nano(u128(u.total_input()) * r.input + u128(u.output) * r.output);
     return uncached >= charged ? static_cast<double>(uncached - charged) / 1e9
                                : -static_cast<double>(charged - uncached) / 1e9;
+}
+
+} // namespace
+
+double cache_savings_usd(const config::model_config& m, const token_usage& u) noexcept {
+    const rates r = rates_for(m, u);
+    return savings_usd(r, u, to_nano(cost_pico(r, u)));
+}
+
+priced_usage price(const config::model_config& m, const token_usage& u) noexcept {
+    const rates r = rates_for(m, u);
+    priced_usage p;
+    p.cost_nano = to_nano(cost_pico(r, u));
+    p.saved_usd = savings_usd(r, u, p.cost_nano);
+    return p;
 }
 
 std::uint64_t expected_output_tokens(const nlohmann::json& body) noexcept {

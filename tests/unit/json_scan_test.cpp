@@ -128,5 +128,71 @@ TEST(JsonScanTest, FindTextFindsTheFirstPlaceAtOrAfterFrom) {
     }
 }
 
+// Answers as providers write them (usage last, or followed by short members), and texts
+// built to mislead a search from the end: the same answer as the full scan in each.
+TEST(JsonScanTest, FindUniqueNearEndAgreesWithTheFullScan) {
+    const std::string pad(5000, 'x'); // pushes a member out of the tail window
+    const std::vector<std::string> texts{
+        R"({"id":"c","choices":[{"message":{"content":"Hi"}}],"usage":{"prompt_tokens":9}})",
+        R"({"id":"c","usage":{"prompt_tokens":9},"service_tier":"default","fp":"fp_1"}  )",
+        " \n{ \"usage\" : { \"prompt_tokens\" : 1 } }\r\n",
+        R"({"usage":{"a":1}})",
+        R"({"usage":7})",
+        R"({"usage":null,"x":1})",
+        R"({"a":1,"usage":{"a":1},"usage":{"a":2}})",
+        R"({"usage":{"a":1},"b":2,"usage":{"a":2}})",
+        R"({"usage":{"a":1},"x":{"usage":{"a":2}}})",
+        R"({"x":{"y":1,"usage":{"a":2}}})",
+        R"({"x":[{"usage":{"a":2}}]})",
+        R"({"\u0075sage":{"a":1},"usage":{"a":2}})",
+        R"({"usage":{"a":1},"\u0075sage":{"a":2}})",
+        R"({"a\"usage":{"a":2}})",
+        R"({"a":"x,\"usage\":{\"a\":3}}"})",
+        R"({"a":"x,\"usage\":{\"a\":3}}","usage":{"a":4}})",
+        R"({"type":"usage","usage":{"a":4}})",
+        R"({"a":"\\","usage":{"a":5}})",
+        R"({"a":"\\u","usage":{"a":5}})",
+        R"({"a":"é \n \"q\"","usage":{"a":6}})",
+        R"({"k\n":1,"usage":{"a":6},"tail\t":2})",
+        R"({"usage":{"a":1}, "x": })",
+        R"({"usage":{"a":1}} x)",
+        R"({"usage":{"a":1})",
+        R"(["usage",{"usage":1}])",
+        R"({"usage":{"a":"}"}})",
+        R"({"usage":{"a":1}"})",
+        "{\"usage\":{\"a\":1},\"p\":\"" + pad + "\"}",
+        "{\"p\":\"" + pad + "\",\"usage\":{\"a\":1}}",
+        "{\"usage\":{\"a\":\"" + pad + "\"}}",
+        "",
+        "}",
+        "{}",
+    };
+    for (const auto& text : texts) {
+        EXPECT_EQ(find_unique_near_end(text, "usage"), find_unique(text, "usage")) << text;
+    }
+    // The same at every offset from the vectorized pass's blocks of 16 bytes: a member, a
+    // second one, a \u escape before or after it, a quoted "usage" value.
+    for (std::size_t n = 0; n < 48; ++n) {
+        const std::string x(n, 'x');
+        for (const std::string& text :
+             {R"({"p":")" + x + R"(","usage":{"a":1}})",
+              R"({"p":")" + x + R"(\u00e9","usage":{"a":1}})",
+              R"({"usage":{"a":1},"p":")" + x + R"(\u00e9"})",
+              R"({"p":")" + x + R"(","usage":{"a":1},"q":")" + x + R"(","usage":2})",
+              R"({"p":")" + x + R"(","t":"usage","usage":{"a":1}})",
+              R"({"p":")" + x + R"(\"usage\":3","usage":{"a":1}})", R"({"p":")" + x + R"("})"}) {
+            EXPECT_EQ(find_unique_near_end(text, "usage"), find_unique(text, "usage")) << text;
+        }
+    }
+    // Found from the end: the value's own bytes, as the full scan gives them.
+    const std::string answer = R"({"choices":[],"usage":{"prompt_tokens":9},"x":"y"})";
+    EXPECT_EQ(find_unique_near_end(answer, "usage"), std::string_view(R"({"prompt_tokens":9})"));
+    // Where the two differ: a key before it escaped otherwise than by \u cannot spell the
+    // name, and is not looked at from the end (the full scan refuses any escaped key).
+    const std::string escaped = R"({"k\n":1,"usage":{"a":6}})";
+    EXPECT_EQ(find_unique_near_end(escaped, "usage"), std::string_view(R"({"a":6})"));
+    EXPECT_EQ(find_unique(escaped, "usage"), std::nullopt);
+}
+
 } // namespace
 } // namespace michi::json_scan

@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -205,6 +206,31 @@ TEST(PricingTest, UsdTextIsExact) {
     EXPECT_EQ(routing::usd_text(142'506'000), "0.142506");
     EXPECT_EQ(routing::usd_text(12'000'000'000), "12");
     EXPECT_EQ(routing::usd_text(18'446'744'073'709'551'615u), "18446744073.709551615");
+    EXPECT_EQ(routing::usd_text(1'000'000'001), "1.000000001");
+    EXPECT_EQ(routing::usd_text(1'100'000'000), "1.1");
+    EXPECT_EQ(routing::usd_text(999'999'999), "0.999999999");
+    EXPECT_EQ(routing::usd_text(10'000'000'000), "10");
+}
+
+// A price is kept to the micro-dollar per million tokens, rounded to the nearest (halves up):
+// 1000 tokens at it cost that many nano-dollars.
+TEST(PricingTest, PricesRoundToTheNearestMicroDollarPerMillion) {
+    for (const double usd :
+         {0.0, 1e-7, 4e-7, 5e-7, 4.999999e-7, 0.49999999999999994e-6, 1.5e-6, 2.5e-6, 0.15, 0.075,
+          3.0, 3.0000005, 14.9999995, 1234.5678915, 1e5 + 5e-7, 1e6}) {
+        config::model_config m;
+        m.input_per_mtok = usd;
+        m.output_per_mtok = 0.0;
+        token_usage u;
+        u.input = 1000;
+        EXPECT_EQ(routing::cost_nano_usd(m, u), static_cast<std::uint64_t>(std::llround(usd * 1e6)))
+            << usd;
+    }
+    config::model_config huge;
+    huge.input_per_mtok = 1e9; // past $1M per token: held there
+    token_usage one;
+    one.input = 1;
+    EXPECT_EQ(routing::cost_nano_usd(huge, one), 1'000'000'000u); // $1
 }
 
 TEST(PricingTest, WhatCachingSaved) {
@@ -215,6 +241,12 @@ TEST(PricingTest, WhatCachingSaved) {
     // A first turn that only writes the cache costs more than no cache: 10000 x ($3.75 - $3).
     const token_usage write{10000, 0, 10000, 0, 0, 0};
     EXPECT_DOUBLE_EQ(routing::cache_savings_usd(sonnet, write), -0.0075);
+    // Both at once: the same figures.
+    for (const auto& u : {turn, write}) {
+        const auto p = routing::price(sonnet, u);
+        EXPECT_EQ(p.cost_nano, routing::cost_nano_usd(sonnet, u));
+        EXPECT_EQ(p.saved_usd, routing::cache_savings_usd(sonnet, u));
+    }
 }
 
 TEST(PricingTest, LongContextPricesLeftOutStayAsBelow) {

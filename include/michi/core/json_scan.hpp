@@ -69,6 +69,15 @@ std::size_t walk_array(std::string_view text, std::size_t pos, Visit&& visit);
 // spell `key` too). nullopt otherwise: absent, duplicated, escaped keys, not an object.
 std::optional<std::string_view> find_unique(std::string_view text, std::string_view key);
 
+// find_unique for a member that comes at or near the end of its object, as a provider's
+// "usage" does (last, or followed by a few short members): one pass (16 bytes at a time with
+// SSE2) for where `"key"` is written and for a `\u` escape (which could spell it), then a
+// scan of only the members from there to the object's close. find_unique itself decides
+// when the text has `"key"` twice, a \u before it, or anything else the pass cannot vouch
+// for. The answers differ only where the text before the member is not JSON-shaped, or has
+// a key escaped otherwise than with \u: find_unique refuses those, this takes the member.
+std::optional<std::string_view> find_unique_near_end(std::string_view text, std::string_view key);
+
 // ---------------------------------------------------------------- implementation
 
 namespace detail {

@@ -38,6 +38,13 @@ std::string usd_text(std::uint64_t nano);
 // cost charged (negative when cache writes cost more than cache reads saved).
 double cache_savings_usd(const config::model_config& m, const token_usage& u) noexcept;
 
+// cost_nano_usd and cache_savings_usd of one usage, its rates looked up once.
+struct priced_usage {
+    std::uint64_t cost_nano = 0;
+    double saved_usd = 0;
+};
+priced_usage price(const config::model_config& m, const token_usage& u) noexcept;
+
 // max_completion_tokens, else max_tokens, else default_output_estimate.
 std::uint64_t expected_output_tokens(const nlohmann::json& body) noexcept;
 
