@@ -152,8 +152,6 @@ void statement::reset() {
     sqlite3_clear_bindings(stmt_.get());
 }
 
-void statement::reset_keep_bindings() { sqlite3_reset(stmt_.get()); }
-
 bool statement::is_null(int column) const {
     return sqlite3_column_type(stmt_.get(), column) == SQLITE_NULL;
 }

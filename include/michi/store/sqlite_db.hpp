@@ -62,9 +62,6 @@ public:
     int step();
     // Ready for the next execution: resets and clears the bindings.
     void reset();
-    // Resets but keeps the bindings, for a statement whose every parameter is bound again
-    // before each step (clearing them costs as much as binding them).
-    void reset_keep_bindings();
 
     bool is_null(int column) const;
     std::string column_text(int column) const;
