@@ -10,8 +10,10 @@
 #include <map>
 #include <mutex>
 #include <thread>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 namespace michi::obs {
@@ -85,11 +87,31 @@ label_key<N> own(const label_view<N>& v) {
     return k;
 }
 
-// Fixed buckets (not cumulative) plus sum and count.
+// Fixed buckets (not cumulative) plus sum and count: the sum over the shards, rendered.
 struct histogram {
     std::array<std::uint64_t, bucket_count> buckets{};
     double sum = 0;
     std::uint64_t count = 0;
+};
+
+// A counter that one thread writes and any thread reads: the writer adds with a plain load
+// and store (no read-modify-write, no lock prefix), readers see each value whole.
+template <typename V>
+struct owned {
+    std::atomic<V> v{};
+
+    void add(V delta) {
+        v.store(v.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
+    }
+    V get() const { return v.load(std::memory_order_relaxed); }
+};
+
+// One thread's histogram (fixed buckets, not cumulative), read by the scraper while that
+// thread goes on.
+struct live_histogram {
+    std::array<owned<std::uint64_t>, bucket_count> buckets{};
+    owned<double> sum;
+    owned<std::uint64_t> count;
 
     void observe(double seconds) {
         if (!(seconds >= 0) || !std::isfinite(seconds)) {
@@ -99,16 +121,16 @@ struct histogram {
         while (i < bucket_bounds.size() && seconds > bucket_bounds[i]) {
             ++i;
         }
-        ++buckets[i];
-        sum += seconds;
-        ++count;
+        buckets[i].add(1);
+        sum.add(seconds);
+        count.add(1);
     }
-    void merge(const histogram& o) {
+    void merge_into(histogram& h) const {
         for (std::size_t i = 0; i < bucket_count; ++i) {
-            buckets[i] += o.buckets[i];
+            h.buckets[i] += buckets[i].get();
         }
-        sum += o.sum;
-        count += o.count;
+        h.sum += sum.get();
+        h.count += count.get();
     }
 };
 
@@ -243,9 +265,9 @@ void append_histogram(std::string& out, std::string_view name, std::string_view 
 }
 
 template <std::size_t N, typename V>
-void merge_into(std::map<label_key<N>, V>& dst, const label_map<N, V>& src) {
+void merge_into(std::map<label_key<N>, V>& dst, const label_map<N, owned<V>>& src) {
     for (const auto& [k, v] : src) {
-        dst[k] += v;
+        dst[k] += v.get();
     }
 }
 
@@ -257,25 +279,27 @@ void merge_into(std::map<label_key<N>, V>& dst, const label_map<N, V>& src) {
 template <std::size_t N, typename V>
 using last_series = typename label_map<N, V>::value_type*;
 
-// One thread's counters; only that thread and the scraper take its mutex.
+// One thread's counters. Only that thread writes them, with no lock: the scraper reads the
+// counters as they are, and takes mu to walk the series tables, which the thread changes
+// (a new series) only under mu.
 struct metrics::shard {
     std::mutex mu;
-    label_map<3, std::uint64_t> requests; // key_class, model, status
-    label_map<2, std::uint64_t> attempts; // provider, outcome
-    label_map<1, std::uint64_t> rate_limited;
-    label_map<1, double> spend;
-    last_series<3, std::uint64_t> last_request = nullptr;
-    last_series<2, std::uint64_t> last_attempt = nullptr;
-    last_series<1, std::uint64_t> last_rate_limited = nullptr;
-    last_series<1, double> last_spend = nullptr;
-    histogram duration;
-    histogram ttfb;
-    std::uint64_t fallbacks = 0;
-    std::uint64_t tokens_in = 0;
-    std::uint64_t tokens_out = 0;
-    std::uint64_t cache_hits = 0;   // the response cache answered
-    std::uint64_t cache_misses = 0; // it was asked and did not
-    double cache_saved_usd = 0;     // what the hits' answers cost when they were fetched
+    label_map<3, owned<std::uint64_t>> requests; // key_class, model, status
+    label_map<2, owned<std::uint64_t>> attempts; // provider, outcome
+    label_map<1, owned<std::uint64_t>> rate_limited;
+    label_map<1, owned<double>> spend;
+    last_series<3, owned<std::uint64_t>> last_request = nullptr;
+    last_series<2, owned<std::uint64_t>> last_attempt = nullptr;
+    last_series<1, owned<std::uint64_t>> last_rate_limited = nullptr;
+    last_series<1, owned<double>> last_spend = nullptr;
+    live_histogram duration;
+    live_histogram ttfb;
+    owned<std::uint64_t> fallbacks;
+    owned<std::uint64_t> tokens_in;
+    owned<std::uint64_t> tokens_out;
+    owned<std::uint64_t> cache_hits;   // the response cache answered
+    owned<std::uint64_t> cache_misses; // it was asked and did not
+    owned<double> cache_saved_usd;     // what the hits' answers cost when they were fetched
 };
 
 // The registry of shards and the cardinality bounds shared by all of them.
@@ -293,16 +317,18 @@ struct metrics::impl {
 
     explicit impl(std::uint64_t i) : id(i) {}
 
-    // Adds delta under labels v, admitting (or folding) a tuple this shard has not seen yet;
-    // `last` is the series counted last in m (null before the first), and becomes this one.
+    // Adds delta under labels v in one of shard s's tables (called by s's thread only),
+    // admitting (or folding) a tuple s has not seen yet; `last` is the series counted last in
+    // m (null before the first), and becomes this one. Entries never move, so `last` stays
+    // valid as the table grows.
     template <std::size_t N, typename V>
-    void add(label_map<N, V>& m, last_series<N, V>& last, admission<N>& adm, const label_view<N>& v,
-             V delta) {
+    void add(shard& s, label_map<N, owned<V>>& m, last_series<N, owned<V>>& last, admission<N>& adm,
+             const label_view<N>& v, V delta) {
         if (last != nullptr && label_equal{}(last->first, v)) {
-            last->second += delta;
+            last->second.add(delta);
             return;
         }
-        auto it = m.find(v);
+        auto it = m.find(v); // no lock: only this thread changes m
         if (it == m.end()) {
             label_view<N> admitted;
             {
@@ -311,10 +337,13 @@ struct metrics::impl {
             }
             it = m.find(admitted);
             if (it == m.end()) {
-                it = m.emplace(own(admitted), V{}).first;
+                std::lock_guard lock(s.mu); // the scraper walks m under it
+                it = m.emplace(std::piecewise_construct, std::forward_as_tuple(own(admitted)),
+                               std::forward_as_tuple())
+                         .first;
             }
         }
-        it->second += delta;
+        it->second.add(delta);
         last = &*it;
     }
 };
@@ -358,47 +387,40 @@ void metrics::on_request(const access_entry& e) {
     const std::string_view model = e.model.empty() ? none_label : std::string_view(e.model);
 
     shard& s = local_shard();
-    std::lock_guard lock(s.mu);
-    impl_->add<3, std::uint64_t>(s.requests, s.last_request, impl_->requests,
+    impl_->add<3, std::uint64_t>(s, s.requests, s.last_request, impl_->requests,
                                  {key_class, model, status}, 1);
     s.duration.observe(e.latency_ms / 1000.0);
     if (e.status >= 200 && e.status < 300) {
         s.ttfb.observe(e.ttfb_ms / 1000.0);
     }
-    s.tokens_in += e.tokens_in;
-    s.tokens_out += e.tokens_out;
+    s.tokens_in.add(e.tokens_in);
+    s.tokens_out.add(e.tokens_out);
     if (e.response_cache == "hit") {
-        ++s.cache_hits;
-        s.cache_saved_usd += std::isfinite(e.response_cache_saved_usd)
-                                 ? std::max(0.0, e.response_cache_saved_usd)
-                                 : 0.0;
+        s.cache_hits.add(1);
+        s.cache_saved_usd.add(std::isfinite(e.response_cache_saved_usd)
+                                  ? std::max(0.0, e.response_cache_saved_usd)
+                                  : 0.0);
     } else if (e.response_cache == "miss") {
-        ++s.cache_misses;
+        s.cache_misses.add(1);
     }
     if (!e.key_id.empty()) {
         const double cost = std::isfinite(e.cost_usd) && e.cost_usd > 0 ? e.cost_usd : 0.0;
-        impl_->add<1, double>(s.spend, s.last_spend, impl_->spend, {e.key_id}, cost);
+        impl_->add<1, double>(s, s.spend, s.last_spend, impl_->spend, {e.key_id}, cost);
     }
 }
 
 void metrics::on_attempt(std::string_view provider, std::string_view outcome) {
     shard& s = local_shard();
-    std::lock_guard lock(s.mu);
-    impl_->add<2, std::uint64_t>(s.attempts, s.last_attempt, impl_->attempts, {provider, outcome},
-                                 1);
+    impl_->add<2, std::uint64_t>(s, s.attempts, s.last_attempt, impl_->attempts,
+                                 {provider, outcome}, 1);
 }
 
-void metrics::on_fallback() {
-    shard& s = local_shard();
-    std::lock_guard lock(s.mu);
-    ++s.fallbacks;
-}
+void metrics::on_fallback() { local_shard().fallbacks.add(1); }
 
 void metrics::on_rate_limited(std::string_view guard) {
     shard& s = local_shard();
-    std::lock_guard lock(s.mu);
-    impl_->add<1, std::uint64_t>(s.rate_limited, s.last_rate_limited, impl_->rate_limited, {guard},
-                                 1);
+    impl_->add<1, std::uint64_t>(s, s.rate_limited, s.last_rate_limited, impl_->rate_limited,
+                                 {guard}, 1);
 }
 
 std::string metrics::render(std::int64_t inflight) const {
@@ -422,14 +444,14 @@ std::string metrics::render(std::int64_t inflight) const {
             merge_into(attempts, sp->attempts);
             merge_into(rate_limited, sp->rate_limited);
             merge_into(spend, sp->spend);
-            duration.merge(sp->duration);
-            ttfb.merge(sp->ttfb);
-            fallbacks += sp->fallbacks;
-            tokens_in += sp->tokens_in;
-            tokens_out += sp->tokens_out;
-            cache_hits += sp->cache_hits;
-            cache_misses += sp->cache_misses;
-            cache_saved_usd += sp->cache_saved_usd;
+            sp->duration.merge_into(duration);
+            sp->ttfb.merge_into(ttfb);
+            fallbacks += sp->fallbacks.get();
+            tokens_in += sp->tokens_in.get();
+            tokens_out += sp->tokens_out.get();
+            cache_hits += sp->cache_hits.get();
+            cache_misses += sp->cache_misses.get();
+            cache_saved_usd += sp->cache_saved_usd.get();
         }
     }
     for (const auto g : known_guards) {

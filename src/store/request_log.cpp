@@ -130,28 +130,6 @@ constexpr std::int64_t minute_ms = 60000;
 // each burst short, and a commit still carries many rows.
 constexpr std::size_t nudge_rows = 1024;
 
-constexpr int columns = 21;
-// Rows per execution of the bulk insert: one execution of a statement costs about half
-// a row's insert again (set-up, bindings cleared, reset); sixteen rows share it.
-constexpr int bulk_rows = 16;
-
-// The insert of `rows` rows: VALUES (?,…,?), … with `columns` parameters each.
-std::string insert_sql(int rows) {
-    std::string sql =
-        "INSERT INTO requests (id, ts_ms, key_id, key_class, route, model, status, attempts, "
-        "fallbacks, latency_ms, ttfb_ms, tokens_in, tokens_out, cost_usd, error, "
-        "tokens_cache_read, tokens_cache_write, tokens_reasoning, cache_saved_usd, "
-        "response_cache_hit, response_cache_saved_usd) VALUES ";
-    for (int r = 0; r < rows; ++r) {
-        sql += r == 0 ? "(" : ",(";
-        for (int c = 0; c < columns; ++c) {
-            sql += c == 0 ? "?" : ",?";
-        }
-        sql += ")";
-    }
-    return sql;
-}
-
 // One id from request_minutes by sql, whose ?1 is the minute of ts and ?2 ts itself (the
 // minute bounds the search by the table's key; the time decides); nullopt when no minute
 // matches.
@@ -232,10 +210,10 @@ request_log::request_log(const std::string& sqlite_path, std::chrono::millisecon
     if (auto e = upsert_minute_.prepare(db_.get(), upsert_minute_sql, true); !e.empty()) {
         fail(path_, "cannot prepare the minute index: " + e);
     }
-    if (auto e = insert_.prepare(db_.get(), insert_sql(1), true); !e.empty()) {
-        fail(path_, "cannot prepare the insert: " + e);
+    if (auto e = batch_table::attach(db_.get(), &writing_); !e.empty()) {
+        fail(path_, "cannot attach the batch table: " + e);
     }
-    if (auto e = insert_bulk_.prepare(db_.get(), insert_sql(bulk_rows), true); !e.empty()) {
+    if (auto e = insert_.prepare(db_.get(), batch_table::insert_sql(), true); !e.empty()) {
         fail(path_, "cannot prepare the insert: " + e);
     }
     if (path_ != ":memory:") {
@@ -448,31 +426,6 @@ std::string request_log::write_batch(const batch& b) {
     if (!tx.error().empty()) {
         return "begin: " + tx.error();
     }
-    // Sixteen rows per execution while there are, then one by one. The rows' strings live
-    // in b's text until after the step and reset: bound without copies.
-    const auto bind_row = [&b](sqlite::statement& st, int first, const row& r) {
-        st.bind_text_unowned(first + 1, b.string(r, 0));
-        st.bind_int(first + 2, r.ts_ms);
-        st.bind_text_unowned(first + 3, b.string(r, 1));
-        st.bind_text_unowned(first + 4, b.string(r, 2));
-        st.bind_text_unowned(first + 5, b.string(r, 3));
-        st.bind_text_unowned(first + 6, b.string(r, 4));
-        st.bind_int(first + 7, r.status);
-        st.bind_int(first + 8, r.attempts);
-        st.bind_int(first + 9, r.fallbacks);
-        st.bind_double(first + 10, r.latency_ms);
-        st.bind_double(first + 11, r.ttfb_ms);
-        st.bind_int(first + 12, r.tokens_in);
-        st.bind_int(first + 13, r.tokens_out);
-        st.bind_double(first + 14, r.cost_usd);
-        st.bind_text_unowned(first + 15, b.string(r, 5));
-        st.bind_int(first + 16, r.tokens_cache_read);
-        st.bind_int(first + 17, r.tokens_cache_write);
-        st.bind_int(first + 18, r.tokens_reasoning);
-        st.bind_double(first + 19, r.cache_saved_usd);
-        st.bind_int(first + 20, r.response_cache_hit);
-        st.bind_double(first + 21, r.response_cache_saved_usd);
-    };
     // The minutes of the batch's rows (a batch spans one or two, mostly), with their ids.
     minutes_.clear();
     const auto note = [this](std::int64_t ts, std::int64_t id) {
@@ -488,26 +441,24 @@ std::string request_log::write_batch(const batch& b) {
         }
         minutes_.push_back({m, id, id, ts, ts});
     };
-    auto it = b.rows.begin() + static_cast<std::ptrdiff_t>(b.first);
-    while (it != b.rows.end()) {
-        const bool bulk = b.rows.end() - it >= bulk_rows;
-        auto& st = bulk ? insert_bulk_ : insert_;
-        const int rows = bulk ? bulk_rows : 1;
-        const auto first = it;
-        for (int i = 0; i < rows; ++i, ++it) {
-            bind_row(st, i * columns, *it);
-        }
-        const int rc = st.step();
-        std::string error = rc == SQLITE_DONE ? "" : sqlite::errmsg(db);
-        st.reset();
-        if (!error.empty()) {
-            return "insert: " + error; // tx rolls back
-        }
-        // The rows of one insert take consecutive ids, the last one's last.
-        const std::int64_t last = sqlite3_last_insert_rowid(db);
-        for (int i = 0; i < rows; ++i) {
-            note(first[i].ts_ms, last - (rows - 1) + i);
-        }
+    // One step writes the batch: the insert reads it through the batch table.
+    writing_ = &b;
+    const bool written = insert_.step() == SQLITE_DONE;
+    const std::string insert_error = written ? "" : sqlite::errmsg(db);
+    insert_.reset();
+    writing_ = nullptr;
+    if (!written) {
+        return "insert: " + insert_error; // tx rolls back
+    }
+    // The rows of one insert take consecutive ids in their order, the last one's last.
+    const auto n = static_cast<std::int64_t>(b.size());
+    if (sqlite3_changes64(db) != n) {
+        return "insert: " + std::to_string(sqlite3_changes64(db)) + " of " + std::to_string(n) +
+               " rows written";
+    }
+    const std::int64_t last = sqlite3_last_insert_rowid(db);
+    for (std::int64_t i = 0; i < n; ++i) {
+        note(b.rows[b.first + static_cast<std::size_t>(i)].ts_ms, last - (n - 1) + i);
     }
     for (const auto& m : minutes_) {
         upsert_minute_.bind_int(1, m.minute);

@@ -123,19 +123,26 @@ void sqlite_store::add(const std::string& key_id, const std::string& day, const 
         return;
     }
     std::lock_guard lock(pending_mu_);
-    add_locked(key_id, day, usd);
-    add_locked(key_id, month, usd);
+    if (last_day_ != nullptr && last_day_->first.first == key_id &&
+        last_day_->first.second == day && last_month_->first.second == month) {
+        last_day_->second += usd;
+        last_month_->second += usd;
+        return;
+    }
+    last_day_ = &add_locked(key_id, day, usd);
+    last_month_ = &add_locked(key_id, month, usd);
 }
 
-void sqlite_store::add_locked(std::string_view key_id, std::string_view period, double usd) {
+sqlite_store::batch::value_type& sqlite_store::add_locked(std::string_view key_id,
+                                                          std::string_view period, double usd) {
     const std::pair<std::string_view, std::string_view> row(key_id, period);
     const auto it = pending_.lower_bound(row);
     if (it != pending_.end() && !pending_.key_comp()(row, it->first)) {
         it->second += usd;
-        return;
+        return *it;
     }
     // A new row: once per key and window per flush interval.
-    pending_.emplace_hint(it, std::pair<std::string, std::string>(key_id, period), usd);
+    return *pending_.emplace_hint(it, std::pair<std::string, std::string>(key_id, period), usd);
 }
 
 void sqlite_store::flush() { write_pending(); }
@@ -147,6 +154,7 @@ bool sqlite_store::write_pending() {
     {
         std::lock_guard lock(pending_mu_);
         b.swap(pending_);
+        last_day_ = last_month_ = nullptr; // their rows left with the batch
     }
     if (b.empty()) {
         return true;

@@ -611,6 +611,53 @@ TEST(RequestLogTest, ABigBatchKeepsEveryColumnOfEveryRow) {
     EXPECT_EQ(i, n);
 }
 
+// Each of the 21 columns gets its own value with the type it always had: text, integer or
+// real, an empty error as '' (not NULL), zeros in the cache columns of a row without them.
+TEST(RequestLogTest, EveryColumnKeepsItsValueAndType) {
+    temp_dir dir;
+    {
+        request_log log(dir.db(), never);
+        auto e = entry("key", "prov/model", 201, 12.5, 7, 8, 0.125);
+        e.request_id = "req_1";
+        e.key_class = "application";
+        e.route = "route-a";
+        e.attempts = 3;
+        e.ttfb_ms = 4.5;
+        e.error_code = "upstream_error";
+        e.tokens_cache_read = 5;
+        e.tokens_cache_write = 6;
+        e.tokens_reasoning = 2;
+        e.cache_saved_usd = 0.0625;
+        e.response_cache = "hit";
+        e.response_cache_saved_usd = 0.03125;
+        log.add(e, march_1 + 1, 2);
+        log.add(entry("plain", "m", 200, 1, 1, 1, 1), march_1 + 2, 0);
+        log.flush();
+    }
+    file_query q(dir.db(), "SELECT quote(id), quote(ts_ms), quote(key_id), quote(key_class), "
+                           "quote(route), quote(model), quote(status), quote(attempts), "
+                           "quote(fallbacks), quote(latency_ms), quote(ttfb_ms), "
+                           "quote(tokens_in), quote(tokens_out), quote(cost_usd), quote(error), "
+                           "quote(tokens_cache_read), quote(tokens_cache_write), "
+                           "quote(tokens_reasoning), quote(cache_saved_usd), "
+                           "quote(response_cache_hit), quote(response_cache_saved_usd) "
+                           "FROM requests ORDER BY rowid");
+    const auto row = [&] {
+        std::string out;
+        for (int c = 0; c < 21; ++c) {
+            out += (c == 0 ? "" : "|") + q.text(c);
+        }
+        return out;
+    };
+    ASSERT_TRUE(q.next());
+    EXPECT_EQ(row(), "'req_1'|1709251200001|'key'|'application'|'route-a'|'prov/model'|201|3|2|"
+                     "12.5|4.5|7|8|0.125|'upstream_error'|5|6|2|0.0625|1|0.03125");
+    ASSERT_TRUE(q.next());
+    const auto plain = row();
+    EXPECT_NE(plain.find("|''|0|0|0|0.0|0|0.0"), std::string::npos) << plain;
+    EXPECT_FALSE(q.next());
+}
+
 // Threads of this process under SCHED_BATCH.
 int batch_threads() {
     int n = 0;

@@ -133,6 +133,9 @@ private:
         std::string_view string(const row& r, int i) const;
     };
 
+    // The batch being written as a table of the write connection (request_log_rows.cpp).
+    struct batch_table;
+
     // One writer-thread tick: writes the buffered rows, prunes about once a minute.
     void tick();
     // Takes the buffered rows and writes them; on failure puts them back. Returns success.
@@ -151,8 +154,9 @@ private:
     // Serialises every use of the write connection. Taken before pending_mu_, never after.
     std::mutex db_mu_;
     sqlite::db_ptr db_;
-    sqlite::statement insert_;      // one row
-    sqlite::statement insert_bulk_; // sixteen rows
+    sqlite::statement insert_; // every row of the batch being written, from batch_table
+    // The batch being written (writer only, under db_mu_), which batch_table reads.
+    const batch* writing_ = nullptr;
     sqlite::statement upsert_minute_;
     // The minutes of the batch being written (writer only).
     struct minute_range {

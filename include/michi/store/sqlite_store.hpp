@@ -61,8 +61,8 @@ private:
         }
     };
     using batch = std::map<std::pair<std::string, std::string>, double, row_less>;
-    // Adds usd to one row of pending_ (pending_mu_ held).
-    void add_locked(std::string_view key_id, std::string_view period, double usd);
+    // Adds usd to one row of pending_ (pending_mu_ held); returns that row.
+    batch::value_type& add_locked(std::string_view key_id, std::string_view period, double usd);
 
     // Takes the buffered charges and writes them; on failure puts them back. Returns success.
     bool write_pending();
@@ -77,8 +77,13 @@ private:
     sqlite::db_ptr db_;
     sqlite::stmt_ptr upsert_;
 
-    adaptive_mutex pending_mu_; // guards pending_
+    adaptive_mutex pending_mu_; // guards pending_ and the rows below
     batch pending_;
+    // The two rows of pending_ the last two-window charge went to (null when pending_ has
+    // been swapped out since): a gateway's charges mostly repeat the key and windows of the
+    // one before, which then cost two string compares instead of two map searches.
+    batch::value_type* last_day_ = nullptr;
+    batch::value_type* last_month_ = nullptr;
 
     batch_writer writer_; // last: started once everything above is ready
 };
