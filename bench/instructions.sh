@@ -26,14 +26,21 @@
 # request the same body, so that each one after the first is a hit answered from memory: what a
 # hit costs against michi/free's proxied request.
 #
+# STREAM=1 makes every answer a stream: the mock serves bench/run.sh's streamed chat completion
+# (text/event-stream: two content chunks, the finish chunk, the usage chunk, [DONE]), each
+# request asks for it ("stream": true, stream_options.include_usage: bench/stream.lua's body),
+# nginx-proxy relays it unbuffered (proxy_buffering off, as one configures nginx for SSE):
+# what a stream costs against a plain answer.
+#
 # TLS=1 puts the mock behind HTTPS (a CA and an RSA-2048 certificate for localhost made here,
 # as bench/run.sh's TLS=1): nginx-proxy verifies it and reuses sessions, Michi's provider names
 # the CA as its ca_file; the floor, which speaks plain HTTP only, is left out.
 #
 #   bench/instructions.sh   env: MICHI_BIN FLOOR_BIN REQUESTS (2000) CONNECTIONS (4) WARMUP (5000)
-#                           REDIS (0) TLS (0) CACHE (0) KEEP (0; 1: keep the dumps)
+#                           REDIS (0) TLS (0) CACHE (0) STREAM (0) KEEP (0; 1: keep the dumps)
 #                           needs valgrind, nginx, python3, curl (REDIS=1: redis-server, redis-cli)
 set -euo pipefail
+shopt -s inherit_errexit # a failed load in $(measure ...) stops the script
 HERE="$(cd "$(dirname "$0")" && pwd)"
 MICHI_BIN="${MICHI_BIN:-$HERE/../build/release/michi-gateway}"
 REQUESTS="${REQUESTS:-2000}"
@@ -43,6 +50,7 @@ FLOOR_BIN="${FLOOR_BIN:-$HERE/../build/release/michi-bench-floor}"
 REDIS="${REDIS:-0}"
 TLS="${TLS:-0}"
 CACHE="${CACHE:-0}"
+STREAM="${STREAM:-0}"
 # shellcheck source=bench/workdir.sh
 source "$HERE/workdir.sh"
 bench_workdir instr valgrind callgrind_control nginx python3 curl
@@ -85,12 +93,31 @@ if [[ "$TLS" == 1 ]]; then
     PROXY_SSL="proxy_ssl_verify on; proxy_ssl_trusted_certificate $TMP/ca.pem;
     proxy_ssl_name localhost; proxy_ssl_server_name on; proxy_ssl_session_reuse on;"
 fi
+ANSWER_TYPE=application/json
+ANSWER='{"id":"c","object":"chat.completion","created":1,"model":"gpt-bench","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?"},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":9,"total_tokens":18}}'
+PROXY_BUFFERING=""
+if [[ "$STREAM" == 1 ]]; then # bench/run.sh's streamed answer
+    ANSWER_TYPE=text/event-stream
+    SSE_HEAD='"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"gpt-bench"'
+    ANSWER="data: {$SSE_HEAD,\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}
+
+data: {$SSE_HEAD,\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello! How can I help you today?\"},\"finish_reason\":null}]}
+
+data: {$SSE_HEAD,\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}
+
+data: {$SSE_HEAD,\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":9,\"total_tokens\":18}}
+
+data: [DONE]
+
+"
+    PROXY_BUFFERING="proxy_buffering off;"
+fi
 {
     common "$TMP/mock"
     cat <<NGINX
   $MOCK_SSL_CONF
-  server { listen 127.0.0.1:$MOCK$MOCK_SSL; default_type application/json;
-    location / { return 200 '{"id":"c","object":"chat.completion","created":1,"model":"gpt-bench","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?"},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":9,"total_tokens":18}}'; } } }
+  server { listen 127.0.0.1:$MOCK$MOCK_SSL; default_type $ANSWER_TYPE;
+    location / { return 200 '$ANSWER'; } } }
 NGINX
 } >"$TMP/mock/nginx.conf"
 {
@@ -99,7 +126,7 @@ NGINX
   upstream mock { server 127.0.0.1:$MOCK; keepalive 64; keepalive_requests 1000000; }
   server { listen 127.0.0.1:$PROXY;
     location / { proxy_pass $UP://mock; proxy_http_version 1.1; proxy_set_header Connection "";
-    $PROXY_SSL } } }
+    $PROXY_BUFFERING $PROXY_SSL } } }
 NGINX
 } >"$TMP/proxy/nginx.conf"
 
@@ -154,24 +181,30 @@ fi
 cat >"$TMP/load.py" <<'PY'
 import http.client, sys, threading
 port, n, c, key, tag = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+stream = sys.argv[6] == "1"
+# A stream asks for its usage chunk too, as bench/stream.lua's body does.
+extra = '"stream":true,"stream_options":{"include_usage":true},' if stream else ''
 bad = []
 def run(t, count):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     for i in range(count):
         # "same": one body throughout (the response cache's hits), else each one differs.
-        body = ('{"model":"mock/gpt-bench","max_tokens":16,"messages":[{"role":"user",'
-                '"content":"hello %s %d %d"}]}' % ((tag, 0, 0) if tag == "same" else (tag, t, i)))
+        body = ('{"model":"mock/gpt-bench","max_tokens":16,%s"messages":[{"role":"user",'
+                '"content":"hello %s %d %d"}]}'
+                % ((extra, tag, 0, 0) if tag == "same" else (extra, tag, t, i)))
         conn.request("POST", "/v1/chat/completions", body,
                      {"Authorization": "Bearer " + key, "Content-Type": "application/json"})
         r = conn.getresponse()
-        r.read()
+        answer = r.read()
         if r.status != 200:
-            bad.append(r.status)
+            bad.append("status %d" % r.status)
+        elif stream and not answer.endswith(b"data: [DONE]\n\n"):
+            bad.append("200 without data: [DONE] at its end")
 threads = [threading.Thread(target=run, args=(t, n // c + (t < n % c))) for t in range(c)]
 for t in threads: t.start()
 for t in threads: t.join()
 if bad:
-    sys.exit("%d of %d requests failed, e.g. status %d" % (len(bad), n, bad[0]))
+    sys.exit("%d of %d requests failed, e.g. %s" % (len(bad), n, bad[0]))
 PY
 
 ready() { # port key -> waits for a 200 (valgrind starts slowly)
@@ -194,9 +227,9 @@ ready "$MICHI" "$(field secret free)"
 
 measure() { # name pid port key dump-prefix -> instructions per request
     local name=$1 pid=$2 port=$3 key=$4 prefix=$5
-    python3 "$TMP/load.py" "$port" "$WARMUP" "$CONNECTIONS" "$key" "warm-$name"
+    python3 "$TMP/load.py" "$port" "$WARMUP" "$CONNECTIONS" "$key" "warm-$name" "$STREAM"
     callgrind_control -z "$pid" >/dev/null 2>&1
-    python3 "$TMP/load.py" "$port" "$REQUESTS" "$CONNECTIONS" "$key" "$name"
+    python3 "$TMP/load.py" "$port" "$REQUESTS" "$CONNECTIONS" "$key" "$name" "$STREAM"
     callgrind_control --dump="$name" "$pid" >/dev/null 2>&1
     local dump
     dump=$(ls -t "$prefix".* | head -1)
@@ -219,7 +252,7 @@ if [[ -n "$REDIS_MICHI_PID" ]]; then
 fi
 
 echo "instructions per request ($REQUESTS requests over $CONNECTIONS connections, after $WARMUP warm-up;" \
-    "upstream $([[ "$TLS" == 1 ]] && echo HTTPS || echo plain HTTP))"
+    "upstream $([[ "$TLS" == 1 ]] && echo HTTPS || echo plain HTTP)$([[ "$STREAM" == 1 ]] && echo ", streamed answers"))"
 printf '  %-12s %8s\n' nginx-proxy "$PROXY_I" michi/free "$FREE_I" michi/guard "$GUARD_I"
 awk -v p="$PROXY_I" -v f="$FREE_I" -v g="$GUARD_I" 'BEGIN {
     printf "  michi/free / nginx-proxy: %.2fx\n", f / p

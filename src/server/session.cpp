@@ -57,10 +57,11 @@ public:
         // prefix: the head and the chunk's size line; suffix: the chunk's CRLF and the last
         // chunk ("\r\n" "0\r\n\r\n"), as much of it as applies.
         static constexpr std::string_view tail = "\r\n0\r\n\r\n";
-        std::string prefix;
+        std::string& prefix = prefix_; // (its room kept for the next write)
+        prefix.clear();
         if (head != nullptr) {
             head->chunked(true);
-            prefix = wire::head(*head, extra_fields);
+            wire::head(prefix, *head, extra_fields);
         }
         if (!data.empty()) {
             prefix += wire::chunk_size_line(data.size());
@@ -131,6 +132,7 @@ private:
     beast::flat_buffer& read_buffer_; // the session's (run_session)
     std::shared_ptr<watch_state> watch_;
     bool watching_ = false;
+    std::string prefix_; // write_stream's head and chunk-size line
 };
 
 // The access-log line and the metrics of a request that ended; an API call's request-log

@@ -10,6 +10,9 @@ std::size_t event_splitter::scan(std::string_view text, std::size_t i, std::size
     const std::size_t size = text.size();
     // Without a '\r' to mind, a line's bytes are skipped with memchr to its '\n'.
     const bool any_cr = after_cr_ || std::memchr(data + i, '\r', size - i) != nullptr;
+    if (any_cr) {
+        no_cr_ = false; // (the event under way may hold one)
+    }
     while (i < size) {
         if (!at_line_start_ && !any_cr) {
             const auto* nl = static_cast<const char*>(std::memchr(data + i, '\n', size - i));
@@ -32,6 +35,7 @@ std::size_t event_splitter::scan(std::string_view text, std::size_t i, std::size
         }
         if (!at_line_start_) {
             at_line_start_ = true; // end of a non-empty line
+            ++lines_;
             ++i;
             continue;
         }
@@ -41,7 +45,10 @@ std::size_t event_splitter::scan(std::string_view text, std::size_t i, std::size
             ++end;
             after_cr_ = false;
         }
+        one_line_ = no_cr_ && lines_ == 1;
         on_event(text.substr(start, end - start));
+        lines_ = 0;
+        no_cr_ = !any_cr;
         start = end;
         i = end;
     }
@@ -65,6 +72,23 @@ void event_splitter::feed(std::string_view bytes,
         buf_.erase(0, start_);
         start_ = 0;
     }
+}
+
+std::optional<std::string_view>
+event_splitter::single_data_line(std::string_view raw) const noexcept {
+    constexpr std::string_view field = "data:";
+    if (!one_line_) {
+        return stream::single_data_line(raw);
+    }
+    // One line, "\n\n" after it, no '\r': what is left to check is the field's name.
+    if (!raw.starts_with(field)) {
+        return std::nullopt;
+    }
+    std::string_view value = raw.substr(field.size(), raw.size() - field.size() - 2);
+    if (!value.empty() && value.front() == ' ') {
+        value.remove_prefix(1);
+    }
+    return value;
 }
 
 std::optional<std::string_view> single_data_line(std::string_view raw) noexcept {

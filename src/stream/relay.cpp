@@ -17,24 +17,36 @@ void describe(const error_code& ec, relay_failure& failure) {
 awaitable<relay_result> relay(body_source& src, event_filter& f, relay_client& client,
                               relay_failure& failure) {
     auto& io = client.io;
-    std::string pending; // what goes out with the head (at commit) or with the last chunk
+    // What goes out with the head (at commit) or with the last chunk: `pending`, bytes held
+    // back, then `held`, a view of the last piece's output (the source's bytes or the
+    // filter's text, valid until the next next() or feed(); finish() leaves it be), written
+    // from where it lies instead of copied.
+    std::string pending;
+    std::string_view held;
     bool committed = false;
-    bool client_gone = false;
     // Starts watching the client for a hang-up the first time the relay waits for the
     // upstream (a hang-up then aborts that wait); the client's connection, which reads
     // nothing meanwhile, lets its read buffer go. A stream whose answer was whole in the
-    // first read never waits, and never pays for the watch.
-    bool watching = false;
-    const std::function<void()> before_wait = [&] {
-        if (!watching) {
-            watching = true;
-            io.release_read_buffer();
-            io.watch_disconnect([&] {
-                client_gone = true;
-                src.abort();
+    // first read never waits, and never pays for the watch. (One pointer captured: the
+    // std::function holds it without an allocation.)
+    struct watch {
+        downstream::client_io& io;
+        body_source& src;
+        bool watching = false;
+        bool client_gone = false;
+    } w{io, src};
+    const std::function<void()> before_wait = [&w] {
+        if (!w.watching) {
+            w.watching = true;
+            w.io.release_read_buffer();
+            w.io.watch_disconnect([&w] {
+                w.client_gone = true;
+                w.src.abort();
             });
         }
     };
+    bool& watching = w.watching;
+    bool& client_gone = w.client_gone;
     relay_result result = relay_result::done;
     while (!src.done() && !f.finished()) {
         auto [ec, piece] = co_await src.next(&before_wait);
@@ -44,18 +56,21 @@ awaitable<relay_result> relay(body_source& src, event_filter& f, relay_client& c
         // last chunk (and the head, when nothing went out yet).
         const bool last_piece = !ec && !why && (src.done() || f.finished());
         if (!out.empty()) {
-            if (!committed) {
-                pending.append(out);
-                if (f.events() > 0 && !last_piece) {
+            if (last_piece) {
+                held = out;
+            } else if (!committed) {
+                if (f.events() > 0) {
                     committed = true;
                     client.on_commit();
-                    if (co_await io.write_stream(&client.head, client.fields, pending, false)) {
+                    const std::string_view now =
+                        pending.empty() ? out : std::string_view(pending.append(out));
+                    if (co_await io.write_stream(&client.head, client.fields, now, false)) {
                         client_gone = true;
                     }
                     pending.clear();
+                } else {
+                    pending.append(out);
                 }
-            } else if (last_piece) {
-                pending.append(out);
             } else if (co_await io.write_chunk(out)) {
                 client_gone = true;
             }
@@ -81,16 +96,27 @@ awaitable<relay_result> relay(body_source& src, event_filter& f, relay_client& c
         failure.timeout = false;
         result = committed ? relay_result::failed_after_commit : relay_result::failed_before_commit;
     }
+    std::string_view last; // the bytes of the last chunk
     if (result == relay_result::done) {
         // The provider said its last word: read what is left of the body (nothing but the
-        // framing's end, as a rule) so the connection can be kept.
+        // framing's end, as a rule) so the connection can be kept. (The last piece's output
+        // is kept first: a read may reuse what it views.)
+        if (!src.done() && !held.empty()) {
+            pending.append(held);
+            held = {};
+        }
         while (!src.done()) {
             auto [ec, piece] = co_await src.next(nullptr);
             if (ec) {
                 break;
             }
         }
-        pending.append(f.finish());
+        const std::string_view tail = f.finish();
+        if (!pending.empty() || (!held.empty() && !tail.empty())) {
+            last = pending.append(held).append(tail);
+        } else {
+            last = held.empty() ? tail : held;
+        }
     }
     if (watching) {
         io.unwatch();
@@ -101,20 +127,22 @@ awaitable<relay_result> relay(body_source& src, event_filter& f, relay_client& c
     }
     client.on_end(result);
     if (result == relay_result::done) {
+        // The rest in one write: the head if nothing went out yet, what was held back, and
+        // the last chunk. The source is let go after it: `last` may view its bytes.
+        if (!committed) {
+            client.on_commit();
+        }
+        http::response<http::empty_body>* head_now = committed ? nullptr : &client.head;
+        const bool failed =
+            static_cast<bool>(co_await io.write_stream(head_now, client.fields, last, true));
         if (src.done()) {
             src.release();
         } else {
             src.abort();
         }
-        // The rest in one write: the head if nothing went out yet, what was held back, and
-        // the last chunk.
-        if (!committed) {
-            client.on_commit();
-        }
-        http::response<http::empty_body>* head_now = committed ? nullptr : &client.head;
-        if (co_await io.write_stream(head_now, client.fields, pending, true)) {
+        if (failed) {
             client.broken = true;
-            if (!committed || !pending.empty()) { // the client missed part of the answer
+            if (!committed || !last.empty()) { // the client missed part of the answer
                 co_return relay_result::client_gone;
             }
         }

@@ -45,7 +45,7 @@ public:
 private:
     void on_raw_event(std::string_view raw) {
         drop_ = false;
-        const auto data = stream::single_data_line(raw);
+        const auto data = splitter_.single_data_line(raw);
         if (first_event_ && data) {
             sse_.started_without_bom(); // (a BOM would have failed single_data_line)
         }

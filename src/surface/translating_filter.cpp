@@ -61,15 +61,16 @@ public:
         return std::nullopt;
     }
     std::string_view finish() override {
-        out_.clear();
+        // (Into a text of its own: the last feed's view stays valid, as the relay expects.)
+        end_.clear();
         if (writer_) {
-            writer_->finish(out_);
+            writer_->finish(end_);
         } else if (responses_) {
-            responses_->finish(out_);
+            responses_->finish(end_);
         } else {
-            out_.append("data: [DONE]\n\n");
+            end_.append("data: [DONE]\n\n");
         }
-        return out_;
+        return end_;
     }
     std::string broken(std::string_view message) const override {
         return responses_ ? responses_->failed_event(message) : broken_event(api_, message);
@@ -101,6 +102,7 @@ private:
     stream::sse_parser sse_;
     std::vector<std::string> chunks_;
     std::string out_;
+    std::string end_; // what finish() wrote
     std::size_t content_chars_ = 0;
     bool upstream_error_ = false;
 };

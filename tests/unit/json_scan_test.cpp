@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -192,6 +193,33 @@ TEST(JsonScanTest, FindUniqueNearEndAgreesWithTheFullScan) {
     const std::string escaped = R"({"k\n":1,"usage":{"a":6}})";
     EXPECT_EQ(find_unique_near_end(escaped, "usage"), std::string_view(R"({"a":6})"));
     EXPECT_EQ(find_unique(escaped, "usage"), std::nullopt);
+// Long texts (where 16 places are tested at once), a needle at every offset from the start
+// and the end, near misses that match the bytes tested first but not the rest.
+TEST(JsonScanTest, FindTextAgreesWithFindOnLongTexts) {
+    std::string text;
+    std::uint32_t x = 12345;
+    for (int i = 0; i < 300; ++i) {
+        x = x * 1103515245u + 12345u;
+        text.push_back("ab\"u:e"[(x >> 16) % 6]);
+    }
+    for (const std::string needle :
+         {"\"usage\"", "\"u:e\"", "abab", "\"content\":\"", "ueue", "a\"b:u", "zzzz"}) {
+        for (std::size_t from = 0; from <= text.size(); ++from) {
+            ASSERT_EQ(find_text(text, needle, from), std::string_view(text).find(needle, from))
+                << needle << " from " << from;
+        }
+        for (std::size_t at = 0; at + needle.size() <= 80; ++at) {
+            const std::string hay = std::string(at, '.') + needle + std::string(80, '.');
+            const std::string near = std::string(at, '.') + needle.front() + needle[1] +
+                                     std::string(needle.size() - 4, '#') +
+                                     needle[needle.size() - 2] + '#' + std::string(80, '.');
+            EXPECT_EQ(find_text(hay, needle), at) << needle << " at " << at;
+            EXPECT_EQ(find_text(std::string_view(hay).substr(0, at + needle.size()), needle), at);
+            EXPECT_EQ(find_text(std::string_view(hay).substr(0, at + needle.size() - 1), needle),
+                      std::string_view::npos);
+            EXPECT_EQ(find_text(near, needle), std::string_view(near).find(needle));
+        }
+    }
 }
 
 } // namespace

@@ -11,6 +11,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 
+#include <algorithm>
 #include <deque>
 
 namespace michi::stream {
@@ -38,9 +39,15 @@ public:
     }
     bool done() const noexcept override { return script_.empty(); }
     void abort() noexcept override { aborted = true; }
-    void release() noexcept override { released = true; }
+    void release() noexcept override {
+        released = true;
+        if (scribble_on_release) { // as a connection back in its pool may read into its buffer
+            std::fill(current_.bytes.begin(), current_.bytes.end(), '#');
+        }
+    }
 
     int reads = 0;
+    bool scribble_on_release = false;
     bool aborted = false;
     bool released = false;
 
@@ -154,6 +161,36 @@ TEST(RelayTest, AWholeStreamInOnePieceIsOneWrite) {
     EXPECT_EQ(r.io.writes[0].data, event("a") + "data: [DONE]\n\n");
     EXPECT_EQ(r.filter->usage().completion_tokens, 2u);
     EXPECT_FALSE(r.io.watched); // it never waited for the upstream
+}
+
+// Passed through untouched, the last piece goes out from where the source holds it, and the
+// source is let go only after that write.
+TEST(RelayTest, TheLastPieceIsWrittenFromTheSourceBeforeItIsLetGo) {
+    const std::string body = event("a") + usage_event + "data: [DONE]\n\n";
+    scripted_source src({{event("0"), {}}, {body, {}}});
+    src.scribble_on_release = true;
+    relay_run r;
+    r.filter = surface::passthrough_filter(
+        api_kind::chat, providers::adapter_for(config::provider_type::openai), false);
+    const auto out = r.go(src);
+    EXPECT_EQ(out.result, relay_result::done);
+    ASSERT_EQ(r.io.writes.size(), 2u);
+    EXPECT_EQ(r.io.writes[1].data, body);
+    EXPECT_TRUE(r.io.writes[1].last);
+    EXPECT_TRUE(src.released);
+    EXPECT_EQ(r.filter->usage().completion_tokens, 2u);
+}
+
+// What the filter ends with (here an unterminated last event) follows the last piece's
+// output in the same write, the head included when nothing went out before.
+TEST(RelayTest, TheFiltersEndFollowsTheLastPieceInOneWrite) {
+    scripted_source src({{event("a") + "data: [DONE]", {}}});
+    relay_run r;
+    const auto out = r.go(src);
+    EXPECT_EQ(out.result, relay_result::done);
+    ASSERT_EQ(r.io.writes.size(), 1u);
+    EXPECT_TRUE(r.io.writes[0].head && r.io.writes[0].last);
+    EXPECT_EQ(r.io.writes[0].data, event("a") + "data: [DONE]");
 }
 
 TEST(RelayTest, AStreamThatWaitsForTheUpstreamWatchesTheClient) {

@@ -523,5 +523,29 @@ TEST(EventSplitterTest, SingleDataLineReadsOnlyTheUsualShape) {
     EXPECT_EQ(single_data_line("datum: a\n\n"), std::nullopt);
 }
 
+// The splitter's own reading of the event it just gave (which skips the scan when it saw the
+// event was one line) agrees with single_data_line on every event of every split, CRs
+// (before, inside and after an event) and multi-line events included.
+TEST(EventSplitterTest, ItsSingleDataLineAgreesWithTheFreeFunctionAtEverySplit) {
+    const std::string input = "data: a\n\ndata: {\"b\":1}\n\nevent: x\ndata: y\n\n: ping\n\n"
+                              "data: c\r\n\r\ndata: d\n\ndata: e\ndata: f\n\ndata:\n\n"
+                              "datum: g\n\n\ndata: h\n\ndata: i\r\rdata: j\n\n";
+    for (std::size_t a = 0; a <= input.size(); ++a) {
+        for (std::size_t b = a; b <= input.size(); b += 7) {
+            const std::string_view in(input);
+            event_splitter s;
+            std::size_t events = 0;
+            for (const auto piece : {in.substr(0, a), in.substr(a, b - a), in.substr(b)}) {
+                s.feed(piece, [&](std::string_view ev) {
+                    ++events;
+                    EXPECT_EQ(s.single_data_line(ev), single_data_line(ev))
+                        << "event " << ev << " cut at " << a << ", " << b;
+                });
+            }
+            EXPECT_GE(events, 12u);
+        }
+    }
+}
+
 } // namespace
 } // namespace michi::stream

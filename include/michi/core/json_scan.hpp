@@ -24,8 +24,10 @@ struct member {
     std::size_t value_end = 0;
 };
 
-// The first place of needle in text at or after from, or npos: glibc's memmem, which
-// beats string_view::find on JSON (that one stops at every '"' a needle starts with).
+// The first place of needle in text at or after from, or npos. A needle of 4 bytes or more
+// is looked for by two of its inner bytes, 16 places at a time (SSE2), else by glibc's
+// memmem: both beat string_view::find on JSON (that one stops at every '"' a needle starts
+// with).
 std::size_t find_text(std::string_view text, std::string_view needle,
                       std::size_t from = 0) noexcept;
 

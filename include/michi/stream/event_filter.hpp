@@ -26,6 +26,7 @@ public:
     // Why the stream cannot go on (an upstream error event, an event too large), if so.
     virtual std::optional<std::string> failure() const = 0;
     // What ends a clean stream: an unterminated last event passed on, [DONE], message_stop.
+    // The view the last feed() returned stays valid (the relay writes both at once).
     virtual std::string_view finish() = 0;
     // The error event that ends a stream broken after the commit point, in the client's API.
     virtual std::string broken(std::string_view message) const = 0;

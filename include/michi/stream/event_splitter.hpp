@@ -17,6 +17,9 @@ public:
     // Bytes of the unfinished event.
     std::string_view pending() const { return std::string_view(buf_).substr(start_); }
     std::size_t pending_size() const { return buf_.size() - start_; }
+    // single_data_line (below) of the event on_event was last given, which the splitter
+    // mostly knows the shape of already: without scanning it again when it was one line.
+    std::optional<std::string_view> single_data_line(std::string_view raw) const noexcept;
 
 private:
     // Scans text from i (the event under way began at start); calls on_event for each
@@ -28,6 +31,9 @@ private:
     std::size_t start_ = 0;     // first byte of the unfinished event
     bool at_line_start_ = true; // nothing but line endings since the last line ending
     bool after_cr_ = false;     // a '\n' next belongs to the preceding '\r'
+    std::size_t lines_ = 0;     // non-empty lines ended in the event under way
+    bool no_cr_ = true;         // no '\r' in the event under way
+    bool one_line_ = false;     // the last event: one line ended by '\n', then '\n', no '\r'
 };
 
 // The data of a raw event that is one "data:" line ended by "\n\n" (what OpenAI-type
