@@ -1,6 +1,7 @@
 #include "michi/cache/memory_cache.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <functional>
 
 namespace michi::cache {
@@ -26,7 +27,22 @@ memory_cache::memory_cache(std::size_t max_bytes)
 
 memory_cache::~memory_cache() = default;
 
+std::size_t memory_cache::key_hash::operator()(std::string_view key) const noexcept {
+    if (key.size() == 32) {
+        std::uint64_t h = 0;
+        std::memcpy(&h, key.data(), sizeof h);
+        return static_cast<std::size_t>(h);
+    }
+    return std::hash<std::string_view>{}(key);
+}
+
 memory_cache::shard& memory_cache::shard_of(std::string_view key) {
+    // (Other bits than the index's: a shard's keys still spread over its buckets.)
+    if (key.size() == 32) {
+        std::uint64_t h = 0;
+        std::memcpy(&h, key.data() + 8, sizeof h);
+        return *shards_[h % shards_.size()];
+    }
     return *shards_[std::hash<std::string_view>{}(key) % shards_.size()];
 }
 

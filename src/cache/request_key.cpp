@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 
 namespace michi::cache {
 
@@ -14,12 +15,27 @@ namespace {
 
 void append_prefix(std::string& text, api_kind api, std::string_view model, std::string_view scope,
                    std::string_view headers, char form) {
-    text.append("michi-cache-v1 ");
-    text.push_back(form);
-    text.append("\n").append(to_string(api)).append("\n");
-    text.append(scope).append("\n");
-    text.append(headers).append("\n");
-    text.append(model).append("\n");
+    // One growth of the text, then the parts copied in (no append's checks per part).
+    constexpr std::string_view tag = "michi-cache-v1 ";
+    const std::string_view kind = to_string(api);
+    const std::size_t at = text.size();
+    text.resize(at + tag.size() + kind.size() + scope.size() + headers.size() + model.size() + 6);
+    char* p = text.data() + at;
+    auto put = [&p](std::string_view s) {
+        std::memcpy(p, s.data(), s.size());
+        p += s.size();
+    };
+    put(tag);
+    *p++ = form;
+    *p++ = '\n';
+    put(kind);
+    *p++ = '\n';
+    put(scope);
+    *p++ = '\n';
+    put(headers);
+    *p++ = '\n';
+    put(model);
+    *p++ = '\n';
 }
 
 std::string prefix(api_kind api, std::string_view model, std::string_view scope,
@@ -46,6 +62,7 @@ request_key raw_key_of(api_kind api, std::string_view model, std::string_view bo
 void exact_text(api_kind api, std::string_view model, std::string_view body, std::string_view scope,
                 std::string_view headers, std::string& out) {
     out.clear();
+    out.reserve(body.size() + model.size() + scope.size() + headers.size() + 64);
     append_prefix(out, api, model, scope, headers, 'r');
     out.append(body);
 }

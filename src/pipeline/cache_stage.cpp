@@ -38,6 +38,12 @@ directives directives_of(std::string_view value) {
 // The route's cache policy, else the key's; null when neither keeps one.
 const config::cache_policy* policy_of(const request_context& ctx,
                                       const routing::dispatch_plan& plan) {
+    if (plan.prepared != nullptr) { // (the route as the snapshot resolved it: no lookup by name)
+        if (const auto& c = plan.prepared->config->cache) {
+            return &*c;
+        }
+        return ctx.key->cache ? &*ctx.key->cache : nullptr;
+    }
     const auto& routes = ctx.rt->cfg->routes;
     if (const auto it = routes.find(plan.route); it != routes.end() && it->second.cache) {
         return &*it->second.cache;
@@ -50,21 +56,19 @@ const std::string& resolved_model(const routing::dispatch_plan& plan) {
     return plan.route.empty() ? plan.candidates.front().model->name : plan.route;
 }
 
-// Writes a kept answer as the first one went out; charged nothing.
-awaitable<void> replay(deps& d, downstream::client_io& io, request_context& ctx,
-                       const cache::cached_answer& a) {
+// What the request log says of a hit; charged nothing.
+void note_hit(request_context& ctx, const cache::cached_answer& a) {
     ctx.log.model = a.model;
     ctx.log.response_cache = "hit";
     ctx.log.response_cache_saved_usd = static_cast<double>(a.cost_nano) / 1e9;
     ctx.cost_nano = 0; // (the usage stays zero: nothing was used upstream)
-    if (!a.stream) {
-        auto [ec, n] =
-            co_await write_whole(io, ctx, d.ledger, d.fields, a.status, a.body, a.content_type, {});
-        if (ec) {
-            ctx.keep_alive = false;
-        }
-        co_return;
-    }
+}
+
+// Writes a kept stream as the first one went out (a whole answer is written where it is
+// found, without a coroutine of its own).
+awaitable<void> replay_stream(deps& d, downstream::client_io& io, request_context& ctx,
+                              const cache::cached_answer& a) {
+    note_hit(ctx, a);
     ctx.log.status = a.status;
     ctx.log.stream = true;
     settle(ctx, d.ledger);
@@ -149,7 +153,8 @@ awaitable<bool> answer_from_cache(deps& d, downstream::client_io& io, request_co
     // as sent (chat, embeddings); when it is another API's form (translated), the key is the
     // body's exact bytes.
     const bool as_sent = ctx.api == api_kind::chat || ctx.api == api_kind::embeddings;
-    std::optional<cache::request_key> key;
+    std::optional<cache::request_key> made;
+    const cache::request_key* key = nullptr; // made's, or one remembered (not copied)
     if (is_large(ctx)) {
         // (Off this event loop: the key of a large body, never one remembered.)
         auto job = [api = ctx.api, model = model, scope = std::string(scope),
@@ -161,10 +166,10 @@ awaitable<bool> answer_from_cache(deps& d, downstream::client_io& io, request_co
         if (!done) {
             co_return true; // (the request ended there)
         }
-        key = std::move(*done);
+        made = std::move(*done);
     } else if (ctx.body_parsed && !as_sent) {
-        key = cache::raw_key_of(ctx.api, model, body, scope, headers,
-                                cache::sets_temperature(ctx.body));
+        made = cache::raw_key_of(ctx.api, model, body, scope, headers,
+                                 cache::sets_temperature(ctx.body));
     } else {
         // A body this worker saw before, byte for byte, is not normalised again (one short
         // enough to be remembered: the text's room stays within max_known_text).
@@ -176,32 +181,54 @@ awaitable<bool> answer_from_cache(deps& d, downstream::client_io& io, request_co
             cache::exact_text(ctx.api, model, body, scope, headers, exact);
         }
         if (const auto* known = short_text ? d.cache.known_key(exact) : nullptr) {
-            key = *known;
+            key = known; // (this worker's: stays put while the request runs on it)
         } else {
             if (!ctx.body_parsed) {
-                key = cache::key_of(ctx.api, model, body, scope, headers);
+                made = cache::key_of(ctx.api, model, body, scope, headers);
             } else if (json_scan::nesting_depth(body, cache::max_key_depth) <=
                        cache::max_key_depth) {
-                key = cache::parsed_key_of(ctx.api, model, ctx.body, scope, headers);
+                made = cache::parsed_key_of(ctx.api, model, ctx.body, scope, headers);
             }
-            if (key && short_text) {
-                d.cache.remember_key(exact, *key);
+            if (made && short_text) {
+                d.cache.remember_key(exact, *made);
             }
         }
     }
-    if (!key || (key->sampled && !policy->nondeterministic)) {
+    if (made) {
+        key = &*made;
+    }
+    if (key == nullptr || (key->sampled && !policy->nondeterministic)) {
         co_return false;
     }
+    std::string awaited; // the digest, held across a suspension (a remembered key may go)
     if (!asked.no_cache) {
-        if (const auto hit = co_await d.cache.find(key->digest)) {
+        // Memory first, without a suspension; Redis after, when the cache is shared.
+        auto hit = d.cache.find_here(key->digest);
+        if (!hit && d.cache.shared()) {
+            awaited = key->digest;
+            key = nullptr;
+            hit = co_await d.cache.find(awaited);
+        }
+        if (hit) {
             d.cache.memory().count(true, hit->cost_nano);
-            co_await replay(d, io, ctx, *hit);
+            if (hit->stream) {
+                co_await replay_stream(d, io, ctx, *hit);
+                co_return true;
+            }
+            // The stored answer's bytes are written as they are (`hit` holds them meanwhile).
+            note_hit(ctx, *hit);
+            auto [ec, n] = co_await write_whole(io, ctx, d.ledger, d.fields, hit->status, hit->body,
+                                                hit->content_type, {});
+            if (ec) {
+                ctx.keep_alive = false;
+            }
             co_return true;
         }
     }
     ctx.log.response_cache = "miss";
     d.cache.memory().count(false, 0);
-    ctx.cache_fill = std::make_unique<cache::pending_fill>(d.cache, key->digest, policy->ttl);
+    ctx.cache_fill = std::make_unique<cache::pending_fill>(
+        d.cache, key != nullptr ? key->digest : std::move(awaited), policy->ttl);
     co_return false;
 }
 

@@ -7,6 +7,10 @@
 namespace michi::routing {
 
 void reorder(std::vector<candidate>& candidates, std::vector<std::size_t>& order) {
+    reorder(candidates, std::span<std::size_t>(order));
+}
+
+void reorder(std::vector<candidate>& candidates, std::span<std::size_t> order) {
     // Cycle by cycle, one candidate held aside; a place done points at itself.
     for (std::size_t i = 0; i < order.size(); ++i) {
         if (order[i] == i) {

@@ -54,6 +54,11 @@ route_table::route_table(const config::config& cfg, const provider_map& provider
                 p.reasons.push_back(weighted_reason(c, total));
                 break;
             case config::route_strategy::least_busy:
+                p.reasons.push_back(reason_start(r.strategy, c));
+                for (std::int64_t n = 0; n < prepared_route::busy_texts; ++n) {
+                    p.busy_reasons.push_back(p.reasons.back() + busy_reason_end(n));
+                }
+                break;
             case config::route_strategy::latency:
                 p.reasons.push_back(reason_start(r.strategy, c));
                 break;

@@ -36,14 +36,6 @@ void target_signals::observe(std::chrono::microseconds ttfb, clock::time_point n
     samples_.fetch_add(1, std::memory_order_relaxed);
 }
 
-std::optional<std::chrono::microseconds> target_signals::ttfb() const noexcept {
-    const auto v = ewma_us_.load(std::memory_order_relaxed);
-    if (v < 0) {
-        return std::nullopt;
-    }
-    return std::chrono::microseconds(v);
-}
-
 // A slot of the open-addressed table: its name is claimed once and never changes.
 struct signal_board::slot {
     std::atomic<const std::string*> name{nullptr}; // owned by the slot

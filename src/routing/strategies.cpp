@@ -4,59 +4,123 @@
 #include "michi/routing/route_table.hpp"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
+#include <cstring>
 #include <numeric>
 
 namespace michi::routing {
 namespace {
 
-void identity(std::size_t n, std::vector<std::size_t>& out) {
-    out.resize(n);
-    std::iota(out.begin(), out.end(), std::size_t{0});
-}
-
-// A uniform index in [0, n): one 32-bit draw scaled (a bias below n / 2^32, nothing for a
-// route's targets), without the division and rejection of a distribution object.
-std::size_t draw(std::size_t n, random_engine& rng) {
-    return static_cast<std::size_t>((static_cast<std::uint64_t>(rng()) * n) >> 32);
-}
-
-void shuffle(std::vector<std::size_t>& v, random_engine& rng) {
-    for (std::size_t i = v.size(); i > 1; --i) {
-        std::swap(v[i - 1], v[draw(i, rng)]);
+// Room for one value per target: on the stack for a route's few targets, else on the heap.
+template <class T>
+class per_target {
+public:
+    explicit per_target(std::size_t n) {
+        if (n > small_.size()) {
+            big_.resize(n);
+        }
+        data_ = n > small_.size() ? big_.data() : small_.data();
+        size_ = n;
     }
+    T& operator[](std::size_t i) noexcept { return data_[i]; }
+    std::span<T> all() noexcept { return {data_, size_}; }
+
+private:
+    std::array<T, 16> small_;
+    std::vector<T> big_;
+    T* data_;
+    std::size_t size_;
+};
+
+// What the order is sorted by, one per target.
+using sort_keys = per_target<std::int64_t>;
+
+// sort_by's for a route of more than 32 targets: a merge sort.
+[[gnu::noinline]] void sort_many(sort_keys& key, std::span<std::size_t> out) {
+    std::iota(out.begin(), out.end(), std::size_t{0});
+    std::stable_sort(out.begin(), out.end(),
+                     [&](std::size_t a, std::size_t b) { return key[a] < key[b]; });
 }
 
-// A stable sort without an allocation (std::stable_sort takes a buffer from the heap): an
-// insertion sort, for a route's few targets.
-template <class Less>
-void stable_small_sort(std::vector<std::size_t>& v, Less less) {
-    if (v.size() > 32) {
-        std::stable_sort(v.begin(), v.end(), less);
+// out: the indices in the keys' order (ties in index order). An insertion sort, which writes
+// the indices as it goes, for a route's few targets (std::stable_sort takes a buffer from the
+// heap); a merge sort past 32.
+inline void sort_by(sort_keys& key, std::span<std::size_t> out) {
+    const std::size_t n = out.size();
+    if (n > 32) {
+        sort_many(key, out);
         return;
     }
-    for (std::size_t i = 1; i < v.size(); ++i) {
-        const std::size_t x = v[i];
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::int64_t k = key[i];
         std::size_t j = i;
-        for (; j > 0 && less(x, v[j - 1]); --j) {
-            v[j] = v[j - 1];
+        for (; j > 0 && k < key[out[j - 1]]; --j) {
+            out[j] = out[j - 1];
         }
-        v[j] = x;
+        out[j] = i;
     }
 }
 
-// Text appended to a std::string or a reason_text.
-template <class Out>
-void put(Out& out, std::string_view s) {
-    out.insert(out.end(), s.begin(), s.end());
+// Text appended to a std::string.
+void put(std::string& out, std::string_view s) { out.append(s); }
+
+// Text appended to a reason: its room grown once, the bytes copied in.
+void put(reason_text& out, std::string_view s) {
+    const std::size_t at = out.size();
+    out.resize(at + s.size(), boost::container::default_init);
+    std::memcpy(out.data() + at, s.data(), s.size());
 }
 
 // A number as text, appended (shortest form; no locale, no allocation of its own).
-template <class Out, class T>
-void append_number(Out& out, T value) {
+template <class T>
+void append_number(std::string& out, T value) {
     char buf[32];
     const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
     put(out, std::string_view(buf, ec == std::errc{} ? end : buf));
+}
+
+// The decimal digits of v, written backwards to end; returns where they start.
+char* digits_before(char* end, std::uint64_t v) {
+    do {
+        *--end = static_cast<char>('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    return end;
+}
+
+// What a least_busy route saw of its first target: "<n> in flight)".
+void put_in_flight(reason_text& out, std::int64_t in_flight) {
+    constexpr std::string_view tail = " in flight)";
+    char buf[32];
+    char* end = buf + sizeof buf;
+    char* p = end - tail.size();
+    std::memcpy(p, tail.data(), tail.size());
+    if (in_flight < 0) { // (not seen: a count ends before it starts)
+        p = digits_before(p, static_cast<std::uint64_t>(-(in_flight + 1)) + 1);
+        *--p = '-';
+    } else {
+        p = digits_before(p, static_cast<std::uint64_t>(in_flight));
+    }
+    put(out, std::string_view(p, static_cast<std::size_t>(end - p)));
+}
+
+// What a latency route saw of its first target: "time to first byte ~<ms, one decimal> ms)".
+void put_ttfb(reason_text& out, std::chrono::microseconds us) {
+    constexpr std::string_view head = "time to first byte ~";
+    constexpr std::string_view tail = " ms)";
+    const auto tenths =
+        static_cast<std::uint64_t>(std::max<std::int64_t>(0, us.count()) + 50) / 100;
+    char buf[64];
+    char* end = buf + sizeof buf;
+    char* p = end - tail.size();
+    std::memcpy(p, tail.data(), tail.size());
+    *--p = static_cast<char>('0' + tenths % 10);
+    *--p = '.';
+    p = digits_before(p, tenths / 10);
+    p -= head.size();
+    std::memcpy(p, head.data(), head.size());
+    put(out, std::string_view(p, static_cast<std::size_t>(end - p)));
 }
 
 // A weight as text: a whole one as an integer (the usual case, and a tenth of the work).
@@ -73,71 +137,121 @@ double uniform_below(double limit, random_engine& rng) {
     return limit * (static_cast<double>(rng()) * (1.0 / 4294967296.0));
 }
 
-template <class Out>
-void append_ms(Out& out, std::chrono::microseconds us) {
-    const auto tenths = (us.count() + 50) / 100;
-    append_number(out, tenths / 10);
-    out.push_back('.');
-    append_number(out, tenths % 10);
-    put(out, " ms");
-}
+constexpr std::int64_t busy_key_max = std::int64_t{1} << 46;
 
-} // namespace
+// The strategies on what they read of each target, as choose_order and the *_order functions
+// share them. Each fills out with an order of [0, out.size()).
 
-pick_reason weighted_order(std::span<const target_view> targets, random_engine& rng,
-                           std::vector<std::size_t>& out) {
-    identity(targets.size(), out);
+// Weighted: drawn by weight without replacement, the first, then the next from those left.
+template <class Weight>
+pick_reason weighted_core(Weight weight, random_engine& rng, std::span<std::size_t> out) {
     double left = 0;
-    for (const auto& t : targets) {
-        left += t.weight;
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        out[i] = i;
+        left += weight(i);
     }
-    // Draw the first, then the next from those left, each by weight.
     for (std::size_t i = 0; i + 1 < out.size(); ++i) {
         double x = uniform_below(left, rng);
         std::size_t pick = out.size() - 1;
         for (std::size_t j = i; j < out.size(); ++j) {
-            x -= targets[out[j]].weight;
+            x -= weight(out[j]);
             if (x < 0) {
                 pick = j;
                 break;
             }
         }
-        left -= targets[out[pick]].weight;
+        left -= weight(out[pick]);
         std::swap(out[i], out[pick]);
     }
     return pick_reason::weight;
 }
 
-pick_reason least_busy_order(std::span<const target_view> targets, random_engine& rng,
-                             std::vector<std::size_t>& out) {
-    identity(targets.size(), out);
-    shuffle(out, rng); // ties in random order
-    stable_small_sort(out, [&](std::size_t a, std::size_t b) {
-        return targets[a].in_flight < targets[b].in_flight;
-    });
+// Least busy's key: the requests in flight above, a tie break below (tied targets go in a
+// random order).
+std::int64_t busy_key(std::int64_t in_flight, tie_breaks& ties) {
+    return static_cast<std::int64_t>(
+        (static_cast<std::uint64_t>(std::clamp<std::int64_t>(in_flight, 0, busy_key_max)) << 16) |
+        ties.next());
+}
+
+// The requests in flight a busy_key says.
+std::int64_t in_flight_of(std::int64_t busy_key) { return busy_key >> 16; }
+
+// Least busy: by requests in flight, ties in random order (the keys).
+pick_reason least_busy_core(sort_keys& key, std::span<std::size_t> out) {
+    sort_by(key, out);
     return pick_reason::least_busy;
 }
 
-pick_reason latency_order(std::span<const target_view> targets, random_engine& rng,
-                          std::vector<std::size_t>& out) {
-    identity(targets.size(), out);
-    // Unmeasured first (they must be seen once), then by average time to first byte.
-    stable_small_sort(out, [&](std::size_t a, std::size_t b) {
-        const auto& x = targets[a].ttfb;
-        const auto& y = targets[b].ttfb;
-        return x.has_value() != y.has_value() ? !x.has_value() : x && *x < *y;
-    });
-    if (!targets[out.front()].ttfb) {
+// Latency's key: the average time to first byte in microseconds; -1 for a target not measured
+// yet, so that it goes first (it must be seen once).
+std::int64_t latency_key(const std::optional<std::chrono::microseconds>& ttfb) {
+    return ttfb ? std::max<std::int64_t>(0, ttfb->count()) : -1;
+}
+
+// Latency: unmeasured first, then by average time to first byte (the keys); now and then
+// another target first.
+pick_reason latency_core(sort_keys& key, random_engine& rng, std::span<std::size_t> out) {
+    sort_by(key, out);
+    if (key[out.front()] < 0) {
         return pick_reason::unmeasured;
     }
-    if (out.size() > 1 && uniform_below(1.0, rng) < latency_exploration) {
+    if (out.size() < 2) {
+        return pick_reason::fastest;
+    }
+    // One draw says whether to explore and, when it does, where: below the exploration's
+    // share of its range it explores, and its place there picks the target.
+    constexpr auto explore_below =
+        static_cast<std::uint64_t>(latency_exploration * 4294967296.0); // of 2^32
+    if (const std::uint64_t x = rng(); x < explore_below) {
         // Another target first, so a slow one that recovered is measured again.
-        const std::size_t i = 1 + draw(out.size() - 1, rng);
-        std::rotate(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(i),
-                    out.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+        const auto i = static_cast<std::ptrdiff_t>(1 + x * (out.size() - 1) / explore_below);
+        std::rotate(out.begin(), out.begin() + i, out.begin() + i + 1);
         return pick_reason::exploring;
     }
     return pick_reason::fastest;
+}
+
+} // namespace
+
+pick_reason weighted_order(std::span<const target_view> targets, random_engine& rng,
+                           std::span<std::size_t> out) {
+    return weighted_core([&](std::size_t i) { return targets[i].weight; }, rng, out);
+}
+
+pick_reason least_busy_order(std::span<const target_view> targets, random_engine& rng,
+                             std::span<std::size_t> out) {
+    sort_keys key(out.size());
+    tie_breaks ties(rng);
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        key[i] = busy_key(targets[i].in_flight, ties);
+    }
+    return least_busy_core(key, out);
+}
+
+pick_reason latency_order(std::span<const target_view> targets, random_engine& rng,
+                          std::span<std::size_t> out) {
+    sort_keys key(out.size());
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        key[i] = latency_key(targets[i].ttfb);
+    }
+    return latency_core(key, rng, out);
+}
+
+pick_reason weighted_order(std::span<const target_view> targets, random_engine& rng,
+                           std::vector<std::size_t>& out) {
+    out.resize(targets.size());
+    return weighted_order(targets, rng, std::span<std::size_t>(out));
+}
+pick_reason least_busy_order(std::span<const target_view> targets, random_engine& rng,
+                             std::vector<std::size_t>& out) {
+    out.resize(targets.size());
+    return least_busy_order(targets, rng, std::span<std::size_t>(out));
+}
+pick_reason latency_order(std::span<const target_view> targets, random_engine& rng,
+                          std::vector<std::size_t>& out) {
+    out.resize(targets.size());
+    return latency_order(targets, rng, std::span<std::size_t>(out));
 }
 
 bool per_request_order(const dispatch_plan& plan) noexcept {
@@ -175,78 +289,91 @@ std::string weighted_reason(const candidate& first, double total) {
 std::string_view choose_order(dispatch_plan& plan, signal_board& board, const cooldowns& cd,
                               random_engine& rng, reason_text& reason) {
     if (!per_request_order(plan)) {
-        cooling_last(plan.candidates, cd);
+        if (cd.any()) {
+            cooling_last(plan.candidates, cd);
+        }
         return {};
     }
     const std::size_t n = plan.candidates.size();
-    // This thread's, their room kept from one request to the next.
-    thread_local std::vector<target_view> views;
-    thread_local std::vector<std::size_t> idx;
-    views.resize(n);
-    for (std::size_t i = 0; i < n; ++i) {
-        const auto& c = plan.candidates[i];
-        views[i] = target_view{c.weight, 0, std::nullopt};
-        if (plan.strategy == config::route_strategy::weighted) {
-            continue;
-        }
-        if (const auto* s = signals_of(plan, c, board)) {
-            if (plan.strategy == config::route_strategy::least_busy) {
-                views[i].in_flight = s->in_flight();
-            } else {
-                views[i].ttfb = s->ttfb();
-            }
-        }
-    }
+    const auto strategy = plan.strategy;
+    const auto& cs = plan.candidates;
+    // What the strategy reads of each target (its key), then the order.
+    per_target<std::size_t> room(n);
+    const std::span<std::size_t> order = room.all();
+    sort_keys key(n);
     pick_reason why = pick_reason::weight;
-    switch (plan.strategy) {
-    case config::route_strategy::least_busy: why = least_busy_order(views, rng, idx); break;
-    case config::route_strategy::latency: why = latency_order(views, rng, idx); break;
-    default: why = weighted_order(views, rng, idx); break;
-    }
-    const std::size_t chosen = idx.front();
-    const auto& first = views[chosen];
-    reorder(plan.candidates, idx);
-    const bool cooled = cooling_last(plan.candidates, cd);
-    // Every target of the route taking part: the reason's text for each was written once.
-    const auto* texts = plan.prepared != nullptr && plan.prepared->reasons.size() == n && !cooled
-                            ? &plan.prepared->reasons
-                            : nullptr;
-    if (why == pick_reason::weight) {
-        if (texts != nullptr) {
-            return (*texts)[chosen];
+    switch (strategy) {
+    case config::route_strategy::least_busy: {
+        tie_breaks ties(rng);
+        for (std::size_t i = 0; i < n; ++i) {
+            const auto* s =
+                cs[i].signals != nullptr ? cs[i].signals : signals_of(plan, cs[i], board);
+            key[i] = busy_key(s != nullptr ? s->in_flight() : 0, ties);
         }
-        if (!cooled) {
-            double total = 0;
-            for (const auto& v : views) {
-                total += v.weight;
+        why = least_busy_core(key, order);
+        break;
+    }
+    case config::route_strategy::latency:
+        for (std::size_t i = 0; i < n; ++i) {
+            const auto* s =
+                cs[i].signals != nullptr ? cs[i].signals : signals_of(plan, cs[i], board);
+            key[i] = s != nullptr ? latency_key(s->ttfb()) : -1;
+        }
+        why = latency_core(key, rng, order);
+        break;
+    default: why = weighted_core([&](std::size_t i) { return cs[i].weight; }, rng, order); break;
+    }
+    const std::size_t chosen = order.front();
+    // In flight, or the time to first byte (µs).
+    const std::int64_t seen =
+        strategy == config::route_strategy::least_busy ? in_flight_of(key[chosen]) : key[chosen];
+    reorder(plan.candidates, order);
+    const bool cooled = cd.any() && cooling_last(plan.candidates, cd);
+    // Every target of the route taking part: the reason's texts for each were written once.
+    const auto* prep = plan.prepared != nullptr && plan.prepared->reasons.size() == n && !cooled
+                           ? plan.prepared
+                           : nullptr;
+    if (prep != nullptr) {
+        if (why == pick_reason::weight) {
+            return prep->reasons[chosen];
+        }
+        if (why == pick_reason::least_busy) {
+            if (const auto* whole = prep->busy_reason(chosen, seen)) {
+                return *whole;
             }
-            put(reason, weighted_reason(plan.candidates.front(), total));
-            return {reason.data(), reason.size()};
         }
+    } else if (why == pick_reason::weight && !cooled) {
+        double total = 0;
+        for (const auto& c : plan.candidates) {
+            total += c.weight;
+        }
+        reason.clear();
+        put(reason, weighted_reason(plan.candidates.front(), total));
+        return {reason.data(), reason.size()};
     }
+    // The start, then what the strategy saw, written here (at most a few dozen bytes).
     reason.clear();
-    put(reason, texts != nullptr
-                    ? std::string_view((*texts)[chosen])
-                    : std::string_view(reason_start(plan.strategy, plan.candidates.front())));
+    put(reason, prep != nullptr
+                    ? std::string_view(prep->reasons[chosen])
+                    : std::string_view(reason_start(strategy, plan.candidates.front())));
     if (cooled) {
         put(reason, "the chosen ones are cooling down)");
         return {reason.data(), reason.size()};
     }
     switch (why) {
     case pick_reason::weight: break; // (above)
-    case pick_reason::least_busy:
-        append_number(reason, first.in_flight);
-        put(reason, " in flight)");
-        break;
-    case pick_reason::fastest:
-        put(reason, "time to first byte ~");
-        append_ms(reason, *first.ttfb);
-        put(reason, ")");
-        break;
+    case pick_reason::least_busy: put_in_flight(reason, seen); break;
+    case pick_reason::fastest: put_ttfb(reason, std::chrono::microseconds(seen)); break;
     case pick_reason::unmeasured: put(reason, "not measured yet)"); break;
     case pick_reason::exploring: put(reason, "exploring)"); break;
     }
     return {reason.data(), reason.size()};
+}
+
+std::string busy_reason_end(std::int64_t in_flight) {
+    reason_text r;
+    put_in_flight(r, in_flight);
+    return {r.data(), r.size()};
 }
 
 } // namespace michi::routing

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <map>
 
 namespace michi::routing {
 namespace {
@@ -62,6 +63,50 @@ TEST(StrategiesTest, LeastBusyPutsTheFewestInFlightFirstAndBreaksTiesAtRandom) {
     }
     EXPECT_GT(first[0], 50);
     EXPECT_GT(first[1], 50);
+}
+
+TEST(StrategiesTest, LeastBusyPicksEachOfThreeTiedTargetsFirstAsOftenAndKeepsTheBusyLast) {
+    // Three idle targets and a busy one: each idle one first a third of the time, every order
+    // of the three about as often, the busy one always last.
+    const std::array<target_view, 4> targets{{{1, 0, {}}, {1, 4, {}}, {1, 0, {}}, {1, 0, {}}}};
+    random_engine rng(2026);
+    std::map<std::vector<std::size_t>, int> orders;
+    std::array<int, 4> first{};
+    std::vector<std::size_t> order;
+    constexpr int draws = 12000;
+    for (int i = 0; i < draws; ++i) {
+        least_busy_order(targets, rng, order);
+        ASSERT_EQ(order.back(), 1u);
+        ++first[order.front()];
+        ++orders[order];
+    }
+    EXPECT_EQ(first[1], 0);
+    for (const std::size_t t : {0, 2, 3}) {
+        EXPECT_NEAR(first[t] / double(draws), 1.0 / 3, 0.02) << "target " << t;
+    }
+    EXPECT_EQ(orders.size(), 6u);
+    for (const auto& [o, count] : orders) {
+        EXPECT_NEAR(count / double(draws), 1.0 / 6, 0.02);
+    }
+}
+
+TEST(RandomTest, TieBreaksAreSpreadEvenlyFourToADraw) {
+    random_engine rng(9);
+    tie_breaks ties(rng);
+    std::array<int, 16> buckets{}; // by the top four bits
+    constexpr int draws = 32000;
+    for (int i = 0; i < draws; ++i) {
+        ++buckets[ties.next() >> 12];
+    }
+    for (const int b : buckets) {
+        EXPECT_NEAR(b / double(draws), 1.0 / 16, 0.01);
+    }
+    // Four numbers a draw: the generator moved on by draws / 4.
+    random_engine same(9);
+    for (int i = 0; i < draws / 4; ++i) {
+        same.next64();
+    }
+    EXPECT_EQ(rng(), same());
 }
 
 TEST(StrategiesTest, LatencyTriesUnmeasuredTargetsThenTheFastestAndExploresNowAndThen) {

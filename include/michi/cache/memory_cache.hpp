@@ -58,10 +58,15 @@ private:
         std::shared_ptr<const cached_answer> answer;
         std::size_t bytes = 0;
     };
+    // A key's hash: a digest's (SHA-256, already uniform) first eight bytes as they are, any
+    // other key's std::hash.
+    struct key_hash {
+        std::size_t operator()(std::string_view key) const noexcept;
+    };
     struct shard {
         mutable adaptive_mutex mu; // (a few hundred instructions; never across I/O)
         std::list<entry> lru;      // most recently used first
-        std::unordered_map<std::string_view, std::list<entry>::iterator> index;
+        std::unordered_map<std::string_view, std::list<entry>::iterator, key_hash> index;
         std::size_t bytes = 0;
         std::uint64_t evictions = 0;
     };

@@ -47,6 +47,12 @@ public:
     // The answer kept under digest (32 bytes), or null: none, expired, or Redis did not
     // answer in time.
     awaitable<std::shared_ptr<const cached_answer>> find(const std::string& digest);
+    // The same in this process's memory only, without a suspension: what find answers first.
+    std::shared_ptr<const cached_answer> find_here(const std::string& digest) {
+        return memory_.get(digest, now_ms());
+    }
+    // Whether find asks Redis too when memory has nothing.
+    bool shared() const noexcept { return redis_ != nullptr; }
     // Keeps the answer under digest for ttl.
     void keep(const std::string& digest, cached_answer a, std::chrono::milliseconds ttl);
 

@@ -8,6 +8,7 @@
 #include "michi/routing/random.hpp"
 
 #include <chrono>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -24,6 +25,7 @@ bool cooling_last(std::vector<candidate>& candidates, const cooldowns& cd);
 // Puts the candidates in the given order: candidates[i] becomes the one at order[i] before
 // (`order` is a permutation of their indices; it is used up).
 void reorder(std::vector<candidate>& candidates, std::vector<std::size_t>& order);
+void reorder(std::vector<candidate>& candidates, std::span<std::size_t> order);
 
 // The wait before retry number n (1-based) on one target: base * 2^(n-1), capped, times a
 // jitter in [0.5, 1.5).

@@ -7,6 +7,7 @@
 #include "michi/routing/plan.hpp"
 #include "michi/routing/signals.hpp"
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
@@ -33,6 +34,19 @@ struct prepared_route {
     // whole for a weighted route, its start for least_busy and latency (the rest is what the
     // strategy saw), none for the others.
     std::vector<std::string> reasons;
+    // least_busy: the whole text for each target going first with each count in flight below
+    // busy_texts (target i's with n in flight at [i * busy_texts + n]), so that a request
+    // writes none.
+    static constexpr std::int64_t busy_texts = 64;
+    std::vector<std::string> busy_reasons;
+
+    // The whole text for target i going first with `in_flight`, when one was written.
+    const std::string* busy_reason(std::size_t i, std::int64_t in_flight) const noexcept {
+        const auto at = i * busy_texts + static_cast<std::size_t>(in_flight);
+        return in_flight >= 0 && in_flight < busy_texts && at < busy_reasons.size()
+                   ? &busy_reasons[at]
+                   : nullptr;
+    }
 };
 
 class route_table {

@@ -31,7 +31,13 @@ public:
 
     std::int64_t in_flight() const noexcept { return in_flight_.load(std::memory_order_relaxed); }
     // The weighted average time to first byte; nullopt before the first sample.
-    std::optional<std::chrono::microseconds> ttfb() const noexcept;
+    std::optional<std::chrono::microseconds> ttfb() const noexcept {
+        const auto v = ewma_us_.load(std::memory_order_relaxed);
+        if (v < 0) {
+            return std::nullopt;
+        }
+        return std::chrono::microseconds(v);
+    }
     std::uint64_t samples() const noexcept { return samples_.load(std::memory_order_relaxed); }
 
 private:

@@ -39,6 +39,13 @@ enum class pick_reason { weight, least_busy, fastest, unmeasured, exploring };
 // weight_i / sum). Least busy: fewest in flight first, ties in random order. Latency:
 // targets not measured yet first, then the lowest average; with probability
 // latency_exploration another target, at random, goes first.
+// `out` has one place per target; the vector forms size it.
+pick_reason weighted_order(std::span<const target_view> targets, random_engine& rng,
+                           std::span<std::size_t> out);
+pick_reason least_busy_order(std::span<const target_view> targets, random_engine& rng,
+                             std::span<std::size_t> out);
+pick_reason latency_order(std::span<const target_view> targets, random_engine& rng,
+                          std::span<std::size_t> out);
 pick_reason weighted_order(std::span<const target_view> targets, random_engine& rng,
                            std::vector<std::size_t>& out);
 pick_reason least_busy_order(std::span<const target_view> targets, random_engine& rng,
@@ -64,6 +71,8 @@ std::string_view choose_order(dispatch_plan& plan, signal_board& board, const co
 // strategy saw, e.g. a weighted route's "weight w of total)".
 std::string reason_start(config::route_strategy strategy, const candidate& first);
 std::string weighted_reason(const candidate& first, double total);
+// What follows reason_start for a least_busy route whose first target has `in_flight`.
+std::string busy_reason_end(std::int64_t in_flight);
 
 // The live signals of a candidate of the plan: the route's targets are measured (every
 // strategy); a model asked for by name is not (null).
