@@ -193,6 +193,8 @@ TEST(JsonScanTest, FindUniqueNearEndAgreesWithTheFullScan) {
     const std::string escaped = R"({"k\n":1,"usage":{"a":6}})";
     EXPECT_EQ(find_unique_near_end(escaped, "usage"), std::string_view(R"({"a":6})"));
     EXPECT_EQ(find_unique(escaped, "usage"), std::nullopt);
+}
+
 // Long texts (where 16 places are tested at once), a needle at every offset from the start
 // and the end, near misses that match the bytes tested first but not the rest.
 TEST(JsonScanTest, FindTextAgreesWithFindOnLongTexts) {
