@@ -284,7 +284,8 @@ result<void> admit_key(request_context& ctx, auth::authenticator& auth) {
     std::string revoked_id;
     const auto secret =
         auth::presented_secret(ctx.req[http::field::authorization], ctx.req["x-api-key"]);
-    if (auto who = auth.authenticate(secret, ctx.rt->keys, ctx.who, revoked_id); !who) {
+    if (auto who = auth.authenticate(secret, ctx.rt->keys, ctx.who, revoked_id, ctx.key_memo);
+        !who) {
         ctx.log.key_id = std::move(revoked_id);
         return std::move(who.error());
     }

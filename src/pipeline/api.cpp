@@ -92,7 +92,8 @@ awaitable<void> serve_models(deps& d, downstream::client_io& io, request_context
     const auto secret =
         auth::presented_secret(ctx.req[http::field::authorization], ctx.req["x-api-key"]);
     std::string revoked_id;
-    if (auto who = d.auth.authenticate(secret, ctx.rt->keys, ctx.who, revoked_id); !who) {
+    if (auto who = d.auth.authenticate(secret, ctx.rt->keys, ctx.who, revoked_id, ctx.key_memo);
+        !who) {
         ctx.log.key_id = std::move(revoked_id);
         co_await reply_error(io, ctx, d.ledger, who.error());
         co_return;

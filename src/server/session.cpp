@@ -221,6 +221,7 @@ awaitable<bool> run_session(connection_deps& d, Stream& stream) {
     session_io<Stream> io(stream, buffer);
     request spent; // the previous request: the next one is read into its storage
     kept_strings kept;
+    auth::key_memo key_memo; // the last key this connection authenticated (wiped at the end)
     published<pipeline::snapshot>::reader current; // this connection's copy of the snapshot
     bool ended_on_error = false;
     // The error a request is refused with (one slot in this frame, whichever error: a
@@ -248,6 +249,7 @@ awaitable<bool> run_session(connection_deps& d, Stream& stream) {
         pipeline::request_context ctx;
         kept.lend(ctx);
         ctx.rt = rt;
+        ctx.key_memo = &key_memo;
         new_request_id(ctx.request_id);
         if (hec) {
             // (Errors are named locals: GCC 12 mis-destroys temporaries in some co_awaits.)
