@@ -2,9 +2,20 @@
 
 #include "michi/core/secret.hpp"
 
+#include <atomic>
+
 namespace michi::auth {
 
-key_store::key_store(const config::config& cfg) {
+namespace {
+
+std::uint64_t next_store_id() {
+    static std::atomic<std::uint64_t> n{0};
+    return n.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
+} // namespace
+
+key_store::key_store(const config::config& cfg) : id_(next_store_id()) {
     for (const auto& key : cfg.keys) {
         if (is_sha256_hex(key.secret_sha256)) {
             by_digest_.emplace(hex_to_raw(key.secret_sha256), &key);

@@ -70,37 +70,89 @@ std::string head(const http::response_header<>& h, std::string_view extra_fields
 void head(std::string& out, const http::response_header<>& h, std::string_view extra_fields) {
     out.clear();
     const auto reason = h.reason();
-    out.reserve(16 + reason.size() + fields_size(h) + extra_fields.size());
-    append_version(out, h.version());
-    out.push_back(' ');
-    char code[8];
-    const auto end = std::to_chars(code, code + sizeof code, h.result_int()).ptr;
-    out.append(code, end);
-    out.push_back(' ');
-    out.append(reason);
-    out.append(crlf);
+    const std::size_t fields = h.begin() == h.end() ? 2 : fields_size(h);
+    out.reserve(16 + reason.size() + fields + extra_fields.size());
+    // The status line put together on the stack and appended at once (a reason phrase of
+    // Beast's is short; a longer one set by hand goes piece by piece).
+    char line[96];
+    if (reason.size() <= sizeof line - 20) {
+        char* p = line;
+        std::memcpy(p, "HTTP/", 5);
+        p[5] = static_cast<char>('0' + h.version() / 10);
+        p[6] = '.';
+        p[7] = static_cast<char>('0' + h.version() % 10);
+        p[8] = ' ';
+        p = std::to_chars(p + 9, p + 16, h.result_int()).ptr;
+        *p++ = ' ';
+        std::memcpy(p, reason.data(), reason.size());
+        p += reason.size();
+        *p++ = '\r';
+        *p++ = '\n';
+        out.append(line, p);
+    } else {
+        append_version(out, h.version());
+        out.push_back(' ');
+        char code[8];
+        const auto end = std::to_chars(code, code + sizeof code, h.result_int()).ptr;
+        out.append(code, end);
+        out.push_back(' ');
+        out.append(reason);
+        out.append(crlf);
+    }
     append_fields(out, h, extra_fields);
 }
+
+namespace {
+
+// Each control character (CR, LF, NUL, ...) of text becomes a space (a tab may stay). Bytes
+// above 0x7F are obs-text, allowed.
+void blank_controls(char* text, std::size_t size) noexcept {
+    for (std::size_t i = 0; i < size; ++i) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        if ((c < 0x20 && c != '\t') || c == 0x7F) {
+            text[i] = ' ';
+        }
+    }
+}
+
+} // namespace
 
 void append_field(std::string& out, std::string_view name, std::string_view value) {
     const bool cut = value.size() > max_field_value;
     if (cut) {
         value = value.substr(0, max_field_value);
     }
+    // A control character would end the field or reach the client raw: see blank_controls.
+    const bool controls = has_control(value);
+    // A usual field (a short name and value) is put together on the stack and appended at
+    // once: one append instead of four.
+    char line[320];
+    if (name.size() + value.size() + 7 <= sizeof line) {
+        std::memcpy(line, name.data(), name.size());
+        char* p = line + name.size();
+        *p++ = ':';
+        *p++ = ' ';
+        std::memcpy(p, value.data(), value.size());
+        if (controls) {
+            blank_controls(p, value.size());
+        }
+        p += value.size();
+        if (cut) {
+            std::memcpy(p, "...", 3);
+            p += 3;
+        }
+        *p++ = '\r';
+        *p++ = '\n';
+        out.append(line, p);
+        return;
+    }
     out.reserve(out.size() + name.size() + value.size() + 7);
     out.append(name);
     out.append(": ");
     const std::size_t at = out.size();
     out.append(value);
-    // A control character (CR, LF, NUL, ...) would end the field or reach the client raw:
-    // each becomes a space (a tab may stay). Bytes above 0x7F are obs-text, allowed.
-    if (has_control(value)) {
-        for (std::size_t i = at; i < out.size(); ++i) {
-            const auto c = static_cast<unsigned char>(out[i]);
-            if ((c < 0x20 && c != '\t') || c == 0x7F) {
-                out[i] = ' ';
-            }
-        }
+    if (controls) {
+        blank_controls(out.data() + at, value.size());
     }
     if (cut) {
         out.append("...");

@@ -35,6 +35,7 @@ request_parser::request_parser(request&& spent) : req_(std::move(spent)) {
     req_.keep_alive_ = false;
     req_.text_.clear();
     req_.fields_.clear();
+    req_.extra_.fill(request::no_field);
     if (req_.body_.capacity() > kept_body_room) {
         std::string().swap(req_.body_);
     }
@@ -62,6 +63,17 @@ bool just_chunked(beast::string_view value) {
     }
     return beast::iequals(value, "chunked");
 }
+// The extra field a name Beast does not know is, or -1 (names compare case-insensitively).
+int extra_of(beast::string_view name) {
+    switch (name.size()) {
+    case 9: return beast::iequals(name, "x-api-key") ? 0 : -1;
+    case 12: return beast::iequals(name, "x-request-id") ? 1 : -1;
+    case 17: return beast::iequals(name, "anthropic-version") ? 2 : -1;
+    case 14: return beast::iequals(name, "anthropic-beta") ? 3 : -1;
+    default: return -1;
+    }
+}
+
 } // namespace
 
 void request_parser::on_field_impl(http::field name, string_view name_string, string_view value,
@@ -101,6 +113,13 @@ void request_parser::on_field_impl(http::field name, string_view name_string, st
     t.append(name_string.data(), name_string.size());
     const auto value_at = static_cast<std::uint32_t>(t.size());
     t.append(value.data(), value.size());
+    if (name == http::field::unknown) {
+        if (const int e = extra_of(name_string);
+            e >= 0 && req_.extra_[static_cast<std::size_t>(e)] == request::no_field) {
+            req_.extra_[static_cast<std::size_t>(e)] =
+                static_cast<std::uint32_t>(req_.fields_.size());
+        }
+    }
     req_.fields_.push_back({name, name_at, static_cast<std::uint32_t>(name_string.size()), value_at,
                             static_cast<std::uint32_t>(value.size())});
 }

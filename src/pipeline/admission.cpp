@@ -275,16 +275,17 @@ providers::request_view request_view_of(const request_context& ctx) {
     v.wants_usage = ctx.facts.wants_usage;
     v.has_stream_options = ctx.facts.has_stream_options;
     v.prompt_tokens = ctx.facts.prompt_tokens;
-    v.anthropic_version = ctx.req["anthropic-version"];
-    v.anthropic_beta = ctx.req["anthropic-beta"];
+    v.anthropic_version = ctx.req[downstream::request::extra::anthropic_version];
+    v.anthropic_beta = ctx.req[downstream::request::extra::anthropic_beta];
     return v;
 }
 
 result<void> admit_key(request_context& ctx, auth::authenticator& auth) {
     std::string revoked_id;
-    const auto secret =
-        auth::presented_secret(ctx.req[http::field::authorization], ctx.req["x-api-key"]);
-    if (auto who = auth.authenticate(secret, ctx.rt->keys, ctx.who, revoked_id); !who) {
+    const auto secret = auth::presented_secret(ctx.req[http::field::authorization],
+                                               ctx.req[downstream::request::extra::x_api_key]);
+    if (auto who = auth.authenticate(secret, ctx.rt->keys, ctx.who, revoked_id, ctx.key_memo);
+        !who) {
         ctx.log.key_id = std::move(revoked_id);
         return std::move(who.error());
     }

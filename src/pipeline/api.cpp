@@ -89,10 +89,11 @@ awaitable<void> serve_completion(deps& d, downstream::client_io& io, request_con
 awaitable<void> serve_models(deps& d, downstream::client_io& io, request_context& ctx,
                              std::string_view id) {
     co_await refresh_keys(d);
-    const auto secret =
-        auth::presented_secret(ctx.req[http::field::authorization], ctx.req["x-api-key"]);
+    const auto secret = auth::presented_secret(ctx.req[http::field::authorization],
+                                               ctx.req[downstream::request::extra::x_api_key]);
     std::string revoked_id;
-    if (auto who = d.auth.authenticate(secret, ctx.rt->keys, ctx.who, revoked_id); !who) {
+    if (auto who = d.auth.authenticate(secret, ctx.rt->keys, ctx.who, revoked_id, ctx.key_memo);
+        !who) {
         ctx.log.key_id = std::move(revoked_id);
         co_await reply_error(io, ctx, d.ledger, who.error());
         co_return;

@@ -101,7 +101,7 @@ void normalize_path(std::string_view target, std::string& out) {
 
 awaitable<void> dispatch(deps& d, downstream::client_io& io, pipeline::request_context& ctx) {
     normalize_path(ctx.req.target(), ctx.path);
-    ctx.log.method = std::string(ctx.req.method_string());
+    ctx.log.method.assign(ctx.req.method_string());
     ctx.log.path = ctx.path;
     // HEAD on every GET path: the GET's status and headers, never a body.
     ctx.req.serve_head_as_get();

@@ -193,11 +193,13 @@ awaitable<void> answer_crash(session_io<Stream>& io, pipeline::request_context& 
 struct kept_strings {
     std::string request_id, log_request_id, path, log_path;
 
+    // (Moved, not swapped: a fresh context's strings are empty, and a swap with a short
+    // string copies its bytes both ways.)
     void lend(pipeline::request_context& ctx) noexcept {
-        ctx.request_id.swap(request_id);
-        ctx.log.request_id.swap(log_request_id);
-        ctx.path.swap(path);
-        ctx.log.path.swap(log_path);
+        ctx.request_id = std::move(request_id);
+        ctx.log.request_id = std::move(log_request_id);
+        ctx.path = std::move(path);
+        ctx.log.path = std::move(log_path);
     }
     // Back from a request that ended, emptied (ones grown large are let go).
     void take_back(pipeline::request_context& ctx) noexcept {
@@ -207,7 +209,7 @@ struct kept_strings {
               std::pair{&log_path, &ctx.log.path}}) {
             if (theirs->capacity() <= 256) {
                 theirs->clear();
-                mine->swap(*theirs);
+                *mine = std::move(*theirs);
             }
         }
     }
@@ -223,6 +225,7 @@ awaitable<bool> run_session(connection_deps& d, Stream& stream) {
     session_io<Stream> io(stream, buffer);
     request spent; // the previous request: the next one is read into its storage
     kept_strings kept;
+    auth::key_memo key_memo; // the last key this connection authenticated (wiped at the end)
     published<pipeline::snapshot>::reader current; // this connection's copy of the snapshot
     bool ended_on_error = false;
     // The error a request is refused with (one slot in this frame, whichever error: a
@@ -250,6 +253,7 @@ awaitable<bool> run_session(connection_deps& d, Stream& stream) {
         pipeline::request_context ctx;
         kept.lend(ctx);
         ctx.rt = rt;
+        ctx.key_memo = &key_memo;
         new_request_id(ctx.request_id);
         if (hec) {
             // (Errors are named locals: GCC 12 mis-destroys temporaries in some co_awaits.)
@@ -276,11 +280,11 @@ awaitable<bool> run_session(connection_deps& d, Stream& stream) {
         ctx.rt = rt;
         sc = &rt->cfg->server;
         const auto& head = parser.get();
-        if (const auto rid = head["x-request-id"]; is_sane_request_id(rid)) {
+        if (const auto rid = head[request::extra::x_request_id]; is_sane_request_id(rid)) {
             ctx.request_id.assign(rid.data(), rid.size());
         }
         ctx.log.request_id = ctx.request_id;
-        ctx.log.method = std::string(head.method_string());
+        ctx.log.method.assign(head.method_string());
         const auto target = head.target().substr(0, head.target().find('?'));
         ctx.log.path.assign(target.data(), target.size());
         if (const auto len = parser.content_length(); len && *len > sc->max_body_bytes) {

@@ -52,9 +52,10 @@ struct admission_fixture {
         rt = snapshot::build(loaded.cfg).value();
     }
 
-    // A chat request with the secret and body, through admission.
+    // A chat request with the secret and body, through admission (on a connection that
+    // keeps `memo`, when one is given).
     result<admitted> admit_chat(const std::string& secret, const std::string& body,
-                                request_context& ctx) {
+                                request_context& ctx, auth::key_memo* memo = nullptr) {
         downstream::request_parser parser;
         const std::string wire = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
                                  "Authorization: Bearer " +
@@ -67,6 +68,7 @@ struct admission_fixture {
         ctx.req = parser.release();
         ctx.rt = rt.get();
         ctx.api = api_kind::chat;
+        ctx.key_memo = memo;
         return admit(ctx, auth);
     }
 };
@@ -190,6 +192,81 @@ TEST(AdmissionTest, TheLedgersRefusalsAreTheContractsErrors) {
     hold.key_id = "dev";
     EXPECT_TRUE(take_admission(held, guard::admission(hold), headers, metrics));
     ASSERT_TRUE(held.reservation.has_value());
+}
+
+// One keep-alive connection's requests (the key memo a session keeps): each names the key its
+// secret names, and a revocation or a reload counts from the next request on.
+TEST(AdmissionTest, AConnectionsRequestsNameTheirKeyUntilTheKeysChange) {
+    admission_fixture f;
+    auth::key_memo memo;
+    const auto key_of = [&](const std::string& secret) -> std::string {
+        request_context ctx;
+        const auto r = f.admit_chat(secret, chat("mock/a"), ctx, &memo);
+        return r ? ctx.key->id : r.error().code + ": " + r.error().message;
+    };
+    EXPECT_EQ(key_of(dev_secret), "dev");
+    EXPECT_EQ(key_of(dev_secret), "dev");
+    EXPECT_EQ(key_of(narrow_secret), "narrow");
+    EXPECT_EQ(key_of("mk-dev-nope"), "invalid_api_key: Invalid API key provided.");
+    EXPECT_EQ(key_of(narrow_secret), "narrow");
+    // A secret differing from the kept one in its last byte only.
+    auto near = narrow_secret;
+    near.back() = '3';
+    EXPECT_EQ(key_of(near), "invalid_api_key: Invalid API key provided.");
+    EXPECT_EQ(key_of(narrow_secret), "narrow");
+    ASSERT_TRUE(f.registry.revoke("narrow"));
+    EXPECT_EQ(key_of(narrow_secret), "invalid_api_key: This API key has been revoked.");
+    EXPECT_EQ(key_of(dev_secret), "dev");
+    // A reload whose key file no longer has the key.
+    std::string without_dev = yaml();
+    const auto at = without_dev.find(sha256_hex(dev_secret));
+    ASSERT_NE(at, std::string::npos);
+    without_dev.replace(at, 64, sha256_hex("mk-dev-another"));
+    auto loaded = config::load_string(without_dev);
+    ASSERT_TRUE(loaded.cfg);
+    f.rt = snapshot::build(loaded.cfg).value();
+    EXPECT_EQ(key_of(dev_secret), "invalid_api_key: Invalid API key provided.");
+    EXPECT_EQ(key_of("mk-dev-another"), "dev");
+}
+
+TEST(AdmissionTest, AnAdminKeyOnAConnectionIsRefusedOnceRevoked) {
+    admission_fixture f;
+    const std::string secret = "mk-dev-AdminMadeAdminMadeAdminMadeAdminMade12";
+    store::admin_key k;
+    k.id = "made";
+    k.secret_sha256 = sha256_hex(secret);
+    std::string error;
+    ASSERT_TRUE(f.registry.create(k, error)) << error;
+    auth::key_memo memo;
+    for (int i = 0; i < 2; ++i) {
+        request_context ctx;
+        const auto r = f.admit_chat(secret, chat("mock/a"), ctx, &memo);
+        ASSERT_TRUE(r) << r.error().message;
+        EXPECT_EQ(ctx.key->id, "made");
+        EXPECT_EQ(ctx.key, &*ctx.who.admin_key); // the request's own copy
+    }
+    ASSERT_TRUE(f.registry.revoke("made"));
+    request_context ctx;
+    const auto r = f.admit_chat(secret, chat("mock/a"), ctx, &memo);
+    ASSERT_FALSE(r); // (a revoked admin key is no live key any more: as an unknown one)
+    EXPECT_EQ(r.error().status, 401u);
+    EXPECT_EQ(r.error().code, "invalid_api_key");
+}
+
+TEST(AdmissionTest, AKeyMemoHoldsOnlyItsSecretUnderItsKeySetsUntilForgotten) {
+    config::key_config key;
+    auth::key_memo memo;
+    EXPECT_FALSE(memo.holds("", 0, 0)); // empty: holds nothing, not even an empty secret
+    memo.keep("mk-secret", 1, 2, &key, nullptr);
+    EXPECT_TRUE(memo.holds("mk-secret", 1, 2));
+    EXPECT_EQ(memo.key(), &key);
+    EXPECT_FALSE(memo.holds("mk-secreT", 1, 2));
+    EXPECT_FALSE(memo.holds("mk-secret2", 1, 2));
+    EXPECT_FALSE(memo.holds("mk-secret", 3, 2)); // another config snapshot
+    EXPECT_FALSE(memo.holds("mk-secret", 1, 4)); // the admin keys changed
+    memo.forget();
+    EXPECT_FALSE(memo.holds("mk-secret", 1, 2));
+    EXPECT_EQ(memo.key(), nullptr);
 }
 
 } // namespace

@@ -73,6 +73,35 @@ TEST(RequestParserTest, ReadsStartLineFieldsAndBodyInEverySplit) {
     }
 }
 
+// The fields Michi reads on every request that Beast has no name for, looked up by their own
+// id: as by name (the first of a repeated one, any case), empty when absent, and nothing of
+// a previous request on the connection, or of fields let go, shows through.
+TEST(RequestParserTest, ExtraFieldsAreFoundAsByName) {
+    using extra = request::extra;
+    const std::string wire = "POST /v1/messages HTTP/1.1\r\nHost: gw\r\nX-API-KEY: sk-a\r\n"
+                             "x-api-key: sk-b\r\nAnthropic-Version: 2023-06-01\r\n"
+                             "x-request-idx: no\r\nanthropic-beta: tools\r\n"
+                             "X-Request-Id: r-1\r\nContent-Length: 0\r\n\r\n";
+    for (std::size_t split = 1; split <= wire.size(); ++split) {
+        auto r = parse(wire, split);
+        ASSERT_TRUE(r) << split;
+        EXPECT_EQ((*r)[extra::x_api_key], "sk-a");
+        EXPECT_EQ((*r)[extra::x_api_key], (*r)["x-api-key"]);
+        EXPECT_EQ((*r)[extra::x_request_id], "r-1");
+        EXPECT_EQ((*r)[extra::anthropic_version], "2023-06-01");
+        EXPECT_EQ((*r)[extra::anthropic_beta], "tools");
+        auto next = parse("GET /v1/models HTTP/1.1\r\nx-request-id: r-2\r\n\r\n", split, nullptr,
+                          1 << 20, 8192, &*r);
+        ASSERT_TRUE(next);
+        EXPECT_EQ((*next)[extra::x_request_id], "r-2");
+        EXPECT_EQ((*next)[extra::x_api_key], "");
+        EXPECT_EQ((*next)[extra::anthropic_version], "");
+        EXPECT_EQ((*next)[extra::anthropic_beta], "");
+        next->release_fields();
+        EXPECT_EQ((*next)[extra::x_request_id], "");
+    }
+}
+
 // The next request on a connection reuses the previous one's storage: nothing of the
 // previous request shows through (fields, target, body, keep-alive).
 TEST(RequestParserTest, AReusedRequestCarriesNothingOver) {

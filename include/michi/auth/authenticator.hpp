@@ -3,6 +3,7 @@
 // config file (the snapshot's key store) or made through the admin API (the key registry).
 // Only digests are compared (in constant time); the secret is never kept.
 
+#include "michi/auth/key_memo.hpp"
 #include "michi/auth/key_store.hpp"
 #include "michi/core/published.hpp"
 #include "michi/core/result.hpp"
@@ -32,9 +33,10 @@ public:
 
     // The key the secret names, into `who` (its key points at who.admin_key for an admin
     // key: keep `who` where it is); 401 when there is none, or it is revoked (`revoked_id`
-    // then names it, for the log).
+    // then names it, for the log). With a memo (the connection's), a secret it holds under
+    // the same key sets is not hashed again, and a secret that names a live key is kept.
     result<void> authenticate(std::string_view secret, const key_store& config_keys, identity& who,
-                              std::string& revoked_id);
+                              std::string& revoked_id, key_memo* memo = nullptr);
 
 private:
     store::key_registry& registry_;

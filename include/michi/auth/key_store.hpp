@@ -5,6 +5,7 @@
 #include "michi/config/config.hpp"
 
 #include <cstddef>
+#include <cstdint>
 #include <string_view>
 #include <unordered_map>
 
@@ -21,9 +22,13 @@ public:
     // The key with this raw SHA-256 digest (of a presented secret), or nullptr.
     const config::key_config* find_digest(const std::string& digest) const;
     std::size_t size() const noexcept { return by_digest_.size(); }
+    // This store's number, never given to another store built in this process (a key_memo
+    // holds only under the store it was made with).
+    std::uint64_t id() const noexcept { return id_; }
 
 private:
     std::unordered_map<std::string, const config::key_config*> by_digest_; // raw digest -> key
+    std::uint64_t id_;
 };
 
 // Shell-style glob with `*` (any run) and `?` (one character).

@@ -52,6 +52,9 @@ public:
             }
             return v_;
         }
+        // The generation of the value get() last returned: a new value published has
+        // another (never a recycled one).
+        std::uint64_t generation() const noexcept { return generation_; }
 
     private:
         const published* source_ = nullptr;

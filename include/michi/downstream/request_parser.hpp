@@ -8,6 +8,7 @@
 
 #include "michi/core/net.hpp"
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -28,6 +29,19 @@ public:
     std::string_view operator[](http::field name) const;
     std::string_view operator[](std::string_view name) const;
 
+    // Fields Beast has no name for that Michi reads on every request: found once while the
+    // head is parsed, so that reading one compares no names.
+    enum class extra : std::uint8_t { x_api_key, x_request_id, anthropic_version, anthropic_beta };
+    // The first field of that name, as operator[] with its name would find it.
+    std::string_view operator[](extra name) const {
+        const auto at = extra_[static_cast<std::size_t>(name)];
+        if (at == no_field) {
+            return {};
+        }
+        const auto& f = fields_[at];
+        return std::string_view(text_).substr(f.value_at, f.value_size);
+    }
+
     const std::string& body() const { return body_; }
     // Lends the body out (to work off the event loop) and takes it back: the request has
     // none meanwhile.
@@ -40,6 +54,7 @@ public:
     void release_fields() {
         std::string().swap(text_);
         std::vector<field_ref>().swap(fields_);
+        extra_.fill(no_field);
     }
     // A HEAD request is served as the GET it asks about (its answer then goes without a
     // body); method_string() still says HEAD.
@@ -58,6 +73,10 @@ private:
         http::field id;
         std::uint32_t name_at, name_size, value_at, value_size;
     };
+
+    static constexpr std::uint32_t no_field = 0xFFFFFFFF;
+    // Where in fields_ the first field of each extra name is (no_field: none came).
+    std::array<std::uint32_t, 4> extra_{no_field, no_field, no_field, no_field};
 
     http::verb method_ = http::verb::unknown;
     std::string method_string_;

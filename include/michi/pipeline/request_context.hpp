@@ -35,6 +35,7 @@ struct request_context : downstream::call {
     api_kind api = api_kind::chat;
     auth::identity who;
     const config::key_config* key = nullptr; // who.key once authenticated
+    auth::key_memo* key_memo = nullptr;      // the connection's, when it keeps one
     // The body's facts (by the scan of its bytes, or from the parse), and the parse itself,
     // in OpenAI form (a /v1/messages request translated), when body_parsed.
     body_facts facts;
