@@ -2,6 +2,7 @@
 #include "michi/core/json_parse.hpp"
 
 #include "michi/core/http_wire.hpp"
+#include "michi/downstream/hang_up_board.hpp"
 #include "michi/pipeline/admission.hpp"
 #include "michi/pipeline/answer.hpp"
 #include "michi/pipeline/cache_stage.hpp"
@@ -416,23 +417,35 @@ awaitable<void> run_exchange(deps& d, downstream::client_io& io, request_context
             routing::attempt_signal signal(routing::signals_of(plan, c, d.signals));
             const auto sent_at = steady_clock::now();
             // While the answer's head is awaited (for a whole answer, the whole generation),
-            // a client that hangs up ends the attempt: the provider stops at once.
-            // (One pointer in the callback: std::function keeps that without an allocation.)
-            struct hang_up_watch {
+            // a client that hangs up ends the attempt: the provider stops. The client is
+            // watched once the request has waited a little (the board's delay): answers that
+            // come sooner never pay for the watch.
+            upstream::head_wait wait;
+            struct hang_up_watch final : downstream::hang_up_board::waiter {
+                hang_up_watch(downstream::client_io& c, upstream::head_wait& w,
+                              downstream::hang_up_board& b, steady_clock::time_point t)
+                    : io(c), wait(w), board(b), since(t) {}
                 downstream::client_io& io;
+                upstream::head_wait& wait;
+                downstream::hang_up_board& board;
+                steady_clock::time_point since;
                 bool client_gone = false;
                 bool watching = false;
-            } hang_up{io};
-            upstream::head_wait wait;
-            wait.on_wait = [h = &hang_up](upstream::head_wait& w) {
-                h->watching = true;
-                h->io.watch_disconnect([h, &w] {
-                    h->client_gone = true;
-                    w.abort();
-                });
-            };
+
+            private:
+                void start_watch() override {
+                    watching = true;
+                    io.watch_disconnect([this] {
+                        client_gone = true;
+                        wait.abort();
+                    });
+                }
+            } hang_up{io, wait, d.hang_ups, sent_at};
+            // (One pointer in the callback: std::function keeps that without an allocation.)
+            wait.on_wait = [h = &hang_up](upstream::head_wait&) { h->board.enlist(*h, h->since); };
             auto a = co_await d.upstream.send(*c.provider->endpoint, req.head, req.body,
                                               provider.connect_timeout, head_timeout, &wait);
+            d.hang_ups.leave(hang_up);
             if (hang_up.watching) {
                 io.unwatch();
             }

@@ -9,6 +9,7 @@
 #include "michi/cache/response_cache.hpp"
 #include "michi/core/net.hpp"
 #include "michi/core/string_pool.hpp"
+#include "michi/downstream/hang_up_board.hpp"
 #include "michi/guard/redis_ledger.hpp"
 #include "michi/pipeline/deps.hpp"
 #include "michi/server/router.hpp"
@@ -50,6 +51,9 @@ private:
     string_pool strings_;
     std::string fields_;
     routing::random_engine rng_{std::random_device{}()};
+    // A request's client is watched for a hang-up once it has waited this long for the
+    // upstream's answer (a watch costs a system call; most answers come sooner).
+    downstream::hang_up_board hang_ups_{ioc_.get_executor(), std::chrono::milliseconds(100)};
     pipeline::deps api_;
     admin::deps admin_;
     server::deps planes_;

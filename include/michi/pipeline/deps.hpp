@@ -7,6 +7,7 @@
 #include "michi/core/net.hpp"
 #include "michi/core/offload.hpp"
 #include "michi/core/string_pool.hpp"
+#include "michi/downstream/hang_up_board.hpp"
 #include "michi/guard/ledger.hpp"
 #include "michi/routing/random.hpp"
 #include "michi/obs/fallback_log.hpp"
@@ -38,6 +39,7 @@ struct deps {
     std::string& fields;         // the worker's scratch for a whole answer's head fields
     routing::random_engine& rng; // the worker's, for backoff jitter
     cpu_pool& cpu;               // the threads for CPU work on large bodies (large_body.hpp)
+    downstream::hang_up_board& hang_ups; // clients watched while their requests wait long
 };
 
 } // namespace michi::pipeline
