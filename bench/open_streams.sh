@@ -11,6 +11,10 @@
 #   BODY_FILE   a chat request body whose messages each stream sends (default: one "hi"), e.g.
 #               bench/bodies/conversation-11k.json
 #   NGINX       nginx binary (default: from PATH)
+#   PROCESSES   Michi processes sharing the port (SO_REUSEPORT, as replicas do: one config, one
+#               SQLite file), each with WORKERS/PROCESSES threads (default 1). nginx's workers
+#               are processes, each under its own descriptor limit; PROCESSES=2 lets Michi hold
+#               10,000 streams where the hard limit is 20,000 (about 5,000 streams a process).
 #
 # Descriptors: each stream takes two in the proxy, one in the client and one in the upstream
 # (all under this shell's limit), so STEPS up to N need `ulimit -n` >= 2N + 100: 10,000
@@ -28,6 +32,7 @@ MICHI_BIN="${MICHI_BIN:-$ROOT/build/release/michi-gateway}"
 STEPS="${STEPS:-1000,5000}"
 if [[ -n "${BODY_FILE:-}" ]]; then export BODY_FILE="$(readlink -f "$BODY_FILE")"; fi
 WORKERS="${WORKERS:-$(nproc)}"
+PROCESSES="${PROCESSES:-1}"
 NGINX="${NGINX:-nginx}"
 
 die() { echo "open_streams: $*" >&2; exit 1; }
@@ -36,9 +41,11 @@ command -v "$NGINX" >/dev/null || die "nginx not found"
 command -v python3 >/dev/null || die "python3 not found"
 
 # Each stream holds a descriptor in the client, two in the proxy and one in the upstream.
+# With PROCESSES, the kernel spreads the streams over the processes (by a hash of each
+# connection: some 2% apart at 5,000 each); a process needs room for its share and a margin.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 most="${STEPS##*,}"
-need=$(( most * 2 + 100 ))
+need=$(( most * 2 / PROCESSES * 105 / 100 + 100 ))
 (( need <= $(ulimit -n) )) ||
     die "STEPS up to $most needs ulimit -n >= $need (hard limit $(ulimit -Hn): see this script's header)"
 
@@ -52,6 +59,9 @@ cleanup() {
 trap cleanup EXIT INT TERM
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+listeners() { # port -> the count of TCP sockets listening on it (/proc/net/tcp: state 0A)
+    awk -v p="$(printf ':%04X' "$1")" '$2 ~ p"$" && $4 == "0A"' /proc/net/tcp | wc -l
 }
 wait_port() { # port
     for _ in $(seq 1 100); do
@@ -72,8 +82,9 @@ KEYGEN="$("$MICHI_BIN" keygen --class application)"
 export MICHI_BENCH_KEY="$(awk '$1=="secret:"{print $2}' <<<"$KEYGEN")"
 KEY_SHA="$(awk '$1=="secret_sha256:"{print $2}' <<<"$KEYGEN")"
 MICHI_PORT="$(free_port)"
+MICHI_THREADS=$(( WORKERS / PROCESSES > 0 ? WORKERS / PROCESSES : 1 ))
 cat > "$TMP/michi.yaml" <<EOF
-server: { listen: "127.0.0.1:$MICHI_PORT", threads: $WORKERS, idle_timeout: 600s }
+server: { listen: "127.0.0.1:$MICHI_PORT", threads: $MICHI_THREADS, idle_timeout: 600s }
 log: { level: warn }
 store: { sqlite: $TMP/michi.db }
 providers:
@@ -85,9 +96,18 @@ keys:
   - { id: bench, class: application, secret_sha256: "$KEY_SHA", rpm: 1000000000,
       tpm: 1000000000000 }
 EOF
-"$MICHI_BIN" --config "$TMP/michi.yaml" > "$TMP/michi.log" 2>&1 &
-MICHI_PID=$!
-PIDS+=("$MICHI_PID")
+MICHI_PIDS=""
+for i in $(seq 1 "$PROCESSES"); do
+    "$MICHI_BIN" --config "$TMP/michi.yaml" > "$TMP/michi-$i.log" 2>&1 &
+    PIDS+=($!)
+    MICHI_PIDS="$MICHI_PIDS${MICHI_PIDS:+,}$!"
+    # Its own listeners up (the port may already answer through the one before): each
+    # worker listens on the port, so it has PROCESSES x threads listening sockets in the end.
+    for _ in $(seq 1 100); do
+        (( $(listeners "$MICHI_PORT") >= i * MICHI_THREADS )) && break
+        sleep 0.1
+    done
+done
 
 # nginx reverse proxy, unbuffered as for SSE, pooled keep-alive upstream connections
 NGINX_PORT="$(free_port)"
@@ -121,7 +141,7 @@ NGINX_PIDS="$(echo "$NGINX_PID" $(ps -o pid= --ppid "$NGINX_PID") | tr -s ' ' ',
 declare -A KB_PER_STREAM
 for target in michi nginx-proxy; do
     port=$NGINX_PORT pids=$NGINX_PIDS
-    if [[ $target == michi ]]; then port=$MICHI_PORT pids=$MICHI_PID; fi
+    if [[ $target == michi ]]; then port=$MICHI_PORT pids=$MICHI_PIDS; fi
     echo "== $target"
     out="$(python3 "$HERE/open_streams.py" client "$port" "$pids" "$STEPS")" ||
         die "$target: the client failed"
