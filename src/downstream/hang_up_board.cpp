@@ -2,6 +2,12 @@
 
 namespace michi::downstream {
 
+hang_up_board::~hang_up_board() {
+    while (head_ != nullptr) {
+        leave(*head_);
+    }
+}
+
 void hang_up_board::enlist(waiter& w, time_point since) {
     if (w.board_ != nullptr) {
         return;

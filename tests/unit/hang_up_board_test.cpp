@@ -80,5 +80,19 @@ TEST(HangUpBoardTest, TheTimerIsArmedAgainForWaitersThatCameAfterATick) {
     EXPECT_EQ(ioc.poll(), 0u); // nothing left armed
 }
 
+TEST(HangUpBoardTest, WaitersThatOutliveTheBoardForgetIt) {
+    // A worker's board goes before its io_context, which destroys the requests still waiting.
+    std::vector<int> started;
+    test_waiter outlives(started, 1);
+    {
+        net::io_context ioc;
+        hang_up_board board(ioc.get_executor(), 100ms);
+        board.enlist(outlives, steady_clock::now());
+        EXPECT_TRUE(outlives.listed());
+    }
+    EXPECT_FALSE(outlives.listed()); // and its destructor does not reach the board (ASan)
+    EXPECT_TRUE(started.empty());
+}
+
 } // namespace
 } // namespace michi::downstream

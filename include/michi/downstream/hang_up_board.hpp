@@ -47,6 +47,9 @@ public:
     hang_up_board(executor ex, std::chrono::milliseconds after) : timer_(ex), after_(after) {}
     hang_up_board(const hang_up_board&) = delete;
     hang_up_board& operator=(const hang_up_board&) = delete;
+    // Waiters still listed forget the board: the requests they belong to may be destroyed
+    // after it (with their worker's io_context, which the board does not outlive).
+    ~hang_up_board();
 
     // w waits from `since` on (the times of successive calls should not decrease: the board
     // starts watches oldest first).
