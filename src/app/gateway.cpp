@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <future>
 #include <stdexcept>
 
@@ -115,6 +116,7 @@ void gateway::start() {
         }
     }
     state_.ready = *unanswered == 0; // (before the loops run: no answer has come yet)
+    prewarm(rt);
     for (std::size_t i = 0; i < workers_.size(); ++i) {
         auto& w = *workers_[i];
         net::co_spawn(w.ioc(), accept_loop(w, *acceptors_[i], server_tls_.get()), net::detached);
@@ -145,7 +147,22 @@ result<void> gateway::apply(std::shared_ptr<const config::config> cfg) {
     const auto depth = rt.value()->cfg->server.max_json_depth;
     state_.swap(std::move(rt.value()));
     json_parse::set_max_depth(depth);
+    prewarm(state_.snapshot());
     return ok();
+}
+
+void gateway::prewarm(const std::shared_ptr<const pipeline::snapshot>& rt) {
+    const bool any = std::any_of(rt->cfg->providers.begin(), rt->cfg->providers.end(),
+                                 [](const auto& p) { return p.second.prewarm > 0; });
+    if (!any) {
+        return;
+    }
+    // Each worker opens its own, on its loop, in the background (posted before the loops run
+    // at start: nothing waits for them).
+    auto round = std::make_shared<prewarm_round>(*rt->cfg);
+    for (auto& w : workers_) {
+        net::post(w->ioc(), [w = w.get(), rt, round] { w->prewarm(*rt, round); });
+    }
 }
 
 bool gateway::drain(std::chrono::milliseconds timeout) {
@@ -179,6 +196,18 @@ void gateway::settle_shared() {
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
         }
     }
+}
+
+std::pair<std::size_t, std::size_t> gateway::upstream_connections() {
+    std::pair<std::size_t, std::size_t> n{0, 0};
+    for (auto& w : workers_) {
+        std::promise<std::pair<std::size_t, std::size_t>> counted;
+        net::post(w->ioc(), [&] { counted.set_value({w->idle_upstream(), w->warming()}); });
+        const auto [idle, warming] = counted.get_future().get();
+        n.first += idle;
+        n.second += warming;
+    }
+    return n;
 }
 
 void gateway::stop() {

@@ -1,5 +1,7 @@
 #include "michi/app/worker.hpp"
 
+#include <spdlog/spdlog.h>
+
 namespace michi {
 namespace {
 
@@ -59,5 +61,33 @@ worker::worker(shared_state& state,
       planes_{api_, admin_, state.ready, state.inflight.draining},
       connection_deps_{ioc_.get_executor(), planes_, state.snapshots(), state.inflight,
                        state.metrics()} {}
+
+prewarm_round::prewarm_round(const config::config& cfg) {
+    for (const auto& [name, p] : cfg.providers) {
+        if (p.prewarm > 0) {
+            logged_.try_emplace(name);
+        }
+    }
+}
+
+void prewarm_round::failed(const std::string& provider, const std::string& why) {
+    const auto it = logged_.find(provider);
+    if (it != logged_.end() && !it->second.exchange(true)) {
+        spdlog::warn("provider {}: prewarm connections not opened: {} (they are opened on "
+                     "demand)",
+                     provider, why);
+    }
+}
+
+void worker::prewarm(const pipeline::snapshot& rt, const std::shared_ptr<prewarm_round>& round) {
+    for (const auto& [name, b] : rt.providers) {
+        // (Not a provider that is off for want of its key: no request goes there.)
+        if (b.endpoint && b.configured && b.config != nullptr && b.config->prewarm > 0) {
+            warmer_.warm(*b.endpoint, b.config->prewarm, b.config->connect_timeout,
+                         b.config->max_connections,
+                         [round, name](const std::string& why) { round->failed(name, why); });
+        }
+    }
+}
 
 } // namespace michi

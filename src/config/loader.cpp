@@ -155,12 +155,19 @@ private:
             {"connect_timeout", to(p.connect_timeout, range::positive)},
             {"timeout", to(p.timeout, range::positive)},
             {"max_connections", to(p.max_connections, range::positive)},
+            {"prewarm", to(p.prewarm)},
             {"api_version", to(p.api_version)},
             {"ca_file", to(p.ca_file)},
         };
         fields(a, table);
         if (a.node.IsMap() && a.node["api_key"].IsDefined() && a.node["api_keys"].IsDefined()) {
             error(join(a.path, "api_keys"), "set either api_key or api_keys, not both");
+        }
+        if (const unsigned most = std::min(max_prewarm, p.max_connections); p.prewarm > most) {
+            error(join(a.path, "prewarm"),
+                  "expected at most " + std::to_string(most) + " connections per worker (" +
+                      std::to_string(max_prewarm) + ", and no more than max_connections), got " +
+                      std::to_string(p.prewarm));
         }
     }
 

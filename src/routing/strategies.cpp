@@ -7,6 +7,7 @@
 #include <array>
 #include <charconv>
 #include <cstring>
+#include <memory>
 #include <numeric>
 
 namespace michi::routing {
@@ -16,19 +17,20 @@ namespace {
 template <class T>
 class per_target {
 public:
-    explicit per_target(std::size_t n) {
+    explicit per_target(std::size_t n) : size_(n) {
         if (n > small_.size()) {
-            big_.resize(n);
+            big_ = std::make_unique_for_overwrite<T[]>(n);
+            data_ = big_.get();
+        } else {
+            data_ = small_.data();
         }
-        data_ = n > small_.size() ? big_.data() : small_.data();
-        size_ = n;
     }
     T& operator[](std::size_t i) noexcept { return data_[i]; }
     std::span<T> all() noexcept { return {data_, size_}; }
 
 private:
     std::array<T, 16> small_;
-    std::vector<T> big_;
+    std::unique_ptr<T[]> big_; // (a pointer to test when it goes: cheaper than a vector)
     T* data_;
     std::size_t size_;
 };
@@ -52,6 +54,25 @@ inline void sort_by(sort_keys& key, std::span<std::size_t> out) {
         sort_many(key, out);
         return;
     }
+    if (n == 3) {
+        // The usual route of a few deployments: three compare-and-swaps (a bubble sort, which
+        // swaps only on a lower key: ties stay in index order), no loop.
+        std::size_t a = 0;
+        std::size_t b = 1;
+        std::size_t c = 2;
+        const auto order = [&](std::size_t& x, std::size_t& y) {
+            if (key[y] < key[x]) {
+                std::swap(x, y);
+            }
+        };
+        order(a, b);
+        order(b, c);
+        order(a, b);
+        out[0] = a;
+        out[1] = b;
+        out[2] = c;
+        return;
+    }
     for (std::size_t i = 0; i < n; ++i) {
         const std::int64_t k = key[i];
         std::size_t j = i;
@@ -64,13 +85,6 @@ inline void sort_by(sort_keys& key, std::span<std::size_t> out) {
 
 // Text appended to a std::string.
 void put(std::string& out, std::string_view s) { out.append(s); }
-
-// Text appended to a reason: its room grown once, the bytes copied in.
-void put(reason_text& out, std::string_view s) {
-    const std::size_t at = out.size();
-    out.resize(at + s.size(), boost::container::default_init);
-    std::memcpy(out.data() + at, s.data(), s.size());
-}
 
 // A number as text, appended (shortest form; no locale, no allocation of its own).
 template <class T>
@@ -89,11 +103,13 @@ char* digits_before(char* end, std::uint64_t v) {
     return end;
 }
 
-// What a least_busy route saw of its first target: "<n> in flight)".
-void put_in_flight(reason_text& out, std::int64_t in_flight) {
+// Room for what a strategy saw of its first target, written backwards from its end.
+using seen_buffer = std::array<char, 64>;
+
+// What a least_busy route saw of its first target: "<n> in flight)", in buf.
+std::string_view in_flight_text(seen_buffer& buf, std::int64_t in_flight) {
     constexpr std::string_view tail = " in flight)";
-    char buf[32];
-    char* end = buf + sizeof buf;
+    char* end = buf.data() + buf.size();
     char* p = end - tail.size();
     std::memcpy(p, tail.data(), tail.size());
     if (in_flight < 0) { // (not seen: a count ends before it starts)
@@ -102,17 +118,17 @@ void put_in_flight(reason_text& out, std::int64_t in_flight) {
     } else {
         p = digits_before(p, static_cast<std::uint64_t>(in_flight));
     }
-    put(out, std::string_view(p, static_cast<std::size_t>(end - p)));
+    return {p, static_cast<std::size_t>(end - p)};
 }
 
-// What a latency route saw of its first target: "time to first byte ~<ms, one decimal> ms)".
-void put_ttfb(reason_text& out, std::chrono::microseconds us) {
+// What a latency route saw of its first target: "time to first byte ~<ms, one decimal> ms)",
+// in buf.
+std::string_view ttfb_text(seen_buffer& buf, std::chrono::microseconds us) {
     constexpr std::string_view head = "time to first byte ~";
     constexpr std::string_view tail = " ms)";
     const auto tenths =
         static_cast<std::uint64_t>(std::max<std::int64_t>(0, us.count()) + 50) / 100;
-    char buf[64];
-    char* end = buf + sizeof buf;
+    char* end = buf.data() + buf.size();
     char* p = end - tail.size();
     std::memcpy(p, tail.data(), tail.size());
     *--p = static_cast<char>('0' + tenths % 10);
@@ -120,7 +136,37 @@ void put_ttfb(reason_text& out, std::chrono::microseconds us) {
     p = digits_before(p, tenths / 10);
     p -= head.size();
     std::memcpy(p, head.data(), head.size());
-    put(out, std::string_view(p, static_cast<std::size_t>(end - p)));
+    return {p, static_cast<std::size_t>(end - p)};
+}
+
+// n bytes copied, for the few dozen of a reason's parts: two overlapping moves of a fixed
+// size where they cover it (a handful of instructions), memcpy past 64 bytes.
+inline void copy_short(char* to, const char* from, std::size_t n) {
+    if (n > 64) {
+        std::memcpy(to, from, n);
+    } else if (n >= 32) {
+        std::memcpy(to, from, 32);
+        std::memcpy(to + n - 32, from + n - 32, 32);
+    } else if (n >= 16) {
+        std::memcpy(to, from, 16);
+        std::memcpy(to + n - 16, from + n - 16, 16);
+    } else if (n >= 8) {
+        std::memcpy(to, from, 8);
+        std::memcpy(to + n - 8, from + n - 8, 8);
+    } else {
+        for (std::size_t i = 0; i < n; ++i) {
+            to[i] = from[i];
+        }
+    }
+}
+
+// A reason made of its start and what the strategy saw: its room sized once, both copied in.
+[[gnu::always_inline]] inline std::string_view
+write_reason(reason_text& out, std::string_view start, std::string_view seen) {
+    out.resize(start.size() + seen.size(), boost::container::default_init);
+    copy_short(out.data(), start.data(), start.size());
+    copy_short(out.data() + start.size(), seen.data(), seen.size());
+    return {out.data(), out.size()};
 }
 
 // A weight as text: a whole one as an integer (the usual case, and a tenth of the work).
@@ -190,8 +236,9 @@ std::int64_t latency_key(const std::optional<std::chrono::microseconds>& ttfb) {
 }
 
 // Latency: unmeasured first, then by average time to first byte (the keys); now and then
-// another target first.
-pick_reason latency_core(sort_keys& key, random_engine& rng, std::span<std::size_t> out) {
+// another target first. (Inlined into choose_order: a call's frame cost a fifth of it.)
+[[gnu::always_inline]] inline pick_reason latency_core(sort_keys& key, random_engine& rng,
+                                                       std::span<std::size_t> out) {
     sort_by(key, out);
     if (key[out.front()] < 0) {
         return pick_reason::unmeasured;
@@ -347,33 +394,31 @@ std::string_view choose_order(dispatch_plan& plan, signal_board& board, const co
         for (const auto& c : plan.candidates) {
             total += c.weight;
         }
-        reason.clear();
-        put(reason, weighted_reason(plan.candidates.front(), total));
-        return {reason.data(), reason.size()};
+        return write_reason(reason, weighted_reason(plan.candidates.front(), total), "");
     }
     // The start, then what the strategy saw, written here (at most a few dozen bytes).
-    reason.clear();
-    put(reason, prep != nullptr
-                    ? std::string_view(prep->reasons[chosen])
-                    : std::string_view(reason_start(strategy, plan.candidates.front())));
+    seen_buffer buf;
+    std::string_view saw = "";
     if (cooled) {
-        put(reason, "the chosen ones are cooling down)");
-        return {reason.data(), reason.size()};
+        saw = "the chosen ones are cooling down)";
+    } else {
+        switch (why) {
+        case pick_reason::weight: break; // (above)
+        case pick_reason::least_busy: saw = in_flight_text(buf, seen); break;
+        case pick_reason::fastest: saw = ttfb_text(buf, std::chrono::microseconds(seen)); break;
+        case pick_reason::unmeasured: saw = "not measured yet)"; break;
+        case pick_reason::exploring: saw = "exploring)"; break;
+        }
     }
-    switch (why) {
-    case pick_reason::weight: break; // (above)
-    case pick_reason::least_busy: put_in_flight(reason, seen); break;
-    case pick_reason::fastest: put_ttfb(reason, std::chrono::microseconds(seen)); break;
-    case pick_reason::unmeasured: put(reason, "not measured yet)"); break;
-    case pick_reason::exploring: put(reason, "exploring)"); break;
+    if (prep != nullptr) {
+        return write_reason(reason, prep->reasons[chosen], saw);
     }
-    return {reason.data(), reason.size()};
+    return write_reason(reason, reason_start(strategy, plan.candidates.front()), saw);
 }
 
 std::string busy_reason_end(std::int64_t in_flight) {
-    reason_text r;
-    put_in_flight(r, in_flight);
-    return {r.data(), r.size()};
+    seen_buffer buf;
+    return std::string(in_flight_text(buf, in_flight));
 }
 
 } // namespace michi::routing

@@ -20,8 +20,13 @@ awaitable<error_code> connection::open(tcp_resolver& resolver, tls_sessions& ses
     if (rec) {
         co_return rec;
     }
+    co_return co_await open(results, sessions, timeout);
+}
+
+awaitable<error_code> connection::open(const tcp_resolver::results_type& addresses,
+                                       tls_sessions& sessions, std::chrono::milliseconds timeout) {
     stream_.expires_after(timeout);
-    auto [cec, ep] = co_await net::async_connect(stream_.socket(), results, nothrow);
+    auto [cec, ep] = co_await net::async_connect(stream_.socket(), addresses, nothrow);
     if (cec) {
         co_return stream_.timed_out() ? error_code(beast::error::timeout) : cec;
     }

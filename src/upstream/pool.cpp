@@ -91,4 +91,9 @@ std::size_t pool::idle_count() const {
     return n;
 }
 
+std::size_t pool::idle_count(const std::string& key) const {
+    const auto it = idle_.find(key);
+    return it == idle_.end() ? 0 : it->second.size();
+}
+
 } // namespace michi::upstream

@@ -542,6 +542,32 @@ providers:
     EXPECT_EQ(r.errors.size(), 9u) << joined(r.errors);
 }
 
+// prewarm: connections per worker opened ahead of requests; 0 unless set, never negative, at
+// most 64 and never more than max_connections (the pool would close the rest).
+TEST(ConfigTest, ProviderPrewarm) {
+    const auto cfg = ok(R"(
+providers:
+  a: { type: openai, base_url: "https://a", prewarm: 4 }
+  b: { type: openai, base_url: "https://b" }
+)");
+    EXPECT_EQ(cfg->providers.at("a").prewarm, 4u);
+    EXPECT_EQ(cfg->providers.at("b").prewarm, 0u);
+
+    const auto r = load(R"(
+providers:
+  a: { type: openai, base_url: "https://a", prewarm: -1 }
+  b: { type: openai, base_url: "https://b", prewarm: 1000 }
+  c: { type: openai, base_url: "https://c", prewarm: 9, max_connections: 8 }
+  d: { type: openai, base_url: "https://d", prewarm: many }
+)");
+    EXPECT_TRUE(has_error(r, "providers.a.prewarm: expected a non-negative integer, got \"-1\""));
+    EXPECT_TRUE(has_error(r, "providers.b.prewarm: expected at most 64 connections per worker "
+                             "(64, and no more than max_connections), got 1000"));
+    EXPECT_TRUE(has_error(r, "providers.c.prewarm: expected at most 8 connections per worker "
+                             "(64, and no more than max_connections), got 9"));
+    EXPECT_TRUE(has_error(r, "providers.d.prewarm: expected a non-negative integer, got \"many\""));
+}
+
 TEST(ConfigTest, StoreAndLogRules) {
     const auto cfg = ok("store: { redis: \"redis://cache:6379/0\" }\nlog: { level: warn, "
                         "format: json }");

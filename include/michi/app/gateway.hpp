@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace michi {
@@ -35,9 +36,14 @@ public:
     bool drain(std::chrono::milliseconds timeout);
     // Stops the workers and joins their threads.
     void stop();
+    // The idle upstream connections the workers keep, and those being opened ahead of
+    // requests (`prewarm`), asked of each worker on its loop (the loops must be running).
+    std::pair<std::size_t, std::size_t> upstream_connections();
 
 private:
     void settle_shared();
+    // Has every worker open the snapshot's providers' `prewarm` connections in the background.
+    void prewarm(const std::shared_ptr<const pipeline::snapshot>& rt);
 
     shared_state state_;
     std::unique_ptr<ssl::context> server_tls_;

@@ -16,12 +16,28 @@
 #include "michi/server/session.hpp"
 #include "michi/upstream/client.hpp"
 #include "michi/upstream/pool.hpp"
+#include "michi/upstream/prewarm.hpp"
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <random>
+#include <string>
+#include <unordered_map>
 
 namespace michi {
+
+// One round of opening providers' `prewarm` connections (a start or a reload) over every
+// worker: a provider whose connections could not be opened is logged once, by the first
+// worker that meets it.
+class prewarm_round {
+public:
+    explicit prewarm_round(const config::config& cfg);
+    void failed(const std::string& provider, const std::string& why);
+
+private:
+    std::unordered_map<std::string, std::atomic<bool>> logged_; // (its keys fixed when made)
+};
 
 class worker {
 public:
@@ -35,6 +51,12 @@ public:
     // the in-process ledger keeps the limits.
     guard::redis_ledger* shared_ledger() { return shared_ledger_.get(); }
     server::connection_deps& connections() { return connection_deps_; }
+    // Opens, in the background, the `prewarm` connections of the snapshot's providers that
+    // this worker's pool lacks. On the worker's thread (post it there).
+    void prewarm(const pipeline::snapshot& rt, const std::shared_ptr<prewarm_round>& round);
+    // Idle upstream connections in the pool, and those being opened ahead of requests.
+    std::size_t idle_upstream() const { return pool_.idle_count(); }
+    std::size_t warming() const { return warmer_.opening(); }
 
 private:
     shared_state& state_;
@@ -45,6 +67,7 @@ private:
     tcp_resolver resolver_{ioc_.get_executor()};
     upstream::pool pool_;
     upstream::client upstream_{ioc_.get_executor(), pool_, resolver_};
+    upstream::warmer warmer_{ioc_.get_executor(), pool_, resolver_};
     std::unique_ptr<guard::redis_ledger> shared_ledger_;
     cache::response_cache cache_;
     auth::authenticator auth_;

@@ -64,6 +64,9 @@ struct provider_key {
     std::optional<std::uint64_t> tpm;
 };
 
+// The most connections a provider's `prewarm` may ask each worker to open.
+inline constexpr unsigned max_prewarm = 64;
+
 struct provider_config {
     std::string name;
     provider_type type = provider_type::openai;
@@ -74,6 +77,9 @@ struct provider_config {
     duration connect_timeout{std::chrono::seconds(5)};
     duration timeout{std::chrono::seconds(600)};
     unsigned max_connections = 256;
+    // Connections each worker opens to the provider at start and on a reload, in the
+    // background, for the first requests to reuse (0: none, opened on demand).
+    unsigned prewarm = 0;
     std::string api_version; // azure
     std::string ca_file;     // extension: extra trust anchors (PEM) for this provider
     // The provider's APIs (openai and azure types): Chat Completions, and the Responses API

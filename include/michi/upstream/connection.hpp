@@ -27,6 +27,9 @@ public:
     // `timeout`.
     awaitable<error_code> open(tcp_resolver& resolver, tls_sessions& sessions,
                                std::chrono::milliseconds timeout);
+    // The same with the endpoint's addresses already resolved.
+    awaitable<error_code> open(const tcp_resolver::results_type& addresses, tls_sessions& sessions,
+                               std::chrono::milliseconds timeout);
 
     // A read of some bytes and a write of all the buffers, on whichever stream this is,
     // with any completion token (`co_await c.async_read_some(b, nothrow_op)`). One at a

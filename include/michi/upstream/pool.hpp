@@ -28,6 +28,8 @@ public:
     // Keeps the connection for reuse while the endpoint has fewer than cap idle ones.
     void put(std::unique_ptr<connection> c, std::size_t cap);
     std::size_t idle_count() const;
+    // The idle connections kept for one endpoint.
+    std::size_t idle_count(const std::string& key) const;
     void clear() { idle_.clear(); }
     tls_sessions& sessions() noexcept { return sessions_; }
 
