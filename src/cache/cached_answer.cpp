@@ -1,5 +1,7 @@
 #include "michi/cache/cached_answer.hpp"
 
+#include "michi/core/http_wire.hpp"
+
 #include <charconv>
 
 namespace michi::cache {
@@ -21,6 +23,20 @@ bool read_number(std::string_view& in, T& out) {
 }
 
 } // namespace
+
+void make_fields(cached_answer& a) {
+    a.lead.clear();
+    a.model_field.clear();
+    if (a.stream) {
+        return;
+    }
+    // (1xx, 204 and 304 have no body: their hits are written as any answer is.)
+    if (a.status / 100 != 1 && a.status != 204 && a.status != 304) {
+        wire::append_field(a.lead, "Content-Type", a.content_type);
+        wire::append_field(a.lead, "Content-Length", std::uint64_t{a.body.size()});
+    }
+    wire::append_field(a.model_field, "x-michi-model", a.model);
+}
 
 std::string encode(const cached_answer& a) {
     std::string out;

@@ -44,6 +44,7 @@ awaitable<std::shared_ptr<const cached_answer>> response_cache::find(const std::
     if (!answer || answer->expires_ms <= now) {
         co_return nullptr;
     }
+    make_fields(*answer);
     auto shared = std::make_shared<const cached_answer>(std::move(*answer));
     memory_.put(digest, shared);
     co_return shared;
@@ -73,6 +74,7 @@ void response_cache::keep(const std::string& digest, cached_answer a,
     if (a.bytes() > max_entry_bytes_) {
         return;
     }
+    make_fields(a);
     if (redis_) {
         net::co_spawn(ex_, store_shared(redis::cache_key(raw_to_hex(digest)), encode(a), ttl),
                       net::detached);

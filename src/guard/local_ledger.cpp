@@ -469,6 +469,20 @@ std::variant<reservation, refusal> local_ledger::admit(const admission_request& 
 
     st.requests.add(now_sec, 1);
     st.tokens.add(now_sec, req.est_tokens);
+    if (req.free) {
+        // Nothing held: the headers read the tokens estimate as any request's do (the same
+        // x-ratelimit-* values), then it is given back at once, as settling it to zero would.
+        if (loop_guarded) {
+            st.loops.record(*req.loop_fingerprint, now, *lim.loop_max);
+        }
+        fill_headers(st, lim, now_sec, headers);
+        st.tokens.adjust(now_sec, now_sec,
+                         -static_cast<std::int64_t>(std::min<std::uint64_t>(
+                             req.est_tokens, std::numeric_limits<std::int64_t>::max())));
+        reservation r;
+        r.settled = true;
+        return r;
+    }
     st.day.reserve(est_cost);
     st.month.reserve(est_cost);
     st.reserved_total += est_cost;

@@ -10,17 +10,17 @@
 #include "michi/pipeline/large_body.hpp"
 
 #include <algorithm>
+#include <memory>
 
 namespace michi::pipeline {
 namespace {
 
 // Another process sharing the key file changed the keys: read them (off this event loop)
-// before authenticating.
+// before authenticating. Awaited only then (`if (d.auth.needs_refresh())`): a coroutine's
+// frame per request costs an allocation when Asio's recycled ones do not fit.
 awaitable<void> refresh_keys(deps& d) {
-    if (d.auth.needs_refresh()) {
-        auto& registry = d.auth.registry();
-        co_await offload(d.blocking, [&registry] { return registry.refresh(); });
-    }
+    auto& registry = d.auth.registry();
+    co_await offload(d.blocking, [&registry] { return registry.refresh(); });
 }
 
 nlohmann::json model_entry(const std::string& id, const std::string& owner) {
@@ -46,16 +46,59 @@ awaitable<void> serve_count(deps& d, downstream::client_io& io, request_context&
     }
 }
 
+// A refusal to answer, on the heap: the coroutine's frame stays within what Asio recycles
+// (frames over 1020 bytes are allocated and freed on every request).
+using refusal_ptr = std::unique_ptr<gateway_error>;
+
+// Takes the ledger's answer: its reservation into ctx, else the refusal to answer.
+refusal_ptr take_answer(deps& d, request_context& ctx, guard::admission&& answer,
+                        const guard::rate_headers& headers) {
+    if (auto taken = take_admission(ctx, std::move(answer), headers, d.metrics); !taken) {
+        return std::make_unique<gateway_error>(std::move(taken.error()));
+    }
+    return nullptr;
+}
+
+// The ledger's answer at once, from one kept in this process (a plain function: the answer's
+// temporaries stay off the coroutine's frame); false when the ledger must be asked.
+bool admit_here(deps& d, request_context& ctx, const guard::admission_request& req,
+                refusal_ptr& refused) {
+    guard::rate_headers headers;
+    auto answer = d.ledger.try_admit(req, headers);
+    if (!answer) {
+        return false;
+    }
+    refused = take_answer(d, ctx, std::move(*answer), headers);
+    return true;
+}
+
+// The ledger's answer from one that must be asked (shared in Redis).
+awaitable<refusal_ptr> admit_elsewhere(deps& d, request_context& ctx,
+                                       const guard::admission_request& req) {
+    guard::rate_headers headers;
+    auto answer = co_await d.ledger.admit_async(req, headers);
+    co_return take_answer(d, ctx, std::move(answer), headers);
+}
+
+// A large body's admission (a coroutine of its own: the answer's temporary stays off
+// serve_completion's frame); false when the request ended on the way.
+awaitable<bool> admit_large_into(deps& d, downstream::client_io& io, request_context& ctx,
+                                 std::optional<result<admitted>>& out) {
+    out = co_await admit_large(d, io, ctx);
+    co_return out.has_value();
+}
+
 } // namespace
 
 awaitable<void> serve_completion(deps& d, downstream::client_io& io, request_context& ctx) {
     ctx.api_call = true;
-    co_await refresh_keys(d);
+    if (d.auth.needs_refresh()) {
+        co_await refresh_keys(d);
+    }
     // (A large body's scan and parse run off this event loop; the request may end there.)
     std::optional<result<pipeline::admitted>> admission;
     if (is_large(ctx)) {
-        admission = co_await admit_large(d, io, ctx);
-        if (!admission) {
+        if (!co_await admit_large_into(d, io, ctx, admission)) {
             co_return;
         }
     } else {
@@ -70,25 +113,36 @@ awaitable<void> serve_completion(deps& d, downstream::client_io& io, request_con
         co_await serve_count(d, io, ctx, std::move(admitted->plan));
         co_return;
     }
+    // The response cache first: a hit is admitted by the ledger as free (checked and counted as
+    // any request, holding nothing: it costs the key nothing).
+    cache_lookup look;
+    if (look_up_here(d, ctx, admitted->plan, look) == lookup::elsewhere &&
+        co_await look_up_elsewhere(d, io, ctx, admitted->plan, look)) {
+        co_return;
+    }
     // The ledger: budgets, RPM/TPM and the loop guard, at once in-process, else asked.
-    guard::rate_headers headers;
-    auto answer = d.ledger.try_admit(admitted->guard_request, headers);
-    if (!answer) {
-        answer = co_await d.ledger.admit_async(admitted->guard_request, headers);
+    admitted->guard_request.free = look.hit != nullptr;
+    refusal_ptr refused;
+    if (!admit_here(d, ctx, admitted->guard_request, refused)) {
+        refused = co_await admit_elsewhere(d, ctx, admitted->guard_request);
     }
-    if (auto taken = take_admission(ctx, std::move(*answer), headers, d.metrics); !taken) {
-        co_await reply_error(io, ctx, d.ledger, taken.error());
+    if (refused) {
+        co_await reply_error(io, ctx, d.ledger, *refused);
         co_return;
     }
-    if (co_await answer_from_cache(d, io, ctx, admitted->plan)) {
+    if (look.hit) {
+        co_await answer_from_cache(d, io, ctx, *look.hit);
         co_return;
     }
+    note_miss(d, ctx, look);
     co_await run_exchange(d, io, ctx, admitted->plan);
 }
 
 awaitable<void> serve_models(deps& d, downstream::client_io& io, request_context& ctx,
                              std::string_view id) {
-    co_await refresh_keys(d);
+    if (d.auth.needs_refresh()) {
+        co_await refresh_keys(d);
+    }
     const auto secret = auth::presented_secret(ctx.req[http::field::authorization],
                                                ctx.req[downstream::request::extra::x_api_key]);
     std::string revoked_id;

@@ -1,6 +1,7 @@
 #include "michi/pipeline/cache_stage.hpp"
 
 #include "michi/cache/request_key.hpp"
+#include "michi/core/http_wire.hpp"
 #include "michi/core/json_scan.hpp"
 #include "michi/pipeline/answer.hpp"
 #include "michi/pipeline/large_body.hpp"
@@ -129,45 +130,94 @@ std::optional<cache::request_key> large_key(api_kind api, const std::string& mod
     return std::nullopt;
 }
 
+// What write_whole writes for a hit on a whole answer with a body (the same head, line for
+// line), the entry's own lines made once when it was kept (cached_answer::lead, model_field).
+auto write_hit(downstream::client_io& io, request_context& ctx, guard::ledger& ledger,
+               std::string& fields, const cache::cached_answer& a) {
+    fields.clear();
+    fields.reserve(768);
+    fields.append(a.lead);
+    if (!ctx.keep_alive) {
+        fields.append("Connection: close\r\n");
+    }
+    append_guard_fields(fields, ctx);
+    fields.append(a.model_field);
+    if (ctx.log.attempts == 0) {
+        fields.append("x-michi-attempts: 0\r\n");
+    } else {
+        wire::append_field(fields, "x-michi-attempts", std::uint64_t{ctx.log.attempts});
+    }
+    if (const std::string_view why =
+            ctx.route_reason_kept.empty() ? ctx.route_reason : ctx.route_reason_kept;
+        !why.empty()) {
+        wire::append_field(fields, "x-michi-route-reason", why);
+    }
+    fields.append("x-michi-cache: hit\r\nx-michi-cost-usd: 0\r\n"); // (note_hit: cost 0)
+    ctx.log.status = a.status;
+    ctx.log.ttfb_ms = ctx.ms_since_arrival();
+    settle(ctx, ledger);
+    ctx.committed = true;
+    http::response_header<> head;
+    head.version(11);
+    head.result(a.status);
+    return io.write_response(head, a.body, fields);
+}
+
+// Whether the body is the client's as sent (chat, embeddings): admission's parse serves for
+// the key; another API's form (translated) is keyed on the body's exact bytes.
+bool as_sent(const request_context& ctx) {
+    return ctx.api == api_kind::chat || ctx.api == api_kind::embeddings;
+}
+
+// The lookup in memory under the key (none: the request is not cached); elsewhere when Redis
+// is to be asked.
+lookup look_up_key(deps& d, cache_lookup& look, const cache::request_key* key) {
+    if (key == nullptr || (key->sampled && !look.policy->nondeterministic)) {
+        look.policy = nullptr;
+        return lookup::done;
+    }
+    if (!look.no_cache) {
+        // Memory first, without a suspension; Redis after, when the cache is shared.
+        look.hit = d.cache.find_here(key->digest);
+        if (!look.hit && d.cache.shared()) {
+            look.digest = key->digest;
+            return lookup::elsewhere;
+        }
+    }
+    if (!look.hit) {
+        look.digest = key->digest; // (kept by the fill on a miss)
+    }
+    return lookup::done;
+}
+
 } // namespace
 
-awaitable<bool> answer_from_cache(deps& d, downstream::client_io& io, request_context& ctx,
-                                  const routing::dispatch_plan& plan) {
+lookup look_up_here(deps& d, request_context& ctx, const routing::dispatch_plan& plan,
+                    cache_lookup& look) {
     const auto* policy = policy_of(ctx, plan);
     if (policy == nullptr) {
-        co_return false;
+        return lookup::done;
     }
     const auto asked = directives_of(ctx.req[http::field::cache_control]);
     if (asked.no_store) {
-        co_return false;
+        return lookup::done;
     }
-    std::string headers;
+    look.policy = policy;
+    look.no_cache = asked.no_cache;
     if (ctx.api == api_kind::messages) {
-        headers.append(ctx.req["anthropic-version"]).append("\n");
-        headers.append(ctx.req["anthropic-beta"]);
+        look.headers.append(ctx.req["anthropic-version"]).append("\n");
+        look.headers.append(ctx.req["anthropic-beta"]);
+    }
+    if (is_large(ctx)) {
+        return lookup::elsewhere; // (the key of a large body is made off this event loop)
     }
     const std::string_view scope = policy->per_key ? std::string_view(ctx.key->id) : "";
     const std::string_view body = ctx.req.body();
     const auto& model = resolved_model(plan);
-    // The body is parsed once at most: admission's parse serves when it is the client's body
-    // as sent (chat, embeddings); when it is another API's form (translated), the key is the
-    // body's exact bytes.
-    const bool as_sent = ctx.api == api_kind::chat || ctx.api == api_kind::embeddings;
+    const std::string& headers = look.headers;
     std::optional<cache::request_key> made;
     const cache::request_key* key = nullptr; // made's, or one remembered (not copied)
-    if (is_large(ctx)) {
-        // (Off this event loop: the key of a large body, never one remembered.)
-        auto job = [api = ctx.api, model = model, scope = std::string(scope),
-                    headers = std::move(headers), as_sent,
-                    parsed = ctx.body_parsed](const lent_body& b) {
-            return large_key(api, model, b, scope, headers, as_sent, parsed);
-        };
-        auto done = co_await on_pool(d, io, ctx, job_stage::later, std::move(job));
-        if (!done) {
-            co_return true; // (the request ended there)
-        }
-        made = std::move(*done);
-    } else if (ctx.body_parsed && !as_sent) {
+    if (ctx.body_parsed && !as_sent(ctx)) {
         made = cache::raw_key_of(ctx.api, model, body, scope, headers,
                                  cache::sets_temperature(ctx.body));
     } else {
@@ -197,39 +247,59 @@ awaitable<bool> answer_from_cache(deps& d, downstream::client_io& io, request_co
     if (made) {
         key = &*made;
     }
-    if (key == nullptr || (key->sampled && !policy->nondeterministic)) {
-        co_return false;
+    return look_up_key(d, look, key);
+}
+
+awaitable<bool> look_up_elsewhere(deps& d, downstream::client_io& io, request_context& ctx,
+                                  const routing::dispatch_plan& plan, cache_lookup& look) {
+    std::optional<cache::request_key> made;
+    if (is_large(ctx)) {
+        // (Off this event loop: the key of a large body, never one remembered.)
+        const std::string_view scope = look.policy->per_key ? std::string_view(ctx.key->id) : "";
+        auto job = [api = ctx.api, model = resolved_model(plan), scope = std::string(scope),
+                    headers = std::move(look.headers), as_sent = as_sent(ctx),
+                    parsed = ctx.body_parsed](const lent_body& b) {
+            return large_key(api, model, b, scope, headers, as_sent, parsed);
+        };
+        auto done = co_await on_pool(d, io, ctx, job_stage::later, std::move(job));
+        if (!done) {
+            co_return true; // (the request ended there)
+        }
+        made = std::move(*done);
+        if (look_up_key(d, look, made ? &*made : nullptr) != lookup::elsewhere) {
+            co_return false;
+        }
     }
-    std::string awaited; // the digest, held across a suspension (a remembered key may go)
-    if (!asked.no_cache) {
-        // Memory first, without a suspension; Redis after, when the cache is shared.
-        auto hit = d.cache.find_here(key->digest);
-        if (!hit && d.cache.shared()) {
-            awaited = key->digest;
-            key = nullptr;
-            hit = co_await d.cache.find(awaited);
-        }
-        if (hit) {
-            d.cache.memory().count(true, hit->cost_nano);
-            if (hit->stream) {
-                co_await replay_stream(d, io, ctx, *hit);
-                co_return true;
-            }
-            // The stored answer's bytes are written as they are (`hit` holds them meanwhile).
-            note_hit(ctx, *hit);
-            auto [ec, n] = co_await write_whole(io, ctx, d.ledger, d.fields, hit->status, hit->body,
-                                                hit->content_type, {});
-            if (ec) {
-                ctx.keep_alive = false;
-            }
-            co_return true;
-        }
+    // Not in memory: Redis, when the cache is shared.
+    look.hit = co_await d.cache.find(look.digest);
+    co_return false;
+}
+
+void note_miss(deps& d, request_context& ctx, cache_lookup& look) {
+    if (look.policy == nullptr) {
+        return;
     }
     ctx.log.response_cache = "miss";
     d.cache.memory().count(false, 0);
-    ctx.cache_fill = std::make_unique<cache::pending_fill>(
-        d.cache, key != nullptr ? key->digest : std::move(awaited), policy->ttl);
-    co_return false;
+    ctx.cache_fill =
+        std::make_unique<cache::pending_fill>(d.cache, std::move(look.digest), look.policy->ttl);
+}
+
+awaitable<void> answer_from_cache(deps& d, downstream::client_io& io, request_context& ctx,
+                                  const cache::cached_answer& hit) {
+    d.cache.memory().count(true, hit.cost_nano);
+    if (hit.stream) {
+        co_await replay_stream(d, io, ctx, hit);
+        co_return;
+    }
+    // The stored answer's bytes are written as they are (the caller's `hit` holds them).
+    note_hit(ctx, hit);
+    auto [ec, n] = hit.lead.empty() ? co_await write_whole(io, ctx, d.ledger, d.fields, hit.status,
+                                                           hit.body, hit.content_type, {})
+                                    : co_await write_hit(io, ctx, d.ledger, d.fields, hit);
+    if (ec) {
+        ctx.keep_alive = false;
+    }
 }
 
 std::unique_ptr<surface::stream_filter> recorded(request_context& ctx,

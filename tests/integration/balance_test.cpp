@@ -295,6 +295,42 @@ TEST(ResponseCacheTest, TheSameRequestIsAnsweredOnceAndOthersMiss) {
     EXPECT_NE(metrics.find("michi_cache_saved_usd_total"), std::string::npos);
 }
 
+TEST(ResponseCacheTest, AHitCountsAgainstTheKeysRpmAndHoldsNoTokens) {
+    fake_upstream up;
+    up.set_handler(usage_echoing);
+    gateway_harness gw(
+        basic_config(up.base_url(), {.keys = key_entry("limited", "developer", limited,
+                                                       "    rpm: 3\n    tpm: 1000000\n"
+                                                       "    cache: { ttl: 10m }\n"),
+                                     .rest = admin_section()}));
+    const auto body = priced_chat(10);
+    const auto miss = gw.chat(body, limited);
+    ASSERT_EQ(miss.status, 200u) << miss.body;
+    EXPECT_EQ(miss.headers.at("x-michi-cache"), "miss");
+    EXPECT_EQ(miss.headers.at("x-ratelimit-remaining-requests"), "2");
+    // Hits are requests of the key (its RPM), with the same rate headers as any request; they
+    // use no tokens: the second hit sees as many tokens left as the first.
+    const auto hit = gw.chat(body, limited);
+    ASSERT_EQ(hit.status, 200u) << hit.body;
+    EXPECT_EQ(hit.headers.at("x-michi-cache"), "hit");
+    EXPECT_EQ(hit.headers.at("x-ratelimit-remaining-requests"), "1");
+    EXPECT_EQ(hit.headers.at("x-ratelimit-limit-tokens"), "1000000");
+    const auto again = gw.chat(body, limited);
+    ASSERT_EQ(again.status, 200u) << again.body;
+    EXPECT_EQ(again.headers.at("x-michi-cache"), "hit");
+    EXPECT_EQ(again.headers.at("x-ratelimit-remaining-requests"), "0");
+    EXPECT_EQ(again.headers.at("x-ratelimit-remaining-tokens"),
+              hit.headers.at("x-ratelimit-remaining-tokens"));
+    EXPECT_EQ(again.body, miss.body);
+    // The fourth is refused by the RPM limit before the cache answers: no hit is counted.
+    const auto refused = gw.chat(body, limited);
+    EXPECT_EQ(refused.status, 429u);
+    EXPECT_FALSE(refused.headers.contains("x-michi-cache"));
+    EXPECT_EQ(up.request_count(), 1u);
+    EXPECT_EQ(balance(gw)["cache"]["hits"], 2);
+    EXPECT_EQ(balance(gw)["cache"]["misses"], 1);
+}
+
 TEST(ResponseCacheTest, TheClientsCacheControlAndTemperatureAreHonoured) {
     cached_route t;
     gateway_harness gw(t.config());

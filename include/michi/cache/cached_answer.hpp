@@ -18,12 +18,20 @@ struct cached_answer {
     std::string body;            // the body's bytes as the client got them
     std::uint64_t cost_nano = 0; // what it cost then: what each hit saves
     std::int64_t expires_ms = 0; // Unix milliseconds
+    // A whole answer's head lines as every hit writes them, made once (make_fields): its
+    // Content-Type and Content-Length (empty for a status without a body), and x-michi-model's.
+    std::string lead;
+    std::string model_field;
 
     // What it takes in memory (for the cache's bound).
     std::size_t bytes() const noexcept {
-        return sizeof(cached_answer) + content_type.size() + model.size() + body.size();
+        return sizeof(cached_answer) + content_type.size() + model.size() + body.size() +
+               lead.size() + model_field.size();
     }
 };
+
+// Makes a whole answer's lead and model_field (nothing for a stream's events).
+void make_fields(cached_answer& a);
 
 // "MC1 <stream> <status> <expires_ms> <cost_nano> <type bytes> <model bytes> <body bytes>\n"
 // then the three texts.

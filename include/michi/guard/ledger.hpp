@@ -67,6 +67,9 @@ struct admission_request {
     double est_cost_usd = 0; // estimated prompt + max output at the model's prices
     std::uint64_t est_tokens = 0;
     std::optional<std::uint64_t> loop_fingerprint; // hash of the body for agent keys
+    // Charged nothing (a response cache hit): checked and counted as any request (RPM, the
+    // loop guard), but the in-process ledger holds nothing; its reservation comes back settled.
+    bool free = false;
 };
 
 // The ledger could not answer (the shared ledger's Redis unreachable or not answering): the
