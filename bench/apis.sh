@@ -4,8 +4,8 @@
 #   chat              POST /v1/chat/completions, passed through to an OpenAI-type mock
 #   responses         POST /v1/responses, passed through to the same mock (apis: [chat,
 #                     responses]); admitted by the byte scan, no parse
-#   chat-stream       a chat stream relayed from a chat SSE mock (4 chunks with the usage
-#                     chunk, then [DONE]: 5 upstream events)
+#   chat-stream       a chat stream relayed from a chat SSE mock (bench/bodies/chat-stream.sse:
+#                     4 chunks with the usage chunk, then [DONE]: 5 upstream events)
 #   responses-stream  a Responses API stream translated from the same chat SSE mock (the
 #                     provider speaks chat only): the same 5 upstream events become 10
 #                     Responses events
@@ -82,18 +82,8 @@ MICHI_PORT=$(free_port)
 
 CHAT_JSON='{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"gpt-bench","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":9,"total_tokens":18}}'
 RESPONSE_JSON='{"id":"resp_bench","object":"response","created_at":1700000000,"status":"completed","model":"gpt-bench","output":[{"id":"msg_bench","type":"message","status":"completed","role":"assistant","content":[{"type":"output_text","text":"Hello! How can I help you today?","annotations":[]}]}],"usage":{"input_tokens":9,"input_tokens_details":{"cached_tokens":0},"output_tokens":9,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":18}}'
-HEAD='"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"gpt-bench"'
-CHAT_SSE="data: {$HEAD,\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}
-
-data: {$HEAD,\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello! How can I help you today?\"},\"finish_reason\":null}]}
-
-data: {$HEAD,\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}
-
-data: {$HEAD,\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":9,\"total_tokens\":18}}
-
-data: [DONE]
-
-"
+CHAT_SSE="$(cat "$HERE/bodies/chat-stream.sse"; printf x)" # (x: keeps the closing blank line)
+CHAT_SSE="${CHAT_SSE%x}"
 UPSTREAM_EVENTS=5
 
 mkdir -p "$TMP/mock/tmp" "$TMP/michi"

@@ -26,7 +26,7 @@
 # request the same body, so that each one after the first is a hit answered from memory: what a
 # hit costs against michi/free's proxied request.
 #
-# STREAM=1 makes every answer a stream: the mock serves bench/run.sh's streamed chat completion
+# STREAM=1 makes every answer a stream: the mock serves bench/bodies/chat-stream.sse
 # (text/event-stream: two content chunks, the finish chunk, the usage chunk, [DONE]), each
 # request asks for it ("stream": true, stream_options.include_usage: bench/stream.lua's body),
 # nginx-proxy relays it unbuffered (proxy_buffering off, as one configures nginx for SSE):
@@ -96,20 +96,10 @@ fi
 ANSWER_TYPE=application/json
 ANSWER='{"id":"c","object":"chat.completion","created":1,"model":"gpt-bench","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?"},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":9,"total_tokens":18}}'
 PROXY_BUFFERING=""
-if [[ "$STREAM" == 1 ]]; then # bench/run.sh's streamed answer
+if [[ "$STREAM" == 1 ]]; then # bench/bodies/chat-stream.sse, as bench/run.sh serves it
     ANSWER_TYPE=text/event-stream
-    SSE_HEAD='"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"gpt-bench"'
-    ANSWER="data: {$SSE_HEAD,\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}
-
-data: {$SSE_HEAD,\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello! How can I help you today?\"},\"finish_reason\":null}]}
-
-data: {$SSE_HEAD,\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}
-
-data: {$SSE_HEAD,\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":9,\"total_tokens\":18}}
-
-data: [DONE]
-
-"
+    ANSWER="$(cat "$HERE/bodies/chat-stream.sse"; printf x)" # (x: keeps the closing blank line)
+    ANSWER="${ANSWER%x}"
     PROXY_BUFFERING="proxy_buffering off;"
 fi
 {

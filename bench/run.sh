@@ -235,19 +235,10 @@ fi
 
 MOCK_JSON='{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"gpt-bench","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":9,"total_tokens":18},"system_fingerprint":"fp_bench"}'
 
-# The streaming answer: OpenAI chunks, the usage chunk (include_usage), [DONE].
-SSE_HEAD='"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"gpt-bench"'
-MOCK_SSE="data: {$SSE_HEAD,\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}
-
-data: {$SSE_HEAD,\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello! How can I help you today?\"},\"finish_reason\":null}]}
-
-data: {$SSE_HEAD,\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}
-
-data: {$SSE_HEAD,\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":9,\"total_tokens\":18}}
-
-data: [DONE]
-
-"
+# The streaming answer (bench/bodies/chat-stream.sse, which bench/apis.sh and
+# bench/instructions.sh serve too): OpenAI chunks, the usage chunk (include_usage), [DONE].
+MOCK_SSE="$(cat "$HERE/bodies/chat-stream.sse"; printf x)" # (x: keeps the closing blank line)
+MOCK_SSE="${MOCK_SSE%x}"
 
 # nginx config common to both instances: everything inside the instance's own directory.
 nginx_head() {

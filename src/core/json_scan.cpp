@@ -39,6 +39,50 @@ std::size_t skip_string(std::string_view t, std::size_t i) noexcept {
 
 } // namespace detail
 
+namespace {
+
+#ifdef __SSE2__
+__m128i load16(const char* p) noexcept {
+    return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+}
+
+// Visits the places [from, stop) 16 at a time (stop - from >= 16): mask(j) says, one bit a
+// place, which of [j, j + 16) are worth a look; each is given to at(place), in order, which
+// returns true to stop there. The last places (fewer than 16) by one more block that ends at
+// stop, with those already looked at masked off. Returns whether at() stopped the walk.
+template <class Mask, class At>
+inline bool for_each_candidate(std::size_t from, std::size_t stop, Mask&& mask, At&& at) {
+    const auto visit = [&](std::size_t j, unsigned bits) {
+        for (; bits != 0; bits &= bits - 1) {
+            if (at(j + static_cast<std::size_t>(__builtin_ctz(bits)))) {
+                return true;
+            }
+        }
+        return false;
+    };
+    std::size_t i = from;
+    for (; i + 16 <= stop; i += 16) {
+        if (visit(i, mask(i))) {
+            return true;
+        }
+    }
+    if (i < stop) {
+        const std::size_t j = stop - 16;
+        return visit(j, mask(j) & ~((1u << (16 - (stop - i))) - 1));
+    }
+    return false;
+}
+
+// The places (bits) of [j, j + 16) where s[place + a] == ca and s[place + b] == cb.
+inline __m128i pair_at(const char* s, std::size_t j, std::size_t a, __m128i ca, std::size_t b,
+                       __m128i cb) noexcept {
+    return _mm_and_si128(_mm_cmpeq_epi8(load16(s + j + a), ca),
+                         _mm_cmpeq_epi8(load16(s + j + b), cb));
+}
+#endif
+
+} // namespace
+
 std::size_t find_text(std::string_view text, std::string_view needle, std::size_t from) noexcept {
     if (from > text.size()) {
         return std::string_view::npos;
@@ -56,6 +100,8 @@ std::size_t find_text(std::string_view text, std::string_view needle, std::size_
         const std::size_t b = n - 2;
         const __m128i first = _mm_set1_epi8(needle[a]);
         const __m128i second = _mm_set1_epi8(needle[b]);
+        // (Its own loop rather than for_each_candidate's: through that one a call took ~15
+        // instructions more on a stream's events, ~200 bytes each.)
         // Tests the 16 places from i; the first whole match among them, or npos.
         const auto block = [&](std::size_t i) {
             const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i + a));
@@ -93,6 +139,67 @@ std::size_t find_text(std::string_view text, std::string_view needle, std::size_
     const void* at = ::memmem(s, len, needle.data(), n);
     return at == nullptr ? std::string_view::npos
                          : static_cast<std::size_t>(static_cast<const char*>(at) - text.data());
+}
+
+text_place find_either(std::string_view text, std::string_view first, std::string_view second,
+                       std::size_t from) noexcept {
+    if (from > text.size()) {
+        return {};
+    }
+#ifdef __SSE2__
+    const char* const s = text.data() + from;
+    const std::size_t len = text.size() - from;
+    const std::size_t n1 = first.size();
+    const std::size_t n2 = second.size();
+    const std::size_t shortest = std::min(n1, n2);
+    // As find_text, with each needle's own two bytes, [1] and its last: one pass for both.
+    // (For quoted keys, `"content":"` and `"usage"`, the last byte is a quote whose distance
+    // from the key's first letter tells keys with that letter apart.)
+    if (shortest >= 4 && len >= std::max(n1, n2) + 15) {
+        const std::size_t a1 = 1;
+        const std::size_t b1 = n1 - 1;
+        const std::size_t a2 = 1;
+        const std::size_t b2 = n2 - 1;
+        const __m128i c1a = _mm_set1_epi8(first[a1]);
+        const __m128i c1b = _mm_set1_epi8(first[b1]);
+        const __m128i c2a = _mm_set1_epi8(second[a2]);
+        const __m128i c2b = _mm_set1_epi8(second[b2]);
+        // Places from which the longer needle would run past the end are found by a last
+        // find_text of the shorter one (the blocks cover the places the longer one fits).
+        const std::size_t stop = len - std::max(n1, n2) + 1;
+        text_place found;
+        for_each_candidate(
+            0, stop,
+            [&](std::size_t j) {
+                return static_cast<unsigned>(_mm_movemask_epi8(_mm_or_si128(
+                    pair_at(s, j, a1, c1a, b1, c1b), pair_at(s, j, a2, c2a, b2, c2b))));
+            },
+            [&](std::size_t at) {
+                if (std::memcmp(s + at, first.data(), n1) == 0) {
+                    found = {from + at, false};
+                    return true;
+                }
+                if (std::memcmp(s + at, second.data(), n2) == 0) {
+                    found = {from + at, true};
+                    return true;
+                }
+                return false;
+            });
+        if (found.at != std::string_view::npos || n1 == n2) {
+            return found;
+        }
+        const bool second_shorter = n2 < n1;
+        const std::size_t at = find_text(text, second_shorter ? second : first, from + stop);
+        return at == std::string_view::npos ? text_place{} : text_place{at, second_shorter};
+    }
+#endif
+    // (A place where both match is first's.)
+    const std::size_t at1 = find_text(text, first, from);
+    const std::size_t at2 = find_text(text, second, from);
+    if (at2 < at1) {
+        return {at2, true};
+    }
+    return at1 == std::string_view::npos ? text_place{} : text_place{at1, false};
 }
 
 std::size_t nesting_depth(std::string_view text, std::size_t limit) noexcept {
@@ -177,8 +284,10 @@ std::size_t skip_value(std::string_view t, std::size_t i, std::size_t max_depth)
 std::optional<std::string_view> find_unique(std::string_view text, std::string_view key) {
     std::optional<std::string_view> found;
     bool ambiguous = false;
+    // Without a backslash in the whole text, no key has one: one look instead of one a key.
+    const bool escapes = !text.empty() && std::memchr(text.data(), '\\', text.size()) != nullptr;
     const bool ok = for_each_member(text, [&](const member& m) {
-        if (m.key_raw.find('\\') != std::string_view::npos) {
+        if (escapes && m.key_raw.find('\\') != std::string_view::npos) {
             ambiguous = true;
         } else if (m.key_raw == key) {
             ambiguous = ambiguous || found.has_value();
@@ -224,34 +333,25 @@ key_places find_key_places(std::string_view t, std::size_t from, std::size_t to,
     // where the key would end; or a backslash and a 'u'. The places from to - span on can
     // hold neither a key nor an escape before one: they are not looked at.
     if (to >= from + span + 16) {
-        const auto load = [](const char* p) {
-            return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-        };
         const __m128i quote = _mm_set1_epi8('"');
         const __m128i lead = _mm_set1_epi8(key[0]);
         const __m128i backslash = _mm_set1_epi8('\\');
         const __m128i u = _mm_set1_epi8('u');
-        // The block of places [j, j + 16), those below j + skip already looked at.
-        const auto block = [&](std::size_t j, unsigned skip) {
-            const __m128i here = load(d + j);
-            const __m128i next = load(d + j + 1);
-            const __m128i named =
-                _mm_and_si128(_mm_cmpeq_epi8(here, quote), _mm_cmpeq_epi8(next, lead));
-            const __m128i hit = _mm_or_si128(
-                _mm_and_si128(named, _mm_cmpeq_epi8(load(d + j + span), quote)),
-                _mm_and_si128(_mm_cmpeq_epi8(here, backslash), _mm_cmpeq_epi8(next, u)));
-            auto mask = static_cast<unsigned>(_mm_movemask_epi8(hit)) & ~((1u << skip) - 1);
-            for (; mask != 0 && !found.twice; mask &= mask - 1) {
-                at(j + static_cast<std::size_t>(__builtin_ctz(mask)));
-            }
-        };
-        const std::size_t stop = to - span; // past the last place a key can start
-        for (; i + 16 <= stop && !found.twice; i += 16) {
-            block(i, 0);
-        }
-        if (i < stop && !found.twice) {
-            block(stop - 16, static_cast<unsigned>(16 - (stop - i))); // the rest, overlapping
-        }
+        for_each_candidate(
+            i, to - span,
+            [&](std::size_t j) {
+                const __m128i here = load16(d + j);
+                const __m128i next = load16(d + j + 1);
+                const __m128i named =
+                    _mm_and_si128(_mm_cmpeq_epi8(here, quote), _mm_cmpeq_epi8(next, lead));
+                return static_cast<unsigned>(_mm_movemask_epi8(_mm_or_si128(
+                    _mm_and_si128(named, _mm_cmpeq_epi8(load16(d + j + span), quote)),
+                    _mm_and_si128(_mm_cmpeq_epi8(here, backslash), _mm_cmpeq_epi8(next, u)))));
+            },
+            [&](std::size_t place) {
+                at(place);
+                return found.twice;
+            });
         return found;
     }
 #endif

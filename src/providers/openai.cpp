@@ -35,6 +35,64 @@ bool is_usage_only_chunk(std::string_view data) {
            json_scan::find_text(data, "\"choices\":[]") != std::string_view::npos;
 }
 
+constexpr std::string_view content_key = "\"content\":\"";
+constexpr std::string_view usage_key = "\"usage\"";
+
+// The characters of the JSON string whose text starts at text[pos] (just past its opening
+// quote), added to chars: where it ends (its closing quote, or the text's end) and whether
+// a backslash is in it. An escape counts as one character, a multi-byte UTF-8 one once.
+struct string_end {
+    std::size_t at;
+    bool escapes = false;
+};
+string_end count_string(std::string_view text, std::size_t pos, std::size_t& chars) noexcept {
+    string_end end{pos};
+    while (pos < text.size() && text[pos] != '"') {
+        if (text[pos] == '\\') {
+            end.escapes = true;
+            ++pos; // an escape counts as one character
+        }
+        // Count UTF-8 lead bytes only, so a multi-byte character counts once.
+        if (pos < text.size() && (static_cast<unsigned char>(text[pos]) & 0xC0) != 0x80) {
+            ++chars;
+        }
+        ++pos;
+    }
+    end.at = pos;
+    return end;
+}
+
+// The chat usage chunk's reading, as find_unique(data, "usage"), read_usage and
+// is_usage_only_chunk would make it, in one walk over its members: where the walk saw
+// `"usage":{` or `"choices":[]` written whole, no search for them.
+bool read_chat_usage_event(std::string_view data, usage_info& u) {
+    std::optional<std::string_view> usage;
+    bool ambiguous = false;
+    bool usage_brace = false; // `"usage":{` written at the member found
+    bool no_choices = false;  // `"choices":[]` written at a member
+    const bool escapes = std::memchr(data.data(), '\\', data.size()) != nullptr;
+    const auto written = [&](std::string_view key_raw, std::string_view as) {
+        const auto at = static_cast<std::size_t>(key_raw.data() - data.data()) - 1;
+        return data.substr(at, as.size()) == as;
+    };
+    const bool ok = json_scan::for_each_member(data, [&](const json_scan::member& m) {
+        if (escapes && m.key_raw.find('\\') != std::string_view::npos) {
+            ambiguous = true;
+        } else if (m.key_raw == "usage") {
+            ambiguous = ambiguous || usage.has_value();
+            usage = data.substr(m.value_begin, m.value_end - m.value_begin);
+            usage_brace = written(m.key_raw, "\"usage\":{");
+        } else if (m.key_raw == "choices" && !no_choices) {
+            no_choices = written(m.key_raw, "\"choices\":[]");
+        }
+    });
+    if (!ok || ambiguous || !usage || !read_usage(*usage, u)) {
+        return false;
+    }
+    return (usage_brace || json_scan::find_text(data, "\"usage\":{") != std::string_view::npos) &&
+           (no_choices || json_scan::find_text(data, "\"choices\":[]") != std::string_view::npos);
+}
+
 // OpenAI-type upstream events as the pivot form: passes chunks on, ends at [DONE], notes
 // usage.
 class pivot_stream final : public chunk_translator {
@@ -188,6 +246,42 @@ bool openai_type::inspect_event(api_kind api, std::string_view data, usage_info&
     return usage && read_usage(*usage, u) && is_usage_only_chunk(data);
 }
 
+bool openai_type::read_event(api_kind api, std::string_view data, usage_info& u,
+                             std::size_t& chars) const {
+    if (api != api_kind::chat) {
+        return adapter::read_event(api, data, u, chars);
+    }
+    // One pass for both `"content":"` (each counted as content_chars counts it) and
+    // `"usage"` (which only a usage chunk has); the content's strings are skipped, and a
+    // `"usage"` that starts in one (its first quote just past the content's, or an escaped
+    // one) is looked for there.
+    bool named = false; // `"usage"` is written somewhere
+    std::size_t pos = 0;
+    while (pos < data.size()) {
+        const auto found = named
+                               ? json_scan::text_place{json_scan::find_text(data, content_key, pos)}
+                               : json_scan::find_either(data, content_key, usage_key, pos);
+        if (found.at == std::string_view::npos) {
+            break;
+        }
+        if (found.second) {
+            named = true;
+            pos = found.at + 1;
+            continue;
+        }
+        const std::size_t start = found.at + content_key.size();
+        const auto end = count_string(data, start, chars);
+        if (!named) {
+            named = end.escapes
+                        ? json_scan::find_text(data.substr(0, std::min(end.at + 6, data.size())),
+                                               usage_key, start - 1) != std::string_view::npos
+                        : data.substr(start - 1, usage_key.size()) == usage_key;
+        }
+        pos = end.at;
+    }
+    return named && read_chat_usage_event(data, u);
+}
+
 std::optional<nlohmann::json> openai_type::to_pivot(api_kind, const nlohmann::json& body,
                                                     const std::string&, const std::string&,
                                                     usage_info& u) const {
@@ -218,21 +312,10 @@ std::unique_ptr<chunk_translator> openai_type::stream_to_pivot(std::string, std:
 } // namespace detail
 
 std::size_t content_chars(std::string_view text) noexcept {
-    constexpr std::string_view key = "\"content\":\"";
     std::size_t chars = 0;
     std::size_t pos = 0;
-    while ((pos = json_scan::find_text(text, key, pos)) != std::string_view::npos) {
-        pos += key.size();
-        while (pos < text.size() && text[pos] != '"') {
-            if (text[pos] == '\\') {
-                ++pos; // an escape counts as one character
-            }
-            // Count UTF-8 lead bytes only, so a multi-byte character counts once.
-            if (pos < text.size() && (static_cast<unsigned char>(text[pos]) & 0xC0) != 0x80) {
-                ++chars;
-            }
-            ++pos;
-        }
+    while ((pos = json_scan::find_text(text, detail::content_key, pos)) != std::string_view::npos) {
+        pos = detail::count_string(text, pos + detail::content_key.size(), chars).at;
     }
     return chars;
 }

@@ -21,6 +21,8 @@ public:
                        outgoing_request& out) const override;
     bool usage_of_body(api_kind api, std::string_view body, usage_info& u) const override;
     bool inspect_event(api_kind api, std::string_view data, usage_info& u) const override;
+    bool read_event(api_kind api, std::string_view data, usage_info& u,
+                    std::size_t& chars) const override;
     std::size_t content_chars(std::string_view text) const noexcept override {
         return openai::content_chars(text);
     }

@@ -97,5 +97,10 @@ namespace michi::providers {
 bool adapter::usage_of_body(api_kind, std::string_view, usage_info&) const { return false; }
 bool adapter::inspect_event(api_kind, std::string_view, usage_info&) const { return false; }
 std::size_t adapter::content_chars(std::string_view) const noexcept { return 0; }
+bool adapter::read_event(api_kind api, std::string_view data, usage_info& u,
+                         std::size_t& chars) const {
+    chars += content_chars(data);
+    return inspect_event(api, data, u);
+}
 
 } // namespace michi::providers

@@ -62,10 +62,9 @@ private:
     // Looks at each event for usage (and the content, in case usage never comes).
     void inspect(std::string_view data) {
         ++events_;
-        if (adapter_.inspect_event(api_, data, usage_)) {
+        if (adapter_.read_event(api_, data, usage_, content_chars_)) {
             drop_ = strip_;
         }
-        content_chars_ += adapter_.content_chars(data);
     }
 
     api_kind api_;

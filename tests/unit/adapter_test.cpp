@@ -203,6 +203,61 @@ TEST(AdapterTest, PassedThroughUsageIsReadWithoutAParse) {
     EXPECT_FALSE(a.inspect_event(api_kind::chat, R"({"choices":[{"delta":{"content":"x"}}]})", s));
 }
 
+// The one-pass reading of a passed-through event gives what inspect_event and content_chars
+// give apart (the usage, whether the event is the usage-only one, the content's characters),
+// on usual chunks and on those made to trip a shortcut: `"usage"` written inside a content
+// string (plain or escaped), duplicated or escaped keys, spacing, a second content, text
+// broken off.
+TEST(AdapterTest, OnePassEventReadingAgreesWithInspectAndCountApart) {
+    const std::string head =
+        R"("id":"chatcmpl-x","object":"chat.completion.chunk","created":1,"model":"m",)";
+    std::vector<std::string> events = {
+        "{" + head + R"("choices":[{"index":0,"delta":{"content":"Hello! How can I help?"}}]})",
+        "{" + head + R"("choices":[],"usage":{"prompt_tokens":9,"completion_tokens":9}})",
+        "{" + head + R"("choices":[{"delta":{"content":"usage"}}],"usage":{"prompt_tokens":2}})",
+        "{" + head + R"("choices":[{"delta":{"content":"usage"}}]})",
+        "{" + head + R"("choices":[{"delta":{"content":"say \"usage\" \\"}}]})",
+        "{" + head + R"("choices":[{"delta":{"content":"\"usage\"","x":1}}],"usage":{}})",
+        "{" + head + R"("choices":[],"usage":{"prompt_tokens":1},"usage":{"prompt_tokens":2}})",
+        "{" + head + R"("choices":[],"us\u0061ge":{"prompt_tokens":1},"usage":{}})",
+        "{" + head + R"("choices" : [],"usage" : {"prompt_tokens":4,"completion_tokens":1}})",
+        "{" + head + R"("choices":[ ],"usage":{"completion_tokens":5}})",
+        "{" + head + R"("choices":[],"usage":null})",
+        "{" + head + R"("choices":[{"delta":{"content":"a"}},{"delta":{"content":"b\u00e9"}}]})",
+        "{" + head + R"("choices":[],"usage":{"prompt_tokens":3})",
+        "{" + head + R"("choices":[{"delta":{"content":"unterminated)",
+        "{\"content\":\"\xc3\xa9\\\"usage\\\"\",\"usage\":{\"completion_tokens\":2},\"choices\":[]"
+        "}",
+        R"({"usage":{"prompt_tokens":1},"choices":[]})",
+        R"({"choices":[],"content":"x","usage":{"prompt_tokens":1}})",
+        "[DONE]",
+        "",
+    };
+    // Every event cut short at each length too (a hostile upstream's broken text).
+    const std::size_t whole = events.size();
+    for (std::size_t i = 0; i < whole; ++i) {
+        for (std::size_t n = 0; n < events[i].size(); n += 7) {
+            events.push_back(events[i].substr(0, n));
+        }
+    }
+    const auto& a = adapter_for(config::provider_type::openai);
+    for (const api_kind api : {api_kind::chat, api_kind::responses}) {
+        for (const auto& e : events) {
+            usage_info apart;
+            const bool drop_apart = a.inspect_event(api, e, apart);
+            const std::size_t chars_apart = a.content_chars(e);
+            usage_info together;
+            std::size_t chars = 3; // (added to)
+            const bool drop = a.read_event(api, e, together, chars);
+            EXPECT_EQ(drop, drop_apart) << e;
+            EXPECT_EQ(chars, 3 + chars_apart) << e;
+            EXPECT_EQ(together.known, apart.known) << e;
+            EXPECT_EQ(together.prompt_tokens, apart.prompt_tokens) << e;
+            EXPECT_EQ(together.completion_tokens, apart.completion_tokens) << e;
+        }
+    }
+}
+
 // Runs the echo stream to its end; returns its pieces.
 std::vector<std::string> drain(stream::body_source& src) {
     net::io_context ioc;

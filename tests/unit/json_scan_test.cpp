@@ -224,5 +224,44 @@ TEST(JsonScanTest, FindTextAgreesWithFindOnLongTexts) {
     }
 }
 
+// One pass for two needles finds what two find_text calls would: the first place of either
+// (the first needle's where both start), at every offset, near the text's end, from anywhere.
+TEST(JsonScanTest, FindEitherAgreesWithTwoFindTexts) {
+    const auto expected = [](std::string_view text, std::string_view a, std::string_view b,
+                             std::size_t from) {
+        const std::size_t at1 = find_text(text, a, from);
+        const std::size_t at2 = find_text(text, b, from);
+        return at2 < at1 ? text_place{at2, true} : text_place{at1, false};
+    };
+    const auto same = [](text_place x, text_place y) {
+        return x.at == y.at && (x.at == std::string_view::npos || x.second == y.second);
+    };
+    std::string text;
+    std::uint32_t x = 4321;
+    for (int i = 0; i < 400; ++i) {
+        x = x * 1103515245u + 12345u;
+        text.push_back("\"usagecont:\"e"[(x >> 16) % 13]);
+    }
+    const std::vector<std::pair<std::string, std::string>> pairs = {{"\"content\":\"", "\"usage\""},
+                                                                    {"\"usage\"", "\"content\":\""},
+                                                                    {"\"use\"", "\"usage\""},
+                                                                    {"sage", "\"ont"},
+                                                                    {"abcd", "zzzz"}};
+    for (const auto& [a, b] : pairs) {
+        for (std::size_t from = 0; from <= text.size() + 1; ++from) {
+            ASSERT_TRUE(same(find_either(text, a, b, from), expected(text, a, b, from)))
+                << a << " / " << b << " from " << from;
+        }
+        for (std::size_t at = 0; at < 60; ++at) {
+            for (const std::string& needle : {a, b}) {
+                const std::string hay = std::string(at, '.') + needle + std::string(at % 23, '.');
+                ASSERT_TRUE(same(find_either(hay, a, b), expected(hay, a, b, 0)))
+                    << needle << " at " << at;
+                EXPECT_EQ(find_either(hay, a, b).at, at) << needle << " at " << at;
+            }
+        }
+    }
+}
+
 } // namespace
 } // namespace michi::json_scan

@@ -31,6 +31,18 @@ struct member {
 std::size_t find_text(std::string_view text, std::string_view needle,
                       std::size_t from = 0) noexcept;
 
+// Where find_either found a needle: its place (npos: neither is there) and which one.
+struct text_place {
+    std::size_t at = std::string_view::npos;
+    bool second = false; // the second needle (else the first)
+};
+
+// The first place at or after from where first or second is written (first's, where both
+// are): one pass for both where find_text would take two, each needle looked for by its
+// bytes [1] and last (for quoted keys, the key's first letter and the closing quote).
+text_place find_either(std::string_view text, std::string_view first, std::string_view second,
+                       std::size_t from = 0) noexcept;
+
 // No bound on nesting (skip_value's default).
 inline constexpr std::size_t unbounded = std::numeric_limits<std::size_t>::max();
 

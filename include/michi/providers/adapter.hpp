@@ -107,6 +107,10 @@ public:
     // Characters of the answer's text in a passed-through body or event: the output's
     // estimate when no usage comes.
     virtual std::size_t content_chars(std::string_view text) const noexcept;
+    // inspect_event, and content_chars added to chars, for one passed-through stream event:
+    // in one pass over it where the adapter can (the default makes both calls).
+    virtual bool read_event(api_kind api, std::string_view data, usage_info& u,
+                            std::size_t& chars) const;
 
     // A whole success answer in pivot form (OpenAI chat.completion or embeddings list) with
     // its usage; nullopt when the body makes no sense.
