@@ -26,9 +26,9 @@ struct redis_connection::pending {
 };
 
 redis_connection::redis_connection(executor ex, redis_endpoint at, redis_hello hello,
-                                   std::chrono::milliseconds timeout)
-    : ex_(ex), at_(std::move(at)), hello_(std::move(hello)), timeout_(timeout), resolver_(ex),
-      watchdog_(ex), read_buf_(new char[read_size]) {}
+                                   std::chrono::milliseconds timeout, blocking_lookup lookup)
+    : ex_(ex), at_(std::move(at)), hello_(std::move(hello)), timeout_(timeout),
+      lookup_(ex, std::move(lookup)), watchdog_(ex), read_buf_(new char[read_size]) {}
 
 redis_connection::~redis_connection() = default;
 
@@ -82,37 +82,31 @@ void redis_connection::connect() {
         plain_ = std::make_shared<tcp_socket>(ex_);
     }
     arm_watchdog();
-    // IPv4 addresses first, as hiredis does: a name asked for both families waits for the
-    // AAAA answer too, which a container network's resolver may forward to an upstream DNS
-    // that never answers (seconds per connect). Only a name without any IPv4 address is
-    // asked for again, for every family.
-    resolver_.async_resolve(
-        tcp::v4(), at_.host, std::to_string(at_.port),
-        [this, gen](error_code ec, const tcp::resolver::results_type& results) {
-            if (gen != generation_) {
-                return;
+    // Off the event loop, on a thread of the lookup's own: one the DNS server leaves hanging
+    // (a container's name while it restarts) holds back neither the loop nor the next try's.
+    const bool started = lookup_.start(
+        at_.host, at_.port, [this, gen](error_code ec, std::vector<tcp::endpoint> found) {
+            if (gen == generation_) {
+                on_resolved(gen, ec, found);
             }
-            if (ec) {
-                resolver_.async_resolve(
-                    at_.host, std::to_string(at_.port),
-                    [this, gen](error_code any_ec, const tcp::resolver::results_type& any) {
-                        if (gen == generation_) {
-                            on_resolved(gen, any_ec, any);
-                        }
-                    });
-                return;
-            }
-            on_resolved(gen, ec, results);
         });
+    if (!started) {
+        fail("cannot look " + at_.host + " up: " + std::to_string(host_lookup::max_running) +
+                 " lookups of it still unanswered",
+             true);
+    }
 }
 
 void redis_connection::on_resolved(std::uint64_t gen, error_code ec,
-                                   const tcp::resolver::results_type& results) {
+                                   const std::vector<tcp::endpoint>& found) {
+    if (!ec && found.empty()) {
+        ec = net::error::host_not_found;
+    }
     if (ec) {
         fail("cannot resolve " + at_.host + ": " + ec.message(), true);
         return;
     }
-    net::async_connect(socket(), results,
+    net::async_connect(socket(), found,
                        [this, gen, keep = stream_alive()](error_code cec, const tcp::endpoint&) {
                            if (gen != generation_) {
                                return;
@@ -351,7 +345,6 @@ void redis_connection::fail(const std::string& why, bool backoff) {
     writing_ = false;
     handshake_left_ = 0;
     error_code ignored;
-    resolver_.cancel();
     if (plain_ || tls_) {
         socket().close(ignored);
     }

@@ -7,6 +7,7 @@
 // backing off.
 
 #include "michi/core/net.hpp"
+#include "michi/redis/host_lookup.hpp"
 #include "michi/redis/redis_protocol.hpp"
 #include "michi/redis/redis_url.hpp"
 
@@ -32,8 +33,9 @@ struct redis_hello {
 
 class redis_connection {
 public:
+    // lookup: how the host's name is looked up (system_lookup when empty; a test's own).
     redis_connection(executor ex, redis_endpoint at, redis_hello hello,
-                     std::chrono::milliseconds timeout);
+                     std::chrono::milliseconds timeout, blocking_lookup lookup = {});
     ~redis_connection();
     redis_connection(const redis_connection&) = delete;
     redis_connection& operator=(const redis_connection&) = delete;
@@ -68,7 +70,7 @@ private:
     enum class state { idle, connecting, ready };
 
     void connect();
-    void on_resolved(std::uint64_t gen, error_code ec, const tcp::resolver::results_type& results);
+    void on_resolved(std::uint64_t gen, error_code ec, const std::vector<tcp::endpoint>& found);
     void on_tcp(std::uint64_t gen);
     void on_connected(std::uint64_t gen);
     void write_more();
@@ -83,7 +85,7 @@ private:
     redis_endpoint at_;
     redis_hello hello_;
     std::chrono::milliseconds timeout_;
-    tcp_resolver resolver_;
+    host_lookup lookup_; // each connect looks the host up again (a restarted server moves)
     // Shared with the handlers of their operations: a stream replaced by a new connection
     // lives until its last operation completed (an SSL stream must).
     std::shared_ptr<tcp_socket> plain_;
