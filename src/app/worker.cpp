@@ -83,9 +83,10 @@ void worker::prewarm(const pipeline::snapshot& rt, const std::shared_ptr<prewarm
     for (const auto& [name, b] : rt.providers) {
         // (Not a provider that is off for want of its key: no request goes there.)
         if (b.endpoint && b.configured && b.config != nullptr && b.config->prewarm > 0) {
-            warmer_.warm(*b.endpoint, b.config->prewarm, b.config->connect_timeout,
-                         b.config->max_connections,
-                         [round, name](const std::string& why) { round->failed(name, why); });
+            warmer_.warm(
+                *b.endpoint, b.config->prewarm, b.config->connect_timeout,
+                b.config->max_connections,
+                [round, provider = name](const std::string& why) { round->failed(provider, why); });
         }
     }
 }
