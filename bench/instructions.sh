@@ -54,6 +54,8 @@ STREAM="${STREAM:-0}"
 # shellcheck source=bench/workdir.sh
 source "$HERE/workdir.sh"
 bench_workdir instr valgrind callgrind_control nginx python3 curl
+# shellcheck source=bench/test_ca.sh
+source "$HERE/test_ca.sh"
 # shellcheck source=bench/guard_keys.sh
 source "$HERE/guard_keys.sh"
 
@@ -76,16 +78,7 @@ MOCK_SSL_CONF=""
 PROXY_SSL=""
 if [[ "$TLS" == 1 ]]; then
     FLOOR_BIN=/nonexistent # plain HTTP only
-    (
-        cd "$TMP"
-        openssl req -x509 -newkey rsa:2048 -nodes -keyout ca-key.pem -out ca.pem -days 2 \
-            -subj "/CN=michi bench CA" >/dev/null 2>&1
-        openssl req -newkey rsa:2048 -nodes -keyout server-key.pem -out server.csr \
-            -subj "/CN=localhost" >/dev/null 2>&1
-        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >ext.cnf
-        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial \
-            -out server.pem -days 2 -extfile ext.cnf >/dev/null 2>&1
-    ) || { echo "bench: could not make the TLS certificates (openssl)" >&2; exit 1; }
+    make_test_ca "$TMP" || { echo "bench: could not make the TLS certificates (openssl)" >&2; exit 1; }
     UP=https
     MOCK_SSL=" ssl"
     MOCK_SSL_CONF="ssl_certificate $TMP/server.pem; ssl_certificate_key $TMP/server-key.pem;

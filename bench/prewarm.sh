@@ -19,20 +19,13 @@ PREWARM="${PREWARM:-4}"
 # shellcheck source=bench/workdir.sh
 source "$HERE/workdir.sh"
 bench_workdir prewarm nginx openssl python3 curl
+# shellcheck source=bench/test_ca.sh
+source "$HERE/test_ca.sh"
 # shellcheck source=bench/guard_keys.sh
 source "$HERE/guard_keys.sh" # port
 
 mkdir -p "$TMP/tls" "$TMP/mock"
-(
-    cd "$TMP/tls"
-    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca-key.pem -out ca.pem -days 2 \
-        -subj "/CN=michi bench CA" >/dev/null 2>&1
-    openssl req -newkey rsa:2048 -nodes -keyout server-key.pem -out server.csr \
-        -subj "/CN=localhost" >/dev/null 2>&1
-    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >ext.cnf
-    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial \
-        -out server.pem -days 2 -extfile ext.cnf >/dev/null 2>&1
-) || { echo "bench: could not make the TLS certificates (openssl)" >&2; exit 1; }
+make_test_ca "$TMP/tls" || { echo "bench: could not make the TLS certificates (openssl)" >&2; exit 1; }
 
 MOCK=$(port)
 STATUS=$(port)

@@ -83,6 +83,8 @@ export MICHI_BENCH_BODY_FILE="$BODY_FILE"
 STREAM_BODY='{"model":"mocksse/gpt-bench","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hello"}]}'
 
 die() { echo "bench: $*" >&2; exit 1; }
+# shellcheck source=bench/test_ca.sh
+source "$HERE/test_ca.sh"
 
 [[ -x "$MICHI_BIN" ]] || die "no michi-gateway at $MICHI_BIN (build it, or set MICHI_BIN)"
 MICHI_BIN="$(readlink -f "$MICHI_BIN")"
@@ -208,16 +210,7 @@ MOCK_SSL=""
 PROXY_SSL=""
 if [[ "$TLS" == 1 ]]; then
     mkdir -p "$TMP/tls"
-    (
-        cd "$TMP/tls"
-        openssl req -x509 -newkey rsa:2048 -nodes -keyout ca-key.pem -out ca.pem -days 2 \
-            -subj "/CN=michi bench CA" >/dev/null 2>&1
-        openssl req -newkey rsa:2048 -nodes -keyout server-key.pem -out server.csr \
-            -subj "/CN=localhost" >/dev/null 2>&1
-        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >ext.cnf
-        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial \
-            -out server.pem -days 2 -extfile ext.cnf >/dev/null 2>&1
-    ) || die "could not make the TLS certificates (openssl)"
+    make_test_ca "$TMP/tls" || die "could not make the TLS certificates (openssl)"
     UP_SCHEME=https
     UP_HOST=localhost
     CURL_TLS=(--cacert "$TMP/tls/ca.pem")
