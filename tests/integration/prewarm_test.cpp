@@ -4,6 +4,7 @@
 // holds back neither the start nor other requests.
 
 #include "support/fake_upstream.hpp"
+#include "support/temp_certs.hpp"
 #include "support/gateway_harness.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -11,9 +12,7 @@
 
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <string>
-#include <unistd.h>
 
 namespace michi::test {
 namespace {
@@ -22,20 +21,6 @@ using namespace std::chrono_literals;
 
 const std::string chat_body =
     R"({"model":"tls/gpt-4o-mini","messages":[{"role":"user","content":"x"}]})";
-
-// A throwaway CA and certificate for localhost under a directory removed afterwards.
-struct test_certs {
-    explicit test_certs(const std::string& tag)
-        : dir(std::filesystem::temp_directory_path() /
-              ("michi-prewarm-" + std::to_string(::getpid()) + "-" + tag)),
-          files(make_test_certs(dir.string(), "localhost")) {}
-    ~test_certs() {
-        std::error_code ignored;
-        std::filesystem::remove_all(dir, ignored);
-    }
-    std::filesystem::path dir;
-    tls_files files;
-};
 
 // A provider `name` at the fake upstream over TLS (trusting the test CA), with `extra` fields.
 std::string tls_provider(const std::string& name, const fake_upstream& up, const tls_files& tls,
@@ -50,7 +35,7 @@ using counts = std::pair<std::size_t, std::size_t>; // idle, being opened
 // connections and four handshakes before any request, and the first requests reuse them
 // (no connection accepted after them).
 TEST(PrewarmTest, ConnectionsOpenedAtStartAndReusedByTheFirstRequests) {
-    const test_certs certs("start");
+    const temp_certs certs;
     fake_upstream up(&certs.files);
     gateway_harness gw(basic_config(
         up.base_url(), {.server = "  threads: 2\n",
@@ -77,7 +62,7 @@ TEST(PrewarmTest, ConnectionsOpenedAtStartAndReusedByTheFirstRequests) {
 // Without prewarm (the default) nothing is opened ahead: the first request opens the first
 // connection.
 TEST(PrewarmTest, NoneByDefault) {
-    const test_certs certs("none");
+    const temp_certs certs;
     fake_upstream up(&certs.files);
     gateway_harness gw(basic_config(
         up.base_url(), {.providers = tls_provider("tls", up, certs.files, ", prewarm: 0")}));
@@ -91,7 +76,7 @@ TEST(PrewarmTest, NoneByDefault) {
 // A reload that adds a provider with prewarm opens its connections; the first request to it
 // reuses one.
 TEST(PrewarmTest, ReloadAddingAProviderOpensItsConnections) {
-    const test_certs certs("reload");
+    const temp_certs certs;
     fake_upstream up(&certs.files);
     gateway_harness gw(basic_config(up.base_url()));
     EXPECT_EQ(gw.gw().upstream_connections(), (counts{0, 0}));
@@ -119,7 +104,7 @@ TEST(PrewarmTest, ReloadAddingAProviderOpensItsConnections) {
 // opens a connection of its own; a provider whose port refuses is given up at once (and
 // its first request fails as it would without prewarm).
 TEST(PrewarmTest, UnreachableProviderHoldsBackNeitherStartNorRequests) {
-    const test_certs certs("down");
+    const temp_certs certs;
     fake_upstream up(&certs.files);
     up.hold_handshakes(3);
     std::uint16_t closed_port = 0;

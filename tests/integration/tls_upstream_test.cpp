@@ -4,6 +4,7 @@
 // unknown CA is still refused, saying why.
 
 #include "support/fake_upstream.hpp"
+#include "support/temp_certs.hpp"
 #include "support/gateway_harness.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -17,11 +18,9 @@
 #include <nlohmann/json.hpp>
 
 #include <atomic>
-#include <filesystem>
 #include <mutex>
 #include <string>
 #include <thread>
-#include <unistd.h>
 #include <vector>
 
 namespace michi::test {
@@ -33,20 +32,6 @@ using namespace std::chrono_literals;
 
 const std::string chat_body =
     R"({"model":"tls/gpt-4o-mini","messages":[{"role":"user","content":"x"}]})";
-
-// A throwaway CA and certificate for `name` under a directory removed afterwards.
-struct test_certs {
-    explicit test_certs(const std::string& name)
-        : dir(std::filesystem::temp_directory_path() /
-              ("michi-tls-upstream-" + std::to_string(::getpid()) + "-" + name)),
-          files(make_test_certs(dir.string(), name)) {}
-    ~test_certs() {
-        std::error_code ignored;
-        std::filesystem::remove_all(dir, ignored);
-    }
-    std::filesystem::path dir;
-    tls_files files;
-};
 
 // The `tls` provider: the fake upstream by `host`, trusting the test CA when `ca_file` is
 // given; connections get a minute to open (a held handshake waits).
@@ -125,7 +110,7 @@ private:
 // answered. A request that waited on another's handshake (a handshake blocking the worker,
 // or connections opened one at a time) would never be answered while it is held.
 TEST(TlsUpstreamTest, ConcurrentFirstRequestsWaitOnNoHandshakeButTheirOwn) {
-    const test_certs certs("localhost");
+    const temp_certs certs("localhost");
     fake_upstream up(&certs.files);
     up.hold_handshakes(1);
     gateway_harness gw(basic_config(
@@ -153,7 +138,7 @@ TEST(TlsUpstreamTest, ConcurrentFirstRequestsWaitOnNoHandshakeButTheirOwn) {
 // Connections opened after the first resume its session: the upstream reports each of
 // them as resumed. (Each answer closes its connection, so every request opens one.)
 TEST(TlsUpstreamTest, NewConnectionsResumeTheWorkersSession) {
-    const test_certs certs("localhost");
+    const temp_certs certs("localhost");
     fake_upstream up(&certs.files);
     up.set_handler([](const recorded_request& req) {
         auto res = default_chat_completion(req);
@@ -176,7 +161,7 @@ TEST(TlsUpstreamTest, NewConnectionsResumeTheWorkersSession) {
 // address, or from a CA the provider does not trust is refused with a 502 that says why,
 // and no request reaches the upstream.
 TEST(TlsUpstreamTest, WrongNameOrUnknownCaRefusedSayingWhy) {
-    const test_certs other_name("michi-other.test");
+    const temp_certs other_name("michi-other.test");
     fake_upstream up(&other_name.files);
     auto message = [](const http_reply& r) {
         const auto body = json::parse(r.body, nullptr, false);
@@ -202,7 +187,7 @@ TEST(TlsUpstreamTest, WrongNameOrUnknownCaRefusedSayingWhy) {
                   std::string::npos)
             << message(r);
     }
-    const test_certs local("localhost");
+    const temp_certs local("localhost");
     fake_upstream trusted_elsewhere(&local.files);
     {
         gateway_harness gw(
