@@ -214,11 +214,12 @@ bool needs_parsed_body(const request_context& ctx, const routing::dispatch_plan&
 
 namespace {
 
-// A key with a USD budget may only use priced models; then the ledger's request: the
-// estimates to hold.
-result<guard::admission_request> guard_request(request_context& ctx, routing::dispatch_plan& plan) {
+// A key with a USD budget may only use priced models; then the ledger's request into req:
+// the estimates to hold.
+result<void> guard_request(request_context& ctx, routing::dispatch_plan& plan,
+                           guard::admission_request& req) {
     if (ctx.api == api_kind::count_tokens) {
-        return guard::admission_request{}; // a count is free: no budget, no rate limit
+        return ok(); // a count is free: no budget, no rate limit
     }
     const auto limits = ctx.rt->cfg->effective_limits(*ctx.key);
     const bool has_budget = limits.daily_usd.has_value() || limits.monthly_usd.has_value();
@@ -231,7 +232,6 @@ result<guard::admission_request> guard_request(request_context& ctx, routing::di
         }
     }
     const auto out = ctx.api == api_kind::embeddings ? 0 : ctx.facts.max_output;
-    guard::admission_request req;
     req.key_id = ctx.key->id;
     req.limits = limits;
     req.est_tokens = ctx.facts.prompt_tokens + out;
@@ -244,7 +244,7 @@ result<guard::admission_request> guard_request(request_context& ctx, routing::di
         req.loop_fingerprint =
             ctx.body_hash ? *ctx.body_hash : std::hash<std::string_view>{}(ctx.req.body());
     }
-    return req;
+    return ok();
 }
 
 // The OpenAI-shaped refusal for a guard, with its retry-after.
@@ -295,7 +295,7 @@ result<void> admit_key(request_context& ctx, auth::authenticator& auth) {
     return ok();
 }
 
-result<routing::dispatch_plan> admit_route(request_context& ctx) {
+result<void> admit_route(request_context& ctx, routing::dispatch_plan& plan) {
     ctx.log.stream = ctx.facts.stream;
     const std::string& name = ctx.client_model;
     ctx.log.route = name;
@@ -305,42 +305,37 @@ result<routing::dispatch_plan> admit_route(request_context& ctx) {
     needs.priced_only = ctx.api != api_kind::embeddings && ctx.api != api_kind::count_tokens;
     needs.prompt_tokens = ctx.facts.prompt_tokens;
     needs.max_output = ctx.facts.max_output;
-    auto plan =
-        routing::resolve(*ctx.rt->cfg, ctx.rt->providers, ctx.rt->routes, name, needs, *ctx.key);
-    if (!plan) {
-        return std::move(plan.error());
+    auto resolved = routing::resolve(*ctx.rt->cfg, ctx.rt->providers, ctx.rt->routes, name, needs,
+                                     *ctx.key, plan);
+    if (!resolved) {
+        return resolved;
     }
-    ctx.route_reason = plan->reason;
-    return plan;
+    ctx.route_reason = plan.reason;
+    return ok();
 }
 
-result<admitted> admit_guard(request_context& ctx, routing::dispatch_plan&& plan) {
-    auto req = guard_request(ctx, plan);
-    if (!req) {
-        return std::move(req.error());
-    }
-    return admitted{std::move(plan), std::move(req.value())};
+result<void> admit_guard(request_context& ctx, admitted& out) {
+    return guard_request(ctx, out.plan, out.guard_request);
 }
 
-result<admitted> admit(request_context& ctx, auth::authenticator& auth) {
+result<void> admit(request_context& ctx, auth::authenticator& auth, admitted& out) {
     if (auto who = admit_key(ctx, auth); !who) {
-        return std::move(who.error());
+        return who;
     }
     if (!scan_body(ctx)) {
         if (auto parsed = parse_body(ctx); !parsed) {
             return std::move(parsed.error());
         }
     }
-    auto plan = admit_route(ctx);
-    if (!plan) {
-        return std::move(plan.error());
+    if (auto routed = admit_route(ctx, out.plan); !routed) {
+        return routed;
     }
-    if (!ctx.body_parsed && needs_parsed_body(ctx, plan.value())) {
+    if (!ctx.body_parsed && needs_parsed_body(ctx, out.plan)) {
         if (auto parsed = parse_body(ctx); !parsed) {
             return std::move(parsed.error());
         }
     }
-    return admit_guard(ctx, std::move(plan.value()));
+    return admit_guard(ctx, out);
 }
 
 result<void> take_admission(request_context& ctx, guard::admission&& answer,

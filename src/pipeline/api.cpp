@@ -83,9 +83,12 @@ awaitable<refusal_ptr> admit_elsewhere(deps& d, request_context& ctx,
 // A large body's admission (a coroutine of its own: the answer's temporary stays off
 // serve_completion's frame); false when the request ended on the way.
 awaitable<bool> admit_large_into(deps& d, downstream::client_io& io, request_context& ctx,
-                                 std::optional<result<admitted>>& out) {
-    out = co_await admit_large(d, io, ctx);
-    co_return out.has_value();
+                                 admitted& into, result<void>& out) {
+    auto r = co_await admit_large(d, io, ctx, into);
+    if (r) {
+        out = std::move(*r);
+    }
+    co_return r.has_value();
 }
 
 } // namespace
@@ -96,35 +99,36 @@ awaitable<void> serve_completion(deps& d, downstream::client_io& io, request_con
         co_await refresh_keys(d);
     }
     // (A large body's scan and parse run off this event loop; the request may end there.)
-    std::optional<result<pipeline::admitted>> admission;
+    // (What is admitted is written where it lies, on this frame: the plan is not moved.)
+    pipeline::admitted admitted;
+    result<void> admission;
     if (is_large(ctx)) {
-        if (!co_await admit_large_into(d, io, ctx, admission)) {
+        if (!co_await admit_large_into(d, io, ctx, admitted, admission)) {
             co_return;
         }
     } else {
-        admission.emplace(admit(ctx, d.auth));
+        admission = admit(ctx, d.auth, admitted);
     }
-    auto& admitted = *admission;
-    if (!admitted) {
-        co_await reply_error(io, ctx, d.ledger, admitted.error());
+    if (!admission) {
+        co_await reply_error(io, ctx, d.ledger, admission.error());
         co_return;
     }
     if (ctx.api == api_kind::count_tokens) {
-        co_await serve_count(d, io, ctx, std::move(admitted->plan));
+        co_await serve_count(d, io, ctx, std::move(admitted.plan));
         co_return;
     }
     // The response cache first: a hit is admitted by the ledger as free (checked and counted as
     // any request, holding nothing: it costs the key nothing).
     cache_lookup look;
-    if (look_up_here(d, ctx, admitted->plan, look) == lookup::elsewhere &&
-        co_await look_up_elsewhere(d, io, ctx, admitted->plan, look)) {
+    if (look_up_here(d, ctx, admitted.plan, look) == lookup::elsewhere &&
+        co_await look_up_elsewhere(d, io, ctx, admitted.plan, look)) {
         co_return;
     }
     // The ledger: budgets, RPM/TPM and the loop guard, at once in-process, else asked.
-    admitted->guard_request.free = look.hit != nullptr;
+    admitted.guard_request.free = look.hit != nullptr;
     refusal_ptr refused;
-    if (!admit_here(d, ctx, admitted->guard_request, refused)) {
-        refused = co_await admit_elsewhere(d, ctx, admitted->guard_request);
+    if (!admit_here(d, ctx, admitted.guard_request, refused)) {
+        refused = co_await admit_elsewhere(d, ctx, admitted.guard_request);
     }
     if (refused) {
         co_await reply_error(io, ctx, d.ledger, *refused);
@@ -135,7 +139,7 @@ awaitable<void> serve_completion(deps& d, downstream::client_io& io, request_con
         co_return;
     }
     note_miss(d, ctx, look);
-    co_await run_exchange(d, io, ctx, admitted->plan);
+    co_await run_exchange(d, io, ctx, admitted.plan);
 }
 
 awaitable<void> serve_models(deps& d, downstream::client_io& io, request_context& ctx,

@@ -50,9 +50,9 @@ struct body_reading {
 
 } // namespace
 
-awaitable<std::optional<result<admitted>>> admit_large(deps& d, downstream::client_io& io,
-                                                       request_context& ctx) {
-    using answer = std::optional<result<admitted>>;
+awaitable<std::optional<result<void>>> admit_large(deps& d, downstream::client_io& io,
+                                                   request_context& ctx, admitted& out) {
+    using answer = std::optional<result<void>>;
     if (auto who = admit_key(ctx, d.auth); !who) {
         co_return answer(std::move(who.error()));
     }
@@ -79,11 +79,10 @@ awaitable<std::optional<result<admitted>>> admit_large(deps& d, downstream::clie
     } else {
         take_parsed_body(ctx, std::move(read->parsed->value()));
     }
-    auto plan = admit_route(ctx);
-    if (!plan) {
-        co_return answer(std::move(plan.error()));
+    if (auto routed = admit_route(ctx, out.plan); !routed) {
+        co_return answer(std::move(routed));
     }
-    if (!ctx.body_parsed && needs_parsed_body(ctx, plan.value())) {
+    if (!ctx.body_parsed && needs_parsed_body(ctx, out.plan)) {
         auto parse_job = [api, limit](const lent_body& b) {
             return parse_request_body(api, b.bytes, limit);
         };
@@ -96,7 +95,7 @@ awaitable<std::optional<result<admitted>>> admit_large(deps& d, downstream::clie
         }
         take_parsed_body(ctx, std::move(parsed->value()));
     }
-    co_return answer(admit_guard(ctx, std::move(plan.value())));
+    co_return answer(admit_guard(ctx, out));
 }
 
 } // namespace michi::pipeline

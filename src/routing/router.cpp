@@ -49,11 +49,10 @@ void apply_cheapest(const request_needs& needs, dispatch_plan& plan) {
     }
 }
 
-// The unordered plan for a name: a route's targets, `auto`'s models, or one model.
-std::optional<dispatch_plan> targets_of(const config::config& cfg, const provider_map& providers,
-                                        const route_table& table, const std::string& name,
-                                        bool& cheapest) {
-    dispatch_plan plan;
+// The unordered plan for a name into plan: a route's targets, `auto`'s models, or one model;
+// false when the name is none of them.
+bool targets_of(const config::config& cfg, const provider_map& providers, const route_table& table,
+                const std::string& name, bool& cheapest, dispatch_plan& plan) {
     if (const auto* route = table.route(name)) {
         plan.route = name;
         plan.attempt_timeout = route->config->attempt_timeout;
@@ -62,7 +61,7 @@ std::optional<dispatch_plan> targets_of(const config::config& cfg, const provide
         plan.strategy = route->config->strategy;
         plan.prepared = route;
         cheapest = plan.strategy == config::route_strategy::cheapest;
-        return plan;
+        return true;
     }
     if (name == "auto") {
         // No route named auto: the cheapest of every configured model that fits.
@@ -74,27 +73,26 @@ std::optional<dispatch_plan> targets_of(const config::config& cfg, const provide
             }
         }
         cheapest = true;
-        return plan;
+        return true;
     }
     if (const auto* c = table.model(name)) {
         plan.candidates.push_back(*c);
-        return plan;
+        return true;
     }
     if (auto m = find_model(cfg, name, plan.held)) {
         plan.candidates.push_back(make_candidate(providers, *m));
-        return plan;
+        return true;
     }
-    return std::nullopt;
+    return false;
 }
 
 } // namespace
 
-result<dispatch_plan> resolve(const config::config& cfg, const provider_map& providers,
-                              const route_table& table, const std::string& name,
-                              const request_needs& needs, const config::key_config& key) {
+result<void> resolve(const config::config& cfg, const provider_map& providers,
+                     const route_table& table, const std::string& name, const request_needs& needs,
+                     const config::key_config& key, dispatch_plan& plan) {
     bool cheapest = false;
-    auto plan = targets_of(cfg, providers, table, name, cheapest);
-    if (!plan) {
+    if (!targets_of(cfg, providers, table, name, cheapest, plan)) {
         return errors::model_not_found(name);
     }
     if (!auth::model_allowed(key, name)) {
@@ -102,16 +100,16 @@ result<dispatch_plan> resolve(const config::config& cfg, const provider_map& pro
     }
     // The key's globs bound what may serve it too: a route's targets they do not cover are
     // skipped for this key.
-    const bool had_targets = !plan->candidates.empty();
-    std::erase_if(plan->candidates, [&](const candidate& c) {
+    const bool had_targets = !plan.candidates.empty();
+    std::erase_if(plan.candidates, [&](const candidate& c) {
         return c.provider == nullptr || !auth::model_allowed(key, c.model->name);
     });
-    if (had_targets && plan->candidates.empty()) {
+    if (had_targets && plan.candidates.empty()) {
         return errors::model_not_allowed(name);
     }
     // A hosted provider without its key is off: skipped, saying why.
     std::string off;
-    std::erase_if(plan->candidates, [&](const candidate& c) {
+    std::erase_if(plan.candidates, [&](const candidate& c) {
         if (c.provider->configured) {
             return false;
         }
@@ -120,25 +118,25 @@ result<dispatch_plan> resolve(const config::config& cfg, const provider_map& pro
         return true;
     });
     if (!off.empty()) {
-        if (plan->candidates.empty()) {
+        if (plan.candidates.empty()) {
             return errors::provider_not_configured("No provider can serve \"" + name +
                                                    "\": " + off + ".");
         }
-        plan->reason = "skipped " + off;
+        plan.reason = "skipped " + off;
     }
     if (cheapest) {
-        const std::string skipped = std::move(plan->reason);
-        apply_cheapest(needs, *plan);
+        const std::string skipped = std::move(plan.reason);
+        apply_cheapest(needs, plan);
         if (!skipped.empty()) {
-            plan->reason += "; " + skipped;
+            plan.reason += "; " + skipped;
         }
     }
-    if (plan->candidates.empty()) {
+    if (plan.candidates.empty()) {
         return errors::invalid_request("No target of route \"" + name +
-                                           "\" can serve this request: " + plan->reason + ".",
+                                           "\" can serve this request: " + plan.reason + ".",
                                        "model");
     }
-    return std::move(*plan);
+    return ok();
 }
 
 } // namespace michi::routing

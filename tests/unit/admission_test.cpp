@@ -69,7 +69,11 @@ struct admission_fixture {
         ctx.rt = rt.get();
         ctx.api = api_kind::chat;
         ctx.key_memo = memo;
-        return admit(ctx, auth);
+        pipeline::admitted out;
+        if (auto r = admit(ctx, auth, out); !r) {
+            return std::move(r.error());
+        }
+        return out;
     }
 };
 

@@ -23,11 +23,14 @@ struct admitted {
 // In steps: the key (admit_key), the body's facts (scanned from its bytes, else parsed), the
 // plan (admit_route), the parse when a target of the plan needs it, the guards' request
 // (admit_guard). A large body's steps run off the event loop (admit_large, large_body.hpp).
-result<admitted> admit(request_context& ctx, auth::authenticator& auth);
+// What is admitted is written into `out` (a new one) where it lies: a plan is not moved
+// from step to step.
+result<void> admit(request_context& ctx, auth::authenticator& auth, admitted& out);
 
 result<void> admit_key(request_context& ctx, auth::authenticator& auth);
-result<routing::dispatch_plan> admit_route(request_context& ctx);
-result<admitted> admit_guard(request_context& ctx, routing::dispatch_plan&& plan);
+result<void> admit_route(request_context& ctx, routing::dispatch_plan& plan);
+// The guards' request for out.plan into out.guard_request.
+result<void> admit_guard(request_context& ctx, admitted& out);
 // Whether a target of the plan reads the parsed body (a count of tokens is the gateway's
 // own, from the parse, unless the first target counts).
 bool needs_parsed_body(const request_context& ctx, const routing::dispatch_plan& plan);

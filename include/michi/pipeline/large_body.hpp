@@ -107,9 +107,9 @@ on_pool(deps& d, downstream::client_io& io, request_context& ctx, job_stage stag
     co_return std::move(r);
 }
 
-// admit() for a large body: its scan, parse and hash run on the pool. nullopt when the
-// request ended on the way (see on_pool).
-awaitable<std::optional<result<admitted>>> admit_large(deps& d, downstream::client_io& io,
-                                                       request_context& ctx);
+// admit() for a large body, into out: its scan, parse and hash run on the pool. nullopt when
+// the request ended on the way (see on_pool).
+awaitable<std::optional<result<void>>> admit_large(deps& d, downstream::client_io& io,
+                                                   request_context& ctx, admitted& out);
 
 } // namespace michi::pipeline

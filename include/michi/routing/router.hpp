@@ -22,10 +22,11 @@ struct request_needs {
     std::uint64_t max_output = 0;
 };
 
-// The plan for `name`: 404 model_not_found, 403 model_not_allowed (the name, or every target
-// outside the key's globs), 400 when no target can serve the request.
-result<dispatch_plan> resolve(const config::config& cfg, const provider_map& providers,
-                              const route_table& table, const std::string& name,
-                              const request_needs& needs, const config::key_config& key);
+// The plan for `name`, into `plan` (a new one): 404 model_not_found, 403 model_not_allowed
+// (the name, or every target outside the key's globs), 400 when no target can serve the
+// request.
+result<void> resolve(const config::config& cfg, const provider_map& providers,
+                     const route_table& table, const std::string& name, const request_needs& needs,
+                     const config::key_config& key, dispatch_plan& plan);
 
 } // namespace michi::routing
