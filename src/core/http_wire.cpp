@@ -72,17 +72,23 @@ void head(std::string& out, const http::response_header<>& h, std::string_view e
     const auto reason = h.reason();
     const std::size_t fields = h.begin() == h.end() ? 2 : fields_size(h);
     out.reserve(16 + reason.size() + fields + extra_fields.size());
+    append_status_line(out, h.version(), h.result_int(), reason);
+    append_fields(out, h, extra_fields);
+}
+
+void append_status_line(std::string& out, unsigned version, unsigned status,
+                        std::string_view reason) {
     // The status line put together on the stack and appended at once (a reason phrase of
     // Beast's is short; a longer one set by hand goes piece by piece).
     char line[96];
     if (reason.size() <= sizeof line - 20) {
         char* p = line;
         std::memcpy(p, "HTTP/", 5);
-        p[5] = static_cast<char>('0' + h.version() / 10);
+        p[5] = static_cast<char>('0' + version / 10);
         p[6] = '.';
-        p[7] = static_cast<char>('0' + h.version() % 10);
+        p[7] = static_cast<char>('0' + version % 10);
         p[8] = ' ';
-        p = std::to_chars(p + 9, p + 16, h.result_int()).ptr;
+        p = std::to_chars(p + 9, p + 16, status).ptr;
         *p++ = ' ';
         std::memcpy(p, reason.data(), reason.size());
         p += reason.size();
@@ -90,16 +96,19 @@ void head(std::string& out, const http::response_header<>& h, std::string_view e
         *p++ = '\n';
         out.append(line, p);
     } else {
-        append_version(out, h.version());
+        append_version(out, version);
         out.push_back(' ');
         char code[8];
-        const auto end = std::to_chars(code, code + sizeof code, h.result_int()).ptr;
+        const auto end = std::to_chars(code, code + sizeof code, status).ptr;
         out.append(code, end);
         out.push_back(' ');
         out.append(reason);
         out.append(crlf);
     }
-    append_fields(out, h, extra_fields);
+}
+
+void append_status_line(std::string& out, unsigned status) {
+    append_status_line(out, 11, status, http::obsolete_reason(static_cast<http::status>(status)));
 }
 
 namespace {

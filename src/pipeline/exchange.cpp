@@ -8,6 +8,7 @@
 #include "michi/pipeline/cache_stage.hpp"
 #include "michi/pipeline/large_body.hpp"
 #include "michi/pipeline/settle.hpp"
+#include "michi/pipeline/stream_head.hpp"
 #include "michi/providers/openai.hpp"
 #include "michi/routing/retry.hpp"
 #include "michi/routing/strategies.hpp"
@@ -241,20 +242,28 @@ awaitable<stream::relay_result> relay_stream(deps& d, downstream::client_io& io,
         made = filter_for(ctx, c);
     }
     const auto filter = recorded(ctx, std::move(made));
-    stream::relay_client client{io, stream_head(ctx, status), {}, c.model->name, {}, {}};
-    client.fields.reserve(512);
-    append_michi_fields(client.fields, ctx);
+    stream::relay_client client{io, {}, c.model->name, {}, {}};
+    stream_head_text(client.head, ctx, status);
     client.on_commit = [&ctx] {
         ctx.committed = true;
         ctx.stream_open = true;
         ctx.log.ttfb_ms = ctx.ms_since_arrival();
         forget_request_body(ctx);
     };
-    client.on_end = [&](stream::relay_result r) {
-        account(ctx, *c.model, filter->usage(), filter->content_chars());
-        ctx.log.status = status;
-        settle(ctx, d.ledger);
-        stream_ended(ctx, r == stream::relay_result::done);
+    // (What the end reads, behind one pointer: std::function holds that without an
+    // allocation.)
+    struct ending {
+        deps& d;
+        request_context& ctx;
+        const candidate& c;
+        const surface::stream_filter& filter;
+        unsigned status;
+    } end{d, ctx, c, *filter, status};
+    client.on_end = [e = &end](stream::relay_result r) {
+        account(e->ctx, *e->c.model, e->filter.usage(), e->filter.content_chars());
+        e->ctx.log.status = e->status;
+        settle(e->ctx, e->d.ledger);
+        stream_ended(e->ctx, r == stream::relay_result::done);
     };
     const auto r = co_await stream::relay(src, *filter, client, failure);
     ctx.stream_open = false;

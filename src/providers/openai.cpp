@@ -9,6 +9,10 @@
 #include <algorithm>
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace michi::providers::openai {
 namespace detail {
 namespace {
@@ -39,17 +43,36 @@ constexpr std::string_view content_key = "\"content\":\"";
 constexpr std::string_view usage_key = "\"usage\"";
 
 // The characters of the JSON string whose text starts at text[pos] (just past its opening
-// quote), added to chars: where it ends (its closing quote, or the text's end) and whether
-// a backslash is in it. An escape counts as one character, a multi-byte UTF-8 one once.
-struct string_end {
-    std::size_t at;
-    bool escapes = false;
-};
-string_end count_string(std::string_view text, std::size_t pos, std::size_t& chars) noexcept {
-    string_end end{pos};
+// quote), added to chars; returns where it ends (its closing quote, or the text's end). An
+// escape counts as one character, a multi-byte UTF-8 one once. (16 bytes at a time up to
+// its closing quote or a backslash, then byte by byte.)
+std::size_t count_string(std::string_view text, std::size_t pos, std::size_t& chars) noexcept {
+#ifdef __SSE2__
+    const __m128i quote = _mm_set1_epi8('"');
+    const __m128i backslash = _mm_set1_epi8('\\');
+    const __m128i lead_min = _mm_set1_epi8(-64); // 0xC0: below it (signed), 0x80-0xBF follow
+    while (pos + 16 <= text.size()) {
+        const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(text.data() + pos));
+        const auto stop = static_cast<unsigned>(_mm_movemask_epi8(
+            _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash))));
+        auto follow = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmplt_epi8(x, lead_min)));
+        const unsigned n = stop == 0 ? 16 : static_cast<unsigned>(__builtin_ctz(stop));
+        follow &= (1u << n) - 1;
+        chars += n;
+        for (; follow != 0; follow &= follow - 1) {
+            --chars; // a UTF-8 continuation byte
+        }
+        pos += n;
+        if (stop != 0) {
+            if (text[pos] == '"') {
+                return pos;
+            }
+            break; // a backslash: the escapes byte by byte
+        }
+    }
+#endif
     while (pos < text.size() && text[pos] != '"') {
         if (text[pos] == '\\') {
-            end.escapes = true;
             ++pos; // an escape counts as one character
         }
         // Count UTF-8 lead bytes only, so a multi-byte character counts once.
@@ -58,8 +81,68 @@ string_end count_string(std::string_view text, std::size_t pos, std::size_t& cha
         }
         ++pos;
     }
-    end.at = pos;
-    return end;
+    return pos;
+}
+
+// One pass over text for both `"content":"` (each counted as content_chars counts it: the
+// first place, then the first from its string's closing quote on, ...) and `"usage"`
+// (anywhere, strings included: whether a usage chunk's reading is worth trying). Both end
+// with a quote, which is looked for 16 places at a time with the key's first letter at its
+// distance before it ('c' 9 bytes, 'u' 5).
+void scan_chat_text(std::string_view text, std::size_t& chars, bool& usage_named) noexcept {
+    constexpr std::size_t cn = content_key.size();
+    constexpr std::size_t un = usage_key.size();
+    const char* const s = text.data();
+    const std::size_t len = text.size();
+    std::size_t resume = 0; // where the next `"content":"` may start
+    // q: a quote with 'c' or 'u' at its distance before it, in order.
+    const auto at = [&](std::size_t q) {
+        if (q + 1 >= cn + resume && std::memcmp(s + q + 1 - cn, content_key.data(), cn) == 0) {
+            resume = count_string(text, q + 1, chars);
+        } else if (q + 1 >= un && std::memcmp(s + q + 1 - un, usage_key.data(), un) == 0) {
+            usage_named = true;
+        }
+    };
+    const auto place = [&](std::size_t q) {
+        if (s[q] == '"' &&
+            ((q >= cn - 2 && s[q - (cn - 2)] == 'c') || (q >= un - 2 && s[q - (un - 2)] == 'u'))) {
+            at(q);
+        }
+    };
+    std::size_t q = un - 1; // (no key ends before)
+#ifdef __SSE2__
+    constexpr std::size_t first = cn - 2; // the first block's first place: 'c' in reach
+    if (len >= first + 16) {
+        for (; q < first; ++q) {
+            place(q);
+        }
+        const __m128i quote = _mm_set1_epi8('"');
+        const __m128i c = _mm_set1_epi8('c');
+        const __m128i u = _mm_set1_epi8('u');
+        const auto block = [&](std::size_t j, unsigned skip) {
+            const auto load = [&](std::size_t at) {
+                return _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + at));
+            };
+            const __m128i keys = _mm_or_si128(_mm_cmpeq_epi8(load(j - (cn - 2)), c),
+                                              _mm_cmpeq_epi8(load(j - (un - 2)), u));
+            auto mask = static_cast<unsigned>(
+                _mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(load(j), quote), keys)));
+            for (mask &= ~skip; mask != 0; mask &= mask - 1) {
+                at(j + static_cast<std::size_t>(__builtin_ctz(mask)));
+            }
+        };
+        for (; q + 16 <= len; q += 16) {
+            block(q, 0);
+        }
+        if (q < len) { // the last places by one more block ending at the text's end
+            block(len - 16, (1u << (16 - (len - q))) - 1);
+        }
+        return;
+    }
+#endif
+    for (; q < len; ++q) {
+        place(q);
+    }
 }
 
 // The chat usage chunk's reading, as find_unique(data, "usage"), read_usage and
@@ -73,16 +156,17 @@ bool read_chat_usage_event(std::string_view data, usage_info& u) {
     const bool escapes = std::memchr(data.data(), '\\', data.size()) != nullptr;
     const auto written = [&](std::string_view key_raw, std::string_view as) {
         const auto at = static_cast<std::size_t>(key_raw.data() - data.data()) - 1;
-        return data.substr(at, as.size()) == as;
+        return data.size() - at >= as.size() &&
+               std::memcmp(data.data() + at, as.data(), as.size()) == 0;
     };
     const bool ok = json_scan::for_each_member(data, [&](const json_scan::member& m) {
         if (escapes && m.key_raw.find('\\') != std::string_view::npos) {
             ambiguous = true;
-        } else if (m.key_raw == "usage") {
+        } else if (json_scan::key_is(m.key_raw, "usage")) {
             ambiguous = ambiguous || usage.has_value();
             usage = data.substr(m.value_begin, m.value_end - m.value_begin);
             usage_brace = written(m.key_raw, "\"usage\":{");
-        } else if (m.key_raw == "choices" && !no_choices) {
+        } else if (json_scan::key_is(m.key_raw, "choices") && !no_choices) {
             no_choices = written(m.key_raw, "\"choices\":[]");
         }
     });
@@ -251,34 +335,10 @@ bool openai_type::read_event(api_kind api, std::string_view data, usage_info& u,
     if (api != api_kind::chat) {
         return adapter::read_event(api, data, u, chars);
     }
-    // One pass for both `"content":"` (each counted as content_chars counts it) and
-    // `"usage"` (which only a usage chunk has); the content's strings are skipped, and a
-    // `"usage"` that starts in one (its first quote just past the content's, or an escaped
-    // one) is looked for there.
-    bool named = false; // `"usage"` is written somewhere
-    std::size_t pos = 0;
-    while (pos < data.size()) {
-        const auto found = named
-                               ? json_scan::text_place{json_scan::find_text(data, content_key, pos)}
-                               : json_scan::find_either(data, content_key, usage_key, pos);
-        if (found.at == std::string_view::npos) {
-            break;
-        }
-        if (found.second) {
-            named = true;
-            pos = found.at + 1;
-            continue;
-        }
-        const std::size_t start = found.at + content_key.size();
-        const auto end = count_string(data, start, chars);
-        if (!named) {
-            named = end.escapes
-                        ? json_scan::find_text(data.substr(0, std::min(end.at + 6, data.size())),
-                                               usage_key, start - 1) != std::string_view::npos
-                        : data.substr(start - 1, usage_key.size()) == usage_key;
-        }
-        pos = end.at;
-    }
+    // One pass for the content and whether `"usage"` is written (which only a usage chunk
+    // has): most events then take no other look.
+    bool named = false;
+    scan_chat_text(data, chars, named);
     return named && read_chat_usage_event(data, u);
 }
 
@@ -313,10 +373,8 @@ std::unique_ptr<chunk_translator> openai_type::stream_to_pivot(std::string, std:
 
 std::size_t content_chars(std::string_view text) noexcept {
     std::size_t chars = 0;
-    std::size_t pos = 0;
-    while ((pos = json_scan::find_text(text, detail::content_key, pos)) != std::string_view::npos) {
-        pos = detail::count_string(text, pos + detail::content_key.size(), chars).at;
-    }
+    bool named = false;
+    detail::scan_chat_text(text, chars, named);
     return chars;
 }
 

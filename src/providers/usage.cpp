@@ -95,25 +95,25 @@ std::optional<token_usage> read_openai_chat_usage(std::string_view usage) noexce
     std::uint64_t cache_hit = 0;
     const bool ok = raw_members(usage, [&](std::string_view key, std::string_view value,
                                            std::optional<std::uint64_t> n) {
-        if (key == "prompt_tokens") {
+        if (json_scan::key_is(key, "prompt_tokens")) {
             u.input = n.value_or(0);
-        } else if (key == "completion_tokens") {
+        } else if (json_scan::key_is(key, "completion_tokens")) {
             u.output = n.value_or(0);
-        } else if (key == "prompt_cache_hit_tokens") {
+        } else if (json_scan::key_is(key, "prompt_cache_hit_tokens")) {
             cache_hit = n.value_or(0);
-        } else if (key == "prompt_tokens_details") {
+        } else if (json_scan::key_is(key, "prompt_tokens_details")) {
             raw_members(value,
                         [&](std::string_view k, std::string_view, std::optional<std::uint64_t> v) {
-                            if (k == "cached_tokens" && v) {
+                            if (json_scan::key_is(k, "cached_tokens") && v) {
                                 cached = v;
-                            } else if (k == "cache_write_tokens") {
+                            } else if (json_scan::key_is(k, "cache_write_tokens")) {
                                 u.cache_write_5m = v.value_or(0);
                             }
                         });
-        } else if (key == "completion_tokens_details") {
+        } else if (json_scan::key_is(key, "completion_tokens_details")) {
             raw_members(value,
                         [&](std::string_view k, std::string_view, std::optional<std::uint64_t> v) {
-                            if (k == "reasoning_tokens") {
+                            if (json_scan::key_is(k, "reasoning_tokens")) {
                                 u.reasoning = v.value_or(0);
                             }
                         });

@@ -51,18 +51,14 @@ public:
     session_io(const session_io&) = delete;
     session_io& operator=(const session_io&) = delete;
 
-    awaitable<error_code> write_stream(http::response<http::empty_body>* head,
-                                       std::string_view extra_fields, std::string_view data,
+    using client_io::write_stream;
+    awaitable<error_code> write_stream(std::string_view head, std::string_view data,
                                        bool last) override {
         // prefix: the head and the chunk's size line; suffix: the chunk's CRLF and the last
         // chunk ("\r\n" "0\r\n\r\n"), as much of it as applies.
         static constexpr std::string_view tail = "\r\n0\r\n\r\n";
         std::string& prefix = prefix_; // (its room kept for the next write)
-        prefix.clear();
-        if (head != nullptr) {
-            head->chunked(true);
-            wire::head(prefix, *head, extra_fields);
-        }
+        prefix.assign(head);
         if (!data.empty()) {
             prefix += wire::chunk_size_line(data.size());
         }

@@ -64,7 +64,7 @@ awaitable<relay_result> relay(body_source& src, event_filter& f, relay_client& c
                     client.on_commit();
                     const std::string_view now =
                         pending.empty() ? out : std::string_view(pending.append(out));
-                    if (co_await io.write_stream(&client.head, client.fields, now, false)) {
+                    if (co_await io.write_stream(std::string_view(client.head), now, false)) {
                         client_gone = true;
                     }
                     pending.clear();
@@ -132,9 +132,8 @@ awaitable<relay_result> relay(body_source& src, event_filter& f, relay_client& c
         if (!committed) {
             client.on_commit();
         }
-        http::response<http::empty_body>* head_now = committed ? nullptr : &client.head;
-        const bool failed =
-            static_cast<bool>(co_await io.write_stream(head_now, client.fields, last, true));
+        const std::string_view head_now = committed ? std::string_view{} : client.head;
+        const bool failed = static_cast<bool>(co_await io.write_stream(head_now, last, true));
         if (src.done()) {
             src.release();
         } else {

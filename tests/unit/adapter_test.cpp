@@ -352,3 +352,47 @@ TEST(AdapterTest, AHugeEchoStreamIsMadeInBoundedPieces) {
 
 } // namespace
 } // namespace michi::providers
+
+// The content's characters as counted byte by byte (each `"content":"` found from where the
+// last counted string closed; an escape one character, UTF-8 lead bytes only), against the
+// count 16 bytes at a time: strings of every length around a block, with multi-byte
+// characters, escapes and the closing quote at each place, in texts of several lengths.
+TEST(AdapterTest, ContentCountAgreesWithTheByteByByteCount) {
+    const auto reference = [](std::string_view text) {
+        constexpr std::string_view key = "\"content\":\"";
+        std::size_t chars = 0;
+        std::size_t pos = 0;
+        while ((pos = text.find(key, pos)) != std::string_view::npos) {
+            pos += key.size();
+            while (pos < text.size() && text[pos] != '"') {
+                if (text[pos] == '\\') {
+                    ++pos;
+                }
+                if (pos < text.size() && (static_cast<unsigned char>(text[pos]) & 0xC0) != 0x80) {
+                    ++chars;
+                }
+                ++pos;
+            }
+        }
+        return chars;
+    };
+    const std::vector<std::string> pieces = {"a",    "\xc3\xa9", "\xe2\x82\xac", "\\\"",
+                                             "\\\\", "\\u00e9",  "usage",        "\"usage\""};
+    const auto& a = adapter_for(config::provider_type::openai);
+    for (std::size_t lead = 0; lead < 20; lead += 3) {
+        for (std::size_t len = 0; len < 40; ++len) {
+            for (std::size_t p = 0; p < pieces.size(); ++p) {
+                std::string content;
+                for (std::size_t i = 0; content.size() < len; ++i) {
+                    content += i % 5 == 4 ? pieces[(p + i) % pieces.size()] : "x";
+                }
+                const std::string text = std::string(lead, ' ') + R"({"delta":{"content":")" +
+                                         content + R"("},"more":{"content":")" + content + "\"}}";
+                EXPECT_EQ(a.content_chars(text), reference(text)) << text;
+                EXPECT_EQ(a.content_chars(text.substr(0, text.size() - 3 - len / 2)),
+                          reference(text.substr(0, text.size() - 3 - len / 2)))
+                    << text; // broken off
+            }
+        }
+    }
+}

@@ -263,5 +263,33 @@ TEST(JsonScanTest, FindEitherAgreesWithTwoFindTexts) {
     }
 }
 
+// A string's end found 16 bytes at a time agrees with a byte-by-byte walk: strings of every
+// length around a block, with runs of backslashes (even and odd) and quotes at each place,
+// in a text that may break off.
+TEST(JsonScanTest, SkipStringAgreesWithAByteWalk) {
+    const auto reference = [](std::string_view t, std::size_t i) {
+        for (std::size_t j = i + 1; j < t.size(); ++j) {
+            if (t[j] == '\\') {
+                ++j;
+            } else if (t[j] == '"') {
+                return j + 1;
+            }
+        }
+        return std::string_view::npos;
+    };
+    const std::vector<std::string> pieces = {"\\\"", "\\\\",    "\\\\\\\"",
+                                             "\"",   "\\u0022", "\xc3\xa9"};
+    for (std::size_t len = 0; len < 48; ++len) {
+        for (std::size_t at = 0; at <= len; ++at) {
+            for (const auto& piece : pieces) {
+                std::string text = "\"" + std::string(at, 'x') + piece + std::string(len - at, 'y');
+                for (const std::string& t : {text, text + "\"", text + "\",\"k\":1}"}) {
+                    EXPECT_EQ(detail::skip_string(t, 0), reference(t, 0)) << t;
+                }
+            }
+        }
+    }
+}
+
 } // namespace
 } // namespace michi::json_scan

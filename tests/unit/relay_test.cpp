@@ -67,9 +67,10 @@ public:
     explicit recording_client(net::io_context& ioc)
         : downstream::client_io(lowest_store_, nullptr), lowest_store_(ioc.get_executor()) {}
 
-    awaitable<error_code> write_stream(http::response<http::empty_body>* head, std::string_view,
-                                       std::string_view data, bool last) override {
-        writes.push_back({head != nullptr, std::string(data), last});
+    using client_io::write_stream;
+    awaitable<error_code> write_stream(std::string_view head, std::string_view data,
+                                       bool last) override {
+        writes.push_back({!head.empty(), std::string(data), last});
         if (fail_after >= 0 && static_cast<int>(writes.size()) > fail_after) {
             co_return error_code(net::error::broken_pipe);
         }
@@ -106,12 +107,8 @@ struct relay_run {
 
     outcome go(scripted_source& src) {
         outcome out;
-        relay_client client{io,
-                            http::response<http::empty_body>{http::status::ok, 11},
-                            {},
-                            "p/m",
-                            [&] { out.committed = true; },
-                            [&](relay_result) { out.ended = true; }};
+        relay_client client{io, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "p/m",
+                            [&] { out.committed = true; }, [&](relay_result) { out.ended = true; }};
         net::co_spawn(
             ioc,
             [&]() -> awaitable<void> {

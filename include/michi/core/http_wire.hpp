@@ -16,6 +16,11 @@ namespace michi::wire {
 std::string head(const http::response_header<>& h, std::string_view extra_fields = {});
 // The same into `out`, replacing what it held (its room is reused).
 void head(std::string& out, const http::response_header<>& h, std::string_view extra_fields);
+// Appends the start line alone, "HTTP/1.1 200 OK\r\n": with the reason given, or Beast's
+// for the status (as head() writes it for a header whose reason was not set).
+void append_status_line(std::string& out, unsigned version, unsigned status,
+                        std::string_view reason);
+void append_status_line(std::string& out, unsigned status);
 
 // The longest value append_field writes (safe_text::header_value_max): a longer one, such
 // as a client's model name, is cut there and marked with "...".

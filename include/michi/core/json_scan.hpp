@@ -10,6 +10,7 @@
 // goes one level down only through its caller's visit.
 
 #include <cstddef>
+#include <cstring>
 #include <limits>
 #include <optional>
 #include <string_view>
@@ -92,10 +93,21 @@ std::optional<std::string_view> find_unique(std::string_view text, std::string_v
 // a key escaped otherwise than with \u: find_unique refuses those, this takes the member.
 std::optional<std::string_view> find_unique_near_end(std::string_view text, std::string_view key);
 
+// Whether a key as written is `name` (a literal): its size, then its bytes by an inlined
+// comparison (string_view's == calls compare, out of line).
+template <std::size_t N>
+bool key_is(std::string_view key_raw, const char (&name)[N]) noexcept {
+    return key_raw.size() == N - 1 && std::memcmp(key_raw.data(), name, N - 1) == 0;
+}
+
 // ---------------------------------------------------------------- implementation
 
 namespace detail {
-inline bool is_ws(char c) noexcept { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+// (Anything above a space, the usual case, at one comparison.)
+inline bool is_ws(char c) noexcept {
+    return static_cast<unsigned char>(c) <= ' ' &&
+           (c == ' ' || c == '\t' || c == '\n' || c == '\r');
+}
 inline std::size_t skip_ws(std::string_view t, std::size_t i) noexcept {
     while (i < t.size() && is_ws(t[i])) {
         ++i;

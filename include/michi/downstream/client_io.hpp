@@ -41,13 +41,26 @@ public:
                         std::string_view extra_fields = {}) {
         return write_response(res.base(), res.body(), extra_fields);
     }
-    // Writes, in one write, the parts of a chunked response given: its head when head is not
-    // null (head->chunked(true) is set here), data as one chunk when not empty, and the last
-    // chunk when last. One write instead of three saves a stream that fits in one upstream
-    // read two system calls and two suspensions.
-    virtual awaitable<error_code> write_stream(http::response<http::empty_body>* head,
-                                               std::string_view extra_fields, std::string_view data,
+    // Writes, in one write, the parts of a chunked response given: its head when not empty
+    // (serialised whole, its blank line included, with Transfer-Encoding: chunked among its
+    // fields), data as one chunk when not empty, and the last chunk when last. One write
+    // instead of three saves a stream that fits in one upstream read two system calls and two
+    // suspensions. The head's bytes must stay put until the write is done.
+    virtual awaitable<error_code> write_stream(std::string_view head, std::string_view data,
                                                bool last) = 0;
+    // The same with the head as Beast's (head->chunked(true) is set here), serialised with
+    // extra_fields after its own into a string the connection keeps, when not null.
+    awaitable<error_code> write_stream(http::response<http::empty_body>* head,
+                                       std::string_view extra_fields, std::string_view data,
+                                       bool last) {
+        std::string_view text;
+        if (head != nullptr) {
+            head->chunked(true);
+            wire::head(head_, *head, extra_fields);
+            text = head_;
+        }
+        return write_stream(text, data, last);
+    }
     // The head of a chunked response.
     awaitable<error_code> write_head(http::response<http::empty_body>& res,
                                      std::string_view extra_fields = {}) {
@@ -55,9 +68,11 @@ public:
     }
     // One chunk (nothing for empty data: an empty chunk would end the body).
     awaitable<error_code> write_chunk(std::string_view data) {
-        return write_stream(nullptr, {}, data, false);
+        return write_stream(std::string_view{}, data, false);
     }
-    awaitable<error_code> write_last_chunk() { return write_stream(nullptr, {}, {}, true); }
+    awaitable<error_code> write_last_chunk() {
+        return write_stream(std::string_view{}, std::string_view{}, true);
+    }
     // Calls on_gone (once) if the client hangs up while watched. Only between writes
     // of a response whose request has been read completely.
     virtual void watch_disconnect(std::function<void()> on_gone) = 0;
@@ -81,7 +96,7 @@ protected:
     bool head_only_ = false;
 
 private:
-    std::string head_; // the head of the whole response being written
+    std::string head_; // the head of the whole response (or Beast's chunked head) being written
 };
 
 } // namespace michi::downstream

@@ -20,9 +20,10 @@ enum class relay_result { done, failed_before_commit, failed_after_commit, clien
 // The client's side of one relay.
 struct relay_client {
     downstream::client_io& io;
-    http::response<http::empty_body> head; // the stream's response head (written at commit)
-    std::string fields;                    // extra head fields, serialised
-    std::string target;                    // what serves it ("provider/model"), for errors
+    // The stream's response head, serialised whole (written at commit): its status line, its
+    // fields (Transfer-Encoding: chunked among them) and the blank line.
+    std::string head;
+    std::string target; // what serves it ("provider/model"), for errors
     // The commit point passed (its time, and the request's body no longer needed).
     std::function<void()> on_commit;
     // The stream ended (not failed before its commit point): runs before its last bytes go
