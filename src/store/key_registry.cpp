@@ -261,17 +261,22 @@ std::string key_registry::load_locked(std::shared_ptr<const snapshot>& out) {
 
 bool key_registry::refresh() {
     // Read before the version: a write committed after this read bumps the counter again,
-    // and the next changed_elsewhere() sees it. (Stored whatever happens below: a read that
-    // fails is tried again by the key sync's poll, not by every request.)
+    // and the next changed_elsewhere() sees it. Stored once the keys it stands for are
+    // published: until then a request that finds the counter moved refreshes too (and waits
+    // here for this one) instead of passing with the keys from before the change. (Stored
+    // whatever happens below: a read that fails is tried again by the key sync's poll, not
+    // by every request.)
     const std::uint64_t counted = changes_ ? changes_->value() : 0;
     std::lock_guard lock(write_mu_);
-    seen_changes_.store(counted, std::memory_order_relaxed);
     std::int64_t version = 0;
+    bool changed = false;
     if (auto e = read_version(db_.get(), version); !e.empty()) {
         spdlog::error("key registry {}: cannot read its version: {}", path_, e);
-        return false;
+    } else {
+        changed = version != loaded_version_ && reload_locked();
     }
-    return version != loaded_version_ && reload_locked();
+    seen_changes_.store(counted, std::memory_order_relaxed);
+    return changed;
 }
 
 bool key_registry::reload() {
