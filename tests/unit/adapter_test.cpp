@@ -350,9 +350,6 @@ TEST(AdapterTest, AHugeEchoStreamIsMadeInBoundedPieces) {
     EXPECT_EQ(content, text);
 }
 
-} // namespace
-} // namespace michi::providers
-
 // The content's characters as counted byte by byte (each `"content":"` found from where the
 // last counted string closed; an escape one character, UTF-8 lead bytes only), against the
 // count 16 bytes at a time: strings of every length around a block, with multi-byte
@@ -396,3 +393,6 @@ TEST(AdapterTest, ContentCountAgreesWithTheByteByByteCount) {
         }
     }
 }
+
+} // namespace
+} // namespace michi::providers
