@@ -24,12 +24,12 @@ std::size_t skip_string(std::string_view t, std::size_t i) noexcept {
     // The usual string (a key, a short value) has no backslash: its closing quote is the
     // first quote or backslash, looked for 16 bytes at a time (no call, as memchr's). At a
     // backslash, the walk below goes on from that block (no backslash before it).
-    const __m128i quote = _mm_set1_epi8('"');
-    const __m128i backslash = _mm_set1_epi8('\\');
+    const __m128i quotes = _mm_set1_epi8('"');
+    const __m128i backslashes = _mm_set1_epi8('\\');
     while (from + 16 <= end) {
         const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(from));
         const auto m = static_cast<unsigned>(_mm_movemask_epi8(
-            _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash))));
+            _mm_or_si128(_mm_cmpeq_epi8(x, quotes), _mm_cmpeq_epi8(x, backslashes))));
         if (m == 0) {
             from += 16;
             continue;
