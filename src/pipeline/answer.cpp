@@ -64,14 +64,6 @@ awaitable<void> reply_error(downstream::client_io& io, request_context& ctx, gua
     co_await downstream::write_reply(io, ctx, res, fields);
 }
 
-http::response<http::empty_body> stream_head(const request_context& ctx, unsigned status) {
-    http::response<http::empty_body> head{static_cast<http::status>(status), 11};
-    head.set(http::field::content_type, "text/event-stream");
-    head.set(http::field::cache_control, "no-cache");
-    head.keep_alive(ctx.keep_alive);
-    return head;
-}
-
 std::string_view prepare_whole(request_context& ctx, guard::ledger& ledger, std::string& fields,
                                unsigned status, std::string_view body,
                                std::string_view content_type, std::string_view retry_after) {

@@ -6,6 +6,7 @@
 #include "michi/pipeline/answer.hpp"
 #include "michi/pipeline/large_body.hpp"
 #include "michi/pipeline/settle.hpp"
+#include "michi/pipeline/stream_head.hpp"
 
 #include <boost/algorithm/string/predicate.hpp>
 
@@ -73,13 +74,11 @@ awaitable<void> replay_stream(deps& d, downstream::client_io& io, request_contex
     ctx.log.status = a.status;
     ctx.log.stream = true;
     settle(ctx, d.ledger);
-    auto head = stream_head(ctx, a.status);
-    std::string fields;
-    fields.reserve(512);
-    append_michi_fields(fields, ctx);
+    std::string head;
+    stream_head_text(head, ctx, a.status);
     ctx.committed = true;
     ctx.log.ttfb_ms = ctx.ms_since_arrival();
-    if (co_await io.write_stream(&head, fields, a.body, true)) {
+    if (co_await io.write_stream(head, a.body, true)) {
         ctx.keep_alive = false;
     }
 }

@@ -9,7 +9,6 @@ void stream_head_text(std::string& out, const request_context& ctx, unsigned sta
     out.clear();
     out.reserve(640);
     wire::append_status_line(out, status);
-    // (In the order Beast's fields have them: set by stream_head, then chunked(true).)
     out.append("Content-Type: text/event-stream\r\nCache-Control: no-cache\r\n");
     if (!ctx.keep_alive) {
         out.append("Connection: close\r\n");

@@ -48,24 +48,6 @@ public:
     // suspensions. The head's bytes must stay put until the write is done.
     virtual awaitable<error_code> write_stream(std::string_view head, std::string_view data,
                                                bool last) = 0;
-    // The same with the head as Beast's (head->chunked(true) is set here), serialised with
-    // extra_fields after its own into a string the connection keeps, when not null.
-    awaitable<error_code> write_stream(http::response<http::empty_body>* head,
-                                       std::string_view extra_fields, std::string_view data,
-                                       bool last) {
-        std::string_view text;
-        if (head != nullptr) {
-            head->chunked(true);
-            wire::head(head_, *head, extra_fields);
-            text = head_;
-        }
-        return write_stream(text, data, last);
-    }
-    // The head of a chunked response.
-    awaitable<error_code> write_head(http::response<http::empty_body>& res,
-                                     std::string_view extra_fields = {}) {
-        return write_stream(&res, extra_fields, {}, false);
-    }
     // One chunk (nothing for empty data: an empty chunk would end the body).
     awaitable<error_code> write_chunk(std::string_view data) {
         return write_stream(std::string_view{}, data, false);
@@ -96,7 +78,7 @@ protected:
     bool head_only_ = false;
 
 private:
-    std::string head_; // the head of the whole response (or Beast's chunked head) being written
+    std::string head_; // the head of the whole response being written
 };
 
 } // namespace michi::downstream

@@ -1,7 +1,7 @@
 #pragma once
 // How the API plane answers: the contract's header fields (x-request-id, x-ratelimit-*,
-// retry-after, x-michi-*), an error in the client's API's shape, a whole answer, a stream's
-// head. Each final answer settles the request first (settle.hpp), so its cost is known
+// retry-after, x-michi-*), an error in the client's API's shape, a whole answer (a stream's
+// head: stream_head.hpp). Each final answer settles the request first (settle.hpp), so its cost is known
 // before its last bytes go out.
 
 #include "michi/core/error.hpp"
@@ -23,9 +23,6 @@ void append_michi_fields(std::string& out, const request_context& ctx);
 // Settles the request, then writes err in the client's API's shape.
 awaitable<void> reply_error(downstream::client_io& io, request_context& ctx, guard::ledger& ledger,
                             const gateway_error& err);
-
-// The head of a stream's answer (status, SSE type, no caching, keep-alive).
-http::response<http::empty_body> stream_head(const request_context& ctx, unsigned status);
 
 // The head fields of a whole answer into `fields` (emptied first): its type, Retry-After
 // (the upstream's, passed on unless the guards set one), Content-Length (none for a status

@@ -1,8 +1,8 @@
 #pragma once
 // A stream's response head written as text, as a whole answer's is: its status line, the SSE
 // type, no caching, Connection: close when the connection ends with it, the chunked framing,
-// and the served answer's fields (answer.hpp); the same bytes Beast's head (stream_head) and
-// write_stream make, without Beast's field list.
+// and the served answer's fields (answer.hpp). Both a relayed stream and a kept one replayed
+// from the cache go out with it.
 
 #include "michi/pipeline/request_context.hpp"
 
