@@ -193,12 +193,16 @@ void append_field(std::string& out, std::string_view name, std::uint64_t value,
     out.append(line, p);
 }
 
-std::string chunk_size_line(std::size_t size) {
-    char buf[24];
-    auto end = std::to_chars(buf, buf + 20, size, 16).ptr;
+std::string_view chunk_size_line(std::array<char, 24>& room, std::size_t size) {
+    auto* end = std::to_chars(room.data(), room.data() + 20, size, 16).ptr;
     *end++ = '\r';
     *end++ = '\n';
-    return std::string(buf, end);
+    return {room.data(), static_cast<std::size_t>(end - room.data())};
+}
+
+std::string chunk_size_line(std::size_t size) {
+    std::array<char, 24> room;
+    return std::string(chunk_size_line(room, size));
 }
 
 } // namespace michi::wire

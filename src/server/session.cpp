@@ -51,29 +51,25 @@ public:
     session_io(const session_io&) = delete;
     session_io& operator=(const session_io&) = delete;
 
-    using client_io::write_stream;
     awaitable<error_code> write_stream(std::string_view head, std::string_view data,
                                        bool last) override {
-        // prefix: the head and the chunk's size line; suffix: the chunk's CRLF and the last
-        // chunk ("\r\n" "0\r\n\r\n"), as much of it as applies.
+        // The head, the chunk's size line, the chunk, and its CRLF and the last chunk
+        // ("\r\n" "0\r\n\r\n", as much of it as applies), each from where it lies.
         static constexpr std::string_view tail = "\r\n0\r\n\r\n";
-        std::string& prefix = prefix_; // (its room kept for the next write)
-        prefix.assign(head);
-        if (!data.empty()) {
-            prefix += wire::chunk_size_line(data.size());
-        }
+        std::string_view size_line;
         std::string_view suffix;
         if (!data.empty()) {
+            size_line = wire::chunk_size_line(size_line_, data.size());
             suffix = last ? tail : tail.substr(0, 2);
         } else if (last) {
             suffix = tail.substr(2);
         }
-        if (prefix.empty() && suffix.empty()) {
+        if (head.empty() && suffix.empty()) {
             co_return error_code{};
         }
-        const std::array<net::const_buffer, 3> bufs{net::buffer(prefix),
-                                                    net::buffer(data.data(), data.size()),
-                                                    net::buffer(suffix.data(), suffix.size())};
+        const std::array<net::const_buffer, 4> bufs{
+            net::buffer(head.data(), head.size()), net::buffer(size_line.data(), size_line.size()),
+            net::buffer(data.data(), data.size()), net::buffer(suffix.data(), suffix.size())};
         beast::get_lowest_layer(s_).expires_after(write_timeout_);
         auto [ec, n] = co_await net::async_write(s_, bufs, nothrow);
         co_return ec;
@@ -128,7 +124,7 @@ private:
     beast::flat_buffer& read_buffer_; // the session's (run_session)
     std::shared_ptr<watch_state> watch_;
     bool watching_ = false;
-    std::string prefix_; // write_stream's head and chunk-size line
+    std::array<char, 24> size_line_; // write_stream's chunk-size line
 };
 
 // The access-log line and the metrics of a request that ended; an API call's request-log

@@ -7,6 +7,7 @@
 #include "michi/core/net.hpp"
 #include "michi/core/safe_text.hpp"
 
+#include <array>
 #include <string>
 
 namespace michi::wire {
@@ -36,6 +37,8 @@ void append_field(std::string& out, std::string_view name, std::uint64_t value,
 
 // The chunk-size line of one chunk of a chunked body ("1a2\r\n").
 std::string chunk_size_line(std::size_t size);
+// The same written into `room`, viewed there.
+std::string_view chunk_size_line(std::array<char, 24>& room, std::size_t size);
 
 inline constexpr std::string_view crlf = "\r\n";
 inline constexpr std::string_view last_chunk = "0\r\n\r\n";
