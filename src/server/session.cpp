@@ -71,7 +71,7 @@ public:
             net::buffer(head.data(), head.size()), net::buffer(size_line.data(), size_line.size()),
             net::buffer(data.data(), data.size()), net::buffer(suffix.data(), suffix.size())};
         beast::get_lowest_layer(s_).expires_after(write_timeout_);
-        auto [ec, n] = co_await net::async_write(s_, bufs, nothrow);
+        auto [ec, n] = co_await net::async_write(s_, bufs, nothrow_op);
         co_return ec;
     }
 
