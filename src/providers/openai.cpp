@@ -120,8 +120,8 @@ void scan_chat_text(std::string_view text, std::size_t& chars, bool& usage_named
         const __m128i c = _mm_set1_epi8('c');
         const __m128i u = _mm_set1_epi8('u');
         const auto block = [&](std::size_t j, unsigned skip) {
-            const auto load = [&](std::size_t at) {
-                return _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + at));
+            const auto load = [&](std::size_t from) {
+                return _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + from));
             };
             const __m128i keys = _mm_or_si128(_mm_cmpeq_epi8(load(j - (cn - 2)), c),
                                               _mm_cmpeq_epi8(load(j - (un - 2)), u));

@@ -19,7 +19,7 @@ result<nlohmann::json> to_pivot(api_kind api, nlohmann::json request) {
         break;
     case api_kind::responses: converted = responses::request_to_chat(request); break;
     case api_kind::chat:
-    case api_kind::embeddings: return std::move(request);
+    case api_kind::embeddings: return request;
     }
     if (auto* err = std::get_if<providers::translate_error>(&converted)) {
         if (err->unsupported) {
