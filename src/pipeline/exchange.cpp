@@ -244,11 +244,13 @@ awaitable<stream::relay_result> relay_stream(deps& d, downstream::client_io& io,
     const auto filter = recorded(ctx, std::move(made));
     stream::relay_client client{io, {}, c.model->name, {}, {}};
     stream_head_text(client.head, ctx, status);
-    client.on_commit = [&ctx] {
+    client.on_commit = [&ctx](bool goes_on) {
         ctx.committed = true;
         ctx.stream_open = true;
         ctx.log.ttfb_ms = ctx.ms_since_arrival();
-        forget_request_body(ctx);
+        if (goes_on) {
+            forget_request_body(ctx);
+        }
     };
     // (What the end reads, behind one pointer: std::function holds that without an
     // allocation.)

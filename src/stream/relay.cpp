@@ -48,8 +48,12 @@ awaitable<relay_result> relay(body_source& src, event_filter& f, relay_client& c
     bool& watching = w.watching;
     bool& client_gone = w.client_gone;
     relay_result result = relay_result::done;
+    std::pair<error_code, std::string_view> got;
     while (!src.done() && !f.finished()) {
-        auto [ec, piece] = co_await src.next(&before_wait);
+        if (!src.next_at_hand(got)) {
+            got = co_await src.next(&before_wait);
+        }
+        const auto [ec, piece] = got;
         const std::string_view out = f.feed(piece);
         auto why = ec ? std::nullopt : f.failure();
         // The last piece waits for the end below, so that it goes out in one write with the
@@ -61,7 +65,7 @@ awaitable<relay_result> relay(body_source& src, event_filter& f, relay_client& c
             } else if (!committed) {
                 if (f.events() > 0) {
                     committed = true;
-                    client.on_commit();
+                    client.on_commit(true);
                     const std::string_view now =
                         pending.empty() ? out : std::string_view(pending.append(out));
                     if (co_await io.write_stream(std::string_view(client.head), now, false)) {
@@ -106,8 +110,10 @@ awaitable<relay_result> relay(body_source& src, event_filter& f, relay_client& c
             held = {};
         }
         while (!src.done()) {
-            auto [ec, piece] = co_await src.next(nullptr);
-            if (ec) {
+            if (!src.next_at_hand(got)) {
+                got = co_await src.next(nullptr);
+            }
+            if (got.first) {
                 break;
             }
         }
@@ -130,7 +136,7 @@ awaitable<relay_result> relay(body_source& src, event_filter& f, relay_client& c
         // The rest in one write: the head if nothing went out yet, what was held back, and
         // the last chunk. The source is let go after it: `last` may view its bytes.
         if (!committed) {
-            client.on_commit();
+            client.on_commit(false);
         }
         const std::string_view head_now = committed ? std::string_view{} : client.head;
         const bool failed = static_cast<bool>(co_await io.write_stream(head_now, last, true));

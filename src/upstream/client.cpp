@@ -141,6 +141,21 @@ public:
         }
         co_return std::pair{ec, a_.parser->borrowed()};
     }
+    bool next_at_hand(std::pair<error_code, std::string_view>& out) override {
+        if (!a_.conn) {
+            return false; // (next() says why)
+        }
+        a_.parser->borrow();
+        error_code ec;
+        if (!wire::put_buffered(*a_.parser, a_.conn->buffer(), ec)) {
+            return false;
+        }
+        if (ec == http::error::need_buffer) {
+            ec = {}; // as in next()
+        }
+        out = {ec, a_.parser->borrowed()};
+        return true;
+    }
     bool done() const noexcept override { return a_.parser->is_done(); }
     void abort() noexcept override {
         if (a_.conn) {

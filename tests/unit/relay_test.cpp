@@ -37,6 +37,18 @@ public:
         }
         co_return std::pair{current_.ec, std::string_view(current_.bytes)};
     }
+    // Pieces that came without a wait are at hand when offers_at_hand is set.
+    bool next_at_hand(std::pair<error_code, std::string_view>& out) override {
+        if (!offers_at_hand || script_.empty() || script_.front().waits) {
+            return false;
+        }
+        ++reads;
+        ++at_hand_reads;
+        current_ = std::move(script_.front());
+        script_.pop_front();
+        out = {current_.ec, std::string_view(current_.bytes)};
+        return true;
+    }
     bool done() const noexcept override { return script_.empty(); }
     void abort() noexcept override { aborted = true; }
     void release() noexcept override {
@@ -47,6 +59,8 @@ public:
     }
 
     int reads = 0;
+    int at_hand_reads = 0;
+    bool offers_at_hand = false;
     bool scribble_on_release = false;
     bool aborted = false;
     bool released = false;
@@ -95,6 +109,7 @@ struct outcome {
     relay_result result = relay_result::done;
     relay_failure failure;
     bool committed = false;
+    bool commit_goes_on = false; // the write that committed was not the stream's last
     bool ended = false;
 };
 
@@ -108,7 +123,11 @@ struct relay_run {
     outcome go(scripted_source& src) {
         outcome out;
         relay_client client{io, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "p/m",
-                            [&] { out.committed = true; }, [&](relay_result) { out.ended = true; }};
+                            [&](bool goes_on) {
+                                out.committed = true;
+                                out.commit_goes_on = goes_on;
+                            },
+                            [&](relay_result) { out.ended = true; }};
         net::co_spawn(
             ioc,
             [&]() -> awaitable<void> {
@@ -144,6 +163,7 @@ TEST(RelayTest, NothingGoesOutBeforeTheFirstCompleteEvent) {
     EXPECT_EQ(r.io.writes[2].data, "data: [DONE]\n\n");
     EXPECT_TRUE(r.io.writes[2].last);
     EXPECT_TRUE(out.committed && out.ended);
+    EXPECT_TRUE(out.commit_goes_on); // the request's storage may go while the stream lasts
     EXPECT_TRUE(src.released);
 }
 
@@ -158,6 +178,8 @@ TEST(RelayTest, AWholeStreamInOnePieceIsOneWrite) {
     EXPECT_EQ(r.io.writes[0].data, event("a") + "data: [DONE]\n\n");
     EXPECT_EQ(r.filter->usage().completion_tokens, 2u);
     EXPECT_FALSE(r.io.watched); // it never waited for the upstream
+    EXPECT_TRUE(out.committed);
+    EXPECT_FALSE(out.commit_goes_on); // committed by the write that ended it
 }
 
 // Passed through untouched, the last piece goes out from where the source holds it, and the
@@ -196,6 +218,40 @@ TEST(RelayTest, AStreamThatWaitsForTheUpstreamWatchesTheClient) {
     const auto out = r.go(src);
     EXPECT_EQ(out.result, relay_result::done);
     EXPECT_TRUE(r.io.watched);
+}
+
+// Pieces the source already holds are taken without awaiting next(); what the client gets is
+// the same, write for write, and a piece that needs a wait still goes through next() and
+// starts the client's watch.
+TEST(RelayTest, PiecesAtHandAreRelayedAsThoseAwaited) {
+    const auto script = [] {
+        return std::deque<scripted_source::piece>{{event("a"), {}},
+                                                  {event("b"), {}},
+                                                  {event("c"), {}, true},
+                                                  {usage_event + "data: [DONE]\n\n", {}}};
+    };
+    scripted_source awaited(script());
+    relay_run by_next;
+    const auto out_awaited = by_next.go(awaited);
+    scripted_source at_hand(script());
+    at_hand.offers_at_hand = true;
+    relay_run by_hand;
+    const auto out_at_hand = by_hand.go(at_hand);
+
+    EXPECT_EQ(out_at_hand.result, relay_result::done);
+    EXPECT_EQ(out_awaited.result, relay_result::done);
+    EXPECT_EQ(at_hand.reads, 4);
+    EXPECT_EQ(at_hand.at_hand_reads, 3); // all but the one that waited
+    EXPECT_TRUE(by_hand.io.watched);
+    ASSERT_EQ(by_hand.io.writes.size(), by_next.io.writes.size());
+    for (std::size_t i = 0; i < by_hand.io.writes.size(); ++i) {
+        EXPECT_EQ(by_hand.io.writes[i].head, by_next.io.writes[i].head) << i;
+        EXPECT_EQ(by_hand.io.writes[i].data, by_next.io.writes[i].data) << i;
+        EXPECT_EQ(by_hand.io.writes[i].last, by_next.io.writes[i].last) << i;
+    }
+    EXPECT_EQ(by_hand.io.writes.back().data, "data: [DONE]\n\n");
+    EXPECT_EQ(by_hand.filter->usage().completion_tokens, 2u);
+    EXPECT_TRUE(at_hand.released);
 }
 
 TEST(RelayTest, AFailureBeforeTheCommitPointWritesNothingAndLetsTheExchangeFallBack) {

@@ -20,6 +20,10 @@ public:
     // piece was at hand already).
     virtual awaitable<std::pair<error_code, std::string_view>>
     next(const std::function<void()>* before_wait) = 0;
+    // The next piece when it is at hand without a wait (the source already holds it): true,
+    // with the piece in `out` as next() would give it; false when next() must be awaited.
+    // Saves the relay a suspension and its coroutine frames a piece that was already read.
+    virtual bool next_at_hand(std::pair<error_code, std::string_view>& /*out*/) { return false; }
     // The body has ended cleanly.
     virtual bool done() const noexcept = 0;
     // Ends a pending next() at once (the client went away, the stream broke); the source is

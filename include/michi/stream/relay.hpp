@@ -24,8 +24,10 @@ struct relay_client {
     // fields (Transfer-Encoding: chunked among them) and the blank line.
     std::string head;
     std::string target; // what serves it ("provider/model"), for errors
-    // The commit point passed (its time, and the request's body no longer needed).
-    std::function<void()> on_commit;
+    // The commit point passed (its time, and the request's body no longer needed). goes_on:
+    // more is to come after the write that commits (false when that write ends the stream:
+    // nothing is worth letting go of then, the connection's next request reuses the room).
+    std::function<void(bool goes_on)> on_commit;
     // The stream ended (not failed before its commit point): runs before its last bytes go
     // out, so that what it cost is settled before the client has the whole answer.
     std::function<void(relay_result)> on_end;
