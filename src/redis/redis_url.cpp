@@ -166,7 +166,10 @@ std::optional<redis_url> redis_url::parse(std::string_view url, std::string& err
 std::string redis_url::where() const {
     std::string list;
     for (const auto& n : nodes) {
-        list += (list.empty() ? "" : ",") + n.where();
+        if (!list.empty()) {
+            list += ',';
+        }
+        list += n.where();
     }
     switch (mode) {
     case redis_mode::sentinel:
