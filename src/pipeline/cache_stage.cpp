@@ -74,7 +74,7 @@ awaitable<void> replay_stream(deps& d, downstream::client_io& io, request_contex
     ctx.log.status = a.status;
     ctx.log.stream = true;
     settle(ctx, d.ledger);
-    std::string head;
+    std::string& head = io.stream_head_room();
     stream_head_text(head, ctx, a.status);
     ctx.committed = true;
     ctx.log.ttfb_ms = ctx.ms_since_arrival();

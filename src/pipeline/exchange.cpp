@@ -242,8 +242,8 @@ awaitable<stream::relay_result> relay_stream(deps& d, downstream::client_io& io,
         made = filter_for(ctx, c);
     }
     const auto filter = recorded(ctx, std::move(made));
-    stream::relay_client client{io, {}, c.model->name, {}, {}};
-    stream_head_text(client.head, ctx, status);
+    stream_head_text(io.stream_head_room(), ctx, status);
+    stream::relay_client client{io, io.stream_head_room(), c.model->name, {}, {}};
     client.on_commit = [&ctx](bool goes_on) {
         ctx.committed = true;
         ctx.stream_open = true;

@@ -68,7 +68,7 @@ awaitable<relay_result> relay(body_source& src, event_filter& f, relay_client& c
                     client.on_commit(true);
                     const std::string_view now =
                         pending.empty() ? out : std::string_view(pending.append(out));
-                    if (co_await io.write_stream(std::string_view(client.head), now, false)) {
+                    if (co_await io.write_stream(client.head, now, false)) {
                         client_gone = true;
                     }
                     pending.clear();

@@ -64,6 +64,10 @@ public:
     // connection's read buffer goes when it holds nothing, until the next request.
     virtual void release_read_buffer() noexcept {}
 
+    // Room the connection keeps for a stream's head (stream_head_text writes it there): its
+    // capacity stays for the connection's next stream instead of an allocation each.
+    std::string& stream_head_room() noexcept { return stream_head_; }
+
     void set_write_timeout(std::chrono::milliseconds t) { write_timeout_ = t; }
     // Answers to the request being served go without their body (HEAD).
     void set_head_only(bool on) noexcept { head_only_ = on; }
@@ -78,7 +82,8 @@ protected:
     bool head_only_ = false;
 
 private:
-    std::string head_; // the head of the whole response being written
+    std::string head_;        // the head of the whole response being written
+    std::string stream_head_; // stream_head_room()
 };
 
 } // namespace michi::downstream

@@ -12,6 +12,7 @@
 
 #include <functional>
 #include <string>
+#include <string_view>
 
 namespace michi::stream {
 
@@ -21,8 +22,9 @@ enum class relay_result { done, failed_before_commit, failed_after_commit, clien
 struct relay_client {
     downstream::client_io& io;
     // The stream's response head, serialised whole (written at commit): its status line, its
-    // fields (Transfer-Encoding: chunked among them) and the blank line.
-    std::string head;
+    // fields (Transfer-Encoding: chunked among them) and the blank line. Its bytes stay put
+    // until the relay returns (the connection's stream_head_room()).
+    std::string_view head;
     std::string target; // what serves it ("provider/model"), for errors
     // The commit point passed (its time, and the request's body no longer needed). goes_on:
     // more is to come after the write that commits (false when that write ends the stream:
