@@ -145,6 +145,9 @@ public:
         if (!a_.conn) {
             return false; // (next() says why)
         }
+        // The upstream's silence counts from each piece taken, as in next(): the deadline of
+        // the request's head would otherwise stay in force while the client takes this one.
+        a_.conn->expires_after(idle_timeout_);
         a_.parser->borrow();
         error_code ec;
         if (!wire::put_buffered(*a_.parser, a_.conn->buffer(), ec)) {
