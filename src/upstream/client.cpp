@@ -133,30 +133,19 @@ public:
         if (!a_.conn) {
             co_return std::pair{error_code(net::error::operation_aborted), std::string_view{}};
         }
-        a_.conn->expires_after(idle_timeout_);
-        a_.parser->borrow();
-        auto ec = co_await read_until_progress(a_, before_wait, true);
-        if (ec == http::error::need_buffer) {
-            ec = {}; // the next run of body bytes is not contiguous with this one
-        }
-        co_return std::pair{ec, a_.parser->borrowed()};
+        start_piece();
+        co_return piece(co_await read_until_progress(a_, before_wait, true));
     }
     bool next_at_hand(std::pair<error_code, std::string_view>& out) override {
         if (!a_.conn) {
             return false; // (next() says why)
         }
-        // The upstream's silence counts from each piece taken, as in next(): the deadline of
-        // the request's head would otherwise stay in force while the client takes this one.
-        a_.conn->expires_after(idle_timeout_);
-        a_.parser->borrow();
+        start_piece();
         error_code ec;
         if (!wire::put_buffered(*a_.parser, a_.conn->buffer(), ec)) {
             return false;
         }
-        if (ec == http::error::need_buffer) {
-            ec = {}; // as in next()
-        }
-        out = {ec, a_.parser->borrowed()};
+        out = piece(ec);
         return true;
     }
     bool done() const noexcept override { return a_.parser->is_done(); }
@@ -168,6 +157,21 @@ public:
     void release() noexcept override { owner_.release(a_, keep_idle_); }
 
 private:
+    // Before each piece, taken at hand or read: the upstream's silence counts from here (the
+    // deadline of the request's head must not stay in force while the client takes a piece),
+    // and the parser notes the piece's bytes where they lie.
+    void start_piece() {
+        a_.conn->expires_after(idle_timeout_);
+        a_.parser->borrow();
+    }
+    // The piece the parser noted, with how its read ended.
+    std::pair<error_code, std::string_view> piece(error_code ec) const {
+        if (ec == http::error::need_buffer) {
+            ec = {}; // the next run of body bytes is not contiguous with this one
+        }
+        return {ec, a_.parser->borrowed()};
+    }
+
     client& owner_;
     attempt a_;
     milliseconds idle_timeout_;

@@ -81,7 +81,6 @@ public:
     explicit recording_client(net::io_context& ioc)
         : downstream::client_io(lowest_store_, nullptr), lowest_store_(ioc.get_executor()) {}
 
-    using client_io::write_stream;
     awaitable<error_code> write_stream(std::string_view head, std::string_view data,
                                        bool last) override {
         writes.push_back({!head.empty(), std::string(data), last});

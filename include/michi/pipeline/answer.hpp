@@ -1,8 +1,8 @@
 #pragma once
 // How the API plane answers: the contract's header fields (x-request-id, x-ratelimit-*,
 // retry-after, x-michi-*), an error in the client's API's shape, a whole answer (a stream's
-// head: stream_head.hpp). Each final answer settles the request first (settle.hpp), so its cost is known
-// before its last bytes go out.
+// head: stream_head.hpp). Each final answer settles the request first (settle.hpp), so its
+// cost is known before its last bytes go out.
 
 #include "michi/core/error.hpp"
 #include "michi/downstream/client_io.hpp"
