@@ -31,7 +31,7 @@ guard::ledger& ledger_of(shared_state& state, guard::redis_ledger* shared) {
 
 worker::worker(shared_state& state,
                std::function<result<void>(std::shared_ptr<const config::config>)> apply)
-    : state_(state), shared_ledger_(redis_ledger_for(state, ioc_.get_executor())),
+    : shared_ledger_(redis_ledger_for(state, ioc_.get_executor())),
       cache_(state.response_cache(), ioc_.get_executor(), cache_redis(state),
              state.snapshot()->cfg->cache.max_entry_bytes, state.clock()),
       auth_(state.key_registry()), api_{ioc_.get_executor(),

@@ -55,7 +55,8 @@ json body_of(const json& request) { return json::parse(built(request).body); }
 
 json user(const json& content) { return {{"role", "user"}, {"content", content}}; }
 
-json chat(json messages) { return {{"messages", std::move(messages)}}; }
+// A vector, not a json: a braced list of one json is an array under GCC and a copy under clang.
+json chat(std::vector<json> messages) { return {{"messages", json(std::move(messages))}}; }
 
 // Feeds an SSE body through the parser in the given pieces; returns the chunks as JSON.
 struct stream_result {
@@ -173,7 +174,7 @@ TEST(GeminiTest, RequestErrors) {
     EXPECT_EQ(refused(bad_args).param, "messages[1].tool_calls");
     EXPECT_EQ(refused(json::array()).param, "");
     EXPECT_EQ(refused(json::object()).param, "messages");
-    EXPECT_EQ(refused(chat(json::array())).param, "messages");
+    EXPECT_EQ(refused(chat({})).param, "messages");
     EXPECT_EQ(refused(chat({42})).param, "messages[0]");
     EXPECT_EQ(refused(chat({{{"role", "robot"}, {"content", "x"}}})).param, "messages[0].role");
     EXPECT_EQ(refused(chat({user({{{"type", "video"}}})})).param, "messages[0].content[0]");

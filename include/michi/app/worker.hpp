@@ -59,7 +59,6 @@ public:
     std::size_t warming() const { return warmer_.opening(); }
 
 private:
-    shared_state& state_;
     // Every socket, acceptor and timer of a worker is used on its thread only (the acceptor
     // is closed through a post to it): the reactor needs no lock around each socket's
     // operations. Posting to the worker from other threads stays safe.
