@@ -1,9 +1,20 @@
 #include "request_log_detail.hpp"
 
+#include <sched.h>
+
 #include <new>
 #include <string>
 
 namespace michi::store {
+
+namespace {
+// Rows the writer reads between two yields of its core. A batch of a thousand rows is about
+// 4 ms of one core, and a thread woken on that core (an event loop with a request ready) may
+// otherwise wait for the writer's time slice to end; yielding every 64 rows (about 0.25 ms)
+// lets it run at once (measured against the same build without: p99 at 64 connections
+// -0.62 ms, standard error 0.24, bench/README.md). A yield with nothing waiting returns at once.
+constexpr std::size_t rows_between_yields = 64;
+} // namespace
 
 // SQLite's callbacks for the batch table. A table holds where the request log keeps the
 // batch being written; a cursor walks that batch's live rows in order, so the rows get
@@ -76,6 +87,9 @@ struct request_log::batch_table::module {
     static int next(sqlite3_vtab_cursor* base) {
         auto* c = static_cast<cursor*>(base);
         ++c->at;
+        if (c->at % rows_between_yields == 0) {
+            sched_yield();
+        }
         c->locate();
         return SQLITE_OK;
     }
