@@ -102,6 +102,14 @@ db_ptr open(const std::string& path, const std::string& what, bool query_only,
     if (auto e = exec(raw, "PRAGMA synchronous=NORMAL"); !e.empty()) {
         fail("cannot set synchronous=NORMAL: " + e);
     }
+    // A checkpoint every 64 pages (1 MiB at 16 KiB pages) instead of SQLite's 1000: it runs
+    // on the committing thread (the request log's writer) in one go, and 16 MiB copied at
+    // once was a burst of several milliseconds on a core an event loop may be waiting for.
+    // Paired benchmark rounds against 1000 (HTTPS upstream): the slowest request 13.5 ms
+    // against 17.6 ms (means of six rounds), streams p99 -0.61 ms (standard error 0.34).
+    if (auto e = exec(raw, "PRAGMA wal_autocheckpoint=64"); !e.empty()) {
+        fail("cannot set wal_autocheckpoint: " + e);
+    }
     if (query_only) {
         if (auto e = exec(raw, "PRAGMA query_only=1"); !e.empty()) {
             fail("cannot set query_only: " + e);
